@@ -1,0 +1,49 @@
+// ioloop: what a backend must provide, stated once as a concept so a wrong backend fails
+// with one clear line. A readiness backend watches descriptors and reports, for each
+// ready one, the pointer it was given and which of io_read / io_write happened. Completion
+// backends (IOCP, io_uring) will report finished operations through the same wait().
+#ifndef IOLOOP_BACKEND_CONCEPT_HPP
+#define IOLOOP_BACKEND_CONCEPT_HPP
+
+#include "ioloop/detail/config.hpp"
+
+#include <chrono>
+#include <concepts>
+#include <string_view>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace backend {
+
+// Interest and readiness bits. An error or hang-up on a descriptor reports both, so
+// whichever callback is registered runs and sees the error from its own read or write.
+inline constexpr unsigned io_read = 1;
+inline constexpr unsigned io_write = 2;
+
+// Stands for the loop's event callback in the concept: void(void* data, unsigned events).
+struct event_sink_archetype {
+    void operator()(void*, unsigned) const noexcept {}
+};
+
+template <class B>
+concept event_backend = requires(B& b, std::chrono::nanoseconds timeout,
+                                 event_sink_archetype sink) {
+    { B::name } -> std::convertible_to<std::string_view>;
+    // Blocks up to `timeout` (negative: forever, zero: just look), then calls sink for
+    // every event. Returns early, with no event, after interrupt().
+    b.wait(timeout, sink);
+    // Makes a wait() in progress, or the next one, return. Thread- and signal-safe.
+    { b.interrupt() } noexcept;
+};
+
+template <class B>
+concept readiness_backend = event_backend<B> && requires(B& b, int fd, unsigned events,
+                                                         void* data) {
+    // Changes the interest in `fd` from `old_events` to `new_events` (0 means not watched),
+    // reporting events with `data`. Throws std::system_error for an fd it cannot watch.
+    b.watch(fd, events, events, data);
+};
+
+}  // namespace backend
+IOLOOP_NAMESPACE_END
+
+#endif

@@ -1,0 +1,115 @@
+// ioloop: the poll() backend (any POSIX system). One pollfd per watched descriptor, kept
+// dense: removal moves the last entry into the hole, an index by fd finds entries in O(1).
+#ifndef IOLOOP_BACKEND_POLL_HPP
+#define IOLOOP_BACKEND_POLL_HPP
+
+#include "ioloop/backend/concept.hpp"
+#include "ioloop/detail/config.hpp"
+#include "ioloop/detail/posix.hpp"
+
+#if defined(IOLOOP_HAS_POLL)
+
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <poll.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace backend {
+
+class poll {
+public:
+    static constexpr std::string_view name = "poll";
+
+    poll() { insert(wakeup_.fd(), POLLIN, nullptr); }
+    poll(const poll&) = delete;
+    poll& operator=(const poll&) = delete;
+
+    void watch(int fd, unsigned /*old_events*/, unsigned new_events, void* data) {
+        if (fd < 0) detail::throw_errno(EBADF, "poll backend: fd " + std::to_string(fd));
+        const std::size_t ufd = static_cast<std::size_t>(fd);
+        const bool present = ufd < slot_of_.size() && slot_of_[ufd] != none;
+        if (new_events == 0) {
+            if (present) erase(ufd);
+            return;
+        }
+        const short mask = static_cast<short>(((new_events & io_read) ? POLLIN : 0) |
+                                              ((new_events & io_write) ? POLLOUT : 0));
+        if (present) {
+            fds_[slot_of_[ufd]].events = mask;
+            data_[slot_of_[ufd]] = data;
+        } else {
+            insert(fd, mask, data);
+        }
+    }
+
+    template <class Sink>
+    void wait(std::chrono::nanoseconds timeout, Sink&& sink) {
+        const int n = ::poll(fds_.data(), static_cast<nfds_t>(fds_.size()), to_milliseconds(timeout));
+        if (n == -1) {
+            if (errno == EINTR) return;
+            detail::throw_errno(errno, "poll");
+        }
+        // The sink only queues callbacks (user code runs later), so fds_ cannot change here.
+        for (std::size_t i = 0; i < fds_.size(); ++i) {
+            const short re = fds_[i].revents;
+            if (re == 0) continue;
+            if (data_[i] == nullptr) {
+                wakeup_.drain();
+                continue;
+            }
+            unsigned ready = 0;
+            if (re & (POLLIN | POLLPRI)) ready |= io_read;
+            if (re & POLLOUT) ready |= io_write;
+            // POLLNVAL: the fd was closed while watched; the callback's own I/O reports it.
+            if (re & (POLLERR | POLLHUP | POLLNVAL)) ready |= io_read | io_write;
+            sink(data_[i], ready);
+        }
+    }
+
+    void interrupt() noexcept { wakeup_.notify(); }
+
+private:
+    static constexpr std::size_t none = static_cast<std::size_t>(-1);
+
+    static int to_milliseconds(std::chrono::nanoseconds t) noexcept {
+        if (t.count() < 0) return -1;
+        const auto ms = std::chrono::ceil<std::chrono::milliseconds>(t).count();
+        return ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(ms);
+    }
+
+    void insert(int fd, short mask, void* data) {
+        const std::size_t ufd = static_cast<std::size_t>(fd);
+        if (ufd >= slot_of_.size()) slot_of_.resize(ufd + 1, none);
+        slot_of_[ufd] = fds_.size();
+        fds_.push_back({fd, mask, 0});
+        data_.push_back(data);
+    }
+
+    void erase(std::size_t ufd) {
+        const std::size_t slot = slot_of_[ufd];
+        const std::size_t last = fds_.size() - 1;
+        if (slot != last) {
+            fds_[slot] = fds_[last];
+            data_[slot] = data_[last];
+            slot_of_[static_cast<std::size_t>(fds_[slot].fd)] = slot;
+        }
+        fds_.pop_back();
+        data_.pop_back();
+        slot_of_[ufd] = none;
+    }
+
+    detail::wakeup_fd wakeup_;
+    std::vector<pollfd> fds_;
+    std::vector<void*> data_;          // parallel to fds_
+    std::vector<std::size_t> slot_of_;  // fd -> index in fds_, or none
+};
+
+}  // namespace backend
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_HAS_POLL
+#endif

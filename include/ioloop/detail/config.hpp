@@ -1,0 +1,74 @@
+// ioloop: platform detection, the one backend selection ladder, and the ABI namespace.
+#ifndef IOLOOP_DETAIL_CONFIG_HPP
+#define IOLOOP_DETAIL_CONFIG_HPP
+
+#define IOLOOP_VERSION_MAJOR 0
+#define IOLOOP_VERSION_MINOR 1
+#define IOLOOP_VERSION_PATCH 0
+
+#if defined(__unix__) || defined(__unix) || (defined(__APPLE__) && defined(__MACH__))
+#define IOLOOP_POSIX 1
+#endif
+
+// One ladder per backend: available unless disabled, detected from the platform.
+#if !defined(IOLOOP_HAS_EPOLL) && !defined(IOLOOP_DISABLE_EPOLL)
+#if defined(__linux__)
+#define IOLOOP_HAS_EPOLL 1
+#endif
+#endif
+
+#if !defined(IOLOOP_HAS_POLL) && !defined(IOLOOP_DISABLE_POLL)
+#if defined(IOLOOP_POSIX)
+#define IOLOOP_HAS_POLL 1
+#endif
+#endif
+
+#if !defined(IOLOOP_HAS_SELECT) && !defined(IOLOOP_DISABLE_SELECT)
+#if defined(IOLOOP_POSIX)
+#define IOLOOP_HAS_SELECT 1
+#endif
+#endif
+
+// The default backend: an explicit IOLOOP_BACKEND_* wins, else the best one detected.
+#if defined(IOLOOP_BACKEND_EPOLL)
+#if !defined(IOLOOP_HAS_EPOLL)
+#error "IOLOOP_BACKEND_EPOLL: epoll is not available on this platform"
+#endif
+#define IOLOOP_DEFAULT_BACKEND epoll
+#elif defined(IOLOOP_BACKEND_POLL)
+#if !defined(IOLOOP_HAS_POLL)
+#error "IOLOOP_BACKEND_POLL: poll is not available on this platform"
+#endif
+#define IOLOOP_DEFAULT_BACKEND poll
+#elif defined(IOLOOP_BACKEND_SELECT)
+#if !defined(IOLOOP_HAS_SELECT)
+#error "IOLOOP_BACKEND_SELECT: select is not available on this platform"
+#endif
+#define IOLOOP_DEFAULT_BACKEND select
+#elif defined(IOLOOP_BACKEND_KQUEUE) || defined(IOLOOP_BACKEND_IOCP) || defined(IOLOOP_BACKEND_IO_URING)
+#error "this ioloop version has no kqueue, iocp or io_uring backend yet"
+#elif defined(IOLOOP_HAS_EPOLL)
+#define IOLOOP_DEFAULT_BACKEND epoll
+#elif defined(IOLOOP_HAS_POLL)
+#define IOLOOP_DEFAULT_BACKEND poll
+#elif defined(IOLOOP_HAS_SELECT)
+#define IOLOOP_DEFAULT_BACKEND select
+#else
+#error "ioloop: no backend is available on this platform"
+#endif
+
+// The version and the default backend name the inline ABI namespace, so translation units
+// built with different backend macros fail to link instead of silently breaking the ODR.
+#define IOLOOP_ABI_CONCAT_(a, b, c, d) v##a##_##b##_##c##_##d
+#define IOLOOP_ABI_CONCAT(a, b, c, d) IOLOOP_ABI_CONCAT_(a, b, c, d)
+#define IOLOOP_ABI_TAG                                                                     \
+    IOLOOP_ABI_CONCAT(IOLOOP_VERSION_MAJOR, IOLOOP_VERSION_MINOR, IOLOOP_VERSION_PATCH,   \
+                      IOLOOP_DEFAULT_BACKEND)
+#define IOLOOP_NAMESPACE_BEGIN                                                             \
+    namespace ioloop {                                                                     \
+    inline namespace IOLOOP_ABI_TAG {
+#define IOLOOP_NAMESPACE_END                                                               \
+    }                                                                                      \
+    }
+
+#endif

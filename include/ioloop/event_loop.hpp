@@ -1,0 +1,598 @@
+// ioloop: basic_event_loop<Backend>, asyncio's event loop. One iteration (run_once) is the
+// four steps of DESIGN.md: compute the poll timeout, poll, move due timers to the ready
+// queue, run exactly the callbacks that were ready when the step began.
+#ifndef IOLOOP_EVENT_LOOP_HPP
+#define IOLOOP_EVENT_LOOP_HPP
+
+#include "ioloop/backend/concept.hpp"
+#include "ioloop/detail/callback_node.hpp"
+#include "ioloop/detail/config.hpp"
+#include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/running_loop.hpp"
+#include "ioloop/detail/signals.hpp"
+#include "ioloop/detail/source_location.hpp"
+#include "ioloop/detail/timer_heap.hpp"
+#include "ioloop/detail/unique_function.hpp"
+#include "ioloop/errors.hpp"
+#include "ioloop/exception_context.hpp"
+#include "ioloop/handle.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+IOLOOP_NAMESPACE_BEGIN
+
+template <class Backend>
+class basic_event_loop {
+    static_assert(backend::event_backend<Backend>,
+                  "basic_event_loop<Backend>: Backend does not model ioloop::backend::event_backend");
+
+public:
+    using backend_type = Backend;
+    using clock = std::chrono::steady_clock;
+    using time_point = clock::time_point;
+    using duration = clock::duration;
+    using exception_handler = detail::unique_function<void(const exception_context&)>;
+
+    basic_event_loop() : pool_(new detail::node_pool) {
+        signal_target_.wake = [](void* b) noexcept { static_cast<Backend*>(b)->interrupt(); };
+        signal_target_.context = &backend_;
+        // Like PYTHONASYNCIODEBUG: debug mode without touching the code.
+        if (const char* env = std::getenv("IOLOOP_DEBUG")) debug_ = env[0] != '\0' && env[0] != '0';
+    }
+
+    basic_event_loop(const basic_event_loop&) = delete;
+    basic_event_loop& operator=(const basic_event_loop&) = delete;
+
+    ~basic_event_loop() {
+        if (!closed_) close();
+        pool_->orphan();
+    }
+
+    // ---- scheduling -------------------------------------------------------------------
+
+    // Runs fn on a later iteration, after everything scheduled before it (FIFO).
+    template <class F>
+    handle call_soon(F&& fn, detail::source_location where = detail::source_location::current()) {
+        check_open("call_soon");
+        detail::callback_node* n = make_node(std::forward<F>(fn), where);
+        n->refs.store(2, std::memory_order_relaxed);  // the ready queue's and the handle's
+        ready_.push(n);
+        return handle(n);
+    }
+
+    // Like call_soon, from any thread; wakes the loop if it sleeps in its poll.
+    template <class F>
+    handle call_soon_threadsafe(F&& fn,
+                                detail::source_location where = detail::source_location::current()) {
+        static_assert(std::is_invocable_v<std::decay_t<F>&>,
+                      "call_soon_threadsafe: the callback must be callable with no arguments");
+        auto* n = new detail::callback_node;
+        n->threadsafe = true;
+        n->where = where;
+        n->refs.store(2, std::memory_order_relaxed);
+        try {
+            n->fn.emplace(std::forward<F>(fn));
+        } catch (...) {
+            delete n;
+            throw;
+        }
+        bool queued = false;
+        bool wake = false;
+        {
+            std::lock_guard<std::mutex> lock(remote_mutex_);
+            if (!closed_) {
+                remote_.push(n);
+                queued = true;
+                wake = !remote_pending_.exchange(true, std::memory_order_acq_rel);
+            }
+        }
+        if (!queued) {
+            delete n;  // outside the lock: the callable's destructor is user code
+            throw invalid_state_error("call_soon_threadsafe: the event loop is closed");
+        }
+        if (wake) backend_.interrupt();
+        return handle(n);
+    }
+
+    // Runs fn once `delay` has passed on loop.time()'s clock, never earlier.
+    template <class Rep, class Period, class F>
+    timer_handle call_later(std::chrono::duration<Rep, Period> delay, F&& fn,
+                            detail::source_location where = detail::source_location::current()) {
+        return schedule_timer(deadline_after(time(), delay), std::forward<F>(fn), where, "call_later");
+    }
+
+    // Runs fn once loop.time() reaches `when`, never earlier.
+    template <class Duration, class F>
+    timer_handle call_at(std::chrono::time_point<clock, Duration> when, F&& fn,
+                         detail::source_location where = detail::source_location::current()) {
+        return schedule_timer(std::chrono::ceil<duration>(when), std::forward<F>(fn), where,
+                              "call_at");
+    }
+
+    // The loop's clock: monotonic.
+    time_point time() const noexcept { return clock::now(); }
+
+    // ---- running ----------------------------------------------------------------------
+
+    // Runs iterations until stop(). A stop() made before the call makes it run one.
+    void run_forever() {
+        if (closed_) throw invalid_state_error("run_forever: the event loop is closed");
+        if (running_) throw invalid_state_error("run_forever: this event loop is already running");
+        if (detail::running_loop) {
+            throw invalid_state_error(
+                "run_forever: another event loop is already running in this thread");
+        }
+        running_scope scope(*this);
+        do {
+            run_once();
+        } while (!stopping_);
+    }
+
+    // The current iteration finishes, then run_forever returns.
+    void stop() noexcept { stopping_ = true; }
+
+    bool is_running() const noexcept { return running_; }
+
+    // Drops every pending callback, timer, watched descriptor and signal handler. A closed
+    // loop cannot schedule or run anything. Closing twice does nothing.
+    void close() {
+        if (running_) throw invalid_state_error("close: the event loop is running");
+        if (closed_) return;
+        detail::node_queue dropped;
+        {
+            std::lock_guard<std::mutex> lock(remote_mutex_);
+            closed_ = true;
+            dropped.append(remote_.take());
+            remote_pending_.store(false, std::memory_order_relaxed);
+        }
+        for (int sig = 1; sig < static_cast<int>(signal_handlers_.size()); ++sig) {
+            remove_signal_handler(sig);
+        }
+        for (auto& w : watches_) {
+            if (!w) continue;
+            backend_.watch(w->fd, w->events, 0, w.get());
+            if (w->reader) dropped.push(w->reader);
+            if (w->writer) dropped.push(w->writer);
+            w.reset();
+        }
+        watched_count_ = 0;
+        dropped.append(ready_.take());
+        timers_.clear(dropped);
+        pool_->cancelled_timers = 0;
+        // Last: releasing runs the callbacks' destructors, which may do anything.
+        dropped.clear();
+    }
+
+    bool is_closed() const noexcept { return closed_; }
+
+    // Iterations run so far: lets a program (or a test) see that an idle loop sleeps.
+    std::uint64_t iteration_count() const noexcept { return iterations_; }
+
+    // ---- descriptors (readiness backends only) ----------------------------------------
+
+    // Runs fn on every iteration while fd is readable; replaces an earlier reader of fd.
+    template <class F>
+    void add_reader(int fd, F&& fn, detail::source_location where = detail::source_location::current()) {
+        require_readiness_backend();
+        add_watch(fd, backend::io_read, make_node(std::forward<F>(fn), where), "add_reader");
+    }
+
+    // True if fd had a reader.
+    bool remove_reader(int fd) {
+        require_readiness_backend();
+        return remove_watch(fd, backend::io_read);
+    }
+
+    template <class F>
+    void add_writer(int fd, F&& fn, detail::source_location where = detail::source_location::current()) {
+        require_readiness_backend();
+        add_watch(fd, backend::io_write, make_node(std::forward<F>(fn), where), "add_writer");
+    }
+
+    bool remove_writer(int fd) {
+        require_readiness_backend();
+        return remove_watch(fd, backend::io_write);
+    }
+
+    // ---- signals ----------------------------------------------------------------------
+
+    // Runs fn on the loop's thread each time `sig` arrives; replaces an earlier handler.
+    // One loop at a time may handle a given signal.
+    template <class F>
+    void add_signal_handler(int sig, F&& fn,
+                            detail::source_location where = detail::source_location::current()) {
+        check_open("add_signal_handler");
+        if (sig <= 0 || sig >= detail::max_signal) {
+            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                    "add_signal_handler: " + std::to_string(sig) +
+                                        " is not a signal number");
+        }
+        detail::signal_slot& slot = detail::signal_slots[sig];
+        detail::signal_target* owner = slot.target.load(std::memory_order_acquire);
+        if (owner && owner != &signal_target_) {
+            throw invalid_state_error("add_signal_handler: signal " + std::to_string(sig) +
+                                      " is already handled by another event loop");
+        }
+        detail::callback_node* n = make_node(std::forward<F>(fn), where);
+        n->refs.store(1, std::memory_order_relaxed);  // the loop's registration
+        if (signal_handlers_.empty()) {
+            signal_handlers_.resize(detail::max_signal);
+            saved_actions_.resize(detail::max_signal);
+        }
+        if (detail::callback_node* old = signal_handlers_[sig]) {
+            old->cancel();
+            old->release();
+        } else {
+            try {
+                slot.pending.store(false, std::memory_order_relaxed);
+                slot.target.store(&signal_target_, std::memory_order_release);
+                detail::install_signal_handler(sig, saved_actions_[sig]);
+            } catch (...) {
+                slot.target.store(nullptr, std::memory_order_release);
+                n->release();
+                throw;
+            }
+        }
+        signal_handlers_[sig] = n;
+    }
+
+    // True if sig had a handler; the signal's earlier disposition is restored.
+    bool remove_signal_handler(int sig) {
+        if (sig <= 0 || sig >= static_cast<int>(signal_handlers_.size())) return false;
+        detail::callback_node* n = std::exchange(signal_handlers_[sig], nullptr);
+        if (!n) return false;
+        detail::restore_signal_handler(sig, saved_actions_[sig]);
+        detail::signal_slots[sig].target.store(nullptr, std::memory_order_release);
+        n->cancel();
+        n->release();
+        return true;
+    }
+
+    // ---- errors and debugging ---------------------------------------------------------
+
+    // Receives every exception that escapes a callback, and the debug-mode reports.
+    // An empty handler restores default_exception_handler.
+    void set_exception_handler(exception_handler h) noexcept { handler_ = std::move(h); }
+
+    void call_exception_handler(const exception_context& ctx) noexcept {
+        if (!handler_) {
+            default_exception_handler(ctx);
+            return;
+        }
+        try {
+            handler_(ctx);
+        } catch (...) {
+            default_exception_handler(
+                {"exception in the exception handler", std::current_exception(), ctx.callback});
+            default_exception_handler(ctx);
+        }
+    }
+
+    // Prints the context to stderr.
+    static void default_exception_handler(const exception_context& ctx) noexcept {
+        std::fprintf(stderr, "ioloop: %s\n", ctx.message.c_str());
+        if (!ctx.callback.empty()) std::fprintf(stderr, "  callback: %s\n", ctx.callback.c_str());
+        if (ctx.exception) {
+            try {
+                std::rethrow_exception(ctx.exception);
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "  exception: %s\n", e.what());
+            } catch (...) {
+                std::fprintf(stderr, "  exception: (not derived from std::exception)\n");
+            }
+        }
+    }
+
+    // Debug mode times every callback and reports those slower than
+    // slow_callback_duration() (default 100 ms) through the exception handler.
+    void set_debug(bool on) noexcept { debug_ = on; }
+    bool get_debug() const noexcept { return debug_; }
+
+    template <class Rep, class Period>
+    void set_slow_callback_duration(std::chrono::duration<Rep, Period> d) noexcept {
+        slow_callback_ = std::chrono::duration_cast<duration>(d);
+    }
+    duration slow_callback_duration() const noexcept { return slow_callback_; }
+
+private:
+    static constexpr void require_readiness_backend() noexcept {
+        static_assert(backend::readiness_backend<Backend>,
+                      "add_reader/add_writer need a readiness backend (epoll, kqueue, poll, "
+                      "select); a completion backend such as IOCP cannot wait for readiness: "
+                      "use the sock_* operations or transports instead");
+    }
+
+    // A descriptor's reader and writer callbacks; the backend reports events with it.
+    struct fd_watch {
+        int fd;
+        unsigned events = 0;
+        detail::callback_node* reader = nullptr;
+        detail::callback_node* writer = nullptr;
+    };
+
+    // Marks the loop as running on this thread for as long as run_forever runs.
+    struct running_scope {
+        explicit running_scope(basic_event_loop& l) : loop(l) {
+            loop.running_ = true;
+            detail::running_loop = &loop;
+        }
+        ~running_scope() {
+            loop.running_ = false;
+            loop.stopping_ = false;
+            detail::running_loop = nullptr;
+        }
+        running_scope(const running_scope&) = delete;
+        running_scope& operator=(const running_scope&) = delete;
+        basic_event_loop& loop;
+    };
+
+    void run_once() {
+        ++iterations_;
+        // 1. Timeout: none if work is ready, else until the nearest timer, else forever.
+        const std::chrono::nanoseconds timeout = poll_timeout();
+        // 2. Poll. With work ready and nothing to watch the syscall can only return the
+        //    wakeup descriptor, and the flags below already tell us that.
+        if (timeout.count() != 0 || watched_count_ != 0) {
+            backend_.wait(timeout, [this](void* data, unsigned events) { on_io(data, events); });
+        }
+        take_remote();
+        take_signals();
+        // 3. Timers.
+        fire_due_timers();
+        // 4. Exactly what is ready now; what these callbacks schedule runs next iteration.
+        detail::node_queue batch = ready_.take();
+        while (!batch.empty()) {
+            detail::callback_node* n = batch.pop();
+            if (!n->is_cancelled()) run_callback(*n);
+            n->release();
+        }
+    }
+
+    std::chrono::nanoseconds poll_timeout() noexcept {
+        if (!ready_.empty() || stopping_) return std::chrono::nanoseconds(0);
+        drop_cancelled_head_timers();
+        if (timers_.empty()) return std::chrono::nanoseconds(-1);
+        const auto left = timers_.top_deadline() - time().time_since_epoch().count();
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(duration(left > 0 ? left : 0));
+    }
+
+    void on_io(void* data, unsigned events) noexcept {
+        auto* w = static_cast<fd_watch*>(data);
+        if ((events & backend::io_read) && w->reader) enqueue(w->reader);
+        if ((events & backend::io_write) && w->writer) enqueue(w->writer);
+    }
+
+    // Queues a registered (reader, writer, signal) callback; the registration keeps its
+    // own reference.
+    void enqueue(detail::callback_node* n) noexcept {
+        n->add_ref();
+        ready_.push(n);
+    }
+
+    void take_remote() {
+        if (!remote_pending_.load(std::memory_order_acquire)) return;
+        std::lock_guard<std::mutex> lock(remote_mutex_);
+        ready_.append(remote_.take());
+        remote_pending_.store(false, std::memory_order_relaxed);
+    }
+
+    void take_signals() noexcept {
+        if (!signal_target_.any_pending.exchange(false, std::memory_order_acq_rel)) return;
+        for (int sig = 1; sig < static_cast<int>(signal_handlers_.size()); ++sig) {
+            if (signal_handlers_[sig] &&
+                detail::signal_slots[sig].pending.exchange(false, std::memory_order_acq_rel)) {
+                enqueue(signal_handlers_[sig]);
+            }
+        }
+    }
+
+    void fire_due_timers() {
+        if (timers_.empty()) return;
+        if (pool_->cancelled_timers > purge_threshold &&
+            pool_->cancelled_timers * 2 > timers_.size()) {
+            detail::node_queue dropped;
+            timers_.purge_cancelled(dropped);
+            pool_->cancelled_timers = 0;
+            dropped.clear();
+        }
+        const auto now = time().time_since_epoch().count();
+        while (!timers_.empty() && timers_.top_deadline() <= now) {
+            detail::callback_node* n = timers_.pop();
+            if (n->is_cancelled()) {
+                --pool_->cancelled_timers;
+                n->release();
+            } else {
+                ready_.push(n);  // the heap's reference moves to the queue
+            }
+        }
+    }
+
+    void drop_cancelled_head_timers() noexcept {
+        while (!timers_.empty() && timers_.top()->is_cancelled()) {
+            --pool_->cancelled_timers;
+            timers_.pop()->release();
+        }
+    }
+
+    void run_callback(detail::callback_node& n) noexcept {
+        if (!debug_) {
+            try {
+                n.fn();
+            } catch (...) {
+                report_exception(n);
+            }
+            return;
+        }
+        const time_point start = time();
+        try {
+            n.fn();
+        } catch (...) {
+            report_exception(n);
+        }
+        const duration took = time() - start;
+        if (took >= slow_callback_) {
+            char seconds[32];
+            std::snprintf(seconds, sizeof seconds, "%.3f",
+                          std::chrono::duration<double>(took).count());
+            call_exception_handler({"executing " + describe(n) + " took " + seconds + " seconds",
+                                    nullptr, describe(n)});
+        }
+    }
+
+    void report_exception(detail::callback_node& n) noexcept {
+        call_exception_handler({"exception in callback", std::current_exception(), describe(n)});
+    }
+
+    // "main()::<lambda()> scheduled at hello.cpp:12"
+    static std::string describe(const detail::callback_node& n) {
+        std::string s(n.fn.name());
+        s += " scheduled at ";
+        s += n.where.file;
+        s += ':';
+        s += std::to_string(n.where.line);
+        return s;
+    }
+
+    void check_open(const char* what) const {
+        if (closed_) throw invalid_state_error(std::string(what) + ": the event loop is closed");
+    }
+
+    // A fresh node holding fn, with no references counted yet.
+    template <class F>
+    detail::callback_node* make_node(F&& fn, const detail::source_location& where) {
+        static_assert(std::is_invocable_v<std::decay_t<F>&>,
+                      "ioloop: the callback must be callable with no arguments");
+        detail::callback_node* n = pool_->acquire();
+        try {
+            n->fn.emplace(std::forward<F>(fn));
+        } catch (...) {
+            pool_->recycle(n);
+            throw;
+        }
+        n->where = where;
+        return n;
+    }
+
+    template <class F>
+    timer_handle schedule_timer(time_point when, F&& fn, const detail::source_location& where,
+                                const char* what) {
+        check_open(what);
+        detail::callback_node* n = make_node(std::forward<F>(fn), where);
+        n->when = when;
+        n->seq = ++timer_seq_;
+        n->refs.store(2, std::memory_order_relaxed);  // the heap's and the handle's
+        try {
+            timers_.push(n);
+        } catch (...) {
+            n->refs.store(0, std::memory_order_relaxed);
+            pool_->recycle(n);
+            throw;
+        }
+        return timer_handle(n);
+    }
+
+    // now + delay, rounded up to the clock's tick, saturating instead of overflowing.
+    template <class Rep, class Period>
+    static time_point deadline_after(time_point now, std::chrono::duration<Rep, Period> delay) {
+        if (delay <= delay.zero()) return now;
+        const std::chrono::duration<double> room = time_point::max() - now;
+        if (std::chrono::duration<double>(delay) >= room) return time_point::max();
+        return now + std::chrono::ceil<duration>(delay);
+    }
+
+    void add_watch(int fd, unsigned which, detail::callback_node* n, const char* what) {
+        n->refs.store(1, std::memory_order_relaxed);  // the registration's
+        try {
+            check_open(what);
+            if (!detail::is_open_fd(fd)) {
+                detail::throw_errno(EBADF, std::string(what) + ": fd " + std::to_string(fd) +
+                                               " is not an open descriptor");
+            }
+            const auto ufd = static_cast<std::size_t>(fd);
+            if (ufd >= watches_.size()) watches_.resize(ufd + 1);
+            if (!watches_[ufd]) watches_[ufd].reset(new fd_watch{fd});
+        } catch (...) {
+            n->release();
+            throw;
+        }
+        fd_watch& w = *watches_[static_cast<std::size_t>(fd)];
+        const unsigned before = w.events;
+        try {
+            backend_.watch(fd, before, before | which, &w);
+        } catch (...) {
+            if (before == 0) watches_[static_cast<std::size_t>(fd)].reset();
+            n->release();
+            throw;
+        }
+        if (before == 0) ++watched_count_;
+        w.events = before | which;
+        detail::callback_node*& slot = which == backend::io_read ? w.reader : w.writer;
+        if (slot) {
+            slot->cancel();  // if it is queued this iteration, it must not run
+            slot->release();
+        }
+        slot = n;
+    }
+
+    bool remove_watch(int fd, unsigned which) {
+        if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size()) return false;
+        std::unique_ptr<fd_watch>& w = watches_[static_cast<std::size_t>(fd)];
+        if (!w) return false;
+        detail::callback_node*& slot = which == backend::io_read ? w->reader : w->writer;
+        if (!slot) return false;
+        const unsigned after = w->events & ~which;
+        backend_.watch(fd, w->events, after, w.get());
+        w->events = after;
+        slot->cancel();
+        std::exchange(slot, nullptr)->release();
+        if (after == 0) {
+            w.reset();
+            --watched_count_;
+        }
+        return true;
+    }
+
+    // Cancelled timers are purged in bulk past this many (and past half the heap).
+    static constexpr std::size_t purge_threshold = 64;
+
+    Backend backend_;
+    detail::node_pool* pool_;  // owned; orphaned in the destructor
+    detail::node_queue ready_;
+    detail::timer_heap timers_;
+    std::uint64_t timer_seq_ = 0;
+
+    std::vector<std::unique_ptr<fd_watch>> watches_;  // by fd
+    std::size_t watched_count_ = 0;
+
+    std::mutex remote_mutex_;
+    detail::node_queue remote_;  // call_soon_threadsafe, under remote_mutex_
+    std::atomic<bool> remote_pending_{false};
+
+    detail::signal_target signal_target_;
+    std::vector<detail::callback_node*> signal_handlers_;  // by signal number
+    std::vector<detail::saved_signal_action> saved_actions_;
+
+    exception_handler handler_;
+    duration slow_callback_ = std::chrono::milliseconds(100);
+    std::uint64_t iterations_ = 0;
+    bool debug_ = false;
+    bool running_ = false;
+    bool stopping_ = false;
+    bool closed_ = false;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif

@@ -1,0 +1,21 @@
+// ioloop: Python asyncio's event loop for C++20, in one header.
+// https://docs.python.org/3/library/asyncio-eventloop.html is the model; shared names
+// mean the same thing. Include this file; everything else is an implementation detail.
+#ifndef IOLOOP_IOLOOP_HPP
+#define IOLOOP_IOLOOP_HPP
+
+#include "ioloop/detail/config.hpp"
+#include "ioloop/fwd.hpp"
+#include "ioloop/errors.hpp"
+#include "ioloop/exception_context.hpp"
+#include "ioloop/handle.hpp"
+#include "ioloop/event_loop.hpp"
+
+// Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
+#undef IOLOOP_NAMESPACE_BEGIN
+#undef IOLOOP_NAMESPACE_END
+#undef IOLOOP_ABI_TAG
+#undef IOLOOP_ABI_CONCAT
+#undef IOLOOP_ABI_CONCAT_
+
+#endif

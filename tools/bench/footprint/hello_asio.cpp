@@ -1,0 +1,13 @@
+// Footprint: asio's equivalent of hello_ioloop.cpp -- one 1 ms steady_timer that prints.
+#include <chrono>
+#include <cstdio>
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+int main() {
+    asio::io_context ctx;
+    asio::steady_timer timer(ctx, std::chrono::milliseconds(1));
+    timer.async_wait([](const asio::error_code&) { std::puts("hello"); });
+    ctx.run();
+}
