@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Builds the ioloop benchmarks (Release, -O2), runs each workload --runs times (default 5),
+# and prints medians, ioloop's ratios against its target peers, and the footprint figures.
+#   bash tools/bench/run.sh [--runs R] [--quick]
+# --quick runs everything once with tiny counts: CI's smoke test. The exit status is
+# non-zero if anything fails to build or run, or a program reports a wrong count; a
+# target not met is reported in the table but is not a failure.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${BUILD_DIR:-$here/build}
+cxx=${CXX:-c++}
+
+runs=5 quick=0
+while (($#)); do
+    case $1 in
+        --runs) runs=${2:?--runs needs a number}; shift ;;
+        --runs=*) runs=${1#--runs=} ;;
+        --quick) quick=1 ;;
+        -h|--help) sed -n '2,7s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --runs must be a positive integer" >&2; exit 2; }
+
+n_callbacks=2000000 n_timers=1000000 timer_args=() compile_runs=3
+if ((quick)); then
+    # Tiny counts, and deadlines within 50 ms instead of 1 s, so the timers finish fast.
+    runs=1 n_callbacks=10000 n_timers=2000 timer_args=(--span-ms=50) compile_runs=1
+fi
+
+failed=0
+fail() { echo "FAIL: $*" >&2; failed=1; }
+
+mkdir -p "$build"
+log=$build/build.log
+echo "building in $build (log: $log)"
+if ! { cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release &&
+       cmake --build "$build" -j "$(nproc)"; } >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    fail "build"
+    exit 1
+fi
+
+results=$build/results.txt
+: >"$results"
+
+# run_one <binary> <expected N> [args...]: runs one program, checks its exit status and
+# its result line, and appends "<workload> <impl> <ops/s>" to $results.
+run_one() {
+    local bin=$build/$1 n=$2 out
+    shift 2
+    if [[ ! -x $bin ]]; then fail "$1: not built"; return; fi
+    if ! out=$("$bin" "$n" "$@"); then fail "$(basename "$bin") $n $*: exited non-zero"; return; fi
+    local workload impl count ops secs s rate unit extra
+    read -r workload impl count ops secs s rate unit extra <<<"$out"
+    if [[ $ops != ops || $s != s || $unit != ops/s || -n $extra ]]; then
+        fail "$(basename "$bin"): unexpected output: $out"
+    elif [[ $count != "$n" ]]; then
+        fail "$(basename "$bin"): ran $count ops, expected $n"
+    else
+        echo "  $out"
+        echo "$workload $impl $rate" >>"$results"
+    fi
+}
+
+peers=(ioloop libuv libev asio)
+# Rounds interleave the implementations, so slow drift on the machine hits all alike.
+for ((r = 1; r <= runs; r++)); do
+    echo "round $r/$runs"
+    for impl in "${peers[@]}" reference; do run_one "callbacks_$impl" "$n_callbacks"; done
+    for impl in "${peers[@]}"; do run_one "timers_$impl" "$n_timers" "${timer_args[@]}"; done
+    for impl in "${peers[@]}"; do run_one "timers_$impl" "$n_timers" --cancel "${timer_args[@]}"; done
+done
+
+# median <workload> <impl>: median ops/s over the runs, empty if there were none.
+median() {
+    awk -v w="$1" -v i="$2" '$1 == w && $2 == i { print $3 }' "$results" | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR) printf "%.0f\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# The table: every implementation's median; on each target peer's row, ioloop's ratio
+# against it, the target and whether it is met. Other peer rows show the ratio only.
+echo
+printf '%-14s %-10s %14s %9s %9s  %s\n' workload impl "median ops/s" ratio target result
+row() { printf '%-14s %-10s %14s %9s %9s  %s\n' "$@"; }
+# ratio <ioloop rate> <peer rate>
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b }'; }
+meets() { awk -v r="$1" -v t="$2" -v op="$3" 'BEGIN { ok = op == ">=" ? r >= t : r <= t; print (r == "" ? "n/a" : ok ? "met" : "NOT met") }'; }
+
+report_workload() {
+    local workload=$1 target_peer=$2 target=$3 ref_target=${4:-}
+    local io rate impl ratio_s target_s result
+    io=$(median "$workload" ioloop)
+    row "$workload" ioloop "${io:-n/a}" - "" ""
+    local impls=(libuv libev asio)
+    [[ -n $ref_target ]] && impls+=(reference)
+    for impl in "${impls[@]}"; do
+        rate=$(median "$workload" "$impl")
+        ratio_s=$(ratio "${io:-0}" "${rate:-0}")
+        target_s="" result=""
+        if [[ $impl == "$target_peer" ]]; then target_s=">=${target}x"; result=$(meets "$ratio_s" "$target" ">=")
+        elif [[ $impl == reference ]]; then target_s=">=${ref_target}x"; result=$(meets "$ratio_s" "$ref_target" ">=")
+        fi
+        row "$workload" "$impl" "${rate:-n/a}" "${ratio_s:+${ratio_s}x}" "$target_s" "$result"
+    done
+}
+
+# Callbacks: the target peer is the fastest of libuv, libev and asio in this run.
+fastest=libuv best=0
+for impl in libuv libev asio; do
+    rate=$(median callbacks "$impl")
+    if [[ -n $rate ]] && awk -v a="$rate" -v b="$best" 'BEGIN { exit !(a > b) }'; then fastest=$impl best=$rate; fi
+done
+report_workload callbacks "$fastest" 1.10 0.90
+report_workload timers libev 1.50
+report_workload timers-cancel libev 1.50
+echo "(callbacks: ${n_callbacks} in 64 chains, wall time; timers: ${n_timers} per run, per CPU-second; medians of $runs)"
+
+# Footprint: compile time of the timer hello at -O0 against asio's, and its -Os -s size,
+# dynamic and static, against a plain puts hello.
+echo
+fp=$here/footprint out=$build/footprint
+mkdir -p "$out"
+cxxflags=(-std=c++20 -I"$root/include")
+
+# compile_seconds <source>: median wall seconds of compiling (-c) it at -O0.
+compile_seconds() {
+    local src=$1 i t0 times=()
+    for ((i = 0; i < compile_runs; i++)); do
+        t0=$EPOCHREALTIME
+        "$cxx" "${cxxflags[@]}" -O0 -c "$src" -o "$out/compile.o" || return 1
+        times+=("$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')")
+    done
+    printf '%s\n' "${times[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+# build_hello <name> <extra flags...>: builds footprint/<name>.cpp at -Os -s, checks it
+# prints "hello", and prints its size in bytes.
+build_hello() {
+    local name=$1 exe=$out/$1${2:-}
+    shift
+    "$cxx" "${cxxflags[@]}" -Os -s "$@" "$fp/$name.cpp" -o "$exe" -pthread || return 1
+    [[ $("$exe") == hello ]] || { echo "$exe did not print hello" >&2; return 1; }
+    stat -c %s "$exe"
+}
+
+if c_io=$(compile_seconds "$fp/hello_ioloop.cpp") && c_asio=$(compile_seconds "$fp/hello_asio.cpp"); then
+    r=$(ratio "$c_io" "$c_asio")
+    printf 'footprint compile -O0 (median of %d): ioloop %s s, asio %s s, ratio %sx, target <=0.35x: %s\n' \
+        "$compile_runs" "$c_io" "$c_asio" "$r" "$(meets "$r" 0.35 "<=")"
+else
+    fail "footprint: compiling the hello programs"
+fi
+if d_puts=$(build_hello hello_puts) && d_io=$(build_hello hello_ioloop) &&
+   s_puts=$(build_hello hello_puts -static) && s_io=$(build_hello hello_ioloop -static); then
+    printf 'footprint size -Os -s dynamic: puts %d B, ioloop %d B (+%d B)\n' "$d_puts" "$d_io" $((d_io - d_puts))
+    delta=$((s_io - s_puts))
+    printf 'footprint size -Os -s static:  puts %d B, ioloop %d B (+%d B), target <=+65536 B: %s\n' \
+        "$s_puts" "$s_io" "$delta" "$( ((delta <= 65536)) && echo met || echo "NOT met")"
+else
+    fail "footprint: building or running the hello programs"
+fi
+
+if ((failed)); then echo "run.sh: FAILED (see above)" >&2; exit 1; fi
+echo "run.sh: all benchmark programs ran and verified their counts"
