@@ -1,0 +1,1929 @@
+// ioloop: Python asyncio's event loop for C++20, in one header.
+// SPDX-License-Identifier: MIT
+//
+// GENERATED FILE, DO NOT EDIT. Made by tools/amalgamate.py from include/ioloop/;
+// change the sources there and run the script again.
+
+// begin file ioloop/ioloop.hpp
+// ioloop: Python asyncio's event loop for C++20, in one header.
+// https://docs.python.org/3/library/asyncio-eventloop.html is the model; shared names
+// mean the same thing. Include this file; everything else is an implementation detail.
+#ifndef IOLOOP_IOLOOP_HPP
+#define IOLOOP_IOLOOP_HPP
+
+// begin file ioloop/detail/config.hpp
+// ioloop: platform detection, the one backend selection ladder, and the ABI namespace.
+#ifndef IOLOOP_DETAIL_CONFIG_HPP
+#define IOLOOP_DETAIL_CONFIG_HPP
+
+#define IOLOOP_VERSION_MAJOR 0
+#define IOLOOP_VERSION_MINOR 1
+#define IOLOOP_VERSION_PATCH 0
+
+#if defined(__unix__) || defined(__unix) || (defined(__APPLE__) && defined(__MACH__))
+#define IOLOOP_POSIX 1
+#endif
+
+// One ladder per backend: available unless disabled, detected from the platform.
+#if !defined(IOLOOP_HAS_EPOLL) && !defined(IOLOOP_DISABLE_EPOLL)
+#if defined(__linux__)
+#define IOLOOP_HAS_EPOLL 1
+#endif
+#endif
+
+#if !defined(IOLOOP_HAS_POLL) && !defined(IOLOOP_DISABLE_POLL)
+#if defined(IOLOOP_POSIX)
+#define IOLOOP_HAS_POLL 1
+#endif
+#endif
+
+#if !defined(IOLOOP_HAS_SELECT) && !defined(IOLOOP_DISABLE_SELECT)
+#if defined(IOLOOP_POSIX)
+#define IOLOOP_HAS_SELECT 1
+#endif
+#endif
+
+// The default backend: an explicit IOLOOP_BACKEND_* wins, else the best one detected.
+#if defined(IOLOOP_BACKEND_EPOLL)
+#if !defined(IOLOOP_HAS_EPOLL)
+#error "IOLOOP_BACKEND_EPOLL: epoll is not available on this platform"
+#endif
+#define IOLOOP_DEFAULT_BACKEND epoll
+#elif defined(IOLOOP_BACKEND_POLL)
+#if !defined(IOLOOP_HAS_POLL)
+#error "IOLOOP_BACKEND_POLL: poll is not available on this platform"
+#endif
+#define IOLOOP_DEFAULT_BACKEND poll
+#elif defined(IOLOOP_BACKEND_SELECT)
+#if !defined(IOLOOP_HAS_SELECT)
+#error "IOLOOP_BACKEND_SELECT: select is not available on this platform"
+#endif
+#define IOLOOP_DEFAULT_BACKEND select
+#elif defined(IOLOOP_BACKEND_KQUEUE) || defined(IOLOOP_BACKEND_IOCP) || defined(IOLOOP_BACKEND_IO_URING)
+#error "this ioloop version has no kqueue, iocp or io_uring backend yet"
+#elif defined(IOLOOP_HAS_EPOLL)
+#define IOLOOP_DEFAULT_BACKEND epoll
+#elif defined(IOLOOP_HAS_POLL)
+#define IOLOOP_DEFAULT_BACKEND poll
+#elif defined(IOLOOP_HAS_SELECT)
+#define IOLOOP_DEFAULT_BACKEND select
+#else
+#error "ioloop: no backend is available on this platform"
+#endif
+
+// The version and the default backend name the inline ABI namespace, so translation units
+// built with different backend macros fail to link instead of silently breaking the ODR.
+#define IOLOOP_ABI_CONCAT_(a, b, c, d) v##a##_##b##_##c##_##d
+#define IOLOOP_ABI_CONCAT(a, b, c, d) IOLOOP_ABI_CONCAT_(a, b, c, d)
+#define IOLOOP_ABI_TAG                                                                     \
+    IOLOOP_ABI_CONCAT(IOLOOP_VERSION_MAJOR, IOLOOP_VERSION_MINOR, IOLOOP_VERSION_PATCH,   \
+                      IOLOOP_DEFAULT_BACKEND)
+#define IOLOOP_NAMESPACE_BEGIN                                                             \
+    namespace ioloop {                                                                     \
+    inline namespace IOLOOP_ABI_TAG {
+#define IOLOOP_NAMESPACE_END                                                               \
+    }                                                                                      \
+    }
+
+#endif
+// end file ioloop/detail/config.hpp
+// begin file ioloop/fwd.hpp
+// ioloop: the loop template and its default alias (like nlohmann's basic_json / json).
+#ifndef IOLOOP_FWD_HPP
+#define IOLOOP_FWD_HPP
+
+// begin file ioloop/backend/default.hpp
+// ioloop: default_backend, from the one selection ladder in detail/config.hpp.
+#ifndef IOLOOP_BACKEND_DEFAULT_HPP
+#define IOLOOP_BACKEND_DEFAULT_HPP
+
+// begin file ioloop/backend/epoll.hpp
+// ioloop: the epoll backend (Linux). Level-triggered, as asyncio's add_reader expects:
+// a callback runs on every iteration while its descriptor stays ready.
+#ifndef IOLOOP_BACKEND_EPOLL_HPP
+#define IOLOOP_BACKEND_EPOLL_HPP
+
+// begin file ioloop/backend/concept.hpp
+// ioloop: what a backend must provide, stated once as a concept so a wrong backend fails
+// with one clear line. A readiness backend watches descriptors and reports, for each
+// ready one, the pointer it was given and which of io_read / io_write happened. Completion
+// backends (IOCP, io_uring) will report finished operations through the same wait().
+#ifndef IOLOOP_BACKEND_CONCEPT_HPP
+#define IOLOOP_BACKEND_CONCEPT_HPP
+
+
+#include <chrono>
+#include <concepts>
+#include <string_view>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace backend {
+
+// Interest and readiness bits. An error or hang-up on a descriptor reports both, so
+// whichever callback is registered runs and sees the error from its own read or write.
+inline constexpr unsigned io_read = 1;
+inline constexpr unsigned io_write = 2;
+
+// Stands for the loop's event callback in the concept: void(void* data, unsigned events).
+struct event_sink_archetype {
+    void operator()(void*, unsigned) const noexcept {}
+};
+
+template <class B>
+concept event_backend = requires(B& b, std::chrono::nanoseconds timeout,
+                                 event_sink_archetype sink) {
+    { B::name } -> std::convertible_to<std::string_view>;
+    // Blocks up to `timeout` (negative: forever, zero: just look), then calls sink for
+    // every event. Returns early, with no event, after interrupt().
+    b.wait(timeout, sink);
+    // Makes a wait() in progress, or the next one, return. Thread- and signal-safe.
+    { b.interrupt() } noexcept;
+};
+
+template <class B>
+concept readiness_backend = event_backend<B> && requires(B& b, int fd, unsigned events,
+                                                         void* data) {
+    // Changes the interest in `fd` from `old_events` to `new_events` (0 means not watched),
+    // reporting events with `data`. Throws std::system_error for an fd it cannot watch.
+    b.watch(fd, events, events, data);
+};
+
+}  // namespace backend
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/backend/concept.hpp
+// begin file ioloop/detail/posix.hpp
+// ioloop: small POSIX shims shared by the backends: errno to std::system_error, and the
+// wakeup descriptor another thread or a signal handler uses to interrupt a poll.
+#ifndef IOLOOP_DETAIL_POSIX_HPP
+#define IOLOOP_DETAIL_POSIX_HPP
+
+
+#if defined(IOLOOP_POSIX)
+
+#include <cerrno>
+#include <cstdint>
+#include <string>
+#include <system_error>
+
+#include <fcntl.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/eventfd.h>
+#endif
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+[[noreturn]] inline void throw_errno(int err, const std::string& what) {
+    throw std::system_error(err, std::generic_category(), what);
+}
+
+// Whether `fd` names an open descriptor: checked before watching it, so a bad fd fails
+// where it is added instead of inside a later poll.
+inline bool is_open_fd(int fd) noexcept { return fd >= 0 && ::fcntl(fd, F_GETFD) != -1; }
+
+inline void set_nonblocking_cloexec(int fd) {
+    const int fl = ::fcntl(fd, F_GETFL);
+    if (fl == -1 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
+        throw_errno(errno, "fcntl");
+    }
+}
+
+// Level-triggered "wake up" flag as a descriptor: an eventfd on Linux, a pipe elsewhere.
+// notify() is async-signal-safe and thread-safe.
+class wakeup_fd {
+public:
+    wakeup_fd() {
+#if defined(__linux__)
+        read_fd_ = write_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (read_fd_ == -1) throw_errno(errno, "eventfd");
+#else
+        int fds[2];
+        if (::pipe(fds) == -1) throw_errno(errno, "pipe");
+        read_fd_ = fds[0];
+        write_fd_ = fds[1];
+        try {
+            set_nonblocking_cloexec(read_fd_);
+            set_nonblocking_cloexec(write_fd_);
+        } catch (...) {
+            close_fds();
+            throw;
+        }
+#endif
+    }
+    wakeup_fd(const wakeup_fd&) = delete;
+    wakeup_fd& operator=(const wakeup_fd&) = delete;
+    ~wakeup_fd() { close_fds(); }
+
+    int fd() const noexcept { return read_fd_; }
+
+    void notify() noexcept {
+        const int saved = errno;  // may run inside a signal handler
+        const std::uint64_t one = 1;
+        // EAGAIN means the counter or pipe is already full: the wakeup is pending anyway.
+        while (::write(write_fd_, &one, write_fd_ == read_fd_ ? sizeof one : 1) == -1 &&
+               errno == EINTR) {
+        }
+        errno = saved;
+    }
+
+    void drain() noexcept {
+        std::uint64_t buf[8];
+        while (true) {
+            const ::ssize_t n = ::read(read_fd_, buf, sizeof buf);
+            if (read_fd_ != write_fd_ && n == static_cast<::ssize_t>(sizeof buf))
+                continue;  // a pipe may hold more
+            if (n == -1 && errno == EINTR) continue;
+            return;
+        }
+    }
+
+private:
+    void close_fds() noexcept {
+        if (write_fd_ != read_fd_ && write_fd_ != -1) ::close(write_fd_);
+        if (read_fd_ != -1) ::close(read_fd_);
+    }
+
+    int read_fd_ = -1;
+    int write_fd_ = -1;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/detail/posix.hpp
+
+#if defined(IOLOOP_HAS_EPOLL)
+
+#include <cerrno>
+#include <chrono>
+#include <string>
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace backend {
+
+class epoll {
+public:
+    static constexpr std::string_view name = "epoll";
+
+    epoll() : epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
+        if (epfd_ == -1) detail::throw_errno(errno, "epoll_create1");
+        try {
+            // The wakeup descriptor's data is null: the loop is never told about it.
+            add(wakeup_.fd(), EPOLLIN, nullptr);
+        } catch (...) {
+            ::close(epfd_);
+            throw;
+        }
+    }
+    epoll(const epoll&) = delete;
+    epoll& operator=(const epoll&) = delete;
+    ~epoll() { ::close(epfd_); }
+
+    void watch(int fd, unsigned old_events, unsigned new_events, void* data) {
+        const unsigned mask = to_epoll(new_events);
+        if (new_events == 0) {
+            // ENOENT / EBADF: the fd was closed before it was unwatched; it is gone anyway.
+            if (::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr) == -1 && errno != ENOENT &&
+                errno != EBADF) {
+                detail::throw_errno(errno, "epoll_ctl(DEL, fd " + std::to_string(fd) + ")");
+            }
+        } else if (old_events == 0) {
+            add(fd, mask, data);
+        } else {
+            epoll_event ev{};
+            ev.events = mask;
+            ev.data.ptr = data;
+            if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == -1) {
+                // The fd was closed and reopened under the same number: epoll forgot it.
+                if (errno != ENOENT) {
+                    detail::throw_errno(errno, "epoll_ctl(MOD, fd " + std::to_string(fd) + ")");
+                }
+                add(fd, mask, data);
+            }
+        }
+    }
+
+    template <class Sink>
+    void wait(std::chrono::nanoseconds timeout, Sink&& sink) {
+        const int n = ::epoll_wait(epfd_, events_, max_events, to_milliseconds(timeout));
+        if (n == -1) {
+            if (errno == EINTR) return;
+            detail::throw_errno(errno, "epoll_wait");
+        }
+        for (int i = 0; i < n; ++i) {
+            const epoll_event& ev = events_[i];
+            if (ev.data.ptr == nullptr) {
+                wakeup_.drain();
+                continue;
+            }
+            unsigned ready = 0;
+            if (ev.events & (EPOLLIN | EPOLLPRI)) ready |= io_read;
+            if (ev.events & EPOLLOUT) ready |= io_write;
+            if (ev.events & (EPOLLERR | EPOLLHUP)) ready |= io_read | io_write;
+            sink(ev.data.ptr, ready);
+        }
+    }
+
+    void interrupt() noexcept { wakeup_.notify(); }
+
+private:
+    static constexpr int max_events = 256;
+
+    static unsigned to_epoll(unsigned events) noexcept {
+        return ((events & io_read) ? unsigned(EPOLLIN) : 0u) |
+               ((events & io_write) ? unsigned(EPOLLOUT) : 0u);
+    }
+
+    // Rounds up: a timer must never fire early because the kernel woke us a bit sooner.
+    static int to_milliseconds(std::chrono::nanoseconds t) noexcept {
+        if (t.count() < 0) return -1;
+        const auto ms = std::chrono::ceil<std::chrono::milliseconds>(t).count();
+        return ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(ms);
+    }
+
+    void add(int fd, unsigned mask, void* data) {
+        epoll_event ev{};
+        ev.events = mask;
+        ev.data.ptr = data;
+        if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == -1) {
+            if (errno == EEXIST && ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) return;
+            detail::throw_errno(errno, "epoll_ctl(ADD, fd " + std::to_string(fd) + ")");
+        }
+    }
+
+    detail::wakeup_fd wakeup_;  // first: constructed before, destroyed after epfd_
+    int epfd_;
+    epoll_event events_[max_events];
+};
+
+}  // namespace backend
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_HAS_EPOLL
+#endif
+// end file ioloop/backend/epoll.hpp
+// begin file ioloop/backend/poll.hpp
+// ioloop: the poll() backend (any POSIX system). One pollfd per watched descriptor, kept
+// dense: removal moves the last entry into the hole, an index by fd finds entries in O(1).
+#ifndef IOLOOP_BACKEND_POLL_HPP
+#define IOLOOP_BACKEND_POLL_HPP
+
+
+#if defined(IOLOOP_HAS_POLL)
+
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <poll.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace backend {
+
+class poll {
+public:
+    static constexpr std::string_view name = "poll";
+
+    poll() { insert(wakeup_.fd(), POLLIN, nullptr); }
+    poll(const poll&) = delete;
+    poll& operator=(const poll&) = delete;
+
+    void watch(int fd, unsigned /*old_events*/, unsigned new_events, void* data) {
+        if (fd < 0) detail::throw_errno(EBADF, "poll backend: fd " + std::to_string(fd));
+        const std::size_t ufd = static_cast<std::size_t>(fd);
+        const bool present = ufd < slot_of_.size() && slot_of_[ufd] != none;
+        if (new_events == 0) {
+            if (present) erase(ufd);
+            return;
+        }
+        const short mask = static_cast<short>(((new_events & io_read) ? POLLIN : 0) |
+                                              ((new_events & io_write) ? POLLOUT : 0));
+        if (present) {
+            fds_[slot_of_[ufd]].events = mask;
+            data_[slot_of_[ufd]] = data;
+        } else {
+            insert(fd, mask, data);
+        }
+    }
+
+    template <class Sink>
+    void wait(std::chrono::nanoseconds timeout, Sink&& sink) {
+        const int n = ::poll(fds_.data(), static_cast<nfds_t>(fds_.size()), to_milliseconds(timeout));
+        if (n == -1) {
+            if (errno == EINTR) return;
+            detail::throw_errno(errno, "poll");
+        }
+        // The sink only queues callbacks (user code runs later), so fds_ cannot change here.
+        for (std::size_t i = 0; i < fds_.size(); ++i) {
+            const short re = fds_[i].revents;
+            if (re == 0) continue;
+            if (data_[i] == nullptr) {
+                wakeup_.drain();
+                continue;
+            }
+            unsigned ready = 0;
+            if (re & (POLLIN | POLLPRI)) ready |= io_read;
+            if (re & POLLOUT) ready |= io_write;
+            // POLLNVAL: the fd was closed while watched; the callback's own I/O reports it.
+            if (re & (POLLERR | POLLHUP | POLLNVAL)) ready |= io_read | io_write;
+            sink(data_[i], ready);
+        }
+    }
+
+    void interrupt() noexcept { wakeup_.notify(); }
+
+private:
+    static constexpr std::size_t none = static_cast<std::size_t>(-1);
+
+    static int to_milliseconds(std::chrono::nanoseconds t) noexcept {
+        if (t.count() < 0) return -1;
+        const auto ms = std::chrono::ceil<std::chrono::milliseconds>(t).count();
+        return ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(ms);
+    }
+
+    void insert(int fd, short mask, void* data) {
+        const std::size_t ufd = static_cast<std::size_t>(fd);
+        if (ufd >= slot_of_.size()) slot_of_.resize(ufd + 1, none);
+        slot_of_[ufd] = fds_.size();
+        fds_.push_back({fd, mask, 0});
+        data_.push_back(data);
+    }
+
+    void erase(std::size_t ufd) {
+        const std::size_t slot = slot_of_[ufd];
+        const std::size_t last = fds_.size() - 1;
+        if (slot != last) {
+            fds_[slot] = fds_[last];
+            data_[slot] = data_[last];
+            slot_of_[static_cast<std::size_t>(fds_[slot].fd)] = slot;
+        }
+        fds_.pop_back();
+        data_.pop_back();
+        slot_of_[ufd] = none;
+    }
+
+    detail::wakeup_fd wakeup_;
+    std::vector<pollfd> fds_;
+    std::vector<void*> data_;          // parallel to fds_
+    std::vector<std::size_t> slot_of_;  // fd -> index in fds_, or none
+};
+
+}  // namespace backend
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_HAS_POLL
+#endif
+// end file ioloop/backend/poll.hpp
+// begin file ioloop/backend/select.hpp
+// ioloop: the select() backend, the lowest common denominator. An fd_set holds only
+// descriptors below FD_SETSIZE: watching a larger one throws instead of writing past it.
+#ifndef IOLOOP_BACKEND_SELECT_HPP
+#define IOLOOP_BACKEND_SELECT_HPP
+
+
+#if defined(IOLOOP_HAS_SELECT)
+
+#include <cerrno>
+#include <chrono>
+#include <string>
+#include <system_error>
+
+#include <sys/select.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace backend {
+
+class select {
+public:
+    static constexpr std::string_view name = "select";
+
+    select() {
+        FD_ZERO(&read_set_);
+        FD_ZERO(&write_set_);
+        watch(wakeup_.fd(), 0, io_read, nullptr);
+    }
+    select(const select&) = delete;
+    select& operator=(const select&) = delete;
+
+    void watch(int fd, unsigned /*old_events*/, unsigned new_events, void* data) {
+        if (fd < 0 || fd >= FD_SETSIZE) {
+            throw std::system_error(
+                std::make_error_code(std::errc::invalid_argument),
+                "select backend: fd " + std::to_string(fd) + " is outside [0, FD_SETSIZE = " +
+                    std::to_string(FD_SETSIZE) + "); use the epoll or poll backend");
+        }
+        if (new_events & io_read) {
+            FD_SET(fd, &read_set_);
+        } else {
+            FD_CLR(fd, &read_set_);
+        }
+        if (new_events & io_write) {
+            FD_SET(fd, &write_set_);
+        } else {
+            FD_CLR(fd, &write_set_);
+        }
+        data_[fd] = data;
+        if (new_events != 0 && fd >= max_fd_) max_fd_ = fd;
+        while (max_fd_ >= 0 && !FD_ISSET(max_fd_, &read_set_) && !FD_ISSET(max_fd_, &write_set_))
+            --max_fd_;
+    }
+
+    template <class Sink>
+    void wait(std::chrono::nanoseconds timeout, Sink&& sink) {
+        fd_set readable = read_set_;
+        fd_set writable = write_set_;
+        timeval tv{};
+        timeval* ptv = nullptr;
+        if (timeout.count() >= 0) {
+            const auto us = std::chrono::ceil<std::chrono::microseconds>(timeout).count();
+            tv.tv_sec = static_cast<decltype(tv.tv_sec)>(us / 1000000);
+            tv.tv_usec = static_cast<decltype(tv.tv_usec)>(us % 1000000);
+            ptv = &tv;
+        }
+        const int n = ::select(max_fd_ + 1, &readable, &writable, nullptr, ptv);
+        if (n == -1) {
+            if (errno == EINTR) return;
+            // EBADF: a watched fd was closed without remove_reader/remove_writer.
+            detail::throw_errno(errno, "select");
+        }
+        for (int fd = 0; n > 0 && fd <= max_fd_; ++fd) {
+            unsigned ready = 0;
+            if (FD_ISSET(fd, &readable)) ready |= io_read;
+            if (FD_ISSET(fd, &writable)) ready |= io_write;
+            if (ready == 0) continue;
+            if (data_[fd] == nullptr) {
+                wakeup_.drain();
+            } else {
+                sink(data_[fd], ready);
+            }
+        }
+    }
+
+    void interrupt() noexcept { wakeup_.notify(); }
+
+private:
+    detail::wakeup_fd wakeup_;
+    fd_set read_set_;
+    fd_set write_set_;
+    int max_fd_ = -1;
+    void* data_[FD_SETSIZE] = {};
+};
+
+}  // namespace backend
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_HAS_SELECT
+#endif
+// end file ioloop/backend/select.hpp
+
+IOLOOP_NAMESPACE_BEGIN
+
+using default_backend = backend::IOLOOP_DEFAULT_BACKEND;
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/backend/default.hpp
+
+IOLOOP_NAMESPACE_BEGIN
+
+template <class Backend>
+class basic_event_loop;
+
+// The loop on this platform's best backend, or the one an IOLOOP_BACKEND_* macro named.
+using event_loop = basic_event_loop<default_backend>;
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/fwd.hpp
+// begin file ioloop/errors.hpp
+// ioloop: the library's own errors. OS failures are std::system_error with the OS's
+// std::error_code; misuse of the library (a closed loop, a running loop) is ioloop::error.
+#ifndef IOLOOP_ERRORS_HPP
+#define IOLOOP_ERRORS_HPP
+
+
+#include <stdexcept>
+
+IOLOOP_NAMESPACE_BEGIN
+
+// Base of every error the library itself raises.
+class error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// The operation is not allowed in the object's current state (asyncio's
+// InvalidStateError, and its RuntimeError for closed or already running loops).
+class invalid_state_error : public error {
+public:
+    using error::error;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/errors.hpp
+// begin file ioloop/exception_context.hpp
+// ioloop: what the loop hands its exception handler (asyncio's context dict).
+#ifndef IOLOOP_EXCEPTION_CONTEXT_HPP
+#define IOLOOP_EXCEPTION_CONTEXT_HPP
+
+
+#include <exception>
+#include <string>
+
+IOLOOP_NAMESPACE_BEGIN
+
+struct exception_context {
+    std::string message;           // what happened, always set
+    std::exception_ptr exception;  // the exception, when one escaped
+    std::string callback;          // the callback involved and where it was scheduled, if any
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/exception_context.hpp
+// begin file ioloop/handle.hpp
+// ioloop: handle and timer_handle, what call_soon / call_later return (asyncio's Handle
+// and TimerHandle). A handle shares its callback's node; cancel() is idempotent and safe
+// after the callback ran. A handle may outlive its loop (it then only reports state).
+#ifndef IOLOOP_HANDLE_HPP
+#define IOLOOP_HANDLE_HPP
+
+// begin file ioloop/detail/callback_node.hpp
+// ioloop: the node behind every scheduled callback, its free-list pool and the intrusive
+// FIFO that is the ready queue. Scheduling from the loop thread allocates nothing once the
+// pool is warm, and touches no atomic read-modify-write.
+#ifndef IOLOOP_DETAIL_CALLBACK_NODE_HPP
+#define IOLOOP_DETAIL_CALLBACK_NODE_HPP
+
+// begin file ioloop/detail/source_location.hpp
+// ioloop: where a callback was scheduled. std::source_location needs a compiler builtin
+// that Clang 14 lacks with libstdc++; __builtin_FILE/__builtin_LINE work on GCC, Clang
+// and MSVC, evaluated at the caller when used as default arguments.
+#ifndef IOLOOP_DETAIL_SOURCE_LOCATION_HPP
+#define IOLOOP_DETAIL_SOURCE_LOCATION_HPP
+
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+struct source_location {
+    const char* file = "";
+    unsigned line = 0;
+
+    static constexpr source_location current(const char* file = __builtin_FILE(),
+                                             unsigned line = __builtin_LINE()) noexcept {
+        return {file, line};
+    }
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/detail/source_location.hpp
+// begin file ioloop/detail/unique_function.hpp
+// ioloop: a move-only callable with a small inline buffer (std::function copies and
+// <functional> costs compile time; std::move_only_function is C++23).
+#ifndef IOLOOP_DETAIL_UNIQUE_FUNCTION_HPP
+#define IOLOOP_DETAIL_UNIQUE_FUNCTION_HPP
+
+// begin file ioloop/detail/type_name.hpp
+// ioloop: the name of a type as the compiler spells it, without RTTI, for debug reports.
+#ifndef IOLOOP_DETAIL_TYPE_NAME_HPP
+#define IOLOOP_DETAIL_TYPE_NAME_HPP
+
+
+#include <string_view>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// The compiler writes T into the signature of this function; cut it out of there.
+template <class T>
+constexpr std::string_view type_name() noexcept {
+#if defined(__clang__) || defined(__GNUC__)
+    std::string_view s = __PRETTY_FUNCTION__;
+    const std::string_view key = "T = ";
+    const auto start = s.find(key);
+    if (start == std::string_view::npos) return s;
+    s.remove_prefix(start + key.size());
+    const auto end = s.find_first_of(";]");
+    return s.substr(0, end);
+#elif defined(_MSC_VER)
+    std::string_view s = __FUNCSIG__;
+    const auto start = s.find("type_name<");
+    if (start == std::string_view::npos) return s;
+    s.remove_prefix(start + 10);
+    return s.substr(0, s.rfind(">(void)"));
+#else
+    return "callable";
+#endif
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/detail/type_name.hpp
+
+#include <cstddef>
+#include <new>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+template <class Signature>
+class unique_function;
+
+template <class R, class... Args>
+class unique_function<R(Args...)> {
+public:
+    // Three pointers inline: a lambda capturing `this` and two references fits, and the
+    // whole object stays at four pointers.
+    static constexpr std::size_t inline_size = 3 * sizeof(void*);
+
+    unique_function() noexcept = default;
+    unique_function(std::nullptr_t) noexcept {}  // NOLINT: implicit, like std::function
+
+    template <class F, class D = std::decay_t<F>,
+              class = std::enable_if_t<!std::is_same_v<D, unique_function> &&
+                                       std::is_invocable_r_v<R, D&, Args...>>>
+    unique_function(F&& f) {  // NOLINT: implicit, like std::function
+        emplace(std::forward<F>(f));
+    }
+
+    unique_function(unique_function&& other) noexcept { take(other); }
+
+    unique_function& operator=(unique_function&& other) noexcept {
+        if (this != &other) {
+            reset();
+            take(other);
+        }
+        return *this;
+    }
+
+    unique_function(const unique_function&) = delete;
+    unique_function& operator=(const unique_function&) = delete;
+
+    ~unique_function() { reset(); }
+
+    explicit operator bool() const noexcept { return ops_ != nullptr; }
+
+    R operator()(Args... args) { return ops_->invoke(storage_, std::forward<Args>(args)...); }
+
+    // What the callable is, for the debug reports ("which callback blocked the loop").
+    std::string_view name() const noexcept { return ops_ ? ops_->name : std::string_view{}; }
+
+    // Constructs the callable in place (the object must be empty): no temporary, no move.
+    template <class F, class D = std::decay_t<F>>
+    void emplace(F&& f) {
+        static_assert(std::is_invocable_r_v<R, D&, Args...>, "wrong signature for this callable");
+        if constexpr (fits_inline<D>) {
+            ::new (static_cast<void*>(storage_)) D(std::forward<F>(f));
+        } else {
+            *reinterpret_cast<D**>(storage_) = new D(std::forward<F>(f));
+        }
+        ops_ = &ops_for<D>;
+    }
+
+    void reset() noexcept {
+        if (ops_) {
+            ops_->destroy(storage_);
+            ops_ = nullptr;
+        }
+    }
+
+private:
+    struct ops {
+        R (*invoke)(void*, Args&&...);
+        void (*move)(void* from, void* to) noexcept;  // leaves `from` destroyed
+        void (*destroy)(void*) noexcept;
+        std::string_view name;
+    };
+
+    template <class D>
+    static constexpr bool fits_inline = sizeof(D) <= inline_size &&
+                                        alignof(D) <= alignof(void*) &&
+                                        std::is_nothrow_move_constructible_v<D>;
+
+    template <class D>
+    static D& target(void* p) noexcept {
+        if constexpr (fits_inline<D>) {
+            return *std::launder(reinterpret_cast<D*>(p));
+        } else {
+            return **reinterpret_cast<D**>(p);
+        }
+    }
+
+    template <class D>
+    static constexpr ops ops_for = {
+        [](void* p, Args&&... args) -> R { return target<D>(p)(std::forward<Args>(args)...); },
+        [](void* from, void* to) noexcept {
+            if constexpr (fits_inline<D>) {
+                D& f = target<D>(from);
+                ::new (to) D(std::move(f));
+                f.~D();
+            } else {
+                *reinterpret_cast<D**>(to) = *reinterpret_cast<D**>(from);
+            }
+        },
+        [](void* p) noexcept {
+            if constexpr (fits_inline<D>) {
+                target<D>(p).~D();
+            } else {
+                delete &target<D>(p);
+            }
+        },
+        type_name<D>(),
+    };
+
+    void take(unique_function& other) noexcept {
+        if (other.ops_) {
+            other.ops_->move(other.storage_, storage_);
+            ops_ = std::exchange(other.ops_, nullptr);
+        }
+    }
+
+    alignas(void*) unsigned char storage_[inline_size];
+    const ops* ops_ = nullptr;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/detail/unique_function.hpp
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+class node_pool;
+
+// One scheduled callback: a call_soon, a timer, a reader/writer or a signal handler.
+// Shared by the loop's queues and by the user's handles through a reference count.
+struct callback_node {
+    callback_node* next = nullptr;  // ready queue or free list
+    unique_function<void()> fn;
+    source_location where;       // where it was scheduled, for debug reports
+    std::chrono::steady_clock::time_point when{};  // timers: the deadline
+    std::uint64_t seq = 0;                          // timers: FIFO among equal deadlines
+    node_pool* pool = nullptr;                      // null for threadsafe nodes
+    // Loop-thread nodes only load and store these (plain moves); threadsafe nodes are
+    // shared with other threads and use read-modify-write.
+    std::atomic<std::uint32_t> refs{0};
+    std::atomic<bool> cancelled{false};
+    bool threadsafe = false;  // made by call_soon_threadsafe: heap-allocated, atomic refs
+    bool in_timer_heap = false;
+
+    void add_ref() noexcept {
+        if (threadsafe) {
+            refs.fetch_add(1, std::memory_order_relaxed);
+        } else {
+            refs.store(refs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        }
+    }
+
+    inline void release() noexcept;
+    inline void cancel() noexcept;
+    bool is_cancelled() const noexcept { return cancelled.load(std::memory_order_relaxed); }
+};
+
+// Keeps released nodes for reuse. Owned by the loop; if handles still hold nodes when the
+// loop goes away, the pool is orphaned and the last node to go frees it.
+class node_pool {
+public:
+    // Past this many idle nodes, released ones go back to the allocator: a burst of a
+    // million timers must not pin their memory forever.
+    static constexpr std::size_t max_idle = 4096;
+
+    node_pool() = default;
+    node_pool(const node_pool&) = delete;
+    node_pool& operator=(const node_pool&) = delete;
+
+    callback_node* acquire() {
+        callback_node* n = idle_;
+        if (n) {
+            idle_ = n->next;
+            --idle_count_;
+            n->next = nullptr;
+        } else {
+            n = new callback_node;
+            n->pool = this;
+            ++allocated_;
+        }
+        return n;
+    }
+
+    void recycle(callback_node* n) noexcept {
+        n->fn.reset();  // may run user destructors, which may release other nodes
+        if (orphaned_ || idle_count_ >= max_idle) {
+            delete n;
+            if (--allocated_ == 0 && orphaned_) delete this;
+            return;
+        }
+        n->cancelled.store(false, std::memory_order_relaxed);
+        n->in_timer_heap = false;
+        n->next = idle_;
+        idle_ = n;
+        ++idle_count_;
+    }
+
+    // The loop is going away: free what is idle, let outstanding handles free the rest.
+    void orphan() noexcept {
+        while (idle_) {
+            callback_node* n = idle_;
+            idle_ = n->next;
+            delete n;
+            --allocated_;
+        }
+        idle_count_ = 0;
+        orphaned_ = true;
+        if (allocated_ == 0) delete this;
+    }
+
+    // Timers cancelled while still in the loop's heap: the loop purges them when they
+    // outnumber the live ones.
+    std::size_t cancelled_timers = 0;
+
+private:
+    ~node_pool() = default;  // only orphan() and the last recycle() delete a pool
+
+    callback_node* idle_ = nullptr;
+    std::size_t idle_count_ = 0;
+    std::size_t allocated_ = 0;
+    bool orphaned_ = false;
+};
+
+inline void callback_node::release() noexcept {
+    if (threadsafe) {
+        if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+        return;
+    }
+    const std::uint32_t left = refs.load(std::memory_order_relaxed) - 1;
+    refs.store(left, std::memory_order_relaxed);
+    if (left == 0) pool->recycle(this);
+}
+
+inline void callback_node::cancel() noexcept {
+    if (cancelled.exchange(true, std::memory_order_relaxed)) return;
+    if (in_timer_heap) ++pool->cancelled_timers;
+}
+
+// The ready queue: FIFO through callback_node::next, no allocation.
+class node_queue {
+public:
+    bool empty() const noexcept { return head_ == nullptr; }
+
+    void push(callback_node* n) noexcept {
+        n->next = nullptr;
+        if (tail_) {
+            tail_->next = n;
+        } else {
+            head_ = n;
+        }
+        tail_ = n;
+    }
+
+    callback_node* pop() noexcept {
+        callback_node* n = head_;
+        head_ = n->next;
+        if (!head_) tail_ = nullptr;
+        n->next = nullptr;
+        return n;
+    }
+
+    // Moves everything out; what is pushed afterwards lands in a fresh queue.
+    node_queue take() noexcept {
+        node_queue q;
+        q.head_ = std::exchange(head_, nullptr);
+        q.tail_ = std::exchange(tail_, nullptr);
+        return q;
+    }
+
+    void append(node_queue&& other) noexcept {
+        if (other.empty()) return;
+        if (tail_) {
+            tail_->next = other.head_;
+        } else {
+            head_ = other.head_;
+        }
+        tail_ = other.tail_;
+        other.head_ = other.tail_ = nullptr;
+    }
+
+    // Drops every node's queue reference (loop close).
+    void clear() noexcept {
+        while (!empty()) pop()->release();
+    }
+
+private:
+    callback_node* head_ = nullptr;
+    callback_node* tail_ = nullptr;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/detail/callback_node.hpp
+
+#include <chrono>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+
+class handle {
+public:
+    handle() noexcept = default;
+
+    handle(const handle& other) noexcept : node_(other.node_) {
+        if (node_) node_->add_ref();
+    }
+    handle(handle&& other) noexcept : node_(std::exchange(other.node_, nullptr)) {}
+    handle& operator=(handle other) noexcept {
+        std::swap(node_, other.node_);
+        return *this;
+    }
+    ~handle() {
+        if (node_) node_->release();
+    }
+
+    // The callback will not run. Calling it again, or after the callback ran, does nothing.
+    void cancel() noexcept {
+        if (node_) node_->cancel();
+    }
+
+    bool cancelled() const noexcept { return node_ && node_->is_cancelled(); }
+
+    // False for a default-constructed (or moved-from) handle.
+    explicit operator bool() const noexcept { return node_ != nullptr; }
+
+protected:
+    template <class Backend>
+    friend class basic_event_loop;
+
+    // Adopts one reference that the caller already counted.
+    explicit handle(detail::callback_node* adopted) noexcept : node_(adopted) {}
+
+    detail::callback_node* node_ = nullptr;
+};
+
+class timer_handle : public handle {
+public:
+    timer_handle() noexcept = default;
+
+    // The deadline, on loop.time()'s clock.
+    std::chrono::steady_clock::time_point when() const noexcept {
+        return node_ ? node_->when : std::chrono::steady_clock::time_point{};
+    }
+
+private:
+    template <class Backend>
+    friend class basic_event_loop;
+
+    using handle::handle;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/handle.hpp
+// begin file ioloop/event_loop.hpp
+// ioloop: basic_event_loop<Backend>, asyncio's event loop. One iteration (run_once) is the
+// four steps of DESIGN.md: compute the poll timeout, poll, move due timers to the ready
+// queue, run exactly the callbacks that were ready when the step began.
+#ifndef IOLOOP_EVENT_LOOP_HPP
+#define IOLOOP_EVENT_LOOP_HPP
+
+// begin file ioloop/detail/running_loop.hpp
+// ioloop: which loop runs on this thread, so a second loop cannot be run inside the first
+// (asyncio: "Cannot run the event loop while another loop is running").
+#ifndef IOLOOP_DETAIL_RUNNING_LOOP_HPP
+#define IOLOOP_DETAIL_RUNNING_LOOP_HPP
+
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+inline thread_local const void* running_loop = nullptr;
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/detail/running_loop.hpp
+// begin file ioloop/detail/signals.hpp
+// ioloop: the process-wide side of add_signal_handler. A POSIX signal handler may only
+// touch lock-free atomics and async-signal-safe calls, so it marks the signal pending and
+// wakes the loop that registered it; the loop runs the user's callback on its own thread.
+#ifndef IOLOOP_DETAIL_SIGNALS_HPP
+#define IOLOOP_DETAIL_SIGNALS_HPP
+
+
+#if defined(IOLOOP_POSIX)
+
+#include <atomic>
+#include <cerrno>
+#include <string>
+
+#include <signal.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// What the signal handler may reach of a loop: a flag and a signal-safe wakeup.
+struct signal_target {
+    std::atomic<bool> any_pending{false};
+    void (*wake)(void* context) noexcept = nullptr;
+    void* context = nullptr;
+};
+
+// Signals are numbered below NSIG on every POSIX system we know; 65 covers Linux's
+// real-time signals too.
+#if defined(NSIG)
+inline constexpr int max_signal = NSIG;
+#else
+inline constexpr int max_signal = 65;
+#endif
+
+struct signal_slot {
+    std::atomic<bool> pending{false};
+    std::atomic<signal_target*> target{nullptr};
+};
+
+inline signal_slot signal_slots[max_signal];
+
+// Installed with sigaction for every signal a loop handles.
+inline void on_signal(int sig) {
+    if (sig <= 0 || sig >= max_signal) return;
+    signal_slot& slot = signal_slots[sig];
+    slot.pending.store(true, std::memory_order_release);
+    if (signal_target* t = slot.target.load(std::memory_order_acquire)) {
+        t->any_pending.store(true, std::memory_order_release);
+        t->wake(t->context);
+    }
+}
+
+// The disposition a signal had before a loop took it, restored when the loop lets go.
+using saved_signal_action = struct sigaction;
+
+// Routes `sig` to on_signal; SA_RESTART so that other threads' blocking calls are not
+// interrupted by a signal only the loop cares about.
+inline void install_signal_handler(int sig, saved_signal_action& saved) {
+    struct sigaction sa {};
+    sa.sa_handler = &on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (::sigaction(sig, &sa, &saved) == -1) {
+        throw_errno(errno, "add_signal_handler: sigaction(" + std::to_string(sig) + ")");
+    }
+}
+
+inline void restore_signal_handler(int sig, const saved_signal_action& saved) noexcept {
+    ::sigaction(sig, &saved, nullptr);
+}
+
+static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<signal_target*>::is_always_lock_free,
+              "signal handlers need lock-free atomics");
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/detail/signals.hpp
+// begin file ioloop/detail/timer_heap.hpp
+// ioloop: the timer queue, a 4-ary min-heap ordered by (deadline, sequence).
+// Entries carry the deadline beside the node pointer, so sifting reads one contiguous
+// array and never the nodes; a node does not know its position, so cancelling is O(1):
+// the node is marked and dropped when it reaches the top, or purged in bulk (as asyncio
+// does) when cancelled nodes outnumber live ones.
+#ifndef IOLOOP_DETAIL_TIMER_HEAP_HPP
+#define IOLOOP_DETAIL_TIMER_HEAP_HPP
+
+
+#include <cstddef>
+#include <vector>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+class timer_heap {
+public:
+    using rep = std::chrono::steady_clock::rep;
+
+    bool empty() const noexcept { return entries_.empty(); }
+    std::size_t size() const noexcept { return entries_.size(); }
+
+    // Takes over the caller's reference to `n`.
+    void push(callback_node* n) {
+        n->in_timer_heap = true;
+        entries_.push_back({n->when.time_since_epoch().count(), n});
+        sift_up(entries_.size() - 1);
+    }
+
+    callback_node* top() const noexcept { return entries_.front().node; }
+    rep top_deadline() const noexcept { return entries_.front().when; }
+
+    // Removes the earliest timer; the caller now owns the heap's reference.
+    callback_node* pop() noexcept {
+        callback_node* n = entries_.front().node;
+        entries_.front() = entries_.back();
+        entries_.pop_back();
+        if (!entries_.empty()) sift_down(0);
+        n->in_timer_heap = false;
+        return n;
+    }
+
+    // Moves every cancelled timer to `dropped` and restores the heap in O(n). The caller
+    // releases them afterwards: a released callback's destructor may schedule a timer.
+    void purge_cancelled(node_queue& dropped) noexcept {
+        std::size_t kept = 0;
+        for (entry& e : entries_) {
+            if (e.node->is_cancelled()) {
+                e.node->in_timer_heap = false;
+                dropped.push(e.node);
+            } else {
+                entries_[kept++] = e;
+            }
+        }
+        entries_.resize(kept);
+        if (kept > 1) {
+            for (std::size_t i = parent(kept - 1) + 1; i-- > 0;) sift_down(i);
+        }
+    }
+
+    // Moves every timer to `dropped` (loop close).
+    void clear(node_queue& dropped) noexcept {
+        for (entry& e : entries_) {
+            e.node->in_timer_heap = false;
+            dropped.push(e.node);
+        }
+        entries_.clear();
+    }
+
+private:
+    struct entry {
+        rep when;
+        callback_node* node;
+    };
+
+    static constexpr std::size_t arity = 4;
+    static std::size_t parent(std::size_t i) noexcept { return (i - 1) / arity; }
+
+    static bool before(const entry& a, const entry& b) noexcept {
+        return a.when < b.when || (a.when == b.when && a.node->seq < b.node->seq);
+    }
+
+    void sift_up(std::size_t i) noexcept {
+        const entry e = entries_[i];
+        while (i > 0) {
+            const std::size_t p = parent(i);
+            if (!before(e, entries_[p])) break;
+            entries_[i] = entries_[p];
+            i = p;
+        }
+        entries_[i] = e;
+    }
+
+    void sift_down(std::size_t i) noexcept {
+        const std::size_t n = entries_.size();
+        const entry e = entries_[i];
+        for (;;) {
+            const std::size_t first = i * arity + 1;
+            if (first >= n) break;
+            const std::size_t last = first + arity < n ? first + arity : n;
+            std::size_t best = first;
+            for (std::size_t c = first + 1; c < last; ++c) {
+                if (before(entries_[c], entries_[best])) best = c;
+            }
+            if (!before(entries_[best], e)) break;
+            entries_[i] = entries_[best];
+            i = best;
+        }
+        entries_[i] = e;
+    }
+
+    std::vector<entry> entries_;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/detail/timer_heap.hpp
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+IOLOOP_NAMESPACE_BEGIN
+
+template <class Backend>
+class basic_event_loop {
+    static_assert(backend::event_backend<Backend>,
+                  "basic_event_loop<Backend>: Backend does not model ioloop::backend::event_backend");
+
+public:
+    using backend_type = Backend;
+    using clock = std::chrono::steady_clock;
+    using time_point = clock::time_point;
+    using duration = clock::duration;
+    using exception_handler = detail::unique_function<void(const exception_context&)>;
+
+    basic_event_loop() : pool_(new detail::node_pool) {
+        signal_target_.wake = [](void* b) noexcept { static_cast<Backend*>(b)->interrupt(); };
+        signal_target_.context = &backend_;
+        // Like PYTHONASYNCIODEBUG: debug mode without touching the code.
+        if (const char* env = std::getenv("IOLOOP_DEBUG")) debug_ = env[0] != '\0' && env[0] != '0';
+    }
+
+    basic_event_loop(const basic_event_loop&) = delete;
+    basic_event_loop& operator=(const basic_event_loop&) = delete;
+
+    ~basic_event_loop() {
+        if (!closed_) close();
+        pool_->orphan();
+    }
+
+    // ---- scheduling -------------------------------------------------------------------
+
+    // Runs fn on a later iteration, after everything scheduled before it (FIFO).
+    template <class F>
+    handle call_soon(F&& fn, detail::source_location where = detail::source_location::current()) {
+        check_open("call_soon");
+        detail::callback_node* n = make_node(std::forward<F>(fn), where);
+        n->refs.store(2, std::memory_order_relaxed);  // the ready queue's and the handle's
+        ready_.push(n);
+        return handle(n);
+    }
+
+    // Like call_soon, from any thread; wakes the loop if it sleeps in its poll.
+    template <class F>
+    handle call_soon_threadsafe(F&& fn,
+                                detail::source_location where = detail::source_location::current()) {
+        static_assert(std::is_invocable_v<std::decay_t<F>&>,
+                      "call_soon_threadsafe: the callback must be callable with no arguments");
+        auto* n = new detail::callback_node;
+        n->threadsafe = true;
+        n->where = where;
+        n->refs.store(2, std::memory_order_relaxed);
+        try {
+            n->fn.emplace(std::forward<F>(fn));
+        } catch (...) {
+            delete n;
+            throw;
+        }
+        bool queued = false;
+        bool wake = false;
+        {
+            std::lock_guard<std::mutex> lock(remote_mutex_);
+            if (!closed_) {
+                remote_.push(n);
+                queued = true;
+                wake = !remote_pending_.exchange(true, std::memory_order_acq_rel);
+            }
+        }
+        if (!queued) {
+            delete n;  // outside the lock: the callable's destructor is user code
+            throw invalid_state_error("call_soon_threadsafe: the event loop is closed");
+        }
+        if (wake) backend_.interrupt();
+        return handle(n);
+    }
+
+    // Runs fn once `delay` has passed on loop.time()'s clock, never earlier.
+    template <class Rep, class Period, class F>
+    timer_handle call_later(std::chrono::duration<Rep, Period> delay, F&& fn,
+                            detail::source_location where = detail::source_location::current()) {
+        return schedule_timer(deadline_after(time(), delay), std::forward<F>(fn), where, "call_later");
+    }
+
+    // Runs fn once loop.time() reaches `when`, never earlier.
+    template <class Duration, class F>
+    timer_handle call_at(std::chrono::time_point<clock, Duration> when, F&& fn,
+                         detail::source_location where = detail::source_location::current()) {
+        return schedule_timer(std::chrono::ceil<duration>(when), std::forward<F>(fn), where,
+                              "call_at");
+    }
+
+    // The loop's clock: monotonic.
+    time_point time() const noexcept { return clock::now(); }
+
+    // ---- running ----------------------------------------------------------------------
+
+    // Runs iterations until stop(). A stop() made before the call makes it run one.
+    void run_forever() {
+        if (closed_) throw invalid_state_error("run_forever: the event loop is closed");
+        if (running_) throw invalid_state_error("run_forever: this event loop is already running");
+        if (detail::running_loop) {
+            throw invalid_state_error(
+                "run_forever: another event loop is already running in this thread");
+        }
+        running_scope scope(*this);
+        do {
+            run_once();
+        } while (!stopping_);
+    }
+
+    // The current iteration finishes, then run_forever returns.
+    void stop() noexcept { stopping_ = true; }
+
+    bool is_running() const noexcept { return running_; }
+
+    // Drops every pending callback, timer, watched descriptor and signal handler. A closed
+    // loop cannot schedule or run anything. Closing twice does nothing.
+    void close() {
+        if (running_) throw invalid_state_error("close: the event loop is running");
+        if (closed_) return;
+        detail::node_queue dropped;
+        {
+            std::lock_guard<std::mutex> lock(remote_mutex_);
+            closed_ = true;
+            dropped.append(remote_.take());
+            remote_pending_.store(false, std::memory_order_relaxed);
+        }
+        for (int sig = 1; sig < static_cast<int>(signal_handlers_.size()); ++sig) {
+            remove_signal_handler(sig);
+        }
+        for (auto& w : watches_) {
+            if (!w) continue;
+            backend_.watch(w->fd, w->events, 0, w.get());
+            if (w->reader) dropped.push(w->reader);
+            if (w->writer) dropped.push(w->writer);
+            w.reset();
+        }
+        watched_count_ = 0;
+        dropped.append(ready_.take());
+        timers_.clear(dropped);
+        pool_->cancelled_timers = 0;
+        // Last: releasing runs the callbacks' destructors, which may do anything.
+        dropped.clear();
+    }
+
+    bool is_closed() const noexcept { return closed_; }
+
+    // Iterations run so far: lets a program (or a test) see that an idle loop sleeps.
+    std::uint64_t iteration_count() const noexcept { return iterations_; }
+
+    // ---- descriptors (readiness backends only) ----------------------------------------
+
+    // Runs fn on every iteration while fd is readable; replaces an earlier reader of fd.
+    template <class F>
+    void add_reader(int fd, F&& fn, detail::source_location where = detail::source_location::current()) {
+        require_readiness_backend();
+        add_watch(fd, backend::io_read, make_node(std::forward<F>(fn), where), "add_reader");
+    }
+
+    // True if fd had a reader.
+    bool remove_reader(int fd) {
+        require_readiness_backend();
+        return remove_watch(fd, backend::io_read);
+    }
+
+    template <class F>
+    void add_writer(int fd, F&& fn, detail::source_location where = detail::source_location::current()) {
+        require_readiness_backend();
+        add_watch(fd, backend::io_write, make_node(std::forward<F>(fn), where), "add_writer");
+    }
+
+    bool remove_writer(int fd) {
+        require_readiness_backend();
+        return remove_watch(fd, backend::io_write);
+    }
+
+    // ---- signals ----------------------------------------------------------------------
+
+    // Runs fn on the loop's thread each time `sig` arrives; replaces an earlier handler.
+    // One loop at a time may handle a given signal.
+    template <class F>
+    void add_signal_handler(int sig, F&& fn,
+                            detail::source_location where = detail::source_location::current()) {
+        check_open("add_signal_handler");
+        if (sig <= 0 || sig >= detail::max_signal) {
+            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                    "add_signal_handler: " + std::to_string(sig) +
+                                        " is not a signal number");
+        }
+        detail::signal_slot& slot = detail::signal_slots[sig];
+        detail::signal_target* owner = slot.target.load(std::memory_order_acquire);
+        if (owner && owner != &signal_target_) {
+            throw invalid_state_error("add_signal_handler: signal " + std::to_string(sig) +
+                                      " is already handled by another event loop");
+        }
+        detail::callback_node* n = make_node(std::forward<F>(fn), where);
+        n->refs.store(1, std::memory_order_relaxed);  // the loop's registration
+        if (signal_handlers_.empty()) {
+            signal_handlers_.resize(detail::max_signal);
+            saved_actions_.resize(detail::max_signal);
+        }
+        if (detail::callback_node* old = signal_handlers_[sig]) {
+            old->cancel();
+            old->release();
+        } else {
+            try {
+                slot.pending.store(false, std::memory_order_relaxed);
+                slot.target.store(&signal_target_, std::memory_order_release);
+                detail::install_signal_handler(sig, saved_actions_[sig]);
+            } catch (...) {
+                slot.target.store(nullptr, std::memory_order_release);
+                n->release();
+                throw;
+            }
+        }
+        signal_handlers_[sig] = n;
+    }
+
+    // True if sig had a handler; the signal's earlier disposition is restored.
+    bool remove_signal_handler(int sig) {
+        if (sig <= 0 || sig >= static_cast<int>(signal_handlers_.size())) return false;
+        detail::callback_node* n = std::exchange(signal_handlers_[sig], nullptr);
+        if (!n) return false;
+        detail::restore_signal_handler(sig, saved_actions_[sig]);
+        detail::signal_slots[sig].target.store(nullptr, std::memory_order_release);
+        n->cancel();
+        n->release();
+        return true;
+    }
+
+    // ---- errors and debugging ---------------------------------------------------------
+
+    // Receives every exception that escapes a callback, and the debug-mode reports.
+    // An empty handler restores default_exception_handler.
+    void set_exception_handler(exception_handler h) noexcept { handler_ = std::move(h); }
+
+    void call_exception_handler(const exception_context& ctx) noexcept {
+        if (!handler_) {
+            default_exception_handler(ctx);
+            return;
+        }
+        try {
+            handler_(ctx);
+        } catch (...) {
+            default_exception_handler(
+                {"exception in the exception handler", std::current_exception(), ctx.callback});
+            default_exception_handler(ctx);
+        }
+    }
+
+    // Prints the context to stderr.
+    static void default_exception_handler(const exception_context& ctx) noexcept {
+        std::fprintf(stderr, "ioloop: %s\n", ctx.message.c_str());
+        if (!ctx.callback.empty()) std::fprintf(stderr, "  callback: %s\n", ctx.callback.c_str());
+        if (ctx.exception) {
+            try {
+                std::rethrow_exception(ctx.exception);
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "  exception: %s\n", e.what());
+            } catch (...) {
+                std::fprintf(stderr, "  exception: (not derived from std::exception)\n");
+            }
+        }
+    }
+
+    // Debug mode times every callback and reports those slower than
+    // slow_callback_duration() (default 100 ms) through the exception handler.
+    void set_debug(bool on) noexcept { debug_ = on; }
+    bool get_debug() const noexcept { return debug_; }
+
+    template <class Rep, class Period>
+    void set_slow_callback_duration(std::chrono::duration<Rep, Period> d) noexcept {
+        slow_callback_ = std::chrono::duration_cast<duration>(d);
+    }
+    duration slow_callback_duration() const noexcept { return slow_callback_; }
+
+private:
+    static constexpr void require_readiness_backend() noexcept {
+        static_assert(backend::readiness_backend<Backend>,
+                      "add_reader/add_writer need a readiness backend (epoll, kqueue, poll, "
+                      "select); a completion backend such as IOCP cannot wait for readiness: "
+                      "use the sock_* operations or transports instead");
+    }
+
+    // A descriptor's reader and writer callbacks; the backend reports events with it.
+    struct fd_watch {
+        int fd;
+        unsigned events = 0;
+        detail::callback_node* reader = nullptr;
+        detail::callback_node* writer = nullptr;
+    };
+
+    // Marks the loop as running on this thread for as long as run_forever runs.
+    struct running_scope {
+        explicit running_scope(basic_event_loop& l) : loop(l) {
+            loop.running_ = true;
+            detail::running_loop = &loop;
+        }
+        ~running_scope() {
+            loop.running_ = false;
+            loop.stopping_ = false;
+            detail::running_loop = nullptr;
+        }
+        running_scope(const running_scope&) = delete;
+        running_scope& operator=(const running_scope&) = delete;
+        basic_event_loop& loop;
+    };
+
+    void run_once() {
+        ++iterations_;
+        // 1. Timeout: none if work is ready, else until the nearest timer, else forever.
+        const std::chrono::nanoseconds timeout = poll_timeout();
+        // 2. Poll. With work ready and nothing to watch the syscall can only return the
+        //    wakeup descriptor, and the flags below already tell us that.
+        if (timeout.count() != 0 || watched_count_ != 0) {
+            backend_.wait(timeout, [this](void* data, unsigned events) { on_io(data, events); });
+        }
+        take_remote();
+        take_signals();
+        // 3. Timers.
+        fire_due_timers();
+        // 4. Exactly what is ready now; what these callbacks schedule runs next iteration.
+        detail::node_queue batch = ready_.take();
+        while (!batch.empty()) {
+            detail::callback_node* n = batch.pop();
+            if (!n->is_cancelled()) run_callback(*n);
+            n->release();
+        }
+    }
+
+    std::chrono::nanoseconds poll_timeout() noexcept {
+        if (!ready_.empty() || stopping_) return std::chrono::nanoseconds(0);
+        drop_cancelled_head_timers();
+        if (timers_.empty()) return std::chrono::nanoseconds(-1);
+        const auto left = timers_.top_deadline() - time().time_since_epoch().count();
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(duration(left > 0 ? left : 0));
+    }
+
+    void on_io(void* data, unsigned events) noexcept {
+        auto* w = static_cast<fd_watch*>(data);
+        if ((events & backend::io_read) && w->reader) enqueue(w->reader);
+        if ((events & backend::io_write) && w->writer) enqueue(w->writer);
+    }
+
+    // Queues a registered (reader, writer, signal) callback; the registration keeps its
+    // own reference.
+    void enqueue(detail::callback_node* n) noexcept {
+        n->add_ref();
+        ready_.push(n);
+    }
+
+    void take_remote() {
+        if (!remote_pending_.load(std::memory_order_acquire)) return;
+        std::lock_guard<std::mutex> lock(remote_mutex_);
+        ready_.append(remote_.take());
+        remote_pending_.store(false, std::memory_order_relaxed);
+    }
+
+    void take_signals() noexcept {
+        if (!signal_target_.any_pending.exchange(false, std::memory_order_acq_rel)) return;
+        for (int sig = 1; sig < static_cast<int>(signal_handlers_.size()); ++sig) {
+            if (signal_handlers_[sig] &&
+                detail::signal_slots[sig].pending.exchange(false, std::memory_order_acq_rel)) {
+                enqueue(signal_handlers_[sig]);
+            }
+        }
+    }
+
+    void fire_due_timers() {
+        if (timers_.empty()) return;
+        if (pool_->cancelled_timers > purge_threshold &&
+            pool_->cancelled_timers * 2 > timers_.size()) {
+            detail::node_queue dropped;
+            timers_.purge_cancelled(dropped);
+            pool_->cancelled_timers = 0;
+            dropped.clear();
+        }
+        const auto now = time().time_since_epoch().count();
+        while (!timers_.empty() && timers_.top_deadline() <= now) {
+            detail::callback_node* n = timers_.pop();
+            if (n->is_cancelled()) {
+                --pool_->cancelled_timers;
+                n->release();
+            } else {
+                ready_.push(n);  // the heap's reference moves to the queue
+            }
+        }
+    }
+
+    void drop_cancelled_head_timers() noexcept {
+        while (!timers_.empty() && timers_.top()->is_cancelled()) {
+            --pool_->cancelled_timers;
+            timers_.pop()->release();
+        }
+    }
+
+    void run_callback(detail::callback_node& n) noexcept {
+        if (!debug_) {
+            try {
+                n.fn();
+            } catch (...) {
+                report_exception(n);
+            }
+            return;
+        }
+        const time_point start = time();
+        try {
+            n.fn();
+        } catch (...) {
+            report_exception(n);
+        }
+        const duration took = time() - start;
+        if (took >= slow_callback_) {
+            char seconds[32];
+            std::snprintf(seconds, sizeof seconds, "%.3f",
+                          std::chrono::duration<double>(took).count());
+            call_exception_handler({"executing " + describe(n) + " took " + seconds + " seconds",
+                                    nullptr, describe(n)});
+        }
+    }
+
+    void report_exception(detail::callback_node& n) noexcept {
+        call_exception_handler({"exception in callback", std::current_exception(), describe(n)});
+    }
+
+    // "main()::<lambda()> scheduled at hello.cpp:12"
+    static std::string describe(const detail::callback_node& n) {
+        std::string s(n.fn.name());
+        s += " scheduled at ";
+        s += n.where.file;
+        s += ':';
+        s += std::to_string(n.where.line);
+        return s;
+    }
+
+    void check_open(const char* what) const {
+        if (closed_) throw invalid_state_error(std::string(what) + ": the event loop is closed");
+    }
+
+    // A fresh node holding fn, with no references counted yet.
+    template <class F>
+    detail::callback_node* make_node(F&& fn, const detail::source_location& where) {
+        static_assert(std::is_invocable_v<std::decay_t<F>&>,
+                      "ioloop: the callback must be callable with no arguments");
+        detail::callback_node* n = pool_->acquire();
+        try {
+            n->fn.emplace(std::forward<F>(fn));
+        } catch (...) {
+            pool_->recycle(n);
+            throw;
+        }
+        n->where = where;
+        return n;
+    }
+
+    template <class F>
+    timer_handle schedule_timer(time_point when, F&& fn, const detail::source_location& where,
+                                const char* what) {
+        check_open(what);
+        detail::callback_node* n = make_node(std::forward<F>(fn), where);
+        n->when = when;
+        n->seq = ++timer_seq_;
+        n->refs.store(2, std::memory_order_relaxed);  // the heap's and the handle's
+        try {
+            timers_.push(n);
+        } catch (...) {
+            n->refs.store(0, std::memory_order_relaxed);
+            pool_->recycle(n);
+            throw;
+        }
+        return timer_handle(n);
+    }
+
+    // now + delay, rounded up to the clock's tick, saturating instead of overflowing.
+    template <class Rep, class Period>
+    static time_point deadline_after(time_point now, std::chrono::duration<Rep, Period> delay) {
+        if (delay <= delay.zero()) return now;
+        const std::chrono::duration<double> room = time_point::max() - now;
+        if (std::chrono::duration<double>(delay) >= room) return time_point::max();
+        return now + std::chrono::ceil<duration>(delay);
+    }
+
+    void add_watch(int fd, unsigned which, detail::callback_node* n, const char* what) {
+        n->refs.store(1, std::memory_order_relaxed);  // the registration's
+        try {
+            check_open(what);
+            if (!detail::is_open_fd(fd)) {
+                detail::throw_errno(EBADF, std::string(what) + ": fd " + std::to_string(fd) +
+                                               " is not an open descriptor");
+            }
+            const auto ufd = static_cast<std::size_t>(fd);
+            if (ufd >= watches_.size()) watches_.resize(ufd + 1);
+            if (!watches_[ufd]) watches_[ufd].reset(new fd_watch{fd});
+        } catch (...) {
+            n->release();
+            throw;
+        }
+        fd_watch& w = *watches_[static_cast<std::size_t>(fd)];
+        const unsigned before = w.events;
+        try {
+            backend_.watch(fd, before, before | which, &w);
+        } catch (...) {
+            if (before == 0) watches_[static_cast<std::size_t>(fd)].reset();
+            n->release();
+            throw;
+        }
+        if (before == 0) ++watched_count_;
+        w.events = before | which;
+        detail::callback_node*& slot = which == backend::io_read ? w.reader : w.writer;
+        if (slot) {
+            slot->cancel();  // if it is queued this iteration, it must not run
+            slot->release();
+        }
+        slot = n;
+    }
+
+    bool remove_watch(int fd, unsigned which) {
+        if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size()) return false;
+        std::unique_ptr<fd_watch>& w = watches_[static_cast<std::size_t>(fd)];
+        if (!w) return false;
+        detail::callback_node*& slot = which == backend::io_read ? w->reader : w->writer;
+        if (!slot) return false;
+        const unsigned after = w->events & ~which;
+        backend_.watch(fd, w->events, after, w.get());
+        w->events = after;
+        slot->cancel();
+        std::exchange(slot, nullptr)->release();
+        if (after == 0) {
+            w.reset();
+            --watched_count_;
+        }
+        return true;
+    }
+
+    // Cancelled timers are purged in bulk past this many (and past half the heap).
+    static constexpr std::size_t purge_threshold = 64;
+
+    Backend backend_;
+    detail::node_pool* pool_;  // owned; orphaned in the destructor
+    detail::node_queue ready_;
+    detail::timer_heap timers_;
+    std::uint64_t timer_seq_ = 0;
+
+    std::vector<std::unique_ptr<fd_watch>> watches_;  // by fd
+    std::size_t watched_count_ = 0;
+
+    std::mutex remote_mutex_;
+    detail::node_queue remote_;  // call_soon_threadsafe, under remote_mutex_
+    std::atomic<bool> remote_pending_{false};
+
+    detail::signal_target signal_target_;
+    std::vector<detail::callback_node*> signal_handlers_;  // by signal number
+    std::vector<detail::saved_signal_action> saved_actions_;
+
+    exception_handler handler_;
+    duration slow_callback_ = std::chrono::milliseconds(100);
+    std::uint64_t iterations_ = 0;
+    bool debug_ = false;
+    bool running_ = false;
+    bool stopping_ = false;
+    bool closed_ = false;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/event_loop.hpp
+
+// Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
+#undef IOLOOP_NAMESPACE_BEGIN
+#undef IOLOOP_NAMESPACE_END
+#undef IOLOOP_ABI_TAG
+#undef IOLOOP_ABI_CONCAT
+#undef IOLOOP_ABI_CONCAT_
+
+#endif
+// end file ioloop/ioloop.hpp
