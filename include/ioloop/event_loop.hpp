@@ -6,8 +6,10 @@
 
 #include "ioloop/backend/concept.hpp"
 #include "ioloop/detail/callback_node.hpp"
+#include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/remote_queue.hpp"
 #include "ioloop/detail/running_loop.hpp"
 #include "ioloop/detail/signals.hpp"
 #include "ioloop/detail/source_location.hpp"
@@ -18,13 +20,10 @@
 #include "ioloop/handle.hpp"
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <memory>
-#include <mutex>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -88,20 +87,13 @@ public:
             delete n;
             throw;
         }
-        bool queued = false;
-        bool wake = false;
-        {
-            std::lock_guard<std::mutex> lock(remote_mutex_);
-            if (!closed_) {
-                remote_.push(n);
-                queued = true;
-                wake = !remote_pending_.exchange(true, std::memory_order_acq_rel);
-            }
-        }
-        if (!queued) {
-            delete n;  // outside the lock: the callable's destructor is user code
+        const auto pushed = remote_.push(n);
+        if (pushed == detail::remote_queue::push_result::closed) {
+            delete n;
             throw invalid_state_error("call_soon_threadsafe: the event loop is closed");
         }
+        // Only the push into an empty queue wakes the loop: later ones ride on that wakeup.
+        const bool wake = pushed == detail::remote_queue::push_result::queued_into_empty;
         if (wake) backend_.interrupt();
         return handle(n);
     }
@@ -150,22 +142,17 @@ public:
     void close() {
         if (running_) throw invalid_state_error("close: the event loop is running");
         if (closed_) return;
-        detail::node_queue dropped;
-        {
-            std::lock_guard<std::mutex> lock(remote_mutex_);
-            closed_ = true;
-            dropped.append(remote_.take());
-            remote_pending_.store(false, std::memory_order_relaxed);
-        }
+        closed_ = true;
+        detail::node_queue dropped = remote_.close();
         for (int sig = 1; sig < static_cast<int>(signal_handlers_.size()); ++sig) {
             remove_signal_handler(sig);
         }
-        for (auto& w : watches_) {
+        for (fd_watch*& w : watches_) {
             if (!w) continue;
-            backend_.watch(w->fd, w->events, 0, w.get());
+            backend_.watch(w->fd, w->events, 0, w);
             if (w->reader) dropped.push(w->reader);
             if (w->writer) dropped.push(w->writer);
-            w.reset();
+            delete std::exchange(w, nullptr);
         }
         watched_count_ = 0;
         dropped.append(ready_.take());
@@ -381,11 +368,8 @@ private:
         ready_.push(n);
     }
 
-    void take_remote() {
-        if (!remote_pending_.load(std::memory_order_acquire)) return;
-        std::lock_guard<std::mutex> lock(remote_mutex_);
-        ready_.append(remote_.take());
-        remote_pending_.store(false, std::memory_order_relaxed);
+    void take_remote() noexcept {
+        if (remote_.has_work()) ready_.append(remote_.take());
     }
 
     void take_signals() noexcept {
@@ -522,7 +506,7 @@ private:
             }
             const auto ufd = static_cast<std::size_t>(fd);
             if (ufd >= watches_.size()) watches_.resize(ufd + 1);
-            if (!watches_[ufd]) watches_[ufd].reset(new fd_watch{fd});
+            if (!watches_[ufd]) watches_[ufd] = new fd_watch{fd};
         } catch (...) {
             n->release();
             throw;
@@ -532,7 +516,7 @@ private:
         try {
             backend_.watch(fd, before, before | which, &w);
         } catch (...) {
-            if (before == 0) watches_[static_cast<std::size_t>(fd)].reset();
+            if (before == 0) delete std::exchange(watches_[static_cast<std::size_t>(fd)], nullptr);
             n->release();
             throw;
         }
@@ -548,17 +532,17 @@ private:
 
     bool remove_watch(int fd, unsigned which) {
         if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size()) return false;
-        std::unique_ptr<fd_watch>& w = watches_[static_cast<std::size_t>(fd)];
+        fd_watch*& w = watches_[static_cast<std::size_t>(fd)];
         if (!w) return false;
         detail::callback_node*& slot = which == backend::io_read ? w->reader : w->writer;
         if (!slot) return false;
         const unsigned after = w->events & ~which;
-        backend_.watch(fd, w->events, after, w.get());
+        backend_.watch(fd, w->events, after, w);
         w->events = after;
         slot->cancel();
         std::exchange(slot, nullptr)->release();
         if (after == 0) {
-            w.reset();
+            delete std::exchange(w, nullptr);
             --watched_count_;
         }
         return true;
@@ -573,12 +557,10 @@ private:
     detail::timer_heap timers_;
     std::uint64_t timer_seq_ = 0;
 
-    std::vector<std::unique_ptr<fd_watch>> watches_;  // by fd
+    std::vector<fd_watch*> watches_;  // by fd; owned, freed when unwatched or closed
     std::size_t watched_count_ = 0;
 
-    std::mutex remote_mutex_;
-    detail::node_queue remote_;  // call_soon_threadsafe, under remote_mutex_
-    std::atomic<bool> remote_pending_{false};
+    detail::remote_queue remote_;  // from call_soon_threadsafe
 
     detail::signal_target signal_target_;
     std::vector<detail::callback_node*> signal_handlers_;  // by signal number

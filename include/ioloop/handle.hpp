@@ -5,9 +5,9 @@
 #define IOLOOP_HANDLE_HPP
 
 #include "ioloop/detail/callback_node.hpp"
+#include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
 
-#include <chrono>
 #include <utility>
 
 IOLOOP_NAMESPACE_BEGIN

@@ -111,8 +111,25 @@
 #ifndef IOLOOP_BACKEND_CONCEPT_HPP
 #define IOLOOP_BACKEND_CONCEPT_HPP
 
+// begin file ioloop/detail/chrono.hpp
+// ioloop: the clocks and durations. With libstdc++, C++20's <chrono> also brings calendars,
+// time zones and their stream output: about 0.1 s of every compile (g++ 12, -O0) that we
+// would charge to every user. The part we use, also what <thread> and <mutex> include, is
+// <bits/chrono.h>; any other library gets the standard header.
+#ifndef IOLOOP_DETAIL_CHRONO_HPP
+#define IOLOOP_DETAIL_CHRONO_HPP
 
+#include <version>  // tiny; tells which standard library this is
+
+#if defined(__GLIBCXX__) && __has_include(<bits/chrono.h>)
+#include <bits/chrono.h>
+#else
 #include <chrono>
+#endif
+
+#endif
+// end file ioloop/detail/chrono.hpp
+
 #include <concepts>
 #include <string_view>
 
@@ -261,7 +278,6 @@ IOLOOP_NAMESPACE_END
 #if defined(IOLOOP_HAS_EPOLL)
 
 #include <cerrno>
-#include <chrono>
 #include <string>
 
 #include <sys/epoll.h>
@@ -381,7 +397,6 @@ IOLOOP_NAMESPACE_END
 #if defined(IOLOOP_HAS_POLL)
 
 #include <cerrno>
-#include <chrono>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -495,7 +510,6 @@ IOLOOP_NAMESPACE_END
 #if defined(IOLOOP_HAS_SELECT)
 
 #include <cerrno>
-#include <chrono>
 #include <string>
 #include <system_error>
 
@@ -874,7 +888,6 @@ IOLOOP_NAMESPACE_END
 // end file ioloop/detail/unique_function.hpp
 
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
@@ -1051,7 +1064,6 @@ IOLOOP_NAMESPACE_END
 #endif
 // end file ioloop/detail/callback_node.hpp
 
-#include <chrono>
 #include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
@@ -1119,6 +1131,81 @@ IOLOOP_NAMESPACE_END
 #ifndef IOLOOP_EVENT_LOOP_HPP
 #define IOLOOP_EVENT_LOOP_HPP
 
+// begin file ioloop/detail/remote_queue.hpp
+// ioloop: the queue that call_soon_threadsafe pushes into from any thread. Lock-free:
+// producers push onto an atomic stack, the loop takes the whole stack at once and
+// reverses it, so callbacks still run in the order they were pushed. Only the push that
+// finds the queue empty needs to wake the loop: the others know a wakeup is under way.
+#ifndef IOLOOP_DETAIL_REMOTE_QUEUE_HPP
+#define IOLOOP_DETAIL_REMOTE_QUEUE_HPP
+
+
+#include <atomic>
+#include <cstdint>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+class remote_queue {
+public:
+    enum class push_result { queued, queued_into_empty, closed };
+
+    push_result push(callback_node* n) noexcept {
+        callback_node* head = head_.load(std::memory_order_relaxed);
+        do {
+            if (head == closed_marker()) return push_result::closed;
+            n->next = head;
+        } while (!head_.compare_exchange_weak(head, n, std::memory_order_release,
+                                              std::memory_order_relaxed));
+        return head == nullptr ? push_result::queued_into_empty : push_result::queued;
+    }
+
+    // A cheap check for the loop's every iteration.
+    bool has_work() const noexcept {
+        callback_node* head = head_.load(std::memory_order_relaxed);
+        return head != nullptr && head != closed_marker();
+    }
+
+    // Everything pushed so far, oldest first.
+    node_queue take() noexcept { return oldest_first(head_.exchange(nullptr, std::memory_order_acquire)); }
+
+    // Refuses every later push; returns what was still queued.
+    node_queue close() noexcept {
+        return oldest_first(head_.exchange(closed_marker(), std::memory_order_acquire));
+    }
+
+private:
+    // Never dereferenced: a value no allocation can have.
+    static callback_node* closed_marker() noexcept {
+        return reinterpret_cast<callback_node*>(std::uintptr_t{1});
+    }
+
+    static node_queue oldest_first(callback_node* newest) noexcept {
+        if (newest == closed_marker()) newest = nullptr;
+        callback_node* oldest = nullptr;
+        while (newest) {
+            callback_node* next = newest->next;
+            newest->next = oldest;
+            oldest = newest;
+            newest = next;
+        }
+        node_queue q;
+        while (oldest) {
+            callback_node* next = oldest->next;
+            q.push(oldest);
+            oldest = next;
+        }
+        return q;
+    }
+
+    std::atomic<callback_node*> head_{nullptr};
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/detail/remote_queue.hpp
 // begin file ioloop/detail/running_loop.hpp
 // ioloop: which loop runs on this thread, so a second loop cannot be run inside the first
 // (asyncio: "Cannot run the event loop while another loop is running").
@@ -1338,13 +1425,10 @@ IOLOOP_NAMESPACE_END
 // end file ioloop/detail/timer_heap.hpp
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <memory>
-#include <mutex>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -1408,20 +1492,13 @@ public:
             delete n;
             throw;
         }
-        bool queued = false;
-        bool wake = false;
-        {
-            std::lock_guard<std::mutex> lock(remote_mutex_);
-            if (!closed_) {
-                remote_.push(n);
-                queued = true;
-                wake = !remote_pending_.exchange(true, std::memory_order_acq_rel);
-            }
-        }
-        if (!queued) {
-            delete n;  // outside the lock: the callable's destructor is user code
+        const auto pushed = remote_.push(n);
+        if (pushed == detail::remote_queue::push_result::closed) {
+            delete n;
             throw invalid_state_error("call_soon_threadsafe: the event loop is closed");
         }
+        // Only the push into an empty queue wakes the loop: later ones ride on that wakeup.
+        const bool wake = pushed == detail::remote_queue::push_result::queued_into_empty;
         if (wake) backend_.interrupt();
         return handle(n);
     }
@@ -1470,22 +1547,17 @@ public:
     void close() {
         if (running_) throw invalid_state_error("close: the event loop is running");
         if (closed_) return;
-        detail::node_queue dropped;
-        {
-            std::lock_guard<std::mutex> lock(remote_mutex_);
-            closed_ = true;
-            dropped.append(remote_.take());
-            remote_pending_.store(false, std::memory_order_relaxed);
-        }
+        closed_ = true;
+        detail::node_queue dropped = remote_.close();
         for (int sig = 1; sig < static_cast<int>(signal_handlers_.size()); ++sig) {
             remove_signal_handler(sig);
         }
-        for (auto& w : watches_) {
+        for (fd_watch*& w : watches_) {
             if (!w) continue;
-            backend_.watch(w->fd, w->events, 0, w.get());
+            backend_.watch(w->fd, w->events, 0, w);
             if (w->reader) dropped.push(w->reader);
             if (w->writer) dropped.push(w->writer);
-            w.reset();
+            delete std::exchange(w, nullptr);
         }
         watched_count_ = 0;
         dropped.append(ready_.take());
@@ -1701,11 +1773,8 @@ private:
         ready_.push(n);
     }
 
-    void take_remote() {
-        if (!remote_pending_.load(std::memory_order_acquire)) return;
-        std::lock_guard<std::mutex> lock(remote_mutex_);
-        ready_.append(remote_.take());
-        remote_pending_.store(false, std::memory_order_relaxed);
+    void take_remote() noexcept {
+        if (remote_.has_work()) ready_.append(remote_.take());
     }
 
     void take_signals() noexcept {
@@ -1842,7 +1911,7 @@ private:
             }
             const auto ufd = static_cast<std::size_t>(fd);
             if (ufd >= watches_.size()) watches_.resize(ufd + 1);
-            if (!watches_[ufd]) watches_[ufd].reset(new fd_watch{fd});
+            if (!watches_[ufd]) watches_[ufd] = new fd_watch{fd};
         } catch (...) {
             n->release();
             throw;
@@ -1852,7 +1921,7 @@ private:
         try {
             backend_.watch(fd, before, before | which, &w);
         } catch (...) {
-            if (before == 0) watches_[static_cast<std::size_t>(fd)].reset();
+            if (before == 0) delete std::exchange(watches_[static_cast<std::size_t>(fd)], nullptr);
             n->release();
             throw;
         }
@@ -1868,17 +1937,17 @@ private:
 
     bool remove_watch(int fd, unsigned which) {
         if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size()) return false;
-        std::unique_ptr<fd_watch>& w = watches_[static_cast<std::size_t>(fd)];
+        fd_watch*& w = watches_[static_cast<std::size_t>(fd)];
         if (!w) return false;
         detail::callback_node*& slot = which == backend::io_read ? w->reader : w->writer;
         if (!slot) return false;
         const unsigned after = w->events & ~which;
-        backend_.watch(fd, w->events, after, w.get());
+        backend_.watch(fd, w->events, after, w);
         w->events = after;
         slot->cancel();
         std::exchange(slot, nullptr)->release();
         if (after == 0) {
-            w.reset();
+            delete std::exchange(w, nullptr);
             --watched_count_;
         }
         return true;
@@ -1893,12 +1962,10 @@ private:
     detail::timer_heap timers_;
     std::uint64_t timer_seq_ = 0;
 
-    std::vector<std::unique_ptr<fd_watch>> watches_;  // by fd
+    std::vector<fd_watch*> watches_;  // by fd; owned, freed when unwatched or closed
     std::size_t watched_count_ = 0;
 
-    std::mutex remote_mutex_;
-    detail::node_queue remote_;  // call_soon_threadsafe, under remote_mutex_
-    std::atomic<bool> remote_pending_{false};
+    detail::remote_queue remote_;  // from call_soon_threadsafe
 
     detail::signal_target signal_target_;
     std::vector<detail::callback_node*> signal_handlers_;  // by signal number

@@ -5,9 +5,9 @@
 #ifndef IOLOOP_BACKEND_CONCEPT_HPP
 #define IOLOOP_BACKEND_CONCEPT_HPP
 
+#include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
 
-#include <chrono>
 #include <concepts>
 #include <string_view>
 

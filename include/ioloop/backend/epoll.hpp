@@ -4,13 +4,13 @@
 #define IOLOOP_BACKEND_EPOLL_HPP
 
 #include "ioloop/backend/concept.hpp"
+#include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/posix.hpp"
 
 #if defined(IOLOOP_HAS_EPOLL)
 
 #include <cerrno>
-#include <chrono>
 #include <string>
 
 #include <sys/epoll.h>

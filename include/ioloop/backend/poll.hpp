@@ -4,13 +4,13 @@
 #define IOLOOP_BACKEND_POLL_HPP
 
 #include "ioloop/backend/concept.hpp"
+#include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/posix.hpp"
 
 #if defined(IOLOOP_HAS_POLL)
 
 #include <cerrno>
-#include <chrono>
 #include <cstddef>
 #include <string>
 #include <vector>

@@ -4,13 +4,13 @@
 #define IOLOOP_BACKEND_SELECT_HPP
 
 #include "ioloop/backend/concept.hpp"
+#include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/posix.hpp"
 
 #if defined(IOLOOP_HAS_SELECT)
 
 #include <cerrno>
-#include <chrono>
 #include <string>
 #include <system_error>
 

@@ -4,12 +4,12 @@
 #ifndef IOLOOP_DETAIL_CALLBACK_NODE_HPP
 #define IOLOOP_DETAIL_CALLBACK_NODE_HPP
 
+#include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/source_location.hpp"
 #include "ioloop/detail/unique_function.hpp"
 
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
