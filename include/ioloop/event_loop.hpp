@@ -373,7 +373,11 @@ private:
     }
 
     void take_signals() noexcept {
-        if (!signal_target_.any_pending.exchange(false, std::memory_order_acq_rel)) return;
+        // A plain load first: the exchange is a locked instruction, and this runs every time.
+        if (!signal_target_.any_pending.load(std::memory_order_relaxed) ||
+            !signal_target_.any_pending.exchange(false, std::memory_order_acq_rel)) {
+            return;
+        }
         for (int sig = 1; sig < static_cast<int>(signal_handlers_.size()); ++sig) {
             if (signal_handlers_[sig] &&
                 detail::signal_slots[sig].pending.exchange(false, std::memory_order_acq_rel)) {
@@ -411,14 +415,18 @@ private:
     }
 
     void run_callback(detail::callback_node& n) noexcept {
-        if (!debug_) {
-            try {
-                n.fn();
-            } catch (...) {
-                report_exception(n);
-            }
+        if (debug_) [[unlikely]] {
+            run_timed(n);
             return;
         }
+        try {
+            n.fn();
+        } catch (...) {
+            report_exception(n);
+        }
+    }
+
+    IOLOOP_NOINLINE void run_timed(detail::callback_node& n) noexcept {
         const time_point start = time();
         try {
             n.fn();
@@ -435,7 +443,7 @@ private:
         }
     }
 
-    void report_exception(detail::callback_node& n) noexcept {
+    IOLOOP_NOINLINE void report_exception(detail::callback_node& n) noexcept {
         call_exception_handler({"exception in callback", std::current_exception(), describe(n)});
     }
 

@@ -71,6 +71,15 @@
 #error "ioloop: no backend is available on this platform"
 #endif
 
+// Keeps a cold path (errors, slow-path frees) out of the hot function that calls it.
+#if defined(__GNUC__) || defined(__clang__)
+#define IOLOOP_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define IOLOOP_NOINLINE __declspec(noinline)
+#else
+#define IOLOOP_NOINLINE
+#endif
+
 // The version and the default backend name the inline ABI namespace, so translation units
 // built with different backend macros fail to link instead of silently breaking the ODR.
 #define IOLOOP_ABI_CONCAT_(a, b, c, d) v##a##_##b##_##c##_##d
@@ -821,7 +830,7 @@ public:
 
     void reset() noexcept {
         if (ops_) {
-            ops_->destroy(storage_);
+            if (ops_->destroy) ops_->destroy(storage_);
             ops_ = nullptr;
         }
     }
@@ -830,7 +839,7 @@ private:
     struct ops {
         R (*invoke)(void*, Args&&...);
         void (*move)(void* from, void* to) noexcept;  // leaves `from` destroyed
-        void (*destroy)(void*) noexcept;
+        void (*destroy)(void*) noexcept;  // null when there is nothing to destroy
         std::string_view name;
     };
 
@@ -848,6 +857,22 @@ private:
         }
     }
 
+    // Most callbacks capture a few pointers: nothing to destroy, no call to make.
+    template <class D>
+    static constexpr void (*destroyer())(void*) noexcept {
+        if constexpr (fits_inline<D> && std::is_trivially_destructible_v<D>) {
+            return nullptr;
+        } else {
+            return [](void* p) noexcept {
+                if constexpr (fits_inline<D>) {
+                    target<D>(p).~D();
+                } else {
+                    delete &target<D>(p);
+                }
+            };
+        }
+    }
+
     template <class D>
     static constexpr ops ops_for = {
         [](void* p, Args&&... args) -> R { return target<D>(p)(std::forward<Args>(args)...); },
@@ -860,13 +885,7 @@ private:
                 *reinterpret_cast<D**>(to) = *reinterpret_cast<D**>(from);
             }
         },
-        [](void* p) noexcept {
-            if constexpr (fits_inline<D>) {
-                target<D>(p).~D();
-            } else {
-                delete &target<D>(p);
-            }
-        },
+        destroyer<D>(),
         type_name<D>(),
     };
 
@@ -954,8 +973,7 @@ public:
     void recycle(callback_node* n) noexcept {
         n->fn.reset();  // may run user destructors, which may release other nodes
         if (orphaned_ || idle_count_ >= max_idle) {
-            delete n;
-            if (--allocated_ == 0 && orphaned_) delete this;
+            free_node(n);
             return;
         }
         n->cancelled.store(false, std::memory_order_relaxed);
@@ -983,7 +1001,12 @@ public:
     std::size_t cancelled_timers = 0;
 
 private:
-    ~node_pool() = default;  // only orphan() and the last recycle() delete a pool
+    ~node_pool() = default;  // only orphan() and the last free_node() delete a pool
+
+    IOLOOP_NOINLINE void free_node(callback_node* n) noexcept {
+        delete n;
+        if (--allocated_ == 0 && orphaned_) delete this;
+    }
 
     callback_node* idle_ = nullptr;
     std::size_t idle_count_ = 0;
@@ -992,7 +1015,7 @@ private:
 };
 
 inline void callback_node::release() noexcept {
-    if (threadsafe) {
+    if (threadsafe) [[unlikely]] {
         if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
         return;
     }
@@ -1778,7 +1801,11 @@ private:
     }
 
     void take_signals() noexcept {
-        if (!signal_target_.any_pending.exchange(false, std::memory_order_acq_rel)) return;
+        // A plain load first: the exchange is a locked instruction, and this runs every time.
+        if (!signal_target_.any_pending.load(std::memory_order_relaxed) ||
+            !signal_target_.any_pending.exchange(false, std::memory_order_acq_rel)) {
+            return;
+        }
         for (int sig = 1; sig < static_cast<int>(signal_handlers_.size()); ++sig) {
             if (signal_handlers_[sig] &&
                 detail::signal_slots[sig].pending.exchange(false, std::memory_order_acq_rel)) {
@@ -1816,14 +1843,18 @@ private:
     }
 
     void run_callback(detail::callback_node& n) noexcept {
-        if (!debug_) {
-            try {
-                n.fn();
-            } catch (...) {
-                report_exception(n);
-            }
+        if (debug_) [[unlikely]] {
+            run_timed(n);
             return;
         }
+        try {
+            n.fn();
+        } catch (...) {
+            report_exception(n);
+        }
+    }
+
+    IOLOOP_NOINLINE void run_timed(detail::callback_node& n) noexcept {
         const time_point start = time();
         try {
             n.fn();
@@ -1840,7 +1871,7 @@ private:
         }
     }
 
-    void report_exception(detail::callback_node& n) noexcept {
+    IOLOOP_NOINLINE void report_exception(detail::callback_node& n) noexcept {
         call_exception_handler({"exception in callback", std::current_exception(), describe(n)});
     }
 
@@ -1986,6 +2017,7 @@ IOLOOP_NAMESPACE_END
 // end file ioloop/event_loop.hpp
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
+#undef IOLOOP_NOINLINE
 #undef IOLOOP_NAMESPACE_BEGIN
 #undef IOLOOP_NAMESPACE_END
 #undef IOLOOP_ABI_TAG

@@ -76,8 +76,7 @@ public:
     void recycle(callback_node* n) noexcept {
         n->fn.reset();  // may run user destructors, which may release other nodes
         if (orphaned_ || idle_count_ >= max_idle) {
-            delete n;
-            if (--allocated_ == 0 && orphaned_) delete this;
+            free_node(n);
             return;
         }
         n->cancelled.store(false, std::memory_order_relaxed);
@@ -105,7 +104,12 @@ public:
     std::size_t cancelled_timers = 0;
 
 private:
-    ~node_pool() = default;  // only orphan() and the last recycle() delete a pool
+    ~node_pool() = default;  // only orphan() and the last free_node() delete a pool
+
+    IOLOOP_NOINLINE void free_node(callback_node* n) noexcept {
+        delete n;
+        if (--allocated_ == 0 && orphaned_) delete this;
+    }
 
     callback_node* idle_ = nullptr;
     std::size_t idle_count_ = 0;
@@ -114,7 +118,7 @@ private:
 };
 
 inline void callback_node::release() noexcept {
-    if (threadsafe) {
+    if (threadsafe) [[unlikely]] {
         if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
         return;
     }

@@ -57,6 +57,15 @@
 #error "ioloop: no backend is available on this platform"
 #endif
 
+// Keeps a cold path (errors, slow-path frees) out of the hot function that calls it.
+#if defined(__GNUC__) || defined(__clang__)
+#define IOLOOP_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define IOLOOP_NOINLINE __declspec(noinline)
+#else
+#define IOLOOP_NOINLINE
+#endif
+
 // The version and the default backend name the inline ABI namespace, so translation units
 // built with different backend macros fail to link instead of silently breaking the ODR.
 #define IOLOOP_ABI_CONCAT_(a, b, c, d) v##a##_##b##_##c##_##d

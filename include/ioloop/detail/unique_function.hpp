@@ -71,7 +71,7 @@ public:
 
     void reset() noexcept {
         if (ops_) {
-            ops_->destroy(storage_);
+            if (ops_->destroy) ops_->destroy(storage_);
             ops_ = nullptr;
         }
     }
@@ -80,7 +80,7 @@ private:
     struct ops {
         R (*invoke)(void*, Args&&...);
         void (*move)(void* from, void* to) noexcept;  // leaves `from` destroyed
-        void (*destroy)(void*) noexcept;
+        void (*destroy)(void*) noexcept;  // null when there is nothing to destroy
         std::string_view name;
     };
 
@@ -98,6 +98,22 @@ private:
         }
     }
 
+    // Most callbacks capture a few pointers: nothing to destroy, no call to make.
+    template <class D>
+    static constexpr void (*destroyer())(void*) noexcept {
+        if constexpr (fits_inline<D> && std::is_trivially_destructible_v<D>) {
+            return nullptr;
+        } else {
+            return [](void* p) noexcept {
+                if constexpr (fits_inline<D>) {
+                    target<D>(p).~D();
+                } else {
+                    delete &target<D>(p);
+                }
+            };
+        }
+    }
+
     template <class D>
     static constexpr ops ops_for = {
         [](void* p, Args&&... args) -> R { return target<D>(p)(std::forward<Args>(args)...); },
@@ -110,13 +126,7 @@ private:
                 *reinterpret_cast<D**>(to) = *reinterpret_cast<D**>(from);
             }
         },
-        [](void* p) noexcept {
-            if constexpr (fits_inline<D>) {
-                target<D>(p).~D();
-            } else {
-                delete &target<D>(p);
-            }
-        },
+        destroyer<D>(),
         type_name<D>(),
     };
 
