@@ -1,5 +1,5 @@
 // Footprint: asio's equivalent of hello_ioloop.cpp -- one 1 ms steady_timer that prints.
-#include <chrono>
+// As there, no <chrono> of our own: steady_timer.hpp provides the durations.
 #include <cstdio>
 
 #include <asio/io_context.hpp>

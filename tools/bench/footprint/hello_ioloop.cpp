@@ -1,5 +1,6 @@
-// Footprint: the smallest timer program on ioloop -- one 1 ms call_later that prints and stops.
-#include <chrono>
+// Footprint: the smallest timer program on ioloop -- one 1 ms call_later that prints and
+// stops. No <chrono>: ioloop.hpp provides the durations its API takes (and, with libstdc++,
+// only those), so a user need not pay for the whole C++20 <chrono>.
 #include <cstdio>
 
 #include <ioloop/ioloop.hpp>
