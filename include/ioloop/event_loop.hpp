@@ -13,7 +13,7 @@
 #include "ioloop/detail/running_loop.hpp"
 #include "ioloop/detail/signals.hpp"
 #include "ioloop/detail/source_location.hpp"
-#include "ioloop/detail/timer_heap.hpp"
+#include "ioloop/detail/timer_queue.hpp"
 #include "ioloop/detail/unique_function.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/exception_context.hpp"
@@ -45,6 +45,10 @@ public:
     using exception_handler = detail::unique_function<void(const exception_context&)>;
 
     basic_event_loop() : pool_(new detail::node_pool) {
+        pool_->on_timer_cancel = [](void* q, detail::callback_node* n) noexcept {
+            static_cast<detail::timer_queue*>(q)->cancel(n);
+        };
+        pool_->timer_queue = &timers_;
         signal_target_.wake = [](void* b) noexcept { static_cast<Backend*>(b)->interrupt(); };
         signal_target_.context = &backend_;
         // Like PYTHONASYNCIODEBUG: debug mode without touching the code.
@@ -102,15 +106,17 @@ public:
     template <class Rep, class Period, class F>
     timer_handle call_later(std::chrono::duration<Rep, Period> delay, F&& fn,
                             detail::source_location where = detail::source_location::current()) {
-        return schedule_timer(deadline_after(time(), delay), std::forward<F>(fn), where, "call_later");
+        const time_point now = time();
+        return schedule_timer(now, deadline_after(now, delay), std::forward<F>(fn), where,
+                              "call_later");
     }
 
     // Runs fn once loop.time() reaches `when`, never earlier.
     template <class Duration, class F>
     timer_handle call_at(std::chrono::time_point<clock, Duration> when, F&& fn,
                          detail::source_location where = detail::source_location::current()) {
-        return schedule_timer(std::chrono::ceil<duration>(when), std::forward<F>(fn), where,
-                              "call_at");
+        return schedule_timer(time(), std::chrono::ceil<duration>(when), std::forward<F>(fn),
+                              where, "call_at");
     }
 
     // The loop's clock: monotonic.
@@ -157,7 +163,6 @@ public:
         watched_count_ = 0;
         dropped.append(ready_.take());
         timers_.clear(dropped);
-        pool_->cancelled_timers = 0;
         // Last: releasing runs the callbacks' destructors, which may do anything.
         dropped.clear();
     }
@@ -339,10 +344,21 @@ private:
         // 3. Timers.
         fire_due_timers();
         // 4. Exactly what is ready now; what these callbacks schedule runs next iteration.
-        detail::node_queue batch = ready_.take();
-        while (!batch.empty()) {
-            detail::callback_node* n = batch.pop();
-            if (!n->is_cancelled()) run_callback(*n);
+        detail::callback_node* next = ready_.take().release_list();
+        if (debug_) [[unlikely]] {
+            run_timed(next);
+            return;
+        }
+        while (next) {
+            detail::callback_node* n = next;
+            next = n->next;
+            if (!n->is_cancelled()) {
+                try {
+                    n->fn();
+                } catch (...) {
+                    report_exception(*n);
+                }
+            }
             n->release();
         }
     }
@@ -351,8 +367,11 @@ private:
         if (!ready_.empty() || stopping_) return std::chrono::nanoseconds(0);
         drop_cancelled_head_timers();
         if (timers_.empty()) return std::chrono::nanoseconds(-1);
-        const auto left = timers_.top_deadline() - time().time_since_epoch().count();
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(duration(left > 0 ? left : 0));
+        // Compared before subtracting: a deadline of time_point::min() must not overflow.
+        const auto deadline = timers_.top_deadline();
+        const auto now = time().time_since_epoch().count();
+        if (deadline <= now) return std::chrono::nanoseconds(0);
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(duration(deadline - now));
     }
 
     void on_io(void* data, unsigned events) noexcept {
@@ -388,59 +407,75 @@ private:
 
     void fire_due_timers() {
         if (timers_.empty()) return;
-        if (pool_->cancelled_timers > purge_threshold &&
-            pool_->cancelled_timers * 2 > timers_.size()) {
+        // Cancelled timers left in the queue cost a pop each; a purge costs a visit to
+        // every queued node. Purge only when they are most of the queue.
+        if (timers_.cancelled_count() > purge_threshold &&
+            timers_.cancelled_count() * 4 > timers_.size() * 3) {
             detail::node_queue dropped;
             timers_.purge_cancelled(dropped);
-            pool_->cancelled_timers = 0;
             dropped.clear();
         }
-        const auto now = time().time_since_epoch().count();
-        while (!timers_.empty() && timers_.top_deadline() <= now) {
-            detail::callback_node* n = timers_.pop();
-            if (n->is_cancelled()) {
-                --pool_->cancelled_timers;
-                n->release();
-            } else {
-                ready_.push(n);  // the heap's reference moves to the queue
+        const time_point now = time();
+        const auto now_ticks = now.time_since_epoch().count();
+        // Due timers are taken a batch at a time and their nodes prefetched, so the cache
+        // misses of nodes scattered in memory overlap instead of queueing up.
+        detail::callback_node* due[16];
+        std::size_t count;
+        do {
+            count = 0;
+            while (count < std::size(due) && !timers_.empty() &&
+                   timers_.top_deadline() <= now_ticks) {
+                due[count] = timers_.pop();
+                IOLOOP_PREFETCH(due[count]);
+                ++count;
             }
-        }
+            for (std::size_t i = 0; i < count; ++i) {
+                detail::callback_node* n = due[i];
+                n->in_timer_heap = false;
+                if (n->is_cancelled()) {
+                    timers_.forget_cancelled();
+                    n->release();
+                } else {
+                    ready_.push(n);  // the timer queue's reference moves to the ready queue
+                }
+            }
+        } while (count == std::size(due));
+        timers_.advance(now);
     }
 
     void drop_cancelled_head_timers() noexcept {
         while (!timers_.empty() && timers_.top()->is_cancelled()) {
-            --pool_->cancelled_timers;
-            timers_.pop()->release();
+            timers_.forget_cancelled();
+            detail::callback_node* n = timers_.pop();
+            n->in_timer_heap = false;
+            n->release();
         }
     }
 
-    void run_callback(detail::callback_node& n) noexcept {
-        if (debug_) [[unlikely]] {
-            run_timed(n);
-            return;
-        }
-        try {
-            n.fn();
-        } catch (...) {
-            report_exception(n);
+    // Step 4 in debug mode: each callback is timed, the slow ones reported.
+    IOLOOP_NOINLINE void run_timed(detail::callback_node* next) noexcept {
+        while (next) {
+            detail::callback_node* n = next;
+            next = n->next;
+            if (!n->is_cancelled()) {
+                const time_point start = time();
+                try {
+                    n->fn();
+                } catch (...) {
+                    report_exception(*n);
+                }
+                const duration took = time() - start;
+                if (took >= slow_callback_) report_slow(*n, took);
+            }
+            n->release();
         }
     }
 
-    IOLOOP_NOINLINE void run_timed(detail::callback_node& n) noexcept {
-        const time_point start = time();
-        try {
-            n.fn();
-        } catch (...) {
-            report_exception(n);
-        }
-        const duration took = time() - start;
-        if (took >= slow_callback_) {
-            char seconds[32];
-            std::snprintf(seconds, sizeof seconds, "%.3f",
-                          std::chrono::duration<double>(took).count());
-            call_exception_handler({"executing " + describe(n) + " took " + seconds + " seconds",
-                                    nullptr, describe(n)});
-        }
+    void report_slow(const detail::callback_node& n, duration took) noexcept {
+        char seconds[32];
+        std::snprintf(seconds, sizeof seconds, "%.3f", std::chrono::duration<double>(took).count());
+        call_exception_handler(
+            {"executing " + describe(n) + " took " + seconds + " seconds", nullptr, describe(n)});
     }
 
     IOLOOP_NOINLINE void report_exception(detail::callback_node& n) noexcept {
@@ -463,7 +498,7 @@ private:
 
     // A fresh node holding fn, with no references counted yet.
     template <class F>
-    detail::callback_node* make_node(F&& fn, const detail::source_location& where) {
+    detail::callback_node* make_node(F&& fn, detail::source_location where) {
         static_assert(std::is_invocable_v<std::decay_t<F>&>,
                       "ioloop: the callback must be callable with no arguments");
         detail::callback_node* n = pool_->acquire();
@@ -478,15 +513,15 @@ private:
     }
 
     template <class F>
-    timer_handle schedule_timer(time_point when, F&& fn, const detail::source_location& where,
-                                const char* what) {
+    timer_handle schedule_timer(time_point now, time_point when, F&& fn,
+                                const detail::source_location& where, const char* what) {
         check_open(what);
         detail::callback_node* n = make_node(std::forward<F>(fn), where);
         n->when = when;
         n->seq = ++timer_seq_;
         n->refs.store(2, std::memory_order_relaxed);  // the heap's and the handle's
         try {
-            timers_.push(n);
+            timers_.push(n, now);
         } catch (...) {
             n->refs.store(0, std::memory_order_relaxed);
             pool_->recycle(n);
@@ -562,7 +597,7 @@ private:
     Backend backend_;
     detail::node_pool* pool_;  // owned; orphaned in the destructor
     detail::node_queue ready_;
-    detail::timer_heap timers_;
+    detail::timer_queue timers_;
     std::uint64_t timer_seq_ = 0;
 
     std::vector<fd_watch*> watches_;  // by fd; owned, freed when unwatched or closed

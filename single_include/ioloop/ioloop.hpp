@@ -80,6 +80,13 @@
 #define IOLOOP_NOINLINE
 #endif
 
+// Asks for a cache line ahead of use: timers fire in deadline order, not memory order.
+#if defined(__GNUC__) || defined(__clang__)
+#define IOLOOP_PREFETCH(address) __builtin_prefetch(address)
+#else
+#define IOLOOP_PREFETCH(address) ((void)(address))
+#endif
+
 // The version and the default backend name the inline ABI namespace, so translation units
 // built with different backend macros fail to link instead of silently breaking the ODR.
 #define IOLOOP_ABI_CONCAT_(a, b, c, d) v##a##_##b##_##c##_##d
@@ -688,9 +695,9 @@ IOLOOP_NAMESPACE_END
 #define IOLOOP_HANDLE_HPP
 
 // begin file ioloop/detail/callback_node.hpp
-// ioloop: the node behind every scheduled callback, its free-list pool and the intrusive
-// FIFO that is the ready queue. Scheduling from the loop thread allocates nothing once the
-// pool is warm, and touches no atomic read-modify-write.
+// ioloop: the node behind every scheduled callback, the chunked pool it comes from, and
+// the intrusive FIFO that is the ready queue. Scheduling from the loop thread allocates
+// nothing once the pool is warm, and touches no atomic read-modify-write.
 #ifndef IOLOOP_DETAIL_CALLBACK_NODE_HPP
 #define IOLOOP_DETAIL_CALLBACK_NODE_HPP
 
@@ -909,27 +916,29 @@ IOLOOP_NAMESPACE_END
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
 class node_pool;
+struct node_chunk;
 
 // One scheduled callback: a call_soon, a timer, a reader/writer or a signal handler.
 // Shared by the loop's queues and by the user's handles through a reference count.
 struct callback_node {
-    callback_node* next = nullptr;  // ready queue or free list
+    callback_node* next = nullptr;  // ready queue, or its chunk's idle list
     unique_function<void()> fn;
-    source_location where;       // where it was scheduled, for debug reports
-    std::chrono::steady_clock::time_point when{};  // timers: the deadline
-    std::uint64_t seq = 0;                          // timers: FIFO among equal deadlines
-    node_pool* pool = nullptr;                      // null for threadsafe nodes
+    source_location where;     // where it was scheduled, for debug reports
+    node_chunk* chunk = nullptr;  // where it lives; null for threadsafe nodes
     // Loop-thread nodes only load and store these (plain moves); threadsafe nodes are
     // shared with other threads and use read-modify-write.
     std::atomic<std::uint32_t> refs{0};
     std::atomic<bool> cancelled{false};
     bool threadsafe = false;  // made by call_soon_threadsafe: heap-allocated, atomic refs
     bool in_timer_heap = false;
+    std::chrono::steady_clock::time_point when{};  // timers: the deadline
+    std::uint64_t seq = 0;                          // timers: FIFO among equal deadlines
 
     void add_ref() noexcept {
         if (threadsafe) {
@@ -944,73 +953,120 @@ struct callback_node {
     bool is_cancelled() const noexcept { return cancelled.load(std::memory_order_relaxed); }
 };
 
-// Keeps released nodes for reuse. Owned by the loop; if handles still hold nodes when the
-// loop goes away, the pool is orphaned and the last node to go frees it.
+// Nodes come in chunks, so that a million timers cost a few thousand allocations, and a
+// chunk whose nodes are all idle goes back to the allocator: a burst does not pin its
+// memory forever.
+struct node_chunk {
+    static constexpr std::uint32_t size = 64;
+
+    explicit node_chunk(node_pool* owner) noexcept : pool(owner) {
+        for (callback_node& n : nodes) {
+            n.chunk = this;
+            n.next = idle;
+            idle = &n;
+        }
+    }
+
+    node_pool* pool;
+    node_chunk* prev = nullptr;  // in the pool's list of chunks that have idle nodes
+    node_chunk* next = nullptr;
+    callback_node* idle = nullptr;
+    std::uint32_t live = 0;  // nodes handed out
+    callback_node nodes[size];
+};
+
+// Hands out nodes from the chunks that have idle ones. Owned by the loop; if handles
+// still hold nodes when the loop goes away, the pool is orphaned and the last node to go
+// frees it.
 class node_pool {
 public:
-    // Past this many idle nodes, released ones go back to the allocator: a burst of a
-    // million timers must not pin their memory forever.
-    static constexpr std::size_t max_idle = 4096;
-
     node_pool() = default;
     node_pool(const node_pool&) = delete;
     node_pool& operator=(const node_pool&) = delete;
 
+    // A node with no callable, not cancelled; `next` is garbage until it is queued.
     callback_node* acquire() {
-        callback_node* n = idle_;
-        if (n) {
-            idle_ = n->next;
-            --idle_count_;
-            n->next = nullptr;
-        } else {
-            n = new callback_node;
-            n->pool = this;
-            ++allocated_;
-        }
+        if (!partial_) add_chunk();
+        node_chunk* c = partial_;
+        callback_node* n = c->idle;
+        c->idle = n->next;
+        if (c->live++ == 0) --empty_chunks_;
+        if (!c->idle) unlist(c);
         return n;
     }
 
     void recycle(callback_node* n) noexcept {
         n->fn.reset();  // may run user destructors, which may release other nodes
-        if (orphaned_ || idle_count_ >= max_idle) {
-            free_node(n);
-            return;
-        }
         n->cancelled.store(false, std::memory_order_relaxed);
         n->in_timer_heap = false;
-        n->next = idle_;
-        idle_ = n;
-        ++idle_count_;
+        node_chunk* c = n->chunk;
+        if (!c->idle) list(c);
+        n->next = c->idle;
+        c->idle = n;
+        if (--c->live == 0) chunk_emptied(c);
     }
 
-    // The loop is going away: free what is idle, let outstanding handles free the rest.
+    // The loop is going away: free the idle chunks, let outstanding handles free the rest.
     void orphan() noexcept {
-        while (idle_) {
-            callback_node* n = idle_;
-            idle_ = n->next;
-            delete n;
-            --allocated_;
-        }
-        idle_count_ = 0;
         orphaned_ = true;
-        if (allocated_ == 0) delete this;
+        for (node_chunk* c = partial_; c;) {
+            node_chunk* next = c->next;
+            if (c->live == 0) free_chunk(c);
+            c = next;
+        }
+        if (chunks_ == 0) delete this;
     }
 
-    // Timers cancelled while still in the loop's heap: the loop purges them when they
-    // outnumber the live ones.
-    std::size_t cancelled_timers = 0;
+    // Told when a timer still in the loop's timer queue is cancelled (set by the loop).
+    void (*on_timer_cancel)(void* queue, callback_node* n) noexcept = nullptr;
+    void* timer_queue = nullptr;
 
 private:
-    ~node_pool() = default;  // only orphan() and the last free_node() delete a pool
+    ~node_pool() = default;  // only orphan() and the last free_chunk() delete a pool
 
-    IOLOOP_NOINLINE void free_node(callback_node* n) noexcept {
-        delete n;
-        if (--allocated_ == 0 && orphaned_) delete this;
+    IOLOOP_NOINLINE void add_chunk() {
+        list(new node_chunk(this));
+        ++chunks_;
+        ++empty_chunks_;
     }
 
-    callback_node* idle_ = nullptr;
-    std::size_t idle_count_ = 0;
-    std::size_t allocated_ = 0;
+    // One empty chunk stays as a spare, so a loop hovering at a chunk boundary does not
+    // allocate and free on every callback.
+    IOLOOP_NOINLINE void chunk_emptied(node_chunk* c) noexcept {
+        if (orphaned_ || empty_chunks_ > 0) {
+            free_chunk(c);
+            if (orphaned_ && chunks_ == 0) delete this;
+        } else {
+            ++empty_chunks_;
+        }
+    }
+
+    void free_chunk(node_chunk* c) noexcept {
+        unlist(c);
+        delete c;
+        --chunks_;
+    }
+
+    void list(node_chunk* c) noexcept {
+        c->prev = nullptr;
+        c->next = partial_;
+        if (partial_) partial_->prev = c;
+        partial_ = c;
+    }
+
+    void unlist(node_chunk* c) noexcept {
+        if (c->prev) {
+            c->prev->next = c->next;
+        } else {
+            partial_ = c->next;
+        }
+        if (c->next) c->next->prev = c->prev;
+        c->prev = c->next = nullptr;
+    }
+
+    node_chunk* partial_ = nullptr;  // chunks with at least one idle node
+    std::size_t chunks_ = 0;
+    std::size_t empty_chunks_ = 0;  // chunks with no node handed out
     bool orphaned_ = false;
 };
 
@@ -1021,12 +1077,12 @@ inline void callback_node::release() noexcept {
     }
     const std::uint32_t left = refs.load(std::memory_order_relaxed) - 1;
     refs.store(left, std::memory_order_relaxed);
-    if (left == 0) pool->recycle(this);
+    if (left == 0) chunk->pool->recycle(this);
 }
 
 inline void callback_node::cancel() noexcept {
     if (cancelled.exchange(true, std::memory_order_relaxed)) return;
-    if (in_timer_heap) ++pool->cancelled_timers;
+    if (in_timer_heap) chunk->pool->on_timer_cancel(chunk->pool->timer_queue, this);
 }
 
 // The ready queue: FIFO through callback_node::next, no allocation.
@@ -1058,6 +1114,12 @@ public:
         q.head_ = std::exchange(head_, nullptr);
         q.tail_ = std::exchange(tail_, nullptr);
         return q;
+    }
+
+    // Hands the nodes over as a null-terminated list through `next`; the queue is empty.
+    callback_node* release_list() noexcept {
+        tail_ = nullptr;
+        return std::exchange(head_, nullptr);
     }
 
     void append(node_queue&& other) noexcept {
@@ -1326,6 +1388,19 @@ IOLOOP_NAMESPACE_END
 #endif  // IOLOOP_POSIX
 #endif
 // end file ioloop/detail/signals.hpp
+// begin file ioloop/detail/timer_queue.hpp
+// ioloop: the loop's timers, ordered by (deadline, sequence): a wheel of small heaps for
+// the next second or so, and one heap for deadlines beyond it.
+//
+// Why not one heap: a million pending timers make a 16 MB heap, and every pop walks it
+// from top to bottom through cache misses. Here a timer goes into the heap of its ~4 ms
+// slot, so the heap being popped is small and stays in cache. Within a slot the heap
+// keeps exact (deadline, sequence) order, and slots are visited in time order, so the
+// order is exactly that of one big heap. Timers past the wheel's horizon wait in the far
+// heap and move into the wheel as time reaches them.
+#ifndef IOLOOP_DETAIL_TIMER_QUEUE_HPP
+#define IOLOOP_DETAIL_TIMER_QUEUE_HPP
+
 // begin file ioloop/detail/timer_heap.hpp
 // ioloop: the timer queue, a 4-ary min-heap ordered by (deadline, sequence).
 // Entries carry the deadline beside the node pointer, so sifting reads one contiguous
@@ -1359,19 +1434,38 @@ public:
     callback_node* top() const noexcept { return entries_.front().node; }
     rep top_deadline() const noexcept { return entries_.front().when; }
 
-    // Removes the earliest timer; the caller now owns the heap's reference.
+    // Removes the earliest timer; the caller now owns the heap's reference and must clear
+    // n->in_timer_heap. Not touching the node here lets the caller batch those cache misses.
     callback_node* pop() noexcept {
         callback_node* n = entries_.front().node;
         entries_.front() = entries_.back();
         entries_.pop_back();
         if (!entries_.empty()) sift_down(0);
-        n->in_timer_heap = false;
         return n;
     }
 
-    // Moves every cancelled timer to `dropped` and restores the heap in O(n). The caller
-    // releases them afterwards: a released callback's destructor may schedule a timer.
-    void purge_cancelled(node_queue& dropped) noexcept {
+    // Removes `n` if it is where a push just put it: on the path from the last entry up
+    // to the root (a timer cancelled soon after it was scheduled usually is). Returns
+    // false, without looking further, when it is not; the caller then owns no reference.
+    bool remove_recent(const callback_node* n) noexcept {
+        if (entries_.empty()) return false;
+        std::size_t i = entries_.size() - 1;
+        while (entries_[i].node != n) {
+            if (i == 0) return false;
+            i = parent(i);
+        }
+        entries_[i] = entries_.back();
+        entries_.pop_back();
+        // The moved entry came from below i, so it cannot belong above it.
+        if (i < entries_.size()) sift_down(i);
+        return true;
+    }
+
+    // Moves every cancelled timer to `dropped` and restores the heap in O(n); returns how
+    // many. The caller releases them afterwards: a released callback's destructor may
+    // schedule a timer.
+    std::size_t purge_cancelled(node_queue& dropped) noexcept {
+        const std::size_t before = entries_.size();
         std::size_t kept = 0;
         for (entry& e : entries_) {
             if (e.node->is_cancelled()) {
@@ -1385,6 +1479,7 @@ public:
         if (kept > 1) {
             for (std::size_t i = parent(kept - 1) + 1; i-- > 0;) sift_down(i);
         }
+        return before - kept;
     }
 
     // Moves every timer to `dropped` (loop close).
@@ -1447,6 +1542,182 @@ IOLOOP_NAMESPACE_END
 #endif
 // end file ioloop/detail/timer_heap.hpp
 
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+class timer_queue {
+public:
+    using clock = std::chrono::steady_clock;
+    using rep = clock::rep;
+
+    timer_queue() noexcept = default;
+    timer_queue(const timer_queue&) = delete;
+    timer_queue& operator=(const timer_queue&) = delete;
+
+    bool empty() const noexcept { return size_ == 0; }
+    std::size_t size() const noexcept { return size_; }
+
+    // Takes over the caller's reference to `n`. `now` is the current time: an empty
+    // wheel restarts there, so that the next second of deadlines lands in it.
+    void push(callback_node* n, clock::time_point now) {
+        if (near_count_ == 0) advance(now);
+        const std::uint64_t s = slot_of(n->when.time_since_epoch().count());
+        if (s < base_ + wheel_slots) {
+            put_near(n, s);
+        } else {
+            far_.push(n);
+        }
+        ++size_;
+    }
+
+    // The earliest timer; the queue must not be empty.
+    callback_node* top() noexcept { return earliest().top(); }
+    rep top_deadline() noexcept { return earliest().top_deadline(); }
+
+    // Removes the earliest timer; the caller now owns the queue's reference, and clears
+    // n->in_timer_heap (see timer_heap::pop).
+    callback_node* pop() noexcept {
+        timer_heap& h = earliest();
+        callback_node* n = h.pop();
+        if (&h != &far_) {
+            --near_count_;
+            if (h.empty()) unmark(static_cast<std::size_t>(&h - near_));
+        }
+        --size_;
+        return n;
+    }
+
+    // `n`, still queued, was cancelled. It leaves at once if that is cheap; otherwise it
+    // stays until it reaches the top or a purge (cancelled_count() tells when to purge).
+    void cancel(callback_node* n) noexcept {
+        const std::uint64_t s = slot_of(n->when.time_since_epoch().count());
+        const bool near = s < base_ + wheel_slots;
+        const std::size_t i = static_cast<std::size_t>((s < base_ ? base_ : s) % wheel_slots);
+        if (!(near ? near_[i] : far_).remove_recent(n)) {
+            ++cancelled_;
+            return;
+        }
+        if (near) {
+            --near_count_;
+            if (near_[i].empty()) unmark(i);
+        }
+        --size_;
+        n->in_timer_heap = false;
+        n->release();
+    }
+
+    // Cancelled timers still queued; a popped one is the caller's to count off.
+    std::size_t cancelled_count() const noexcept { return cancelled_; }
+    void forget_cancelled() noexcept { --cancelled_; }
+
+    // Turns the wheel to `now`, once everything due before it has been popped: the empty
+    // slots behind it are reused for the far future, whose timers move in.
+    void advance(clock::time_point now) {
+        const std::uint64_t now_slot = slot_of(now.time_since_epoch().count());
+        if (near_count_ == 0) {
+            if (now_slot > base_) rebase(now_slot);
+            return;
+        }
+        // Only empty slots may be left behind (a slot's heap becomes the one 256 ahead).
+        while (base_ < now_slot && !is_marked(base_ % wheel_slots)) ++base_;
+        pull_from_far();
+    }
+
+    // Moves every cancelled timer to `dropped` (the caller releases them afterwards).
+    void purge_cancelled(node_queue& dropped) noexcept {
+        for (std::size_t i = 0; i < wheel_slots; ++i) {
+            if (!is_marked(i)) continue;
+            const std::size_t n = near_[i].purge_cancelled(dropped);
+            near_count_ -= n;
+            size_ -= n;
+            if (near_[i].empty()) unmark(i);
+        }
+        size_ -= far_.purge_cancelled(dropped);
+        cancelled_ = 0;
+    }
+
+    // Moves every timer to `dropped` (loop close).
+    void clear(node_queue& dropped) noexcept {
+        for (timer_heap& h : near_) h.clear(dropped);
+        far_.clear(dropped);
+        for (std::uint64_t& word : marks_) word = 0;
+        size_ = near_count_ = cancelled_ = 0;
+    }
+
+private:
+    static constexpr std::size_t wheel_slots = 256;
+    // About 4.2 ms per slot (2^22 ns): a 256-slot wheel covers about 1.07 s ahead.
+    static constexpr rep slot_ticks = std::chrono::duration_cast<clock::duration>(
+                                          std::chrono::nanoseconds(1 << 22)).count() > 0
+                                          ? std::chrono::duration_cast<clock::duration>(
+                                                std::chrono::nanoseconds(1 << 22)).count()
+                                          : 1;  // a clock coarser than 4 ms: one tick per slot
+
+    static std::uint64_t slot_of(rep when) noexcept {
+        return when <= 0 ? 0 : static_cast<std::uint64_t>(when / slot_ticks);
+    }
+
+    // The heap holding the earliest timer: the first occupied slot from the wheel's
+    // base, else the far heap.
+    timer_heap& earliest() noexcept {
+        const std::size_t start = static_cast<std::size_t>(base_ % wheel_slots);
+        for (std::size_t k = 0; k < wheel_slots;) {
+            const std::size_t i = (start + k) % wheel_slots;
+            const std::uint64_t word = marks_[i / 64] >> (i % 64);
+            if (word == 0) {
+                k += 64 - i % 64;  // skip the rest of this word
+                continue;
+            }
+            k += static_cast<std::size_t>(std::countr_zero(word));
+            if (k < wheel_slots) return near_[(start + k) % wheel_slots];
+        }
+        return far_;
+    }
+
+    // A timer lands in its own slot, or in the wheel's first one if that is later: every
+    // timer there is earlier than all those in later slots, and the slot's heap orders it.
+    void put_near(callback_node* n, std::uint64_t s) {
+        const std::size_t i = static_cast<std::size_t>((s < base_ ? base_ : s) % wheel_slots);
+        near_[i].push(n);
+        mark(i);
+        ++near_count_;
+    }
+
+    void rebase(std::uint64_t s) {
+        base_ = s;
+        pull_from_far();
+    }
+
+    void pull_from_far() {
+        while (!far_.empty() && slot_of(far_.top_deadline()) < base_ + wheel_slots) {
+            callback_node* n = far_.pop();
+            put_near(n, slot_of(n->when.time_since_epoch().count()));
+        }
+    }
+
+    void mark(std::size_t i) noexcept { marks_[i / 64] |= std::uint64_t{1} << (i % 64); }
+    void unmark(std::size_t i) noexcept { marks_[i / 64] &= ~(std::uint64_t{1} << (i % 64)); }
+    bool is_marked(std::size_t i) const noexcept { return (marks_[i / 64] >> (i % 64)) & 1u; }
+
+    timer_heap near_[wheel_slots];
+    timer_heap far_;
+    std::uint64_t marks_[wheel_slots / 64] = {};  // which slots hold timers
+    std::uint64_t base_ = 0;  // the slot number the wheel starts at; near slots are [base_, base_ + 256)
+    std::size_t size_ = 0;        // all timers
+    std::size_t near_count_ = 0;  // timers in the wheel
+    std::size_t cancelled_ = 0;   // cancelled timers still queued
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/detail/timer_queue.hpp
+
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -1473,6 +1744,10 @@ public:
     using exception_handler = detail::unique_function<void(const exception_context&)>;
 
     basic_event_loop() : pool_(new detail::node_pool) {
+        pool_->on_timer_cancel = [](void* q, detail::callback_node* n) noexcept {
+            static_cast<detail::timer_queue*>(q)->cancel(n);
+        };
+        pool_->timer_queue = &timers_;
         signal_target_.wake = [](void* b) noexcept { static_cast<Backend*>(b)->interrupt(); };
         signal_target_.context = &backend_;
         // Like PYTHONASYNCIODEBUG: debug mode without touching the code.
@@ -1530,15 +1805,17 @@ public:
     template <class Rep, class Period, class F>
     timer_handle call_later(std::chrono::duration<Rep, Period> delay, F&& fn,
                             detail::source_location where = detail::source_location::current()) {
-        return schedule_timer(deadline_after(time(), delay), std::forward<F>(fn), where, "call_later");
+        const time_point now = time();
+        return schedule_timer(now, deadline_after(now, delay), std::forward<F>(fn), where,
+                              "call_later");
     }
 
     // Runs fn once loop.time() reaches `when`, never earlier.
     template <class Duration, class F>
     timer_handle call_at(std::chrono::time_point<clock, Duration> when, F&& fn,
                          detail::source_location where = detail::source_location::current()) {
-        return schedule_timer(std::chrono::ceil<duration>(when), std::forward<F>(fn), where,
-                              "call_at");
+        return schedule_timer(time(), std::chrono::ceil<duration>(when), std::forward<F>(fn),
+                              where, "call_at");
     }
 
     // The loop's clock: monotonic.
@@ -1585,7 +1862,6 @@ public:
         watched_count_ = 0;
         dropped.append(ready_.take());
         timers_.clear(dropped);
-        pool_->cancelled_timers = 0;
         // Last: releasing runs the callbacks' destructors, which may do anything.
         dropped.clear();
     }
@@ -1767,10 +2043,21 @@ private:
         // 3. Timers.
         fire_due_timers();
         // 4. Exactly what is ready now; what these callbacks schedule runs next iteration.
-        detail::node_queue batch = ready_.take();
-        while (!batch.empty()) {
-            detail::callback_node* n = batch.pop();
-            if (!n->is_cancelled()) run_callback(*n);
+        detail::callback_node* next = ready_.take().release_list();
+        if (debug_) [[unlikely]] {
+            run_timed(next);
+            return;
+        }
+        while (next) {
+            detail::callback_node* n = next;
+            next = n->next;
+            if (!n->is_cancelled()) {
+                try {
+                    n->fn();
+                } catch (...) {
+                    report_exception(*n);
+                }
+            }
             n->release();
         }
     }
@@ -1779,8 +2066,11 @@ private:
         if (!ready_.empty() || stopping_) return std::chrono::nanoseconds(0);
         drop_cancelled_head_timers();
         if (timers_.empty()) return std::chrono::nanoseconds(-1);
-        const auto left = timers_.top_deadline() - time().time_since_epoch().count();
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(duration(left > 0 ? left : 0));
+        // Compared before subtracting: a deadline of time_point::min() must not overflow.
+        const auto deadline = timers_.top_deadline();
+        const auto now = time().time_since_epoch().count();
+        if (deadline <= now) return std::chrono::nanoseconds(0);
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(duration(deadline - now));
     }
 
     void on_io(void* data, unsigned events) noexcept {
@@ -1816,59 +2106,75 @@ private:
 
     void fire_due_timers() {
         if (timers_.empty()) return;
-        if (pool_->cancelled_timers > purge_threshold &&
-            pool_->cancelled_timers * 2 > timers_.size()) {
+        // Cancelled timers left in the queue cost a pop each; a purge costs a visit to
+        // every queued node. Purge only when they are most of the queue.
+        if (timers_.cancelled_count() > purge_threshold &&
+            timers_.cancelled_count() * 4 > timers_.size() * 3) {
             detail::node_queue dropped;
             timers_.purge_cancelled(dropped);
-            pool_->cancelled_timers = 0;
             dropped.clear();
         }
-        const auto now = time().time_since_epoch().count();
-        while (!timers_.empty() && timers_.top_deadline() <= now) {
-            detail::callback_node* n = timers_.pop();
-            if (n->is_cancelled()) {
-                --pool_->cancelled_timers;
-                n->release();
-            } else {
-                ready_.push(n);  // the heap's reference moves to the queue
+        const time_point now = time();
+        const auto now_ticks = now.time_since_epoch().count();
+        // Due timers are taken a batch at a time and their nodes prefetched, so the cache
+        // misses of nodes scattered in memory overlap instead of queueing up.
+        detail::callback_node* due[16];
+        std::size_t count;
+        do {
+            count = 0;
+            while (count < std::size(due) && !timers_.empty() &&
+                   timers_.top_deadline() <= now_ticks) {
+                due[count] = timers_.pop();
+                IOLOOP_PREFETCH(due[count]);
+                ++count;
             }
-        }
+            for (std::size_t i = 0; i < count; ++i) {
+                detail::callback_node* n = due[i];
+                n->in_timer_heap = false;
+                if (n->is_cancelled()) {
+                    timers_.forget_cancelled();
+                    n->release();
+                } else {
+                    ready_.push(n);  // the timer queue's reference moves to the ready queue
+                }
+            }
+        } while (count == std::size(due));
+        timers_.advance(now);
     }
 
     void drop_cancelled_head_timers() noexcept {
         while (!timers_.empty() && timers_.top()->is_cancelled()) {
-            --pool_->cancelled_timers;
-            timers_.pop()->release();
+            timers_.forget_cancelled();
+            detail::callback_node* n = timers_.pop();
+            n->in_timer_heap = false;
+            n->release();
         }
     }
 
-    void run_callback(detail::callback_node& n) noexcept {
-        if (debug_) [[unlikely]] {
-            run_timed(n);
-            return;
-        }
-        try {
-            n.fn();
-        } catch (...) {
-            report_exception(n);
+    // Step 4 in debug mode: each callback is timed, the slow ones reported.
+    IOLOOP_NOINLINE void run_timed(detail::callback_node* next) noexcept {
+        while (next) {
+            detail::callback_node* n = next;
+            next = n->next;
+            if (!n->is_cancelled()) {
+                const time_point start = time();
+                try {
+                    n->fn();
+                } catch (...) {
+                    report_exception(*n);
+                }
+                const duration took = time() - start;
+                if (took >= slow_callback_) report_slow(*n, took);
+            }
+            n->release();
         }
     }
 
-    IOLOOP_NOINLINE void run_timed(detail::callback_node& n) noexcept {
-        const time_point start = time();
-        try {
-            n.fn();
-        } catch (...) {
-            report_exception(n);
-        }
-        const duration took = time() - start;
-        if (took >= slow_callback_) {
-            char seconds[32];
-            std::snprintf(seconds, sizeof seconds, "%.3f",
-                          std::chrono::duration<double>(took).count());
-            call_exception_handler({"executing " + describe(n) + " took " + seconds + " seconds",
-                                    nullptr, describe(n)});
-        }
+    void report_slow(const detail::callback_node& n, duration took) noexcept {
+        char seconds[32];
+        std::snprintf(seconds, sizeof seconds, "%.3f", std::chrono::duration<double>(took).count());
+        call_exception_handler(
+            {"executing " + describe(n) + " took " + seconds + " seconds", nullptr, describe(n)});
     }
 
     IOLOOP_NOINLINE void report_exception(detail::callback_node& n) noexcept {
@@ -1891,7 +2197,7 @@ private:
 
     // A fresh node holding fn, with no references counted yet.
     template <class F>
-    detail::callback_node* make_node(F&& fn, const detail::source_location& where) {
+    detail::callback_node* make_node(F&& fn, detail::source_location where) {
         static_assert(std::is_invocable_v<std::decay_t<F>&>,
                       "ioloop: the callback must be callable with no arguments");
         detail::callback_node* n = pool_->acquire();
@@ -1906,15 +2212,15 @@ private:
     }
 
     template <class F>
-    timer_handle schedule_timer(time_point when, F&& fn, const detail::source_location& where,
-                                const char* what) {
+    timer_handle schedule_timer(time_point now, time_point when, F&& fn,
+                                const detail::source_location& where, const char* what) {
         check_open(what);
         detail::callback_node* n = make_node(std::forward<F>(fn), where);
         n->when = when;
         n->seq = ++timer_seq_;
         n->refs.store(2, std::memory_order_relaxed);  // the heap's and the handle's
         try {
-            timers_.push(n);
+            timers_.push(n, now);
         } catch (...) {
             n->refs.store(0, std::memory_order_relaxed);
             pool_->recycle(n);
@@ -1990,7 +2296,7 @@ private:
     Backend backend_;
     detail::node_pool* pool_;  // owned; orphaned in the destructor
     detail::node_queue ready_;
-    detail::timer_heap timers_;
+    detail::timer_queue timers_;
     std::uint64_t timer_seq_ = 0;
 
     std::vector<fd_watch*> watches_;  // by fd; owned, freed when unwatched or closed
@@ -2018,6 +2324,7 @@ IOLOOP_NAMESPACE_END
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
 #undef IOLOOP_NOINLINE
+#undef IOLOOP_PREFETCH
 #undef IOLOOP_NAMESPACE_BEGIN
 #undef IOLOOP_NAMESPACE_END
 #undef IOLOOP_ABI_TAG

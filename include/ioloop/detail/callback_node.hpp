@@ -1,6 +1,6 @@
-// ioloop: the node behind every scheduled callback, its free-list pool and the intrusive
-// FIFO that is the ready queue. Scheduling from the loop thread allocates nothing once the
-// pool is warm, and touches no atomic read-modify-write.
+// ioloop: the node behind every scheduled callback, the chunked pool it comes from, and
+// the intrusive FIFO that is the ready queue. Scheduling from the loop thread allocates
+// nothing once the pool is warm, and touches no atomic read-modify-write.
 #ifndef IOLOOP_DETAIL_CALLBACK_NODE_HPP
 #define IOLOOP_DETAIL_CALLBACK_NODE_HPP
 
@@ -12,27 +12,29 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
 class node_pool;
+struct node_chunk;
 
 // One scheduled callback: a call_soon, a timer, a reader/writer or a signal handler.
 // Shared by the loop's queues and by the user's handles through a reference count.
 struct callback_node {
-    callback_node* next = nullptr;  // ready queue or free list
+    callback_node* next = nullptr;  // ready queue, or its chunk's idle list
     unique_function<void()> fn;
-    source_location where;       // where it was scheduled, for debug reports
-    std::chrono::steady_clock::time_point when{};  // timers: the deadline
-    std::uint64_t seq = 0;                          // timers: FIFO among equal deadlines
-    node_pool* pool = nullptr;                      // null for threadsafe nodes
+    source_location where;     // where it was scheduled, for debug reports
+    node_chunk* chunk = nullptr;  // where it lives; null for threadsafe nodes
     // Loop-thread nodes only load and store these (plain moves); threadsafe nodes are
     // shared with other threads and use read-modify-write.
     std::atomic<std::uint32_t> refs{0};
     std::atomic<bool> cancelled{false};
     bool threadsafe = false;  // made by call_soon_threadsafe: heap-allocated, atomic refs
     bool in_timer_heap = false;
+    std::chrono::steady_clock::time_point when{};  // timers: the deadline
+    std::uint64_t seq = 0;                          // timers: FIFO among equal deadlines
 
     void add_ref() noexcept {
         if (threadsafe) {
@@ -47,73 +49,120 @@ struct callback_node {
     bool is_cancelled() const noexcept { return cancelled.load(std::memory_order_relaxed); }
 };
 
-// Keeps released nodes for reuse. Owned by the loop; if handles still hold nodes when the
-// loop goes away, the pool is orphaned and the last node to go frees it.
+// Nodes come in chunks, so that a million timers cost a few thousand allocations, and a
+// chunk whose nodes are all idle goes back to the allocator: a burst does not pin its
+// memory forever.
+struct node_chunk {
+    static constexpr std::uint32_t size = 64;
+
+    explicit node_chunk(node_pool* owner) noexcept : pool(owner) {
+        for (callback_node& n : nodes) {
+            n.chunk = this;
+            n.next = idle;
+            idle = &n;
+        }
+    }
+
+    node_pool* pool;
+    node_chunk* prev = nullptr;  // in the pool's list of chunks that have idle nodes
+    node_chunk* next = nullptr;
+    callback_node* idle = nullptr;
+    std::uint32_t live = 0;  // nodes handed out
+    callback_node nodes[size];
+};
+
+// Hands out nodes from the chunks that have idle ones. Owned by the loop; if handles
+// still hold nodes when the loop goes away, the pool is orphaned and the last node to go
+// frees it.
 class node_pool {
 public:
-    // Past this many idle nodes, released ones go back to the allocator: a burst of a
-    // million timers must not pin their memory forever.
-    static constexpr std::size_t max_idle = 4096;
-
     node_pool() = default;
     node_pool(const node_pool&) = delete;
     node_pool& operator=(const node_pool&) = delete;
 
+    // A node with no callable, not cancelled; `next` is garbage until it is queued.
     callback_node* acquire() {
-        callback_node* n = idle_;
-        if (n) {
-            idle_ = n->next;
-            --idle_count_;
-            n->next = nullptr;
-        } else {
-            n = new callback_node;
-            n->pool = this;
-            ++allocated_;
-        }
+        if (!partial_) add_chunk();
+        node_chunk* c = partial_;
+        callback_node* n = c->idle;
+        c->idle = n->next;
+        if (c->live++ == 0) --empty_chunks_;
+        if (!c->idle) unlist(c);
         return n;
     }
 
     void recycle(callback_node* n) noexcept {
         n->fn.reset();  // may run user destructors, which may release other nodes
-        if (orphaned_ || idle_count_ >= max_idle) {
-            free_node(n);
-            return;
-        }
         n->cancelled.store(false, std::memory_order_relaxed);
         n->in_timer_heap = false;
-        n->next = idle_;
-        idle_ = n;
-        ++idle_count_;
+        node_chunk* c = n->chunk;
+        if (!c->idle) list(c);
+        n->next = c->idle;
+        c->idle = n;
+        if (--c->live == 0) chunk_emptied(c);
     }
 
-    // The loop is going away: free what is idle, let outstanding handles free the rest.
+    // The loop is going away: free the idle chunks, let outstanding handles free the rest.
     void orphan() noexcept {
-        while (idle_) {
-            callback_node* n = idle_;
-            idle_ = n->next;
-            delete n;
-            --allocated_;
-        }
-        idle_count_ = 0;
         orphaned_ = true;
-        if (allocated_ == 0) delete this;
+        for (node_chunk* c = partial_; c;) {
+            node_chunk* next = c->next;
+            if (c->live == 0) free_chunk(c);
+            c = next;
+        }
+        if (chunks_ == 0) delete this;
     }
 
-    // Timers cancelled while still in the loop's heap: the loop purges them when they
-    // outnumber the live ones.
-    std::size_t cancelled_timers = 0;
+    // Told when a timer still in the loop's timer queue is cancelled (set by the loop).
+    void (*on_timer_cancel)(void* queue, callback_node* n) noexcept = nullptr;
+    void* timer_queue = nullptr;
 
 private:
-    ~node_pool() = default;  // only orphan() and the last free_node() delete a pool
+    ~node_pool() = default;  // only orphan() and the last free_chunk() delete a pool
 
-    IOLOOP_NOINLINE void free_node(callback_node* n) noexcept {
-        delete n;
-        if (--allocated_ == 0 && orphaned_) delete this;
+    IOLOOP_NOINLINE void add_chunk() {
+        list(new node_chunk(this));
+        ++chunks_;
+        ++empty_chunks_;
     }
 
-    callback_node* idle_ = nullptr;
-    std::size_t idle_count_ = 0;
-    std::size_t allocated_ = 0;
+    // One empty chunk stays as a spare, so a loop hovering at a chunk boundary does not
+    // allocate and free on every callback.
+    IOLOOP_NOINLINE void chunk_emptied(node_chunk* c) noexcept {
+        if (orphaned_ || empty_chunks_ > 0) {
+            free_chunk(c);
+            if (orphaned_ && chunks_ == 0) delete this;
+        } else {
+            ++empty_chunks_;
+        }
+    }
+
+    void free_chunk(node_chunk* c) noexcept {
+        unlist(c);
+        delete c;
+        --chunks_;
+    }
+
+    void list(node_chunk* c) noexcept {
+        c->prev = nullptr;
+        c->next = partial_;
+        if (partial_) partial_->prev = c;
+        partial_ = c;
+    }
+
+    void unlist(node_chunk* c) noexcept {
+        if (c->prev) {
+            c->prev->next = c->next;
+        } else {
+            partial_ = c->next;
+        }
+        if (c->next) c->next->prev = c->prev;
+        c->prev = c->next = nullptr;
+    }
+
+    node_chunk* partial_ = nullptr;  // chunks with at least one idle node
+    std::size_t chunks_ = 0;
+    std::size_t empty_chunks_ = 0;  // chunks with no node handed out
     bool orphaned_ = false;
 };
 
@@ -124,12 +173,12 @@ inline void callback_node::release() noexcept {
     }
     const std::uint32_t left = refs.load(std::memory_order_relaxed) - 1;
     refs.store(left, std::memory_order_relaxed);
-    if (left == 0) pool->recycle(this);
+    if (left == 0) chunk->pool->recycle(this);
 }
 
 inline void callback_node::cancel() noexcept {
     if (cancelled.exchange(true, std::memory_order_relaxed)) return;
-    if (in_timer_heap) ++pool->cancelled_timers;
+    if (in_timer_heap) chunk->pool->on_timer_cancel(chunk->pool->timer_queue, this);
 }
 
 // The ready queue: FIFO through callback_node::next, no allocation.
@@ -161,6 +210,12 @@ public:
         q.head_ = std::exchange(head_, nullptr);
         q.tail_ = std::exchange(tail_, nullptr);
         return q;
+    }
+
+    // Hands the nodes over as a null-terminated list through `next`; the queue is empty.
+    callback_node* release_list() noexcept {
+        tail_ = nullptr;
+        return std::exchange(head_, nullptr);
     }
 
     void append(node_queue&& other) noexcept {

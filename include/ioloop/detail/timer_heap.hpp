@@ -32,19 +32,38 @@ public:
     callback_node* top() const noexcept { return entries_.front().node; }
     rep top_deadline() const noexcept { return entries_.front().when; }
 
-    // Removes the earliest timer; the caller now owns the heap's reference.
+    // Removes the earliest timer; the caller now owns the heap's reference and must clear
+    // n->in_timer_heap. Not touching the node here lets the caller batch those cache misses.
     callback_node* pop() noexcept {
         callback_node* n = entries_.front().node;
         entries_.front() = entries_.back();
         entries_.pop_back();
         if (!entries_.empty()) sift_down(0);
-        n->in_timer_heap = false;
         return n;
     }
 
-    // Moves every cancelled timer to `dropped` and restores the heap in O(n). The caller
-    // releases them afterwards: a released callback's destructor may schedule a timer.
-    void purge_cancelled(node_queue& dropped) noexcept {
+    // Removes `n` if it is where a push just put it: on the path from the last entry up
+    // to the root (a timer cancelled soon after it was scheduled usually is). Returns
+    // false, without looking further, when it is not; the caller then owns no reference.
+    bool remove_recent(const callback_node* n) noexcept {
+        if (entries_.empty()) return false;
+        std::size_t i = entries_.size() - 1;
+        while (entries_[i].node != n) {
+            if (i == 0) return false;
+            i = parent(i);
+        }
+        entries_[i] = entries_.back();
+        entries_.pop_back();
+        // The moved entry came from below i, so it cannot belong above it.
+        if (i < entries_.size()) sift_down(i);
+        return true;
+    }
+
+    // Moves every cancelled timer to `dropped` and restores the heap in O(n); returns how
+    // many. The caller releases them afterwards: a released callback's destructor may
+    // schedule a timer.
+    std::size_t purge_cancelled(node_queue& dropped) noexcept {
+        const std::size_t before = entries_.size();
         std::size_t kept = 0;
         for (entry& e : entries_) {
             if (e.node->is_cancelled()) {
@@ -58,6 +77,7 @@ public:
         if (kept > 1) {
             for (std::size_t i = parent(kept - 1) + 1; i-- > 0;) sift_down(i);
         }
+        return before - kept;
     }
 
     // Moves every timer to `dropped` (loop close).
