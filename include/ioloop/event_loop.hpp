@@ -256,20 +256,29 @@ public:
 
     // Receives every exception that escapes a callback, and the debug-mode reports.
     // An empty handler restores default_exception_handler.
-    void set_exception_handler(exception_handler h) noexcept { handler_ = std::move(h); }
+    void set_exception_handler(exception_handler h) noexcept {
+        handler_ = std::move(h);
+        ++handler_version_;
+    }
 
     void call_exception_handler(const exception_context& ctx) noexcept {
         if (!handler_) {
             default_exception_handler(ctx);
             return;
         }
+        // The handler may replace itself while it runs: keep it alive until it returns, and
+        // put it back only if nobody set another. Meanwhile, reports it causes itself go to
+        // the default handler instead of recursing.
+        exception_handler running = std::move(handler_);
+        const std::uint64_t version = handler_version_;
         try {
-            handler_(ctx);
+            running(ctx);
         } catch (...) {
             default_exception_handler(
                 {"exception in the exception handler", std::current_exception(), ctx.callback});
             default_exception_handler(ctx);
         }
+        if (handler_version_ == version) handler_ = std::move(running);
     }
 
     // Prints the context to stderr.
@@ -610,6 +619,7 @@ private:
     std::vector<detail::saved_signal_action> saved_actions_;
 
     exception_handler handler_;
+    std::uint64_t handler_version_ = 0;  // counts set_exception_handler calls
     duration slow_callback_ = std::chrono::milliseconds(100);
     std::uint64_t iterations_ = 0;
     bool debug_ = false;

@@ -968,7 +968,7 @@ struct node_chunk {
     }
 
     node_pool* pool;
-    node_chunk* prev = nullptr;  // in the pool's list of chunks that have idle nodes
+    node_chunk* prev = nullptr;  // in the pool's list of partly idle chunks
     node_chunk* next = nullptr;
     callback_node* idle = nullptr;
     std::uint32_t live = 0;  // nodes handed out
@@ -986,12 +986,11 @@ public:
 
     // A node with no callable, not cancelled; `next` is garbage until it is queued.
     callback_node* acquire() {
-        if (!partial_) add_chunk();
-        node_chunk* c = partial_;
+        node_chunk* c = current_;
+        if (!c || !c->idle) c = next_current();
         callback_node* n = c->idle;
         c->idle = n->next;
         if (c->live++ == 0) --empty_chunks_;
-        if (!c->idle) unlist(c);
         return n;
     }
 
@@ -1000,7 +999,7 @@ public:
         n->cancelled.store(false, std::memory_order_relaxed);
         n->in_timer_heap = false;
         node_chunk* c = n->chunk;
-        if (!c->idle) list(c);
+        if (!c->idle && c != current_) list(c);
         n->next = c->idle;
         c->idle = n;
         if (--c->live == 0) chunk_emptied(c);
@@ -1009,6 +1008,10 @@ public:
     // The loop is going away: free the idle chunks, let outstanding handles free the rest.
     void orphan() noexcept {
         orphaned_ = true;
+        if (current_) {
+            list(current_);  // so that free_chunk finds every chunk in one place
+            current_ = nullptr;
+        }
         for (node_chunk* c = partial_; c;) {
             node_chunk* next = c->next;
             if (c->live == 0) free_chunk(c);
@@ -1024,16 +1027,28 @@ public:
 private:
     ~node_pool() = default;  // only orphan() and the last free_chunk() delete a pool
 
-    IOLOOP_NOINLINE void add_chunk() {
-        list(new node_chunk(this));
-        ++chunks_;
-        ++empty_chunks_;
+    // Nodes come from the current chunk until it runs out, so that a loop whose nodes
+    // cycle through one chunk does no list bookkeeping per callback.
+    IOLOOP_NOINLINE node_chunk* next_current() {
+        if (partial_) {
+            current_ = partial_;
+            unlist(current_);
+        } else {
+            current_ = new node_chunk(this);
+            ++chunks_;
+            ++empty_chunks_;
+        }
+        return current_;
     }
 
     // One empty chunk stays as a spare, so a loop hovering at a chunk boundary does not
     // allocate and free on every callback.
     IOLOOP_NOINLINE void chunk_emptied(node_chunk* c) noexcept {
         if (orphaned_ || empty_chunks_ > 0) {
+            if (c == current_) {
+                current_ = nullptr;
+                list(c);
+            }
             free_chunk(c);
             if (orphaned_ && chunks_ == 0) delete this;
         } else {
@@ -1064,7 +1079,8 @@ private:
         c->prev = c->next = nullptr;
     }
 
-    node_chunk* partial_ = nullptr;  // chunks with at least one idle node
+    node_chunk* current_ = nullptr;  // where nodes come from; never in partial_
+    node_chunk* partial_ = nullptr;  // the other chunks that have an idle node
     std::size_t chunks_ = 0;
     std::size_t empty_chunks_ = 0;  // chunks with no node handed out
     bool orphaned_ = false;
@@ -1955,20 +1971,29 @@ public:
 
     // Receives every exception that escapes a callback, and the debug-mode reports.
     // An empty handler restores default_exception_handler.
-    void set_exception_handler(exception_handler h) noexcept { handler_ = std::move(h); }
+    void set_exception_handler(exception_handler h) noexcept {
+        handler_ = std::move(h);
+        ++handler_version_;
+    }
 
     void call_exception_handler(const exception_context& ctx) noexcept {
         if (!handler_) {
             default_exception_handler(ctx);
             return;
         }
+        // The handler may replace itself while it runs: keep it alive until it returns, and
+        // put it back only if nobody set another. Meanwhile, reports it causes itself go to
+        // the default handler instead of recursing.
+        exception_handler running = std::move(handler_);
+        const std::uint64_t version = handler_version_;
         try {
-            handler_(ctx);
+            running(ctx);
         } catch (...) {
             default_exception_handler(
                 {"exception in the exception handler", std::current_exception(), ctx.callback});
             default_exception_handler(ctx);
         }
+        if (handler_version_ == version) handler_ = std::move(running);
     }
 
     // Prints the context to stderr.
@@ -2309,6 +2334,7 @@ private:
     std::vector<detail::saved_signal_action> saved_actions_;
 
     exception_handler handler_;
+    std::uint64_t handler_version_ = 0;  // counts set_exception_handler calls
     duration slow_callback_ = std::chrono::milliseconds(100);
     std::uint64_t iterations_ = 0;
     bool debug_ = false;

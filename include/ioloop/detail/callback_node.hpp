@@ -64,7 +64,7 @@ struct node_chunk {
     }
 
     node_pool* pool;
-    node_chunk* prev = nullptr;  // in the pool's list of chunks that have idle nodes
+    node_chunk* prev = nullptr;  // in the pool's list of partly idle chunks
     node_chunk* next = nullptr;
     callback_node* idle = nullptr;
     std::uint32_t live = 0;  // nodes handed out
@@ -82,12 +82,11 @@ public:
 
     // A node with no callable, not cancelled; `next` is garbage until it is queued.
     callback_node* acquire() {
-        if (!partial_) add_chunk();
-        node_chunk* c = partial_;
+        node_chunk* c = current_;
+        if (!c || !c->idle) c = next_current();
         callback_node* n = c->idle;
         c->idle = n->next;
         if (c->live++ == 0) --empty_chunks_;
-        if (!c->idle) unlist(c);
         return n;
     }
 
@@ -96,7 +95,7 @@ public:
         n->cancelled.store(false, std::memory_order_relaxed);
         n->in_timer_heap = false;
         node_chunk* c = n->chunk;
-        if (!c->idle) list(c);
+        if (!c->idle && c != current_) list(c);
         n->next = c->idle;
         c->idle = n;
         if (--c->live == 0) chunk_emptied(c);
@@ -105,6 +104,10 @@ public:
     // The loop is going away: free the idle chunks, let outstanding handles free the rest.
     void orphan() noexcept {
         orphaned_ = true;
+        if (current_) {
+            list(current_);  // so that free_chunk finds every chunk in one place
+            current_ = nullptr;
+        }
         for (node_chunk* c = partial_; c;) {
             node_chunk* next = c->next;
             if (c->live == 0) free_chunk(c);
@@ -120,16 +123,28 @@ public:
 private:
     ~node_pool() = default;  // only orphan() and the last free_chunk() delete a pool
 
-    IOLOOP_NOINLINE void add_chunk() {
-        list(new node_chunk(this));
-        ++chunks_;
-        ++empty_chunks_;
+    // Nodes come from the current chunk until it runs out, so that a loop whose nodes
+    // cycle through one chunk does no list bookkeeping per callback.
+    IOLOOP_NOINLINE node_chunk* next_current() {
+        if (partial_) {
+            current_ = partial_;
+            unlist(current_);
+        } else {
+            current_ = new node_chunk(this);
+            ++chunks_;
+            ++empty_chunks_;
+        }
+        return current_;
     }
 
     // One empty chunk stays as a spare, so a loop hovering at a chunk boundary does not
     // allocate and free on every callback.
     IOLOOP_NOINLINE void chunk_emptied(node_chunk* c) noexcept {
         if (orphaned_ || empty_chunks_ > 0) {
+            if (c == current_) {
+                current_ = nullptr;
+                list(c);
+            }
             free_chunk(c);
             if (orphaned_ && chunks_ == 0) delete this;
         } else {
@@ -160,7 +175,8 @@ private:
         c->prev = c->next = nullptr;
     }
 
-    node_chunk* partial_ = nullptr;  // chunks with at least one idle node
+    node_chunk* current_ = nullptr;  // where nodes come from; never in partial_
+    node_chunk* partial_ = nullptr;  // the other chunks that have an idle node
     std::size_t chunks_ = 0;
     std::size_t empty_chunks_ = 0;  // chunks with no node handed out
     bool orphaned_ = false;
