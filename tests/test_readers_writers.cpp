@@ -1,0 +1,525 @@
+// add_reader / add_writer / remove_reader / remove_writer on pipes and socket pairs, on
+// every readiness backend, including the select backend's FD_SETSIZE limit.
+#include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
+
+#include <doctest/doctest.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::string_view backend_name = ioloop::event_loop::backend_type::name;
+
+// Two connected descriptors, non-blocking, closed on scope exit (unless already closed).
+struct fd_pair {
+    int fds[2] = {-1, -1};
+
+    static fd_pair pipe() {
+        fd_pair p;
+        REQUIRE(::pipe2(p.fds, O_NONBLOCK | O_CLOEXEC) == 0);
+        return p;
+    }
+    static fd_pair socketpair() {
+        fd_pair p;
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, p.fds) == 0);
+        return p;
+    }
+
+    int first() const { return fds[0]; }   // a pipe's read end
+    int second() const { return fds[1]; }  // a pipe's write end
+    void close_second() {
+        ::close(fds[1]);
+        fds[1] = -1;
+    }
+
+    fd_pair() = default;
+    fd_pair(fd_pair&& o) noexcept : fds{o.fds[0], o.fds[1]} { o.fds[0] = o.fds[1] = -1; }
+    fd_pair& operator=(fd_pair&&) = delete;
+    ~fd_pair() {
+        for (int fd : fds) {
+            if (fd != -1) ::close(fd);
+        }
+    }
+};
+
+void write_all(int fd, std::string_view data) {
+    REQUIRE(::write(fd, data.data(), data.size()) == static_cast<::ssize_t>(data.size()));
+}
+
+// Reads what is there (up to `max` bytes); "" on EOF, and fails the test on an error
+// other than "nothing to read".
+std::string read_some(int fd, std::size_t max = 4096) {
+    std::string buf(max, '\0');
+    const ::ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0) {
+        CHECK(errno == EAGAIN);
+        return "<nothing>";
+    }
+    buf.resize(static_cast<std::size_t>(n));
+    return buf;
+}
+
+void run_one_iteration(ioloop::event_loop& loop) {
+    loop.stop();
+    loop.run_forever();
+}
+
+// Runs until a callback calls stop(); a timer fails the test instead of hanging.
+void run_with_watchdog(ioloop::event_loop& loop, std::chrono::seconds limit = 30s) {
+    ioloop::timer_handle watchdog = loop.call_later(limit, [&loop] {
+        FAIL_CHECK("watchdog: the loop did not stop in time");
+        loop.stop();
+    });
+    loop.run_forever();
+    watchdog.cancel();
+}
+
+// A descriptor numbered at least FD_SETSIZE, duplicated from `fd`, raising the soft
+// RLIMIT_NOFILE if it is too low. Closed on scope exit; the limit is restored.
+struct high_fd {
+    int fd = -1;
+    rlimit saved{};
+    bool raised = false;
+
+    explicit high_fd(int from) {
+        REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+        const rlim_t needed = FD_SETSIZE + 16;
+        if (saved.rlim_cur != RLIM_INFINITY && saved.rlim_cur < needed) {
+            rlimit more = saved;
+            more.rlim_cur = needed;
+            const bool hard_allows = saved.rlim_max == RLIM_INFINITY || saved.rlim_max >= needed;
+            REQUIRE_MESSAGE(hard_allows,
+                            "RLIMIT_NOFILE's hard limit is too low for a descriptor >= FD_SETSIZE");
+            REQUIRE(::setrlimit(RLIMIT_NOFILE, &more) == 0);
+            raised = true;
+        }
+        fd = ::fcntl(from, F_DUPFD_CLOEXEC, FD_SETSIZE);
+        REQUIRE(fd >= FD_SETSIZE);
+    }
+    ~high_fd() {
+        if (fd != -1) ::close(fd);
+        if (raised) ::setrlimit(RLIMIT_NOFILE, &saved);
+    }
+    high_fd(const high_fd&) = delete;
+    high_fd& operator=(const high_fd&) = delete;
+};
+
+}  // namespace
+
+TEST_CASE("add_reader on a pipe runs when data is written") {
+    INFO("backend: " << backend_name);
+    ioloop::event_loop loop;
+    fd_pair p = fd_pair::pipe();
+    bool written = false;
+    bool ran_before_data = false;
+    std::string got;
+    loop.add_reader(p.first(), [&] {
+        if (!written) ran_before_data = true;
+        got = read_some(p.first());
+        loop.remove_reader(p.first());
+        loop.stop();
+    });
+    // The reader waits (several iterations, the loop asleep in its poll) until this timer
+    // writes.
+    loop.call_later(20ms, [&] {
+        written = true;
+        write_all(p.second(), "hello");
+    });
+    run_with_watchdog(loop);
+    CHECK_FALSE(ran_before_data);
+    CHECK(got == "hello");
+}
+
+TEST_CASE("readers are level-triggered: one runs again on the next iteration while data remains") {
+    ioloop::event_loop loop;
+    fd_pair p = fd_pair::pipe();
+    write_all(p.second(), "abc");
+    std::string got;
+    std::vector<std::uint64_t> iterations;
+    loop.add_reader(p.first(), [&] {
+        iterations.push_back(loop.iteration_count());
+        got += read_some(p.first(), 1);  // one byte per call: the rest stays readable
+        if (got.size() == 3) {
+            loop.remove_reader(p.first());
+            loop.stop();
+        }
+    });
+    run_with_watchdog(loop);
+    CHECK(got == "abc");
+    REQUIRE(iterations.size() == 3);
+    CHECK(iterations[1] == iterations[0] + 1);
+    CHECK(iterations[2] == iterations[1] + 1);
+}
+
+TEST_CASE("remove_reader from inside its own callback: it runs once, never again") {
+    ioloop::event_loop loop;
+    fd_pair p = fd_pair::pipe();
+    write_all(p.second(), "x");  // never read: the fd stays readable
+    int runs = 0;
+    bool removed = false;
+    loop.add_reader(p.first(), [&] {
+        ++runs;
+        removed = loop.remove_reader(p.first());
+    });
+    // Several iterations go by before this stops the loop.
+    int ticks = 0;
+    struct tick {
+        ioloop::event_loop* loop;
+        int* ticks;
+        void operator()() const {
+            if (++*ticks == 5) {
+                loop->stop();
+            } else {
+                loop->call_soon(*this);
+            }
+        }
+    };
+    loop.call_soon(tick{&loop, &ticks});
+    run_with_watchdog(loop);
+    CHECK(ticks == 5);
+    CHECK(runs == 1);
+    CHECK(removed);
+    CHECK_FALSE(loop.remove_reader(p.first()));
+}
+
+TEST_CASE("add_reader twice on the same fd replaces the reader") {
+    ioloop::event_loop loop;
+    fd_pair p = fd_pair::pipe();
+    int first_runs = 0;
+    int second_runs = 0;
+    loop.add_reader(p.first(), [&] { ++first_runs; });
+    loop.add_reader(p.first(), [&] {
+        ++second_runs;
+        CHECK(read_some(p.first()) == "data");
+        loop.stop();
+    });
+    write_all(p.second(), "data");
+    run_with_watchdog(loop);
+    CHECK(first_runs == 0);
+    CHECK(second_runs == 1);
+    CHECK(loop.remove_reader(p.first()));
+    CHECK_FALSE(loop.remove_reader(p.first()));
+}
+
+TEST_CASE("remove_reader and remove_writer report whether there was one") {
+    ioloop::event_loop loop;
+    fd_pair s = fd_pair::socketpair();
+    CHECK_FALSE(loop.remove_reader(s.first()));
+    CHECK_FALSE(loop.remove_writer(s.first()));
+    CHECK_FALSE(loop.remove_reader(-1));
+    CHECK_FALSE(loop.remove_reader(100000));
+
+    loop.add_reader(s.first(), [] {});
+    CHECK_FALSE(loop.remove_writer(s.first()));  // a reader is not a writer
+    CHECK(loop.remove_reader(s.first()));
+    CHECK_FALSE(loop.remove_reader(s.first()));
+
+    loop.add_writer(s.first(), [] {});
+    CHECK_FALSE(loop.remove_reader(s.first()));
+    CHECK(loop.remove_writer(s.first()));
+    CHECK_FALSE(loop.remove_writer(s.first()));
+}
+
+TEST_CASE("add_writer on a socket pair runs when writable") {
+    ioloop::event_loop loop;
+    fd_pair s = fd_pair::socketpair();
+    int runs = 0;
+    loop.add_writer(s.first(), [&] {
+        ++runs;
+        const char msg[] = "ping";
+        CHECK(::send(s.first(), msg, 4, MSG_NOSIGNAL) == 4);
+        CHECK(loop.remove_writer(s.first()));
+        loop.stop();
+    });
+    run_with_watchdog(loop);
+    CHECK(runs == 1);
+    CHECK(read_some(s.second()) == "ping");
+}
+
+TEST_CASE("a writer waits while the socket's buffer is full") {
+    ioloop::event_loop loop;
+    fd_pair s = fd_pair::socketpair();
+    // Fill the send buffer until the kernel refuses more.
+    const std::string chunk(65536, 'z');
+    std::size_t filled = 0;
+    for (;;) {
+        const ::ssize_t n = ::send(s.first(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
+        if (n < 0) {
+            REQUIRE(errno == EAGAIN);
+            break;
+        }
+        filled += static_cast<std::size_t>(n);
+    }
+    REQUIRE(filled > 0);
+
+    bool drained = false;
+    bool ran_while_full = false;
+    loop.add_writer(s.first(), [&] {
+        if (!drained) ran_while_full = true;
+        loop.remove_writer(s.first());
+        loop.stop();
+    });
+    // The peer drains everything a little later; only then may the writer run.
+    loop.call_later(20ms, [&] {
+        std::string sink(1 << 20, '\0');
+        std::size_t got = 0;
+        while (got < filled) {
+            const ::ssize_t n = ::read(s.second(), sink.data(), sink.size());
+            if (n <= 0) break;
+            got += static_cast<std::size_t>(n);
+        }
+        CHECK(got == filled);
+        drained = true;
+    });
+    run_with_watchdog(loop);
+    CHECK(drained);
+    CHECK_FALSE(ran_while_full);
+}
+
+TEST_CASE("a reader and a writer on the same fd; removing one keeps the other") {
+    ioloop::event_loop loop;
+    fd_pair s = fd_pair::socketpair();
+    write_all(s.second(), "r");  // s.first() is now readable, and it is writable anyway
+    int reads = 0;
+    int writes = 0;
+    loop.add_reader(s.first(), [&] { ++reads; });  // reads nothing: stays readable
+    loop.add_writer(s.first(), [&] { ++writes; });
+
+    run_one_iteration(loop);
+    CHECK(reads == 1);
+    CHECK(writes == 1);
+
+    CHECK(loop.remove_writer(s.first()));
+    run_one_iteration(loop);
+    CHECK(reads == 2);
+    CHECK(writes == 1);
+
+    // And the other way round.
+    loop.add_writer(s.first(), [&] { ++writes; });
+    CHECK(loop.remove_reader(s.first()));
+    run_one_iteration(loop);
+    CHECK(reads == 2);
+    CHECK(writes == 2);
+    CHECK(loop.remove_writer(s.first()));
+}
+
+TEST_CASE("a reader removed by another callback of the same iteration does not run") {
+    // Both fds are ready in the same iteration. Whichever callback runs first removes the
+    // other's reader; the other, already queued, must then not run.
+    ioloop::event_loop loop;
+    fd_pair a = fd_pair::pipe();
+    fd_pair b = fd_pair::pipe();
+    write_all(a.second(), "a");
+    write_all(b.second(), "b");
+    int a_runs = 0;
+    int b_runs = 0;
+    bool removed_other = false;
+    loop.add_reader(a.first(), [&] {
+        ++a_runs;
+        removed_other = loop.remove_reader(b.first());
+    });
+    loop.add_reader(b.first(), [&] {
+        ++b_runs;
+        removed_other = loop.remove_reader(a.first());
+    });
+    run_one_iteration(loop);
+    CHECK(a_runs + b_runs == 1);
+    CHECK(removed_other);
+
+    // The survivor is still registered and still runs (its data was never read).
+    run_one_iteration(loop);
+    CHECK(a_runs + b_runs == 2);
+    CHECK((a_runs == 2 || b_runs == 2));
+}
+
+TEST_CASE("a reader replaced by another callback of the same iteration does not run") {
+    ioloop::event_loop loop;
+    fd_pair a = fd_pair::pipe();
+    fd_pair b = fd_pair::pipe();
+    write_all(a.second(), "a");
+    write_all(b.second(), "b");
+    int old_runs = 0;
+    int new_runs = 0;
+    // Whichever of the two runs first replaces both readers (its own included); the
+    // other one, already queued for this iteration, must not run.
+    loop.add_reader(a.first(), [&] {
+        ++old_runs;
+        loop.add_reader(a.first(), [&] { ++new_runs; });
+        loop.add_reader(b.first(), [&] { ++new_runs; });
+    });
+    loop.add_reader(b.first(), [&] {
+        ++old_runs;
+        loop.add_reader(a.first(), [&] { ++new_runs; });
+        loop.add_reader(b.first(), [&] { ++new_runs; });
+    });
+    run_one_iteration(loop);
+    CHECK(old_runs == 1);
+    CHECK(new_runs == 0);
+    // Both fds are still readable (nothing was read): both new readers run.
+    run_one_iteration(loop);
+    CHECK(old_runs == 1);
+    CHECK(new_runs == 2);
+}
+
+TEST_CASE("add_reader / add_writer with a bad fd throw std::system_error") {
+    ioloop::event_loop loop;
+    CHECK_THROWS_AS(loop.add_reader(-1, [] {}), std::system_error);
+    CHECK_THROWS_AS(loop.add_writer(-1, [] {}), std::system_error);
+
+    int closed_fd = -1;
+    {
+        fd_pair p = fd_pair::pipe();
+        closed_fd = p.first();
+    }
+    try {
+        loop.add_reader(closed_fd, [] {});
+        FAIL("add_reader on a closed fd did not throw");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::bad_file_descriptor);
+        CHECK(std::string(e.what()).find(std::to_string(closed_fd)) != std::string::npos);
+    }
+    CHECK_FALSE(loop.remove_reader(closed_fd));
+
+    // Nothing half-registered was left behind: the loop still works with good fds.
+    fd_pair p = fd_pair::pipe();
+    write_all(p.second(), "ok");
+    std::string got;
+    loop.add_reader(p.first(), [&] {
+        got = read_some(p.first());
+        loop.remove_reader(p.first());
+        loop.stop();
+    });
+    run_with_watchdog(loop);
+    CHECK(got == "ok");
+}
+
+TEST_CASE("peer close wakes the reader, which reads EOF") {
+    ioloop::event_loop loop;
+
+    SUBCASE("pipe") {
+        fd_pair p = fd_pair::pipe();
+        std::string got = "<not run>";
+        loop.add_reader(p.first(), [&] {
+            got = read_some(p.first());
+            loop.remove_reader(p.first());
+            loop.stop();
+        });
+        loop.call_later(10ms, [&] { p.close_second(); });
+        run_with_watchdog(loop);
+        CHECK(got.empty());
+    }
+
+    SUBCASE("socket pair") {
+        fd_pair s = fd_pair::socketpair();
+        std::string got = "<not run>";
+        loop.add_reader(s.first(), [&] {
+            got = read_some(s.first());
+            loop.remove_reader(s.first());
+            loop.stop();
+        });
+        loop.call_later(10ms, [&] { s.close_second(); });
+        run_with_watchdog(loop);
+        CHECK(got.empty());
+    }
+}
+
+TEST_CASE("a descriptor number closed and reopened can be watched again") {
+    // Closing an fd without remove_reader is a misuse, but a common one; re-adding a
+    // reader for the reused number must watch the new file (epoll forgot the old one).
+    ioloop::event_loop loop;
+    fd_pair first = fd_pair::pipe();
+    const int number = first.first();
+    int old_runs = 0;
+    loop.add_reader(number, [&] { ++old_runs; });
+    ::close(first.fds[0]);
+    first.fds[0] = -1;
+
+    fd_pair second = fd_pair::pipe();
+    if (second.first() != number) {
+        // Another descriptor took the number: move our pipe's read end onto it.
+        REQUIRE(::dup3(second.first(), number, O_CLOEXEC) == number);
+        ::close(second.fds[0]);
+        second.fds[0] = number;
+    }
+    std::string got;
+    loop.add_reader(number, [&] {
+        got = read_some(number);
+        loop.remove_reader(number);
+        loop.stop();
+    });
+    write_all(second.second(), "again");
+    run_with_watchdog(loop);
+    CHECK(old_runs == 0);
+    CHECK(got == "again");
+}
+
+TEST_CASE("close() unregisters readers and writers and destroys their callbacks") {
+    fd_pair s = fd_pair::socketpair();
+    auto token = std::make_shared<int>(0);
+    ioloop::event_loop loop;
+    loop.add_reader(s.first(), [token] {});
+    loop.add_writer(s.first(), [token] {});
+    CHECK(token.use_count() == 3);
+    loop.close();
+    CHECK(token.use_count() == 1);
+    CHECK_FALSE(loop.remove_reader(s.first()));
+}
+
+TEST_CASE("a descriptor >= FD_SETSIZE") {
+    INFO("backend: " << backend_name);
+    ioloop::event_loop loop;
+    fd_pair p = fd_pair::pipe();
+    high_fd high(p.first());
+
+    if constexpr (backend_name == "select") {
+        // An fd_set cannot hold it: the select backend refuses it instead of writing past
+        // the set (the ASan build would catch a write out of bounds).
+        try {
+            loop.add_reader(high.fd, [] {});
+            FAIL("add_reader did not throw for fd " << high.fd);
+        } catch (const std::system_error& e) {
+            CHECK(e.code() == std::errc::invalid_argument);
+            CHECK(std::string(e.what()).find("FD_SETSIZE") != std::string::npos);
+        }
+        CHECK_THROWS_AS(loop.add_writer(high.fd, [] {}), std::system_error);
+        CHECK_FALSE(loop.remove_reader(high.fd));
+        CHECK_FALSE(loop.remove_writer(high.fd));
+
+        // The loop is intact: the low end of the same pipe still works.
+        write_all(p.second(), "low");
+        std::string got;
+        loop.add_reader(p.first(), [&] {
+            got = read_some(p.first());
+            loop.remove_reader(p.first());
+            loop.stop();
+        });
+        run_with_watchdog(loop);
+        CHECK(got == "low");
+    } else {
+        // epoll and poll have no such limit: the reader runs.
+        std::string got;
+        loop.add_reader(high.fd, [&] {
+            got = read_some(high.fd);
+            loop.remove_reader(high.fd);
+            loop.stop();
+        });
+        write_all(p.second(), "high");
+        run_with_watchdog(loop);
+        CHECK(got == "high");
+    }
+}
