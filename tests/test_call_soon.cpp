@@ -552,3 +552,15 @@ TEST_CASE("a handle outliving its loop can still be queried and cancelled") {
     remote = {};
     CHECK_FALSE(pending);
 }
+
+TEST_CASE("a callback that ran drops its callable, even while its handle is kept") {
+    ioloop::event_loop loop;
+    auto captured = std::make_shared<int>(7);
+    ioloop::handle h = loop.call_soon([captured] { (void)captured; });
+    CHECK(captured.use_count() == 2);
+    run_one_iteration(loop);
+    // asyncio drops a handle's callback once it ran: what it captured must not live on
+    // in a handle someone keeps (a cycle, if the capture owns the handle).
+    CHECK(captured.use_count() == 1);
+    CHECK_FALSE(h.cancelled());
+}

@@ -468,6 +468,29 @@ TEST_CASE("a descriptor number closed and reopened can be watched again") {
     CHECK(got == "again");
 }
 
+TEST_CASE("a descriptor closed while watched is forgotten, not spun on") {
+    // A misuse (remove_reader belongs before close), but it must neither spin the loop
+    // nor throw out of run_forever: epoll forgets the fd by itself; poll and select report
+    // it once (the callback's own read would see EBADF) and then forget it.
+    ioloop::event_loop loop;
+    fd_pair p = fd_pair::pipe();
+    const int fd = p.first();
+    int runs = 0;
+    loop.add_reader(fd, [&] { ++runs; });
+    ::close(p.fds[0]);
+    p.fds[0] = -1;
+    loop.call_later(50ms, [&] { loop.stop(); });
+    const auto before = loop.iteration_count();
+    CHECK_NOTHROW(run_with_watchdog(loop));
+    CHECK(loop.iteration_count() - before < 20);
+    if (ioloop::event_loop::backend_type::name == std::string_view("epoll")) {
+        CHECK(runs == 0);
+    } else {
+        CHECK(runs == 1);
+    }
+    CHECK(loop.remove_reader(fd));  // the loop still had it registered
+}
+
 TEST_CASE("close() unregisters readers and writers and destroys their callbacks") {
     fd_pair s = fd_pair::socketpair();
     auto token = std::make_shared<int>(0);

@@ -178,7 +178,8 @@ public:
     template <class F>
     void add_reader(int fd, F&& fn, detail::source_location where = detail::source_location::current()) {
         require_readiness_backend();
-        add_watch(fd, backend::io_read, make_node(std::forward<F>(fn), where), "add_reader");
+        add_watch(fd, backend::io_read, make_persistent_node(std::forward<F>(fn), where),
+                  "add_reader");
     }
 
     // True if fd had a reader.
@@ -190,7 +191,8 @@ public:
     template <class F>
     void add_writer(int fd, F&& fn, detail::source_location where = detail::source_location::current()) {
         require_readiness_backend();
-        add_watch(fd, backend::io_write, make_node(std::forward<F>(fn), where), "add_writer");
+        add_watch(fd, backend::io_write, make_persistent_node(std::forward<F>(fn), where),
+                  "add_writer");
     }
 
     bool remove_writer(int fd) {
@@ -217,7 +219,7 @@ public:
             throw invalid_state_error("add_signal_handler: signal " + std::to_string(sig) +
                                       " is already handled by another event loop");
         }
-        detail::callback_node* n = make_node(std::forward<F>(fn), where);
+        detail::callback_node* n = make_persistent_node(std::forward<F>(fn), where);
         n->refs.store(1, std::memory_order_relaxed);  // the loop's registration
         if (signal_handlers_.empty()) {
             signal_handlers_.resize(detail::max_signal);
@@ -368,7 +370,7 @@ private:
                     report_exception(*n);
                 }
             }
-            n->release();
+            finish(n);
         }
     }
 
@@ -461,6 +463,13 @@ private:
         }
     }
 
+    // A one-shot callback that ran (or was skipped) drops its callable now, with what it
+    // captured, even if a handle keeps the node: as asyncio drops a handle's callback.
+    static void finish(detail::callback_node* n) noexcept {
+        if (!n->persistent) n->fn.reset();
+        n->release();
+    }
+
     // Step 4 in debug mode: each callback is timed, the slow ones reported.
     IOLOOP_NOINLINE void run_timed(detail::callback_node* next) noexcept {
         while (next) {
@@ -476,7 +485,7 @@ private:
                 const duration took = time() - start;
                 if (took >= slow_callback_) report_slow(*n, took);
             }
-            n->release();
+            finish(n);
         }
     }
 
@@ -521,6 +530,14 @@ private:
         return n;
     }
 
+    // A node that runs each time it is queued (readers, writers, signal handlers).
+    template <class F>
+    detail::callback_node* make_persistent_node(F&& fn, detail::source_location where) {
+        detail::callback_node* n = make_node(std::forward<F>(fn), where);
+        n->persistent = true;
+        return n;
+    }
+
     template <class F>
     timer_handle schedule_timer(time_point now, time_point when, F&& fn,
                                 const detail::source_location& where, const char* what) {
@@ -541,10 +558,15 @@ private:
 
     // now + delay, rounded up to the clock's tick, saturating instead of overflowing.
     template <class Rep, class Period>
+    // A negative delay gives a deadline in the past, ordered like any other (asyncio does
+    // the same): call_later(-5s) runs before an earlier call_later(0s).
     static time_point deadline_after(time_point now, std::chrono::duration<Rep, Period> delay) {
-        if (delay <= delay.zero()) return now;
-        const std::chrono::duration<double> room = time_point::max() - now;
-        if (std::chrono::duration<double>(delay) >= room) return time_point::max();
+        // In floating point: the room left on either side must not overflow itself.
+        using seconds = std::chrono::duration<double>;
+        const seconds d = delay;
+        const seconds at = now.time_since_epoch();
+        if (d >= seconds(time_point::max().time_since_epoch()) - at) return time_point::max();
+        if (d <= seconds(time_point::min().time_since_epoch()) - at) return time_point::min();
         return now + std::chrono::ceil<duration>(delay);
     }
 

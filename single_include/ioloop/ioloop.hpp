@@ -455,7 +455,7 @@ public:
             if (errno == EINTR) return;
             detail::throw_errno(errno, "poll");
         }
-        // The sink only queues callbacks (user code runs later), so fds_ cannot change here.
+        // The sink only queues callbacks (user code runs later), so entries move only here.
         for (std::size_t i = 0; i < fds_.size(); ++i) {
             const short re = fds_[i].revents;
             if (re == 0) continue;
@@ -463,12 +463,20 @@ public:
                 wakeup_.drain();
                 continue;
             }
+            void* data = data_[i];
+            if (re & POLLNVAL) {
+                // Closed while watched: its callbacks run once and see EBADF, then the fd is
+                // forgotten, as epoll forgets a closed fd (else this would spin).
+                erase(static_cast<std::size_t>(fds_[i].fd));
+                --i;  // the last entry moved into slot i
+                sink(data, io_read | io_write);
+                continue;
+            }
             unsigned ready = 0;
             if (re & (POLLIN | POLLPRI)) ready |= io_read;
             if (re & POLLOUT) ready |= io_write;
-            // POLLNVAL: the fd was closed while watched; the callback's own I/O reports it.
-            if (re & (POLLERR | POLLHUP | POLLNVAL)) ready |= io_read | io_write;
-            sink(data_[i], ready);
+            if (re & (POLLERR | POLLHUP)) ready |= io_read | io_write;
+            sink(data, ready);
         }
     }
 
@@ -584,7 +592,10 @@ public:
         const int n = ::select(max_fd_ + 1, &readable, &writable, nullptr, ptv);
         if (n == -1) {
             if (errno == EINTR) return;
-            // EBADF: a watched fd was closed without remove_reader/remove_writer.
+            if (errno == EBADF) {
+                forget_closed(sink);
+                return;
+            }
             detail::throw_errno(errno, "select");
         }
         for (int fd = 0; n > 0 && fd <= max_fd_; ++fd) {
@@ -603,6 +614,19 @@ public:
     void interrupt() noexcept { wakeup_.notify(); }
 
 private:
+    // select() fails with EBADF when a watched fd was closed without being unwatched. Like
+    // the poll backend, report such fds once (their callbacks see EBADF), then forget them.
+    template <class Sink>
+    void forget_closed(Sink& sink) {
+        for (int fd = 0; fd <= max_fd_; ++fd) {
+            if ((FD_ISSET(fd, &read_set_) || FD_ISSET(fd, &write_set_)) && !detail::is_open_fd(fd)) {
+                void* data = data_[fd];
+                watch(fd, 0, 0, nullptr);
+                sink(data, io_read | io_write);
+            }
+        }
+    }
+
     detail::wakeup_fd wakeup_;
     fd_set read_set_;
     fd_set write_set_;
@@ -937,6 +961,7 @@ struct callback_node {
     std::atomic<bool> cancelled{false};
     bool threadsafe = false;  // made by call_soon_threadsafe: heap-allocated, atomic refs
     bool in_timer_heap = false;
+    bool persistent = false;  // runs each time it is queued (a reader, a signal handler)
     std::chrono::steady_clock::time_point when{};  // timers: the deadline
     std::uint64_t seq = 0;                          // timers: FIFO among equal deadlines
 
@@ -998,6 +1023,7 @@ public:
         n->fn.reset();  // may run user destructors, which may release other nodes
         n->cancelled.store(false, std::memory_order_relaxed);
         n->in_timer_heap = false;
+        n->persistent = false;
         node_chunk* c = n->chunk;
         if (!c->idle && c != current_) list(c);
         n->next = c->idle;
@@ -1098,7 +1124,13 @@ inline void callback_node::release() noexcept {
 
 inline void callback_node::cancel() noexcept {
     if (cancelled.exchange(true, std::memory_order_relaxed)) return;
-    if (in_timer_heap) chunk->pool->on_timer_cancel(chunk->pool->timer_queue, this);
+    if (in_timer_heap) {
+        // A queued timer is not running, so its callable can go now, with its captures
+        // (asyncio drops a cancelled handle's callback at once). Destroyed last: the
+        // destructor is user code, and may schedule timers itself.
+        unique_function<void()> doomed = std::move(fn);
+        chunk->pool->on_timer_cancel(chunk->pool->timer_queue, this);
+    }
 }
 
 // The ready queue: FIFO through callback_node::next, no allocation.
@@ -1893,7 +1925,8 @@ public:
     template <class F>
     void add_reader(int fd, F&& fn, detail::source_location where = detail::source_location::current()) {
         require_readiness_backend();
-        add_watch(fd, backend::io_read, make_node(std::forward<F>(fn), where), "add_reader");
+        add_watch(fd, backend::io_read, make_persistent_node(std::forward<F>(fn), where),
+                  "add_reader");
     }
 
     // True if fd had a reader.
@@ -1905,7 +1938,8 @@ public:
     template <class F>
     void add_writer(int fd, F&& fn, detail::source_location where = detail::source_location::current()) {
         require_readiness_backend();
-        add_watch(fd, backend::io_write, make_node(std::forward<F>(fn), where), "add_writer");
+        add_watch(fd, backend::io_write, make_persistent_node(std::forward<F>(fn), where),
+                  "add_writer");
     }
 
     bool remove_writer(int fd) {
@@ -1932,7 +1966,7 @@ public:
             throw invalid_state_error("add_signal_handler: signal " + std::to_string(sig) +
                                       " is already handled by another event loop");
         }
-        detail::callback_node* n = make_node(std::forward<F>(fn), where);
+        detail::callback_node* n = make_persistent_node(std::forward<F>(fn), where);
         n->refs.store(1, std::memory_order_relaxed);  // the loop's registration
         if (signal_handlers_.empty()) {
             signal_handlers_.resize(detail::max_signal);
@@ -2083,7 +2117,7 @@ private:
                     report_exception(*n);
                 }
             }
-            n->release();
+            finish(n);
         }
     }
 
@@ -2176,6 +2210,13 @@ private:
         }
     }
 
+    // A one-shot callback that ran (or was skipped) drops its callable now, with what it
+    // captured, even if a handle keeps the node: as asyncio drops a handle's callback.
+    static void finish(detail::callback_node* n) noexcept {
+        if (!n->persistent) n->fn.reset();
+        n->release();
+    }
+
     // Step 4 in debug mode: each callback is timed, the slow ones reported.
     IOLOOP_NOINLINE void run_timed(detail::callback_node* next) noexcept {
         while (next) {
@@ -2191,7 +2232,7 @@ private:
                 const duration took = time() - start;
                 if (took >= slow_callback_) report_slow(*n, took);
             }
-            n->release();
+            finish(n);
         }
     }
 
@@ -2236,6 +2277,14 @@ private:
         return n;
     }
 
+    // A node that runs each time it is queued (readers, writers, signal handlers).
+    template <class F>
+    detail::callback_node* make_persistent_node(F&& fn, detail::source_location where) {
+        detail::callback_node* n = make_node(std::forward<F>(fn), where);
+        n->persistent = true;
+        return n;
+    }
+
     template <class F>
     timer_handle schedule_timer(time_point now, time_point when, F&& fn,
                                 const detail::source_location& where, const char* what) {
@@ -2256,10 +2305,15 @@ private:
 
     // now + delay, rounded up to the clock's tick, saturating instead of overflowing.
     template <class Rep, class Period>
+    // A negative delay gives a deadline in the past, ordered like any other (asyncio does
+    // the same): call_later(-5s) runs before an earlier call_later(0s).
     static time_point deadline_after(time_point now, std::chrono::duration<Rep, Period> delay) {
-        if (delay <= delay.zero()) return now;
-        const std::chrono::duration<double> room = time_point::max() - now;
-        if (std::chrono::duration<double>(delay) >= room) return time_point::max();
+        // In floating point: the room left on either side must not overflow itself.
+        using seconds = std::chrono::duration<double>;
+        const seconds d = delay;
+        const seconds at = now.time_since_epoch();
+        if (d >= seconds(time_point::max().time_since_epoch()) - at) return time_point::max();
+        if (d <= seconds(time_point::min().time_since_epoch()) - at) return time_point::min();
         return now + std::chrono::ceil<duration>(delay);
     }
 

@@ -53,7 +53,7 @@ public:
             if (errno == EINTR) return;
             detail::throw_errno(errno, "poll");
         }
-        // The sink only queues callbacks (user code runs later), so fds_ cannot change here.
+        // The sink only queues callbacks (user code runs later), so entries move only here.
         for (std::size_t i = 0; i < fds_.size(); ++i) {
             const short re = fds_[i].revents;
             if (re == 0) continue;
@@ -61,12 +61,20 @@ public:
                 wakeup_.drain();
                 continue;
             }
+            void* data = data_[i];
+            if (re & POLLNVAL) {
+                // Closed while watched: its callbacks run once and see EBADF, then the fd is
+                // forgotten, as epoll forgets a closed fd (else this would spin).
+                erase(static_cast<std::size_t>(fds_[i].fd));
+                --i;  // the last entry moved into slot i
+                sink(data, io_read | io_write);
+                continue;
+            }
             unsigned ready = 0;
             if (re & (POLLIN | POLLPRI)) ready |= io_read;
             if (re & POLLOUT) ready |= io_write;
-            // POLLNVAL: the fd was closed while watched; the callback's own I/O reports it.
-            if (re & (POLLERR | POLLHUP | POLLNVAL)) ready |= io_read | io_write;
-            sink(data_[i], ready);
+            if (re & (POLLERR | POLLHUP)) ready |= io_read | io_write;
+            sink(data, ready);
         }
     }
 

@@ -69,7 +69,10 @@ public:
         const int n = ::select(max_fd_ + 1, &readable, &writable, nullptr, ptv);
         if (n == -1) {
             if (errno == EINTR) return;
-            // EBADF: a watched fd was closed without remove_reader/remove_writer.
+            if (errno == EBADF) {
+                forget_closed(sink);
+                return;
+            }
             detail::throw_errno(errno, "select");
         }
         for (int fd = 0; n > 0 && fd <= max_fd_; ++fd) {
@@ -88,6 +91,19 @@ public:
     void interrupt() noexcept { wakeup_.notify(); }
 
 private:
+    // select() fails with EBADF when a watched fd was closed without being unwatched. Like
+    // the poll backend, report such fds once (their callbacks see EBADF), then forget them.
+    template <class Sink>
+    void forget_closed(Sink& sink) {
+        for (int fd = 0; fd <= max_fd_; ++fd) {
+            if ((FD_ISSET(fd, &read_set_) || FD_ISSET(fd, &write_set_)) && !detail::is_open_fd(fd)) {
+                void* data = data_[fd];
+                watch(fd, 0, 0, nullptr);
+                sink(data, io_read | io_write);
+            }
+        }
+    }
+
     detail::wakeup_fd wakeup_;
     fd_set read_set_;
     fd_set write_set_;

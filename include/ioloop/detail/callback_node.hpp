@@ -33,6 +33,7 @@ struct callback_node {
     std::atomic<bool> cancelled{false};
     bool threadsafe = false;  // made by call_soon_threadsafe: heap-allocated, atomic refs
     bool in_timer_heap = false;
+    bool persistent = false;  // runs each time it is queued (a reader, a signal handler)
     std::chrono::steady_clock::time_point when{};  // timers: the deadline
     std::uint64_t seq = 0;                          // timers: FIFO among equal deadlines
 
@@ -94,6 +95,7 @@ public:
         n->fn.reset();  // may run user destructors, which may release other nodes
         n->cancelled.store(false, std::memory_order_relaxed);
         n->in_timer_heap = false;
+        n->persistent = false;
         node_chunk* c = n->chunk;
         if (!c->idle && c != current_) list(c);
         n->next = c->idle;
@@ -194,7 +196,13 @@ inline void callback_node::release() noexcept {
 
 inline void callback_node::cancel() noexcept {
     if (cancelled.exchange(true, std::memory_order_relaxed)) return;
-    if (in_timer_heap) chunk->pool->on_timer_cancel(chunk->pool->timer_queue, this);
+    if (in_timer_heap) {
+        // A queued timer is not running, so its callable can go now, with its captures
+        // (asyncio drops a cancelled handle's callback at once). Destroyed last: the
+        // destructor is user code, and may schedule timers itself.
+        unique_function<void()> doomed = std::move(fn);
+        chunk->pool->on_timer_cancel(chunk->pool->timer_queue, this);
+    }
 }
 
 // The ready queue: FIFO through callback_node::next, no allocation.
