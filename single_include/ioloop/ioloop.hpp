@@ -974,8 +974,12 @@ struct callback_node {
     }
 
     inline void release() noexcept;
-    inline void release_shared() noexcept;
     inline void cancel() noexcept;
+
+    // Out of line: kept out of release(), which is inlined into every handle's destructor.
+    IOLOOP_NOINLINE void release_shared() noexcept {
+        if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    }
     bool is_cancelled() const noexcept { return cancelled.load(std::memory_order_relaxed); }
 };
 
@@ -1121,11 +1125,6 @@ inline void callback_node::release() noexcept {
     const std::uint32_t left = refs.load(std::memory_order_relaxed) - 1;
     refs.store(left, std::memory_order_relaxed);
     if (left == 0) chunk->pool->recycle(this);
-}
-
-// Out of line: kept out of release(), which is inlined into every handle's destructor.
-IOLOOP_NOINLINE inline void callback_node::release_shared() noexcept {
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
 }
 
 inline void callback_node::cancel() noexcept {
