@@ -25,7 +25,7 @@ struct node_chunk;
 struct callback_node {
     callback_node* next = nullptr;  // ready queue, or its chunk's idle list
     unique_function<void()> fn;
-    source_location where;     // where it was scheduled, for debug reports
+    source_location where;        // where it was scheduled, for debug reports
     node_chunk* chunk = nullptr;  // where it lives; null for threadsafe nodes
     // Loop-thread nodes only load and store these (plain moves); threadsafe nodes are
     // shared with other threads and use read-modify-write.
@@ -52,6 +52,7 @@ struct callback_node {
     IOLOOP_NOINLINE void release_shared() noexcept {
         if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
     }
+
     bool is_cancelled() const noexcept { return cancelled.load(std::memory_order_relaxed); }
 };
 

@@ -123,12 +123,11 @@ public:
 
 private:
     static constexpr std::size_t wheel_slots = 256;
-    // About 4.2 ms per slot (2^22 ns): a 256-slot wheel covers about 1.07 s ahead.
-    static constexpr rep slot_ticks = std::chrono::duration_cast<clock::duration>(
-                                          std::chrono::nanoseconds(1 << 22)).count() > 0
-                                          ? std::chrono::duration_cast<clock::duration>(
-                                                std::chrono::nanoseconds(1 << 22)).count()
-                                          : 1;  // a clock coarser than 4 ms: one tick per slot
+    // About 4.2 ms per slot (2^22 ns): a 256-slot wheel covers about 1.07 s ahead. A
+    // clock coarser than that gets one tick per slot.
+    static constexpr rep slot_ticks_exact =
+        std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(1 << 22)).count();
+    static constexpr rep slot_ticks = slot_ticks_exact > 0 ? slot_ticks_exact : 1;
 
     static std::uint64_t slot_of(rep when) noexcept {
         return when <= 0 ? 0 : static_cast<std::uint64_t>(when / slot_ticks);
@@ -151,8 +150,9 @@ private:
         return far_;
     }
 
-    // A timer lands in its own slot, or in the wheel's first one if that is later: every
-    // timer there is earlier than all those in later slots, and the slot's heap orders it.
+    // A timer lands in its own slot, or in the wheel's first slot when its own is already
+    // behind the wheel: it is still earlier than every timer in a later slot, and the
+    // first slot's heap puts it in order among the others there.
     void put_near(callback_node* n, std::uint64_t s) {
         const std::size_t i = static_cast<std::size_t>((s < base_ ? base_ : s) % wheel_slots);
         near_[i].push(n);
@@ -179,7 +179,7 @@ private:
     timer_heap near_[wheel_slots];
     timer_heap far_;
     std::uint64_t marks_[wheel_slots / 64] = {};  // which slots hold timers
-    std::uint64_t base_ = 0;  // the slot number the wheel starts at; near slots are [base_, base_ + 256)
+    std::uint64_t base_ = 0;  // the wheel holds slots [base_, base_ + wheel_slots)
     std::size_t size_ = 0;        // all timers
     std::size_t near_count_ = 0;  // timers in the wheel
     std::size_t cancelled_ = 0;   // cancelled timers still queued
