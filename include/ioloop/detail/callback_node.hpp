@@ -93,7 +93,7 @@ public:
         if (!c || !c->idle) c = next_current();
         callback_node* n = c->idle;
         c->idle = n->next;
-        if (c->live++ == 0) --empty_chunks_;
+        ++c->live;
         return n;
     }
 
@@ -140,27 +140,28 @@ private:
         } else {
             current_ = new node_chunk(this);
             ++chunks_;
-            ++empty_chunks_;
         }
         return current_;
     }
 
     // One empty chunk stays as a spare, so a loop hovering at a chunk boundary does not
-    // allocate and free on every callback.
+    // allocate and free on every callback. (The spare may have been put back to use
+    // since; then `c` becomes the spare.)
     IOLOOP_NOINLINE void chunk_emptied(node_chunk* c) noexcept {
-        if (orphaned_ || empty_chunks_ > 0) {
-            if (c == current_) {
-                current_ = nullptr;
-                list(c);
-            }
-            free_chunk(c);
-            if (orphaned_ && chunks_ == 0) delete this;
-        } else {
-            ++empty_chunks_;
+        if (!orphaned_ && (!spare_ || spare_ == c || spare_->live != 0)) {
+            spare_ = c;
+            return;
         }
+        if (c == current_) {
+            current_ = nullptr;
+            list(c);
+        }
+        free_chunk(c);
+        if (orphaned_ && chunks_ == 0) delete this;
     }
 
     void free_chunk(node_chunk* c) noexcept {
+        if (c == spare_) spare_ = nullptr;
         unlist(c);
         delete c;
         --chunks_;
@@ -185,8 +186,8 @@ private:
 
     node_chunk* current_ = nullptr;  // where nodes come from; never in partial_
     node_chunk* partial_ = nullptr;  // the other chunks that have an idle node
+    node_chunk* spare_ = nullptr;    // the last chunk that emptied, kept for reuse
     std::size_t chunks_ = 0;
-    std::size_t empty_chunks_ = 0;  // chunks with no node handed out
     bool orphaned_ = false;
 };
 
@@ -201,12 +202,17 @@ inline void callback_node::release() noexcept {
 }
 
 inline void callback_node::cancel() noexcept {
-    if (cancelled.exchange(true, std::memory_order_relaxed)) return;
+    if (threadsafe) {
+        cancelled.store(true, std::memory_order_relaxed);  // another thread may cancel it
+        return;
+    }
+    if (cancelled.load(std::memory_order_relaxed)) return;
+    cancelled.store(true, std::memory_order_relaxed);
     if (in_timer_heap) {
         // A queued timer is not running, so its callable can go now, with its captures
-        // (asyncio drops a cancelled handle's callback at once). Destroyed last: the
-        // destructor is user code, and may schedule timers itself.
-        unique_function<void()> doomed = std::move(fn);
+        // (asyncio drops a cancelled handle's callback at once). Its destructor may
+        // schedule timers: the queue copes, it only finds this one less easily.
+        fn.reset();
         chunk->pool->on_timer_cancel(chunk->pool->timer_queue, this);
     }
 }

@@ -6,15 +6,17 @@
 
 #include "ioloop/detail/config.hpp"
 
+#include <cstddef>
+
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
 struct source_location {
     const char* file = "";
-    unsigned line = 0;
+    std::size_t line = 0;  // as wide as a pointer: no padding, so it travels in registers
 
     static constexpr source_location current(const char* file = __builtin_FILE(),
-                                             unsigned line = __builtin_LINE()) noexcept {
+                                             std::size_t line = __builtin_LINE()) noexcept {
         return {file, line};
     }
 };
