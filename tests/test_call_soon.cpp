@@ -1,6 +1,8 @@
 // call_soon, handles, run_forever / stop / close, and the errors of a closed or running loop.
 #include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
+#include "loop_helpers.hpp"
+
 #include <doctest/doctest.h>
 
 #include <array>
@@ -14,14 +16,9 @@
 #include <unistd.h>
 
 using namespace std::chrono_literals;
+using test::run_one_iteration;
 
 namespace {
-
-// Runs exactly one iteration: a stop() made before run_forever makes it run one.
-void run_one_iteration(ioloop::event_loop& loop) {
-    loop.stop();
-    loop.run_forever();
-}
 
 // A pipe closed on scope exit, for the descriptor calls on a closed loop.
 struct pipe_fds {

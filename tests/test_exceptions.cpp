@@ -2,6 +2,8 @@
 // slow-callback reports.
 #include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
+#include "loop_helpers.hpp"
+
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -17,13 +19,9 @@
 #include <unistd.h>
 
 using namespace std::chrono_literals;
+using test::run_one_iteration;
 
 namespace {
-
-void run_one_iteration(ioloop::event_loop& loop) {
-    loop.stop();
-    loop.run_forever();
-}
 
 bool contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;

@@ -2,6 +2,8 @@
 // every readiness backend, including the select backend's FD_SETSIZE limit.
 #include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
+#include "loop_helpers.hpp"
+
 #include <doctest/doctest.h>
 
 #include <cerrno>
@@ -20,6 +22,8 @@
 #include <unistd.h>
 
 using namespace std::chrono_literals;
+using test::run_one_iteration;
+using test::run_with_watchdog;
 
 namespace {
 
@@ -72,21 +76,6 @@ std::string read_some(int fd, std::size_t max = 4096) {
     }
     buf.resize(static_cast<std::size_t>(n));
     return buf;
-}
-
-void run_one_iteration(ioloop::event_loop& loop) {
-    loop.stop();
-    loop.run_forever();
-}
-
-// Runs until a callback calls stop(); a timer fails the test instead of hanging.
-void run_with_watchdog(ioloop::event_loop& loop, std::chrono::seconds limit = 30s) {
-    ioloop::timer_handle watchdog = loop.call_later(limit, [&loop] {
-        FAIL_CHECK("watchdog: the loop did not stop in time");
-        loop.stop();
-    });
-    loop.run_forever();
-    watchdog.cancel();
 }
 
 // A descriptor numbered at least FD_SETSIZE, duplicated from `fd`, raising the soft

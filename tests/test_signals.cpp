@@ -2,6 +2,8 @@
 // loop, invalid signals, and restoring the disposition a signal had before.
 #include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
+#include "loop_helpers.hpp"
+
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -14,24 +16,10 @@
 #include <unistd.h>
 
 using namespace std::chrono_literals;
+using test::run_one_iteration;
+using test::run_with_watchdog;
 
 namespace {
-
-// Runs until a callback calls stop(); a timer fails the test instead of hanging. The
-// timer also means the loop sleeps in its poll with a finite timeout, nothing more.
-void run_with_watchdog(ioloop::event_loop& loop, std::chrono::seconds limit = 30s) {
-    ioloop::timer_handle watchdog = loop.call_later(limit, [&loop] {
-        FAIL_CHECK("watchdog: the loop did not stop in time");
-        loop.stop();
-    });
-    loop.run_forever();
-    watchdog.cancel();
-}
-
-void run_one_iteration(ioloop::event_loop& loop) {
-    loop.stop();
-    loop.run_forever();
-}
 
 // A plain sigaction handler that counts, installed for the lifetime of this object, and
 // the disposition before it restored afterwards. It is the "previous disposition" that

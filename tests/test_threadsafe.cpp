@@ -2,6 +2,8 @@
 // ThreadSanitizer (CTest label "threads").
 #include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
+#include "loop_helpers.hpp"
+
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -12,13 +14,9 @@
 #include <vector>
 
 using namespace std::chrono_literals;
+using test::run_one_iteration;
 
 namespace {
-
-void run_one_iteration(ioloop::event_loop& loop) {
-    loop.stop();
-    loop.run_forever();
-}
 
 // What the producers' callbacks update. Only the loop thread touches it, so it needs no
 // lock: ThreadSanitizer would report any callback that ran elsewhere.

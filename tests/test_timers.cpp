@@ -3,6 +3,8 @@
 // Timing checks are bounds only, generous enough for a loaded 2-core machine.
 #include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
+#include "loop_helpers.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -22,6 +24,7 @@
 #include <vector>
 
 using namespace std::chrono_literals;
+using test::run_one_iteration;
 using steady = std::chrono::steady_clock;
 
 namespace {
@@ -65,11 +68,6 @@ void run_with_watchdog(ioloop::event_loop& loop, std::chrono::seconds limit = 30
             loop.stop();
         });
     });
-    loop.run_forever();
-}
-
-void run_one_iteration(ioloop::event_loop& loop) {
-    loop.stop();
     loop.run_forever();
 }
 
