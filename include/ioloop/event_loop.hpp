@@ -8,6 +8,8 @@
 #include "ioloop/detail/callback_node.hpp"
 #include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/message.hpp"
+#include "ioloop/detail/pod_vector.hpp"
 #include "ioloop/detail/posix.hpp"
 #include "ioloop/detail/remote_queue.hpp"
 #include "ioloop/detail/running_loop.hpp"
@@ -24,11 +26,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <limits>
 #include <string>
 #include <system_error>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 IOLOOP_NAMESPACE_BEGIN
 
@@ -36,6 +38,8 @@ template <class Backend>
 class basic_event_loop {
     static_assert(backend::event_backend<Backend>,
                   "basic_event_loop<Backend>: Backend does not model ioloop::backend::event_backend");
+    static_assert(std::is_same_v<std::chrono::steady_clock::duration, std::chrono::nanoseconds>,
+                  "ioloop counts time in steady_clock's nanoseconds");
 
 public:
     using backend_type = Backend;
@@ -60,6 +64,7 @@ public:
 
     ~basic_event_loop() {
         if (!closed_) close();
+        delete[] signals_;
         pool_->orphan();
     }
 
@@ -150,8 +155,8 @@ public:
         if (closed_) return;
         closed_ = true;
         detail::node_queue dropped = remote_.close();
-        for (int sig = 1; sig < static_cast<int>(signal_handlers_.size()); ++sig) {
-            remove_signal_handler(sig);
+        if (signals_) {
+            for (int sig = 1; sig < detail::max_signal; ++sig) remove_signal_handler(sig);
         }
         for (fd_watch*& w : watches_) {
             if (!w) continue;
@@ -209,45 +214,43 @@ public:
                             detail::source_location where = detail::source_location::current()) {
         check_open("add_signal_handler");
         if (sig <= 0 || sig >= detail::max_signal) {
-            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
-                                    "add_signal_handler: " + std::to_string(sig) +
-                                        " is not a signal number");
+            throw std::system_error(
+                std::make_error_code(std::errc::invalid_argument),
+                detail::concat({"add_signal_handler: ", detail::decimal(sig), " is not a signal number"}));
         }
         detail::signal_slot& slot = detail::signal_slots[sig];
         detail::signal_target* owner = slot.target.load(std::memory_order_acquire);
         if (owner && owner != &signal_target_) {
-            throw invalid_state_error("add_signal_handler: signal " + std::to_string(sig) +
-                                      " is already handled by another event loop");
+            throw invalid_state_error(detail::concat({"add_signal_handler: signal ", detail::decimal(sig),
+                                                      " is already handled by another event loop"}));
         }
         detail::callback_node* n = make_persistent_node(std::forward<F>(fn), where);
         n->refs.store(1, std::memory_order_relaxed);  // the loop's registration
-        if (signal_handlers_.empty()) {
-            signal_handlers_.resize(detail::max_signal);
-            saved_actions_.resize(detail::max_signal);
-        }
-        if (detail::callback_node* old = signal_handlers_[sig]) {
+        if (!signals_) signals_ = new signal_registration[detail::max_signal]();
+        signal_registration& reg = signals_[sig];
+        if (detail::callback_node* old = reg.handler) {
             old->cancel();
             old->release();
         } else {
             try {
                 slot.pending.store(false, std::memory_order_relaxed);
                 slot.target.store(&signal_target_, std::memory_order_release);
-                detail::install_signal_handler(sig, saved_actions_[sig]);
+                detail::install_signal_handler(sig, reg.saved);
             } catch (...) {
                 slot.target.store(nullptr, std::memory_order_release);
                 n->release();
                 throw;
             }
         }
-        signal_handlers_[sig] = n;
+        reg.handler = n;
     }
 
     // True if sig had a handler; the signal's earlier disposition is restored.
     bool remove_signal_handler(int sig) {
-        if (sig <= 0 || sig >= static_cast<int>(signal_handlers_.size())) return false;
-        detail::callback_node* n = std::exchange(signal_handlers_[sig], nullptr);
+        if (!signals_ || sig <= 0 || sig >= detail::max_signal) return false;
+        detail::callback_node* n = std::exchange(signals_[sig].handler, nullptr);
         if (!n) return false;
-        detail::restore_signal_handler(sig, saved_actions_[sig]);
+        detail::restore_signal_handler(sig, signals_[sig].saved);
         detail::signal_slots[sig].target.store(nullptr, std::memory_order_release);
         n->cancel();
         n->release();
@@ -382,7 +385,7 @@ private:
         const auto deadline = timers_.top_deadline();
         const auto now = time().time_since_epoch().count();
         if (deadline <= now) return std::chrono::nanoseconds(0);
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(duration(deadline - now));
+        return std::chrono::nanoseconds(deadline - now);  // the clock counts nanoseconds
     }
 
     void on_io(void* data, unsigned events) noexcept {
@@ -404,14 +407,14 @@ private:
 
     void take_signals() noexcept {
         // A plain load first: the exchange is a locked instruction, and this runs every time.
-        if (!signal_target_.any_pending.load(std::memory_order_relaxed) ||
+        if (!signals_ || !signal_target_.any_pending.load(std::memory_order_relaxed) ||
             !signal_target_.any_pending.exchange(false, std::memory_order_acq_rel)) {
             return;
         }
-        for (int sig = 1; sig < static_cast<int>(signal_handlers_.size()); ++sig) {
-            if (signal_handlers_[sig] &&
+        for (int sig = 1; sig < detail::max_signal; ++sig) {
+            if (signals_[sig].handler &&
                 detail::signal_slots[sig].pending.exchange(false, std::memory_order_acq_rel)) {
-                enqueue(signal_handlers_[sig]);
+                enqueue(signals_[sig].handler);
             }
         }
     }
@@ -491,9 +494,10 @@ private:
 
     void report_slow(const detail::callback_node& n, duration took) noexcept {
         char seconds[32];
-        std::snprintf(seconds, sizeof seconds, "%.3f", std::chrono::duration<double>(took).count());
-        call_exception_handler(
-            {"executing " + describe(n) + " took " + seconds + " seconds", nullptr, describe(n)});
+        std::snprintf(seconds, sizeof seconds, "%.3f", double(took.count()) * 1e-9);
+        std::string callback = describe(n);
+        std::string message = detail::concat({"executing ", callback, " took ", seconds, " seconds"});
+        call_exception_handler({std::move(message), nullptr, std::move(callback)});
     }
 
     IOLOOP_NOINLINE void report_exception(detail::callback_node& n) noexcept {
@@ -502,16 +506,12 @@ private:
 
     // "main()::<lambda()> scheduled at hello.cpp:12"
     static std::string describe(const detail::callback_node& n) {
-        std::string s(n.fn.name());
-        s += " scheduled at ";
-        s += n.where.file;
-        s += ':';
-        s += std::to_string(n.where.line);
-        return s;
+        return detail::concat({n.fn.name(), " scheduled at ", n.where.file, ":",
+                               detail::decimal(static_cast<long long>(n.where.line))});
     }
 
     void check_open(const char* what) const {
-        if (closed_) throw invalid_state_error(std::string(what) + ": the event loop is closed");
+        if (closed_) throw invalid_state_error(detail::concat({what, ": the event loop is closed"}));
     }
 
     // A fresh node holding fn, with no references counted yet.
@@ -556,17 +556,19 @@ private:
         return timer_handle(n);
     }
 
-    // now + delay, rounded up to the clock's tick, saturating instead of overflowing.
-    template <class Rep, class Period>
-    // A negative delay gives a deadline in the past, ordered like any other (asyncio does
+    // now + delay, rounded up to the clock's tick, saturating instead of overflowing. A
+    // negative delay gives a deadline in the past, ordered like any other (asyncio does
     // the same): call_later(-5s) runs before an earlier call_later(0s).
+    template <class Rep, class Period>
     static time_point deadline_after(time_point now, std::chrono::duration<Rep, Period> delay) {
-        // In floating point: the room left on either side must not overflow itself.
-        using seconds = std::chrono::duration<double>;
-        const seconds d = delay;
-        const seconds at = now.time_since_epoch();
-        if (d >= seconds(time_point::max().time_since_epoch()) - at) return time_point::max();
-        if (d <= seconds(time_point::min().time_since_epoch()) - at) return time_point::min();
+        // Checked first in floating point, in clock ticks: computing the room left on
+        // either side must not overflow either.
+        constexpr double ticks_per_unit = double(Period::num) * duration::period::den /
+                                          (double(Period::den) * duration::period::num);
+        const double ticks = double(delay.count()) * ticks_per_unit;
+        const double at = double(now.time_since_epoch().count());
+        if (ticks >= double(std::numeric_limits<duration::rep>::max()) - at) return time_point::max();
+        if (ticks <= double(std::numeric_limits<duration::rep>::min()) - at) return time_point::min();
         return now + std::chrono::ceil<duration>(delay);
     }
 
@@ -575,8 +577,8 @@ private:
         try {
             check_open(what);
             if (!detail::is_open_fd(fd)) {
-                detail::throw_errno(EBADF, std::string(what) + ": fd " + std::to_string(fd) +
-                                               " is not an open descriptor");
+                detail::throw_errno(EBADF, detail::concat({what, ": fd ", detail::decimal(fd),
+                                                           " is not an open descriptor"}));
             }
             const auto ufd = static_cast<std::size_t>(fd);
             if (ufd >= watches_.size()) watches_.resize(ufd + 1);
@@ -631,14 +633,18 @@ private:
     detail::timer_queue timers_;
     std::uint64_t timer_seq_ = 0;
 
-    std::vector<fd_watch*> watches_;  // by fd; owned, freed when unwatched or closed
+    detail::pod_vector<fd_watch*> watches_;  // by fd; owned, freed when unwatched or closed
     std::size_t watched_count_ = 0;
 
     detail::remote_queue remote_;  // from call_soon_threadsafe
 
     detail::signal_target signal_target_;
-    std::vector<detail::callback_node*> signal_handlers_;  // by signal number
-    std::vector<detail::saved_signal_action> saved_actions_;
+    // By signal number; allocated by the first add_signal_handler.
+    struct signal_registration {
+        detail::callback_node* handler;
+        detail::saved_signal_action saved;  // the disposition to restore
+    };
+    signal_registration* signals_ = nullptr;
 
     exception_handler handler_;
     std::uint64_t handler_version_ = 0;  // counts set_exception_handler calls

@@ -146,7 +146,7 @@
 #endif
 // end file ioloop/detail/chrono.hpp
 
-#include <concepts>
+#include <type_traits>
 #include <string_view>
 
 IOLOOP_NAMESPACE_BEGIN
@@ -165,7 +165,7 @@ struct event_sink_archetype {
 template <class B>
 concept event_backend = requires(B& b, std::chrono::nanoseconds timeout,
                                  event_sink_archetype sink) {
-    { B::name } -> std::convertible_to<std::string_view>;
+    requires std::is_convertible_v<decltype(B::name), std::string_view>;
     // Blocks up to `timeout` (negative: forever, zero: just look), then calls sink for
     // every event. Returns early, with no event, after interrupt().
     b.wait(timeout, sink);
@@ -186,6 +186,60 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/backend/concept.hpp
+// begin file ioloop/detail/message.hpp
+// ioloop: building error and report messages from pieces. Every message goes through
+// concat(), so a program instantiates a handful of std::string operations once instead
+// of one chain of operator+ overloads per message (which costs compile time at -O0).
+#ifndef IOLOOP_DETAIL_MESSAGE_HPP
+#define IOLOOP_DETAIL_MESSAGE_HPP
+
+
+#include <cstddef>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+inline std::string concat(std::initializer_list<std::string_view> parts) {
+    std::size_t size = 0;
+    for (std::string_view part : parts) size += part.size();
+    std::string text;
+    text.reserve(size);
+    for (std::string_view part : parts) text.append(part.data(), part.size());
+    return text;
+}
+
+// A number spelled in decimal, without <charconv> or std::to_string.
+class decimal {
+public:
+    explicit decimal(long long value) noexcept {
+        unsigned long long magnitude = value < 0 ? 0ull - static_cast<unsigned long long>(value)
+                                                 : static_cast<unsigned long long>(value);
+        char* p = digits_ + sizeof digits_;
+        do {
+            *--p = static_cast<char>('0' + magnitude % 10);
+            magnitude /= 10;
+        } while (magnitude != 0);
+        if (value < 0) *--p = '-';
+        begin_ = p;
+    }
+
+    operator std::string_view() const noexcept {  // NOLINT: reads like a string piece
+        return {begin_, static_cast<std::size_t>(digits_ + sizeof digits_ - begin_)};
+    }
+
+private:
+    char digits_[24];
+    const char* begin_;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/detail/message.hpp
 // begin file ioloop/detail/posix.hpp
 // ioloop: small POSIX shims shared by the backends: errno to std::system_error, and the
 // wakeup descriptor another thread or a signal handler uses to interrupt a poll.
@@ -211,6 +265,14 @@ namespace detail {
 
 [[noreturn]] inline void throw_errno(int err, const std::string& what) {
     throw std::system_error(err, std::generic_category(), what);
+}
+
+// A poll timeout in milliseconds for epoll_wait() and poll(): -1 (forever) for a negative
+// one, rounded up so that a timer never fires early because the kernel woke us sooner.
+inline int timeout_ms(std::chrono::nanoseconds t) noexcept {
+    if (t.count() < 0) return -1;
+    const long long ms = (t.count() + 999'999) / 1'000'000;
+    return ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(ms);
 }
 
 // Whether `fd` names an open descriptor: checked before watching it, so a bad fd fails
@@ -294,7 +356,6 @@ IOLOOP_NAMESPACE_END
 #if defined(IOLOOP_HAS_EPOLL)
 
 #include <cerrno>
-#include <string>
 
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -326,7 +387,7 @@ public:
             // ENOENT / EBADF: the fd was closed before it was unwatched; it is gone anyway.
             if (::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr) == -1 && errno != ENOENT &&
                 errno != EBADF) {
-                detail::throw_errno(errno, "epoll_ctl(DEL, fd " + std::to_string(fd) + ")");
+                detail::throw_errno(errno, detail::concat({"epoll_ctl(DEL, fd ", detail::decimal(fd), ")"}));
             }
         } else if (old_events == 0) {
             add(fd, mask, data);
@@ -337,7 +398,8 @@ public:
             if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == -1) {
                 // The fd was closed and reopened under the same number: epoll forgot it.
                 if (errno != ENOENT) {
-                    detail::throw_errno(errno, "epoll_ctl(MOD, fd " + std::to_string(fd) + ")");
+                    detail::throw_errno(errno,
+                                       detail::concat({"epoll_ctl(MOD, fd ", detail::decimal(fd), ")"}));
                 }
                 add(fd, mask, data);
             }
@@ -346,7 +408,7 @@ public:
 
     template <class Sink>
     void wait(std::chrono::nanoseconds timeout, Sink&& sink) {
-        const int n = ::epoll_wait(epfd_, events_, max_events, to_milliseconds(timeout));
+        const int n = ::epoll_wait(epfd_, events_, max_events, detail::timeout_ms(timeout));
         if (n == -1) {
             if (errno == EINTR) return;
             detail::throw_errno(errno, "epoll_wait");
@@ -375,20 +437,13 @@ private:
                ((events & io_write) ? unsigned(EPOLLOUT) : 0u);
     }
 
-    // Rounds up: a timer must never fire early because the kernel woke us a bit sooner.
-    static int to_milliseconds(std::chrono::nanoseconds t) noexcept {
-        if (t.count() < 0) return -1;
-        const auto ms = std::chrono::ceil<std::chrono::milliseconds>(t).count();
-        return ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(ms);
-    }
-
     void add(int fd, unsigned mask, void* data) {
         epoll_event ev{};
         ev.events = mask;
         ev.data.ptr = data;
         if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == -1) {
             if (errno == EEXIST && ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) return;
-            detail::throw_errno(errno, "epoll_ctl(ADD, fd " + std::to_string(fd) + ")");
+            detail::throw_errno(errno, detail::concat({"epoll_ctl(ADD, fd ", detail::decimal(fd), ")"}));
         }
     }
 
@@ -409,13 +464,85 @@ IOLOOP_NAMESPACE_END
 #ifndef IOLOOP_BACKEND_POLL_HPP
 #define IOLOOP_BACKEND_POLL_HPP
 
+// begin file ioloop/detail/pod_vector.hpp
+// ioloop: a growable array of trivially copyable values (timer heap entries, pointers,
+// pollfds). std::vector would do, but at -O0 each std::vector<T> a program instantiates
+// costs it dozens of functions to compile (measured: four of them add 0.16 s, g++ 12),
+// and every user of the header pays that on every compile. Trivially copyable values
+// need no constructors or destructors run, so realloc() moves them.
+#ifndef IOLOOP_DETAIL_POD_VECTOR_HPP
+#define IOLOOP_DETAIL_POD_VECTOR_HPP
+
+
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+#include <type_traits>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+template <class T>
+class pod_vector {
+    static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>,
+                  "pod_vector holds trivially copyable values only");
+
+public:
+    pod_vector() noexcept = default;
+    pod_vector(const pod_vector&) = delete;
+    pod_vector& operator=(const pod_vector&) = delete;
+    ~pod_vector() { std::free(data_); }
+
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    T* data() noexcept { return data_; }
+    T* begin() noexcept { return data_; }
+    T* end() noexcept { return data_ + size_; }
+
+    T& operator[](std::size_t i) noexcept { return data_[i]; }
+    const T& operator[](std::size_t i) const noexcept { return data_[i]; }
+    T& front() noexcept { return data_[0]; }
+    const T& front() const noexcept { return data_[0]; }
+    T& back() noexcept { return data_[size_ - 1]; }
+
+    void push_back(const T& value) {
+        if (size_ == capacity_) reserve(capacity_ ? 2 * capacity_ : 8);
+        data_[size_++] = value;
+    }
+
+    void pop_back() noexcept { --size_; }
+    void clear() noexcept { size_ = 0; }
+
+    // Grows with copies of `fill`, or shrinks.
+    void resize(std::size_t n, const T& fill = T{}) {
+        if (n > capacity_) reserve(n > 2 * capacity_ ? n : 2 * capacity_);
+        for (std::size_t i = size_; i < n; ++i) data_[i] = fill;
+        size_ = n;
+    }
+
+private:
+    void reserve(std::size_t n) {
+        void* grown = std::realloc(static_cast<void*>(data_), n * sizeof(T));
+        if (!grown) throw std::bad_alloc();
+        data_ = static_cast<T*>(grown);
+        capacity_ = n;
+    }
+
+    T* data_ = nullptr;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/detail/pod_vector.hpp
 
 #if defined(IOLOOP_HAS_POLL)
 
 #include <cerrno>
 #include <cstddef>
-#include <string>
-#include <vector>
 
 #include <poll.h>
 
@@ -431,7 +558,7 @@ public:
     poll& operator=(const poll&) = delete;
 
     void watch(int fd, unsigned /*old_events*/, unsigned new_events, void* data) {
-        if (fd < 0) detail::throw_errno(EBADF, "poll backend: fd " + std::to_string(fd));
+        if (fd < 0) detail::throw_errno(EBADF, detail::concat({"poll backend: fd ", detail::decimal(fd)}));
         const std::size_t ufd = static_cast<std::size_t>(fd);
         const bool present = ufd < slot_of_.size() && slot_of_[ufd] != none;
         if (new_events == 0) {
@@ -450,7 +577,8 @@ public:
 
     template <class Sink>
     void wait(std::chrono::nanoseconds timeout, Sink&& sink) {
-        const int n = ::poll(fds_.data(), static_cast<nfds_t>(fds_.size()), to_milliseconds(timeout));
+        const int n =
+            ::poll(fds_.data(), static_cast<nfds_t>(fds_.size()), detail::timeout_ms(timeout));
         if (n == -1) {
             if (errno == EINTR) return;
             detail::throw_errno(errno, "poll");
@@ -485,12 +613,6 @@ public:
 private:
     static constexpr std::size_t none = static_cast<std::size_t>(-1);
 
-    static int to_milliseconds(std::chrono::nanoseconds t) noexcept {
-        if (t.count() < 0) return -1;
-        const auto ms = std::chrono::ceil<std::chrono::milliseconds>(t).count();
-        return ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(ms);
-    }
-
     void insert(int fd, short mask, void* data) {
         const std::size_t ufd = static_cast<std::size_t>(fd);
         if (ufd >= slot_of_.size()) slot_of_.resize(ufd + 1, none);
@@ -513,9 +635,9 @@ private:
     }
 
     detail::wakeup_fd wakeup_;
-    std::vector<pollfd> fds_;
-    std::vector<void*> data_;          // parallel to fds_
-    std::vector<std::size_t> slot_of_;  // fd -> index in fds_, or none
+    detail::pod_vector<pollfd> fds_;
+    detail::pod_vector<void*> data_;          // parallel to fds_
+    detail::pod_vector<std::size_t> slot_of_;  // fd -> index in fds_, or none
 };
 
 }  // namespace backend
@@ -534,7 +656,6 @@ IOLOOP_NAMESPACE_END
 #if defined(IOLOOP_HAS_SELECT)
 
 #include <cerrno>
-#include <string>
 #include <system_error>
 
 #include <sys/select.h>
@@ -558,8 +679,9 @@ public:
         if (fd < 0 || fd >= FD_SETSIZE) {
             throw std::system_error(
                 std::make_error_code(std::errc::invalid_argument),
-                "select backend: fd " + std::to_string(fd) + " is outside [0, FD_SETSIZE = " +
-                    std::to_string(FD_SETSIZE) + "); use the epoll or poll backend");
+                detail::concat({"select backend: fd ", detail::decimal(fd),
+                                " is outside [0, FD_SETSIZE = ", detail::decimal(FD_SETSIZE),
+                                "); use the epoll or poll backend"}));
         }
         if (new_events & io_read) {
             FD_SET(fd, &read_set_);
@@ -584,7 +706,7 @@ public:
         timeval tv{};
         timeval* ptv = nullptr;
         if (timeout.count() >= 0) {
-            const auto us = std::chrono::ceil<std::chrono::microseconds>(timeout).count();
+            const long long us = (timeout.count() + 999) / 1000;  // rounded up, like epoll's
             tv.tv_sec = static_cast<decltype(tv.tv_sec)>(us / 1000000);
             tv.tv_usec = static_cast<decltype(tv.tv_usec)>(us % 1000000);
             ptv = &tv;
@@ -1382,7 +1504,6 @@ IOLOOP_NAMESPACE_END
 
 #include <atomic>
 #include <cerrno>
-#include <string>
 
 #include <signal.h>
 
@@ -1433,7 +1554,7 @@ inline void install_signal_handler(int sig, saved_signal_action& saved) {
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     if (::sigaction(sig, &sa, &saved) == -1) {
-        throw_errno(errno, "add_signal_handler: sigaction(" + std::to_string(sig) + ")");
+        throw_errno(errno, concat({"add_signal_handler: sigaction(", decimal(sig), ")"}));
     }
 }
 
@@ -1474,7 +1595,6 @@ IOLOOP_NAMESPACE_END
 
 
 #include <cstddef>
-#include <vector>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -1595,7 +1715,7 @@ private:
         entries_[i] = e;
     }
 
-    std::vector<entry> entries_;
+    pod_vector<entry> entries_;
 };
 
 }  // namespace detail
@@ -1785,11 +1905,11 @@ IOLOOP_NAMESPACE_END
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <limits>
 #include <string>
 #include <system_error>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 IOLOOP_NAMESPACE_BEGIN
 
@@ -1797,6 +1917,8 @@ template <class Backend>
 class basic_event_loop {
     static_assert(backend::event_backend<Backend>,
                   "basic_event_loop<Backend>: Backend does not model ioloop::backend::event_backend");
+    static_assert(std::is_same_v<std::chrono::steady_clock::duration, std::chrono::nanoseconds>,
+                  "ioloop counts time in steady_clock's nanoseconds");
 
 public:
     using backend_type = Backend;
@@ -1821,6 +1943,7 @@ public:
 
     ~basic_event_loop() {
         if (!closed_) close();
+        delete[] signals_;
         pool_->orphan();
     }
 
@@ -1911,8 +2034,8 @@ public:
         if (closed_) return;
         closed_ = true;
         detail::node_queue dropped = remote_.close();
-        for (int sig = 1; sig < static_cast<int>(signal_handlers_.size()); ++sig) {
-            remove_signal_handler(sig);
+        if (signals_) {
+            for (int sig = 1; sig < detail::max_signal; ++sig) remove_signal_handler(sig);
         }
         for (fd_watch*& w : watches_) {
             if (!w) continue;
@@ -1970,45 +2093,43 @@ public:
                             detail::source_location where = detail::source_location::current()) {
         check_open("add_signal_handler");
         if (sig <= 0 || sig >= detail::max_signal) {
-            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
-                                    "add_signal_handler: " + std::to_string(sig) +
-                                        " is not a signal number");
+            throw std::system_error(
+                std::make_error_code(std::errc::invalid_argument),
+                detail::concat({"add_signal_handler: ", detail::decimal(sig), " is not a signal number"}));
         }
         detail::signal_slot& slot = detail::signal_slots[sig];
         detail::signal_target* owner = slot.target.load(std::memory_order_acquire);
         if (owner && owner != &signal_target_) {
-            throw invalid_state_error("add_signal_handler: signal " + std::to_string(sig) +
-                                      " is already handled by another event loop");
+            throw invalid_state_error(detail::concat({"add_signal_handler: signal ", detail::decimal(sig),
+                                                      " is already handled by another event loop"}));
         }
         detail::callback_node* n = make_persistent_node(std::forward<F>(fn), where);
         n->refs.store(1, std::memory_order_relaxed);  // the loop's registration
-        if (signal_handlers_.empty()) {
-            signal_handlers_.resize(detail::max_signal);
-            saved_actions_.resize(detail::max_signal);
-        }
-        if (detail::callback_node* old = signal_handlers_[sig]) {
+        if (!signals_) signals_ = new signal_registration[detail::max_signal]();
+        signal_registration& reg = signals_[sig];
+        if (detail::callback_node* old = reg.handler) {
             old->cancel();
             old->release();
         } else {
             try {
                 slot.pending.store(false, std::memory_order_relaxed);
                 slot.target.store(&signal_target_, std::memory_order_release);
-                detail::install_signal_handler(sig, saved_actions_[sig]);
+                detail::install_signal_handler(sig, reg.saved);
             } catch (...) {
                 slot.target.store(nullptr, std::memory_order_release);
                 n->release();
                 throw;
             }
         }
-        signal_handlers_[sig] = n;
+        reg.handler = n;
     }
 
     // True if sig had a handler; the signal's earlier disposition is restored.
     bool remove_signal_handler(int sig) {
-        if (sig <= 0 || sig >= static_cast<int>(signal_handlers_.size())) return false;
-        detail::callback_node* n = std::exchange(signal_handlers_[sig], nullptr);
+        if (!signals_ || sig <= 0 || sig >= detail::max_signal) return false;
+        detail::callback_node* n = std::exchange(signals_[sig].handler, nullptr);
         if (!n) return false;
-        detail::restore_signal_handler(sig, saved_actions_[sig]);
+        detail::restore_signal_handler(sig, signals_[sig].saved);
         detail::signal_slots[sig].target.store(nullptr, std::memory_order_release);
         n->cancel();
         n->release();
@@ -2143,7 +2264,7 @@ private:
         const auto deadline = timers_.top_deadline();
         const auto now = time().time_since_epoch().count();
         if (deadline <= now) return std::chrono::nanoseconds(0);
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(duration(deadline - now));
+        return std::chrono::nanoseconds(deadline - now);  // the clock counts nanoseconds
     }
 
     void on_io(void* data, unsigned events) noexcept {
@@ -2165,14 +2286,14 @@ private:
 
     void take_signals() noexcept {
         // A plain load first: the exchange is a locked instruction, and this runs every time.
-        if (!signal_target_.any_pending.load(std::memory_order_relaxed) ||
+        if (!signals_ || !signal_target_.any_pending.load(std::memory_order_relaxed) ||
             !signal_target_.any_pending.exchange(false, std::memory_order_acq_rel)) {
             return;
         }
-        for (int sig = 1; sig < static_cast<int>(signal_handlers_.size()); ++sig) {
-            if (signal_handlers_[sig] &&
+        for (int sig = 1; sig < detail::max_signal; ++sig) {
+            if (signals_[sig].handler &&
                 detail::signal_slots[sig].pending.exchange(false, std::memory_order_acq_rel)) {
-                enqueue(signal_handlers_[sig]);
+                enqueue(signals_[sig].handler);
             }
         }
     }
@@ -2252,9 +2373,10 @@ private:
 
     void report_slow(const detail::callback_node& n, duration took) noexcept {
         char seconds[32];
-        std::snprintf(seconds, sizeof seconds, "%.3f", std::chrono::duration<double>(took).count());
-        call_exception_handler(
-            {"executing " + describe(n) + " took " + seconds + " seconds", nullptr, describe(n)});
+        std::snprintf(seconds, sizeof seconds, "%.3f", double(took.count()) * 1e-9);
+        std::string callback = describe(n);
+        std::string message = detail::concat({"executing ", callback, " took ", seconds, " seconds"});
+        call_exception_handler({std::move(message), nullptr, std::move(callback)});
     }
 
     IOLOOP_NOINLINE void report_exception(detail::callback_node& n) noexcept {
@@ -2263,16 +2385,12 @@ private:
 
     // "main()::<lambda()> scheduled at hello.cpp:12"
     static std::string describe(const detail::callback_node& n) {
-        std::string s(n.fn.name());
-        s += " scheduled at ";
-        s += n.where.file;
-        s += ':';
-        s += std::to_string(n.where.line);
-        return s;
+        return detail::concat({n.fn.name(), " scheduled at ", n.where.file, ":",
+                               detail::decimal(static_cast<long long>(n.where.line))});
     }
 
     void check_open(const char* what) const {
-        if (closed_) throw invalid_state_error(std::string(what) + ": the event loop is closed");
+        if (closed_) throw invalid_state_error(detail::concat({what, ": the event loop is closed"}));
     }
 
     // A fresh node holding fn, with no references counted yet.
@@ -2317,17 +2435,19 @@ private:
         return timer_handle(n);
     }
 
-    // now + delay, rounded up to the clock's tick, saturating instead of overflowing.
-    template <class Rep, class Period>
-    // A negative delay gives a deadline in the past, ordered like any other (asyncio does
+    // now + delay, rounded up to the clock's tick, saturating instead of overflowing. A
+    // negative delay gives a deadline in the past, ordered like any other (asyncio does
     // the same): call_later(-5s) runs before an earlier call_later(0s).
+    template <class Rep, class Period>
     static time_point deadline_after(time_point now, std::chrono::duration<Rep, Period> delay) {
-        // In floating point: the room left on either side must not overflow itself.
-        using seconds = std::chrono::duration<double>;
-        const seconds d = delay;
-        const seconds at = now.time_since_epoch();
-        if (d >= seconds(time_point::max().time_since_epoch()) - at) return time_point::max();
-        if (d <= seconds(time_point::min().time_since_epoch()) - at) return time_point::min();
+        // Checked first in floating point, in clock ticks: computing the room left on
+        // either side must not overflow either.
+        constexpr double ticks_per_unit = double(Period::num) * duration::period::den /
+                                          (double(Period::den) * duration::period::num);
+        const double ticks = double(delay.count()) * ticks_per_unit;
+        const double at = double(now.time_since_epoch().count());
+        if (ticks >= double(std::numeric_limits<duration::rep>::max()) - at) return time_point::max();
+        if (ticks <= double(std::numeric_limits<duration::rep>::min()) - at) return time_point::min();
         return now + std::chrono::ceil<duration>(delay);
     }
 
@@ -2336,8 +2456,8 @@ private:
         try {
             check_open(what);
             if (!detail::is_open_fd(fd)) {
-                detail::throw_errno(EBADF, std::string(what) + ": fd " + std::to_string(fd) +
-                                               " is not an open descriptor");
+                detail::throw_errno(EBADF, detail::concat({what, ": fd ", detail::decimal(fd),
+                                                           " is not an open descriptor"}));
             }
             const auto ufd = static_cast<std::size_t>(fd);
             if (ufd >= watches_.size()) watches_.resize(ufd + 1);
@@ -2392,14 +2512,18 @@ private:
     detail::timer_queue timers_;
     std::uint64_t timer_seq_ = 0;
 
-    std::vector<fd_watch*> watches_;  // by fd; owned, freed when unwatched or closed
+    detail::pod_vector<fd_watch*> watches_;  // by fd; owned, freed when unwatched or closed
     std::size_t watched_count_ = 0;
 
     detail::remote_queue remote_;  // from call_soon_threadsafe
 
     detail::signal_target signal_target_;
-    std::vector<detail::callback_node*> signal_handlers_;  // by signal number
-    std::vector<detail::saved_signal_action> saved_actions_;
+    // By signal number; allocated by the first add_signal_handler.
+    struct signal_registration {
+        detail::callback_node* handler;
+        detail::saved_signal_action saved;  // the disposition to restore
+    };
+    signal_registration* signals_ = nullptr;
 
     exception_handler handler_;
     std::uint64_t handler_version_ = 0;  // counts set_exception_handler calls

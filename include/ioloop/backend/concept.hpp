@@ -8,7 +8,7 @@
 #include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
 
-#include <concepts>
+#include <type_traits>
 #include <string_view>
 
 IOLOOP_NAMESPACE_BEGIN
@@ -27,7 +27,7 @@ struct event_sink_archetype {
 template <class B>
 concept event_backend = requires(B& b, std::chrono::nanoseconds timeout,
                                  event_sink_archetype sink) {
-    { B::name } -> std::convertible_to<std::string_view>;
+    requires std::is_convertible_v<decltype(B::name), std::string_view>;
     // Blocks up to `timeout` (negative: forever, zero: just look), then calls sink for
     // every event. Returns early, with no event, after interrupt().
     b.wait(timeout, sink);

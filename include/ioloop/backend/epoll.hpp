@@ -6,12 +6,12 @@
 #include "ioloop/backend/concept.hpp"
 #include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/message.hpp"
 #include "ioloop/detail/posix.hpp"
 
 #if defined(IOLOOP_HAS_EPOLL)
 
 #include <cerrno>
-#include <string>
 
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -43,7 +43,7 @@ public:
             // ENOENT / EBADF: the fd was closed before it was unwatched; it is gone anyway.
             if (::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr) == -1 && errno != ENOENT &&
                 errno != EBADF) {
-                detail::throw_errno(errno, "epoll_ctl(DEL, fd " + std::to_string(fd) + ")");
+                detail::throw_errno(errno, detail::concat({"epoll_ctl(DEL, fd ", detail::decimal(fd), ")"}));
             }
         } else if (old_events == 0) {
             add(fd, mask, data);
@@ -54,7 +54,8 @@ public:
             if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == -1) {
                 // The fd was closed and reopened under the same number: epoll forgot it.
                 if (errno != ENOENT) {
-                    detail::throw_errno(errno, "epoll_ctl(MOD, fd " + std::to_string(fd) + ")");
+                    detail::throw_errno(errno,
+                                       detail::concat({"epoll_ctl(MOD, fd ", detail::decimal(fd), ")"}));
                 }
                 add(fd, mask, data);
             }
@@ -63,7 +64,7 @@ public:
 
     template <class Sink>
     void wait(std::chrono::nanoseconds timeout, Sink&& sink) {
-        const int n = ::epoll_wait(epfd_, events_, max_events, to_milliseconds(timeout));
+        const int n = ::epoll_wait(epfd_, events_, max_events, detail::timeout_ms(timeout));
         if (n == -1) {
             if (errno == EINTR) return;
             detail::throw_errno(errno, "epoll_wait");
@@ -92,20 +93,13 @@ private:
                ((events & io_write) ? unsigned(EPOLLOUT) : 0u);
     }
 
-    // Rounds up: a timer must never fire early because the kernel woke us a bit sooner.
-    static int to_milliseconds(std::chrono::nanoseconds t) noexcept {
-        if (t.count() < 0) return -1;
-        const auto ms = std::chrono::ceil<std::chrono::milliseconds>(t).count();
-        return ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(ms);
-    }
-
     void add(int fd, unsigned mask, void* data) {
         epoll_event ev{};
         ev.events = mask;
         ev.data.ptr = data;
         if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == -1) {
             if (errno == EEXIST && ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) return;
-            detail::throw_errno(errno, "epoll_ctl(ADD, fd " + std::to_string(fd) + ")");
+            detail::throw_errno(errno, detail::concat({"epoll_ctl(ADD, fd ", detail::decimal(fd), ")"}));
         }
     }
 

@@ -6,14 +6,14 @@
 #include "ioloop/backend/concept.hpp"
 #include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/message.hpp"
+#include "ioloop/detail/pod_vector.hpp"
 #include "ioloop/detail/posix.hpp"
 
 #if defined(IOLOOP_HAS_POLL)
 
 #include <cerrno>
 #include <cstddef>
-#include <string>
-#include <vector>
 
 #include <poll.h>
 
@@ -29,7 +29,7 @@ public:
     poll& operator=(const poll&) = delete;
 
     void watch(int fd, unsigned /*old_events*/, unsigned new_events, void* data) {
-        if (fd < 0) detail::throw_errno(EBADF, "poll backend: fd " + std::to_string(fd));
+        if (fd < 0) detail::throw_errno(EBADF, detail::concat({"poll backend: fd ", detail::decimal(fd)}));
         const std::size_t ufd = static_cast<std::size_t>(fd);
         const bool present = ufd < slot_of_.size() && slot_of_[ufd] != none;
         if (new_events == 0) {
@@ -48,7 +48,8 @@ public:
 
     template <class Sink>
     void wait(std::chrono::nanoseconds timeout, Sink&& sink) {
-        const int n = ::poll(fds_.data(), static_cast<nfds_t>(fds_.size()), to_milliseconds(timeout));
+        const int n =
+            ::poll(fds_.data(), static_cast<nfds_t>(fds_.size()), detail::timeout_ms(timeout));
         if (n == -1) {
             if (errno == EINTR) return;
             detail::throw_errno(errno, "poll");
@@ -83,12 +84,6 @@ public:
 private:
     static constexpr std::size_t none = static_cast<std::size_t>(-1);
 
-    static int to_milliseconds(std::chrono::nanoseconds t) noexcept {
-        if (t.count() < 0) return -1;
-        const auto ms = std::chrono::ceil<std::chrono::milliseconds>(t).count();
-        return ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(ms);
-    }
-
     void insert(int fd, short mask, void* data) {
         const std::size_t ufd = static_cast<std::size_t>(fd);
         if (ufd >= slot_of_.size()) slot_of_.resize(ufd + 1, none);
@@ -111,9 +106,9 @@ private:
     }
 
     detail::wakeup_fd wakeup_;
-    std::vector<pollfd> fds_;
-    std::vector<void*> data_;          // parallel to fds_
-    std::vector<std::size_t> slot_of_;  // fd -> index in fds_, or none
+    detail::pod_vector<pollfd> fds_;
+    detail::pod_vector<void*> data_;          // parallel to fds_
+    detail::pod_vector<std::size_t> slot_of_;  // fd -> index in fds_, or none
 };
 
 }  // namespace backend

@@ -6,12 +6,12 @@
 #include "ioloop/backend/concept.hpp"
 #include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/message.hpp"
 #include "ioloop/detail/posix.hpp"
 
 #if defined(IOLOOP_HAS_SELECT)
 
 #include <cerrno>
-#include <string>
 #include <system_error>
 
 #include <sys/select.h>
@@ -35,8 +35,9 @@ public:
         if (fd < 0 || fd >= FD_SETSIZE) {
             throw std::system_error(
                 std::make_error_code(std::errc::invalid_argument),
-                "select backend: fd " + std::to_string(fd) + " is outside [0, FD_SETSIZE = " +
-                    std::to_string(FD_SETSIZE) + "); use the epoll or poll backend");
+                detail::concat({"select backend: fd ", detail::decimal(fd),
+                                " is outside [0, FD_SETSIZE = ", detail::decimal(FD_SETSIZE),
+                                "); use the epoll or poll backend"}));
         }
         if (new_events & io_read) {
             FD_SET(fd, &read_set_);
@@ -61,7 +62,7 @@ public:
         timeval tv{};
         timeval* ptv = nullptr;
         if (timeout.count() >= 0) {
-            const auto us = std::chrono::ceil<std::chrono::microseconds>(timeout).count();
+            const long long us = (timeout.count() + 999) / 1000;  // rounded up, like epoll's
             tv.tv_sec = static_cast<decltype(tv.tv_sec)>(us / 1000000);
             tv.tv_usec = static_cast<decltype(tv.tv_usec)>(us % 1000000);
             ptv = &tv;

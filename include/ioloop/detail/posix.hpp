@@ -3,6 +3,7 @@
 #ifndef IOLOOP_DETAIL_POSIX_HPP
 #define IOLOOP_DETAIL_POSIX_HPP
 
+#include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
 
 #if defined(IOLOOP_POSIX)
@@ -23,6 +24,14 @@ namespace detail {
 
 [[noreturn]] inline void throw_errno(int err, const std::string& what) {
     throw std::system_error(err, std::generic_category(), what);
+}
+
+// A poll timeout in milliseconds for epoll_wait() and poll(): -1 (forever) for a negative
+// one, rounded up so that a timer never fires early because the kernel woke us sooner.
+inline int timeout_ms(std::chrono::nanoseconds t) noexcept {
+    if (t.count() < 0) return -1;
+    const long long ms = (t.count() + 999'999) / 1'000'000;
+    return ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(ms);
 }
 
 // Whether `fd` names an open descriptor: checked before watching it, so a bad fd fails

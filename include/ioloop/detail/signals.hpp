@@ -5,13 +5,13 @@
 #define IOLOOP_DETAIL_SIGNALS_HPP
 
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/message.hpp"
 #include "ioloop/detail/posix.hpp"
 
 #if defined(IOLOOP_POSIX)
 
 #include <atomic>
 #include <cerrno>
-#include <string>
 
 #include <signal.h>
 
@@ -62,7 +62,7 @@ inline void install_signal_handler(int sig, saved_signal_action& saved) {
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     if (::sigaction(sig, &sa, &saved) == -1) {
-        throw_errno(errno, "add_signal_handler: sigaction(" + std::to_string(sig) + ")");
+        throw_errno(errno, concat({"add_signal_handler: sigaction(", decimal(sig), ")"}));
     }
 }
 

@@ -8,9 +8,9 @@
 
 #include "ioloop/detail/callback_node.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/pod_vector.hpp"
 
 #include <cstddef>
-#include <vector>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -131,7 +131,7 @@ private:
         entries_[i] = e;
     }
 
-    std::vector<entry> entries_;
+    pod_vector<entry> entries_;
 };
 
 }  // namespace detail
