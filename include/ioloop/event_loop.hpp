@@ -5,6 +5,7 @@
 #define IOLOOP_EVENT_LOOP_HPP
 
 #include "ioloop/backend/concept.hpp"
+#include "ioloop/detail/atomic.hpp"
 #include "ioloop/detail/callback_node.hpp"
 #include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
@@ -21,7 +22,6 @@
 #include "ioloop/exception_context.hpp"
 #include "ioloop/handle.hpp"
 
-#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -75,7 +75,7 @@ public:
     handle call_soon(F&& fn, detail::source_location where = detail::source_location::current()) {
         check_open("call_soon");
         detail::callback_node* n = make_node(std::forward<F>(fn), where);
-        n->refs.store(2, std::memory_order_relaxed);  // the ready queue's and the handle's
+        n->refs.store(2, detail::memory_order::relaxed);  // the ready queue's and the handle's
         ready_.push(n);
         return handle(n);
     }
@@ -89,7 +89,7 @@ public:
         auto* n = new detail::callback_node;
         n->threadsafe = true;
         n->where = where;
-        n->refs.store(2, std::memory_order_relaxed);
+        n->refs.store(2, detail::memory_order::relaxed);
         try {
             n->fn.emplace(std::forward<F>(fn));
         } catch (...) {
@@ -219,13 +219,13 @@ public:
                 detail::concat({"add_signal_handler: ", detail::decimal(sig), " is not a signal number"}));
         }
         detail::signal_slot& slot = detail::signal_slots[sig];
-        detail::signal_target* owner = slot.target.load(std::memory_order_acquire);
+        detail::signal_target* owner = slot.target.load(detail::memory_order::acquire);
         if (owner && owner != &signal_target_) {
             throw invalid_state_error(detail::concat({"add_signal_handler: signal ", detail::decimal(sig),
                                                       " is already handled by another event loop"}));
         }
         detail::callback_node* n = make_persistent_node(std::forward<F>(fn), where);
-        n->refs.store(1, std::memory_order_relaxed);  // the loop's registration
+        n->refs.store(1, detail::memory_order::relaxed);  // the loop's registration
         if (!signals_) signals_ = new signal_registration[detail::max_signal]();
         signal_registration& reg = signals_[sig];
         if (detail::callback_node* old = reg.handler) {
@@ -233,11 +233,11 @@ public:
             old->release();
         } else {
             try {
-                slot.pending.store(false, std::memory_order_relaxed);
-                slot.target.store(&signal_target_, std::memory_order_release);
+                slot.pending.store(false, detail::memory_order::relaxed);
+                slot.target.store(&signal_target_, detail::memory_order::release);
                 detail::install_signal_handler(sig, reg.saved);
             } catch (...) {
-                slot.target.store(nullptr, std::memory_order_release);
+                slot.target.store(nullptr, detail::memory_order::release);
                 n->release();
                 throw;
             }
@@ -251,7 +251,7 @@ public:
         detail::callback_node* n = std::exchange(signals_[sig].handler, nullptr);
         if (!n) return false;
         detail::restore_signal_handler(sig, signals_[sig].saved);
-        detail::signal_slots[sig].target.store(nullptr, std::memory_order_release);
+        detail::signal_slots[sig].target.store(nullptr, detail::memory_order::release);
         n->cancel();
         n->release();
         return true;
@@ -407,13 +407,13 @@ private:
 
     void take_signals() noexcept {
         // A plain load first: the exchange is a locked instruction, and this runs every time.
-        if (!signals_ || !signal_target_.any_pending.load(std::memory_order_relaxed) ||
-            !signal_target_.any_pending.exchange(false, std::memory_order_acq_rel)) {
+        if (!signals_ || !signal_target_.any_pending.load(detail::memory_order::relaxed) ||
+            !signal_target_.any_pending.exchange(false, detail::memory_order::acq_rel)) {
             return;
         }
         for (int sig = 1; sig < detail::max_signal; ++sig) {
             if (signals_[sig].handler &&
-                detail::signal_slots[sig].pending.exchange(false, std::memory_order_acq_rel)) {
+                detail::signal_slots[sig].pending.exchange(false, detail::memory_order::acq_rel)) {
                 enqueue(signals_[sig].handler);
             }
         }
@@ -545,11 +545,11 @@ private:
         detail::callback_node* n = make_node(std::forward<F>(fn), where);
         n->when = when;
         n->seq = ++timer_seq_;
-        n->refs.store(2, std::memory_order_relaxed);  // the heap's and the handle's
+        n->refs.store(2, detail::memory_order::relaxed);  // the heap's and the handle's
         try {
             timers_.push(n, now);
         } catch (...) {
-            n->refs.store(0, std::memory_order_relaxed);
+            n->refs.store(0, detail::memory_order::relaxed);
             pool_->recycle(n);
             throw;
         }
@@ -573,7 +573,7 @@ private:
     }
 
     void add_watch(int fd, unsigned which, detail::callback_node* n, const char* what) {
-        n->refs.store(1, std::memory_order_relaxed);  // the registration's
+        n->refs.store(1, detail::memory_order::relaxed);  // the registration's
         try {
             check_open(what);
             if (!detail::is_open_fd(fd)) {

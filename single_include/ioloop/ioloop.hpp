@@ -847,6 +847,79 @@ IOLOOP_NAMESPACE_END
 #ifndef IOLOOP_DETAIL_CALLBACK_NODE_HPP
 #define IOLOOP_DETAIL_CALLBACK_NODE_HPP
 
+// begin file ioloop/detail/atomic.hpp
+// ioloop: the few atomic operations the loop needs. With GCC and Clang they are the
+// compiler's __atomic builtins, which std::atomic is made of: <atomic> would cost every
+// user of the header about 0.03 s per compile and a dozen more functions at -O0. Other
+// compilers get std::atomic under the same names.
+#ifndef IOLOOP_DETAIL_ATOMIC_HPP
+#define IOLOOP_DETAIL_ATOMIC_HPP
+
+
+#if !defined(__GNUC__) && !defined(__clang__)
+#include <atomic>
+#endif
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+#if defined(__GNUC__) || defined(__clang__)
+
+enum class memory_order : int {
+    relaxed = __ATOMIC_RELAXED,
+    acquire = __ATOMIC_ACQUIRE,
+    release = __ATOMIC_RELEASE,
+    acq_rel = __ATOMIC_ACQ_REL,
+};
+
+// Lock-free only: signal handlers use these too.
+template <class T>
+class atomic {
+    static_assert(__atomic_always_lock_free(sizeof(T), 0), "ioloop needs lock-free atomics");
+
+public:
+    constexpr atomic(T value = T{}) noexcept : value_(value) {}  // NOLINT: like std::atomic
+    atomic(const atomic&) = delete;
+    atomic& operator=(const atomic&) = delete;
+
+    T load(memory_order order) const noexcept {
+        return __atomic_load_n(&value_, static_cast<int>(order));
+    }
+    void store(T value, memory_order order) noexcept {
+        __atomic_store_n(&value_, value, static_cast<int>(order));
+    }
+    T exchange(T value, memory_order order) noexcept {
+        return __atomic_exchange_n(&value_, value, static_cast<int>(order));
+    }
+    T fetch_add(T delta, memory_order order) noexcept {
+        return __atomic_fetch_add(&value_, delta, static_cast<int>(order));
+    }
+    T fetch_sub(T delta, memory_order order) noexcept {
+        return __atomic_fetch_sub(&value_, delta, static_cast<int>(order));
+    }
+    bool compare_exchange_weak(T& expected, T desired, memory_order success,
+                               memory_order failure) noexcept {
+        return __atomic_compare_exchange_n(&value_, &expected, desired, true,
+                                           static_cast<int>(success), static_cast<int>(failure));
+    }
+
+private:
+    T value_;
+};
+
+#else
+
+using memory_order = std::memory_order;
+template <class T>
+using atomic = std::atomic<T>;
+
+#endif
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/detail/atomic.hpp
 // begin file ioloop/detail/source_location.hpp
 // ioloop: where a callback was scheduled. std::source_location needs a compiler builtin
 // that Clang 14 lacks with libstdc++; __builtin_FILE/__builtin_LINE work on GCC, Clang
@@ -1061,7 +1134,6 @@ IOLOOP_NAMESPACE_END
 #endif
 // end file ioloop/detail/unique_function.hpp
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -1081,8 +1153,8 @@ struct callback_node {
     node_chunk* chunk = nullptr;  // where it lives; null for threadsafe nodes
     // Loop-thread nodes only load and store these (plain moves); threadsafe nodes are
     // shared with other threads and use read-modify-write.
-    std::atomic<std::uint32_t> refs{0};
-    std::atomic<bool> cancelled{false};
+    atomic<std::uint32_t> refs{0};
+    atomic<bool> cancelled{false};
     bool threadsafe = false;  // made by call_soon_threadsafe: heap-allocated, atomic refs
     bool in_timer_heap = false;
     bool persistent = false;  // runs each time it is queued (a reader, a signal handler)
@@ -1091,9 +1163,9 @@ struct callback_node {
 
     void add_ref() noexcept {
         if (threadsafe) {
-            refs.fetch_add(1, std::memory_order_relaxed);
+            refs.fetch_add(1, memory_order::relaxed);
         } else {
-            refs.store(refs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            refs.store(refs.load(memory_order::relaxed) + 1, memory_order::relaxed);
         }
     }
 
@@ -1102,10 +1174,10 @@ struct callback_node {
 
     // Out of line: kept out of release(), which is inlined into every handle's destructor.
     IOLOOP_NOINLINE void release_shared() noexcept {
-        if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+        if (refs.fetch_sub(1, memory_order::acq_rel) == 1) delete this;
     }
 
-    bool is_cancelled() const noexcept { return cancelled.load(std::memory_order_relaxed); }
+    bool is_cancelled() const noexcept { return cancelled.load(memory_order::relaxed); }
 };
 
 // Nodes come in chunks, so that a million timers cost a few thousand allocations, and a
@@ -1151,7 +1223,7 @@ public:
 
     void recycle(callback_node* n) noexcept {
         n->fn.reset();  // may run user destructors, which may release other nodes
-        n->cancelled.store(false, std::memory_order_relaxed);
+        n->cancelled.store(false, memory_order::relaxed);
         n->in_timer_heap = false;
         n->persistent = false;
         node_chunk* c = n->chunk;
@@ -1248,18 +1320,18 @@ inline void callback_node::release() noexcept {
         release_shared();
         return;
     }
-    const std::uint32_t left = refs.load(std::memory_order_relaxed) - 1;
-    refs.store(left, std::memory_order_relaxed);
+    const std::uint32_t left = refs.load(memory_order::relaxed) - 1;
+    refs.store(left, memory_order::relaxed);
     if (left == 0) chunk->pool->recycle(this);
 }
 
 inline void callback_node::cancel() noexcept {
     if (threadsafe) {
-        cancelled.store(true, std::memory_order_relaxed);  // another thread may cancel it
+        cancelled.store(true, memory_order::relaxed);  // another thread may cancel it
         return;
     }
-    if (cancelled.load(std::memory_order_relaxed)) return;
-    cancelled.store(true, std::memory_order_relaxed);
+    if (cancelled.load(memory_order::relaxed)) return;
+    cancelled.store(true, memory_order::relaxed);
     if (in_timer_heap) {
         // A queued timer is not running, so its callable can go now, with its captures
         // (asyncio drops a cancelled handle's callback at once). Its destructor may
@@ -1409,7 +1481,6 @@ IOLOOP_NAMESPACE_END
 #define IOLOOP_DETAIL_REMOTE_QUEUE_HPP
 
 
-#include <atomic>
 #include <cstdint>
 
 IOLOOP_NAMESPACE_BEGIN
@@ -1420,27 +1491,27 @@ public:
     enum class push_result { queued, queued_into_empty, closed };
 
     push_result push(callback_node* n) noexcept {
-        callback_node* head = head_.load(std::memory_order_relaxed);
+        callback_node* head = head_.load(memory_order::relaxed);
         do {
             if (head == closed_marker()) return push_result::closed;
             n->next = head;
-        } while (!head_.compare_exchange_weak(head, n, std::memory_order_release,
-                                              std::memory_order_relaxed));
+        } while (!head_.compare_exchange_weak(head, n, memory_order::release,
+                                              memory_order::relaxed));
         return head == nullptr ? push_result::queued_into_empty : push_result::queued;
     }
 
     // A cheap check for the loop's every iteration.
     bool has_work() const noexcept {
-        callback_node* head = head_.load(std::memory_order_relaxed);
+        callback_node* head = head_.load(memory_order::relaxed);
         return head != nullptr && head != closed_marker();
     }
 
     // Everything pushed so far, oldest first.
-    node_queue take() noexcept { return oldest_first(head_.exchange(nullptr, std::memory_order_acquire)); }
+    node_queue take() noexcept { return oldest_first(head_.exchange(nullptr, memory_order::acquire)); }
 
     // Refuses every later push; returns what was still queued.
     node_queue close() noexcept {
-        return oldest_first(head_.exchange(closed_marker(), std::memory_order_acquire));
+        return oldest_first(head_.exchange(closed_marker(), memory_order::acquire));
     }
 
 private:
@@ -1467,7 +1538,7 @@ private:
         return q;
     }
 
-    std::atomic<callback_node*> head_{nullptr};
+    atomic<callback_node*> head_{nullptr};
 };
 
 }  // namespace detail
@@ -1502,7 +1573,6 @@ IOLOOP_NAMESPACE_END
 
 #if defined(IOLOOP_POSIX)
 
-#include <atomic>
 #include <cerrno>
 
 #include <signal.h>
@@ -1512,7 +1582,7 @@ namespace detail {
 
 // What the signal handler may reach of a loop: a flag and a signal-safe wakeup.
 struct signal_target {
-    std::atomic<bool> any_pending{false};
+    atomic<bool> any_pending{false};
     void (*wake)(void* context) noexcept = nullptr;
     void* context = nullptr;
 };
@@ -1526,8 +1596,8 @@ inline constexpr int max_signal = 65;
 #endif
 
 struct signal_slot {
-    std::atomic<bool> pending{false};
-    std::atomic<signal_target*> target{nullptr};
+    atomic<bool> pending{false};
+    atomic<signal_target*> target{nullptr};
 };
 
 inline signal_slot signal_slots[max_signal];
@@ -1536,9 +1606,9 @@ inline signal_slot signal_slots[max_signal];
 inline void on_signal(int sig) {
     if (sig <= 0 || sig >= max_signal) return;
     signal_slot& slot = signal_slots[sig];
-    slot.pending.store(true, std::memory_order_release);
-    if (signal_target* t = slot.target.load(std::memory_order_acquire)) {
-        t->any_pending.store(true, std::memory_order_release);
+    slot.pending.store(true, memory_order::release);
+    if (signal_target* t = slot.target.load(memory_order::acquire)) {
+        t->any_pending.store(true, memory_order::release);
         t->wake(t->context);
     }
 }
@@ -1561,9 +1631,6 @@ inline void install_signal_handler(int sig, saved_signal_action& saved) {
 inline void restore_signal_handler(int sig, const saved_signal_action& saved) noexcept {
     ::sigaction(sig, &saved, nullptr);
 }
-
-static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<signal_target*>::is_always_lock_free,
-              "signal handlers need lock-free atomics");
 
 }  // namespace detail
 IOLOOP_NAMESPACE_END
@@ -1900,7 +1967,6 @@ IOLOOP_NAMESPACE_END
 #endif
 // end file ioloop/detail/timer_queue.hpp
 
-#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -1954,7 +2020,7 @@ public:
     handle call_soon(F&& fn, detail::source_location where = detail::source_location::current()) {
         check_open("call_soon");
         detail::callback_node* n = make_node(std::forward<F>(fn), where);
-        n->refs.store(2, std::memory_order_relaxed);  // the ready queue's and the handle's
+        n->refs.store(2, detail::memory_order::relaxed);  // the ready queue's and the handle's
         ready_.push(n);
         return handle(n);
     }
@@ -1968,7 +2034,7 @@ public:
         auto* n = new detail::callback_node;
         n->threadsafe = true;
         n->where = where;
-        n->refs.store(2, std::memory_order_relaxed);
+        n->refs.store(2, detail::memory_order::relaxed);
         try {
             n->fn.emplace(std::forward<F>(fn));
         } catch (...) {
@@ -2098,13 +2164,13 @@ public:
                 detail::concat({"add_signal_handler: ", detail::decimal(sig), " is not a signal number"}));
         }
         detail::signal_slot& slot = detail::signal_slots[sig];
-        detail::signal_target* owner = slot.target.load(std::memory_order_acquire);
+        detail::signal_target* owner = slot.target.load(detail::memory_order::acquire);
         if (owner && owner != &signal_target_) {
             throw invalid_state_error(detail::concat({"add_signal_handler: signal ", detail::decimal(sig),
                                                       " is already handled by another event loop"}));
         }
         detail::callback_node* n = make_persistent_node(std::forward<F>(fn), where);
-        n->refs.store(1, std::memory_order_relaxed);  // the loop's registration
+        n->refs.store(1, detail::memory_order::relaxed);  // the loop's registration
         if (!signals_) signals_ = new signal_registration[detail::max_signal]();
         signal_registration& reg = signals_[sig];
         if (detail::callback_node* old = reg.handler) {
@@ -2112,11 +2178,11 @@ public:
             old->release();
         } else {
             try {
-                slot.pending.store(false, std::memory_order_relaxed);
-                slot.target.store(&signal_target_, std::memory_order_release);
+                slot.pending.store(false, detail::memory_order::relaxed);
+                slot.target.store(&signal_target_, detail::memory_order::release);
                 detail::install_signal_handler(sig, reg.saved);
             } catch (...) {
-                slot.target.store(nullptr, std::memory_order_release);
+                slot.target.store(nullptr, detail::memory_order::release);
                 n->release();
                 throw;
             }
@@ -2130,7 +2196,7 @@ public:
         detail::callback_node* n = std::exchange(signals_[sig].handler, nullptr);
         if (!n) return false;
         detail::restore_signal_handler(sig, signals_[sig].saved);
-        detail::signal_slots[sig].target.store(nullptr, std::memory_order_release);
+        detail::signal_slots[sig].target.store(nullptr, detail::memory_order::release);
         n->cancel();
         n->release();
         return true;
@@ -2286,13 +2352,13 @@ private:
 
     void take_signals() noexcept {
         // A plain load first: the exchange is a locked instruction, and this runs every time.
-        if (!signals_ || !signal_target_.any_pending.load(std::memory_order_relaxed) ||
-            !signal_target_.any_pending.exchange(false, std::memory_order_acq_rel)) {
+        if (!signals_ || !signal_target_.any_pending.load(detail::memory_order::relaxed) ||
+            !signal_target_.any_pending.exchange(false, detail::memory_order::acq_rel)) {
             return;
         }
         for (int sig = 1; sig < detail::max_signal; ++sig) {
             if (signals_[sig].handler &&
-                detail::signal_slots[sig].pending.exchange(false, std::memory_order_acq_rel)) {
+                detail::signal_slots[sig].pending.exchange(false, detail::memory_order::acq_rel)) {
                 enqueue(signals_[sig].handler);
             }
         }
@@ -2424,11 +2490,11 @@ private:
         detail::callback_node* n = make_node(std::forward<F>(fn), where);
         n->when = when;
         n->seq = ++timer_seq_;
-        n->refs.store(2, std::memory_order_relaxed);  // the heap's and the handle's
+        n->refs.store(2, detail::memory_order::relaxed);  // the heap's and the handle's
         try {
             timers_.push(n, now);
         } catch (...) {
-            n->refs.store(0, std::memory_order_relaxed);
+            n->refs.store(0, detail::memory_order::relaxed);
             pool_->recycle(n);
             throw;
         }
@@ -2452,7 +2518,7 @@ private:
     }
 
     void add_watch(int fd, unsigned which, detail::callback_node* n, const char* what) {
-        n->refs.store(1, std::memory_order_relaxed);  // the registration's
+        n->refs.store(1, detail::memory_order::relaxed);  // the registration's
         try {
             check_open(what);
             if (!detail::is_open_fd(fd)) {

@@ -4,12 +4,12 @@
 #ifndef IOLOOP_DETAIL_CALLBACK_NODE_HPP
 #define IOLOOP_DETAIL_CALLBACK_NODE_HPP
 
+#include "ioloop/detail/atomic.hpp"
 #include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/source_location.hpp"
 #include "ioloop/detail/unique_function.hpp"
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -29,8 +29,8 @@ struct callback_node {
     node_chunk* chunk = nullptr;  // where it lives; null for threadsafe nodes
     // Loop-thread nodes only load and store these (plain moves); threadsafe nodes are
     // shared with other threads and use read-modify-write.
-    std::atomic<std::uint32_t> refs{0};
-    std::atomic<bool> cancelled{false};
+    atomic<std::uint32_t> refs{0};
+    atomic<bool> cancelled{false};
     bool threadsafe = false;  // made by call_soon_threadsafe: heap-allocated, atomic refs
     bool in_timer_heap = false;
     bool persistent = false;  // runs each time it is queued (a reader, a signal handler)
@@ -39,9 +39,9 @@ struct callback_node {
 
     void add_ref() noexcept {
         if (threadsafe) {
-            refs.fetch_add(1, std::memory_order_relaxed);
+            refs.fetch_add(1, memory_order::relaxed);
         } else {
-            refs.store(refs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            refs.store(refs.load(memory_order::relaxed) + 1, memory_order::relaxed);
         }
     }
 
@@ -50,10 +50,10 @@ struct callback_node {
 
     // Out of line: kept out of release(), which is inlined into every handle's destructor.
     IOLOOP_NOINLINE void release_shared() noexcept {
-        if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+        if (refs.fetch_sub(1, memory_order::acq_rel) == 1) delete this;
     }
 
-    bool is_cancelled() const noexcept { return cancelled.load(std::memory_order_relaxed); }
+    bool is_cancelled() const noexcept { return cancelled.load(memory_order::relaxed); }
 };
 
 // Nodes come in chunks, so that a million timers cost a few thousand allocations, and a
@@ -99,7 +99,7 @@ public:
 
     void recycle(callback_node* n) noexcept {
         n->fn.reset();  // may run user destructors, which may release other nodes
-        n->cancelled.store(false, std::memory_order_relaxed);
+        n->cancelled.store(false, memory_order::relaxed);
         n->in_timer_heap = false;
         n->persistent = false;
         node_chunk* c = n->chunk;
@@ -196,18 +196,18 @@ inline void callback_node::release() noexcept {
         release_shared();
         return;
     }
-    const std::uint32_t left = refs.load(std::memory_order_relaxed) - 1;
-    refs.store(left, std::memory_order_relaxed);
+    const std::uint32_t left = refs.load(memory_order::relaxed) - 1;
+    refs.store(left, memory_order::relaxed);
     if (left == 0) chunk->pool->recycle(this);
 }
 
 inline void callback_node::cancel() noexcept {
     if (threadsafe) {
-        cancelled.store(true, std::memory_order_relaxed);  // another thread may cancel it
+        cancelled.store(true, memory_order::relaxed);  // another thread may cancel it
         return;
     }
-    if (cancelled.load(std::memory_order_relaxed)) return;
-    cancelled.store(true, std::memory_order_relaxed);
+    if (cancelled.load(memory_order::relaxed)) return;
+    cancelled.store(true, memory_order::relaxed);
     if (in_timer_heap) {
         // A queued timer is not running, so its callable can go now, with its captures
         // (asyncio drops a cancelled handle's callback at once). Its destructor may

@@ -5,10 +5,10 @@
 #ifndef IOLOOP_DETAIL_REMOTE_QUEUE_HPP
 #define IOLOOP_DETAIL_REMOTE_QUEUE_HPP
 
+#include "ioloop/detail/atomic.hpp"
 #include "ioloop/detail/callback_node.hpp"
 #include "ioloop/detail/config.hpp"
 
-#include <atomic>
 #include <cstdint>
 
 IOLOOP_NAMESPACE_BEGIN
@@ -19,27 +19,27 @@ public:
     enum class push_result { queued, queued_into_empty, closed };
 
     push_result push(callback_node* n) noexcept {
-        callback_node* head = head_.load(std::memory_order_relaxed);
+        callback_node* head = head_.load(memory_order::relaxed);
         do {
             if (head == closed_marker()) return push_result::closed;
             n->next = head;
-        } while (!head_.compare_exchange_weak(head, n, std::memory_order_release,
-                                              std::memory_order_relaxed));
+        } while (!head_.compare_exchange_weak(head, n, memory_order::release,
+                                              memory_order::relaxed));
         return head == nullptr ? push_result::queued_into_empty : push_result::queued;
     }
 
     // A cheap check for the loop's every iteration.
     bool has_work() const noexcept {
-        callback_node* head = head_.load(std::memory_order_relaxed);
+        callback_node* head = head_.load(memory_order::relaxed);
         return head != nullptr && head != closed_marker();
     }
 
     // Everything pushed so far, oldest first.
-    node_queue take() noexcept { return oldest_first(head_.exchange(nullptr, std::memory_order_acquire)); }
+    node_queue take() noexcept { return oldest_first(head_.exchange(nullptr, memory_order::acquire)); }
 
     // Refuses every later push; returns what was still queued.
     node_queue close() noexcept {
-        return oldest_first(head_.exchange(closed_marker(), std::memory_order_acquire));
+        return oldest_first(head_.exchange(closed_marker(), memory_order::acquire));
     }
 
 private:
@@ -66,7 +66,7 @@ private:
         return q;
     }
 
-    std::atomic<callback_node*> head_{nullptr};
+    atomic<callback_node*> head_{nullptr};
 };
 
 }  // namespace detail

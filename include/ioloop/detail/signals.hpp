@@ -4,13 +4,13 @@
 #ifndef IOLOOP_DETAIL_SIGNALS_HPP
 #define IOLOOP_DETAIL_SIGNALS_HPP
 
+#include "ioloop/detail/atomic.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/message.hpp"
 #include "ioloop/detail/posix.hpp"
 
 #if defined(IOLOOP_POSIX)
 
-#include <atomic>
 #include <cerrno>
 
 #include <signal.h>
@@ -20,7 +20,7 @@ namespace detail {
 
 // What the signal handler may reach of a loop: a flag and a signal-safe wakeup.
 struct signal_target {
-    std::atomic<bool> any_pending{false};
+    atomic<bool> any_pending{false};
     void (*wake)(void* context) noexcept = nullptr;
     void* context = nullptr;
 };
@@ -34,8 +34,8 @@ inline constexpr int max_signal = 65;
 #endif
 
 struct signal_slot {
-    std::atomic<bool> pending{false};
-    std::atomic<signal_target*> target{nullptr};
+    atomic<bool> pending{false};
+    atomic<signal_target*> target{nullptr};
 };
 
 inline signal_slot signal_slots[max_signal];
@@ -44,9 +44,9 @@ inline signal_slot signal_slots[max_signal];
 inline void on_signal(int sig) {
     if (sig <= 0 || sig >= max_signal) return;
     signal_slot& slot = signal_slots[sig];
-    slot.pending.store(true, std::memory_order_release);
-    if (signal_target* t = slot.target.load(std::memory_order_acquire)) {
-        t->any_pending.store(true, std::memory_order_release);
+    slot.pending.store(true, memory_order::release);
+    if (signal_target* t = slot.target.load(memory_order::acquire)) {
+        t->any_pending.store(true, memory_order::release);
         t->wake(t->context);
     }
 }
@@ -69,9 +69,6 @@ inline void install_signal_handler(int sig, saved_signal_action& saved) {
 inline void restore_signal_handler(int sig, const saved_signal_action& saved) noexcept {
     ::sigaction(sig, &saved, nullptr);
 }
-
-static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<signal_target*>::is_always_lock_free,
-              "signal handlers need lock-free atomics");
 
 }  // namespace detail
 IOLOOP_NAMESPACE_END
