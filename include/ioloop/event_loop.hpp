@@ -36,8 +36,9 @@ IOLOOP_NAMESPACE_BEGIN
 
 template <class Backend>
 class basic_event_loop {
-    static_assert(backend::event_backend<Backend>,
-                  "basic_event_loop<Backend>: Backend does not model ioloop::backend::event_backend");
+    static_assert(
+        backend::event_backend<Backend>,
+        "basic_event_loop<Backend>: Backend does not model ioloop::backend::event_backend");
     static_assert(std::is_same_v<std::chrono::steady_clock::duration, std::chrono::nanoseconds>,
                   "ioloop counts time in steady_clock's nanoseconds");
 
@@ -82,8 +83,8 @@ public:
 
     // Like call_soon, from any thread; wakes the loop if it sleeps in its poll.
     template <class F>
-    handle call_soon_threadsafe(F&& fn,
-                                detail::source_location where = detail::source_location::current()) {
+    handle call_soon_threadsafe(
+        F&& fn, detail::source_location where = detail::source_location::current()) {
         static_assert(std::is_invocable_v<std::decay_t<F>&>,
                       "call_soon_threadsafe: the callback must be callable with no arguments");
         auto* n = new detail::callback_node;
@@ -120,8 +121,8 @@ public:
     template <class Duration, class F>
     timer_handle call_at(std::chrono::time_point<clock, Duration> when, F&& fn,
                          detail::source_location where = detail::source_location::current()) {
-        return schedule_timer(time(), std::chrono::ceil<duration>(when), std::forward<F>(fn),
-                              where, "call_at");
+        return schedule_timer(time(), std::chrono::ceil<duration>(when), std::forward<F>(fn), where,
+                              "call_at");
     }
 
     // The loop's clock: monotonic.
@@ -181,7 +182,8 @@ public:
 
     // Runs fn on every iteration while fd is readable; replaces an earlier reader of fd.
     template <class F>
-    void add_reader(int fd, F&& fn, detail::source_location where = detail::source_location::current()) {
+    void add_reader(int fd, F&& fn,
+                    detail::source_location where = detail::source_location::current()) {
         require_readiness_backend();
         add_watch(fd, backend::io_read, make_persistent_node(std::forward<F>(fn), where),
                   "add_reader");
@@ -194,7 +196,8 @@ public:
     }
 
     template <class F>
-    void add_writer(int fd, F&& fn, detail::source_location where = detail::source_location::current()) {
+    void add_writer(int fd, F&& fn,
+                    detail::source_location where = detail::source_location::current()) {
         require_readiness_backend();
         add_watch(fd, backend::io_write, make_persistent_node(std::forward<F>(fn), where),
                   "add_writer");
@@ -214,15 +217,16 @@ public:
                             detail::source_location where = detail::source_location::current()) {
         check_open("add_signal_handler");
         if (sig <= 0 || sig >= detail::max_signal) {
-            throw std::system_error(
-                std::make_error_code(std::errc::invalid_argument),
-                detail::concat({"add_signal_handler: ", detail::decimal(sig), " is not a signal number"}));
+            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                    detail::concat({"add_signal_handler: ", detail::decimal(sig),
+                                                    " is not a signal number"}));
         }
         detail::signal_slot& slot = detail::signal_slots[sig];
         detail::signal_target* owner = slot.target.load(detail::memory_order::acquire);
         if (owner && owner != &signal_target_) {
-            throw invalid_state_error(detail::concat({"add_signal_handler: signal ", detail::decimal(sig),
-                                                      " is already handled by another event loop"}));
+            throw invalid_state_error(
+                detail::concat({"add_signal_handler: signal ", detail::decimal(sig),
+                                " is already handled by another event loop"}));
         }
         detail::callback_node* n = make_persistent_node(std::forward<F>(fn), where);
         n->refs.store(1, detail::memory_order::relaxed);  // the loop's registration
@@ -496,7 +500,8 @@ private:
         char seconds[32];
         std::snprintf(seconds, sizeof seconds, "%.3f", double(took.count()) * 1e-9);
         std::string callback = describe(n);
-        std::string message = detail::concat({"executing ", callback, " took ", seconds, " seconds"});
+        std::string message =
+            detail::concat({"executing ", callback, " took ", seconds, " seconds"});
         call_exception_handler({std::move(message), nullptr, std::move(callback)});
     }
 
@@ -511,7 +516,8 @@ private:
     }
 
     void check_open(const char* what) const {
-        if (closed_) throw invalid_state_error(detail::concat({what, ": the event loop is closed"}));
+        if (closed_)
+            throw invalid_state_error(detail::concat({what, ": the event loop is closed"}));
     }
 
     // A fresh node holding fn, with no references counted yet.
@@ -567,8 +573,10 @@ private:
                                           (double(Period::den) * duration::period::num);
         const double ticks = double(delay.count()) * ticks_per_unit;
         const double at = double(now.time_since_epoch().count());
-        if (ticks >= double(std::numeric_limits<duration::rep>::max()) - at) return time_point::max();
-        if (ticks <= double(std::numeric_limits<duration::rep>::min()) - at) return time_point::min();
+        if (ticks >= double(std::numeric_limits<duration::rep>::max()) - at)
+            return time_point::max();
+        if (ticks <= double(std::numeric_limits<duration::rep>::min()) - at)
+            return time_point::min();
         return now + std::chrono::ceil<duration>(delay);
     }
 
@@ -624,7 +632,7 @@ private:
         return true;
     }
 
-    // Cancelled timers are purged in bulk past this many (and past half the heap).
+    // Cancelled timers are purged in bulk past this many (and past 3/4 of the queue).
     static constexpr std::size_t purge_threshold = 64;
 
     Backend backend_;

@@ -5,11 +5,11 @@
 #define IOLOOP_IOLOOP_HPP
 
 #include "ioloop/detail/config.hpp"
-#include "ioloop/fwd.hpp"
 #include "ioloop/errors.hpp"
-#include "ioloop/exception_context.hpp"
-#include "ioloop/handle.hpp"
 #include "ioloop/event_loop.hpp"
+#include "ioloop/exception_context.hpp"
+#include "ioloop/fwd.hpp"
+#include "ioloop/handle.hpp"
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
 #undef IOLOOP_NOINLINE

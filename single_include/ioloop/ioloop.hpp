@@ -59,7 +59,8 @@
 #error "IOLOOP_BACKEND_SELECT: select is not available on this platform"
 #endif
 #define IOLOOP_DEFAULT_BACKEND select
-#elif defined(IOLOOP_BACKEND_KQUEUE) || defined(IOLOOP_BACKEND_IOCP) || defined(IOLOOP_BACKEND_IO_URING)
+#elif defined(IOLOOP_BACKEND_KQUEUE) || defined(IOLOOP_BACKEND_IOCP) || \
+    defined(IOLOOP_BACKEND_IO_URING)
 #error "this ioloop version has no kqueue, iocp or io_uring backend yet"
 #elif defined(IOLOOP_HAS_EPOLL)
 #define IOLOOP_DEFAULT_BACKEND epoll
@@ -91,33 +92,52 @@
 // built with different backend macros fail to link instead of silently breaking the ODR.
 #define IOLOOP_ABI_CONCAT_(a, b, c, d) v##a##_##b##_##c##_##d
 #define IOLOOP_ABI_CONCAT(a, b, c, d) IOLOOP_ABI_CONCAT_(a, b, c, d)
-#define IOLOOP_ABI_TAG                                                                     \
-    IOLOOP_ABI_CONCAT(IOLOOP_VERSION_MAJOR, IOLOOP_VERSION_MINOR, IOLOOP_VERSION_PATCH,   \
+#define IOLOOP_ABI_TAG                                                                  \
+    IOLOOP_ABI_CONCAT(IOLOOP_VERSION_MAJOR, IOLOOP_VERSION_MINOR, IOLOOP_VERSION_PATCH, \
                       IOLOOP_DEFAULT_BACKEND)
-#define IOLOOP_NAMESPACE_BEGIN                                                             \
-    namespace ioloop {                                                                     \
+#define IOLOOP_NAMESPACE_BEGIN \
+    namespace ioloop {         \
     inline namespace IOLOOP_ABI_TAG {
-#define IOLOOP_NAMESPACE_END                                                               \
-    }                                                                                      \
+#define IOLOOP_NAMESPACE_END \
+    }                        \
     }
 
 #endif
 // end file ioloop/detail/config.hpp
-// begin file ioloop/fwd.hpp
-// ioloop: the loop template and its default alias (like nlohmann's basic_json / json).
-#ifndef IOLOOP_FWD_HPP
-#define IOLOOP_FWD_HPP
+// begin file ioloop/errors.hpp
+// ioloop: the library's own errors. OS failures are std::system_error with the OS's
+// std::error_code; misuse of the library (a closed loop, a running loop) is ioloop::error.
+#ifndef IOLOOP_ERRORS_HPP
+#define IOLOOP_ERRORS_HPP
 
-// begin file ioloop/backend/default.hpp
-// ioloop: default_backend, from the one selection ladder in detail/config.hpp.
-#ifndef IOLOOP_BACKEND_DEFAULT_HPP
-#define IOLOOP_BACKEND_DEFAULT_HPP
 
-// begin file ioloop/backend/epoll.hpp
-// ioloop: the epoll backend (Linux). Level-triggered, as asyncio's add_reader expects:
-// a callback runs on every iteration while its descriptor stays ready.
-#ifndef IOLOOP_BACKEND_EPOLL_HPP
-#define IOLOOP_BACKEND_EPOLL_HPP
+#include <stdexcept>
+
+IOLOOP_NAMESPACE_BEGIN
+
+// Base of every error the library itself raises.
+class error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// The operation is not allowed in the object's current state (asyncio's
+// InvalidStateError, and its RuntimeError for closed or already running loops).
+class invalid_state_error : public error {
+public:
+    using error::error;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/errors.hpp
+// begin file ioloop/event_loop.hpp
+// ioloop: basic_event_loop<Backend>, asyncio's event loop. One iteration (run_once) is the
+// four steps of DESIGN.md: compute the poll timeout, poll, move due timers to the ready
+// queue, run exactly the callbacks that were ready when the step began.
+#ifndef IOLOOP_EVENT_LOOP_HPP
+#define IOLOOP_EVENT_LOOP_HPP
 
 // begin file ioloop/backend/concept.hpp
 // ioloop: what a backend must provide, stated once as a concept so a wrong backend fails
@@ -146,8 +166,8 @@
 #endif
 // end file ioloop/detail/chrono.hpp
 
-#include <type_traits>
 #include <string_view>
+#include <type_traits>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace backend {
@@ -186,667 +206,6 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/backend/concept.hpp
-// begin file ioloop/detail/message.hpp
-// ioloop: building error and report messages from pieces. Every message goes through
-// concat(), so a program instantiates a handful of std::string operations once instead
-// of one chain of operator+ overloads per message (which costs compile time at -O0).
-#ifndef IOLOOP_DETAIL_MESSAGE_HPP
-#define IOLOOP_DETAIL_MESSAGE_HPP
-
-
-#include <cstddef>
-#include <initializer_list>
-#include <string>
-#include <string_view>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-inline std::string concat(std::initializer_list<std::string_view> parts) {
-    std::size_t size = 0;
-    for (std::string_view part : parts) size += part.size();
-    std::string text;
-    text.reserve(size);
-    for (std::string_view part : parts) text.append(part.data(), part.size());
-    return text;
-}
-
-// A number spelled in decimal, without <charconv> or std::to_string.
-class decimal {
-public:
-    explicit decimal(long long value) noexcept {
-        unsigned long long magnitude = value < 0 ? 0ull - static_cast<unsigned long long>(value)
-                                                 : static_cast<unsigned long long>(value);
-        char* p = digits_ + sizeof digits_;
-        do {
-            *--p = static_cast<char>('0' + magnitude % 10);
-            magnitude /= 10;
-        } while (magnitude != 0);
-        if (value < 0) *--p = '-';
-        begin_ = p;
-    }
-
-    operator std::string_view() const noexcept {  // NOLINT: reads like a string piece
-        return {begin_, static_cast<std::size_t>(digits_ + sizeof digits_ - begin_)};
-    }
-
-private:
-    char digits_[24];
-    const char* begin_;
-};
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/detail/message.hpp
-// begin file ioloop/detail/posix.hpp
-// ioloop: small POSIX shims shared by the backends: errno to std::system_error, and the
-// wakeup descriptor another thread or a signal handler uses to interrupt a poll.
-#ifndef IOLOOP_DETAIL_POSIX_HPP
-#define IOLOOP_DETAIL_POSIX_HPP
-
-
-#if defined(IOLOOP_POSIX)
-
-#include <cerrno>
-#include <cstdint>
-#include <string>
-#include <system_error>
-
-#include <fcntl.h>
-#include <unistd.h>
-#if defined(__linux__)
-#include <sys/eventfd.h>
-#endif
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-[[noreturn]] inline void throw_errno(int err, const std::string& what) {
-    throw std::system_error(err, std::generic_category(), what);
-}
-
-// A poll timeout in milliseconds for epoll_wait() and poll(): -1 (forever) for a negative
-// one, rounded up so that a timer never fires early because the kernel woke us sooner.
-inline int timeout_ms(std::chrono::nanoseconds t) noexcept {
-    if (t.count() < 0) return -1;
-    const long long ms = (t.count() + 999'999) / 1'000'000;
-    return ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(ms);
-}
-
-// Whether `fd` names an open descriptor: checked before watching it, so a bad fd fails
-// where it is added instead of inside a later poll.
-inline bool is_open_fd(int fd) noexcept { return fd >= 0 && ::fcntl(fd, F_GETFD) != -1; }
-
-inline void set_nonblocking_cloexec(int fd) {
-    const int fl = ::fcntl(fd, F_GETFL);
-    if (fl == -1 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
-        ::fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
-        throw_errno(errno, "fcntl");
-    }
-}
-
-// Level-triggered "wake up" flag as a descriptor: an eventfd on Linux, a pipe elsewhere.
-// notify() is async-signal-safe and thread-safe.
-class wakeup_fd {
-public:
-    wakeup_fd() {
-#if defined(__linux__)
-        read_fd_ = write_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (read_fd_ == -1) throw_errno(errno, "eventfd");
-#else
-        int fds[2];
-        if (::pipe(fds) == -1) throw_errno(errno, "pipe");
-        read_fd_ = fds[0];
-        write_fd_ = fds[1];
-        try {
-            set_nonblocking_cloexec(read_fd_);
-            set_nonblocking_cloexec(write_fd_);
-        } catch (...) {
-            close_fds();
-            throw;
-        }
-#endif
-    }
-    wakeup_fd(const wakeup_fd&) = delete;
-    wakeup_fd& operator=(const wakeup_fd&) = delete;
-    ~wakeup_fd() { close_fds(); }
-
-    int fd() const noexcept { return read_fd_; }
-
-    void notify() noexcept {
-        const int saved = errno;  // may run inside a signal handler
-        const std::uint64_t one = 1;
-        // EAGAIN means the counter or pipe is already full: the wakeup is pending anyway.
-        while (::write(write_fd_, &one, write_fd_ == read_fd_ ? sizeof one : 1) == -1 &&
-               errno == EINTR) {
-        }
-        errno = saved;
-    }
-
-    void drain() noexcept {
-        std::uint64_t buf[8];
-        while (true) {
-            const ::ssize_t n = ::read(read_fd_, buf, sizeof buf);
-            if (read_fd_ != write_fd_ && n == static_cast<::ssize_t>(sizeof buf))
-                continue;  // a pipe may hold more
-            if (n == -1 && errno == EINTR) continue;
-            return;
-        }
-    }
-
-private:
-    void close_fds() noexcept {
-        if (write_fd_ != read_fd_ && write_fd_ != -1) ::close(write_fd_);
-        if (read_fd_ != -1) ::close(read_fd_);
-    }
-
-    int read_fd_ = -1;
-    int write_fd_ = -1;
-};
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_POSIX
-#endif
-// end file ioloop/detail/posix.hpp
-
-#if defined(IOLOOP_HAS_EPOLL)
-
-#include <cerrno>
-
-#include <sys/epoll.h>
-#include <unistd.h>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace backend {
-
-class epoll {
-public:
-    static constexpr std::string_view name = "epoll";
-
-    epoll() : epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
-        if (epfd_ == -1) detail::throw_errno(errno, "epoll_create1");
-        try {
-            // The wakeup descriptor's data is null: the loop is never told about it.
-            add(wakeup_.fd(), EPOLLIN, nullptr);
-        } catch (...) {
-            ::close(epfd_);
-            throw;
-        }
-    }
-    epoll(const epoll&) = delete;
-    epoll& operator=(const epoll&) = delete;
-    ~epoll() { ::close(epfd_); }
-
-    void watch(int fd, unsigned old_events, unsigned new_events, void* data) {
-        const unsigned mask = to_epoll(new_events);
-        if (new_events == 0) {
-            // ENOENT / EBADF: the fd was closed before it was unwatched; it is gone anyway.
-            if (::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr) == -1 && errno != ENOENT &&
-                errno != EBADF) {
-                detail::throw_errno(errno, detail::concat({"epoll_ctl(DEL, fd ", detail::decimal(fd), ")"}));
-            }
-        } else if (old_events == 0) {
-            add(fd, mask, data);
-        } else {
-            epoll_event ev{};
-            ev.events = mask;
-            ev.data.ptr = data;
-            if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == -1) {
-                // The fd was closed and reopened under the same number: epoll forgot it.
-                if (errno != ENOENT) {
-                    detail::throw_errno(errno,
-                                       detail::concat({"epoll_ctl(MOD, fd ", detail::decimal(fd), ")"}));
-                }
-                add(fd, mask, data);
-            }
-        }
-    }
-
-    template <class Sink>
-    void wait(std::chrono::nanoseconds timeout, Sink&& sink) {
-        const int n = ::epoll_wait(epfd_, events_, max_events, detail::timeout_ms(timeout));
-        if (n == -1) {
-            if (errno == EINTR) return;
-            detail::throw_errno(errno, "epoll_wait");
-        }
-        for (int i = 0; i < n; ++i) {
-            const epoll_event& ev = events_[i];
-            if (ev.data.ptr == nullptr) {
-                wakeup_.drain();
-                continue;
-            }
-            unsigned ready = 0;
-            if (ev.events & (EPOLLIN | EPOLLPRI)) ready |= io_read;
-            if (ev.events & EPOLLOUT) ready |= io_write;
-            if (ev.events & (EPOLLERR | EPOLLHUP)) ready |= io_read | io_write;
-            sink(ev.data.ptr, ready);
-        }
-    }
-
-    void interrupt() noexcept { wakeup_.notify(); }
-
-private:
-    static constexpr int max_events = 256;
-
-    static unsigned to_epoll(unsigned events) noexcept {
-        return ((events & io_read) ? unsigned(EPOLLIN) : 0u) |
-               ((events & io_write) ? unsigned(EPOLLOUT) : 0u);
-    }
-
-    void add(int fd, unsigned mask, void* data) {
-        epoll_event ev{};
-        ev.events = mask;
-        ev.data.ptr = data;
-        if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == -1) {
-            if (errno == EEXIST && ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) return;
-            detail::throw_errno(errno, detail::concat({"epoll_ctl(ADD, fd ", detail::decimal(fd), ")"}));
-        }
-    }
-
-    detail::wakeup_fd wakeup_;  // first: constructed before, destroyed after epfd_
-    int epfd_;
-    epoll_event events_[max_events];
-};
-
-}  // namespace backend
-IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_HAS_EPOLL
-#endif
-// end file ioloop/backend/epoll.hpp
-// begin file ioloop/backend/poll.hpp
-// ioloop: the poll() backend (any POSIX system). One pollfd per watched descriptor, kept
-// dense: removal moves the last entry into the hole, an index by fd finds entries in O(1).
-#ifndef IOLOOP_BACKEND_POLL_HPP
-#define IOLOOP_BACKEND_POLL_HPP
-
-// begin file ioloop/detail/pod_vector.hpp
-// ioloop: a growable array of trivially copyable values (timer heap entries, pointers,
-// pollfds). std::vector would do, but at -O0 each std::vector<T> a program instantiates
-// costs it dozens of functions to compile (measured: four of them add 0.16 s, g++ 12),
-// and every user of the header pays that on every compile. Trivially copyable values
-// need no constructors or destructors run, so realloc() moves them.
-#ifndef IOLOOP_DETAIL_POD_VECTOR_HPP
-#define IOLOOP_DETAIL_POD_VECTOR_HPP
-
-
-#include <cstddef>
-#include <cstdlib>
-#include <new>
-#include <type_traits>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-template <class T>
-class pod_vector {
-    static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>,
-                  "pod_vector holds trivially copyable values only");
-
-public:
-    pod_vector() noexcept = default;
-    pod_vector(const pod_vector&) = delete;
-    pod_vector& operator=(const pod_vector&) = delete;
-    ~pod_vector() { std::free(data_); }
-
-    std::size_t size() const noexcept { return size_; }
-    bool empty() const noexcept { return size_ == 0; }
-    T* data() noexcept { return data_; }
-    T* begin() noexcept { return data_; }
-    T* end() noexcept { return data_ + size_; }
-
-    T& operator[](std::size_t i) noexcept { return data_[i]; }
-    const T& operator[](std::size_t i) const noexcept { return data_[i]; }
-    T& front() noexcept { return data_[0]; }
-    const T& front() const noexcept { return data_[0]; }
-    T& back() noexcept { return data_[size_ - 1]; }
-
-    void push_back(const T& value) {
-        if (size_ == capacity_) reserve(capacity_ ? 2 * capacity_ : 8);
-        data_[size_++] = value;
-    }
-
-    void pop_back() noexcept { --size_; }
-    void clear() noexcept { size_ = 0; }
-
-    // Grows with copies of `fill`, or shrinks.
-    void resize(std::size_t n, const T& fill = T{}) {
-        if (n > capacity_) reserve(n > 2 * capacity_ ? n : 2 * capacity_);
-        for (std::size_t i = size_; i < n; ++i) data_[i] = fill;
-        size_ = n;
-    }
-
-private:
-    void reserve(std::size_t n) {
-        void* grown = std::realloc(static_cast<void*>(data_), n * sizeof(T));
-        if (!grown) throw std::bad_alloc();
-        data_ = static_cast<T*>(grown);
-        capacity_ = n;
-    }
-
-    T* data_ = nullptr;
-    std::size_t size_ = 0;
-    std::size_t capacity_ = 0;
-};
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/detail/pod_vector.hpp
-
-#if defined(IOLOOP_HAS_POLL)
-
-#include <cerrno>
-#include <cstddef>
-
-#include <poll.h>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace backend {
-
-class poll {
-public:
-    static constexpr std::string_view name = "poll";
-
-    poll() { insert(wakeup_.fd(), POLLIN, nullptr); }
-    poll(const poll&) = delete;
-    poll& operator=(const poll&) = delete;
-
-    void watch(int fd, unsigned /*old_events*/, unsigned new_events, void* data) {
-        if (fd < 0) detail::throw_errno(EBADF, detail::concat({"poll backend: fd ", detail::decimal(fd)}));
-        const std::size_t ufd = static_cast<std::size_t>(fd);
-        const bool present = ufd < slot_of_.size() && slot_of_[ufd] != none;
-        if (new_events == 0) {
-            if (present) erase(ufd);
-            return;
-        }
-        const short mask = static_cast<short>(((new_events & io_read) ? POLLIN : 0) |
-                                              ((new_events & io_write) ? POLLOUT : 0));
-        if (present) {
-            fds_[slot_of_[ufd]].events = mask;
-            data_[slot_of_[ufd]] = data;
-        } else {
-            insert(fd, mask, data);
-        }
-    }
-
-    template <class Sink>
-    void wait(std::chrono::nanoseconds timeout, Sink&& sink) {
-        const int n =
-            ::poll(fds_.data(), static_cast<nfds_t>(fds_.size()), detail::timeout_ms(timeout));
-        if (n == -1) {
-            if (errno == EINTR) return;
-            detail::throw_errno(errno, "poll");
-        }
-        // The sink only queues callbacks (user code runs later), so entries move only here.
-        for (std::size_t i = 0; i < fds_.size(); ++i) {
-            const short re = fds_[i].revents;
-            if (re == 0) continue;
-            if (data_[i] == nullptr) {
-                wakeup_.drain();
-                continue;
-            }
-            void* data = data_[i];
-            if (re & POLLNVAL) {
-                // Closed while watched: its callbacks run once and see EBADF, then the fd is
-                // forgotten, as epoll forgets a closed fd (else this would spin).
-                erase(static_cast<std::size_t>(fds_[i].fd));
-                --i;  // the last entry moved into slot i
-                sink(data, io_read | io_write);
-                continue;
-            }
-            unsigned ready = 0;
-            if (re & (POLLIN | POLLPRI)) ready |= io_read;
-            if (re & POLLOUT) ready |= io_write;
-            if (re & (POLLERR | POLLHUP)) ready |= io_read | io_write;
-            sink(data, ready);
-        }
-    }
-
-    void interrupt() noexcept { wakeup_.notify(); }
-
-private:
-    static constexpr std::size_t none = static_cast<std::size_t>(-1);
-
-    void insert(int fd, short mask, void* data) {
-        const std::size_t ufd = static_cast<std::size_t>(fd);
-        if (ufd >= slot_of_.size()) slot_of_.resize(ufd + 1, none);
-        slot_of_[ufd] = fds_.size();
-        fds_.push_back({fd, mask, 0});
-        data_.push_back(data);
-    }
-
-    void erase(std::size_t ufd) {
-        const std::size_t slot = slot_of_[ufd];
-        const std::size_t last = fds_.size() - 1;
-        if (slot != last) {
-            fds_[slot] = fds_[last];
-            data_[slot] = data_[last];
-            slot_of_[static_cast<std::size_t>(fds_[slot].fd)] = slot;
-        }
-        fds_.pop_back();
-        data_.pop_back();
-        slot_of_[ufd] = none;
-    }
-
-    detail::wakeup_fd wakeup_;
-    detail::pod_vector<pollfd> fds_;
-    detail::pod_vector<void*> data_;          // parallel to fds_
-    detail::pod_vector<std::size_t> slot_of_;  // fd -> index in fds_, or none
-};
-
-}  // namespace backend
-IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_HAS_POLL
-#endif
-// end file ioloop/backend/poll.hpp
-// begin file ioloop/backend/select.hpp
-// ioloop: the select() backend, the lowest common denominator. An fd_set holds only
-// descriptors below FD_SETSIZE: watching a larger one throws instead of writing past it.
-#ifndef IOLOOP_BACKEND_SELECT_HPP
-#define IOLOOP_BACKEND_SELECT_HPP
-
-
-#if defined(IOLOOP_HAS_SELECT)
-
-#include <cerrno>
-#include <system_error>
-
-#include <sys/select.h>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace backend {
-
-class select {
-public:
-    static constexpr std::string_view name = "select";
-
-    select() {
-        FD_ZERO(&read_set_);
-        FD_ZERO(&write_set_);
-        watch(wakeup_.fd(), 0, io_read, nullptr);
-    }
-    select(const select&) = delete;
-    select& operator=(const select&) = delete;
-
-    void watch(int fd, unsigned /*old_events*/, unsigned new_events, void* data) {
-        if (fd < 0 || fd >= FD_SETSIZE) {
-            throw std::system_error(
-                std::make_error_code(std::errc::invalid_argument),
-                detail::concat({"select backend: fd ", detail::decimal(fd),
-                                " is outside [0, FD_SETSIZE = ", detail::decimal(FD_SETSIZE),
-                                "); use the epoll or poll backend"}));
-        }
-        if (new_events & io_read) {
-            FD_SET(fd, &read_set_);
-        } else {
-            FD_CLR(fd, &read_set_);
-        }
-        if (new_events & io_write) {
-            FD_SET(fd, &write_set_);
-        } else {
-            FD_CLR(fd, &write_set_);
-        }
-        data_[fd] = data;
-        if (new_events != 0 && fd >= max_fd_) max_fd_ = fd;
-        while (max_fd_ >= 0 && !FD_ISSET(max_fd_, &read_set_) && !FD_ISSET(max_fd_, &write_set_))
-            --max_fd_;
-    }
-
-    template <class Sink>
-    void wait(std::chrono::nanoseconds timeout, Sink&& sink) {
-        fd_set readable = read_set_;
-        fd_set writable = write_set_;
-        timeval tv{};
-        timeval* ptv = nullptr;
-        if (timeout.count() >= 0) {
-            const long long us = (timeout.count() + 999) / 1000;  // rounded up, like epoll's
-            tv.tv_sec = static_cast<decltype(tv.tv_sec)>(us / 1000000);
-            tv.tv_usec = static_cast<decltype(tv.tv_usec)>(us % 1000000);
-            ptv = &tv;
-        }
-        const int n = ::select(max_fd_ + 1, &readable, &writable, nullptr, ptv);
-        if (n == -1) {
-            if (errno == EINTR) return;
-            if (errno == EBADF) {
-                forget_closed(sink);
-                return;
-            }
-            detail::throw_errno(errno, "select");
-        }
-        for (int fd = 0; n > 0 && fd <= max_fd_; ++fd) {
-            unsigned ready = 0;
-            if (FD_ISSET(fd, &readable)) ready |= io_read;
-            if (FD_ISSET(fd, &writable)) ready |= io_write;
-            if (ready == 0) continue;
-            if (data_[fd] == nullptr) {
-                wakeup_.drain();
-            } else {
-                sink(data_[fd], ready);
-            }
-        }
-    }
-
-    void interrupt() noexcept { wakeup_.notify(); }
-
-private:
-    // select() fails with EBADF when a watched fd was closed without being unwatched. Like
-    // the poll backend, report such fds once (their callbacks see EBADF), then forget them.
-    template <class Sink>
-    void forget_closed(Sink& sink) {
-        for (int fd = 0; fd <= max_fd_; ++fd) {
-            if ((FD_ISSET(fd, &read_set_) || FD_ISSET(fd, &write_set_)) && !detail::is_open_fd(fd)) {
-                void* data = data_[fd];
-                watch(fd, 0, 0, nullptr);
-                sink(data, io_read | io_write);
-            }
-        }
-    }
-
-    detail::wakeup_fd wakeup_;
-    fd_set read_set_;
-    fd_set write_set_;
-    int max_fd_ = -1;
-    void* data_[FD_SETSIZE] = {};
-};
-
-}  // namespace backend
-IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_HAS_SELECT
-#endif
-// end file ioloop/backend/select.hpp
-
-IOLOOP_NAMESPACE_BEGIN
-
-using default_backend = backend::IOLOOP_DEFAULT_BACKEND;
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/backend/default.hpp
-
-IOLOOP_NAMESPACE_BEGIN
-
-template <class Backend>
-class basic_event_loop;
-
-// The loop on this platform's best backend, or the one an IOLOOP_BACKEND_* macro named.
-using event_loop = basic_event_loop<default_backend>;
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/fwd.hpp
-// begin file ioloop/errors.hpp
-// ioloop: the library's own errors. OS failures are std::system_error with the OS's
-// std::error_code; misuse of the library (a closed loop, a running loop) is ioloop::error.
-#ifndef IOLOOP_ERRORS_HPP
-#define IOLOOP_ERRORS_HPP
-
-
-#include <stdexcept>
-
-IOLOOP_NAMESPACE_BEGIN
-
-// Base of every error the library itself raises.
-class error : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
-// The operation is not allowed in the object's current state (asyncio's
-// InvalidStateError, and its RuntimeError for closed or already running loops).
-class invalid_state_error : public error {
-public:
-    using error::error;
-};
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/errors.hpp
-// begin file ioloop/exception_context.hpp
-// ioloop: what the loop hands its exception handler (asyncio's context dict).
-#ifndef IOLOOP_EXCEPTION_CONTEXT_HPP
-#define IOLOOP_EXCEPTION_CONTEXT_HPP
-
-
-#include <exception>
-#include <string>
-
-IOLOOP_NAMESPACE_BEGIN
-
-struct exception_context {
-    std::string message;           // what happened, always set
-    std::exception_ptr exception;  // the exception, when one escaped
-    std::string callback;          // the callback involved and where it was scheduled, if any
-};
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/exception_context.hpp
-// begin file ioloop/handle.hpp
-// ioloop: handle and timer_handle, what call_soon / call_later return (asyncio's Handle
-// and TimerHandle). A handle shares its callback's node; cancel() is idempotent and safe
-// after the callback ran. A handle may outlive its loop (it then only reports state).
-#ifndef IOLOOP_HANDLE_HPP
-#define IOLOOP_HANDLE_HPP
-
-// begin file ioloop/detail/callback_node.hpp
-// ioloop: the node behind every scheduled callback, the chunked pool it comes from, and
-// the intrusive FIFO that is the ready queue. Scheduling from the loop thread allocates
-// nothing once the pool is warm, and touches no atomic read-modify-write.
-#ifndef IOLOOP_DETAIL_CALLBACK_NODE_HPP
-#define IOLOOP_DETAIL_CALLBACK_NODE_HPP
-
 // begin file ioloop/detail/atomic.hpp
 // ioloop: the few atomic operations the loop needs. With GCC and Clang they are the
 // compiler's __atomic builtins, which std::atomic is made of: <atomic> would cost every
@@ -920,6 +279,13 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/detail/atomic.hpp
+// begin file ioloop/detail/callback_node.hpp
+// ioloop: the node behind every scheduled callback, the chunked pool it comes from, and
+// the intrusive FIFO that is the ready queue. Scheduling from the loop thread allocates
+// nothing once the pool is warm, and touches no atomic read-modify-write.
+#ifndef IOLOOP_DETAIL_CALLBACK_NODE_HPP
+#define IOLOOP_DETAIL_CALLBACK_NODE_HPP
+
 // begin file ioloop/detail/source_location.hpp
 // ioloop: where a callback was scheduled. std::source_location needs a compiler builtin
 // that Clang 14 lacks with libstdc++; __builtin_FILE/__builtin_LINE work on GCC, Clang
@@ -1067,14 +433,14 @@ private:
     struct ops {
         R (*invoke)(void*, Args&&...);
         void (*move)(void* from, void* to) noexcept;  // leaves `from` destroyed
-        void (*destroy)(void*) noexcept;  // null when there is nothing to destroy
+        void (*destroy)(void*) noexcept;              // null when there is nothing to destroy
         std::string_view name;
     };
 
     template <class D>
-    static constexpr bool fits_inline = sizeof(D) <= inline_size &&
-                                        alignof(D) <= alignof(void*) &&
-                                        std::is_nothrow_move_constructible_v<D>;
+    static constexpr bool fits_inline =
+        sizeof(D) <= inline_size &&
+        alignof(D) <= alignof(void*) && std::is_nothrow_move_constructible_v<D>;
 
     template <class D>
     static D& target(void* p) noexcept {
@@ -1159,7 +525,7 @@ struct callback_node {
     bool in_timer_heap = false;
     bool persistent = false;  // runs each time it is queued (a reader, a signal handler)
     std::chrono::steady_clock::time_point when{};  // timers: the deadline
-    std::uint64_t seq = 0;                          // timers: FIFO among equal deadlines
+    std::uint64_t seq = 0;                         // timers: FIFO among equal deadlines
 
     void add_ref() noexcept {
         if (threadsafe) {
@@ -1404,74 +770,246 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/detail/callback_node.hpp
+// begin file ioloop/detail/message.hpp
+// ioloop: building error and report messages from pieces. Every message goes through
+// concat(), so a program instantiates a handful of std::string operations once instead
+// of one chain of operator+ overloads per message (which costs compile time at -O0).
+#ifndef IOLOOP_DETAIL_MESSAGE_HPP
+#define IOLOOP_DETAIL_MESSAGE_HPP
 
-#include <utility>
+
+#include <cstddef>
+#include <initializer_list>
+#include <string>
+#include <string_view>
 
 IOLOOP_NAMESPACE_BEGIN
+namespace detail {
 
-class handle {
+inline std::string concat(std::initializer_list<std::string_view> parts) {
+    std::size_t size = 0;
+    for (std::string_view part : parts) size += part.size();
+    std::string text;
+    text.reserve(size);
+    for (std::string_view part : parts) text.append(part.data(), part.size());
+    return text;
+}
+
+// A number spelled in decimal, without <charconv> or std::to_string.
+class decimal {
 public:
-    handle() noexcept = default;
-
-    handle(const handle& other) noexcept : node_(other.node_) {
-        if (node_) node_->add_ref();
-    }
-    handle(handle&& other) noexcept : node_(std::exchange(other.node_, nullptr)) {}
-    handle& operator=(handle other) noexcept {
-        std::swap(node_, other.node_);
-        return *this;
-    }
-    ~handle() {
-        if (node_) node_->release();
+    explicit decimal(long long value) noexcept {
+        unsigned long long magnitude = value < 0 ? 0ull - static_cast<unsigned long long>(value)
+                                                 : static_cast<unsigned long long>(value);
+        char* p = digits_ + sizeof digits_;
+        do {
+            *--p = static_cast<char>('0' + magnitude % 10);
+            magnitude /= 10;
+        } while (magnitude != 0);
+        if (value < 0) *--p = '-';
+        begin_ = p;
     }
 
-    // The callback will not run. Calling it again, or after the callback ran, does nothing.
-    void cancel() noexcept {
-        if (node_) node_->cancel();
-    }
-
-    bool cancelled() const noexcept { return node_ && node_->is_cancelled(); }
-
-    // False for a default-constructed (or moved-from) handle.
-    explicit operator bool() const noexcept { return node_ != nullptr; }
-
-protected:
-    template <class Backend>
-    friend class basic_event_loop;
-
-    // Adopts one reference that the caller already counted.
-    explicit handle(detail::callback_node* adopted) noexcept : node_(adopted) {}
-
-    detail::callback_node* node_ = nullptr;
-};
-
-class timer_handle : public handle {
-public:
-    timer_handle() noexcept = default;
-
-    // The deadline, on loop.time()'s clock.
-    std::chrono::steady_clock::time_point when() const noexcept {
-        return node_ ? node_->when : std::chrono::steady_clock::time_point{};
+    operator std::string_view() const noexcept {  // NOLINT: reads like a string piece
+        return {begin_, static_cast<std::size_t>(digits_ + sizeof digits_ - begin_)};
     }
 
 private:
-    template <class Backend>
-    friend class basic_event_loop;
-
-    using handle::handle;
+    char digits_[24];
+    const char* begin_;
 };
 
+}  // namespace detail
 IOLOOP_NAMESPACE_END
 
 #endif
-// end file ioloop/handle.hpp
-// begin file ioloop/event_loop.hpp
-// ioloop: basic_event_loop<Backend>, asyncio's event loop. One iteration (run_once) is the
-// four steps of DESIGN.md: compute the poll timeout, poll, move due timers to the ready
-// queue, run exactly the callbacks that were ready when the step began.
-#ifndef IOLOOP_EVENT_LOOP_HPP
-#define IOLOOP_EVENT_LOOP_HPP
+// end file ioloop/detail/message.hpp
+// begin file ioloop/detail/pod_vector.hpp
+// ioloop: a growable array of trivially copyable values (timer heap entries, pointers,
+// pollfds). std::vector would do, but at -O0 each std::vector<T> a program instantiates
+// costs it dozens of functions to compile (measured: four of them add 0.16 s, g++ 12),
+// and every user of the header pays that on every compile. Trivially copyable values
+// need no constructors or destructors run, so realloc() moves them.
+#ifndef IOLOOP_DETAIL_POD_VECTOR_HPP
+#define IOLOOP_DETAIL_POD_VECTOR_HPP
 
+
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+#include <type_traits>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+template <class T>
+class pod_vector {
+    static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>,
+                  "pod_vector holds trivially copyable values only");
+
+public:
+    pod_vector() noexcept = default;
+    pod_vector(const pod_vector&) = delete;
+    pod_vector& operator=(const pod_vector&) = delete;
+    ~pod_vector() { std::free(data_); }
+
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    T* data() noexcept { return data_; }
+    T* begin() noexcept { return data_; }
+    T* end() noexcept { return data_ + size_; }
+
+    T& operator[](std::size_t i) noexcept { return data_[i]; }
+    const T& operator[](std::size_t i) const noexcept { return data_[i]; }
+    T& front() noexcept { return data_[0]; }
+    const T& front() const noexcept { return data_[0]; }
+    T& back() noexcept { return data_[size_ - 1]; }
+
+    void push_back(const T& value) {
+        if (size_ == capacity_) reserve(capacity_ ? 2 * capacity_ : 8);
+        data_[size_++] = value;
+    }
+
+    void pop_back() noexcept { --size_; }
+    void clear() noexcept { size_ = 0; }
+
+    // Grows with copies of `fill`, or shrinks.
+    void resize(std::size_t n, const T& fill = T{}) {
+        if (n > capacity_) reserve(n > 2 * capacity_ ? n : 2 * capacity_);
+        for (std::size_t i = size_; i < n; ++i) data_[i] = fill;
+        size_ = n;
+    }
+
+private:
+    void reserve(std::size_t n) {
+        void* grown = std::realloc(static_cast<void*>(data_), n * sizeof(T));
+        if (!grown) throw std::bad_alloc();
+        data_ = static_cast<T*>(grown);
+        capacity_ = n;
+    }
+
+    T* data_ = nullptr;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/detail/pod_vector.hpp
+// begin file ioloop/detail/posix.hpp
+// ioloop: small POSIX shims shared by the backends: errno to std::system_error, and the
+// wakeup descriptor another thread or a signal handler uses to interrupt a poll.
+#ifndef IOLOOP_DETAIL_POSIX_HPP
+#define IOLOOP_DETAIL_POSIX_HPP
+
+
+#if defined(IOLOOP_POSIX)
+
+#include <cerrno>
+#include <cstdint>
+#include <string>
+#include <system_error>
+
+#include <fcntl.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/eventfd.h>
+#endif
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+[[noreturn]] inline void throw_errno(int err, const std::string& what) {
+    throw std::system_error(err, std::generic_category(), what);
+}
+
+// A poll timeout in milliseconds for epoll_wait() and poll(): -1 (forever) for a negative
+// one, rounded up so that a timer never fires early because the kernel woke us sooner.
+inline int timeout_ms(std::chrono::nanoseconds t) noexcept {
+    if (t.count() < 0) return -1;
+    const long long ms = (t.count() + 999'999) / 1'000'000;
+    return ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(ms);
+}
+
+// Whether `fd` names an open descriptor: checked before watching it, so a bad fd fails
+// where it is added instead of inside a later poll.
+inline bool is_open_fd(int fd) noexcept { return fd >= 0 && ::fcntl(fd, F_GETFD) != -1; }
+
+inline void set_nonblocking_cloexec(int fd) {
+    const int fl = ::fcntl(fd, F_GETFL);
+    if (fl == -1 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
+        throw_errno(errno, "fcntl");
+    }
+}
+
+// Level-triggered "wake up" flag as a descriptor: an eventfd on Linux, a pipe elsewhere.
+// notify() is async-signal-safe and thread-safe.
+class wakeup_fd {
+public:
+    wakeup_fd() {
+#if defined(__linux__)
+        read_fd_ = write_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (read_fd_ == -1) throw_errno(errno, "eventfd");
+#else
+        int fds[2];
+        if (::pipe(fds) == -1) throw_errno(errno, "pipe");
+        read_fd_ = fds[0];
+        write_fd_ = fds[1];
+        try {
+            set_nonblocking_cloexec(read_fd_);
+            set_nonblocking_cloexec(write_fd_);
+        } catch (...) {
+            close_fds();
+            throw;
+        }
+#endif
+    }
+    wakeup_fd(const wakeup_fd&) = delete;
+    wakeup_fd& operator=(const wakeup_fd&) = delete;
+    ~wakeup_fd() { close_fds(); }
+
+    int fd() const noexcept { return read_fd_; }
+
+    void notify() noexcept {
+        const int saved = errno;  // may run inside a signal handler
+        const std::uint64_t one = 1;
+        // EAGAIN means the counter or pipe is already full: the wakeup is pending anyway.
+        while (::write(write_fd_, &one, write_fd_ == read_fd_ ? sizeof one : 1) == -1 &&
+               errno == EINTR) {
+        }
+        errno = saved;
+    }
+
+    void drain() noexcept {
+        std::uint64_t buf[8];
+        while (true) {
+            const ::ssize_t n = ::read(read_fd_, buf, sizeof buf);
+            if (read_fd_ != write_fd_ && n == static_cast<::ssize_t>(sizeof buf))
+                continue;  // a pipe may hold more
+            if (n == -1 && errno == EINTR) continue;
+            return;
+        }
+    }
+
+private:
+    void close_fds() noexcept {
+        if (write_fd_ != read_fd_ && write_fd_ != -1) ::close(write_fd_);
+        if (read_fd_ != -1) ::close(read_fd_);
+    }
+
+    int read_fd_ = -1;
+    int write_fd_ = -1;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/detail/posix.hpp
 // begin file ioloop/detail/remote_queue.hpp
 // ioloop: the queue that call_soon_threadsafe pushes into from any thread. Lock-free:
 // producers push onto an atomic stack, the loop takes the whole stack at once and
@@ -1495,8 +1033,8 @@ public:
         do {
             if (head == closed_marker()) return push_result::closed;
             n->next = head;
-        } while (!head_.compare_exchange_weak(head, n, memory_order::release,
-                                              memory_order::relaxed));
+        } while (
+            !head_.compare_exchange_weak(head, n, memory_order::release, memory_order::relaxed));
         return head == nullptr ? push_result::queued_into_empty : push_result::queued;
     }
 
@@ -1507,7 +1045,9 @@ public:
     }
 
     // Everything pushed so far, oldest first.
-    node_queue take() noexcept { return oldest_first(head_.exchange(nullptr, memory_order::acquire)); }
+    node_queue take() noexcept {
+        return oldest_first(head_.exchange(nullptr, memory_order::acquire));
+    }
 
     // Refuses every later push; returns what was still queued.
     node_queue close() noexcept {
@@ -1955,7 +1495,7 @@ private:
     timer_heap near_[wheel_slots];
     timer_heap far_;
     std::uint64_t marks_[wheel_slots / 64] = {};  // which slots hold timers
-    std::uint64_t base_ = 0;  // the wheel holds slots [base_, base_ + wheel_slots)
+    std::uint64_t base_ = 0;      // the wheel holds slots [base_, base_ + wheel_slots)
     std::size_t size_ = 0;        // all timers
     std::size_t near_count_ = 0;  // timers in the wheel
     std::size_t cancelled_ = 0;   // cancelled timers still queued
@@ -1966,6 +1506,95 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/detail/timer_queue.hpp
+// begin file ioloop/exception_context.hpp
+// ioloop: what the loop hands its exception handler (asyncio's context dict).
+#ifndef IOLOOP_EXCEPTION_CONTEXT_HPP
+#define IOLOOP_EXCEPTION_CONTEXT_HPP
+
+
+#include <exception>
+#include <string>
+
+IOLOOP_NAMESPACE_BEGIN
+
+struct exception_context {
+    std::string message;           // what happened, always set
+    std::exception_ptr exception;  // the exception, when one escaped
+    std::string callback;          // the callback involved and where it was scheduled, if any
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/exception_context.hpp
+// begin file ioloop/handle.hpp
+// ioloop: handle and timer_handle, what call_soon / call_later return (asyncio's Handle
+// and TimerHandle). A handle shares its callback's node; cancel() is idempotent and safe
+// after the callback ran. A handle may outlive its loop (it then only reports state).
+#ifndef IOLOOP_HANDLE_HPP
+#define IOLOOP_HANDLE_HPP
+
+
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+
+class handle {
+public:
+    handle() noexcept = default;
+
+    handle(const handle& other) noexcept : node_(other.node_) {
+        if (node_) node_->add_ref();
+    }
+    handle(handle&& other) noexcept : node_(std::exchange(other.node_, nullptr)) {}
+    handle& operator=(handle other) noexcept {
+        std::swap(node_, other.node_);
+        return *this;
+    }
+    ~handle() {
+        if (node_) node_->release();
+    }
+
+    // The callback will not run. Calling it again, or after the callback ran, does nothing.
+    void cancel() noexcept {
+        if (node_) node_->cancel();
+    }
+
+    bool cancelled() const noexcept { return node_ && node_->is_cancelled(); }
+
+    // False for a default-constructed (or moved-from) handle.
+    explicit operator bool() const noexcept { return node_ != nullptr; }
+
+protected:
+    template <class Backend>
+    friend class basic_event_loop;
+
+    // Adopts one reference that the caller already counted.
+    explicit handle(detail::callback_node* adopted) noexcept : node_(adopted) {}
+
+    detail::callback_node* node_ = nullptr;
+};
+
+class timer_handle : public handle {
+public:
+    timer_handle() noexcept = default;
+
+    // The deadline, on loop.time()'s clock.
+    std::chrono::steady_clock::time_point when() const noexcept {
+        return node_ ? node_->when : std::chrono::steady_clock::time_point{};
+    }
+
+private:
+    template <class Backend>
+    friend class basic_event_loop;
+
+    using handle::handle;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/handle.hpp
 
 #include <cstdint>
 #include <cstdio>
@@ -1981,8 +1610,9 @@ IOLOOP_NAMESPACE_BEGIN
 
 template <class Backend>
 class basic_event_loop {
-    static_assert(backend::event_backend<Backend>,
-                  "basic_event_loop<Backend>: Backend does not model ioloop::backend::event_backend");
+    static_assert(
+        backend::event_backend<Backend>,
+        "basic_event_loop<Backend>: Backend does not model ioloop::backend::event_backend");
     static_assert(std::is_same_v<std::chrono::steady_clock::duration, std::chrono::nanoseconds>,
                   "ioloop counts time in steady_clock's nanoseconds");
 
@@ -2027,8 +1657,8 @@ public:
 
     // Like call_soon, from any thread; wakes the loop if it sleeps in its poll.
     template <class F>
-    handle call_soon_threadsafe(F&& fn,
-                                detail::source_location where = detail::source_location::current()) {
+    handle call_soon_threadsafe(
+        F&& fn, detail::source_location where = detail::source_location::current()) {
         static_assert(std::is_invocable_v<std::decay_t<F>&>,
                       "call_soon_threadsafe: the callback must be callable with no arguments");
         auto* n = new detail::callback_node;
@@ -2065,8 +1695,8 @@ public:
     template <class Duration, class F>
     timer_handle call_at(std::chrono::time_point<clock, Duration> when, F&& fn,
                          detail::source_location where = detail::source_location::current()) {
-        return schedule_timer(time(), std::chrono::ceil<duration>(when), std::forward<F>(fn),
-                              where, "call_at");
+        return schedule_timer(time(), std::chrono::ceil<duration>(when), std::forward<F>(fn), where,
+                              "call_at");
     }
 
     // The loop's clock: monotonic.
@@ -2126,7 +1756,8 @@ public:
 
     // Runs fn on every iteration while fd is readable; replaces an earlier reader of fd.
     template <class F>
-    void add_reader(int fd, F&& fn, detail::source_location where = detail::source_location::current()) {
+    void add_reader(int fd, F&& fn,
+                    detail::source_location where = detail::source_location::current()) {
         require_readiness_backend();
         add_watch(fd, backend::io_read, make_persistent_node(std::forward<F>(fn), where),
                   "add_reader");
@@ -2139,7 +1770,8 @@ public:
     }
 
     template <class F>
-    void add_writer(int fd, F&& fn, detail::source_location where = detail::source_location::current()) {
+    void add_writer(int fd, F&& fn,
+                    detail::source_location where = detail::source_location::current()) {
         require_readiness_backend();
         add_watch(fd, backend::io_write, make_persistent_node(std::forward<F>(fn), where),
                   "add_writer");
@@ -2159,15 +1791,16 @@ public:
                             detail::source_location where = detail::source_location::current()) {
         check_open("add_signal_handler");
         if (sig <= 0 || sig >= detail::max_signal) {
-            throw std::system_error(
-                std::make_error_code(std::errc::invalid_argument),
-                detail::concat({"add_signal_handler: ", detail::decimal(sig), " is not a signal number"}));
+            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                    detail::concat({"add_signal_handler: ", detail::decimal(sig),
+                                                    " is not a signal number"}));
         }
         detail::signal_slot& slot = detail::signal_slots[sig];
         detail::signal_target* owner = slot.target.load(detail::memory_order::acquire);
         if (owner && owner != &signal_target_) {
-            throw invalid_state_error(detail::concat({"add_signal_handler: signal ", detail::decimal(sig),
-                                                      " is already handled by another event loop"}));
+            throw invalid_state_error(
+                detail::concat({"add_signal_handler: signal ", detail::decimal(sig),
+                                " is already handled by another event loop"}));
         }
         detail::callback_node* n = make_persistent_node(std::forward<F>(fn), where);
         n->refs.store(1, detail::memory_order::relaxed);  // the loop's registration
@@ -2441,7 +2074,8 @@ private:
         char seconds[32];
         std::snprintf(seconds, sizeof seconds, "%.3f", double(took.count()) * 1e-9);
         std::string callback = describe(n);
-        std::string message = detail::concat({"executing ", callback, " took ", seconds, " seconds"});
+        std::string message =
+            detail::concat({"executing ", callback, " took ", seconds, " seconds"});
         call_exception_handler({std::move(message), nullptr, std::move(callback)});
     }
 
@@ -2456,7 +2090,8 @@ private:
     }
 
     void check_open(const char* what) const {
-        if (closed_) throw invalid_state_error(detail::concat({what, ": the event loop is closed"}));
+        if (closed_)
+            throw invalid_state_error(detail::concat({what, ": the event loop is closed"}));
     }
 
     // A fresh node holding fn, with no references counted yet.
@@ -2512,8 +2147,10 @@ private:
                                           (double(Period::den) * duration::period::num);
         const double ticks = double(delay.count()) * ticks_per_unit;
         const double at = double(now.time_since_epoch().count());
-        if (ticks >= double(std::numeric_limits<duration::rep>::max()) - at) return time_point::max();
-        if (ticks <= double(std::numeric_limits<duration::rep>::min()) - at) return time_point::min();
+        if (ticks >= double(std::numeric_limits<duration::rep>::max()) - at)
+            return time_point::max();
+        if (ticks <= double(std::numeric_limits<duration::rep>::min()) - at)
+            return time_point::min();
         return now + std::chrono::ceil<duration>(delay);
     }
 
@@ -2569,7 +2206,7 @@ private:
         return true;
     }
 
-    // Cancelled timers are purged in bulk past this many (and past half the heap).
+    // Cancelled timers are purged in bulk past this many (and past 3/4 of the queue).
     static constexpr std::size_t purge_threshold = 64;
 
     Backend backend_;
@@ -2605,6 +2242,384 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/event_loop.hpp
+// begin file ioloop/fwd.hpp
+// ioloop: the loop template and its default alias (like nlohmann's basic_json / json).
+#ifndef IOLOOP_FWD_HPP
+#define IOLOOP_FWD_HPP
+
+// begin file ioloop/backend/default.hpp
+// ioloop: default_backend, from the one selection ladder in detail/config.hpp.
+#ifndef IOLOOP_BACKEND_DEFAULT_HPP
+#define IOLOOP_BACKEND_DEFAULT_HPP
+
+// begin file ioloop/backend/epoll.hpp
+// ioloop: the epoll backend (Linux). Level-triggered, as asyncio's add_reader expects:
+// a callback runs on every iteration while its descriptor stays ready.
+#ifndef IOLOOP_BACKEND_EPOLL_HPP
+#define IOLOOP_BACKEND_EPOLL_HPP
+
+
+#if defined(IOLOOP_HAS_EPOLL)
+
+#include <cerrno>
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace backend {
+
+class epoll {
+public:
+    static constexpr std::string_view name = "epoll";
+
+    epoll() : epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
+        if (epfd_ == -1) detail::throw_errno(errno, "epoll_create1");
+        try {
+            // The wakeup descriptor's data is null: the loop is never told about it.
+            add(wakeup_.fd(), EPOLLIN, nullptr);
+        } catch (...) {
+            ::close(epfd_);
+            throw;
+        }
+    }
+    epoll(const epoll&) = delete;
+    epoll& operator=(const epoll&) = delete;
+    ~epoll() { ::close(epfd_); }
+
+    void watch(int fd, unsigned old_events, unsigned new_events, void* data) {
+        const unsigned mask = to_epoll(new_events);
+        if (new_events == 0) {
+            // ENOENT / EBADF: the fd was closed before it was unwatched; it is gone anyway.
+            if (::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr) == -1 && errno != ENOENT &&
+                errno != EBADF) {
+                detail::throw_errno(
+                    errno, detail::concat({"epoll_ctl(DEL, fd ", detail::decimal(fd), ")"}));
+            }
+        } else if (old_events == 0) {
+            add(fd, mask, data);
+        } else {
+            epoll_event ev{};
+            ev.events = mask;
+            ev.data.ptr = data;
+            if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == -1) {
+                // The fd was closed and reopened under the same number: epoll forgot it.
+                if (errno != ENOENT) {
+                    detail::throw_errno(
+                        errno, detail::concat({"epoll_ctl(MOD, fd ", detail::decimal(fd), ")"}));
+                }
+                add(fd, mask, data);
+            }
+        }
+    }
+
+    template <class Sink>
+    void wait(std::chrono::nanoseconds timeout, Sink&& sink) {
+        const int n = ::epoll_wait(epfd_, events_, max_events, detail::timeout_ms(timeout));
+        if (n == -1) {
+            if (errno == EINTR) return;
+            detail::throw_errno(errno, "epoll_wait");
+        }
+        for (int i = 0; i < n; ++i) {
+            const epoll_event& ev = events_[i];
+            if (ev.data.ptr == nullptr) {
+                wakeup_.drain();
+                continue;
+            }
+            unsigned ready = 0;
+            if (ev.events & (EPOLLIN | EPOLLPRI)) ready |= io_read;
+            if (ev.events & EPOLLOUT) ready |= io_write;
+            if (ev.events & (EPOLLERR | EPOLLHUP)) ready |= io_read | io_write;
+            sink(ev.data.ptr, ready);
+        }
+    }
+
+    void interrupt() noexcept { wakeup_.notify(); }
+
+private:
+    static constexpr int max_events = 256;
+
+    static unsigned to_epoll(unsigned events) noexcept {
+        return ((events & io_read) ? unsigned(EPOLLIN) : 0u) |
+               ((events & io_write) ? unsigned(EPOLLOUT) : 0u);
+    }
+
+    void add(int fd, unsigned mask, void* data) {
+        epoll_event ev{};
+        ev.events = mask;
+        ev.data.ptr = data;
+        if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == -1) {
+            if (errno == EEXIST && ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) return;
+            detail::throw_errno(errno,
+                                detail::concat({"epoll_ctl(ADD, fd ", detail::decimal(fd), ")"}));
+        }
+    }
+
+    detail::wakeup_fd wakeup_;  // first: constructed before, destroyed after epfd_
+    int epfd_;
+    epoll_event events_[max_events];
+};
+
+}  // namespace backend
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_HAS_EPOLL
+#endif
+// end file ioloop/backend/epoll.hpp
+// begin file ioloop/backend/poll.hpp
+// ioloop: the poll() backend (any POSIX system). One pollfd per watched descriptor, kept
+// dense: removal moves the last entry into the hole, an index by fd finds entries in O(1).
+#ifndef IOLOOP_BACKEND_POLL_HPP
+#define IOLOOP_BACKEND_POLL_HPP
+
+
+#if defined(IOLOOP_HAS_POLL)
+
+#include <cerrno>
+#include <cstddef>
+
+#include <poll.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace backend {
+
+class poll {
+public:
+    static constexpr std::string_view name = "poll";
+
+    poll() { insert(wakeup_.fd(), POLLIN, nullptr); }
+    poll(const poll&) = delete;
+    poll& operator=(const poll&) = delete;
+
+    void watch(int fd, unsigned /*old_events*/, unsigned new_events, void* data) {
+        if (fd < 0)
+            detail::throw_errno(EBADF, detail::concat({"poll backend: fd ", detail::decimal(fd)}));
+        const std::size_t ufd = static_cast<std::size_t>(fd);
+        const bool present = ufd < slot_of_.size() && slot_of_[ufd] != none;
+        if (new_events == 0) {
+            if (present) erase(ufd);
+            return;
+        }
+        const short mask = static_cast<short>(((new_events & io_read) ? POLLIN : 0) |
+                                              ((new_events & io_write) ? POLLOUT : 0));
+        if (present) {
+            fds_[slot_of_[ufd]].events = mask;
+            data_[slot_of_[ufd]] = data;
+        } else {
+            insert(fd, mask, data);
+        }
+    }
+
+    template <class Sink>
+    void wait(std::chrono::nanoseconds timeout, Sink&& sink) {
+        const int n =
+            ::poll(fds_.data(), static_cast<nfds_t>(fds_.size()), detail::timeout_ms(timeout));
+        if (n == -1) {
+            if (errno == EINTR) return;
+            detail::throw_errno(errno, "poll");
+        }
+        // The sink only queues callbacks (user code runs later), so entries move only here.
+        for (std::size_t i = 0; i < fds_.size(); ++i) {
+            const short re = fds_[i].revents;
+            if (re == 0) continue;
+            if (data_[i] == nullptr) {
+                wakeup_.drain();
+                continue;
+            }
+            void* data = data_[i];
+            if (re & POLLNVAL) {
+                // Closed while watched: its callbacks run once and see EBADF, then the fd is
+                // forgotten, as epoll forgets a closed fd (else this would spin).
+                erase(static_cast<std::size_t>(fds_[i].fd));
+                --i;  // the last entry moved into slot i
+                sink(data, io_read | io_write);
+                continue;
+            }
+            unsigned ready = 0;
+            if (re & (POLLIN | POLLPRI)) ready |= io_read;
+            if (re & POLLOUT) ready |= io_write;
+            if (re & (POLLERR | POLLHUP)) ready |= io_read | io_write;
+            sink(data, ready);
+        }
+    }
+
+    void interrupt() noexcept { wakeup_.notify(); }
+
+private:
+    static constexpr std::size_t none = static_cast<std::size_t>(-1);
+
+    void insert(int fd, short mask, void* data) {
+        const std::size_t ufd = static_cast<std::size_t>(fd);
+        if (ufd >= slot_of_.size()) slot_of_.resize(ufd + 1, none);
+        slot_of_[ufd] = fds_.size();
+        fds_.push_back({fd, mask, 0});
+        data_.push_back(data);
+    }
+
+    void erase(std::size_t ufd) {
+        const std::size_t slot = slot_of_[ufd];
+        const std::size_t last = fds_.size() - 1;
+        if (slot != last) {
+            fds_[slot] = fds_[last];
+            data_[slot] = data_[last];
+            slot_of_[static_cast<std::size_t>(fds_[slot].fd)] = slot;
+        }
+        fds_.pop_back();
+        data_.pop_back();
+        slot_of_[ufd] = none;
+    }
+
+    detail::wakeup_fd wakeup_;
+    detail::pod_vector<pollfd> fds_;
+    detail::pod_vector<void*> data_;           // parallel to fds_
+    detail::pod_vector<std::size_t> slot_of_;  // fd -> index in fds_, or none
+};
+
+}  // namespace backend
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_HAS_POLL
+#endif
+// end file ioloop/backend/poll.hpp
+// begin file ioloop/backend/select.hpp
+// ioloop: the select() backend, the lowest common denominator. An fd_set holds only
+// descriptors below FD_SETSIZE: watching a larger one throws instead of writing past it.
+#ifndef IOLOOP_BACKEND_SELECT_HPP
+#define IOLOOP_BACKEND_SELECT_HPP
+
+
+#if defined(IOLOOP_HAS_SELECT)
+
+#include <cerrno>
+#include <system_error>
+
+#include <sys/select.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace backend {
+
+class select {
+public:
+    static constexpr std::string_view name = "select";
+
+    select() {
+        FD_ZERO(&read_set_);
+        FD_ZERO(&write_set_);
+        watch(wakeup_.fd(), 0, io_read, nullptr);
+    }
+    select(const select&) = delete;
+    select& operator=(const select&) = delete;
+
+    void watch(int fd, unsigned /*old_events*/, unsigned new_events, void* data) {
+        if (fd < 0 || fd >= FD_SETSIZE) {
+            throw std::system_error(
+                std::make_error_code(std::errc::invalid_argument),
+                detail::concat({"select backend: fd ", detail::decimal(fd),
+                                " is outside [0, FD_SETSIZE = ", detail::decimal(FD_SETSIZE),
+                                "); use the epoll or poll backend"}));
+        }
+        if (new_events & io_read) {
+            FD_SET(fd, &read_set_);
+        } else {
+            FD_CLR(fd, &read_set_);
+        }
+        if (new_events & io_write) {
+            FD_SET(fd, &write_set_);
+        } else {
+            FD_CLR(fd, &write_set_);
+        }
+        data_[fd] = data;
+        if (new_events != 0 && fd >= max_fd_) max_fd_ = fd;
+        while (max_fd_ >= 0 && !FD_ISSET(max_fd_, &read_set_) && !FD_ISSET(max_fd_, &write_set_))
+            --max_fd_;
+    }
+
+    template <class Sink>
+    void wait(std::chrono::nanoseconds timeout, Sink&& sink) {
+        fd_set readable = read_set_;
+        fd_set writable = write_set_;
+        timeval tv{};
+        timeval* ptv = nullptr;
+        if (timeout.count() >= 0) {
+            const long long us = (timeout.count() + 999) / 1000;  // rounded up, like epoll's
+            tv.tv_sec = static_cast<decltype(tv.tv_sec)>(us / 1000000);
+            tv.tv_usec = static_cast<decltype(tv.tv_usec)>(us % 1000000);
+            ptv = &tv;
+        }
+        const int n = ::select(max_fd_ + 1, &readable, &writable, nullptr, ptv);
+        if (n == -1) {
+            if (errno == EINTR) return;
+            if (errno == EBADF) {
+                forget_closed(sink);
+                return;
+            }
+            detail::throw_errno(errno, "select");
+        }
+        for (int fd = 0; n > 0 && fd <= max_fd_; ++fd) {
+            unsigned ready = 0;
+            if (FD_ISSET(fd, &readable)) ready |= io_read;
+            if (FD_ISSET(fd, &writable)) ready |= io_write;
+            if (ready == 0) continue;
+            if (data_[fd] == nullptr) {
+                wakeup_.drain();
+            } else {
+                sink(data_[fd], ready);
+            }
+        }
+    }
+
+    void interrupt() noexcept { wakeup_.notify(); }
+
+private:
+    // select() fails with EBADF when a watched fd was closed without being unwatched. Like
+    // the poll backend, report such fds once (their callbacks see EBADF), then forget them.
+    template <class Sink>
+    void forget_closed(Sink& sink) {
+        for (int fd = 0; fd <= max_fd_; ++fd) {
+            if ((FD_ISSET(fd, &read_set_) || FD_ISSET(fd, &write_set_)) &&
+                !detail::is_open_fd(fd)) {
+                void* data = data_[fd];
+                watch(fd, 0, 0, nullptr);
+                sink(data, io_read | io_write);
+            }
+        }
+    }
+
+    detail::wakeup_fd wakeup_;
+    fd_set read_set_;
+    fd_set write_set_;
+    int max_fd_ = -1;
+    void* data_[FD_SETSIZE] = {};
+};
+
+}  // namespace backend
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_HAS_SELECT
+#endif
+// end file ioloop/backend/select.hpp
+
+IOLOOP_NAMESPACE_BEGIN
+
+using default_backend = backend::IOLOOP_DEFAULT_BACKEND;
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/backend/default.hpp
+
+IOLOOP_NAMESPACE_BEGIN
+
+template <class Backend>
+class basic_event_loop;
+
+// The loop on this platform's best backend, or the one an IOLOOP_BACKEND_* macro named.
+using event_loop = basic_event_loop<default_backend>;
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/fwd.hpp
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
 #undef IOLOOP_NOINLINE

@@ -8,8 +8,8 @@
 #include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
 
-#include <type_traits>
 #include <string_view>
+#include <type_traits>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace backend {

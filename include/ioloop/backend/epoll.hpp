@@ -43,7 +43,8 @@ public:
             // ENOENT / EBADF: the fd was closed before it was unwatched; it is gone anyway.
             if (::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr) == -1 && errno != ENOENT &&
                 errno != EBADF) {
-                detail::throw_errno(errno, detail::concat({"epoll_ctl(DEL, fd ", detail::decimal(fd), ")"}));
+                detail::throw_errno(
+                    errno, detail::concat({"epoll_ctl(DEL, fd ", detail::decimal(fd), ")"}));
             }
         } else if (old_events == 0) {
             add(fd, mask, data);
@@ -54,8 +55,8 @@ public:
             if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == -1) {
                 // The fd was closed and reopened under the same number: epoll forgot it.
                 if (errno != ENOENT) {
-                    detail::throw_errno(errno,
-                                       detail::concat({"epoll_ctl(MOD, fd ", detail::decimal(fd), ")"}));
+                    detail::throw_errno(
+                        errno, detail::concat({"epoll_ctl(MOD, fd ", detail::decimal(fd), ")"}));
                 }
                 add(fd, mask, data);
             }
@@ -99,7 +100,8 @@ private:
         ev.data.ptr = data;
         if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == -1) {
             if (errno == EEXIST && ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) return;
-            detail::throw_errno(errno, detail::concat({"epoll_ctl(ADD, fd ", detail::decimal(fd), ")"}));
+            detail::throw_errno(errno,
+                                detail::concat({"epoll_ctl(ADD, fd ", detail::decimal(fd), ")"}));
         }
     }
 

@@ -29,7 +29,8 @@ public:
     poll& operator=(const poll&) = delete;
 
     void watch(int fd, unsigned /*old_events*/, unsigned new_events, void* data) {
-        if (fd < 0) detail::throw_errno(EBADF, detail::concat({"poll backend: fd ", detail::decimal(fd)}));
+        if (fd < 0)
+            detail::throw_errno(EBADF, detail::concat({"poll backend: fd ", detail::decimal(fd)}));
         const std::size_t ufd = static_cast<std::size_t>(fd);
         const bool present = ufd < slot_of_.size() && slot_of_[ufd] != none;
         if (new_events == 0) {
@@ -107,7 +108,7 @@ private:
 
     detail::wakeup_fd wakeup_;
     detail::pod_vector<pollfd> fds_;
-    detail::pod_vector<void*> data_;          // parallel to fds_
+    detail::pod_vector<void*> data_;           // parallel to fds_
     detail::pod_vector<std::size_t> slot_of_;  // fd -> index in fds_, or none
 };
 

@@ -97,7 +97,8 @@ private:
     template <class Sink>
     void forget_closed(Sink& sink) {
         for (int fd = 0; fd <= max_fd_; ++fd) {
-            if ((FD_ISSET(fd, &read_set_) || FD_ISSET(fd, &write_set_)) && !detail::is_open_fd(fd)) {
+            if ((FD_ISSET(fd, &read_set_) || FD_ISSET(fd, &write_set_)) &&
+                !detail::is_open_fd(fd)) {
                 void* data = data_[fd];
                 watch(fd, 0, 0, nullptr);
                 sink(data, io_read | io_write);

@@ -35,7 +35,7 @@ struct callback_node {
     bool in_timer_heap = false;
     bool persistent = false;  // runs each time it is queued (a reader, a signal handler)
     std::chrono::steady_clock::time_point when{};  // timers: the deadline
-    std::uint64_t seq = 0;                          // timers: FIFO among equal deadlines
+    std::uint64_t seq = 0;                         // timers: FIFO among equal deadlines
 
     void add_ref() noexcept {
         if (threadsafe) {

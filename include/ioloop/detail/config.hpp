@@ -45,7 +45,8 @@
 #error "IOLOOP_BACKEND_SELECT: select is not available on this platform"
 #endif
 #define IOLOOP_DEFAULT_BACKEND select
-#elif defined(IOLOOP_BACKEND_KQUEUE) || defined(IOLOOP_BACKEND_IOCP) || defined(IOLOOP_BACKEND_IO_URING)
+#elif defined(IOLOOP_BACKEND_KQUEUE) || defined(IOLOOP_BACKEND_IOCP) || \
+    defined(IOLOOP_BACKEND_IO_URING)
 #error "this ioloop version has no kqueue, iocp or io_uring backend yet"
 #elif defined(IOLOOP_HAS_EPOLL)
 #define IOLOOP_DEFAULT_BACKEND epoll
@@ -77,14 +78,14 @@
 // built with different backend macros fail to link instead of silently breaking the ODR.
 #define IOLOOP_ABI_CONCAT_(a, b, c, d) v##a##_##b##_##c##_##d
 #define IOLOOP_ABI_CONCAT(a, b, c, d) IOLOOP_ABI_CONCAT_(a, b, c, d)
-#define IOLOOP_ABI_TAG                                                                     \
-    IOLOOP_ABI_CONCAT(IOLOOP_VERSION_MAJOR, IOLOOP_VERSION_MINOR, IOLOOP_VERSION_PATCH,   \
+#define IOLOOP_ABI_TAG                                                                  \
+    IOLOOP_ABI_CONCAT(IOLOOP_VERSION_MAJOR, IOLOOP_VERSION_MINOR, IOLOOP_VERSION_PATCH, \
                       IOLOOP_DEFAULT_BACKEND)
-#define IOLOOP_NAMESPACE_BEGIN                                                             \
-    namespace ioloop {                                                                     \
+#define IOLOOP_NAMESPACE_BEGIN \
+    namespace ioloop {         \
     inline namespace IOLOOP_ABI_TAG {
-#define IOLOOP_NAMESPACE_END                                                               \
-    }                                                                                      \
+#define IOLOOP_NAMESPACE_END \
+    }                        \
     }
 
 #endif

@@ -23,8 +23,8 @@ public:
         do {
             if (head == closed_marker()) return push_result::closed;
             n->next = head;
-        } while (!head_.compare_exchange_weak(head, n, memory_order::release,
-                                              memory_order::relaxed));
+        } while (
+            !head_.compare_exchange_weak(head, n, memory_order::release, memory_order::relaxed));
         return head == nullptr ? push_result::queued_into_empty : push_result::queued;
     }
 
@@ -35,7 +35,9 @@ public:
     }
 
     // Everything pushed so far, oldest first.
-    node_queue take() noexcept { return oldest_first(head_.exchange(nullptr, memory_order::acquire)); }
+    node_queue take() noexcept {
+        return oldest_first(head_.exchange(nullptr, memory_order::acquire));
+    }
 
     // Refuses every later push; returns what was still queued.
     node_queue close() noexcept {

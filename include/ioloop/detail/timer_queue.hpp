@@ -179,7 +179,7 @@ private:
     timer_heap near_[wheel_slots];
     timer_heap far_;
     std::uint64_t marks_[wheel_slots / 64] = {};  // which slots hold timers
-    std::uint64_t base_ = 0;  // the wheel holds slots [base_, base_ + wheel_slots)
+    std::uint64_t base_ = 0;      // the wheel holds slots [base_, base_ + wheel_slots)
     std::size_t size_ = 0;        // all timers
     std::size_t near_count_ = 0;  // timers in the wheel
     std::size_t cancelled_ = 0;   // cancelled timers still queued

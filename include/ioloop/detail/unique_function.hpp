@@ -80,14 +80,14 @@ private:
     struct ops {
         R (*invoke)(void*, Args&&...);
         void (*move)(void* from, void* to) noexcept;  // leaves `from` destroyed
-        void (*destroy)(void*) noexcept;  // null when there is nothing to destroy
+        void (*destroy)(void*) noexcept;              // null when there is nothing to destroy
         std::string_view name;
     };
 
     template <class D>
-    static constexpr bool fits_inline = sizeof(D) <= inline_size &&
-                                        alignof(D) <= alignof(void*) &&
-                                        std::is_nothrow_move_constructible_v<D>;
+    static constexpr bool fits_inline =
+        sizeof(D) <= inline_size &&
+        alignof(D) <= alignof(void*) && std::is_nothrow_move_constructible_v<D>;
 
     template <class D>
     static D& target(void* p) noexcept {
