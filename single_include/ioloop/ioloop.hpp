@@ -579,6 +579,7 @@ public:
 
     // A node with no callable, not cancelled; `next` is garbage until it is queued.
     callback_node* acquire() {
+        if (hot_count_ != 0) return hot_[--hot_count_];
         node_chunk* c = current_;
         if (!c || !c->idle) c = next_current();
         callback_node* n = c->idle;
@@ -592,6 +593,10 @@ public:
         n->cancelled.store(false, memory_order::relaxed);
         n->in_timer_heap = false;
         n->persistent = false;
+        if (hot_count_ < hot_limit_) {
+            hot_[hot_count_++] = n;
+            return;
+        }
         node_chunk* c = n->chunk;
         if (!c->idle && c != current_) list(c);
         n->next = c->idle;
@@ -601,6 +606,10 @@ public:
 
     // The loop is going away: free the idle chunks, let outstanding handles free the rest.
     void orphan() noexcept {
+        // Hot nodes go back to their chunks first, so that those chunks can be freed.
+        hot_limit_ = 0;
+        const std::size_t hot = std::exchange(hot_count_, 0);
+        for (std::size_t i = 0; i < hot; ++i) recycle(hot_[i]);
         orphaned_ = true;
         if (current_) {
             list(current_);  // so that free_chunk finds every chunk in one place
@@ -673,6 +682,13 @@ private:
         if (c->next) c->next->prev = c->prev;
         c->prev = c->next = nullptr;
     }
+
+    // The nodes released last, reused first: a node that cycles between call_soon and the
+    // run loop skips the chunk bookkeeping. Counted as live by their chunks.
+    static constexpr std::size_t hot_capacity = 64;
+    callback_node* hot_[hot_capacity];
+    std::size_t hot_count_ = 0;
+    std::size_t hot_limit_ = hot_capacity;  // 0 once orphaned
 
     node_chunk* current_ = nullptr;  // where nodes come from; never in partial_
     node_chunk* partial_ = nullptr;  // the other chunks that have an idle node
