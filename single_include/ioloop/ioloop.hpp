@@ -1822,8 +1822,7 @@ public:
         if (!signals_) signals_ = new signal_registration[detail::max_signal]();
         signal_registration& reg = signals_[sig];
         if (detail::callback_node* old = reg.handler) {
-            old->cancel();
-            old->release();
+            unregister(old);
         } else {
             try {
                 slot.pending.store(false, detail::memory_order::relaxed);
@@ -1845,8 +1844,7 @@ public:
         if (!n) return false;
         detail::restore_signal_handler(sig, signals_[sig].saved);
         detail::signal_slots[sig].target.store(nullptr, detail::memory_order::release);
-        n->cancel();
-        n->release();
+        unregister(n);
         return true;
     }
 
@@ -1951,7 +1949,7 @@ private:
         // 3. Timers.
         fire_due_timers();
         // 4. Exactly what is ready now; what these callbacks schedule runs next iteration.
-        detail::callback_node* next = ready_.take().release_list();
+        detail::callback_node* next = ready_.release_list();
         if (debug_) [[unlikely]] {
             run_timed(next);
             return;
@@ -2038,11 +2036,10 @@ private:
             }
             for (std::size_t i = 0; i < count; ++i) {
                 detail::callback_node* n = due[i];
-                n->in_timer_heap = false;
                 if (n->is_cancelled()) {
-                    timers_.forget_cancelled();
-                    n->release();
+                    drop_cancelled_timer(n);
                 } else {
+                    n->in_timer_heap = false;
                     ready_.push(n);  // the timer queue's reference moves to the ready queue
                 }
             }
@@ -2052,11 +2049,23 @@ private:
 
     void drop_cancelled_head_timers() noexcept {
         while (!timers_.empty() && timers_.top()->is_cancelled()) {
-            timers_.forget_cancelled();
-            detail::callback_node* n = timers_.pop();
-            n->in_timer_heap = false;
-            n->release();
+            drop_cancelled_timer(timers_.pop());
         }
+    }
+
+    // A cancelled timer popped from the timer queue: it leaves the queue's count and its
+    // reference goes.
+    void drop_cancelled_timer(detail::callback_node* n) noexcept {
+        n->in_timer_heap = false;
+        timers_.forget_cancelled();
+        n->release();
+    }
+
+    // Ends a registration (reader, writer, signal handler): if it is queued in this
+    // iteration it must not run, and the registration's reference goes.
+    static void unregister(detail::callback_node* n) noexcept {
+        n->cancel();
+        n->release();
     }
 
     // A one-shot callback that ran (or was skipped) drops its callable now, with what it
@@ -2196,10 +2205,7 @@ private:
         if (before == 0) ++watched_count_;
         w.events = before | which;
         detail::callback_node*& slot = which == backend::io_read ? w.reader : w.writer;
-        if (slot) {
-            slot->cancel();  // if it is queued this iteration, it must not run
-            slot->release();
-        }
+        if (slot) unregister(slot);
         slot = n;
     }
 
@@ -2212,8 +2218,7 @@ private:
         const unsigned after = w->events & ~which;
         backend_.watch(fd, w->events, after, w);
         w->events = after;
-        slot->cancel();
-        std::exchange(slot, nullptr)->release();
+        unregister(std::exchange(slot, nullptr));
         if (after == 0) {
             delete std::exchange(w, nullptr);
             --watched_count_;
