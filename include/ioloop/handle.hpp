@@ -12,6 +12,8 @@
 
 IOLOOP_NAMESPACE_BEGIN
 
+class loop_base;
+
 class handle {
 public:
     handle() noexcept = default;
@@ -39,8 +41,7 @@ public:
     explicit operator bool() const noexcept { return node_ != nullptr; }
 
 protected:
-    template <class Backend>
-    friend class basic_event_loop;
+    friend class loop_base;
 
     // Adopts one reference that the caller already counted.
     explicit handle(detail::callback_node* adopted) noexcept : node_(adopted) {}
@@ -58,8 +59,7 @@ public:
     }
 
 private:
-    template <class Backend>
-    friend class basic_event_loop;
+    friend class loop_base;
 
     using handle::handle;
 };

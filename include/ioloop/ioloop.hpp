@@ -7,6 +7,8 @@
 #include "ioloop/detail/config.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/event_loop.hpp"
+#include "ioloop/executor.hpp"
+#include "ioloop/loop_base.hpp"
 #include "ioloop/exception_context.hpp"
 #include "ioloop/fwd.hpp"
 #include "ioloop/handle.hpp"

@@ -133,9 +133,10 @@ IOLOOP_NAMESPACE_END
 #endif
 // end file ioloop/errors.hpp
 // begin file ioloop/event_loop.hpp
-// ioloop: basic_event_loop<Backend>, asyncio's event loop. One iteration (run_once) is the
-// four steps of DESIGN.md: compute the poll timeout, poll, move due timers to the ready
-// queue, run exactly the callbacks that were ready when the step began.
+// ioloop: basic_event_loop<Backend>, asyncio's event loop: loop_base (the queues, the
+// timers, the tasks) plus a backend. One iteration (run_once) is the four steps of
+// DESIGN.md: compute the poll timeout, poll, move due timers to the ready queue, run
+// exactly the callbacks that were ready when the step began.
 #ifndef IOLOOP_EVENT_LOOP_HPP
 #define IOLOOP_EVENT_LOOP_HPP
 
@@ -1025,6 +1026,89 @@ IOLOOP_NAMESPACE_END
 #endif  // IOLOOP_POSIX
 #endif
 // end file ioloop/detail/posix.hpp
+// begin file ioloop/detail/signals.hpp
+// ioloop: the process-wide side of add_signal_handler. A POSIX signal handler may only
+// touch lock-free atomics and async-signal-safe calls, so it marks the signal pending and
+// wakes the loop that registered it; the loop runs the user's callback on its own thread.
+#ifndef IOLOOP_DETAIL_SIGNALS_HPP
+#define IOLOOP_DETAIL_SIGNALS_HPP
+
+
+#if defined(IOLOOP_POSIX)
+
+#include <cerrno>
+
+#include <signal.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// What the signal handler may reach of a loop: a flag and a signal-safe wakeup.
+struct signal_target {
+    atomic<bool> any_pending{false};
+    void (*wake)(void* context) noexcept = nullptr;
+    void* context = nullptr;
+};
+
+// Signals are numbered below NSIG on every POSIX system we know; 65 covers Linux's
+// real-time signals too.
+#if defined(NSIG)
+inline constexpr int max_signal = NSIG;
+#else
+inline constexpr int max_signal = 65;
+#endif
+
+struct signal_slot {
+    atomic<bool> pending{false};
+    atomic<signal_target*> target{nullptr};
+};
+
+inline signal_slot signal_slots[max_signal];
+
+// Installed with sigaction for every signal a loop handles.
+inline void on_signal(int sig) {
+    if (sig <= 0 || sig >= max_signal) return;
+    signal_slot& slot = signal_slots[sig];
+    slot.pending.store(true, memory_order::release);
+    if (signal_target* t = slot.target.load(memory_order::acquire)) {
+        t->any_pending.store(true, memory_order::release);
+        t->wake(t->context);
+    }
+}
+
+// The disposition a signal had before a loop took it, restored when the loop lets go.
+using saved_signal_action = struct sigaction;
+
+// Routes `sig` to on_signal; SA_RESTART so that other threads' blocking calls are not
+// interrupted by a signal only the loop cares about.
+inline void install_signal_handler(int sig, saved_signal_action& saved) {
+    struct sigaction sa {};
+    sa.sa_handler = &on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (::sigaction(sig, &sa, &saved) == -1) {
+        throw_errno(errno, concat({"add_signal_handler: sigaction(", decimal(sig), ")"}));
+    }
+}
+
+inline void restore_signal_handler(int sig, const saved_signal_action& saved) noexcept {
+    ::sigaction(sig, &saved, nullptr);
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/detail/signals.hpp
+// begin file ioloop/loop_base.hpp
+// ioloop: loop_base, everything of an event loop that does not depend on its backend:
+// the ready queue, the timers, the cross-thread queue, the exception handler, debug mode,
+// the tasks and the executor. basic_event_loop<Backend> adds the backend. The coroutine
+// front end sees a loop only through this class, so it is the same code for every backend.
+#ifndef IOLOOP_LOOP_BASE_HPP
+#define IOLOOP_LOOP_BASE_HPP
+
 // begin file ioloop/detail/remote_queue.hpp
 // ioloop: the queue that call_soon_threadsafe pushes into from any thread. Lock-free:
 // producers push onto an atomic stack, the loop takes the whole stack at once and
@@ -1101,98 +1185,68 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/detail/remote_queue.hpp
-// begin file ioloop/detail/running_loop.hpp
-// ioloop: which loop runs on this thread, so a second loop cannot be run inside the first
-// (asyncio: "Cannot run the event loop while another loop is running").
-#ifndef IOLOOP_DETAIL_RUNNING_LOOP_HPP
-#define IOLOOP_DETAIL_RUNNING_LOOP_HPP
+// begin file ioloop/detail/task_registry.hpp
+// ioloop: the loop's list of tasks that have not finished (asyncio's all_tasks()). A task
+// is linked from its creation to its completion, and the list's link keeps it alive: a
+// task runs even if nobody holds it. At close, the loop abandons what is still linked.
+#ifndef IOLOOP_DETAIL_TASK_REGISTRY_HPP
+#define IOLOOP_DETAIL_TASK_REGISTRY_HPP
 
+
+#include <cstddef>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
-inline thread_local const void* running_loop = nullptr;
+struct registered_task {
+    registered_task* prev = nullptr;
+    registered_task* next = nullptr;
+    // Destroys the task's coroutine without running it further (the loop is closing).
+    void (*abandon)(registered_task*) noexcept = nullptr;
+};
+
+class task_registry {
+public:
+    void link(registered_task* t) noexcept {
+        t->prev = nullptr;
+        t->next = head_;
+        if (head_) head_->prev = t;
+        head_ = t;
+        ++size_;
+    }
+
+    void unlink(registered_task* t) noexcept {
+        if (t->prev) {
+            t->prev->next = t->next;
+        } else {
+            head_ = t->next;
+        }
+        if (t->next) t->next->prev = t->prev;
+        t->prev = t->next = nullptr;
+        --size_;
+    }
+
+    registered_task* first() const noexcept { return head_; }
+    std::size_t size() const noexcept { return size_; }
+
+    // Abandons every linked task; abandoning one may finish or abandon others.
+    void abandon_all() noexcept {
+        while (registered_task* t = head_) {
+            unlink(t);
+            t->abandon(t);
+        }
+    }
+
+private:
+    registered_task* head_ = nullptr;
+    std::size_t size_ = 0;
+};
 
 }  // namespace detail
 IOLOOP_NAMESPACE_END
 
 #endif
-// end file ioloop/detail/running_loop.hpp
-// begin file ioloop/detail/signals.hpp
-// ioloop: the process-wide side of add_signal_handler. A POSIX signal handler may only
-// touch lock-free atomics and async-signal-safe calls, so it marks the signal pending and
-// wakes the loop that registered it; the loop runs the user's callback on its own thread.
-#ifndef IOLOOP_DETAIL_SIGNALS_HPP
-#define IOLOOP_DETAIL_SIGNALS_HPP
-
-
-#if defined(IOLOOP_POSIX)
-
-#include <cerrno>
-
-#include <signal.h>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-// What the signal handler may reach of a loop: a flag and a signal-safe wakeup.
-struct signal_target {
-    atomic<bool> any_pending{false};
-    void (*wake)(void* context) noexcept = nullptr;
-    void* context = nullptr;
-};
-
-// Signals are numbered below NSIG on every POSIX system we know; 65 covers Linux's
-// real-time signals too.
-#if defined(NSIG)
-inline constexpr int max_signal = NSIG;
-#else
-inline constexpr int max_signal = 65;
-#endif
-
-struct signal_slot {
-    atomic<bool> pending{false};
-    atomic<signal_target*> target{nullptr};
-};
-
-inline signal_slot signal_slots[max_signal];
-
-// Installed with sigaction for every signal a loop handles.
-inline void on_signal(int sig) {
-    if (sig <= 0 || sig >= max_signal) return;
-    signal_slot& slot = signal_slots[sig];
-    slot.pending.store(true, memory_order::release);
-    if (signal_target* t = slot.target.load(memory_order::acquire)) {
-        t->any_pending.store(true, memory_order::release);
-        t->wake(t->context);
-    }
-}
-
-// The disposition a signal had before a loop took it, restored when the loop lets go.
-using saved_signal_action = struct sigaction;
-
-// Routes `sig` to on_signal; SA_RESTART so that other threads' blocking calls are not
-// interrupted by a signal only the loop cares about.
-inline void install_signal_handler(int sig, saved_signal_action& saved) {
-    struct sigaction sa {};
-    sa.sa_handler = &on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    if (::sigaction(sig, &sa, &saved) == -1) {
-        throw_errno(errno, concat({"add_signal_handler: sigaction(", decimal(sig), ")"}));
-    }
-}
-
-inline void restore_signal_handler(int sig, const saved_signal_action& saved) noexcept {
-    ::sigaction(sig, &saved, nullptr);
-}
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_POSIX
-#endif
-// end file ioloop/detail/signals.hpp
+// end file ioloop/detail/task_registry.hpp
 // begin file ioloop/detail/timer_queue.hpp
 // ioloop: the loop's timers, ordered by (deadline, sequence): a wheel of small heaps for
 // the next second or so, and one heap for deadlines beyond it.
@@ -1542,6 +1596,36 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/exception_context.hpp
+// begin file ioloop/executor.hpp
+// ioloop: where run_in_executor and to_thread send blocking work (asyncio's
+// concurrent.futures.Executor). The default is ioloop::thread_pool; any class that
+// implements these two calls can replace it through loop.set_default_executor.
+#ifndef IOLOOP_EXECUTOR_HPP
+#define IOLOOP_EXECUTOR_HPP
+
+
+IOLOOP_NAMESPACE_BEGIN
+
+class executor {
+public:
+    using work = detail::unique_function<void()>;
+
+    executor() = default;
+    executor(const executor&) = delete;
+    executor& operator=(const executor&) = delete;
+    virtual ~executor() = default;
+
+    // Runs `job` on another thread, eventually. Throws invalid_state_error after shutdown.
+    virtual void submit(work job) = 0;
+
+    // Accepts no more work, and returns once the work already submitted has finished.
+    virtual void shutdown() noexcept = 0;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/executor.hpp
 // begin file ioloop/handle.hpp
 // ioloop: handle and timer_handle, what call_soon / call_later return (asyncio's Handle
 // and TimerHandle). A handle shares its callback's node; cancel() is idempotent and safe
@@ -1553,6 +1637,8 @@ IOLOOP_NAMESPACE_END
 #include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
+
+class loop_base;
 
 class handle {
 public:
@@ -1581,8 +1667,7 @@ public:
     explicit operator bool() const noexcept { return node_ != nullptr; }
 
 protected:
-    template <class Backend>
-    friend class basic_event_loop;
+    friend class loop_base;
 
     // Adopts one reference that the caller already counted.
     explicit handle(detail::callback_node* adopted) noexcept : node_(adopted) {}
@@ -1600,8 +1685,7 @@ public:
     }
 
 private:
-    template <class Backend>
-    friend class basic_event_loop;
+    friend class loop_base;
 
     using handle::handle;
 };
@@ -1617,46 +1701,43 @@ IOLOOP_NAMESPACE_END
 #include <exception>
 #include <limits>
 #include <string>
-#include <system_error>
 #include <type_traits>
 #include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
 
-template <class Backend>
-class basic_event_loop {
-    static_assert(
-        backend::event_backend<Backend>,
-        "basic_event_loop<Backend>: Backend does not model ioloop::backend::event_backend");
+template <class T>
+class coro;
+template <class T>
+class task;
+template <class T>
+class future;
+class loop_base;
+
+namespace detail {
+
+// Lets what outlives a loop (a future kept after the loop is gone) know that it is gone.
+struct loop_access;  // the coroutine front end's way in
+
+struct loop_anchor {
+    loop_base* loop;
+    std::size_t refs;
+};
+
+}  // namespace detail
+
+class loop_base {
     static_assert(std::is_same_v<std::chrono::steady_clock::duration, std::chrono::nanoseconds>,
                   "ioloop counts time in steady_clock's nanoseconds");
 
 public:
-    using backend_type = Backend;
     using clock = std::chrono::steady_clock;
     using time_point = clock::time_point;
     using duration = clock::duration;
     using exception_handler = detail::unique_function<void(const exception_context&)>;
 
-    basic_event_loop() : pool_(new detail::node_pool) {
-        pool_->on_timer_cancel = [](void* q, detail::callback_node* n) noexcept {
-            static_cast<detail::timer_queue*>(q)->cancel(n);
-        };
-        pool_->timer_queue = &timers_;
-        signal_target_.wake = [](void* b) noexcept { static_cast<Backend*>(b)->interrupt(); };
-        signal_target_.context = &backend_;
-        // Like PYTHONASYNCIODEBUG: debug mode without touching the code.
-        if (const char* env = std::getenv("IOLOOP_DEBUG")) debug_ = env[0] != '\0' && env[0] != '0';
-    }
-
-    basic_event_loop(const basic_event_loop&) = delete;
-    basic_event_loop& operator=(const basic_event_loop&) = delete;
-
-    ~basic_event_loop() {
-        if (!closed_) close();
-        delete[] signals_;
-        pool_->orphan();
-    }
+    loop_base(const loop_base&) = delete;
+    loop_base& operator=(const loop_base&) = delete;
 
     // ---- scheduling -------------------------------------------------------------------
 
@@ -1693,7 +1774,7 @@ public:
         }
         // Only the push into an empty queue wakes the loop: later ones ride on that wakeup.
         const bool wake = pushed == detail::remote_queue::push_result::queued_into_empty;
-        if (wake) backend_.interrupt();
+        if (wake) interrupt_(this);
         return handle(n);
     }
 
@@ -1719,134 +1800,33 @@ public:
 
     // ---- running ----------------------------------------------------------------------
 
-    // Runs iterations until stop(). A stop() made before the call makes it run one.
-    void run_forever() {
-        if (closed_) throw invalid_state_error("run_forever: the event loop is closed");
-        if (running_) throw invalid_state_error("run_forever: this event loop is already running");
-        if (detail::running_loop) {
-            throw invalid_state_error(
-                "run_forever: another event loop is already running in this thread");
-        }
-        running_scope scope(*this);
-        do {
-            run_once();
-        } while (!stopping_);
-    }
-
     // The current iteration finishes, then run_forever returns.
     void stop() noexcept { stopping_ = true; }
 
     bool is_running() const noexcept { return running_; }
-
-    // Drops every pending callback, timer, watched descriptor and signal handler. A closed
-    // loop cannot schedule or run anything. Closing twice does nothing.
-    void close() {
-        if (running_) throw invalid_state_error("close: the event loop is running");
-        if (closed_) return;
-        closed_ = true;
-        detail::node_queue dropped = remote_.close();
-        if (signals_) {
-            for (int sig = 1; sig < detail::max_signal; ++sig) remove_signal_handler(sig);
-        }
-        for (fd_watch*& w : watches_) {
-            if (!w) continue;
-            backend_.watch(w->fd, w->events, 0, w);
-            if (w->reader) dropped.push(w->reader);
-            if (w->writer) dropped.push(w->writer);
-            delete std::exchange(w, nullptr);
-        }
-        watched_count_ = 0;
-        dropped.append(ready_.take());
-        timers_.clear(dropped);
-        // Last: releasing runs the callbacks' destructors, which may do anything.
-        dropped.clear();
-    }
-
     bool is_closed() const noexcept { return closed_; }
 
     // Iterations run so far: lets a program (or a test) see that an idle loop sleeps.
     std::uint64_t iteration_count() const noexcept { return iterations_; }
 
-    // ---- descriptors (readiness backends only) ----------------------------------------
+    // ---- coroutines (defined with the coroutine front end) -----------------------------
 
-    // Runs fn on every iteration while fd is readable; replaces an earlier reader of fd.
+    // A pending future bound to this loop (asyncio's loop.create_future()).
+    template <class T = void>
+    future<T> create_future();
+
+    // Schedules the coroutine to start on the next iteration; the task runs even if
+    // nobody awaits it. An empty name becomes "Task-<n>".
+    template <class T>
+    task<T> create_task(coro<T> body, std::string name = {});
+
+    // Runs fn() on the default executor; the task completes on the loop's thread.
     template <class F>
-    void add_reader(int fd, F&& fn,
-                    detail::source_location where = detail::source_location::current()) {
-        require_readiness_backend();
-        add_watch(fd, backend::io_read, make_persistent_node(std::forward<F>(fn), where),
-                  "add_reader");
-    }
+    auto run_in_executor(F fn);
 
-    // True if fd had a reader.
-    bool remove_reader(int fd) {
-        require_readiness_backend();
-        return remove_watch(fd, backend::io_read);
-    }
-
-    template <class F>
-    void add_writer(int fd, F&& fn,
-                    detail::source_location where = detail::source_location::current()) {
-        require_readiness_backend();
-        add_watch(fd, backend::io_write, make_persistent_node(std::forward<F>(fn), where),
-                  "add_writer");
-    }
-
-    bool remove_writer(int fd) {
-        require_readiness_backend();
-        return remove_watch(fd, backend::io_write);
-    }
-
-    // ---- signals ----------------------------------------------------------------------
-
-    // Runs fn on the loop's thread each time `sig` arrives; replaces an earlier handler.
-    // One loop at a time may handle a given signal.
-    template <class F>
-    void add_signal_handler(int sig, F&& fn,
-                            detail::source_location where = detail::source_location::current()) {
-        check_open("add_signal_handler");
-        if (sig <= 0 || sig >= detail::max_signal) {
-            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
-                                    detail::concat({"add_signal_handler: ", detail::decimal(sig),
-                                                    " is not a signal number"}));
-        }
-        detail::signal_slot& slot = detail::signal_slots[sig];
-        detail::signal_target* owner = slot.target.load(detail::memory_order::acquire);
-        if (owner && owner != &signal_target_) {
-            throw invalid_state_error(
-                detail::concat({"add_signal_handler: signal ", detail::decimal(sig),
-                                " is already handled by another event loop"}));
-        }
-        detail::callback_node* n = make_persistent_node(std::forward<F>(fn), where);
-        n->refs.store(1, detail::memory_order::relaxed);  // the loop's registration
-        if (!signals_) signals_ = new signal_registration[detail::max_signal]();
-        signal_registration& reg = signals_[sig];
-        if (detail::callback_node* old = reg.handler) {
-            unregister(old);
-        } else {
-            try {
-                slot.pending.store(false, detail::memory_order::relaxed);
-                slot.target.store(&signal_target_, detail::memory_order::release);
-                detail::install_signal_handler(sig, reg.saved);
-            } catch (...) {
-                slot.target.store(nullptr, detail::memory_order::release);
-                n->release();
-                throw;
-            }
-        }
-        reg.handler = n;
-    }
-
-    // True if sig had a handler; the signal's earlier disposition is restored.
-    bool remove_signal_handler(int sig) {
-        if (!signals_ || sig <= 0 || sig >= detail::max_signal) return false;
-        detail::callback_node* n = std::exchange(signals_[sig].handler, nullptr);
-        if (!n) return false;
-        detail::restore_signal_handler(sig, signals_[sig].saved);
-        detail::signal_slots[sig].target.store(nullptr, detail::memory_order::release);
-        unregister(n);
-        return true;
-    }
+    // run_in_executor sends work here from now on; the loop does not own it. It must
+    // outlive the work sent to it.
+    void set_default_executor(executor& e) noexcept { executor_ = &e; }
 
     // ---- errors and debugging ---------------------------------------------------------
 
@@ -1903,52 +1883,71 @@ public:
     }
     duration slow_callback_duration() const noexcept { return slow_callback_; }
 
-private:
-    static constexpr void require_readiness_backend() noexcept {
-        static_assert(backend::readiness_backend<Backend>,
-                      "add_reader/add_writer need a readiness backend (epoll, kqueue, poll, "
-                      "select); a completion backend such as IOCP cannot wait for readiness: "
-                      "use the sock_* operations or transports instead");
+protected:
+    // `interrupt` wakes the loop's backend from its wait, from any thread.
+    explicit loop_base(void (*interrupt)(loop_base*) noexcept)
+        : interrupt_(interrupt), pool_(new detail::node_pool) {
+        pool_->on_timer_cancel = [](void* q, detail::callback_node* n) noexcept {
+            static_cast<detail::timer_queue*>(q)->cancel(n);
+        };
+        pool_->timer_queue = &timers_;
+        // Like PYTHONASYNCIODEBUG: debug mode without touching the code.
+        if (const char* env = std::getenv("IOLOOP_DEBUG")) debug_ = env[0] != '\0' && env[0] != '0';
     }
 
-    // A descriptor's reader and writer callbacks; the backend reports events with it.
-    struct fd_watch {
-        int fd;
-        unsigned events = 0;
-        detail::callback_node* reader = nullptr;
-        detail::callback_node* writer = nullptr;
-    };
+    ~loop_base() {
+        if (anchor_) {
+            anchor_->loop = nullptr;
+            release_anchor(anchor_);
+        }
+        pool_->orphan();
+    }
+
+    // Closing, the backend-independent part: nothing queued runs any more, unfinished
+    // tasks are abandoned (their coroutines destroyed), the default executor is shut
+    // down. The nodes to drop are added to `dropped`; the caller releases them last.
+    void close_queues(detail::node_queue& dropped) noexcept {
+        closed_ = true;
+        dropped.append(remote_.close());
+        tasks_.abandon_all();
+        dropped.append(ready_.take());
+        timers_.clear(dropped);
+        if (owned_executor_) {
+            owned_executor_->shutdown();
+            delete std::exchange(owned_executor_, nullptr);
+            executor_ = nullptr;
+        }
+    }
 
     // Marks the loop as running on this thread for as long as run_forever runs.
     struct running_scope {
-        explicit running_scope(basic_event_loop& l) : loop(l) {
+        explicit running_scope(loop_base& l) : loop(l) {
             loop.running_ = true;
-            detail::running_loop = &loop;
+            running_loop_ = &loop;
         }
         ~running_scope() {
             loop.running_ = false;
             loop.stopping_ = false;
-            detail::running_loop = nullptr;
+            running_loop_ = nullptr;
         }
         running_scope(const running_scope&) = delete;
         running_scope& operator=(const running_scope&) = delete;
-        basic_event_loop& loop;
+        loop_base& loop;
     };
 
-    void run_once() {
-        ++iterations_;
-        // 1. Timeout: none if work is ready, else until the nearest timer, else forever.
-        const std::chrono::nanoseconds timeout = poll_timeout();
-        // 2. Poll. With work ready and nothing to watch the syscall can only return the
-        //    wakeup descriptor, and the flags below already tell us that.
-        if (timeout.count() != 0 || watched_count_ != 0) {
-            backend_.wait(timeout, [this](void* data, unsigned events) { on_io(data, events); });
+    // Throws unless run_forever may start now.
+    void check_can_run() const {
+        if (closed_) throw invalid_state_error("run_forever: the event loop is closed");
+        if (running_) throw invalid_state_error("run_forever: this event loop is already running");
+        if (running_loop_) {
+            throw invalid_state_error(
+                "run_forever: another event loop is already running in this thread");
         }
-        take_remote();
-        take_signals();
-        // 3. Timers.
-        fire_due_timers();
-        // 4. Exactly what is ready now; what these callbacks schedule runs next iteration.
+    }
+
+    // Step 4: exactly the callbacks that are ready now; what they schedule runs on the
+    // next iteration.
+    void run_ready() {
         detail::callback_node* next = ready_.release_list();
         if (debug_) [[unlikely]] {
             run_timed(next);
@@ -1979,12 +1978,6 @@ private:
         return std::chrono::nanoseconds(deadline - now);  // the clock counts nanoseconds
     }
 
-    void on_io(void* data, unsigned events) noexcept {
-        auto* w = static_cast<fd_watch*>(data);
-        if ((events & backend::io_read) && w->reader) enqueue(w->reader);
-        if ((events & backend::io_write) && w->writer) enqueue(w->writer);
-    }
-
     // Queues a registered (reader, writer, signal) callback; the registration keeps its
     // own reference.
     void enqueue(detail::callback_node* n) noexcept {
@@ -1994,20 +1987,6 @@ private:
 
     void take_remote() noexcept {
         if (remote_.has_work()) ready_.append(remote_.take());
-    }
-
-    void take_signals() noexcept {
-        // A plain load first: the exchange is a locked instruction, and this runs every time.
-        if (!signals_ || !signal_target_.any_pending.load(detail::memory_order::relaxed) ||
-            !signal_target_.any_pending.exchange(false, detail::memory_order::acq_rel)) {
-            return;
-        }
-        for (int sig = 1; sig < detail::max_signal; ++sig) {
-            if (signals_[sig].handler &&
-                detail::signal_slots[sig].pending.exchange(false, detail::memory_order::acq_rel)) {
-                enqueue(signals_[sig].handler);
-            }
-        }
     }
 
     void fire_due_timers() {
@@ -2178,6 +2157,249 @@ private:
         return now + std::chrono::ceil<duration>(delay);
     }
 
+    static void release_anchor(detail::loop_anchor* a) noexcept {
+        if (--a->refs == 0) delete a;
+    }
+
+    // Cancelled timers are purged in bulk past this many (and past 3/4 of the queue).
+    static constexpr std::size_t purge_threshold = 64;
+
+    // The loop running on this thread, if any (asyncio: "Cannot run the event loop while
+    // another loop is running"; get_running_loop()).
+    static inline thread_local loop_base* running_loop_ = nullptr;
+
+    void (*interrupt_)(loop_base*) noexcept;
+    detail::node_pool* pool_;  // owned; orphaned in the destructor
+    detail::node_queue ready_;
+    detail::timer_queue timers_;
+    std::uint64_t timer_seq_ = 0;
+    detail::remote_queue remote_;  // from call_soon_threadsafe
+
+    detail::task_registry tasks_;            // the tasks that have not finished
+    std::uint64_t task_counter_ = 0;         // names "Task-<n>"
+    detail::loop_anchor* anchor_ = nullptr;  // made for the first future
+    executor* executor_ = nullptr;           // run_in_executor's; made on first use
+    executor* owned_executor_ = nullptr;     // the default thread pool, once made
+
+    exception_handler handler_;
+    std::uint64_t handler_version_ = 0;  // counts set_exception_handler calls
+    duration slow_callback_ = std::chrono::milliseconds(100);
+    std::uint64_t iterations_ = 0;
+    bool debug_ = false;
+    bool running_ = false;
+    bool stopping_ = false;
+    bool closed_ = false;
+
+    friend struct detail::loop_access;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/loop_base.hpp
+
+#include <cstddef>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+
+template <class Backend>
+class basic_event_loop : public loop_base {
+    static_assert(
+        backend::event_backend<Backend>,
+        "basic_event_loop<Backend>: Backend does not model ioloop::backend::event_backend");
+
+public:
+    using backend_type = Backend;
+
+    basic_event_loop()
+        : loop_base([](loop_base* self) noexcept {
+              static_cast<basic_event_loop*>(self)->backend_.interrupt();
+          }) {
+        signal_target_.wake = [](void* b) noexcept { static_cast<Backend*>(b)->interrupt(); };
+        signal_target_.context = &backend_;
+    }
+
+    ~basic_event_loop() {
+        if (!closed_) close();
+        delete[] signals_;
+    }
+
+    // ---- running ----------------------------------------------------------------------
+
+    // Runs iterations until stop(). A stop() made before the call makes it run one.
+    void run_forever() {
+        check_can_run();
+        running_scope scope(*this);
+        do {
+            run_once();
+        } while (!stopping_);
+    }
+
+    // Runs the loop until the task (or the coroutine, made a task) is done; returns its
+    // result or throws its exception (defined with the coroutine front end).
+    template <class Awaitable>
+    decltype(auto) run_until_complete(Awaitable&& work);
+
+    // Drops every pending callback, timer, watched descriptor and signal handler, and
+    // destroys the coroutines of unfinished tasks. A closed loop cannot schedule or run
+    // anything. Closing twice does nothing.
+    void close() {
+        if (running_) throw invalid_state_error("close: the event loop is running");
+        if (closed_) return;
+        detail::node_queue dropped;
+        if (signals_) {
+            for (int sig = 1; sig < detail::max_signal; ++sig) remove_signal_handler(sig);
+        }
+        for (fd_watch*& w : watches_) {
+            if (!w) continue;
+            backend_.watch(w->fd, w->events, 0, w);
+            if (w->reader) dropped.push(w->reader);
+            if (w->writer) dropped.push(w->writer);
+            delete std::exchange(w, nullptr);
+        }
+        watched_count_ = 0;
+        close_queues(dropped);
+        // Last: releasing runs the callbacks' destructors, which may do anything.
+        dropped.clear();
+    }
+
+    // ---- descriptors (readiness backends only) ----------------------------------------
+
+    // Runs fn on every iteration while fd is readable; replaces an earlier reader of fd.
+    template <class F>
+    void add_reader(int fd, F&& fn,
+                    detail::source_location where = detail::source_location::current()) {
+        require_readiness_backend();
+        add_watch(fd, backend::io_read, make_persistent_node(std::forward<F>(fn), where),
+                  "add_reader");
+    }
+
+    // True if fd had a reader.
+    bool remove_reader(int fd) {
+        require_readiness_backend();
+        return remove_watch(fd, backend::io_read);
+    }
+
+    template <class F>
+    void add_writer(int fd, F&& fn,
+                    detail::source_location where = detail::source_location::current()) {
+        require_readiness_backend();
+        add_watch(fd, backend::io_write, make_persistent_node(std::forward<F>(fn), where),
+                  "add_writer");
+    }
+
+    bool remove_writer(int fd) {
+        require_readiness_backend();
+        return remove_watch(fd, backend::io_write);
+    }
+
+    // ---- signals ----------------------------------------------------------------------
+
+    // Runs fn on the loop's thread each time `sig` arrives; replaces an earlier handler.
+    // One loop at a time may handle a given signal.
+    template <class F>
+    void add_signal_handler(int sig, F&& fn,
+                            detail::source_location where = detail::source_location::current()) {
+        check_open("add_signal_handler");
+        if (sig <= 0 || sig >= detail::max_signal) {
+            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                    detail::concat({"add_signal_handler: ", detail::decimal(sig),
+                                                    " is not a signal number"}));
+        }
+        detail::signal_slot& slot = detail::signal_slots[sig];
+        detail::signal_target* owner = slot.target.load(detail::memory_order::acquire);
+        if (owner && owner != &signal_target_) {
+            throw invalid_state_error(
+                detail::concat({"add_signal_handler: signal ", detail::decimal(sig),
+                                " is already handled by another event loop"}));
+        }
+        detail::callback_node* n = make_persistent_node(std::forward<F>(fn), where);
+        n->refs.store(1, detail::memory_order::relaxed);  // the loop's registration
+        if (!signals_) signals_ = new signal_registration[detail::max_signal]();
+        signal_registration& reg = signals_[sig];
+        if (detail::callback_node* old = reg.handler) {
+            unregister(old);
+        } else {
+            try {
+                slot.pending.store(false, detail::memory_order::relaxed);
+                slot.target.store(&signal_target_, detail::memory_order::release);
+                detail::install_signal_handler(sig, reg.saved);
+            } catch (...) {
+                slot.target.store(nullptr, detail::memory_order::release);
+                n->release();
+                throw;
+            }
+        }
+        reg.handler = n;
+    }
+
+    // True if sig had a handler; the signal's earlier disposition is restored.
+    bool remove_signal_handler(int sig) {
+        if (!signals_ || sig <= 0 || sig >= detail::max_signal) return false;
+        detail::callback_node* n = std::exchange(signals_[sig].handler, nullptr);
+        if (!n) return false;
+        detail::restore_signal_handler(sig, signals_[sig].saved);
+        detail::signal_slots[sig].target.store(nullptr, detail::memory_order::release);
+        unregister(n);
+        return true;
+    }
+
+private:
+    static constexpr void require_readiness_backend() noexcept {
+        static_assert(backend::readiness_backend<Backend>,
+                      "add_reader/add_writer need a readiness backend (epoll, kqueue, poll, "
+                      "select); a completion backend such as IOCP cannot wait for readiness: "
+                      "use the sock_* operations or transports instead");
+    }
+
+    // A descriptor's reader and writer callbacks; the backend reports events with it.
+    struct fd_watch {
+        int fd;
+        unsigned events = 0;
+        detail::callback_node* reader = nullptr;
+        detail::callback_node* writer = nullptr;
+    };
+
+    void run_once() {
+        ++iterations_;
+        // 1. Timeout: none if work is ready, else until the nearest timer, else forever.
+        const std::chrono::nanoseconds timeout = poll_timeout();
+        // 2. Poll. With work ready and nothing to watch the syscall can only return the
+        //    wakeup descriptor, and the flags below already tell us that.
+        if (timeout.count() != 0 || watched_count_ != 0) {
+            backend_.wait(timeout, [this](void* data, unsigned events) { on_io(data, events); });
+        }
+        take_remote();
+        take_signals();
+        // 3. Timers.
+        fire_due_timers();
+        // 4. Exactly what is ready now.
+        run_ready();
+    }
+
+    void on_io(void* data, unsigned events) noexcept {
+        auto* w = static_cast<fd_watch*>(data);
+        if ((events & backend::io_read) && w->reader) enqueue(w->reader);
+        if ((events & backend::io_write) && w->writer) enqueue(w->writer);
+    }
+
+    void take_signals() noexcept {
+        // A plain load first: the exchange is a locked instruction, and this runs every time.
+        if (!signals_ || !signal_target_.any_pending.load(detail::memory_order::relaxed) ||
+            !signal_target_.any_pending.exchange(false, detail::memory_order::acq_rel)) {
+            return;
+        }
+        for (int sig = 1; sig < detail::max_signal; ++sig) {
+            if (signals_[sig].handler &&
+                detail::signal_slots[sig].pending.exchange(false, detail::memory_order::acq_rel)) {
+                enqueue(signals_[sig].handler);
+            }
+        }
+    }
+
     void add_watch(int fd, unsigned which, detail::callback_node* n, const char* what) {
         n->refs.store(1, detail::memory_order::relaxed);  // the registration's
         try {
@@ -2226,19 +2448,9 @@ private:
         return true;
     }
 
-    // Cancelled timers are purged in bulk past this many (and past 3/4 of the queue).
-    static constexpr std::size_t purge_threshold = 64;
-
     Backend backend_;
-    detail::node_pool* pool_;  // owned; orphaned in the destructor
-    detail::node_queue ready_;
-    detail::timer_queue timers_;
-    std::uint64_t timer_seq_ = 0;
-
     detail::pod_vector<fd_watch*> watches_;  // by fd; owned, freed when unwatched or closed
     std::size_t watched_count_ = 0;
-
-    detail::remote_queue remote_;  // from call_soon_threadsafe
 
     detail::signal_target signal_target_;
     // By signal number; allocated by the first add_signal_handler.
@@ -2247,15 +2459,6 @@ private:
         detail::saved_signal_action saved;  // the disposition to restore
     };
     signal_registration* signals_ = nullptr;
-
-    exception_handler handler_;
-    std::uint64_t handler_version_ = 0;  // counts set_exception_handler calls
-    duration slow_callback_ = std::chrono::milliseconds(100);
-    std::uint64_t iterations_ = 0;
-    bool debug_ = false;
-    bool running_ = false;
-    bool stopping_ = false;
-    bool closed_ = false;
 };
 
 IOLOOP_NAMESPACE_END

@@ -1,0 +1,523 @@
+// ioloop: loop_base, everything of an event loop that does not depend on its backend:
+// the ready queue, the timers, the cross-thread queue, the exception handler, debug mode,
+// the tasks and the executor. basic_event_loop<Backend> adds the backend. The coroutine
+// front end sees a loop only through this class, so it is the same code for every backend.
+#ifndef IOLOOP_LOOP_BASE_HPP
+#define IOLOOP_LOOP_BASE_HPP
+
+#include "ioloop/detail/atomic.hpp"
+#include "ioloop/detail/callback_node.hpp"
+#include "ioloop/detail/chrono.hpp"
+#include "ioloop/detail/config.hpp"
+#include "ioloop/detail/message.hpp"
+#include "ioloop/detail/remote_queue.hpp"
+#include "ioloop/detail/source_location.hpp"
+#include "ioloop/detail/task_registry.hpp"
+#include "ioloop/detail/timer_queue.hpp"
+#include "ioloop/detail/unique_function.hpp"
+#include "ioloop/errors.hpp"
+#include "ioloop/exception_context.hpp"
+#include "ioloop/executor.hpp"
+#include "ioloop/handle.hpp"
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+
+template <class T>
+class coro;
+template <class T>
+class task;
+template <class T>
+class future;
+class loop_base;
+
+namespace detail {
+
+// Lets what outlives a loop (a future kept after the loop is gone) know that it is gone.
+struct loop_access;  // the coroutine front end's way in
+
+struct loop_anchor {
+    loop_base* loop;
+    std::size_t refs;
+};
+
+}  // namespace detail
+
+class loop_base {
+    static_assert(std::is_same_v<std::chrono::steady_clock::duration, std::chrono::nanoseconds>,
+                  "ioloop counts time in steady_clock's nanoseconds");
+
+public:
+    using clock = std::chrono::steady_clock;
+    using time_point = clock::time_point;
+    using duration = clock::duration;
+    using exception_handler = detail::unique_function<void(const exception_context&)>;
+
+    loop_base(const loop_base&) = delete;
+    loop_base& operator=(const loop_base&) = delete;
+
+    // ---- scheduling -------------------------------------------------------------------
+
+    // Runs fn on a later iteration, after everything scheduled before it (FIFO).
+    template <class F>
+    handle call_soon(F&& fn, detail::source_location where = detail::source_location::current()) {
+        check_open("call_soon");
+        detail::callback_node* n = make_node(std::forward<F>(fn), where);
+        n->refs.store(2, detail::memory_order::relaxed);  // the ready queue's and the handle's
+        ready_.push(n);
+        return handle(n);
+    }
+
+    // Like call_soon, from any thread; wakes the loop if it sleeps in its poll.
+    template <class F>
+    handle call_soon_threadsafe(
+        F&& fn, detail::source_location where = detail::source_location::current()) {
+        static_assert(std::is_invocable_v<std::decay_t<F>&>,
+                      "call_soon_threadsafe: the callback must be callable with no arguments");
+        auto* n = new detail::callback_node;
+        n->threadsafe = true;
+        n->where = where;
+        n->refs.store(2, detail::memory_order::relaxed);
+        try {
+            n->fn.emplace(std::forward<F>(fn));
+        } catch (...) {
+            delete n;
+            throw;
+        }
+        const auto pushed = remote_.push(n);
+        if (pushed == detail::remote_queue::push_result::closed) {
+            delete n;
+            throw invalid_state_error("call_soon_threadsafe: the event loop is closed");
+        }
+        // Only the push into an empty queue wakes the loop: later ones ride on that wakeup.
+        const bool wake = pushed == detail::remote_queue::push_result::queued_into_empty;
+        if (wake) interrupt_(this);
+        return handle(n);
+    }
+
+    // Runs fn once `delay` has passed on loop.time()'s clock, never earlier.
+    template <class Rep, class Period, class F>
+    timer_handle call_later(std::chrono::duration<Rep, Period> delay, F&& fn,
+                            detail::source_location where = detail::source_location::current()) {
+        const time_point now = time();
+        return schedule_timer(now, deadline_after(now, delay), std::forward<F>(fn), where,
+                              "call_later");
+    }
+
+    // Runs fn once loop.time() reaches `when`, never earlier.
+    template <class Duration, class F>
+    timer_handle call_at(std::chrono::time_point<clock, Duration> when, F&& fn,
+                         detail::source_location where = detail::source_location::current()) {
+        return schedule_timer(time(), std::chrono::ceil<duration>(when), std::forward<F>(fn), where,
+                              "call_at");
+    }
+
+    // The loop's clock: monotonic.
+    time_point time() const noexcept { return clock::now(); }
+
+    // ---- running ----------------------------------------------------------------------
+
+    // The current iteration finishes, then run_forever returns.
+    void stop() noexcept { stopping_ = true; }
+
+    bool is_running() const noexcept { return running_; }
+    bool is_closed() const noexcept { return closed_; }
+
+    // Iterations run so far: lets a program (or a test) see that an idle loop sleeps.
+    std::uint64_t iteration_count() const noexcept { return iterations_; }
+
+    // ---- coroutines (defined with the coroutine front end) -----------------------------
+
+    // A pending future bound to this loop (asyncio's loop.create_future()).
+    template <class T = void>
+    future<T> create_future();
+
+    // Schedules the coroutine to start on the next iteration; the task runs even if
+    // nobody awaits it. An empty name becomes "Task-<n>".
+    template <class T>
+    task<T> create_task(coro<T> body, std::string name = {});
+
+    // Runs fn() on the default executor; the task completes on the loop's thread.
+    template <class F>
+    auto run_in_executor(F fn);
+
+    // run_in_executor sends work here from now on; the loop does not own it. It must
+    // outlive the work sent to it.
+    void set_default_executor(executor& e) noexcept { executor_ = &e; }
+
+    // ---- errors and debugging ---------------------------------------------------------
+
+    // Receives every exception that escapes a callback, and the debug-mode reports.
+    // An empty handler restores default_exception_handler.
+    void set_exception_handler(exception_handler h) noexcept {
+        handler_ = std::move(h);
+        ++handler_version_;
+    }
+
+    void call_exception_handler(const exception_context& ctx) noexcept {
+        if (!handler_) {
+            default_exception_handler(ctx);
+            return;
+        }
+        // The handler may replace itself while it runs: keep it alive until it returns, and
+        // put it back only if nobody set another. Meanwhile, reports it causes itself go to
+        // the default handler instead of recursing.
+        exception_handler running = std::move(handler_);
+        const std::uint64_t version = handler_version_;
+        try {
+            running(ctx);
+        } catch (...) {
+            default_exception_handler(
+                {"exception in the exception handler", std::current_exception(), ctx.callback});
+            default_exception_handler(ctx);
+        }
+        if (handler_version_ == version) handler_ = std::move(running);
+    }
+
+    // Prints the context to stderr.
+    static void default_exception_handler(const exception_context& ctx) noexcept {
+        std::fprintf(stderr, "ioloop: %s\n", ctx.message.c_str());
+        if (!ctx.callback.empty()) std::fprintf(stderr, "  callback: %s\n", ctx.callback.c_str());
+        if (ctx.exception) {
+            try {
+                std::rethrow_exception(ctx.exception);
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "  exception: %s\n", e.what());
+            } catch (...) {
+                std::fprintf(stderr, "  exception: (not derived from std::exception)\n");
+            }
+        }
+    }
+
+    // Debug mode times every callback and reports those slower than
+    // slow_callback_duration() (default 100 ms) through the exception handler.
+    void set_debug(bool on) noexcept { debug_ = on; }
+    bool get_debug() const noexcept { return debug_; }
+
+    template <class Rep, class Period>
+    void set_slow_callback_duration(std::chrono::duration<Rep, Period> d) noexcept {
+        slow_callback_ = std::chrono::duration_cast<duration>(d);
+    }
+    duration slow_callback_duration() const noexcept { return slow_callback_; }
+
+protected:
+    // `interrupt` wakes the loop's backend from its wait, from any thread.
+    explicit loop_base(void (*interrupt)(loop_base*) noexcept)
+        : interrupt_(interrupt), pool_(new detail::node_pool) {
+        pool_->on_timer_cancel = [](void* q, detail::callback_node* n) noexcept {
+            static_cast<detail::timer_queue*>(q)->cancel(n);
+        };
+        pool_->timer_queue = &timers_;
+        // Like PYTHONASYNCIODEBUG: debug mode without touching the code.
+        if (const char* env = std::getenv("IOLOOP_DEBUG")) debug_ = env[0] != '\0' && env[0] != '0';
+    }
+
+    ~loop_base() {
+        if (anchor_) {
+            anchor_->loop = nullptr;
+            release_anchor(anchor_);
+        }
+        pool_->orphan();
+    }
+
+    // Closing, the backend-independent part: nothing queued runs any more, unfinished
+    // tasks are abandoned (their coroutines destroyed), the default executor is shut
+    // down. The nodes to drop are added to `dropped`; the caller releases them last.
+    void close_queues(detail::node_queue& dropped) noexcept {
+        closed_ = true;
+        dropped.append(remote_.close());
+        tasks_.abandon_all();
+        dropped.append(ready_.take());
+        timers_.clear(dropped);
+        if (owned_executor_) {
+            owned_executor_->shutdown();
+            delete std::exchange(owned_executor_, nullptr);
+            executor_ = nullptr;
+        }
+    }
+
+    // Marks the loop as running on this thread for as long as run_forever runs.
+    struct running_scope {
+        explicit running_scope(loop_base& l) : loop(l) {
+            loop.running_ = true;
+            running_loop_ = &loop;
+        }
+        ~running_scope() {
+            loop.running_ = false;
+            loop.stopping_ = false;
+            running_loop_ = nullptr;
+        }
+        running_scope(const running_scope&) = delete;
+        running_scope& operator=(const running_scope&) = delete;
+        loop_base& loop;
+    };
+
+    // Throws unless run_forever may start now.
+    void check_can_run() const {
+        if (closed_) throw invalid_state_error("run_forever: the event loop is closed");
+        if (running_) throw invalid_state_error("run_forever: this event loop is already running");
+        if (running_loop_) {
+            throw invalid_state_error(
+                "run_forever: another event loop is already running in this thread");
+        }
+    }
+
+    // Step 4: exactly the callbacks that are ready now; what they schedule runs on the
+    // next iteration.
+    void run_ready() {
+        detail::callback_node* next = ready_.release_list();
+        if (debug_) [[unlikely]] {
+            run_timed(next);
+            return;
+        }
+        while (next) {
+            detail::callback_node* n = next;
+            next = n->next;
+            if (!n->is_cancelled()) {
+                try {
+                    n->fn();
+                } catch (...) {
+                    report_exception(*n);
+                }
+            }
+            finish(n);
+        }
+    }
+
+    std::chrono::nanoseconds poll_timeout() noexcept {
+        if (!ready_.empty() || stopping_) return std::chrono::nanoseconds(0);
+        drop_cancelled_head_timers();
+        if (timers_.empty()) return std::chrono::nanoseconds(-1);
+        // Compared before subtracting: a deadline of time_point::min() must not overflow.
+        const auto deadline = timers_.top_deadline();
+        const auto now = time().time_since_epoch().count();
+        if (deadline <= now) return std::chrono::nanoseconds(0);
+        return std::chrono::nanoseconds(deadline - now);  // the clock counts nanoseconds
+    }
+
+    // Queues a registered (reader, writer, signal) callback; the registration keeps its
+    // own reference.
+    void enqueue(detail::callback_node* n) noexcept {
+        n->add_ref();
+        ready_.push(n);
+    }
+
+    void take_remote() noexcept {
+        if (remote_.has_work()) ready_.append(remote_.take());
+    }
+
+    void fire_due_timers() {
+        if (timers_.empty()) return;
+        // Cancelled timers left in the queue cost a pop each; a purge costs a visit to
+        // every queued node. Purge only when they are most of the queue.
+        if (timers_.cancelled_count() > purge_threshold &&
+            timers_.cancelled_count() * 4 > timers_.size() * 3) {
+            detail::node_queue dropped;
+            timers_.purge_cancelled(dropped);
+            dropped.clear();
+        }
+        const time_point now = time();
+        const auto now_ticks = now.time_since_epoch().count();
+        // Due timers are taken a batch at a time and their nodes prefetched, so the cache
+        // misses of nodes scattered in memory overlap instead of queueing up.
+        detail::callback_node* due[16];
+        std::size_t count;
+        do {
+            count = 0;
+            while (count < std::size(due) && !timers_.empty() &&
+                   timers_.top_deadline() <= now_ticks) {
+                due[count] = timers_.pop();
+                IOLOOP_PREFETCH(due[count]);
+                ++count;
+            }
+            for (std::size_t i = 0; i < count; ++i) {
+                detail::callback_node* n = due[i];
+                if (n->is_cancelled()) {
+                    drop_cancelled_timer(n);
+                } else {
+                    n->in_timer_heap = false;
+                    ready_.push(n);  // the timer queue's reference moves to the ready queue
+                }
+            }
+        } while (count == std::size(due));
+        timers_.advance(now);
+    }
+
+    void drop_cancelled_head_timers() noexcept {
+        while (!timers_.empty() && timers_.top()->is_cancelled()) {
+            drop_cancelled_timer(timers_.pop());
+        }
+    }
+
+    // A cancelled timer popped from the timer queue: it leaves the queue's count and its
+    // reference goes.
+    void drop_cancelled_timer(detail::callback_node* n) noexcept {
+        n->in_timer_heap = false;
+        timers_.forget_cancelled();
+        n->release();
+    }
+
+    // Ends a registration (reader, writer, signal handler): if it is queued in this
+    // iteration it must not run, and the registration's reference goes.
+    static void unregister(detail::callback_node* n) noexcept {
+        n->cancel();
+        n->release();
+    }
+
+    // A one-shot callback that ran (or was skipped) drops its callable now, with what it
+    // captured, even if a handle keeps the node: as asyncio drops a handle's callback.
+    static void finish(detail::callback_node* n) noexcept {
+        if (!n->persistent) n->fn.reset();
+        n->release();
+    }
+
+    // Step 4 in debug mode: each callback is timed, the slow ones reported.
+    IOLOOP_NOINLINE void run_timed(detail::callback_node* next) noexcept {
+        while (next) {
+            detail::callback_node* n = next;
+            next = n->next;
+            if (!n->is_cancelled()) {
+                const time_point start = time();
+                try {
+                    n->fn();
+                } catch (...) {
+                    report_exception(*n);
+                }
+                const duration took = time() - start;
+                if (took >= slow_callback_) report_slow(*n, took);
+            }
+            finish(n);
+        }
+    }
+
+    void report_slow(const detail::callback_node& n, duration took) noexcept {
+        char seconds[32];
+        std::snprintf(seconds, sizeof seconds, "%.3f", double(took.count()) * 1e-9);
+        std::string callback = describe(n);
+        std::string message =
+            detail::concat({"executing ", callback, " took ", seconds, " seconds"});
+        call_exception_handler({std::move(message), nullptr, std::move(callback)});
+    }
+
+    IOLOOP_NOINLINE void report_exception(detail::callback_node& n) noexcept {
+        call_exception_handler({"exception in callback", std::current_exception(), describe(n)});
+    }
+
+    // "main()::<lambda()> scheduled at hello.cpp:12"
+    static std::string describe(const detail::callback_node& n) {
+        return detail::concat({n.fn.name(), " scheduled at ", n.where.file, ":",
+                               detail::decimal(static_cast<long long>(n.where.line))});
+    }
+
+    void check_open(const char* what) const {
+        if (closed_)
+            throw invalid_state_error(detail::concat({what, ": the event loop is closed"}));
+    }
+
+    // A fresh node holding fn, with no references counted yet.
+    template <class F>
+    detail::callback_node* make_node(F&& fn, detail::source_location where) {
+        static_assert(std::is_invocable_v<std::decay_t<F>&>,
+                      "ioloop: the callback must be callable with no arguments");
+        detail::callback_node* n = pool_->acquire();
+        try {
+            n->fn.emplace(std::forward<F>(fn));
+        } catch (...) {
+            pool_->recycle(n);
+            throw;
+        }
+        n->where = where;
+        return n;
+    }
+
+    // A node that runs each time it is queued (readers, writers, signal handlers).
+    template <class F>
+    detail::callback_node* make_persistent_node(F&& fn, detail::source_location where) {
+        detail::callback_node* n = make_node(std::forward<F>(fn), where);
+        n->persistent = true;
+        return n;
+    }
+
+    template <class F>
+    timer_handle schedule_timer(time_point now, time_point when, F&& fn,
+                                const detail::source_location& where, const char* what) {
+        check_open(what);
+        detail::callback_node* n = make_node(std::forward<F>(fn), where);
+        n->when = when;
+        n->seq = ++timer_seq_;
+        n->refs.store(2, detail::memory_order::relaxed);  // the heap's and the handle's
+        try {
+            timers_.push(n, now);
+        } catch (...) {
+            n->refs.store(0, detail::memory_order::relaxed);
+            pool_->recycle(n);
+            throw;
+        }
+        return timer_handle(n);
+    }
+
+    // now + delay, rounded up to the clock's tick, saturating instead of overflowing. A
+    // negative delay gives a deadline in the past, ordered like any other (asyncio does
+    // the same): call_later(-5s) runs before an earlier call_later(0s).
+    template <class Rep, class Period>
+    static time_point deadline_after(time_point now, std::chrono::duration<Rep, Period> delay) {
+        // Checked first in floating point, in clock ticks: computing the room left on
+        // either side must not overflow either.
+        constexpr double ticks_per_unit = double(Period::num) * duration::period::den /
+                                          (double(Period::den) * duration::period::num);
+        const double ticks = double(delay.count()) * ticks_per_unit;
+        const double at = double(now.time_since_epoch().count());
+        if (ticks >= double(std::numeric_limits<duration::rep>::max()) - at)
+            return time_point::max();
+        if (ticks <= double(std::numeric_limits<duration::rep>::min()) - at)
+            return time_point::min();
+        return now + std::chrono::ceil<duration>(delay);
+    }
+
+    static void release_anchor(detail::loop_anchor* a) noexcept {
+        if (--a->refs == 0) delete a;
+    }
+
+    // Cancelled timers are purged in bulk past this many (and past 3/4 of the queue).
+    static constexpr std::size_t purge_threshold = 64;
+
+    // The loop running on this thread, if any (asyncio: "Cannot run the event loop while
+    // another loop is running"; get_running_loop()).
+    static inline thread_local loop_base* running_loop_ = nullptr;
+
+    void (*interrupt_)(loop_base*) noexcept;
+    detail::node_pool* pool_;  // owned; orphaned in the destructor
+    detail::node_queue ready_;
+    detail::timer_queue timers_;
+    std::uint64_t timer_seq_ = 0;
+    detail::remote_queue remote_;  // from call_soon_threadsafe
+
+    detail::task_registry tasks_;            // the tasks that have not finished
+    std::uint64_t task_counter_ = 0;         // names "Task-<n>"
+    detail::loop_anchor* anchor_ = nullptr;  // made for the first future
+    executor* executor_ = nullptr;           // run_in_executor's; made on first use
+    executor* owned_executor_ = nullptr;     // the default thread pool, once made
+
+    exception_handler handler_;
+    std::uint64_t handler_version_ = 0;  // counts set_exception_handler calls
+    duration slow_callback_ = std::chrono::milliseconds(100);
+    std::uint64_t iterations_ = 0;
+    bool debug_ = false;
+    bool running_ = false;
+    bool stopping_ = false;
+    bool closed_ = false;
+
+    friend struct detail::loop_access;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
