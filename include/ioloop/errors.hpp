@@ -22,6 +22,36 @@ public:
     using error::error;
 };
 
+// Thrown at a task's suspension point when the task is cancelled, and by awaiting or
+// reading the result of a cancelled task or future (asyncio's CancelledError). A task may
+// catch it to clean up; letting it escape marks the task cancelled.
+class cancelled_error : public error {
+public:
+    cancelled_error() : error("the task or future was cancelled") {}
+    using error::error;
+};
+
+// A deadline passed: wait_for, a timeout scope (asyncio's TimeoutError).
+class timeout_error : public error {
+public:
+    timeout_error() : error("the operation timed out") {}
+    using error::error;
+};
+
+// get_nowait on an empty queue (asyncio.QueueEmpty).
+class queue_empty : public error {
+public:
+    queue_empty() : error("get_nowait: the queue is empty") {}
+    using error::error;
+};
+
+// put_nowait on a full queue (asyncio.QueueFull).
+class queue_full : public error {
+public:
+    queue_full() : error("put_nowait: the queue is full") {}
+    using error::error;
+};
+
 IOLOOP_NAMESPACE_END
 
 #endif

@@ -34,9 +34,11 @@ public:
     using backend_type = Backend;
 
     basic_event_loop()
-        : loop_base([](loop_base* self) noexcept {
-              static_cast<basic_event_loop*>(self)->backend_.interrupt();
-          }) {
+        : loop_base(
+              [](loop_base* self) noexcept {
+                  static_cast<basic_event_loop*>(self)->backend_.interrupt();
+              },
+              &detail::backend_tag<Backend>) {
         signal_target_.wake = [](void* b) noexcept { static_cast<Backend*>(b)->interrupt(); };
         signal_target_.context = &backend_;
     }

@@ -4,14 +4,19 @@
 #ifndef IOLOOP_IOLOOP_HPP
 #define IOLOOP_IOLOOP_HPP
 
+#include "ioloop/coro/coro.hpp"
+#include "ioloop/coro/future.hpp"
+#include "ioloop/coro/run.hpp"
+#include "ioloop/coro/sleep.hpp"
+#include "ioloop/coro/task.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/event_loop.hpp"
-#include "ioloop/executor.hpp"
-#include "ioloop/loop_base.hpp"
 #include "ioloop/exception_context.hpp"
+#include "ioloop/executor.hpp"
 #include "ioloop/fwd.hpp"
 #include "ioloop/handle.hpp"
+#include "ioloop/loop_base.hpp"
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
 #undef IOLOOP_NOINLINE

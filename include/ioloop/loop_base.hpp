@@ -44,6 +44,10 @@ namespace detail {
 // Lets what outlives a loop (a future kept after the loop is gone) know that it is gone.
 struct loop_access;  // the coroutine front end's way in
 
+// Its address names a backend type at run time, without RTTI.
+template <class Backend>
+inline constexpr char backend_tag = 0;
+
 struct loop_anchor {
     loop_base* loop;
     std::size_t refs;
@@ -210,8 +214,9 @@ public:
 
 protected:
     // `interrupt` wakes the loop's backend from its wait, from any thread.
-    explicit loop_base(void (*interrupt)(loop_base*) noexcept)
-        : interrupt_(interrupt), pool_(new detail::node_pool) {
+    // `backend` identifies the backend type (get_running_loop<Backend>() checks it).
+    loop_base(void (*interrupt)(loop_base*) noexcept, const void* backend)
+        : backend_tag_(backend), interrupt_(interrupt), pool_(new detail::node_pool) {
         pool_->on_timer_cancel = [](void* q, detail::callback_node* n) noexcept {
             static_cast<detail::timer_queue*>(q)->cancel(n);
         };
@@ -413,6 +418,8 @@ protected:
 
     // "main()::<lambda()> scheduled at hello.cpp:12"
     static std::string describe(const detail::callback_node& n) {
+        std::string own = n.fn.describe();
+        if (!own.empty()) return own;
         return detail::concat({n.fn.name(), " scheduled at ", n.where.file, ":",
                                detail::decimal(static_cast<long long>(n.where.line))});
     }
@@ -493,6 +500,7 @@ protected:
     // another loop is running"; get_running_loop()).
     static inline thread_local loop_base* running_loop_ = nullptr;
 
+    const void* backend_tag_;
     void (*interrupt_)(loop_base*) noexcept;
     detail::node_pool* pool_;  // owned; orphaned in the destructor
     detail::node_queue ready_;

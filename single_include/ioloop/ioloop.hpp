@@ -11,6 +11,37 @@
 #ifndef IOLOOP_IOLOOP_HPP
 #define IOLOOP_IOLOOP_HPP
 
+// begin file ioloop/coro/coro.hpp
+// ioloop: coro<T>, a coroutine function's result (asyncio's coroutine object). Lazy:
+// nothing runs until it is awaited, which runs it inline in the awaiting task, or until
+// it becomes a task. A coroutine that finishes without suspending hands control straight
+// back to its awaiter (await_suspend returns false), and one that finishes later passes
+// control on by symmetric transfer: a million sequential awaits do not grow the stack,
+// even where the compiler does not turn symmetric transfer into a tail call (g++ -O0).
+#ifndef IOLOOP_CORO_CORO_HPP
+#define IOLOOP_CORO_CORO_HPP
+
+// begin file ioloop/coro/loop_access.hpp
+// ioloop: what the coroutine front end reaches inside a loop_base (its running loop, its
+// task list, its executor), kept out of the loop's public interface.
+#ifndef IOLOOP_CORO_LOOP_ACCESS_HPP
+#define IOLOOP_CORO_LOOP_ACCESS_HPP
+
+// begin file ioloop/detail/callback_node.hpp
+// ioloop: the node behind every scheduled callback, the chunked pool it comes from, and
+// the intrusive FIFO that is the ready queue. Scheduling from the loop thread allocates
+// nothing once the pool is warm, and touches no atomic read-modify-write.
+#ifndef IOLOOP_DETAIL_CALLBACK_NODE_HPP
+#define IOLOOP_DETAIL_CALLBACK_NODE_HPP
+
+// begin file ioloop/detail/atomic.hpp
+// ioloop: the few atomic operations the loop needs. With GCC and Clang they are the
+// compiler's __atomic builtins, which std::atomic is made of: <atomic> would cost every
+// user of the header about 0.03 s per compile and a dozen more functions at -O0. Other
+// compilers get std::atomic under the same names.
+#ifndef IOLOOP_DETAIL_ATOMIC_HPP
+#define IOLOOP_DETAIL_ATOMIC_HPP
+
 // begin file ioloop/detail/config.hpp
 // ioloop: platform detection, the one backend selection ladder, and the ABI namespace.
 #ifndef IOLOOP_DETAIL_CONFIG_HPP
@@ -104,117 +135,6 @@
 
 #endif
 // end file ioloop/detail/config.hpp
-// begin file ioloop/errors.hpp
-// ioloop: the library's own errors. OS failures are std::system_error with the OS's
-// std::error_code; misuse of the library (a closed loop, a running loop) is ioloop::error.
-#ifndef IOLOOP_ERRORS_HPP
-#define IOLOOP_ERRORS_HPP
-
-
-#include <stdexcept>
-
-IOLOOP_NAMESPACE_BEGIN
-
-// Base of every error the library itself raises.
-class error : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
-// The operation is not allowed in the object's current state (asyncio's
-// InvalidStateError, and its RuntimeError for closed or already running loops).
-class invalid_state_error : public error {
-public:
-    using error::error;
-};
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/errors.hpp
-// begin file ioloop/event_loop.hpp
-// ioloop: basic_event_loop<Backend>, asyncio's event loop: loop_base (the queues, the
-// timers, the tasks) plus a backend. One iteration (run_once) is the four steps of
-// DESIGN.md: compute the poll timeout, poll, move due timers to the ready queue, run
-// exactly the callbacks that were ready when the step began.
-#ifndef IOLOOP_EVENT_LOOP_HPP
-#define IOLOOP_EVENT_LOOP_HPP
-
-// begin file ioloop/backend/concept.hpp
-// ioloop: what a backend must provide, stated once as a concept so a wrong backend fails
-// with one clear line. A readiness backend watches descriptors and reports, for each
-// ready one, the pointer it was given and which of io_read / io_write happened. Completion
-// backends (IOCP, io_uring) will report finished operations through the same wait().
-#ifndef IOLOOP_BACKEND_CONCEPT_HPP
-#define IOLOOP_BACKEND_CONCEPT_HPP
-
-// begin file ioloop/detail/chrono.hpp
-// ioloop: the clocks and durations. With libstdc++, C++20's <chrono> also brings calendars,
-// time zones and their stream output: about 0.1 s of every compile (g++ 12, -O0) that we
-// would charge to every user. The part we use, also what <thread> and <mutex> include, is
-// <bits/chrono.h>; any other library gets the standard header.
-#ifndef IOLOOP_DETAIL_CHRONO_HPP
-#define IOLOOP_DETAIL_CHRONO_HPP
-
-#include <version>  // tiny; tells which standard library this is
-
-#if defined(__GLIBCXX__) && __has_include(<bits/chrono.h>)
-#include <bits/chrono.h>
-#else
-#include <chrono>
-#endif
-
-#endif
-// end file ioloop/detail/chrono.hpp
-
-#include <string_view>
-#include <type_traits>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace backend {
-
-// Interest and readiness bits. An error or hang-up on a descriptor reports both, so
-// whichever callback is registered runs and sees the error from its own read or write.
-inline constexpr unsigned io_read = 1;
-inline constexpr unsigned io_write = 2;
-
-// Stands for the loop's event callback in the concept: void(void* data, unsigned events).
-struct event_sink_archetype {
-    void operator()(void*, unsigned) const noexcept {}
-};
-
-template <class B>
-concept event_backend = requires(B& b, std::chrono::nanoseconds timeout,
-                                 event_sink_archetype sink) {
-    requires std::is_convertible_v<decltype(B::name), std::string_view>;
-    // Blocks up to `timeout` (negative: forever, zero: just look), then calls sink for
-    // every event. Returns early, with no event, after interrupt().
-    b.wait(timeout, sink);
-    // Makes a wait() in progress, or the next one, return. Thread- and signal-safe.
-    { b.interrupt() } noexcept;
-};
-
-template <class B>
-concept readiness_backend = event_backend<B> && requires(B& b, int fd, unsigned events,
-                                                         void* data) {
-    // Changes the interest in `fd` from `old_events` to `new_events` (0 means not watched),
-    // reporting events with `data`. Throws std::system_error for an fd it cannot watch.
-    b.watch(fd, events, events, data);
-};
-
-}  // namespace backend
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/backend/concept.hpp
-// begin file ioloop/detail/atomic.hpp
-// ioloop: the few atomic operations the loop needs. With GCC and Clang they are the
-// compiler's __atomic builtins, which std::atomic is made of: <atomic> would cost every
-// user of the header about 0.03 s per compile and a dozen more functions at -O0. Other
-// compilers get std::atomic under the same names.
-#ifndef IOLOOP_DETAIL_ATOMIC_HPP
-#define IOLOOP_DETAIL_ATOMIC_HPP
-
 
 #if !defined(__GNUC__) && !defined(__clang__)
 #include <atomic>
@@ -280,13 +200,24 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/detail/atomic.hpp
-// begin file ioloop/detail/callback_node.hpp
-// ioloop: the node behind every scheduled callback, the chunked pool it comes from, and
-// the intrusive FIFO that is the ready queue. Scheduling from the loop thread allocates
-// nothing once the pool is warm, and touches no atomic read-modify-write.
-#ifndef IOLOOP_DETAIL_CALLBACK_NODE_HPP
-#define IOLOOP_DETAIL_CALLBACK_NODE_HPP
+// begin file ioloop/detail/chrono.hpp
+// ioloop: the clocks and durations. With libstdc++, C++20's <chrono> also brings calendars,
+// time zones and their stream output: about 0.1 s of every compile (g++ 12, -O0) that we
+// would charge to every user. The part we use, also what <thread> and <mutex> include, is
+// <bits/chrono.h>; any other library gets the standard header.
+#ifndef IOLOOP_DETAIL_CHRONO_HPP
+#define IOLOOP_DETAIL_CHRONO_HPP
 
+#include <version>  // tiny; tells which standard library this is
+
+#if defined(__GLIBCXX__) && __has_include(<bits/chrono.h>)
+#include <bits/chrono.h>
+#else
+#include <chrono>
+#endif
+
+#endif
+// end file ioloop/detail/chrono.hpp
 // begin file ioloop/detail/source_location.hpp
 // ioloop: where a callback was scheduled. std::source_location needs a compiler builtin
 // that Clang 14 lacks with libstdc++; __builtin_FILE/__builtin_LINE work on GCC, Clang
@@ -362,6 +293,7 @@ IOLOOP_NAMESPACE_END
 
 #include <cstddef>
 #include <new>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -411,6 +343,12 @@ public:
     // What the callable is, for the debug reports ("which callback blocked the loop").
     std::string_view name() const noexcept { return ops_ ? ops_->name : std::string_view{}; }
 
+    // A callable may describe itself better than its type does (a task step names its
+    // task): its `std::string describe() const`, if it has one. Empty otherwise.
+    std::string describe() const {
+        return ops_ && ops_->describe ? ops_->describe(storage_) : std::string();
+    }
+
     // Constructs the callable in place (the object must be empty): no temporary, no move.
     template <class F, class D = std::decay_t<F>>
     void emplace(F&& f) {
@@ -436,6 +374,7 @@ private:
         void (*move)(void* from, void* to) noexcept;  // leaves `from` destroyed
         void (*destroy)(void*) noexcept;              // null when there is nothing to destroy
         std::string_view name;
+        std::string (*describe)(const void*);  // null unless the callable describes itself
     };
 
     template <class D>
@@ -469,6 +408,15 @@ private:
     }
 
     template <class D>
+    static constexpr std::string (*describer())(const void*) {
+        if constexpr (requires(const D& f) { f.describe(); }) {
+            return [](const void* p) { return target<D>(const_cast<void*>(p)).describe(); };
+        } else {
+            return nullptr;
+        }
+    }
+
+    template <class D>
     static constexpr ops ops_for = {
         [](void* p, Args&&... args) -> R { return target<D>(p)(std::forward<Args>(args)...); },
         [](void* from, void* to) noexcept {
@@ -482,6 +430,7 @@ private:
         },
         destroyer<D>(),
         type_name<D>(),
+        describer<D>(),
     };
 
     void take(unique_function& other) noexcept {
@@ -841,266 +790,156 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/detail/message.hpp
-// begin file ioloop/detail/pod_vector.hpp
-// ioloop: a growable array of trivially copyable values (timer heap entries, pointers,
-// pollfds). std::vector would do, but at -O0 each std::vector<T> a program instantiates
-// costs it dozens of functions to compile (measured: four of them add 0.16 s, g++ 12),
-// and every user of the header pays that on every compile. Trivially copyable values
-// need no constructors or destructors run, so realloc() moves them.
-#ifndef IOLOOP_DETAIL_POD_VECTOR_HPP
-#define IOLOOP_DETAIL_POD_VECTOR_HPP
+// begin file ioloop/detail/task_registry.hpp
+// ioloop: the loop's list of tasks that have not finished (asyncio's all_tasks()). A task
+// is linked from its creation to its completion, and the list's link keeps it alive: a
+// task runs even if nobody holds it. At close, the loop abandons what is still linked.
+#ifndef IOLOOP_DETAIL_TASK_REGISTRY_HPP
+#define IOLOOP_DETAIL_TASK_REGISTRY_HPP
 
 
 #include <cstddef>
-#include <cstdlib>
-#include <new>
-#include <type_traits>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
-template <class T>
-class pod_vector {
-    static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>,
-                  "pod_vector holds trivially copyable values only");
+struct registered_task {
+    registered_task* prev = nullptr;
+    registered_task* next = nullptr;
+    // Destroys the task's coroutine without running it further (the loop is closing).
+    void (*abandon)(registered_task*) noexcept = nullptr;
+};
 
+class task_registry {
 public:
-    pod_vector() noexcept = default;
-    pod_vector(const pod_vector&) = delete;
-    pod_vector& operator=(const pod_vector&) = delete;
-    ~pod_vector() { std::free(data_); }
+    void link(registered_task* t) noexcept {
+        t->prev = nullptr;
+        t->next = head_;
+        if (head_) head_->prev = t;
+        head_ = t;
+        ++size_;
+    }
 
+    void unlink(registered_task* t) noexcept {
+        if (t->prev) {
+            t->prev->next = t->next;
+        } else {
+            head_ = t->next;
+        }
+        if (t->next) t->next->prev = t->prev;
+        t->prev = t->next = nullptr;
+        --size_;
+    }
+
+    registered_task* first() const noexcept { return head_; }
     std::size_t size() const noexcept { return size_; }
-    bool empty() const noexcept { return size_ == 0; }
-    T* data() noexcept { return data_; }
-    T* begin() noexcept { return data_; }
-    T* end() noexcept { return data_ + size_; }
 
-    T& operator[](std::size_t i) noexcept { return data_[i]; }
-    T& front() noexcept { return data_[0]; }
-    const T& front() const noexcept { return data_[0]; }
-    T& back() noexcept { return data_[size_ - 1]; }
-
-    void push_back(const T& value) {
-        if (size_ == capacity_) reserve(capacity_ ? 2 * capacity_ : 8);
-        data_[size_++] = value;
-    }
-
-    void pop_back() noexcept { --size_; }
-    void clear() noexcept { size_ = 0; }
-
-    // Grows with copies of `fill`, or shrinks.
-    void resize(std::size_t n, const T& fill = T{}) {
-        if (n > capacity_) reserve(n > 2 * capacity_ ? n : 2 * capacity_);
-        for (std::size_t i = size_; i < n; ++i) data_[i] = fill;
-        size_ = n;
+    // Abandons every linked task; abandoning one may finish or abandon others.
+    void abandon_all() noexcept {
+        while (registered_task* t = head_) {
+            unlink(t);
+            t->abandon(t);
+        }
     }
 
 private:
-    void reserve(std::size_t n) {
-        void* grown = std::realloc(static_cast<void*>(data_), n * sizeof(T));
-        if (!grown) throw std::bad_alloc();
-        data_ = static_cast<T*>(grown);
-        capacity_ = n;
-    }
-
-    T* data_ = nullptr;
+    registered_task* head_ = nullptr;
     std::size_t size_ = 0;
-    std::size_t capacity_ = 0;
 };
 
 }  // namespace detail
 IOLOOP_NAMESPACE_END
 
 #endif
-// end file ioloop/detail/pod_vector.hpp
-// begin file ioloop/detail/posix.hpp
-// ioloop: small POSIX shims shared by the backends: errno to std::system_error, and the
-// wakeup descriptor another thread or a signal handler uses to interrupt a poll.
-#ifndef IOLOOP_DETAIL_POSIX_HPP
-#define IOLOOP_DETAIL_POSIX_HPP
+// end file ioloop/detail/task_registry.hpp
+// begin file ioloop/errors.hpp
+// ioloop: the library's own errors. OS failures are std::system_error with the OS's
+// std::error_code; misuse of the library (a closed loop, a running loop) is ioloop::error.
+#ifndef IOLOOP_ERRORS_HPP
+#define IOLOOP_ERRORS_HPP
 
 
-#if defined(IOLOOP_POSIX)
-
-#include <cerrno>
-#include <cstdint>
-#include <string>
-#include <system_error>
-
-#include <fcntl.h>
-#include <unistd.h>
-#if defined(__linux__)
-#include <sys/eventfd.h>
-#endif
+#include <stdexcept>
 
 IOLOOP_NAMESPACE_BEGIN
-namespace detail {
 
-[[noreturn]] inline void throw_errno(int err, const std::string& what) {
-    throw std::system_error(err, std::generic_category(), what);
-}
-
-// A poll timeout in milliseconds for epoll_wait() and poll(): -1 (forever) for a negative
-// one, rounded up so that a timer never fires early because the kernel woke us sooner.
-inline int timeout_ms(std::chrono::nanoseconds t) noexcept {
-    if (t.count() < 0) return -1;
-    const long long ms = (t.count() + 999'999) / 1'000'000;
-    return ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(ms);
-}
-
-// Whether `fd` names an open descriptor: checked before watching it, so a bad fd fails
-// where it is added instead of inside a later poll.
-inline bool is_open_fd(int fd) noexcept { return fd >= 0 && ::fcntl(fd, F_GETFD) != -1; }
-
-inline void set_nonblocking_cloexec(int fd) {
-    const int fl = ::fcntl(fd, F_GETFL);
-    if (fl == -1 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
-        ::fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
-        throw_errno(errno, "fcntl");
-    }
-}
-
-// Level-triggered "wake up" flag as a descriptor: an eventfd on Linux, a pipe elsewhere.
-// notify() is async-signal-safe and thread-safe.
-class wakeup_fd {
+// Base of every error the library itself raises.
+class error : public std::runtime_error {
 public:
-    wakeup_fd() {
-#if defined(__linux__)
-        read_fd_ = write_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (read_fd_ == -1) throw_errno(errno, "eventfd");
-#else
-        int fds[2];
-        if (::pipe(fds) == -1) throw_errno(errno, "pipe");
-        read_fd_ = fds[0];
-        write_fd_ = fds[1];
-        try {
-            set_nonblocking_cloexec(read_fd_);
-            set_nonblocking_cloexec(write_fd_);
-        } catch (...) {
-            close_fds();
-            throw;
-        }
-#endif
-    }
-    wakeup_fd(const wakeup_fd&) = delete;
-    wakeup_fd& operator=(const wakeup_fd&) = delete;
-    ~wakeup_fd() { close_fds(); }
-
-    int fd() const noexcept { return read_fd_; }
-
-    void notify() noexcept {
-        const int saved = errno;  // may run inside a signal handler
-        const std::uint64_t one = 1;
-        // EAGAIN means the counter or pipe is already full: the wakeup is pending anyway.
-        while (::write(write_fd_, &one, write_fd_ == read_fd_ ? sizeof one : 1) == -1 &&
-               errno == EINTR) {
-        }
-        errno = saved;
-    }
-
-    void drain() noexcept {
-        std::uint64_t buf[8];
-        while (true) {
-            const ::ssize_t n = ::read(read_fd_, buf, sizeof buf);
-            if (read_fd_ != write_fd_ && n == static_cast<::ssize_t>(sizeof buf))
-                continue;  // a pipe may hold more
-            if (n == -1 && errno == EINTR) continue;
-            return;
-        }
-    }
-
-private:
-    void close_fds() noexcept {
-        if (write_fd_ != read_fd_ && write_fd_ != -1) ::close(write_fd_);
-        if (read_fd_ != -1) ::close(read_fd_);
-    }
-
-    int read_fd_ = -1;
-    int write_fd_ = -1;
+    using std::runtime_error::runtime_error;
 };
 
-}  // namespace detail
+// The operation is not allowed in the object's current state (asyncio's
+// InvalidStateError, and its RuntimeError for closed or already running loops).
+class invalid_state_error : public error {
+public:
+    using error::error;
+};
+
+// Thrown at a task's suspension point when the task is cancelled, and by awaiting or
+// reading the result of a cancelled task or future (asyncio's CancelledError). A task may
+// catch it to clean up; letting it escape marks the task cancelled.
+class cancelled_error : public error {
+public:
+    cancelled_error() : error("the task or future was cancelled") {}
+    using error::error;
+};
+
+// A deadline passed: wait_for, a timeout scope (asyncio's TimeoutError).
+class timeout_error : public error {
+public:
+    timeout_error() : error("the operation timed out") {}
+    using error::error;
+};
+
+// get_nowait on an empty queue (asyncio.QueueEmpty).
+class queue_empty : public error {
+public:
+    queue_empty() : error("get_nowait: the queue is empty") {}
+    using error::error;
+};
+
+// put_nowait on a full queue (asyncio.QueueFull).
+class queue_full : public error {
+public:
+    queue_full() : error("put_nowait: the queue is full") {}
+    using error::error;
+};
+
 IOLOOP_NAMESPACE_END
 
-#endif  // IOLOOP_POSIX
 #endif
-// end file ioloop/detail/posix.hpp
-// begin file ioloop/detail/signals.hpp
-// ioloop: the process-wide side of add_signal_handler. A POSIX signal handler may only
-// touch lock-free atomics and async-signal-safe calls, so it marks the signal pending and
-// wakes the loop that registered it; the loop runs the user's callback on its own thread.
-#ifndef IOLOOP_DETAIL_SIGNALS_HPP
-#define IOLOOP_DETAIL_SIGNALS_HPP
+// end file ioloop/errors.hpp
+// begin file ioloop/executor.hpp
+// ioloop: where run_in_executor and to_thread send blocking work (asyncio's
+// concurrent.futures.Executor). The default is ioloop::thread_pool; any class that
+// implements these two calls can replace it through loop.set_default_executor.
+#ifndef IOLOOP_EXECUTOR_HPP
+#define IOLOOP_EXECUTOR_HPP
 
-
-#if defined(IOLOOP_POSIX)
-
-#include <cerrno>
-
-#include <signal.h>
 
 IOLOOP_NAMESPACE_BEGIN
-namespace detail {
 
-// What the signal handler may reach of a loop: a flag and a signal-safe wakeup.
-struct signal_target {
-    atomic<bool> any_pending{false};
-    void (*wake)(void* context) noexcept = nullptr;
-    void* context = nullptr;
+class executor {
+public:
+    using work = detail::unique_function<void()>;
+
+    executor() = default;
+    executor(const executor&) = delete;
+    executor& operator=(const executor&) = delete;
+    virtual ~executor() = default;
+
+    // Runs `job` on another thread, eventually. Throws invalid_state_error after shutdown.
+    virtual void submit(work job) = 0;
+
+    // Accepts no more work, and returns once the work already submitted has finished.
+    virtual void shutdown() noexcept = 0;
 };
 
-// Signals are numbered below NSIG on every POSIX system we know; 65 covers Linux's
-// real-time signals too.
-#if defined(NSIG)
-inline constexpr int max_signal = NSIG;
-#else
-inline constexpr int max_signal = 65;
-#endif
-
-struct signal_slot {
-    atomic<bool> pending{false};
-    atomic<signal_target*> target{nullptr};
-};
-
-inline signal_slot signal_slots[max_signal];
-
-// Installed with sigaction for every signal a loop handles.
-inline void on_signal(int sig) {
-    if (sig <= 0 || sig >= max_signal) return;
-    signal_slot& slot = signal_slots[sig];
-    slot.pending.store(true, memory_order::release);
-    if (signal_target* t = slot.target.load(memory_order::acquire)) {
-        t->any_pending.store(true, memory_order::release);
-        t->wake(t->context);
-    }
-}
-
-// The disposition a signal had before a loop took it, restored when the loop lets go.
-using saved_signal_action = struct sigaction;
-
-// Routes `sig` to on_signal; SA_RESTART so that other threads' blocking calls are not
-// interrupted by a signal only the loop cares about.
-inline void install_signal_handler(int sig, saved_signal_action& saved) {
-    struct sigaction sa {};
-    sa.sa_handler = &on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    if (::sigaction(sig, &sa, &saved) == -1) {
-        throw_errno(errno, concat({"add_signal_handler: sigaction(", decimal(sig), ")"}));
-    }
-}
-
-inline void restore_signal_handler(int sig, const saved_signal_action& saved) noexcept {
-    ::sigaction(sig, &saved, nullptr);
-}
-
-}  // namespace detail
 IOLOOP_NAMESPACE_END
 
-#endif  // IOLOOP_POSIX
 #endif
-// end file ioloop/detail/signals.hpp
+// end file ioloop/executor.hpp
 // begin file ioloop/loop_base.hpp
 // ioloop: loop_base, everything of an event loop that does not depend on its backend:
 // the ready queue, the timers, the cross-thread queue, the exception handler, debug mode,
@@ -1185,68 +1024,6 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/detail/remote_queue.hpp
-// begin file ioloop/detail/task_registry.hpp
-// ioloop: the loop's list of tasks that have not finished (asyncio's all_tasks()). A task
-// is linked from its creation to its completion, and the list's link keeps it alive: a
-// task runs even if nobody holds it. At close, the loop abandons what is still linked.
-#ifndef IOLOOP_DETAIL_TASK_REGISTRY_HPP
-#define IOLOOP_DETAIL_TASK_REGISTRY_HPP
-
-
-#include <cstddef>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-struct registered_task {
-    registered_task* prev = nullptr;
-    registered_task* next = nullptr;
-    // Destroys the task's coroutine without running it further (the loop is closing).
-    void (*abandon)(registered_task*) noexcept = nullptr;
-};
-
-class task_registry {
-public:
-    void link(registered_task* t) noexcept {
-        t->prev = nullptr;
-        t->next = head_;
-        if (head_) head_->prev = t;
-        head_ = t;
-        ++size_;
-    }
-
-    void unlink(registered_task* t) noexcept {
-        if (t->prev) {
-            t->prev->next = t->next;
-        } else {
-            head_ = t->next;
-        }
-        if (t->next) t->next->prev = t->prev;
-        t->prev = t->next = nullptr;
-        --size_;
-    }
-
-    registered_task* first() const noexcept { return head_; }
-    std::size_t size() const noexcept { return size_; }
-
-    // Abandons every linked task; abandoning one may finish or abandon others.
-    void abandon_all() noexcept {
-        while (registered_task* t = head_) {
-            unlink(t);
-            t->abandon(t);
-        }
-    }
-
-private:
-    registered_task* head_ = nullptr;
-    std::size_t size_ = 0;
-};
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/detail/task_registry.hpp
 // begin file ioloop/detail/timer_queue.hpp
 // ioloop: the loop's timers, ordered by (deadline, sequence): a wheel of small heaps for
 // the next second or so, and one heap for deadlines beyond it.
@@ -1269,6 +1046,79 @@ IOLOOP_NAMESPACE_END
 #ifndef IOLOOP_DETAIL_TIMER_HEAP_HPP
 #define IOLOOP_DETAIL_TIMER_HEAP_HPP
 
+// begin file ioloop/detail/pod_vector.hpp
+// ioloop: a growable array of trivially copyable values (timer heap entries, pointers,
+// pollfds). std::vector would do, but at -O0 each std::vector<T> a program instantiates
+// costs it dozens of functions to compile (measured: four of them add 0.16 s, g++ 12),
+// and every user of the header pays that on every compile. Trivially copyable values
+// need no constructors or destructors run, so realloc() moves them.
+#ifndef IOLOOP_DETAIL_POD_VECTOR_HPP
+#define IOLOOP_DETAIL_POD_VECTOR_HPP
+
+
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+#include <type_traits>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+template <class T>
+class pod_vector {
+    static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>,
+                  "pod_vector holds trivially copyable values only");
+
+public:
+    pod_vector() noexcept = default;
+    pod_vector(const pod_vector&) = delete;
+    pod_vector& operator=(const pod_vector&) = delete;
+    ~pod_vector() { std::free(data_); }
+
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    T* data() noexcept { return data_; }
+    T* begin() noexcept { return data_; }
+    T* end() noexcept { return data_ + size_; }
+
+    T& operator[](std::size_t i) noexcept { return data_[i]; }
+    T& front() noexcept { return data_[0]; }
+    const T& front() const noexcept { return data_[0]; }
+    T& back() noexcept { return data_[size_ - 1]; }
+
+    void push_back(const T& value) {
+        if (size_ == capacity_) reserve(capacity_ ? 2 * capacity_ : 8);
+        data_[size_++] = value;
+    }
+
+    void pop_back() noexcept { --size_; }
+    void clear() noexcept { size_ = 0; }
+
+    // Grows with copies of `fill`, or shrinks.
+    void resize(std::size_t n, const T& fill = T{}) {
+        if (n > capacity_) reserve(n > 2 * capacity_ ? n : 2 * capacity_);
+        for (std::size_t i = size_; i < n; ++i) data_[i] = fill;
+        size_ = n;
+    }
+
+private:
+    void reserve(std::size_t n) {
+        void* grown = std::realloc(static_cast<void*>(data_), n * sizeof(T));
+        if (!grown) throw std::bad_alloc();
+        data_ = static_cast<T*>(grown);
+        capacity_ = n;
+    }
+
+    T* data_ = nullptr;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/detail/pod_vector.hpp
 
 #include <cstddef>
 
@@ -1596,36 +1446,6 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/exception_context.hpp
-// begin file ioloop/executor.hpp
-// ioloop: where run_in_executor and to_thread send blocking work (asyncio's
-// concurrent.futures.Executor). The default is ioloop::thread_pool; any class that
-// implements these two calls can replace it through loop.set_default_executor.
-#ifndef IOLOOP_EXECUTOR_HPP
-#define IOLOOP_EXECUTOR_HPP
-
-
-IOLOOP_NAMESPACE_BEGIN
-
-class executor {
-public:
-    using work = detail::unique_function<void()>;
-
-    executor() = default;
-    executor(const executor&) = delete;
-    executor& operator=(const executor&) = delete;
-    virtual ~executor() = default;
-
-    // Runs `job` on another thread, eventually. Throws invalid_state_error after shutdown.
-    virtual void submit(work job) = 0;
-
-    // Accepts no more work, and returns once the work already submitted has finished.
-    virtual void shutdown() noexcept = 0;
-};
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/executor.hpp
 // begin file ioloop/handle.hpp
 // ioloop: handle and timer_handle, what call_soon / call_later return (asyncio's Handle
 // and TimerHandle). A handle shares its callback's node; cancel() is idempotent and safe
@@ -1718,6 +1538,10 @@ namespace detail {
 
 // Lets what outlives a loop (a future kept after the loop is gone) know that it is gone.
 struct loop_access;  // the coroutine front end's way in
+
+// Its address names a backend type at run time, without RTTI.
+template <class Backend>
+inline constexpr char backend_tag = 0;
 
 struct loop_anchor {
     loop_base* loop;
@@ -1885,8 +1709,9 @@ public:
 
 protected:
     // `interrupt` wakes the loop's backend from its wait, from any thread.
-    explicit loop_base(void (*interrupt)(loop_base*) noexcept)
-        : interrupt_(interrupt), pool_(new detail::node_pool) {
+    // `backend` identifies the backend type (get_running_loop<Backend>() checks it).
+    loop_base(void (*interrupt)(loop_base*) noexcept, const void* backend)
+        : backend_tag_(backend), interrupt_(interrupt), pool_(new detail::node_pool) {
         pool_->on_timer_cancel = [](void* q, detail::callback_node* n) noexcept {
             static_cast<detail::timer_queue*>(q)->cancel(n);
         };
@@ -2088,6 +1913,8 @@ protected:
 
     // "main()::<lambda()> scheduled at hello.cpp:12"
     static std::string describe(const detail::callback_node& n) {
+        std::string own = n.fn.describe();
+        if (!own.empty()) return own;
         return detail::concat({n.fn.name(), " scheduled at ", n.where.file, ":",
                                detail::decimal(static_cast<long long>(n.where.line))});
     }
@@ -2168,6 +1995,7 @@ protected:
     // another loop is running"; get_running_loop()).
     static inline thread_local loop_base* running_loop_ = nullptr;
 
+    const void* backend_tag_;
     void (*interrupt_)(loop_base*) noexcept;
     detail::node_pool* pool_;  // owned; orphaned in the destructor
     detail::node_queue ready_;
@@ -2198,6 +2026,1395 @@ IOLOOP_NAMESPACE_END
 #endif
 // end file ioloop/loop_base.hpp
 
+#include <cstdint>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+struct loop_access {
+    // The loop running on this thread, or null.
+    static loop_base* running() noexcept { return loop_base::running_loop_; }
+
+    // The running loop; `what` names the caller in the error when there is none.
+    static loop_base& running_or_throw(const char* what) {
+        loop_base* l = loop_base::running_loop_;
+        if (!l) throw invalid_state_error(concat({what, ": no running event loop"}));
+        return *l;
+    }
+
+    static const void* backend_tag(const loop_base& l) noexcept { return l.backend_tag_; }
+
+    static task_registry& tasks(loop_base& l) noexcept { return l.tasks_; }
+    static std::uint64_t next_task_id(loop_base& l) noexcept { return ++l.task_counter_; }
+
+    // Schedules fn like call_soon, without making a handle; does nothing on a closed loop
+    // (what it would have woken is being abandoned).
+    template <class F>
+    static void post(loop_base& l, F&& fn) {
+        if (l.closed_) return;
+        callback_node* n = l.make_node(std::forward<F>(fn), source_location{});
+        n->refs.store(1, memory_order::relaxed);
+        l.ready_.push(n);
+    }
+
+    // A counted reference to the loop's anchor, made on first use.
+    static loop_anchor* anchor(loop_base& l) {
+        if (!l.anchor_) l.anchor_ = new loop_anchor{&l, 1};
+        ++l.anchor_->refs;
+        return l.anchor_;
+    }
+    static void release(loop_anchor* a) noexcept { loop_base::release_anchor(a); }
+
+    static executor*& executor_slot(loop_base& l) noexcept { return l.executor_; }
+    static executor*& owned_executor_slot(loop_base& l) noexcept { return l.owned_executor_; }
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/coro/loop_access.hpp
+// begin file ioloop/coro/result_value.hpp
+// ioloop: the slot where a coroutine, a task or a future keeps its result until it is
+// read. Empty until set; no <optional>, and a void result is only a flag.
+#ifndef IOLOOP_CORO_RESULT_VALUE_HPP
+#define IOLOOP_CORO_RESULT_VALUE_HPP
+
+
+#include <new>
+#include <type_traits>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+template <class T>
+class result_value {
+    static_assert(!std::is_reference_v<T>, "ioloop: coro<T&> is not supported; return a pointer");
+
+public:
+    result_value() noexcept {}
+    result_value(const result_value&) = delete;
+    result_value& operator=(const result_value&) = delete;
+    ~result_value() { reset(); }
+
+    template <class U>
+    void set(U&& v) {
+        reset();
+        ::new (static_cast<void*>(&value_)) T(std::forward<U>(v));
+        has_ = true;
+    }
+
+    bool has_value() const noexcept { return has_; }
+    T& get() noexcept { return value_; }
+
+    void reset() noexcept {
+        if (has_) {
+            value_.~T();
+            has_ = false;
+        }
+    }
+
+private:
+    union {
+        T value_;
+    };
+    bool has_ = false;
+};
+
+template <>
+class result_value<void> {
+public:
+    void set() noexcept { has_ = true; }
+    bool has_value() const noexcept { return has_; }
+    void get() noexcept {}
+    void reset() noexcept { has_ = false; }
+
+private:
+    bool has_ = false;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/coro/result_value.hpp
+// begin file ioloop/coro/task_base.hpp
+// ioloop: the untyped part of a task (asyncio's Task): a future whose result comes from a
+// coroutine, stepped by the loop. A step resumes the coroutine where it last suspended;
+// an awaiter that suspends a task says so with suspend(), and wake() schedules the next
+// step. cancel() reaches the awaiter the task waits in (its wait_point), so that
+// cancelled_error is thrown right there.
+#ifndef IOLOOP_CORO_TASK_BASE_HPP
+#define IOLOOP_CORO_TASK_BASE_HPP
+
+// begin file ioloop/coro/future_base.hpp
+// ioloop: the untyped part of every future and task (asyncio's Future): its state, the
+// exception it ended with, and the list of what waits for it. Futures live on their
+// loop's thread, so the reference count and the list need no atomics.
+#ifndef IOLOOP_CORO_FUTURE_BASE_HPP
+#define IOLOOP_CORO_FUTURE_BASE_HPP
+
+
+#include <cstdint>
+#include <exception>
+#include <string>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// Something that waits for a future to finish: a suspended awaiter, a done callback.
+class done_link {
+public:
+    // The future finished. The link is already off the future's list.
+    virtual void on_done() noexcept = 0;
+
+    // The future is destroyed unfinished with the link still on its list (a done callback
+    // on a future nobody completes; awaiters keep their future alive).
+    virtual void on_future_destroyed() noexcept {}
+
+    bool linked() const noexcept { return linked_; }
+
+protected:
+    ~done_link() = default;
+
+private:
+    friend class future_base;
+    done_link* prev_ = nullptr;
+    done_link* next_ = nullptr;
+    bool linked_ = false;
+};
+
+class future_base {
+public:
+    enum class status : unsigned char { pending, finished, failed, cancelled };
+
+    explicit future_base(loop_base& loop) : anchor_(loop_access::anchor(loop)) {}
+    future_base(const future_base&) = delete;
+    future_base& operator=(const future_base&) = delete;
+
+    void add_ref() noexcept { ++refs_; }
+
+    // The last reference reports an exception nobody retrieved, then frees the future.
+    void release() noexcept {
+        if (--refs_ != 0) return;
+        if (status_ == status::failed && !retrieved_) report_unretrieved();
+        delete this;
+    }
+
+    status state() const noexcept { return status_; }
+    bool done() const noexcept { return status_ != status::pending; }
+    bool cancelled() const noexcept { return status_ == status::cancelled; }
+
+    // The loop this future belongs to; null once that loop is destroyed.
+    loop_base* loop() const noexcept { return anchor_->loop; }
+
+    // A plain future is cancelled at once; a task overrides this (it is cancelled where it
+    // waits). False if already done.
+    virtual bool cancel() noexcept {
+        if (done()) return false;
+        error_ = std::make_exception_ptr(cancelled_error());
+        finish(status::cancelled);
+        return true;
+    }
+
+    // Throws unless the future finished with a value: cancelled_error if cancelled, the
+    // exception it failed with, invalid_state_error if it is still pending.
+    void rethrow_if_not_finished(const char* what) {
+        switch (status_) {
+            case status::finished:
+                return;
+            case status::pending:
+                throw invalid_state_error(concat({what, ": the result is not ready yet"}));
+            case status::failed:
+                retrieved_ = true;
+                std::rethrow_exception(error_);
+            case status::cancelled:
+                std::rethrow_exception(error_);
+        }
+    }
+
+    // The exception it failed with (null if it finished with a value); asyncio's
+    // Future.exception(): throws cancelled_error if cancelled, invalid_state_error if pending.
+    std::exception_ptr exception() {
+        if (status_ == status::pending)
+            throw invalid_state_error("exception: the future is not done yet");
+        if (status_ == status::cancelled) std::rethrow_exception(error_);
+        retrieved_ = true;
+        return status_ == status::failed ? error_ : nullptr;
+    }
+
+    // Marks the future finished with the value its owner stored.
+    void set_finished() noexcept { finish(status::finished); }
+
+    // Fails the future with `e`, marking it cancelled if `e` is a cancelled_error.
+    void set_exception(std::exception_ptr e) {
+        if (done()) throw invalid_state_error("set_exception: the future is already done");
+        error_ = std::move(e);
+        finish(is_cancellation(error_) ? status::cancelled : status::failed);
+    }
+
+    // `l` is told when the future finishes. The future must be pending.
+    void add_link(done_link* l) noexcept {
+        l->linked_ = true;
+        l->next_ = nullptr;
+        l->prev_ = tail_;
+        if (tail_) {
+            tail_->next_ = l;
+        } else {
+            head_ = l;
+        }
+        tail_ = l;
+    }
+
+    void remove_link(done_link* l) noexcept {
+        if (!l->linked_) return;
+        if (l->prev_) {
+            l->prev_->next_ = l->next_;
+        } else {
+            head_ = l->next_;
+        }
+        if (l->next_) {
+            l->next_->prev_ = l->prev_;
+        } else {
+            tail_ = l->prev_;
+        }
+        l->linked_ = false;
+    }
+
+    // How the exception handler names this future ("future", "task Task-3 (...)").
+    virtual std::string describe() const { return "future"; }
+
+    static bool is_cancellation(const std::exception_ptr& e) noexcept {
+        if (!e) return false;
+        try {
+            std::rethrow_exception(e);
+        } catch (const cancelled_error&) {
+            return true;
+        } catch (...) {
+            return false;
+        }
+    }
+
+protected:
+    virtual ~future_base() {
+        while (done_link* l = head_) {
+            remove_link(l);
+            l->on_future_destroyed();
+        }
+        loop_access::release(anchor_);
+    }
+
+    // Marks the future done and tells everything that waits, in the order it started
+    // waiting (asyncio runs done callbacks in registration order).
+    void finish(status s) noexcept {
+        status_ = s;
+        while (done_link* l = head_) {
+            remove_link(l);
+            l->on_done();
+        }
+    }
+
+    std::exception_ptr error_;
+
+private:
+    void report_unretrieved() noexcept {
+        loop_base* l = loop();
+        if (!l) return;
+        try {
+            l->call_exception_handler({"exception was never retrieved", error_, describe()});
+        } catch (...) {  // describing it failed (out of memory): nothing more to do
+        }
+    }
+
+    loop_anchor* anchor_;
+    done_link* head_ = nullptr;
+    done_link* tail_ = nullptr;
+    std::uint32_t refs_ = 1;
+    status status_ = status::pending;
+    bool retrieved_ = false;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/coro/future_base.hpp
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+class task_base;
+
+// The task whose step runs on this thread now, if any.
+inline thread_local task_base* current_task = nullptr;
+
+// Where a coroutine was defined, for reports: captured by its promise's constructor.
+struct coroutine_origin {
+    const char* function = "";
+    const char* file = "";
+    std::size_t line = 0;
+
+    // As a default argument, evaluated where the call is: in a promise's constructor, that
+    // is inside the coroutine itself.
+    static constexpr coroutine_origin here(const char* function = __builtin_FUNCTION(),
+                                           const char* file = __builtin_FILE(),
+                                           std::size_t line = __builtin_LINE()) noexcept {
+        return {function, file, line};
+    }
+};
+
+// Where a suspended task waits: the awaiter that suspended it.
+class wait_point {
+public:
+    // The task was cancelled while it waits here. Either stop waiting and wake the task
+    // (it then throws cancelled_error where it waits), or pass the cancellation on to
+    // what it awaits and call t.cancel_passed_on() (an awaited task or future, which
+    // wakes the task once it is done).
+    virtual void on_cancel(task_base& t) noexcept = 0;
+
+protected:
+    ~wait_point() = default;
+};
+
+class task_base : public future_base, public registered_task {
+public:
+    task_base(loop_base& loop, std::coroutine_handle<> body, std::string name,
+              coroutine_origin origin)
+        : future_base(loop),
+          body_(body),
+          resume_at_(body),
+          name_(std::move(name)),
+          id_(loop_access::next_task_id(loop)),
+          origin_(origin) {
+        abandon = [](registered_task* r) noexcept { static_cast<task_base*>(r)->abandon_now(); };
+    }
+
+    // Links the task into its loop and schedules its first step. The loop's list keeps a
+    // reference until the task is done.
+    void start() {
+        loop_base& l = *loop();
+        add_ref();
+        loop_access::tasks(l).link(this);
+        scheduled_ = true;
+        loop_access::post(l, step_callback{this});
+    }
+
+    // ---- the awaiter protocol ---------------------------------------------------------
+
+    // From await_suspend: the task suspends in `at`, waiting in `w` (null if what it
+    // waits for cannot be interrupted). A cancel requested while the task ran is
+    // delivered here, at the first suspension point after it.
+    void suspend(std::coroutine_handle<> at, wait_point* w) noexcept {
+        resume_at_ = at;
+        wait_ = w;
+        if (must_cancel_ && w) w->on_cancel(*this);
+    }
+
+    // What the task waits for happened (or the wait was cancelled): the next step runs
+    // on a later iteration. Waking a task that is already scheduled does nothing.
+    void wake() noexcept {
+        wait_ = nullptr;
+        if (scheduled_) return;
+        scheduled_ = true;
+        if (loop_base* l = loop()) loop_access::post(*l, step_callback{this});
+    }
+
+    // From await_resume: true once if a cancel is to be thrown at this suspension point.
+    // An awaiter that must undo something first (hand back a lock it was granted) calls
+    // this; the others call throw_if_cancelled().
+    bool take_cancel() noexcept { return std::exchange(must_cancel_, false); }
+
+    void throw_if_cancelled() {
+        if (take_cancel()) throw cancelled_error();
+    }
+
+    // For a wait_point that passed the cancellation on (see wait_point::on_cancel).
+    void cancel_passed_on() noexcept { must_cancel_ = false; }
+
+    // ---- asyncio's Task interface -----------------------------------------------------
+
+    // Requests cancellation: cancelled_error is thrown where the task waits, or at its next
+    // suspension point if it is running. False if the task is already done.
+    bool cancel() noexcept override {
+        if (done()) return false;
+        ++cancel_requests_;
+        must_cancel_ = true;
+        if (wait_point* w = wait_) w->on_cancel(*this);
+        return true;
+    }
+
+    // Pending cancel requests (asyncio's Task.cancelling()).
+    std::size_t cancelling() const noexcept { return cancel_requests_; }
+
+    // Withdraws one cancel request (asyncio's Task.uncancel()); returns those left. When
+    // none are left, a cancel not yet delivered is dropped too.
+    std::size_t uncancel() noexcept {
+        if (cancel_requests_ > 0 && --cancel_requests_ == 0) must_cancel_ = false;
+        return cancel_requests_;
+    }
+
+    std::string get_name() const {
+        return name_.empty() ? concat({"Task-", decimal(static_cast<long long>(id_))}) : name_;
+    }
+    void set_name(std::string name) { name_ = std::move(name); }
+
+    // "task Task-3 (coroutine fetch at app.cpp:12)"
+    std::string describe() const override {
+        return concat({"task ", get_name(), " (coroutine ", origin_.function, " at ", origin_.file,
+                       ":", decimal(static_cast<long long>(origin_.line)), ")"});
+    }
+
+    // Called by the task's coroutine when its body has returned or thrown, from its final
+    // suspension: takes the result, destroys the coroutine, finishes the task.
+    virtual void body_finished() noexcept = 0;
+
+protected:
+    ~task_base() override {
+        if (body_) body_.destroy();
+    }
+
+    // The body is over: the task is done and leaves its loop's list (and its reference).
+    void complete(status s) noexcept {
+        if (body_) std::exchange(body_, nullptr).destroy();
+        if (loop_base* l = loop()) loop_access::tasks(*l).unlink(this);
+        finish(s);
+        release();
+    }
+
+    std::coroutine_handle<> body_;  // the task's own coroutine, until it finishes
+
+private:
+    // The loop callback that runs one step. It describes itself for debug reports.
+    struct step_callback {
+        task_base* task;
+        void operator()() const noexcept { task->step(); }
+        std::string describe() const { return task->describe(); }
+    };
+
+    void step() noexcept {
+        scheduled_ = false;
+        add_ref();  // finishing drops the list's reference: stay alive until the step ends
+        task_base* outer = std::exchange(current_task, this);
+        if (!started_ && must_cancel_) {
+            // Cancelled before its first step: nothing of the body runs.
+            must_cancel_ = false;
+            error_ = std::make_exception_ptr(cancelled_error());
+            complete(status::cancelled);
+        } else {
+            started_ = true;
+            resume_at_.resume();
+        }
+        current_task = outer;
+        release();
+    }
+
+    // The loop is closing with the task unfinished (the list already dropped it): its
+    // coroutine is destroyed where it waits, and it counts as cancelled.
+    void abandon_now() noexcept {
+        wait_ = nullptr;
+        if (body_) std::exchange(body_, nullptr).destroy();
+        error_ = std::make_exception_ptr(
+            cancelled_error("the event loop closed before the task finished"));
+        finish(status::cancelled);
+        release();
+    }
+
+    std::coroutine_handle<> resume_at_;  // where the next step resumes
+    wait_point* wait_ = nullptr;
+    std::string name_;
+    std::uint64_t id_;
+    coroutine_origin origin_;
+    std::size_t cancel_requests_ = 0;
+    bool must_cancel_ = false;
+    bool scheduled_ = false;
+    bool started_ = false;
+};
+
+// The task that runs the caller; `what` names the caller in the error outside a task.
+inline task_base& current_task_or_throw(const char* what) {
+    if (!current_task) throw invalid_state_error(concat({what, ": not inside a task"}));
+    return *current_task;
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/coro/task_base.hpp
+
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <type_traits>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+
+template <class T>
+class coro;
+
+namespace detail {
+
+template <class T>
+class task_state;
+
+class coro_promise_base {
+public:
+    explicit coro_promise_base(coroutine_origin origin) noexcept : origin_(origin) {}
+
+    std::suspend_always initial_suspend() noexcept { return {}; }
+
+    struct final_awaiter {
+        bool await_ready() noexcept { return false; }
+        template <class Promise>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
+            coro_promise_base& p = h.promise();
+            if (p.inline_) return std::noop_coroutine();  // back into the awaiter
+            if (p.continuation_) return p.continuation_;
+            p.root_->body_finished();  // destroys this coroutine
+            return std::noop_coroutine();
+        }
+        void await_resume() noexcept {}
+    };
+    final_awaiter final_suspend() noexcept { return {}; }
+
+    void unhandled_exception() noexcept { error_ = std::current_exception(); }
+
+    const coroutine_origin& origin() const noexcept { return origin_; }
+    std::exception_ptr& error() noexcept { return error_; }
+
+    // Awaited: the awaiting coroutine resumes when this one is done.
+    void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
+    // Set while the awaiter runs the coroutine's first stretch from inside await_suspend.
+    void set_inline(bool on) noexcept { inline_ = on; }
+    // Made a task: the task hears when this coroutine is done.
+    void set_root(task_base* t) noexcept { root_ = t; }
+
+private:
+    std::coroutine_handle<> continuation_;
+    task_base* root_ = nullptr;
+    std::exception_ptr error_;
+    coroutine_origin origin_;
+    bool inline_ = false;
+};
+
+template <class T>
+class coro_promise : public coro_promise_base {
+public:
+    // The default argument is evaluated in the coroutine itself: it names it. (Its type
+    // is one no coroutine takes, so the coroutine's own arguments never match it.)
+    explicit coro_promise(coroutine_origin origin = coroutine_origin::here()) noexcept
+        : coro_promise_base(origin) {}
+
+    coro<T> get_return_object() noexcept;
+
+    template <class U = T>
+    void return_value(U&& v) {
+        value_.set(std::forward<U>(v));
+    }
+
+    result_value<T>& value() noexcept { return value_; }
+
+private:
+    result_value<T> value_;
+};
+
+template <>
+class coro_promise<void> : public coro_promise_base {
+public:
+    explicit coro_promise(coroutine_origin origin = coroutine_origin::here()) noexcept
+        : coro_promise_base(origin) {}
+
+    coro<void> get_return_object() noexcept;
+    void return_void() noexcept { value_.set(); }
+    result_value<void>& value() noexcept { return value_; }
+
+private:
+    result_value<void> value_;
+};
+
+template <class>
+inline constexpr bool dependent_false = false;
+
+}  // namespace detail
+
+template <class T = void>
+class [[nodiscard]] coro {
+public:
+    using promise_type = detail::coro_promise<T>;
+    using value_type = T;
+
+    coro() noexcept = default;
+    coro(coro&& other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
+    coro& operator=(coro other) noexcept {
+        std::swap(h_, other.h_);
+        return *this;
+    }
+    ~coro() {
+        if (h_) drop();
+    }
+
+    // False once awaited or made a task (or moved from).
+    explicit operator bool() const noexcept { return h_ != nullptr; }
+
+    class awaiter {
+    public:
+        explicit awaiter(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
+        awaiter(const awaiter&) = delete;
+        awaiter& operator=(const awaiter&) = delete;
+        ~awaiter() {
+            if (h_) h_.destroy();
+        }
+
+        bool await_ready() const noexcept { return false; }
+        // Runs the coroutine until it first suspends or finishes. Finished: the awaiting
+        // coroutine goes on without suspending. Suspended: it resumes the awaiting one
+        // when it finishes.
+        bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
+            promise_type& p = h_.promise();
+            p.set_continuation(awaiting);
+            p.set_inline(true);
+            h_.resume();
+            p.set_inline(false);
+            return !h_.done();
+        }
+        T await_resume() {
+            promise_type& p = h_.promise();
+            if (p.error()) std::rethrow_exception(p.error());
+            if constexpr (!std::is_void_v<T>) return std::move(p.value().get());
+        }
+
+    private:
+        std::coroutine_handle<promise_type> h_;
+    };
+
+    // Runs the coroutine inline, in the awaiting task; its result or exception comes out.
+    awaiter operator co_await() && noexcept { return awaiter(std::exchange(h_, nullptr)); }
+
+    template <class Self = coro>
+    void operator co_await() & {
+        static_assert(detail::dependent_false<Self>,
+                      "a coro runs once: write co_await std::move(c), or co_await f() directly");
+    }
+
+    // Gives up the coroutine (to a task, which then owns it).
+    std::coroutine_handle<promise_type> release() noexcept { return std::exchange(h_, nullptr); }
+
+private:
+    friend promise_type;
+    explicit coro(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
+
+    // Destroyed without having run: in debug mode that is reported, as asyncio reports a
+    // coroutine that was never awaited.
+    void drop() noexcept {
+        loop_base* l = detail::loop_access::running();
+        if (l && l->get_debug()) {
+            const detail::coroutine_origin& o = h_.promise().origin();
+            try {
+                l->call_exception_handler(
+                    {detail::concat({"coroutine ", o.function, " (", o.file, ":",
+                                     detail::decimal(static_cast<long long>(o.line)),
+                                     ") was never awaited"}),
+                     nullptr,
+                     {}});
+            } catch (...) {  // out of memory while reporting: the report is lost
+            }
+        }
+        std::exchange(h_, nullptr).destroy();
+    }
+
+    std::coroutine_handle<promise_type> h_;
+};
+
+namespace detail {
+
+template <class T>
+coro<T> coro_promise<T>::get_return_object() noexcept {
+    return coro<T>(std::coroutine_handle<coro_promise>::from_promise(*this));
+}
+
+inline coro<void> coro_promise<void>::get_return_object() noexcept {
+    return coro<void>(std::coroutine_handle<coro_promise>::from_promise(*this));
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/coro/coro.hpp
+// begin file ioloop/coro/future.hpp
+// ioloop: future<T> (asyncio's Future), a result that someone sets later, and any_future,
+// what every future and task offers whatever its result type. Both are counted
+// references to a state on the loop's thread; awaiting one suspends the current task
+// until it is done. Awaiting an lvalue gives a reference to the result (several tasks
+// may await it); awaiting an rvalue moves the result out.
+#ifndef IOLOOP_CORO_FUTURE_HPP
+#define IOLOOP_CORO_FUTURE_HPP
+
+
+#include <coroutine>
+#include <exception>
+#include <type_traits>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+template <class T>
+class future_state final : public future_base {
+public:
+    using future_base::future_base;
+    result_value<T>& value() noexcept { return value_; }
+
+private:
+    result_value<T> value_;
+};
+
+// Suspends the current task until the future (or task) is done; a cancel of the waiting
+// task is passed on to what it awaits, as asyncio does. The result is moved out (Move),
+// referenced, or not taken at all (Discard: only the exception comes out).
+template <class State, bool Move, bool Discard = false>
+class future_awaiter final : public done_link, public wait_point {
+public:
+    explicit future_awaiter(State* s) noexcept : state_(s) { state_->add_ref(); }
+    future_awaiter(const future_awaiter&) = delete;
+    future_awaiter& operator=(const future_awaiter&) = delete;
+    ~future_awaiter() {
+        state_->remove_link(this);
+        state_->release();
+    }
+
+    bool await_ready() const noexcept { return state_->done(); }
+
+    void await_suspend(std::coroutine_handle<> h) {
+        task_ = &current_task_or_throw("co_await");
+        if (static_cast<future_base*>(task_) == static_cast<future_base*>(state_))
+            throw invalid_state_error("co_await: a task cannot await itself");
+        state_->add_link(this);
+        task_->suspend(h, this);
+    }
+
+    decltype(auto) await_resume() {
+        if (task_) task_->throw_if_cancelled();
+        state_->rethrow_if_not_finished("co_await");
+        if constexpr (Discard) {
+            return;
+        } else if constexpr (Move) {
+            return std::move(state_->value().get());
+        } else {
+            return state_->value().get();
+        }
+    }
+
+    void on_done() noexcept override { task_->wake(); }
+
+    void on_cancel(task_base& t) noexcept override {
+        if (state_->cancel()) t.cancel_passed_on();
+    }
+
+private:
+    State* state_;
+    task_base* task_ = nullptr;
+};
+
+// A done callback: runs on the loop, like a call_soon made when the future finished.
+template <class Handle, class F>
+class callback_link final : public done_link {
+public:
+    explicit callback_link(F&& fn) : fn_(std::move(fn)) {}
+
+    void on_done() noexcept override { post_or_delete(); }
+    void on_future_destroyed() noexcept override { delete this; }
+
+    // The future is already done: the callback is scheduled at once.
+    void schedule_now(future_base* state) noexcept {
+        state_ = state;
+        post_or_delete();
+    }
+
+    void bind(future_base* state) noexcept { state_ = state; }
+
+private:
+    // Owns the link, and a reference to the future, until it has run.
+    struct run {
+        callback_link* link;
+        Handle handle;
+        run(run&& o) noexcept : link(std::exchange(o.link, nullptr)), handle(std::move(o.handle)) {}
+        run(callback_link* l, Handle h) noexcept : link(l), handle(std::move(h)) {}
+        run(const run&) = delete;
+        run& operator=(const run&) = delete;
+        run& operator=(run&&) = delete;
+        ~run() { delete link; }
+        void operator()() {
+            if constexpr (std::is_invocable_v<F&, Handle&>) {
+                link->fn_(handle);
+            } else {
+                link->fn_();
+            }
+        }
+    };
+
+    void post_or_delete() noexcept {
+        loop_base* l = state_->loop();
+        if (!l || l->is_closed()) {
+            delete this;
+            return;
+        }
+        state_->add_ref();
+        loop_access::post(*l, run(this, Handle(state_)));
+    }
+
+    F fn_;
+    future_base* state_ = nullptr;
+};
+
+}  // namespace detail
+
+class any_future {
+public:
+    any_future() noexcept = default;
+    any_future(const any_future& o) noexcept : state_(o.state_) {
+        if (state_) state_->add_ref();
+    }
+    any_future(any_future&& o) noexcept : state_(std::exchange(o.state_, nullptr)) {}
+    any_future& operator=(any_future o) noexcept {
+        std::swap(state_, o.state_);
+        return *this;
+    }
+    ~any_future() {
+        if (state_) state_->release();
+    }
+
+    // False for a default-constructed or moved-from handle.
+    explicit operator bool() const noexcept { return state_ != nullptr; }
+
+    bool done() const noexcept { return state_->done(); }
+    bool cancelled() const noexcept { return state_->cancelled(); }
+
+    // A future is cancelled at once; a task gets cancelled_error where it waits. False if
+    // already done.
+    bool cancel() noexcept { return state_->cancel(); }
+
+    // The exception it failed with, or null; throws cancelled_error if it was cancelled
+    // and invalid_state_error if it is not done.
+    std::exception_ptr exception() const { return state_->exception(); }
+
+    // Same state: the same future or task.
+    friend bool operator==(const any_future& a, const any_future& b) noexcept {
+        return a.state_ == b.state_;
+    }
+
+    // Adopts one reference the caller counted.
+    explicit any_future(detail::future_base* adopted) noexcept : state_(adopted) {}
+
+    detail::future_base* state() const noexcept { return state_; }
+
+protected:
+    // fn() or fn(self) runs on the loop once the future is done (at once if it is).
+    template <class Handle, class F>
+    void add_done_callback_as(F&& fn) {
+        using link = detail::callback_link<Handle, std::decay_t<F>>;
+        auto* l = new link(std::decay_t<F>(std::forward<F>(fn)));
+        if (state_->done()) {
+            l->schedule_now(state_);
+        } else {
+            l->bind(state_);
+            state_->add_link(l);
+        }
+    }
+
+    detail::future_base* state_ = nullptr;
+};
+
+template <class T = void>
+class future : public any_future {
+public:
+    using value_type = T;
+    using any_future::any_future;
+
+    // The value; throws what the future failed with, cancelled_error if it was cancelled,
+    // invalid_state_error if it is not done yet.
+    std::add_lvalue_reference_t<T> result() {
+        typed()->rethrow_if_not_finished("result");
+        return typed()->value().get();
+    }
+
+    template <class U = T>
+    void set_result(U&& v) {
+        check_pending("set_result");
+        typed()->value().set(std::forward<U>(v));
+        finish();
+    }
+
+    void set_result() requires std::is_void_v<T> {
+        check_pending("set_result");
+        typed()->value().set();
+        finish();
+    }
+
+    void set_exception(std::exception_ptr e) { typed()->set_exception(std::move(e)); }
+
+    // fn() or fn(future<T>&) runs on the loop once the future is done.
+    template <class F>
+    void add_done_callback(F&& fn) {
+        add_done_callback_as<future>(std::forward<F>(fn));
+    }
+
+    auto operator co_await() & noexcept {
+        return detail::future_awaiter<detail::future_state<T>, false>(typed());
+    }
+    auto operator co_await() && noexcept {
+        return detail::future_awaiter<detail::future_state<T>, true>(typed());
+    }
+
+private:
+    detail::future_state<T>* typed() const noexcept {
+        return static_cast<detail::future_state<T>*>(state_);
+    }
+    void check_pending(const char* what) const {
+        if (state_->done())
+            throw invalid_state_error(detail::concat({what, ": the future is already done"}));
+    }
+    void finish() noexcept { state_->set_finished(); }
+};
+
+template <class T>
+future<T> loop_base::create_future() {
+    check_open("create_future");
+    return future<T>(new detail::future_state<T>(*this));
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/coro/future.hpp
+// begin file ioloop/coro/run.hpp
+// ioloop: running coroutines to completion: loop.run_until_complete (asyncio's), the
+// one-call ioloop::run (asyncio.run), and get_running_loop().
+#ifndef IOLOOP_CORO_RUN_HPP
+#define IOLOOP_CORO_RUN_HPP
+
+// begin file ioloop/coro/task.hpp
+// ioloop: task<T> (asyncio's Task), a coroutine scheduled on the loop, and any_task, what
+// every task offers whatever its result type (current_task(), all_tasks()). A task starts
+// on the next iteration and runs even if nobody awaits it; its result or exception is
+// kept until read, and an exception nobody read is reported when the task goes away.
+#ifndef IOLOOP_CORO_TASK_HPP
+#define IOLOOP_CORO_TASK_HPP
+
+
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+template <class T>
+class task_state final : public task_base {
+public:
+    using body_handle = std::coroutine_handle<coro_promise<T>>;
+
+    task_state(loop_base& loop, body_handle body, std::string name)
+        : task_base(loop, body, std::move(name), body.promise().origin()) {
+        body.promise().set_root(this);
+    }
+
+    result_value<T>& value() noexcept { return value_; }
+
+    void body_finished() noexcept override {
+        coro_promise<T>& p = body_handle::from_address(body_.address()).promise();
+        if (p.error()) {
+            error_ = std::move(p.error());
+            complete(is_cancellation(error_) ? status::cancelled : status::failed);
+            return;
+        }
+        try {
+            if constexpr (std::is_void_v<T>) {
+                value_.set();
+            } else {
+                value_.set(std::move(p.value().get()));
+            }
+        } catch (...) {  // T's move constructor threw
+            error_ = std::current_exception();
+            complete(status::failed);
+            return;
+        }
+        complete(status::finished);
+    }
+
+private:
+    result_value<T> value_;
+};
+
+}  // namespace detail
+
+class any_task : public any_future {
+public:
+    using any_future::any_future;
+
+    // The name given to create_task, or "Task-<n>".
+    std::string get_name() const { return base()->get_name(); }
+    void set_name(std::string name) { base()->set_name(std::move(name)); }
+
+    // Cancel requests not withdrawn (asyncio's Task.cancelling() / uncancel()).
+    std::size_t cancelling() const noexcept { return base()->cancelling(); }
+    std::size_t uncancel() noexcept { return base()->uncancel(); }
+
+    // fn() or fn(any_task&) runs on the loop once the task is done.
+    template <class F>
+    void add_done_callback(F&& fn) {
+        add_done_callback_as<any_task>(std::forward<F>(fn));
+    }
+
+    // Waits for the task to be done, without its result (its exception still comes out).
+    auto operator co_await() const noexcept {
+        return detail::future_awaiter<detail::task_base, false, true>(base());
+    }
+
+protected:
+    detail::task_base* base() const noexcept { return static_cast<detail::task_base*>(state_); }
+};
+
+template <class T = void>
+class task : public any_task {
+public:
+    using value_type = T;
+    using any_task::any_task;
+
+    // The value; throws what the task failed with, cancelled_error if it was cancelled,
+    // invalid_state_error if it is not done yet.
+    std::add_lvalue_reference_t<T> result() {
+        typed()->rethrow_if_not_finished("result");
+        return typed()->value().get();
+    }
+
+    // fn() or fn(task<T>&) runs on the loop once the task is done.
+    template <class F>
+    void add_done_callback(F&& fn) {
+        add_done_callback_as<task>(std::forward<F>(fn));
+    }
+
+    auto operator co_await() & noexcept {
+        return detail::future_awaiter<detail::task_state<T>, false>(typed());
+    }
+    auto operator co_await() && noexcept {
+        return detail::future_awaiter<detail::task_state<T>, true>(typed());
+    }
+
+private:
+    detail::task_state<T>* typed() const noexcept {
+        return static_cast<detail::task_state<T>*>(state_);
+    }
+};
+
+template <class T>
+task<T> loop_base::create_task(coro<T> body, std::string name) {
+    check_open("create_task");
+    if (!body) throw invalid_state_error("create_task: the coro was already awaited or moved from");
+    auto h = body.release();
+    detail::task_state<T>* t;
+    try {
+        t = new detail::task_state<T>(*this, h, std::move(name));
+    } catch (...) {
+        h.destroy();
+        throw;
+    }
+    task<T> result(t);  // adopts the first reference
+    t->start();
+    return result;
+}
+
+// Schedules the coroutine on the running loop (asyncio.create_task).
+template <class T>
+task<T> create_task(coro<T> body, std::string name = {}) {
+    return detail::loop_access::running_or_throw("create_task")
+        .create_task(std::move(body), std::move(name));
+}
+
+// The task running the caller; an empty any_task outside a task.
+inline any_task current_task() noexcept {
+    detail::task_base* t = detail::current_task;
+    if (!t) return any_task();
+    t->add_ref();
+    return any_task(t);
+}
+
+// The running loop's unfinished tasks (asyncio.all_tasks()).
+inline std::vector<any_task> all_tasks() {
+    detail::task_registry& tasks =
+        detail::loop_access::tasks(detail::loop_access::running_or_throw("all_tasks"));
+    std::vector<any_task> result;
+    result.reserve(tasks.size());
+    for (detail::registered_task* r = tasks.first(); r; r = r->next) {
+        auto* t = static_cast<detail::task_base*>(r);
+        t->add_ref();
+        result.emplace_back(t);
+    }
+    return result;
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/coro/task.hpp
+// begin file ioloop/event_loop.hpp
+// ioloop: basic_event_loop<Backend>, asyncio's event loop: loop_base (the queues, the
+// timers, the tasks) plus a backend. One iteration (run_once) is the four steps of
+// DESIGN.md: compute the poll timeout, poll, move due timers to the ready queue, run
+// exactly the callbacks that were ready when the step began.
+#ifndef IOLOOP_EVENT_LOOP_HPP
+#define IOLOOP_EVENT_LOOP_HPP
+
+// begin file ioloop/backend/concept.hpp
+// ioloop: what a backend must provide, stated once as a concept so a wrong backend fails
+// with one clear line. A readiness backend watches descriptors and reports, for each
+// ready one, the pointer it was given and which of io_read / io_write happened. Completion
+// backends (IOCP, io_uring) will report finished operations through the same wait().
+#ifndef IOLOOP_BACKEND_CONCEPT_HPP
+#define IOLOOP_BACKEND_CONCEPT_HPP
+
+
+#include <string_view>
+#include <type_traits>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace backend {
+
+// Interest and readiness bits. An error or hang-up on a descriptor reports both, so
+// whichever callback is registered runs and sees the error from its own read or write.
+inline constexpr unsigned io_read = 1;
+inline constexpr unsigned io_write = 2;
+
+// Stands for the loop's event callback in the concept: void(void* data, unsigned events).
+struct event_sink_archetype {
+    void operator()(void*, unsigned) const noexcept {}
+};
+
+template <class B>
+concept event_backend = requires(B& b, std::chrono::nanoseconds timeout,
+                                 event_sink_archetype sink) {
+    requires std::is_convertible_v<decltype(B::name), std::string_view>;
+    // Blocks up to `timeout` (negative: forever, zero: just look), then calls sink for
+    // every event. Returns early, with no event, after interrupt().
+    b.wait(timeout, sink);
+    // Makes a wait() in progress, or the next one, return. Thread- and signal-safe.
+    { b.interrupt() } noexcept;
+};
+
+template <class B>
+concept readiness_backend = event_backend<B> && requires(B& b, int fd, unsigned events,
+                                                         void* data) {
+    // Changes the interest in `fd` from `old_events` to `new_events` (0 means not watched),
+    // reporting events with `data`. Throws std::system_error for an fd it cannot watch.
+    b.watch(fd, events, events, data);
+};
+
+}  // namespace backend
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/backend/concept.hpp
+// begin file ioloop/detail/posix.hpp
+// ioloop: small POSIX shims shared by the backends: errno to std::system_error, and the
+// wakeup descriptor another thread or a signal handler uses to interrupt a poll.
+#ifndef IOLOOP_DETAIL_POSIX_HPP
+#define IOLOOP_DETAIL_POSIX_HPP
+
+
+#if defined(IOLOOP_POSIX)
+
+#include <cerrno>
+#include <cstdint>
+#include <string>
+#include <system_error>
+
+#include <fcntl.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/eventfd.h>
+#endif
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+[[noreturn]] inline void throw_errno(int err, const std::string& what) {
+    throw std::system_error(err, std::generic_category(), what);
+}
+
+// A poll timeout in milliseconds for epoll_wait() and poll(): -1 (forever) for a negative
+// one, rounded up so that a timer never fires early because the kernel woke us sooner.
+inline int timeout_ms(std::chrono::nanoseconds t) noexcept {
+    if (t.count() < 0) return -1;
+    const long long ms = (t.count() + 999'999) / 1'000'000;
+    return ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(ms);
+}
+
+// Whether `fd` names an open descriptor: checked before watching it, so a bad fd fails
+// where it is added instead of inside a later poll.
+inline bool is_open_fd(int fd) noexcept { return fd >= 0 && ::fcntl(fd, F_GETFD) != -1; }
+
+inline void set_nonblocking_cloexec(int fd) {
+    const int fl = ::fcntl(fd, F_GETFL);
+    if (fl == -1 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
+        throw_errno(errno, "fcntl");
+    }
+}
+
+// Level-triggered "wake up" flag as a descriptor: an eventfd on Linux, a pipe elsewhere.
+// notify() is async-signal-safe and thread-safe.
+class wakeup_fd {
+public:
+    wakeup_fd() {
+#if defined(__linux__)
+        read_fd_ = write_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (read_fd_ == -1) throw_errno(errno, "eventfd");
+#else
+        int fds[2];
+        if (::pipe(fds) == -1) throw_errno(errno, "pipe");
+        read_fd_ = fds[0];
+        write_fd_ = fds[1];
+        try {
+            set_nonblocking_cloexec(read_fd_);
+            set_nonblocking_cloexec(write_fd_);
+        } catch (...) {
+            close_fds();
+            throw;
+        }
+#endif
+    }
+    wakeup_fd(const wakeup_fd&) = delete;
+    wakeup_fd& operator=(const wakeup_fd&) = delete;
+    ~wakeup_fd() { close_fds(); }
+
+    int fd() const noexcept { return read_fd_; }
+
+    void notify() noexcept {
+        const int saved = errno;  // may run inside a signal handler
+        const std::uint64_t one = 1;
+        // EAGAIN means the counter or pipe is already full: the wakeup is pending anyway.
+        while (::write(write_fd_, &one, write_fd_ == read_fd_ ? sizeof one : 1) == -1 &&
+               errno == EINTR) {
+        }
+        errno = saved;
+    }
+
+    void drain() noexcept {
+        std::uint64_t buf[8];
+        while (true) {
+            const ::ssize_t n = ::read(read_fd_, buf, sizeof buf);
+            if (read_fd_ != write_fd_ && n == static_cast<::ssize_t>(sizeof buf))
+                continue;  // a pipe may hold more
+            if (n == -1 && errno == EINTR) continue;
+            return;
+        }
+    }
+
+private:
+    void close_fds() noexcept {
+        if (write_fd_ != read_fd_ && write_fd_ != -1) ::close(write_fd_);
+        if (read_fd_ != -1) ::close(read_fd_);
+    }
+
+    int read_fd_ = -1;
+    int write_fd_ = -1;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/detail/posix.hpp
+// begin file ioloop/detail/signals.hpp
+// ioloop: the process-wide side of add_signal_handler. A POSIX signal handler may only
+// touch lock-free atomics and async-signal-safe calls, so it marks the signal pending and
+// wakes the loop that registered it; the loop runs the user's callback on its own thread.
+#ifndef IOLOOP_DETAIL_SIGNALS_HPP
+#define IOLOOP_DETAIL_SIGNALS_HPP
+
+
+#if defined(IOLOOP_POSIX)
+
+#include <cerrno>
+
+#include <signal.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// What the signal handler may reach of a loop: a flag and a signal-safe wakeup.
+struct signal_target {
+    atomic<bool> any_pending{false};
+    void (*wake)(void* context) noexcept = nullptr;
+    void* context = nullptr;
+};
+
+// Signals are numbered below NSIG on every POSIX system we know; 65 covers Linux's
+// real-time signals too.
+#if defined(NSIG)
+inline constexpr int max_signal = NSIG;
+#else
+inline constexpr int max_signal = 65;
+#endif
+
+struct signal_slot {
+    atomic<bool> pending{false};
+    atomic<signal_target*> target{nullptr};
+};
+
+inline signal_slot signal_slots[max_signal];
+
+// Installed with sigaction for every signal a loop handles.
+inline void on_signal(int sig) {
+    if (sig <= 0 || sig >= max_signal) return;
+    signal_slot& slot = signal_slots[sig];
+    slot.pending.store(true, memory_order::release);
+    if (signal_target* t = slot.target.load(memory_order::acquire)) {
+        t->any_pending.store(true, memory_order::release);
+        t->wake(t->context);
+    }
+}
+
+// The disposition a signal had before a loop took it, restored when the loop lets go.
+using saved_signal_action = struct sigaction;
+
+// Routes `sig` to on_signal; SA_RESTART so that other threads' blocking calls are not
+// interrupted by a signal only the loop cares about.
+inline void install_signal_handler(int sig, saved_signal_action& saved) {
+    struct sigaction sa {};
+    sa.sa_handler = &on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (::sigaction(sig, &sa, &saved) == -1) {
+        throw_errno(errno, concat({"add_signal_handler: sigaction(", decimal(sig), ")"}));
+    }
+}
+
+inline void restore_signal_handler(int sig, const saved_signal_action& saved) noexcept {
+    ::sigaction(sig, &saved, nullptr);
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/detail/signals.hpp
+
 #include <cstddef>
 #include <system_error>
 #include <type_traits>
@@ -2215,9 +3432,11 @@ public:
     using backend_type = Backend;
 
     basic_event_loop()
-        : loop_base([](loop_base* self) noexcept {
-              static_cast<basic_event_loop*>(self)->backend_.interrupt();
-          }) {
+        : loop_base(
+              [](loop_base* self) noexcept {
+                  static_cast<basic_event_loop*>(self)->backend_.interrupt();
+              },
+              &detail::backend_tag<Backend>) {
         signal_target_.wake = [](void* b) noexcept { static_cast<Backend*>(b)->interrupt(); };
         signal_target_.context = &backend_;
     }
@@ -2843,6 +4062,214 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/fwd.hpp
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+template <class T>
+inline constexpr bool is_coro = false;
+template <class T>
+inline constexpr bool is_coro<coro<T>> = true;
+
+// Stops the loop when a future is done.
+class stop_when_done final : public done_link {
+public:
+    stop_when_done(loop_base& loop, future_base* f) noexcept : loop_(loop), future_(f) {
+        future_->add_ref();
+        future_->add_link(this);
+    }
+    stop_when_done(const stop_when_done&) = delete;
+    stop_when_done& operator=(const stop_when_done&) = delete;
+    ~stop_when_done() {
+        future_->remove_link(this);
+        future_->release();
+    }
+    void on_done() noexcept override { loop_.stop(); }
+
+private:
+    loop_base& loop_;
+    future_base* future_;
+};
+
+// ioloop::run's last act before closing (asyncio.run's _cancel_all_tasks): cancels the
+// tasks still unfinished and runs the loop until each has reacted, since a task may
+// catch the cancellation to clean up.
+template <class Loop>
+void cancel_remaining_tasks(Loop& loop) {
+    task_registry& tasks = loop_access::tasks(loop);
+    const std::size_t count = tasks.size();
+    if (count == 0) return;
+    struct countdown final : done_link {
+        Loop* loop = nullptr;
+        std::size_t* left = nullptr;
+        task_base* task = nullptr;
+        void on_done() noexcept override {
+            if (--*left == 0) loop->stop();
+        }
+        ~countdown() {
+            if (task) {
+                task->remove_link(this);
+                task->release();
+            }
+        }
+    };
+    std::size_t left = count;
+    auto* waits = new countdown[count];
+    std::size_t i = 0;
+    for (registered_task* r = tasks.first(); r; r = r->next, ++i) {
+        auto* t = static_cast<task_base*>(r);
+        t->add_ref();
+        waits[i].loop = &loop;
+        waits[i].left = &left;
+        waits[i].task = t;
+        t->add_link(&waits[i]);
+    }
+    for (i = 0; i < count; ++i) waits[i].task->cancel();
+    try {
+        loop.run_forever();
+    } catch (...) {
+        delete[] waits;
+        throw;
+    }
+    delete[] waits;
+}
+
+}  // namespace detail
+
+template <class Backend>
+template <class Awaitable>
+decltype(auto) basic_event_loop<Backend>::run_until_complete(Awaitable&& work) {
+    using A = std::remove_cvref_t<Awaitable>;
+    if constexpr (detail::is_coro<A>) {
+        return run_until_complete(create_task(std::move(work)));
+    } else {
+        static_assert(std::is_base_of_v<any_future, A>,
+                      "run_until_complete takes a coro, a task or a future");
+        A f = work;
+        if (!f.done()) {
+            detail::stop_when_done stopper(*this, f.state());
+            run_forever();
+            if (!f.done()) {
+                throw invalid_state_error(
+                    "run_until_complete: the event loop stopped before the work was done");
+            }
+        }
+        using T = typename A::value_type;
+        if constexpr (std::is_void_v<T>) {
+            f.result();
+        } else if constexpr (std::is_lvalue_reference_v<Awaitable>) {
+            return T(f.result());  // others may read the result too
+        } else {
+            return T(std::move(f.result()));
+        }
+    }
+}
+
+// asyncio.run: a new event loop runs `main` to completion; the tasks still unfinished
+// are then cancelled and given the chance to finish, the default executor is shut down,
+// and the loop is closed. Returns main's result or throws its exception.
+template <class T>
+T run(coro<T> main) {
+    if (detail::loop_access::running())
+        throw invalid_state_error("run: cannot be called while an event loop is running");
+    event_loop loop;
+    struct shutdown {
+        event_loop& loop;
+        ~shutdown() {
+            try {
+                detail::cancel_remaining_tasks(loop);
+            } catch (...) {  // the loop will abandon what is left
+            }
+            loop.close();
+        }
+    } at_exit{loop};
+    return loop.run_until_complete(std::move(main));
+}
+
+// The loop running the caller (asyncio.get_running_loop()). Throws invalid_state_error
+// outside a running loop, or if the running loop has another backend than Backend.
+template <class Backend = default_backend>
+basic_event_loop<Backend>& get_running_loop() {
+    loop_base& l = detail::loop_access::running_or_throw("get_running_loop");
+    if (detail::loop_access::backend_tag(l) != &detail::backend_tag<Backend>) {
+        throw invalid_state_error(
+            "get_running_loop: the running loop is a basic_event_loop of another backend; "
+            "name it: get_running_loop<ioloop::backend::...>()");
+    }
+    return static_cast<basic_event_loop<Backend>&>(l);
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/coro/run.hpp
+// begin file ioloop/coro/sleep.hpp
+// ioloop: sleep(d) (asyncio.sleep): suspends the current task for at least d; sleep(0)
+// yields to the loop for one iteration. Cancelling the task wakes it at once with
+// cancelled_error.
+#ifndef IOLOOP_CORO_SLEEP_HPP
+#define IOLOOP_CORO_SLEEP_HPP
+
+
+#include <coroutine>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+class sleep_awaiter final : public wait_point {
+public:
+    explicit sleep_awaiter(std::chrono::steady_clock::duration d) noexcept : delay_(d) {}
+    sleep_awaiter(const sleep_awaiter&) = delete;
+    sleep_awaiter& operator=(const sleep_awaiter&) = delete;
+    ~sleep_awaiter() { timer_.cancel(); }  // destroyed while asleep: the loop is closing
+
+    bool await_ready() const noexcept { return false; }
+
+    void await_suspend(std::coroutine_handle<> h) {
+        task_ = &current_task_or_throw("sleep");
+        if (delay_.count() <= 0) {
+            task_->suspend(h, this);
+            task_->wake();
+            return;
+        }
+        task_base* t = task_;
+        timer_ = t->loop()->call_later(delay_, [t] { t->wake(); });
+        task_->suspend(h, this);
+    }
+
+    void await_resume() { task_->throw_if_cancelled(); }
+
+    void on_cancel(task_base& t) noexcept override {
+        timer_.cancel();
+        t.wake();
+    }
+
+private:
+    std::chrono::steady_clock::duration delay_;
+    task_base* task_ = nullptr;
+    timer_handle timer_;
+};
+
+}  // namespace detail
+
+// co_await sleep(d): the current task resumes once d has passed, never earlier.
+template <class Rep, class Period>
+detail::sleep_awaiter sleep(std::chrono::duration<Rep, Period> d) {
+    using duration = std::chrono::steady_clock::duration;
+    // Saturates: sleep(hours::max()) is forever, not an overflow.
+    if (std::chrono::duration<double>(d) >= std::chrono::duration<double>(duration::max()))
+        return detail::sleep_awaiter(duration::max());
+    return detail::sleep_awaiter(std::chrono::ceil<duration>(d));
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/coro/sleep.hpp
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
 #undef IOLOOP_NOINLINE

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <new>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -57,6 +58,12 @@ public:
     // What the callable is, for the debug reports ("which callback blocked the loop").
     std::string_view name() const noexcept { return ops_ ? ops_->name : std::string_view{}; }
 
+    // A callable may describe itself better than its type does (a task step names its
+    // task): its `std::string describe() const`, if it has one. Empty otherwise.
+    std::string describe() const {
+        return ops_ && ops_->describe ? ops_->describe(storage_) : std::string();
+    }
+
     // Constructs the callable in place (the object must be empty): no temporary, no move.
     template <class F, class D = std::decay_t<F>>
     void emplace(F&& f) {
@@ -82,6 +89,7 @@ private:
         void (*move)(void* from, void* to) noexcept;  // leaves `from` destroyed
         void (*destroy)(void*) noexcept;              // null when there is nothing to destroy
         std::string_view name;
+        std::string (*describe)(const void*);  // null unless the callable describes itself
     };
 
     template <class D>
@@ -115,6 +123,15 @@ private:
     }
 
     template <class D>
+    static constexpr std::string (*describer())(const void*) {
+        if constexpr (requires(const D& f) { f.describe(); }) {
+            return [](const void* p) { return target<D>(const_cast<void*>(p)).describe(); };
+        } else {
+            return nullptr;
+        }
+    }
+
+    template <class D>
     static constexpr ops ops_for = {
         [](void* p, Args&&... args) -> R { return target<D>(p)(std::forward<Args>(args)...); },
         [](void* from, void* to) noexcept {
@@ -128,6 +145,7 @@ private:
         },
         destroyer<D>(),
         type_name<D>(),
+        describer<D>(),
     };
 
     void take(unique_function& other) noexcept {

@@ -1,0 +1,195 @@
+// ioloop: the untyped part of every future and task (asyncio's Future): its state, the
+// exception it ended with, and the list of what waits for it. Futures live on their
+// loop's thread, so the reference count and the list need no atomics.
+#ifndef IOLOOP_CORO_FUTURE_BASE_HPP
+#define IOLOOP_CORO_FUTURE_BASE_HPP
+
+#include "ioloop/coro/loop_access.hpp"
+#include "ioloop/detail/config.hpp"
+#include "ioloop/errors.hpp"
+#include "ioloop/exception_context.hpp"
+#include "ioloop/loop_base.hpp"
+
+#include <cstdint>
+#include <exception>
+#include <string>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// Something that waits for a future to finish: a suspended awaiter, a done callback.
+class done_link {
+public:
+    // The future finished. The link is already off the future's list.
+    virtual void on_done() noexcept = 0;
+
+    // The future is destroyed unfinished with the link still on its list (a done callback
+    // on a future nobody completes; awaiters keep their future alive).
+    virtual void on_future_destroyed() noexcept {}
+
+    bool linked() const noexcept { return linked_; }
+
+protected:
+    ~done_link() = default;
+
+private:
+    friend class future_base;
+    done_link* prev_ = nullptr;
+    done_link* next_ = nullptr;
+    bool linked_ = false;
+};
+
+class future_base {
+public:
+    enum class status : unsigned char { pending, finished, failed, cancelled };
+
+    explicit future_base(loop_base& loop) : anchor_(loop_access::anchor(loop)) {}
+    future_base(const future_base&) = delete;
+    future_base& operator=(const future_base&) = delete;
+
+    void add_ref() noexcept { ++refs_; }
+
+    // The last reference reports an exception nobody retrieved, then frees the future.
+    void release() noexcept {
+        if (--refs_ != 0) return;
+        if (status_ == status::failed && !retrieved_) report_unretrieved();
+        delete this;
+    }
+
+    status state() const noexcept { return status_; }
+    bool done() const noexcept { return status_ != status::pending; }
+    bool cancelled() const noexcept { return status_ == status::cancelled; }
+
+    // The loop this future belongs to; null once that loop is destroyed.
+    loop_base* loop() const noexcept { return anchor_->loop; }
+
+    // A plain future is cancelled at once; a task overrides this (it is cancelled where it
+    // waits). False if already done.
+    virtual bool cancel() noexcept {
+        if (done()) return false;
+        error_ = std::make_exception_ptr(cancelled_error());
+        finish(status::cancelled);
+        return true;
+    }
+
+    // Throws unless the future finished with a value: cancelled_error if cancelled, the
+    // exception it failed with, invalid_state_error if it is still pending.
+    void rethrow_if_not_finished(const char* what) {
+        switch (status_) {
+            case status::finished:
+                return;
+            case status::pending:
+                throw invalid_state_error(concat({what, ": the result is not ready yet"}));
+            case status::failed:
+                retrieved_ = true;
+                std::rethrow_exception(error_);
+            case status::cancelled:
+                std::rethrow_exception(error_);
+        }
+    }
+
+    // The exception it failed with (null if it finished with a value); asyncio's
+    // Future.exception(): throws cancelled_error if cancelled, invalid_state_error if pending.
+    std::exception_ptr exception() {
+        if (status_ == status::pending)
+            throw invalid_state_error("exception: the future is not done yet");
+        if (status_ == status::cancelled) std::rethrow_exception(error_);
+        retrieved_ = true;
+        return status_ == status::failed ? error_ : nullptr;
+    }
+
+    // Marks the future finished with the value its owner stored.
+    void set_finished() noexcept { finish(status::finished); }
+
+    // Fails the future with `e`, marking it cancelled if `e` is a cancelled_error.
+    void set_exception(std::exception_ptr e) {
+        if (done()) throw invalid_state_error("set_exception: the future is already done");
+        error_ = std::move(e);
+        finish(is_cancellation(error_) ? status::cancelled : status::failed);
+    }
+
+    // `l` is told when the future finishes. The future must be pending.
+    void add_link(done_link* l) noexcept {
+        l->linked_ = true;
+        l->next_ = nullptr;
+        l->prev_ = tail_;
+        if (tail_) {
+            tail_->next_ = l;
+        } else {
+            head_ = l;
+        }
+        tail_ = l;
+    }
+
+    void remove_link(done_link* l) noexcept {
+        if (!l->linked_) return;
+        if (l->prev_) {
+            l->prev_->next_ = l->next_;
+        } else {
+            head_ = l->next_;
+        }
+        if (l->next_) {
+            l->next_->prev_ = l->prev_;
+        } else {
+            tail_ = l->prev_;
+        }
+        l->linked_ = false;
+    }
+
+    // How the exception handler names this future ("future", "task Task-3 (...)").
+    virtual std::string describe() const { return "future"; }
+
+    static bool is_cancellation(const std::exception_ptr& e) noexcept {
+        if (!e) return false;
+        try {
+            std::rethrow_exception(e);
+        } catch (const cancelled_error&) {
+            return true;
+        } catch (...) {
+            return false;
+        }
+    }
+
+protected:
+    virtual ~future_base() {
+        while (done_link* l = head_) {
+            remove_link(l);
+            l->on_future_destroyed();
+        }
+        loop_access::release(anchor_);
+    }
+
+    // Marks the future done and tells everything that waits, in the order it started
+    // waiting (asyncio runs done callbacks in registration order).
+    void finish(status s) noexcept {
+        status_ = s;
+        while (done_link* l = head_) {
+            remove_link(l);
+            l->on_done();
+        }
+    }
+
+    std::exception_ptr error_;
+
+private:
+    void report_unretrieved() noexcept {
+        loop_base* l = loop();
+        if (!l) return;
+        try {
+            l->call_exception_handler({"exception was never retrieved", error_, describe()});
+        } catch (...) {  // describing it failed (out of memory): nothing more to do
+        }
+    }
+
+    loop_anchor* anchor_;
+    done_link* head_ = nullptr;
+    done_link* tail_ = nullptr;
+    std::uint32_t refs_ = 1;
+    status status_ = status::pending;
+    bool retrieved_ = false;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif

@@ -1,0 +1,157 @@
+// ioloop: running coroutines to completion: loop.run_until_complete (asyncio's), the
+// one-call ioloop::run (asyncio.run), and get_running_loop().
+#ifndef IOLOOP_CORO_RUN_HPP
+#define IOLOOP_CORO_RUN_HPP
+
+#include "ioloop/coro/coro.hpp"
+#include "ioloop/coro/future_base.hpp"
+#include "ioloop/coro/loop_access.hpp"
+#include "ioloop/coro/task.hpp"
+#include "ioloop/detail/config.hpp"
+#include "ioloop/errors.hpp"
+#include "ioloop/event_loop.hpp"
+#include "ioloop/fwd.hpp"
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+template <class T>
+inline constexpr bool is_coro = false;
+template <class T>
+inline constexpr bool is_coro<coro<T>> = true;
+
+// Stops the loop when a future is done.
+class stop_when_done final : public done_link {
+public:
+    stop_when_done(loop_base& loop, future_base* f) noexcept : loop_(loop), future_(f) {
+        future_->add_ref();
+        future_->add_link(this);
+    }
+    stop_when_done(const stop_when_done&) = delete;
+    stop_when_done& operator=(const stop_when_done&) = delete;
+    ~stop_when_done() {
+        future_->remove_link(this);
+        future_->release();
+    }
+    void on_done() noexcept override { loop_.stop(); }
+
+private:
+    loop_base& loop_;
+    future_base* future_;
+};
+
+// ioloop::run's last act before closing (asyncio.run's _cancel_all_tasks): cancels the
+// tasks still unfinished and runs the loop until each has reacted, since a task may
+// catch the cancellation to clean up.
+template <class Loop>
+void cancel_remaining_tasks(Loop& loop) {
+    task_registry& tasks = loop_access::tasks(loop);
+    const std::size_t count = tasks.size();
+    if (count == 0) return;
+    struct countdown final : done_link {
+        Loop* loop = nullptr;
+        std::size_t* left = nullptr;
+        task_base* task = nullptr;
+        void on_done() noexcept override {
+            if (--*left == 0) loop->stop();
+        }
+        ~countdown() {
+            if (task) {
+                task->remove_link(this);
+                task->release();
+            }
+        }
+    };
+    std::size_t left = count;
+    auto* waits = new countdown[count];
+    std::size_t i = 0;
+    for (registered_task* r = tasks.first(); r; r = r->next, ++i) {
+        auto* t = static_cast<task_base*>(r);
+        t->add_ref();
+        waits[i].loop = &loop;
+        waits[i].left = &left;
+        waits[i].task = t;
+        t->add_link(&waits[i]);
+    }
+    for (i = 0; i < count; ++i) waits[i].task->cancel();
+    try {
+        loop.run_forever();
+    } catch (...) {
+        delete[] waits;
+        throw;
+    }
+    delete[] waits;
+}
+
+}  // namespace detail
+
+template <class Backend>
+template <class Awaitable>
+decltype(auto) basic_event_loop<Backend>::run_until_complete(Awaitable&& work) {
+    using A = std::remove_cvref_t<Awaitable>;
+    if constexpr (detail::is_coro<A>) {
+        return run_until_complete(create_task(std::move(work)));
+    } else {
+        static_assert(std::is_base_of_v<any_future, A>,
+                      "run_until_complete takes a coro, a task or a future");
+        A f = work;
+        if (!f.done()) {
+            detail::stop_when_done stopper(*this, f.state());
+            run_forever();
+            if (!f.done()) {
+                throw invalid_state_error(
+                    "run_until_complete: the event loop stopped before the work was done");
+            }
+        }
+        using T = typename A::value_type;
+        if constexpr (std::is_void_v<T>) {
+            f.result();
+        } else if constexpr (std::is_lvalue_reference_v<Awaitable>) {
+            return T(f.result());  // others may read the result too
+        } else {
+            return T(std::move(f.result()));
+        }
+    }
+}
+
+// asyncio.run: a new event loop runs `main` to completion; the tasks still unfinished
+// are then cancelled and given the chance to finish, the default executor is shut down,
+// and the loop is closed. Returns main's result or throws its exception.
+template <class T>
+T run(coro<T> main) {
+    if (detail::loop_access::running())
+        throw invalid_state_error("run: cannot be called while an event loop is running");
+    event_loop loop;
+    struct shutdown {
+        event_loop& loop;
+        ~shutdown() {
+            try {
+                detail::cancel_remaining_tasks(loop);
+            } catch (...) {  // the loop will abandon what is left
+            }
+            loop.close();
+        }
+    } at_exit{loop};
+    return loop.run_until_complete(std::move(main));
+}
+
+// The loop running the caller (asyncio.get_running_loop()). Throws invalid_state_error
+// outside a running loop, or if the running loop has another backend than Backend.
+template <class Backend = default_backend>
+basic_event_loop<Backend>& get_running_loop() {
+    loop_base& l = detail::loop_access::running_or_throw("get_running_loop");
+    if (detail::loop_access::backend_tag(l) != &detail::backend_tag<Backend>) {
+        throw invalid_state_error(
+            "get_running_loop: the running loop is a basic_event_loop of another backend; "
+            "name it: get_running_loop<ioloop::backend::...>()");
+    }
+    return static_cast<basic_event_loop<Backend>&>(l);
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif

@@ -1,0 +1,174 @@
+// ioloop: task<T> (asyncio's Task), a coroutine scheduled on the loop, and any_task, what
+// every task offers whatever its result type (current_task(), all_tasks()). A task starts
+// on the next iteration and runs even if nobody awaits it; its result or exception is
+// kept until read, and an exception nobody read is reported when the task goes away.
+#ifndef IOLOOP_CORO_TASK_HPP
+#define IOLOOP_CORO_TASK_HPP
+
+#include "ioloop/coro/coro.hpp"
+#include "ioloop/coro/future.hpp"
+#include "ioloop/coro/loop_access.hpp"
+#include "ioloop/coro/result_value.hpp"
+#include "ioloop/coro/task_base.hpp"
+#include "ioloop/detail/config.hpp"
+#include "ioloop/errors.hpp"
+#include "ioloop/loop_base.hpp"
+
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+template <class T>
+class task_state final : public task_base {
+public:
+    using body_handle = std::coroutine_handle<coro_promise<T>>;
+
+    task_state(loop_base& loop, body_handle body, std::string name)
+        : task_base(loop, body, std::move(name), body.promise().origin()) {
+        body.promise().set_root(this);
+    }
+
+    result_value<T>& value() noexcept { return value_; }
+
+    void body_finished() noexcept override {
+        coro_promise<T>& p = body_handle::from_address(body_.address()).promise();
+        if (p.error()) {
+            error_ = std::move(p.error());
+            complete(is_cancellation(error_) ? status::cancelled : status::failed);
+            return;
+        }
+        try {
+            if constexpr (std::is_void_v<T>) {
+                value_.set();
+            } else {
+                value_.set(std::move(p.value().get()));
+            }
+        } catch (...) {  // T's move constructor threw
+            error_ = std::current_exception();
+            complete(status::failed);
+            return;
+        }
+        complete(status::finished);
+    }
+
+private:
+    result_value<T> value_;
+};
+
+}  // namespace detail
+
+class any_task : public any_future {
+public:
+    using any_future::any_future;
+
+    // The name given to create_task, or "Task-<n>".
+    std::string get_name() const { return base()->get_name(); }
+    void set_name(std::string name) { base()->set_name(std::move(name)); }
+
+    // Cancel requests not withdrawn (asyncio's Task.cancelling() / uncancel()).
+    std::size_t cancelling() const noexcept { return base()->cancelling(); }
+    std::size_t uncancel() noexcept { return base()->uncancel(); }
+
+    // fn() or fn(any_task&) runs on the loop once the task is done.
+    template <class F>
+    void add_done_callback(F&& fn) {
+        add_done_callback_as<any_task>(std::forward<F>(fn));
+    }
+
+    // Waits for the task to be done, without its result (its exception still comes out).
+    auto operator co_await() const noexcept {
+        return detail::future_awaiter<detail::task_base, false, true>(base());
+    }
+
+protected:
+    detail::task_base* base() const noexcept { return static_cast<detail::task_base*>(state_); }
+};
+
+template <class T = void>
+class task : public any_task {
+public:
+    using value_type = T;
+    using any_task::any_task;
+
+    // The value; throws what the task failed with, cancelled_error if it was cancelled,
+    // invalid_state_error if it is not done yet.
+    std::add_lvalue_reference_t<T> result() {
+        typed()->rethrow_if_not_finished("result");
+        return typed()->value().get();
+    }
+
+    // fn() or fn(task<T>&) runs on the loop once the task is done.
+    template <class F>
+    void add_done_callback(F&& fn) {
+        add_done_callback_as<task>(std::forward<F>(fn));
+    }
+
+    auto operator co_await() & noexcept {
+        return detail::future_awaiter<detail::task_state<T>, false>(typed());
+    }
+    auto operator co_await() && noexcept {
+        return detail::future_awaiter<detail::task_state<T>, true>(typed());
+    }
+
+private:
+    detail::task_state<T>* typed() const noexcept {
+        return static_cast<detail::task_state<T>*>(state_);
+    }
+};
+
+template <class T>
+task<T> loop_base::create_task(coro<T> body, std::string name) {
+    check_open("create_task");
+    if (!body) throw invalid_state_error("create_task: the coro was already awaited or moved from");
+    auto h = body.release();
+    detail::task_state<T>* t;
+    try {
+        t = new detail::task_state<T>(*this, h, std::move(name));
+    } catch (...) {
+        h.destroy();
+        throw;
+    }
+    task<T> result(t);  // adopts the first reference
+    t->start();
+    return result;
+}
+
+// Schedules the coroutine on the running loop (asyncio.create_task).
+template <class T>
+task<T> create_task(coro<T> body, std::string name = {}) {
+    return detail::loop_access::running_or_throw("create_task")
+        .create_task(std::move(body), std::move(name));
+}
+
+// The task running the caller; an empty any_task outside a task.
+inline any_task current_task() noexcept {
+    detail::task_base* t = detail::current_task;
+    if (!t) return any_task();
+    t->add_ref();
+    return any_task(t);
+}
+
+// The running loop's unfinished tasks (asyncio.all_tasks()).
+inline std::vector<any_task> all_tasks() {
+    detail::task_registry& tasks =
+        detail::loop_access::tasks(detail::loop_access::running_or_throw("all_tasks"));
+    std::vector<any_task> result;
+    result.reserve(tasks.size());
+    for (detail::registered_task* r = tasks.first(); r; r = r->next) {
+        auto* t = static_cast<detail::task_base*>(r);
+        t->add_ref();
+        result.emplace_back(t);
+    }
+    return result;
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif

@@ -1,0 +1,222 @@
+// ioloop: the untyped part of a task (asyncio's Task): a future whose result comes from a
+// coroutine, stepped by the loop. A step resumes the coroutine where it last suspended;
+// an awaiter that suspends a task says so with suspend(), and wake() schedules the next
+// step. cancel() reaches the awaiter the task waits in (its wait_point), so that
+// cancelled_error is thrown right there.
+#ifndef IOLOOP_CORO_TASK_BASE_HPP
+#define IOLOOP_CORO_TASK_BASE_HPP
+
+#include "ioloop/coro/future_base.hpp"
+#include "ioloop/coro/loop_access.hpp"
+#include "ioloop/detail/config.hpp"
+#include "ioloop/detail/message.hpp"
+#include "ioloop/detail/task_registry.hpp"
+#include "ioloop/errors.hpp"
+#include "ioloop/loop_base.hpp"
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+class task_base;
+
+// The task whose step runs on this thread now, if any.
+inline thread_local task_base* current_task = nullptr;
+
+// Where a coroutine was defined, for reports: captured by its promise's constructor.
+struct coroutine_origin {
+    const char* function = "";
+    const char* file = "";
+    std::size_t line = 0;
+
+    // As a default argument, evaluated where the call is: in a promise's constructor, that
+    // is inside the coroutine itself.
+    static constexpr coroutine_origin here(const char* function = __builtin_FUNCTION(),
+                                           const char* file = __builtin_FILE(),
+                                           std::size_t line = __builtin_LINE()) noexcept {
+        return {function, file, line};
+    }
+};
+
+// Where a suspended task waits: the awaiter that suspended it.
+class wait_point {
+public:
+    // The task was cancelled while it waits here. Either stop waiting and wake the task
+    // (it then throws cancelled_error where it waits), or pass the cancellation on to
+    // what it awaits and call t.cancel_passed_on() (an awaited task or future, which
+    // wakes the task once it is done).
+    virtual void on_cancel(task_base& t) noexcept = 0;
+
+protected:
+    ~wait_point() = default;
+};
+
+class task_base : public future_base, public registered_task {
+public:
+    task_base(loop_base& loop, std::coroutine_handle<> body, std::string name,
+              coroutine_origin origin)
+        : future_base(loop),
+          body_(body),
+          resume_at_(body),
+          name_(std::move(name)),
+          id_(loop_access::next_task_id(loop)),
+          origin_(origin) {
+        abandon = [](registered_task* r) noexcept { static_cast<task_base*>(r)->abandon_now(); };
+    }
+
+    // Links the task into its loop and schedules its first step. The loop's list keeps a
+    // reference until the task is done.
+    void start() {
+        loop_base& l = *loop();
+        add_ref();
+        loop_access::tasks(l).link(this);
+        scheduled_ = true;
+        loop_access::post(l, step_callback{this});
+    }
+
+    // ---- the awaiter protocol ---------------------------------------------------------
+
+    // From await_suspend: the task suspends in `at`, waiting in `w` (null if what it
+    // waits for cannot be interrupted). A cancel requested while the task ran is
+    // delivered here, at the first suspension point after it.
+    void suspend(std::coroutine_handle<> at, wait_point* w) noexcept {
+        resume_at_ = at;
+        wait_ = w;
+        if (must_cancel_ && w) w->on_cancel(*this);
+    }
+
+    // What the task waits for happened (or the wait was cancelled): the next step runs
+    // on a later iteration. Waking a task that is already scheduled does nothing.
+    void wake() noexcept {
+        wait_ = nullptr;
+        if (scheduled_) return;
+        scheduled_ = true;
+        if (loop_base* l = loop()) loop_access::post(*l, step_callback{this});
+    }
+
+    // From await_resume: true once if a cancel is to be thrown at this suspension point.
+    // An awaiter that must undo something first (hand back a lock it was granted) calls
+    // this; the others call throw_if_cancelled().
+    bool take_cancel() noexcept { return std::exchange(must_cancel_, false); }
+
+    void throw_if_cancelled() {
+        if (take_cancel()) throw cancelled_error();
+    }
+
+    // For a wait_point that passed the cancellation on (see wait_point::on_cancel).
+    void cancel_passed_on() noexcept { must_cancel_ = false; }
+
+    // ---- asyncio's Task interface -----------------------------------------------------
+
+    // Requests cancellation: cancelled_error is thrown where the task waits, or at its next
+    // suspension point if it is running. False if the task is already done.
+    bool cancel() noexcept override {
+        if (done()) return false;
+        ++cancel_requests_;
+        must_cancel_ = true;
+        if (wait_point* w = wait_) w->on_cancel(*this);
+        return true;
+    }
+
+    // Pending cancel requests (asyncio's Task.cancelling()).
+    std::size_t cancelling() const noexcept { return cancel_requests_; }
+
+    // Withdraws one cancel request (asyncio's Task.uncancel()); returns those left. When
+    // none are left, a cancel not yet delivered is dropped too.
+    std::size_t uncancel() noexcept {
+        if (cancel_requests_ > 0 && --cancel_requests_ == 0) must_cancel_ = false;
+        return cancel_requests_;
+    }
+
+    std::string get_name() const {
+        return name_.empty() ? concat({"Task-", decimal(static_cast<long long>(id_))}) : name_;
+    }
+    void set_name(std::string name) { name_ = std::move(name); }
+
+    // "task Task-3 (coroutine fetch at app.cpp:12)"
+    std::string describe() const override {
+        return concat({"task ", get_name(), " (coroutine ", origin_.function, " at ", origin_.file,
+                       ":", decimal(static_cast<long long>(origin_.line)), ")"});
+    }
+
+    // Called by the task's coroutine when its body has returned or thrown, from its final
+    // suspension: takes the result, destroys the coroutine, finishes the task.
+    virtual void body_finished() noexcept = 0;
+
+protected:
+    ~task_base() override {
+        if (body_) body_.destroy();
+    }
+
+    // The body is over: the task is done and leaves its loop's list (and its reference).
+    void complete(status s) noexcept {
+        if (body_) std::exchange(body_, nullptr).destroy();
+        if (loop_base* l = loop()) loop_access::tasks(*l).unlink(this);
+        finish(s);
+        release();
+    }
+
+    std::coroutine_handle<> body_;  // the task's own coroutine, until it finishes
+
+private:
+    // The loop callback that runs one step. It describes itself for debug reports.
+    struct step_callback {
+        task_base* task;
+        void operator()() const noexcept { task->step(); }
+        std::string describe() const { return task->describe(); }
+    };
+
+    void step() noexcept {
+        scheduled_ = false;
+        add_ref();  // finishing drops the list's reference: stay alive until the step ends
+        task_base* outer = std::exchange(current_task, this);
+        if (!started_ && must_cancel_) {
+            // Cancelled before its first step: nothing of the body runs.
+            must_cancel_ = false;
+            error_ = std::make_exception_ptr(cancelled_error());
+            complete(status::cancelled);
+        } else {
+            started_ = true;
+            resume_at_.resume();
+        }
+        current_task = outer;
+        release();
+    }
+
+    // The loop is closing with the task unfinished (the list already dropped it): its
+    // coroutine is destroyed where it waits, and it counts as cancelled.
+    void abandon_now() noexcept {
+        wait_ = nullptr;
+        if (body_) std::exchange(body_, nullptr).destroy();
+        error_ = std::make_exception_ptr(
+            cancelled_error("the event loop closed before the task finished"));
+        finish(status::cancelled);
+        release();
+    }
+
+    std::coroutine_handle<> resume_at_;  // where the next step resumes
+    wait_point* wait_ = nullptr;
+    std::string name_;
+    std::uint64_t id_;
+    coroutine_origin origin_;
+    std::size_t cancel_requests_ = 0;
+    bool must_cancel_ = false;
+    bool scheduled_ = false;
+    bool started_ = false;
+};
+
+// The task that runs the caller; `what` names the caller in the error outside a task.
+inline task_base& current_task_or_throw(const char* what) {
+    if (!current_task) throw invalid_state_error(concat({what, ": not inside a task"}));
+    return *current_task;
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
