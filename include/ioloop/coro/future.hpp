@@ -59,7 +59,7 @@ public:
     decltype(auto) await_resume() {
         if (task_) task_->throw_if_cancelled();
         state_->rethrow_if_not_finished("co_await");
-        if constexpr (Discard) {
+        if constexpr (Discard || std::is_void_v<decltype(state_->value().get())>) {
             return;
         } else if constexpr (Move) {
             return std::move(state_->value().get());
