@@ -59,13 +59,7 @@ public:
     decltype(auto) await_resume() {
         if (task_) task_->throw_if_cancelled();
         state_->rethrow_if_not_finished("co_await");
-        if constexpr (Discard || std::is_void_v<decltype(state_->value().get())>) {
-            return;
-        } else if constexpr (Move) {
-            return std::move(state_->value().get());
-        } else {
-            return state_->value().get();
-        }
+        if constexpr (!Discard) return take_value();
     }
 
     void on_done() noexcept override { task_->wake(); }
@@ -75,6 +69,16 @@ public:
     }
 
 private:
+    // By value when moved out: the awaiter, and maybe the state, die with the expression.
+    decltype(auto) take_value() {
+        using T = std::remove_reference_t<decltype(state_->value().get())>;
+        if constexpr (Move && !std::is_void_v<T>) {
+            return T(std::move(state_->value().get()));
+        } else {
+            return state_->value().get();
+        }
+    }
+
     State* state_;
     task_base* task_ = nullptr;
 };
