@@ -83,8 +83,6 @@ public:
         }
         watched_count_ = 0;
         close_queues(dropped);
-        // Last: releasing runs the callbacks' destructors, which may do anything.
-        dropped.clear();
     }
 
     // ---- descriptors (readiness backends only) ----------------------------------------

@@ -233,15 +233,19 @@ protected:
         pool_->orphan();
     }
 
-    // Closing, the backend-independent part: nothing queued runs any more, unfinished
-    // tasks are abandoned (their coroutines destroyed), the default executor is shut
-    // down. The nodes to drop are added to `dropped`; the caller releases them last.
+    // Closing, the backend-independent part: nothing queued runs any more (the nodes in
+    // `dropped`, and the loop's own, are released), unfinished tasks are abandoned (their
+    // coroutines destroyed), the default executor is shut down.
     void close_queues(detail::node_queue& dropped) noexcept {
         closed_ = true;
         dropped.append(remote_.close());
-        tasks_.abandon_all();
         dropped.append(ready_.take());
         timers_.clear(dropped);
+        // Released before the tasks are abandoned: a task's queued step is a node that
+        // lives inside the task. Releasing runs the callbacks' destructors, which may do
+        // anything.
+        dropped.clear();
+        tasks_.abandon_all();
         if (owned_executor_) {
             owned_executor_->shutdown();
             delete std::exchange(owned_executor_, nullptr);

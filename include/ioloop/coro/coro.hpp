@@ -12,6 +12,7 @@
 #include "ioloop/coro/task_base.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/message.hpp"
+#include "ioloop/detail/recycler.hpp"
 #include "ioloop/loop_base.hpp"
 
 #include <coroutine>
@@ -33,6 +34,12 @@ class task_state;
 class coro_promise_base {
 public:
     explicit coro_promise_base(coroutine_origin origin) noexcept : origin_(origin) {}
+
+    // Frames come from the thread's recycler (tasks' frames come and go in bursts).
+    static void* operator new(std::size_t size) { return detail::allocate_recycled(size); }
+    static void operator delete(void* p, std::size_t size) noexcept {
+        detail::deallocate_recycled(p, size);
+    }
 
     std::suspend_always initial_suspend() noexcept { return {}; }
 

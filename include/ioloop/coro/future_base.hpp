@@ -6,10 +6,12 @@
 
 #include "ioloop/coro/loop_access.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/recycler.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/exception_context.hpp"
 #include "ioloop/loop_base.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <string>
@@ -46,6 +48,12 @@ public:
     explicit future_base(loop_base& loop) : anchor_(loop_access::anchor(loop)) {}
     future_base(const future_base&) = delete;
     future_base& operator=(const future_base&) = delete;
+
+    // Recycled like coroutine frames.
+    static void* operator new(std::size_t size) { return allocate_recycled(size); }
+    static void operator delete(void* p, std::size_t size) noexcept {
+        deallocate_recycled(p, size);
+    }
 
     void add_ref() noexcept { ++refs_; }
 

@@ -44,6 +44,14 @@ struct loop_access {
         l.ready_.push(n);
     }
 
+    // Queues a node that its owner keeps alive (a task's step); does nothing on a closed
+    // loop.
+    static void schedule(loop_base& l, callback_node* n) noexcept {
+        if (l.closed_) return;
+        n->add_ref();
+        l.ready_.push(n);
+    }
+
     // A counted reference to the loop's anchor, made on first use.
     static loop_anchor* anchor(loop_base& l) {
         if (!l.anchor_) l.anchor_ = new loop_anchor{&l, 1};

@@ -30,8 +30,7 @@ class task_state final : public task_base {
 public:
     using body_handle = std::coroutine_handle<coro_promise<T>>;
 
-    task_state(loop_base& loop, body_handle body, std::string name)
-        : task_base(loop, body, std::move(name), body.promise().origin()) {
+    task_state(loop_base& loop, body_handle body) : task_base(loop, body, body.promise().origin()) {
         body.promise().set_root(this);
     }
 
@@ -130,12 +129,13 @@ task<T> loop_base::create_task(coro<T> body, std::string name) {
     auto h = body.release();
     detail::task_state<T>* t;
     try {
-        t = new detail::task_state<T>(*this, h, std::move(name));
+        t = new detail::task_state<T>(*this, h);
     } catch (...) {
         h.destroy();
         throw;
     }
     task<T> result(t);  // adopts the first reference
+    if (!name.empty()) t->set_name(std::move(name));
     t->start();
     return result;
 }
@@ -143,8 +143,10 @@ task<T> loop_base::create_task(coro<T> body, std::string name) {
 // Schedules the coroutine on the running loop (asyncio.create_task).
 template <class T>
 task<T> create_task(coro<T> body, std::string name = {}) {
-    return detail::loop_access::running_or_throw("create_task")
-        .create_task(std::move(body), std::move(name));
+    // The name is set afterwards: most tasks have none, and then no string moves at all.
+    task<T> t = detail::loop_access::running_or_throw("create_task").create_task(std::move(body));
+    if (!name.empty()) t.set_name(std::move(name));
+    return t;
 }
 
 // The task running the caller; an empty any_task outside a task.

@@ -8,6 +8,7 @@
 
 #include "ioloop/coro/future_base.hpp"
 #include "ioloop/coro/loop_access.hpp"
+#include "ioloop/detail/callback_node.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/message.hpp"
 #include "ioloop/detail/task_registry.hpp"
@@ -58,15 +59,18 @@ protected:
 
 class task_base : public future_base, public registered_task {
 public:
-    task_base(loop_base& loop, std::coroutine_handle<> body, std::string name,
-              coroutine_origin origin)
+    task_base(loop_base& loop, std::coroutine_handle<> body, coroutine_origin origin)
         : future_base(loop),
           body_(body),
           resume_at_(body),
-          name_(std::move(name)),
           id_(loop_access::next_task_id(loop)),
           origin_(origin) {
         abandon = [](registered_task* r) noexcept { static_cast<task_base*>(r)->abandon_now(); };
+        // The step node is the task's own: queued by wake(), never handed back to a pool
+        // (the task's reference keeps its count above zero).
+        step_.fn.emplace(step_callback{this});
+        step_.persistent = true;
+        step_.refs.store(1, memory_order::relaxed);
     }
 
     // Links the task into its loop and schedules its first step. The loop's list keeps a
@@ -76,7 +80,7 @@ public:
         add_ref();
         loop_access::tasks(l).link(this);
         scheduled_ = true;
-        loop_access::post(l, step_callback{this});
+        loop_access::schedule(l, &step_);
     }
 
     // ---- the awaiter protocol ---------------------------------------------------------
@@ -96,7 +100,7 @@ public:
         wait_ = nullptr;
         if (scheduled_) return;
         scheduled_ = true;
-        if (loop_base* l = loop()) loop_access::post(*l, step_callback{this});
+        if (loop_base* l = loop()) loop_access::schedule(*l, &step_);
     }
 
     // From await_resume: true once if a cancel is to be thrown at this suspension point.
@@ -199,6 +203,7 @@ private:
         release();
     }
 
+    callback_node step_;                 // queued on the loop to run the next step
     std::coroutine_handle<> resume_at_;  // where the next step resumes
     wait_point* wait_ = nullptr;
     std::string name_;
