@@ -291,16 +291,26 @@ struct task_group_scope {
     ~task_group_scope() { state.drop(); }
 };
 
+// T for a body F called as F(task_group&) -> coro<T>; a readable error for anything else.
 template <class C>
 struct task_group_body_result {
     static_assert(dependent_false<C>,
                   "task_group::run: the body must return an ioloop::coro<T> (write the lambda "
                   "as [&](ioloop::task_group& tg) -> ioloop::coro<void> { ... })");
+    using type = void;
 };
 template <class T>
 struct task_group_body_result<coro<T>> {
     using type = T;
 };
+template <class F, bool = std::is_invocable_v<F&, task_group&>>
+struct task_group_run_result {
+    static_assert(dependent_false<F>, "task_group::run: the body must take a task_group&");
+    using type = void;
+};
+template <class F>
+struct task_group_run_result<F, true>
+    : task_group_body_result<std::invoke_result_t<F&, task_group&>> {};
 
 }  // namespace detail
 
@@ -311,10 +321,7 @@ public:
     // body failed (the other children are cancelled at the first failure), or
     // cancelled_error if the awaiting task was cancelled from outside.
     template <class F>
-    requires std::is_invocable_v<F&, task_group&>
-    static coro<
-        typename detail::task_group_body_result<std::invoke_result_t<F&, task_group&>>::type>
-    run(F body);
+    static coro<typename detail::task_group_run_result<F>::type> run(F body);
 
     // A task of this group (asyncio's TaskGroup.create_task): scheduled now, awaited by
     // the group's scope. Throws invalid_state_error once the group is finished or shutting
@@ -340,10 +347,8 @@ private:
 };
 
 template <class F>
-requires std::is_invocable_v<F&, task_group&>
-    coro<typename detail::task_group_body_result<std::invoke_result_t<F&, task_group&>>::type>
-    task_group::run(F body) {
-    using R = typename detail::task_group_body_result<std::invoke_result_t<F&, task_group&>>::type;
+coro<typename detail::task_group_run_result<F>::type> task_group::run(F body) {
+    using R = typename detail::task_group_run_result<F>::type;
     // The body lives in this frame: a lambda's captures outlive its coroutine.
     task_group group(
         new detail::task_group_state(detail::current_task_or_throw("task_group::run")));
