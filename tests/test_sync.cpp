@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <stdexcept>
@@ -377,6 +378,28 @@ TEST_CASE("semaphore: a task arriving while woken waiters have not run yet queue
     }());
 }
 
+TEST_CASE("semaphore: a unit freed while the only waiter is woken goes to whoever queued next") {
+    run_test([]() -> ioloop::coro<void> {
+        ioloop::semaphore s(1);
+        std::vector<int> order;
+        co_await s.acquire();
+        auto first = ioloop::create_task(take_unit(s, order, 1));
+        co_await ioloop::sleep(0ms);
+        s.release();  // reserved for `first`
+        s.release();  // nobody else waits: stays free
+        CHECK(s.value() == 1);
+        CHECK(s.locked());          // yet `first` has not run: a newcomer queues...
+        co_await s.acquire();       // ...and `first`, once it runs, wakes it at once:
+        CHECK_FALSE(first.done());  // both hold a unit now
+        CHECK(s.value() == 0);
+        order.push_back(2);
+        s.release();
+        co_await first;
+        CHECK(order == std::vector<int>{1, 2});
+        CHECK(s.value() == 2);
+    }());
+}
+
 TEST_CASE("semaphore: cancelled waiters, woken or not, leave the count right and strand nobody") {
     run_test([]() -> ioloop::coro<void> {
         ioloop::semaphore s(1);
@@ -483,13 +506,16 @@ TEST_CASE("condition: wait_for returns once the predicate holds, with its value"
         co_await ioloop::sleep(0ms);
         CHECK(tests == 1);  // tested once before waiting
         for (int i = 1; i <= 4; ++i) {
-            auto guard = co_await c.scoped();
-            level = i;
-            c.notify_all();
+            {
+                auto guard = co_await c.scoped();
+                level = i;
+                c.notify_all();
+            }
+            co_await yield_iterations(3);  // the watcher tests the predicate again
+            CHECK(tests == 1 + std::min(i, 3));
+            CHECK(t.done() == (i >= 3));
         }
-        // Each notification is seen once the lock is free: the value may have moved on.
-        const int seen = co_await t;
-        CHECK(seen >= 3);
+        CHECK(co_await t == 3);
         // True at once: no wait, no notification needed.
         auto guard = co_await c.scoped();
         CHECK(co_await c.wait_for([] { return true; }));
@@ -637,14 +663,17 @@ TEST_CASE("barrier: a task arriving while the round drains waits for the next ro
         co_await ioloop::sleep(0ms);
         CHECK(co_await b.wait() == 1);  // releases `early`, which has not left yet
         CHECK(b.n_waiting() == 0);      // draining
+        CHECK_FALSE(early.done());
         auto late = ioloop::create_task(pass_barrier(b, index_of, 1));
-        co_await early;
-        CHECK(index_of[0] == 0);
-        co_await ioloop::sleep(0ms);
-        CHECK(b.n_waiting() == 1);  // `late` opened the next round
+        // Arrives while round 1 drains: waits until `early` has left, then joins round 2,
+        // where `late` (scheduled before it was woken) came first.
         CHECK(co_await b.wait() == 1);
+        CHECK(early.done());
+        co_await early;
         co_await late;
+        CHECK(index_of[0] == 0);
         CHECK(index_of[1] == 0);
+        CHECK(b.n_waiting() == 0);
     }());
 }
 
@@ -802,11 +831,10 @@ TEST_CASE("primitives destroyed before the tasks waiting on them (at loop close)
                 case 2:
                     co_await p->s.acquire();
                     break;
-                case 3: {
-                    auto guard = co_await p->c.scoped();
+                case 3:  // no guard here: a guard must not outlive its primitive
+                    co_await p->c.acquire();
                     co_await p->c.wait();
                     break;
-                }
                 default:
                     co_await p->b.wait();
             }
