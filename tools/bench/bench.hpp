@@ -4,6 +4,7 @@
 #ifndef IOLOOP_BENCH_HPP
 #define IOLOOP_BENCH_HPP
 
+#include <climits>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
@@ -161,6 +162,42 @@ struct timer_check {
             fail("%s: %llu timers aborted, expected %llu", timers_name(opt),
                  static_cast<unsigned long long>(aborted_count),
                  static_cast<unsigned long long>(opt.n - expected()));
+    }
+};
+
+// Workload (d): tasks are gathered this many at a time (the last batch may be smaller).
+inline constexpr std::uint64_t task_batch = 10'000;
+
+// Workload (d) bookkeeping: each task returns its index, and a gathered batch must hold
+// exactly the indices [first, first + size) in the order the tasks were created.
+struct task_check {
+    std::uint64_t n;
+    std::uint64_t returned = 0; // results checked so far, over all batches
+
+    explicit task_check(std::uint64_t count) : n(count) {
+        if (n > std::uint64_t(INT_MAX)) fail("tasks: N must fit in an int (a task returns its index)");
+    }
+
+    // The size of the batch that starts at `first`.
+    std::uint64_t batch_size(std::uint64_t first) const {
+        return n - first < task_batch ? n - first : task_batch;
+    }
+    void batch(std::uint64_t first, const std::vector<int>& results) {
+        if (results.size() != batch_size(first))
+            fail("tasks: batch at %llu returned %zu results, expected %llu",
+                 static_cast<unsigned long long>(first), results.size(),
+                 static_cast<unsigned long long>(batch_size(first)));
+        for (std::size_t j = 0; j < results.size(); ++j)
+            if (results[j] != static_cast<int>(first + j))
+                fail("tasks: result %llu is %d, expected %llu",
+                     static_cast<unsigned long long>(first + j), results[j],
+                     static_cast<unsigned long long>(first + j));
+        returned += results.size();
+    }
+    void verify() const {
+        if (returned != n)
+            fail("tasks: %llu results returned, expected %llu",
+                 static_cast<unsigned long long>(returned), static_cast<unsigned long long>(n));
     }
 };
 

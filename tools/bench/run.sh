@@ -25,10 +25,11 @@ while (($#)); do
 done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --runs must be a positive integer" >&2; exit 2; }
 
-n_callbacks=2000000 n_timers=1000000 timer_args=() compile_runs=3
+n_callbacks=2000000 n_timers=1000000 timer_args=() n_tasks=1000000 compile_runs=3
 if ((quick)); then
     # Tiny counts, and deadlines within 50 ms instead of 1 s, so the timers finish fast.
-    runs=1 n_callbacks=10000 n_timers=2000 timer_args=(--span-ms=50) compile_runs=1
+    # Tasks: two batches of 10,000, so gathering more than one batch is still exercised.
+    runs=1 n_callbacks=10000 n_timers=2000 timer_args=(--span-ms=50) n_tasks=20000 compile_runs=1
 fi
 
 failed=0
@@ -52,7 +53,7 @@ results=$build/results.txt
 run_one() {
     local bin=$build/$1 n=$2 out
     shift 2
-    if [[ ! -x $bin ]]; then fail "$1: not built"; return; fi
+    if [[ ! -x $bin ]]; then fail "$(basename "$bin"): not built"; return; fi
     if ! out=$("$bin" "$n" "$@"); then fail "$(basename "$bin") $n $*: exited non-zero"; return; fi
     local workload impl count ops secs s rate unit extra
     read -r workload impl count ops secs s rate unit extra <<<"$out"
@@ -73,6 +74,7 @@ for ((r = 1; r <= runs; r++)); do
     for impl in "${peers[@]}" reference; do run_one "callbacks_$impl" "$n_callbacks"; done
     for impl in "${peers[@]}"; do run_one "timers_$impl" "$n_timers" "${timer_args[@]}"; done
     for impl in "${peers[@]}"; do run_one "timers_$impl" "$n_timers" --cancel "${timer_args[@]}"; done
+    for impl in ioloop asio; do run_one "tasks_$impl" "$n_tasks"; done
 done
 
 # median <workload> <impl>: median ops/s over the runs, empty if there were none.
@@ -90,12 +92,16 @@ row() { printf '%-14s %-10s %14s %9s %9s  %s\n' "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b }'; }
 meets() { awk -v r="$1" -v t="$2" -v op="$3" 'BEGIN { ok = op == ">=" ? r >= t : r <= t; print (r == "" ? "n/a" : ok ? "met" : "NOT met") }'; }
 
+# report_workload <workload> <target peer> <target ratio> [<reference target ratio>] [<peers>]
+# <peers> is a space-separated list of the implementations that have this workload
+# (default: libuv libev asio).
 report_workload() {
     local workload=$1 target_peer=$2 target=$3 ref_target=${4:-}
     local io rate impl ratio_s target_s result
     io=$(median "$workload" ioloop)
     row "$workload" ioloop "${io:-n/a}" - "" ""
-    local impls=(libuv libev asio)
+    local impls
+    read -r -a impls <<<"${5:-libuv libev asio}"
     [[ -n $ref_target ]] && impls+=(reference)
     for impl in "${impls[@]}"; do
         rate=$(median "$workload" "$impl")
@@ -117,10 +123,12 @@ done
 report_workload callbacks "$fastest" 1.10 0.90
 report_workload timers libev 1.50
 report_workload timers-cancel libev 1.50
-echo "(callbacks: ${n_callbacks} in 64 chains, wall time; timers: ${n_timers} per run, per CPU-second; medians of $runs)"
+report_workload tasks asio 3.00 "" asio
+echo "(callbacks: ${n_callbacks} in 64 chains, wall time; timers: ${n_timers} per run, per CPU-second;"
+echo " tasks: ${n_tasks} gathered 10000 at a time, wall time; medians of $runs)"
 
-# Footprint: compile time of the timer hello at -O0 against asio's, and its -Os -s size,
-# dynamic and static, against a plain puts hello.
+# Footprint: compile time of the timer hello and of the coroutine hello at -O0 against
+# asio's, and the timer hello's -Os -s size, dynamic and static, against a plain puts hello.
 echo
 fp=$here/footprint out=$build/footprint
 mkdir -p "$out"
@@ -152,6 +160,19 @@ if c_io=$(compile_seconds "$fp/hello_ioloop.cpp") && c_asio=$(compile_seconds "$
         "$compile_runs" "$c_io" "$c_asio" "$r" "$(meets "$r" 0.35 "<=")"
 else
     fail "footprint: compiling the hello programs"
+fi
+if c_io=$(compile_seconds "$fp/coro_hello_ioloop.cpp") && c_asio=$(compile_seconds "$fp/coro_hello_asio.cpp"); then
+    r=$(ratio "$c_io" "$c_asio")
+    printf 'footprint coroutine hello compile -O0 (median of %d): ioloop %s s, asio %s s, ratio %sx, target <=0.35x: %s\n' \
+        "$compile_runs" "$c_io" "$c_asio" "$r" "$(meets "$r" 0.35 "<=")"
+else
+    fail "footprint: compiling the coroutine hello programs"
+fi
+# The coroutine hellos must also link and print hello; their sizes are context, not targets.
+if d_cio=$(build_hello coro_hello_ioloop) && d_casio=$(build_hello coro_hello_asio); then
+    printf 'footprint coroutine hello size -Os -s dynamic: ioloop %d B, asio %d B\n' "$d_cio" "$d_casio"
+else
+    fail "footprint: building or running the coroutine hello programs"
 fi
 if d_puts=$(build_hello hello_puts) && d_io=$(build_hello hello_ioloop) &&
    s_puts=$(build_hello hello_puts -static) && s_io=$(build_hello hello_ioloop -static) &&
