@@ -16,6 +16,13 @@
 #include <exception>
 #include <vector>
 
+// Asio 1.22 turns its coroutine support on under clang only when <experimental/coroutine>
+// exists (libc++ before 14); clang with libstdc++ has C++20 <coroutine>, which asio then
+// uses as it does under g++.
+#if defined(__clang__) && !defined(ASIO_HAS_CO_AWAIT)
+#define ASIO_HAS_CO_AWAIT 1
+#endif
+
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>

@@ -3,6 +3,13 @@
 // <chrono> of our own: steady_timer.hpp provides the durations.
 #include <cstdio>
 
+// Asio 1.22 turns its coroutine support on under clang only when <experimental/coroutine>
+// exists (libc++ before 14); clang with libstdc++ has C++20 <coroutine>, which asio then
+// uses as it does under g++.
+#if defined(__clang__) && !defined(ASIO_HAS_CO_AWAIT)
+#define ASIO_HAS_CO_AWAIT 1
+#endif
+
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
