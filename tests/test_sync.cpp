@@ -295,6 +295,13 @@ TEST_CASE("lock: the guard releases at scope end, on an exception and on cancell
         CHECK_FALSE(outer.owns());
         CHECK_FALSE(l.locked());
 
+        // Released behind the guard's back: its destructor cannot throw, it skips it.
+        {
+            auto guard = co_await l.scoped();
+            l.release();
+        }
+        CHECK_FALSE(l.locked());
+
         // Cancelled while holding the guard in a sleep.
         auto holder = [](ioloop::lock& lk) -> ioloop::coro<void> {
             auto guard = co_await lk.scoped();
@@ -468,7 +475,7 @@ TEST_CASE("condition: notify wakes waiters first come first woken, each returns 
         co_await ioloop::sleep(0ms);
         CHECK_FALSE(c.locked());  // every waiter released it to wait
         {
-            auto guard = co_await c.scoped();
+            ioloop::condition::guard guard = co_await c.scoped();
             c.notify();
         }
         co_await yield_iterations(3);

@@ -30,6 +30,8 @@ public:
     condition(const condition&) = delete;
     condition& operator=(const condition&) = delete;
 
+    using guard = lock::guard;
+
     // The underlying lock's interface.
     bool locked() const noexcept { return lock_->locked(); }
     [[nodiscard]] lock::acquire_awaiter acquire() noexcept { return lock_->acquire(); }

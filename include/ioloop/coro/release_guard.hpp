@@ -21,24 +21,17 @@ public:
     // Adopts an acquisition the caller made.
     explicit release_guard(Primitive& p) noexcept : p_(&p) {}
     release_guard(release_guard&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+    // Releases what it owned (as its destructor would), then takes over o's.
     release_guard& operator=(release_guard&& o) noexcept {
         if (this != &o) {
-            release();
+            release_quietly();
             p_ = std::exchange(o.p_, nullptr);
         }
         return *this;
     }
     release_guard(const release_guard&) = delete;
     release_guard& operator=(const release_guard&) = delete;
-    // A destructor cannot throw: a release the primitive refuses is skipped. That happens
-    // when the loop closes while a task waits in condition::wait() holding a guard (wait()
-    // had given the lock up), or when the lock was released behind the guard's back.
-    ~release_guard() {
-        try {
-            release();
-        } catch (const invalid_state_error&) {
-        }
-    }
+    ~release_guard() { release_quietly(); }
 
     // Releases now instead of at the end of the scope; then the guard owns nothing.
     // Throws what the primitive's release() throws.
@@ -51,6 +44,16 @@ public:
     explicit operator bool() const noexcept { return owns(); }
 
 private:
+    // A destructor cannot throw: a release the primitive refuses is skipped. That happens
+    // when the loop closes while a task waits in condition::wait() holding a guard (wait()
+    // had given the lock up), or when the lock was released behind the guard's back.
+    void release_quietly() noexcept {
+        try {
+            release();
+        } catch (const invalid_state_error&) {
+        }
+    }
+
     Primitive* p_ = nullptr;
 };
 
