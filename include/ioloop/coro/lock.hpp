@@ -39,13 +39,13 @@ public:
 
         void await_resume() {
             if (!task) return;  // taken in await_ready
-            unlink();
             if (task->take_cancel()) {
                 // Woken and cancelled before running (or cancelled while queued): the
                 // lock is not taken, and the next waiter must not be stranded.
-                if (!l_.locked_) l_.wake_first();
+                leave();
                 throw cancelled_error();
             }
+            unlink();
             l_.locked_ = true;  // woken by release(): nobody took it since (they queued)
         }
 
