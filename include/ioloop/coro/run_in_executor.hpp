@@ -45,8 +45,9 @@ public:
         if (refs_.fetch_sub(1, memory_order::acq_rel) == 1) delete this;
     }
 
-    // The loop's side only: the result and where it goes.
+    // Where the result goes: the loop's thread only.
     executor_result<R>* receiver = nullptr;
+    // Written by the worker before it hands the completion over, read by the loop after.
     result_value<R> value;
     std::exception_ptr error;
 
