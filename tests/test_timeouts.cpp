@@ -77,6 +77,9 @@ TEST_CASE("wait_for that completes in time returns the value") {
 
         auto nothing = []() -> ioloop::coro<void> { co_await ioloop::sleep(0ms); };
         co_await ioloop::wait_for(nothing(), 10s);
+        ioloop::any_task untyped = ioloop::create_task(nothing());
+        co_await ioloop::wait_for(untyped, 10s);
+        CHECK(untyped.done());
 
         CHECK_THROWS_WITH_AS(co_await ioloop::wait_for(
                                  []() -> ioloop::coro<int> {

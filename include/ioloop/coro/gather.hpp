@@ -119,7 +119,6 @@ public:
             cancel_requested_ = true;
             t.cancel_passed_on();
         } else {  // nothing left to cancel: the task throws where it waits
-            unlink_all();
             t.wake();
         }
     }
@@ -166,7 +165,9 @@ protected:
         }
     }
 
+    // Nothing is linked once the count is down (the usual end): no pass over the links.
     void unlink_all() noexcept {
+        if (pending_ == 0) return;
         for (std::size_t i = 0; i < count_; ++i) links_[i].unlink();
     }
 

@@ -78,7 +78,7 @@ class [[nodiscard]] shielded {
 public:
     explicit shielded(H inner) noexcept : inner_(std::move(inner)) {}
 
-    // The shielded task or future: await it again, or cancel it, after the wait ended.
+    // The shielded task or future, until the co_await takes it over.
     const H& inner() const noexcept { return inner_; }
 
     auto operator co_await() && noexcept {

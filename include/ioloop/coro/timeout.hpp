@@ -16,10 +16,10 @@
 //   }
 //
 // C++ has no asynchronous destructor, so a scope cannot end at a closing brace: the work
-// it covers is given to it as a body (a coro, a task or future, shield(x), or a callable
-// returning a coro, called as the scope is entered, with the scope if it takes one; the
-// callable lives as long as the coro it made). The body runs inline in the current task,
-// as asyncio's `async with` block does.
+// it covers is given to it as a body: a coro, a task or future, shield(x), or a callable
+// returning a coro (called with the scope if it takes one; it is kept alive, with what it
+// captured, as long as the coro it made runs). The scope is entered when the body is
+// awaited, and the body runs inline in the current task, as asyncio's `async with` block.
 //
 // Semantics are asyncio's: at the deadline the scope cancels its task, and if the body
 // then ends in cancelled_error the scope turns it into timeout_error. It counts with the
