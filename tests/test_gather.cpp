@@ -119,6 +119,16 @@ TEST_CASE("gather of a vector moves the results out; a vector kept by the caller
         CHECK(copies == std::vector<std::string>{"a", "b"});
         CHECK(kept[0].result() == "a");
         CHECK(kept[1].result() == "b");
+
+        auto& loop = ioloop::get_running_loop();
+        std::vector<ioloop::future<int>> futures{loop.create_future<int>(),
+                                                 loop.create_future<int>()};
+        loop.call_soon([f = futures]() mutable {
+            f[1].set_result(20);
+            f[0].set_result(10);
+        });
+        std::vector<int> from_futures = co_await ioloop::gather(std::move(futures));
+        CHECK(from_futures == std::vector<int>{10, 20});
     };
     ioloop::run(amain());
 }

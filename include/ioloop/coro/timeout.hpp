@@ -180,7 +180,7 @@ struct awaiter_of<Aw, false> {
 };
 
 template <class F, class Aw, bool Move>
-class scoped_awaiter {
+class [[nodiscard]] scoped_awaiter {
     using inner_type = typename awaiter_of<Aw, Move>::type;
     using result = decltype(std::declval<inner_type&>().await_resume());
 
