@@ -18,16 +18,16 @@
 #ifndef IOLOOP_CORO_QUEUE_HPP
 #define IOLOOP_CORO_QUEUE_HPP
 
-#include "ioloop/coro/task_base.hpp"
+#include "ioloop/coro/waiter_queue.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/message.hpp"
+#include "ioloop/detail/queue_storage.hpp"
 #include "ioloop/errors.hpp"
 
-#include <coroutine>
 #include <cstddef>
-#include <new>
 #include <type_traits>
 #include <utility>
-#include <vector>  // also declares std::less on libstdc++, libc++ and MSVC: no <functional>
+#include <vector>  // declares std::less too (libstdc++, libc++, MSVC): <functional> costs 0.07 s
 
 IOLOOP_NAMESPACE_BEGIN
 
@@ -41,89 +41,35 @@ public:
 
 namespace detail {
 
-class waiter_list;
-class queue_core;
-
-// A task suspended in one of a queue's operations. It sits in one of the queue's lists
-// while it has a claim on the queue: waiting, or woken with an item promised (a slot
-// reserved). A queue destroyed first detaches it, so that it never touches the queue again.
-class queue_waiter : public wait_point {
+// A task suspended in get() or put(). It is linked in the queue's line while it waits,
+// then, once woken with an item promised (a slot reserved), in the queue's list of woken
+// tasks until it resumes. Unlinked, it no longer touches the queue: a queue destroyed
+// while tasks wait on it detaches them (waiter_queue's destructor).
+class queue_waiter : public queued_wait {
 public:
-    enum class outcome : unsigned char { waiting, granted, shut_down, cancelled };
-
-    queue_waiter(const queue_waiter&) = delete;
-    queue_waiter& operator=(const queue_waiter&) = delete;
-
-    // The task was cancelled while waiting (not yet woken): leave the line.
-    void on_cancel(task_base& t) noexcept final;
+    enum class outcome : unsigned char { waiting, granted, shut_down };
 
 protected:
-    explicit queue_waiter(queue_core* q) noexcept : queue_(q) {}
+    queue_waiter(waiter_queue& line, const char* what) noexcept : queued_wait(line, what) {}
     ~queue_waiter() = default;
 
-    queue_core* queue_;  // null once the queue is destroyed
-    task_base* task_ = nullptr;
-    waiter_list* list_ = nullptr;
+    // Resumed unlinked and not cancelled: told of a shutdown; or granted, then detached by
+    // the queue's destruction; or else cancelled and its cancel withdrawn since (uncancel):
+    // it left the line all the same.
+    [[noreturn]] void throw_unlinked(const char* what) const {
+        if (outcome_ == outcome::shut_down)
+            throw queue_shut_down(concat({what, ": the queue is shut down"}));
+        if (outcome_ == outcome::granted)
+            throw invalid_state_error(
+                concat({what, ": the queue was destroyed while the task waited"}));
+        throw cancelled_error();
+    }
+
     outcome outcome_ = outcome::waiting;
 
 private:
-    friend class waiter_list;
     friend class queue_core;
-    queue_waiter* prev_ = nullptr;
-    queue_waiter* next_ = nullptr;
 };
-
-// An intrusive FIFO of waiters: no allocation, removal from the middle in O(1).
-class waiter_list {
-public:
-    waiter_list() noexcept = default;
-    waiter_list(const waiter_list&) = delete;
-    waiter_list& operator=(const waiter_list&) = delete;
-
-    bool empty() const noexcept { return head_ == nullptr; }
-    std::size_t size() const noexcept { return size_; }
-    queue_waiter* front() const noexcept { return head_; }
-
-    void push_back(queue_waiter* w) noexcept {
-        w->list_ = this;
-        w->prev_ = tail_;
-        w->next_ = nullptr;
-        if (tail_) {
-            tail_->next_ = w;
-        } else {
-            head_ = w;
-        }
-        tail_ = w;
-        ++size_;
-    }
-
-    void remove(queue_waiter* w) noexcept {
-        if (w->prev_) {
-            w->prev_->next_ = w->next_;
-        } else {
-            head_ = w->next_;
-        }
-        if (w->next_) {
-            w->next_->prev_ = w->prev_;
-        } else {
-            tail_ = w->prev_;
-        }
-        w->prev_ = w->next_ = nullptr;
-        w->list_ = nullptr;
-        --size_;
-    }
-
-private:
-    queue_waiter* head_ = nullptr;
-    queue_waiter* tail_ = nullptr;
-    std::size_t size_ = 0;
-};
-
-inline void queue_waiter::on_cancel(task_base& t) noexcept {
-    if (list_) list_->remove(this);
-    outcome_ = outcome::cancelled;
-    t.wake();
-}
 
 // Everything of a queue but its items: the counts, the lines of waiting tasks, who is
 // woken when. Not a template, so that it is compiled once whatever the item type.
@@ -152,24 +98,12 @@ public:
     void task_done() {
         if (unfinished_ == 0)
             throw invalid_state_error("task_done: called more times than items were put");
-        if (--unfinished_ == 0) wake_all(joiners_, outcome::granted);
+        if (--unfinished_ == 0) joiners_.wake_all();
     }
 
 protected:
     explicit queue_core(std::size_t maxsize) noexcept : maxsize_(maxsize) {}
-
-    // Tasks still waiting here are left waiting, detached: a queue local to a coroutine
-    // that returned while workers waited in get() is common, and those workers are then
-    // cancelled (ioloop::run does it) without touching the queue.
-    ~queue_core() {
-        for (waiter_list* l :
-             {&getters_, &putters_, &joiners_, &granted_getters_, &granted_putters_}) {
-            while (queue_waiter* w = l->front()) {
-                l->remove(w);
-                w->queue_ = nullptr;
-            }
-        }
-    }
+    ~queue_core() = default;  // the lines detach the tasks still in them
 
     void check_put(const char* shut_down_message) const {
         if (shut_down_) throw queue_shut_down(shut_down_message);
@@ -195,145 +129,124 @@ protected:
         wake_putters();
     }
 
-    // Called whenever an item may have become free (stored, or a promise given back).
+    // Whenever an item may have become free (stored, or a promise given back).
     void wake_getters() noexcept {
         while (!getters_.empty() && qsize() > 0) grant(getters_, granted_getters_);
     }
 
-    // Called whenever room may have appeared (an item taken, or a reservation given back).
+    // Whenever room may have appeared (an item taken, or a reservation given back).
     void wake_putters() noexcept {
         while (!putters_.empty() && !full()) grant(putters_, granted_putters_);
     }
 
-    // asyncio 3.13's shutdown, but the items (drained by the caller when immediate).
-    // Waiting putters fail, and so do waiting getters (they wait only when nothing is
-    // left for them); getters promised an item keep it, unless immediate.
+    // asyncio 3.13's shutdown, but the items (the caller drained `drained` of them when
+    // immediate). Waiting putters fail, and so do waiting getters (they wait only when
+    // nothing is left for them); getters promised an item keep it, unless immediate.
     void shut_down_waiters(bool immediate, std::size_t drained) noexcept {
         shut_down_ = true;
         stored_ -= drained;
         if (immediate) {
             unfinished_ = unfinished_ > drained ? unfinished_ - drained : 0;
-            drop_all(granted_getters_);
-            if (unfinished_ == 0) wake_all(joiners_, outcome::granted);
+            withdraw_all(granted_getters_);
+            if (unfinished_ == 0) joiners_.wake_all();
         }
-        drop_all(granted_putters_);
-        wake_all(getters_, outcome::shut_down);
-        wake_all(putters_, outcome::shut_down);
+        withdraw_all(granted_putters_);
+        fail_all(getters_);
+        fail_all(putters_);
     }
 
 private:
     using outcome = queue_waiter::outcome;
-    friend class queue_waiter;
     friend class queue_join;
     template <class Queue>
     friend class queue_get;
     template <class Queue, bool Move>
     friend class queue_put;
 
-    static void grant(waiter_list& from, waiter_list& to) noexcept {
-        queue_waiter* w = from.front();
-        from.remove(w);
-        to.push_back(w);
-        w->outcome_ = outcome::granted;
-        w->task_->wake();
+    static queue_waiter* pop(waiter_queue& l) noexcept {
+        return static_cast<queue_waiter*>(l.pop_front());  // the lines hold only these
     }
 
-    static void wake_all(waiter_list& l, outcome o) noexcept {
-        while (queue_waiter* w = l.front()) {
-            l.remove(w);
-            w->outcome_ = o;
-            w->task_->wake();
+    static void grant(waiter_queue& line, waiter_queue& granted) noexcept {
+        static_cast<queue_waiter*>(line.front())->outcome_ = outcome::granted;
+        line.wake_front_into(granted);
+    }
+
+    // Wakes every task in the line with queue_shut_down.
+    static void fail_all(waiter_queue& line) noexcept {
+        while (!line.empty()) {
+            queue_waiter* w = pop(line);
+            w->outcome_ = outcome::shut_down;
+            w->task->wake();
         }
     }
 
     // Woken tasks whose promise or reservation is withdrawn: they resume with
-    // queue_shut_down (they were already woken).
-    static void drop_all(waiter_list& l) noexcept {
-        while (queue_waiter* w = l.front()) {
-            l.remove(w);
-            w->outcome_ = outcome::shut_down;
-        }
+    // queue_shut_down (they are already woken).
+    static void withdraw_all(waiter_queue& granted) noexcept {
+        while (!granted.empty()) pop(granted)->outcome_ = outcome::shut_down;
     }
 
     std::size_t maxsize_;
     std::size_t stored_ = 0;      // items in the storage, promised ones included
     std::size_t unfinished_ = 0;  // items put and not yet task_done'd
     bool shut_down_ = false;
-    waiter_list getters_;          // waiting in get(), in arrival order
-    waiter_list putters_;          // waiting in put(), in arrival order
-    waiter_list joiners_;          // waiting in join()
-    waiter_list granted_getters_;  // woken, an item promised, not resumed yet
-    waiter_list granted_putters_;  // woken, a slot reserved, not resumed yet
+    waiter_queue getters_;          // waiting in get(), in arrival order
+    waiter_queue putters_;          // waiting in put(), in arrival order
+    waiter_queue joiners_;          // waiting in join()
+    waiter_queue granted_getters_;  // woken, an item promised, not resumed yet
+    waiter_queue granted_putters_;  // woken, a slot reserved, not resumed yet
 };
 
 // co_await q.join(): returns once every item put was task_done'd.
-class queue_join final : public queue_waiter {
+class queue_join final : public queued_wait {
 public:
-    explicit queue_join(queue_core* q) noexcept : queue_waiter(q) {}
-    ~queue_join() {
-        if (list_) list_->remove(this);
-    }
+    explicit queue_join(queue_core& q) noexcept : queued_wait(q.joiners_, "join"), q_(q) {}
 
-    bool await_ready() const noexcept { return queue_->unfinished_ == 0; }
+    bool await_ready() const noexcept { return q_.unfinished_ == 0; }
 
-    void await_suspend(std::coroutine_handle<> h) {
-        task_ = &current_task_or_throw("join");
-        queue_->joiners_.push_back(this);
-        task_->suspend(h, this);
-    }
-
-    void await_resume() {
-        if (!task_) return;
-        if (task_->take_cancel() || outcome_ != outcome::granted) throw cancelled_error();
-    }
+private:
+    queue_core& q_;
 };
 
 // co_await q.get(): the next item, once there is one.
 template <class Queue>
 class queue_get final : public queue_waiter {
 public:
-    explicit queue_get(Queue* q) noexcept : queue_waiter(q) {}
+    explicit queue_get(Queue& q) noexcept : queue_waiter(q.getters_, "get"), q_(q) {}
+    // Destroyed while promised an item (the loop is closing): the item is free again.
     ~queue_get() {
-        if (!list_) return;
-        list_->remove(this);
-        // Destroyed while promised an item (the loop is closing): the item is free again.
-        if (outcome_ == outcome::granted) queue_->wake_getters();
+        if (!linked() || outcome_ != outcome::granted) return;
+        unlink();
+        q_.wake_getters();
     }
 
     // Ready when an item is free, or when the queue is shut down (get then throws). When
     // getters wait, no item is free: a new get() joins the end of the line.
-    bool await_ready() const noexcept { return !queue_->empty() || queue_->shut_down_; }
-
-    void await_suspend(std::coroutine_handle<> h) {
-        task_ = &current_task_or_throw("get");
-        queue_->getters_.push_back(this);
-        task_->suspend(h, this);
-    }
+    bool await_ready() const noexcept { return !q_.empty() || q_.shut_down_; }
 
     typename Queue::value_type await_resume() {
-        Queue* q = static_cast<Queue*>(queue_);
-        if (!task_) return q->get_nowait_as("get: the queue is shut down and empty");
-        const bool cancel = task_->take_cancel();
-        if (!q) {
+        if (!task) return q_.get_nowait_as("get: the queue is shut down and empty");
+        const bool cancel = task->take_cancel();
+        if (!linked()) {
             if (cancel) throw cancelled_error();
-            throw invalid_state_error("get: the queue was destroyed while the task waited");
+            throw_unlinked("get");
         }
-        if (outcome_ == outcome::granted) {
-            queue_->granted_getters_.remove(this);  // the promised item is free again...
-            if (cancel) {
-                queue_->wake_getters();  // ...for the next in line, as asyncio does
-                throw cancelled_error();
-            }
-            try {
-                return q->take();  // ...and this getter takes it first
-            } catch (...) {        // T's move constructor threw: the item stays for the others
-                queue_->wake_getters();
-                throw;
-            }
+        unlink();  // the item promised to this getter is free again...
+        if (cancel) {
+            q_.wake_getters();  // ...for the next in line, as asyncio does
+            throw cancelled_error();
         }
-        if (cancel || outcome_ != outcome::shut_down) throw cancelled_error();
-        throw queue_shut_down("get: the queue is shut down");
+        try {
+            return q_.take();  // ...and this getter takes it first
+        } catch (...) {        // T's move constructor threw: the item stays for the others
+            q_.wake_getters();
+            throw;
+        }
     }
+
+private:
+    Queue& q_;
 };
 
 // co_await q.put(item): stores the item, once there is room. The item is copied or moved
@@ -346,218 +259,43 @@ class queue_put final : public queue_waiter {
     using item_ptr = std::conditional_t<Move, value_type*, const value_type*>;
 
 public:
-    queue_put(Queue* q, item_ptr item) noexcept : queue_waiter(q), item_(item) {}
+    queue_put(Queue& q, item_ptr item) noexcept
+        : queue_waiter(q.putters_, "put"), q_(q), item_(item) {}
+    // Destroyed with a slot reserved (the loop is closing): the slot is free again.
     ~queue_put() {
-        if (!list_) return;
-        list_->remove(this);
-        // Destroyed with a slot reserved (the loop is closing): the slot is free again.
-        if (outcome_ == outcome::granted) queue_->wake_putters();
+        if (!linked() || outcome_ != outcome::granted) return;
+        unlink();
+        q_.wake_putters();
     }
 
-    bool await_ready() const noexcept { return !queue_->full() || queue_->shut_down_; }
-
-    void await_suspend(std::coroutine_handle<> h) {
-        task_ = &current_task_or_throw("put");
-        queue_->putters_.push_back(this);
-        task_->suspend(h, this);
-    }
+    bool await_ready() const noexcept { return !q_.full() || q_.shut_down_; }
 
     void await_resume() {
-        Queue* q = static_cast<Queue*>(queue_);
-        if (!task_) {
-            q->put_as("put: the queue is shut down", static_cast<item_ref>(*item_));
+        if (!task) {
+            q_.put_as("put: the queue is shut down", static_cast<item_ref>(*item_));
             return;
         }
-        const bool cancel = task_->take_cancel();
-        if (!q) {
+        const bool cancel = task->take_cancel();
+        if (!linked()) {
             if (cancel) throw cancelled_error();
-            throw invalid_state_error("put: the queue was destroyed while the task waited");
+            throw_unlinked("put");
         }
-        if (outcome_ == outcome::granted) {
-            queue_->granted_putters_.remove(this);  // the reserved slot is free again...
-            if (cancel) {
-                queue_->wake_putters();  // ...for the next in line
-                throw cancelled_error();
-            }
-            try {
-                q->store(static_cast<item_ref>(*item_));  // ...and this putter fills it
-            } catch (...) {  // copying or moving the item threw: the slot stays free
-                queue_->wake_putters();
-                throw;
-            }
-            return;
+        unlink();  // the slot reserved for this putter is free again...
+        if (cancel) {
+            q_.wake_putters();  // ...for the next in line
+            throw cancelled_error();
         }
-        if (cancel || outcome_ != outcome::shut_down) throw cancelled_error();
-        throw queue_shut_down("put: the queue is shut down");
-    }
-
-private:
-    item_ptr item_;
-};
-
-// The storage of a queue<T>: a ring buffer that doubles when full (and never shrinks).
-// Cheaper to compile than <deque>, and as fast for push at the back, pop at the front.
-template <class T>
-class fifo_storage {
-public:
-    fifo_storage() noexcept = default;
-    fifo_storage(const fifo_storage&) = delete;
-    fifo_storage& operator=(const fifo_storage&) = delete;
-    ~fifo_storage() {
-        clear();
-        deallocate(slots_);
-    }
-
-    template <class U>
-    void push(U&& item) {
-        if (size_ == capacity_) grow();
-        ::new (static_cast<void*>(slots_ + ((head_ + size_) & (capacity_ - 1))))
-            T(std::forward<U>(item));
-        ++size_;
-    }
-
-    T pop() {
-        T& front = slots_[head_];
-        T item(std::move(front));
-        front.~T();
-        head_ = (head_ + 1) & (capacity_ - 1);
-        --size_;
-        return item;
-    }
-
-    std::size_t clear() noexcept {
-        const std::size_t n = size_;
-        for (; size_ != 0; --size_) {
-            slots_[head_].~T();
-            head_ = (head_ + 1) & (capacity_ - 1);
-        }
-        head_ = 0;
-        return n;
-    }
-
-private:
-    // Moves the items, in order, to a buffer twice as large. A copy is made instead where
-    // moving may throw, so that a failure leaves the queue as it was.
-    void grow() {
-        const std::size_t capacity = capacity_ != 0 ? capacity_ * 2 : 8;
-        T* fresh = allocate(capacity);
-        std::size_t i = 0;
         try {
-            for (; i < size_; ++i) {
-                ::new (static_cast<void*>(fresh + i))
-                    T(std::move_if_noexcept(slots_[(head_ + i) & (capacity_ - 1)]));
-            }
-        } catch (...) {
-            while (i != 0) fresh[--i].~T();
-            deallocate(fresh);
+            q_.store(static_cast<item_ref>(*item_));  // ...and this putter fills it
+        } catch (...) {  // copying or moving the item threw: the slot stays free
+            q_.wake_putters();
             throw;
         }
-        const std::size_t n = clear();
-        deallocate(slots_);
-        slots_ = fresh;
-        capacity_ = capacity;
-        size_ = n;
-    }
-
-    static T* allocate(std::size_t n) {
-        if constexpr (alignof(T) > __STDCPP_DEFAULT_NEW_ALIGNMENT__) {
-            return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(alignof(T))));
-        } else {
-            return static_cast<T*>(::operator new(n * sizeof(T)));
-        }
-    }
-
-    static void deallocate(T* p) noexcept {
-        if (!p) return;
-        if constexpr (alignof(T) > __STDCPP_DEFAULT_NEW_ALIGNMENT__) {
-            ::operator delete(p, std::align_val_t(alignof(T)));
-        } else {
-            ::operator delete(p);
-        }
-    }
-
-    T* slots_ = nullptr;
-    std::size_t capacity_ = 0;  // 0 or a power of two
-    std::size_t head_ = 0;
-    std::size_t size_ = 0;
-};
-
-// The storage of a lifo_queue<T>: a stack.
-template <class T>
-class lifo_storage {
-public:
-    template <class U>
-    void push(U&& item) {
-        items_.push_back(std::forward<U>(item));
-    }
-
-    T pop() {
-        T item(std::move(items_.back()));
-        items_.pop_back();
-        return item;
-    }
-
-    std::size_t clear() noexcept {
-        const std::size_t n = items_.size();
-        items_.clear();
-        return n;
     }
 
 private:
-    std::vector<T> items_;
-};
-
-// The storage of a priority_queue<T, Compare>: a binary heap whose top is the smallest
-// item under Compare, like Python's heapq. The heap is kept by swaps, so that a Compare
-// that throws leaves every item in the storage (and the heap possibly out of order).
-template <class T, class Compare>
-class heap_storage {
-public:
-    explicit heap_storage(Compare compare) : compare_(std::move(compare)) {}
-
-    template <class U>
-    void push(U&& item) {
-        items_.push_back(std::forward<U>(item));
-        std::size_t i = items_.size() - 1;
-        while (i > 0) {
-            const std::size_t parent = (i - 1) / 2;
-            if (!compare_(items_[i], items_[parent])) break;
-            swap_items(i, parent);
-            i = parent;
-        }
-    }
-
-    T pop() {
-        const std::size_t last = items_.size() - 1;
-        swap_items(0, last);  // the smallest waits at the back while the rest is reordered
-        std::size_t i = 0;
-        for (;;) {
-            std::size_t child = 2 * i + 1;
-            if (child >= last) break;
-            if (child + 1 < last && compare_(items_[child + 1], items_[child])) ++child;
-            if (!compare_(items_[child], items_[i])) break;
-            swap_items(i, child);
-            i = child;
-        }
-        T item(std::move(items_.back()));
-        items_.pop_back();
-        return item;
-    }
-
-    std::size_t clear() noexcept {
-        const std::size_t n = items_.size();
-        items_.clear();
-        return n;
-    }
-
-private:
-    void swap_items(std::size_t a, std::size_t b) {
-        using std::swap;
-        swap(items_[a], items_[b]);
-    }
-
-    std::vector<T> items_;
-    [[no_unique_address]] Compare compare_;
+    Queue& q_;
+    item_ptr item_;
 };
 
 // What the three queues share: the operations, over their storage.
@@ -570,21 +308,22 @@ public:
     // Throws queue_shut_down after shutdown(), cancelled_error if the task is cancelled
     // while it waits; either way nothing was stored.
     [[nodiscard]] queue_put<basic_queue, false> put(const T& item) noexcept {
-        return queue_put<basic_queue, false>(this, &item);
+        return queue_put<basic_queue, false>(*this, &item);
     }
-    // The same, moving the item in once there is room. Co_await the result in the same
-    // expression: the operation refers to the argument.
+    // The same, moving the item in once there is room. As with every put(), co_await the
+    // result in the same expression: the operation refers to the caller's item, which is
+    // copied or moved only when it is stored (so a put that throws leaves it untouched).
     [[nodiscard]] queue_put<basic_queue, true> put(T&& item) noexcept {
-        return queue_put<basic_queue, true>(this, &item);
+        return queue_put<basic_queue, true>(*this, &item);
     }
 
     // Waits while the queue is empty, then removes and returns an item. Throws
     // queue_shut_down once the queue is shut down and has nothing left for this getter,
     // cancelled_error if the task is cancelled while it waits (no item is taken then).
-    [[nodiscard]] queue_get<basic_queue> get() noexcept { return queue_get<basic_queue>(this); }
+    [[nodiscard]] queue_get<basic_queue> get() noexcept { return queue_get<basic_queue>(*this); }
 
     // Waits until every item put was task_done'd; returns at once if none is pending.
-    [[nodiscard]] queue_join join() noexcept { return queue_join(this); }
+    [[nodiscard]] queue_join join() noexcept { return queue_join(*this); }
 
     // Stores the item now, or throws queue_full (queue_shut_down after shutdown()); on a
     // throw the caller keeps the item.
