@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -25,6 +26,35 @@ ioloop::coro<void> yield_iterations(int n) {
 
 // Enough iterations for every task created so far to reach its wait.
 constexpr int settle = 5;
+
+// Awaits a task that must finish within `limit` loop iterations: a lost wakeup shows as
+// a failed check instead of a test that hangs.
+template <class T>
+ioloop::coro<T> finish(ioloop::task<T>& t, int limit = 100) {
+    for (int i = 0; i < limit && !t.done(); ++i) co_await ioloop::sleep(0ms);
+    REQUIRE_MESSAGE(t.done(), "the task did not finish: a wakeup was lost");
+    if constexpr (std::is_void_v<T>) {
+        co_await std::move(t);
+    } else {
+        co_return co_await std::move(t);
+    }
+}
+
+// The body runs as a task; the test fails, instead of hanging, if it is still not done
+// after `limit` loop iterations.
+ioloop::coro<void> bounded(ioloop::coro<void> body, int limit) {
+    auto t = ioloop::create_task(std::move(body));
+    co_await finish(t, limit);
+}
+
+void run_test(ioloop::coro<void> body, int limit = 100000) {
+    ioloop::run(bounded(std::move(body), limit));
+}
+
+template <class Q>
+ioloop::coro<void> join_one(Q& q) {
+    co_await q.join();
+}
 
 template <class Q>
 ioloop::coro<typename Q::value_type> get_one(Q& q) {
@@ -83,7 +113,7 @@ TEST_CASE("queue: first in, first out; qsize, empty, full and maxsize follow the
         CHECK(co_await q.get() == 3);
         CHECK(q.empty());
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("queue keeps FIFO order while its buffer grows and wraps around") {
@@ -111,7 +141,7 @@ TEST_CASE("lifo_queue: last in, first out") {
         while (!q.empty()) out += co_await q.get();
         CHECK(out == "dcba");
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("priority_queue: the smallest item first, as Python's heapq") {
@@ -128,7 +158,7 @@ TEST_CASE("priority_queue: the smallest item first, as Python's heapq") {
         CHECK(ascending);
         CHECK(out.front() == *std::min_element(in.begin(), in.end()));
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("priority_queue with a comparator; (priority, sequence) keeps arrival order") {
@@ -184,12 +214,12 @@ TEST_CASE("put waits while the queue is full and resumes when a get frees a slot
         // The freed slot is reserved for the waiting putter: nobody else can fill it.
         CHECK(q.full());
         CHECK_THROWS_AS(q.put_nowait(3), ioloop::queue_full);
-        co_await putter;
+        co_await finish(putter);
         CHECK(q.qsize() == 1);
         CHECK(q.get_nowait() == 2);
         CHECK(q.empty());
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("get waits while the queue is empty and resumes when an item is put") {
@@ -202,10 +232,10 @@ TEST_CASE("get waits while the queue is empty and resumes when an item is put") 
         // The item is promised to the waiting getter: get_nowait cannot take it first.
         CHECK(q.empty());
         CHECK_THROWS_AS(q.get_nowait(), ioloop::queue_empty);
-        CHECK(co_await getter == "hello");
+        CHECK(co_await finish(getter) == "hello");
         CHECK(q.empty());
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("waiting getters are served in the order they started waiting") {
@@ -224,11 +254,11 @@ TEST_CASE("waiting getters are served in the order they started waiting") {
         co_await q.put(12);  // ...then one at a time
         co_await yield_iterations(1);
         co_await q.put(13);
-        for (auto& g : getters) co_await g;
+        for (auto& g : getters) co_await finish(g);
         CHECK(log == std::vector<std::pair<int, int>>{{3, 10}, {2, 11}, {1, 12}, {0, 13}});
         CHECK(q.empty());
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("a get that arrives after waiting getters waits behind them") {
@@ -241,11 +271,11 @@ TEST_CASE("a get that arrives after waiting getters waits behind them") {
         auto second = ioloop::create_task(tagged_get(q, 2, 0, log));
         co_await yield_iterations(settle);
         q.put_nowait(200);
-        co_await first;
-        co_await second;
+        co_await finish(first);
+        co_await finish(second);
         CHECK(log == std::vector<std::pair<int, int>>{{1, 100}, {2, 200}});
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("waiting putters are served in the order they started waiting") {
@@ -259,11 +289,11 @@ TEST_CASE("waiting putters are served in the order they started waiting") {
         co_await yield_iterations(settle + 4);
         std::vector<int> out;
         for (int i = 0; i < 4; ++i) out.push_back(co_await q.get());
-        for (auto& p : putters) co_await p;
+        for (auto& p : putters) co_await finish(p);
         CHECK(out == std::vector<int>{0, 103, 102, 101});
         CHECK(q.empty());
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("join waits until every item put was task_done'd") {
@@ -272,9 +302,8 @@ TEST_CASE("join waits until every item put was task_done'd") {
         co_await q.join();  // nothing put: returns at once
         q.put_nowait(1);
         q.put_nowait(2);
-        auto join_task = [](ioloop::queue<int>& qu) -> ioloop::coro<void> { co_await qu.join(); };
-        auto j1 = ioloop::create_task(join_task(q));
-        auto j2 = ioloop::create_task(join_task(q));
+        auto j1 = ioloop::create_task(join_one(q));
+        auto j2 = ioloop::create_task(join_one(q));
         co_await yield_iterations(settle);
         CHECK_FALSE(j1.done());
         q.get_nowait();
@@ -286,11 +315,11 @@ TEST_CASE("join waits until every item put was task_done'd") {
         CHECK_FALSE(j1.done());
         CHECK_FALSE(j2.done());
         q.task_done();
-        co_await j1;
-        co_await j2;
+        co_await finish(j1);
+        co_await finish(j2);
         CHECK_THROWS_AS(q.task_done(), ioloop::invalid_state_error);
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("task_done called more times than items were put throws invalid_state_error") {
@@ -321,15 +350,15 @@ TEST_CASE("cancel a waiting get: cancelled_error at the get, and no item is take
         auto b = ioloop::create_task(get_one(q));
         co_await yield_iterations(settle);
         CHECK(a.cancel());
-        CHECK_THROWS_AS(co_await a, ioloop::cancelled_error);
+        CHECK_THROWS_AS(co_await finish(a), ioloop::cancelled_error);
         CHECK(saw_cancel);
         q.put_nowait(7);
         q.put_nowait(8);
-        CHECK(co_await b == 7);  // b is now first in line
+        CHECK(co_await finish(b) == 7);  // b is now first in line
         CHECK(q.qsize() == 1);
         CHECK(q.get_nowait() == 8);
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("cancel a getter promised an item before it resumed: the next getter gets the item") {
@@ -341,11 +370,11 @@ TEST_CASE("cancel a getter promised an item before it resumed: the next getter g
         co_await yield_iterations(settle);
         q.put_nowait(1);  // promised to a, which has not resumed yet
         CHECK(a.cancel());
-        CHECK_THROWS_AS(co_await a, ioloop::cancelled_error);
-        CHECK(co_await b == 1);
+        CHECK_THROWS_AS(co_await finish(a), ioloop::cancelled_error);
+        CHECK(co_await finish(b) == 1);
         CHECK(q.empty());
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("cancel the only getter promised an item: the item stays in the queue") {
@@ -356,12 +385,12 @@ TEST_CASE("cancel the only getter promised an item: the item stays in the queue"
         q.put_nowait(1);
         CHECK(q.qsize() == 0);  // promised
         a.cancel();
-        CHECK_THROWS_AS(co_await a, ioloop::cancelled_error);
+        CHECK_THROWS_AS(co_await finish(a), ioloop::cancelled_error);
         CHECK(q.qsize() == 1);
         CHECK(q.get_nowait() == 1);
         CHECK(q.empty());
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("a task cancelled before it reaches an empty get gets cancelled_error there") {
@@ -372,12 +401,12 @@ TEST_CASE("a task cancelled before it reaches an empty get gets cancelled_error 
             co_return co_await qu.get();
         };
         auto t = ioloop::create_task(self_cancelling(q));
-        CHECK_THROWS_AS(co_await t, ioloop::cancelled_error);
+        CHECK_THROWS_AS(co_await finish(t), ioloop::cancelled_error);
         q.put_nowait(3);  // not promised to the cancelled task
         CHECK(q.qsize() == 1);
         CHECK(q.get_nowait() == 3);
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("cancel a waiting put: cancelled_error at the put, nothing stored, the item kept") {
@@ -398,7 +427,7 @@ TEST_CASE("cancel a waiting put: cancelled_error at the put, nothing stored, the
         auto p = ioloop::create_task(putter(q, item, saw_cancel));
         co_await yield_iterations(settle);
         CHECK(p.cancel());
-        CHECK_THROWS_AS(co_await p, ioloop::cancelled_error);
+        CHECK_THROWS_AS(co_await finish(p), ioloop::cancelled_error);
         CHECK(saw_cancel);
         REQUIRE(item);  // still the caller's
         CHECK(*item == 2);
@@ -406,7 +435,7 @@ TEST_CASE("cancel a waiting put: cancelled_error at the put, nothing stored, the
         CHECK(*q.get_nowait() == 1);
         CHECK(q.empty());
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("cancel a putter woken with a slot before it resumed: the slot goes to the next") {
@@ -419,28 +448,27 @@ TEST_CASE("cancel a putter woken with a slot before it resumed: the slot goes to
         co_await yield_iterations(settle);
         CHECK(q.get_nowait() == 0);  // the slot is reserved for p1
         CHECK(p1.cancel());
-        CHECK_THROWS_AS(co_await p1, ioloop::cancelled_error);
-        co_await p2;
+        CHECK_THROWS_AS(co_await finish(p1), ioloop::cancelled_error);
+        co_await finish(p2);
         CHECK(q.get_nowait() == 2);
         CHECK(q.empty());
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("cancel a waiting join: cancelled_error there, the queue is unaffected") {
     auto amain = []() -> ioloop::coro<void> {
         ioloop::queue<int> q;
         q.put_nowait(1);
-        auto join_task = [](ioloop::queue<int>& qu) -> ioloop::coro<void> { co_await qu.join(); };
-        auto j = ioloop::create_task(join_task(q));
+        auto j = ioloop::create_task(join_one(q));
         co_await yield_iterations(settle);
         CHECK(j.cancel());
-        CHECK_THROWS_AS(co_await j, ioloop::cancelled_error);
+        CHECK_THROWS_AS(co_await finish(j), ioloop::cancelled_error);
         CHECK(q.get_nowait() == 1);
         q.task_done();
         co_await q.join();
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("producers and consumers on a bounded queue process every item exactly once") {
@@ -471,8 +499,9 @@ TEST_CASE("producers and consumers on a bounded queue process every item exactly
         std::vector<ioloop::task<void>> makers;
         for (int p = 0; p < producers; ++p)
             makers.push_back(ioloop::create_task(producer(s, p * per_producer)));
-        for (auto& m : makers) co_await m;
-        co_await s.q.join();
+        for (auto& m : makers) co_await finish(m, 1000000);
+        auto joined = ioloop::create_task(join_one(s.q));
+        co_await finish(joined, 1000000);
         CHECK(s.q.empty());
         int once = 0;
         for (int n : s.seen) once += n == 1 ? 1 : 0;
@@ -484,9 +513,9 @@ TEST_CASE("producers and consumers on a bounded queue process every item exactly
         }
         CHECK(handled == producers * per_producer);
         for (auto& w : workers) w.cancel();
-        for (auto& w : workers) CHECK_THROWS_AS(co_await w, ioloop::cancelled_error);
+        for (auto& w : workers) CHECK_THROWS_AS(co_await finish(w), ioloop::cancelled_error);
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("move-only items through queue, lifo_queue and priority_queue, waiting or not") {
@@ -502,14 +531,14 @@ TEST_CASE("move-only items through queue, lifo_queue and priority_queue, waiting
         auto getter = ioloop::create_task(get_one(fifo));  // waits: the promised path
         co_await yield_iterations(settle);
         co_await fifo.put(std::make_unique<int>(1));
-        item got = co_await std::move(getter);
+        item got = co_await finish(getter);
         REQUIRE(got);
         CHECK(*got == 1);
         co_await fifo.put(std::make_unique<int>(2));
         auto putter = ioloop::create_task(put_one(fifo, std::make_unique<int>(3)));  // waits
         co_await yield_iterations(settle);
         CHECK(*co_await fifo.get() == 2);
-        co_await putter;
+        co_await finish(putter);
         CHECK(*fifo.get_nowait() == 3);
 
         for (int v : {1, 2, 3}) lifo.put_nowait(std::make_unique<int>(v));
@@ -521,7 +550,7 @@ TEST_CASE("move-only items through queue, lifo_queue and priority_queue, waiting
         while (!prio.empty()) out.push_back(*co_await prio.get());
         CHECK(out == std::vector<int>{1, 2, 5, 8});
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("shutdown: puts fail at once, gets drain what is left and then fail") {
@@ -532,7 +561,7 @@ TEST_CASE("shutdown: puts fail at once, gets drain what is left and then fail") 
         auto putter = ioloop::create_task(put_one(q, 3));
         co_await yield_iterations(settle);
         q.shutdown();
-        CHECK_THROWS_AS(co_await putter, ioloop::queue_shut_down);
+        CHECK_THROWS_AS(co_await finish(putter), ioloop::queue_shut_down);
         CHECK_THROWS_AS(q.put_nowait(4), ioloop::queue_shut_down);
         CHECK_THROWS_AS(co_await q.put(4), ioloop::queue_shut_down);
         CHECK(q.qsize() == 2);
@@ -541,7 +570,7 @@ TEST_CASE("shutdown: puts fail at once, gets drain what is left and then fail") 
         CHECK_THROWS_AS(q.get_nowait(), ioloop::queue_shut_down);
         CHECK_THROWS_AS(co_await q.get(), ioloop::queue_shut_down);
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("shutdown wakes waiting getters with queue_shut_down; a promised item is kept") {
@@ -553,10 +582,10 @@ TEST_CASE("shutdown wakes waiting getters with queue_shut_down; a promised item 
         co_await yield_iterations(settle);
         q.put_nowait(1);  // promised to the first getter
         q.shutdown();
-        CHECK(co_await promised == 1);
-        CHECK_THROWS_AS(co_await waiting, ioloop::queue_shut_down);
+        CHECK(co_await finish(promised) == 1);
+        CHECK_THROWS_AS(co_await finish(waiting), ioloop::queue_shut_down);
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("shutdown(immediate): items dropped and counted done, every getter fails") {
@@ -564,8 +593,7 @@ TEST_CASE("shutdown(immediate): items dropped and counted done, every getter fai
         ioloop::queue<int> q;
         q.put_nowait(0);
         CHECK(q.get_nowait() == 0);  // gotten, not task_done'd: join must wait for it
-        auto join_task = [](ioloop::queue<int>& qu) -> ioloop::coro<void> { co_await qu.join(); };
-        auto joiner = ioloop::create_task(join_task(q));
+        auto joiner = ioloop::create_task(join_one(q));
         auto promised = ioloop::create_task(get_one(q));
         co_await yield_iterations(settle);
         q.put_nowait(1);  // promised to the getter, which has not resumed yet
@@ -574,14 +602,14 @@ TEST_CASE("shutdown(immediate): items dropped and counted done, every getter fai
         q.shutdown(true);
         CHECK(q.empty());
         CHECK_FALSE(q.full());
-        CHECK_THROWS_AS(co_await promised, ioloop::queue_shut_down);
+        CHECK_THROWS_AS(co_await finish(promised), ioloop::queue_shut_down);
         CHECK_FALSE(joiner.done());  // the dropped items count as done, item 0 does not
         q.task_done();
-        co_await joiner;
+        co_await finish(joiner);
         CHECK_THROWS_AS(q.get_nowait(), ioloop::queue_shut_down);
         CHECK_THROWS_AS(q.task_done(), ioloop::invalid_state_error);
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("a queue destroyed while tasks wait on it: they can still be cancelled") {
@@ -593,11 +621,11 @@ TEST_CASE("a queue destroyed while tasks wait on it: they can still be cancelled
         co_await yield_iterations(settle);
         q->put_nowait(1);  // promised to `first`, which has not resumed yet
         q.reset();         // `second` still waits in line
-        CHECK_THROWS_AS(co_await first, ioloop::invalid_state_error);
+        CHECK_THROWS_AS(co_await finish(first), ioloop::invalid_state_error);
         CHECK(second.cancel());
-        CHECK_THROWS_AS(co_await second, ioloop::cancelled_error);
+        CHECK_THROWS_AS(co_await finish(second), ioloop::cancelled_error);
     };
-    ioloop::run(amain());
+    run_test(amain());
 }
 
 TEST_CASE("workers left waiting in get when main returns are cancelled by ioloop::run") {
@@ -620,6 +648,6 @@ TEST_CASE("workers left waiting in get when main returns are cancelled by ioloop
         for (int i = 0; i < 10; ++i) co_await q.put(i);
         co_await q.join();
     };
-    ioloop::run(amain());
+    run_test(amain());
     CHECK(cancelled_workers == 2);
 }
