@@ -393,6 +393,25 @@ TEST_CASE("cancel the only getter promised an item: the item stays in the queue"
     run_test(amain());
 }
 
+TEST_CASE("a cancel withdrawn by uncancel before the getter resumes still ends its get") {
+    // As in asyncio, where cancel() cancels the future the task awaits: the task has left
+    // the line, so it gets cancelled_error, and the item put later goes to the next getter.
+    auto amain = []() -> ioloop::coro<void> {
+        ioloop::queue<int> q;
+        auto a = ioloop::create_task(get_one(q));
+        co_await yield_iterations(settle);
+        auto b = ioloop::create_task(get_one(q));
+        co_await yield_iterations(settle);
+        CHECK(a.cancel());
+        CHECK(a.uncancel() == 0);
+        CHECK_THROWS_AS(co_await finish(a), ioloop::cancelled_error);
+        q.put_nowait(4);
+        CHECK(co_await finish(b) == 4);
+        CHECK(q.empty());
+    };
+    run_test(amain());
+}
+
 TEST_CASE("a task cancelled before it reaches an empty get gets cancelled_error there") {
     auto amain = []() -> ioloop::coro<void> {
         ioloop::queue<int> q;
