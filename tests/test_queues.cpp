@@ -518,9 +518,9 @@ TEST_CASE("producers and consumers on a bounded queue process every item exactly
         std::vector<ioloop::task<void>> makers;
         for (int p = 0; p < producers; ++p)
             makers.push_back(ioloop::create_task(producer(s, p * per_producer)));
-        for (auto& m : makers) co_await finish(m, 1000000);
+        for (auto& m : makers) co_await finish(m, 100000);
         auto joined = ioloop::create_task(join_one(s.q));
-        co_await finish(joined, 1000000);
+        co_await finish(joined, 100000);
         CHECK(s.q.empty());
         int once = 0;
         for (int n : s.seen) once += n == 1 ? 1 : 0;
