@@ -219,3 +219,29 @@ TEST_CASE("a cancel after the wake-up but before the next step still throws at t
     };
     ioloop::run(amain());
 }
+
+TEST_CASE("a task cancelled while it runs that then returns without suspending is cancelled") {
+    auto amain = []() -> ioloop::coro<void> {
+        auto self_cancelling = []() -> ioloop::coro<int> {
+            ioloop::current_task().cancel();
+            co_return 1;  // asyncio: the pending cancel wins over the result
+        };
+        auto t = ioloop::create_task(self_cancelling());
+        CHECK_THROWS_AS(co_await t, ioloop::cancelled_error);
+        CHECK(t.cancelled());
+    };
+    ioloop::run(amain());
+}
+
+TEST_CASE("a wait ended by a cancel throws even if the cancel is withdrawn before the task resumes") {
+    auto amain = []() -> ioloop::coro<void> {
+        journal j;
+        auto t = ioloop::create_task(sleeper(j, 1h));
+        co_await ioloop::sleep(0ms);
+        CHECK(t.cancel());
+        CHECK(t.uncancel() == 0);  // withdrawn, but the sleep is already over
+        CHECK_THROWS_AS(co_await t, ioloop::cancelled_error);
+        CHECK(j.events == std::vector<std::string>{"cancelled in sleep"});
+    };
+    ioloop::run(amain());
+}

@@ -4,8 +4,14 @@
 #define IOLOOP_ERRORS_HPP
 
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/message.hpp"
 
+#include <cstddef>
+#include <exception>
 #include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
 
 IOLOOP_NAMESPACE_BEGIN
 
@@ -50,6 +56,46 @@ class queue_full : public error {
 public:
     queue_full() : error("put_nowait: the queue is full") {}
     using error::error;
+};
+
+// A barrier was aborted, or reset while a task waited on it (asyncio.BrokenBarrierError).
+class broken_barrier_error : public error {
+public:
+    broken_barrier_error() : error("the barrier is broken") {}
+    using error::error;
+};
+
+// Several failures at once: those of a task group's children and of its body, in the
+// order they happened (asyncio's ExceptionGroup, as TaskGroup raises it). A single
+// failure is a group of one too, so a caller handles one type whatever the count.
+class exception_group : public error {
+public:
+    explicit exception_group(std::vector<std::exception_ptr> exceptions)
+        : error(describe(exceptions)), exceptions_(std::move(exceptions)) {}
+
+    const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
+
+private:
+    // "unhandled errors in a task group (2 sub-exceptions); the first: <its what()>"
+    static std::string describe(const std::vector<std::exception_ptr>& list) {
+        const std::size_t n = list.size();
+        std::string first;
+        if (n != 0 && list.front()) {
+            try {
+                std::rethrow_exception(list.front());
+            } catch (const std::exception& e) {
+                first = e.what();
+            } catch (...) {
+                first = "an exception not derived from std::exception";
+            }
+        }
+        return detail::concat({"unhandled errors in a task group (",
+                               detail::decimal(static_cast<long long>(n)),
+                               n == 1 ? " sub-exception)" : " sub-exceptions)",
+                               first.empty() ? "" : "; the first: ", first});
+    }
+
+    std::vector<std::exception_ptr> exceptions_;
 };
 
 IOLOOP_NAMESPACE_END

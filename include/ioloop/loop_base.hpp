@@ -290,6 +290,10 @@ protected:
         while (next) {
             detail::callback_node* n = next;
             next = n->next;
+            if (n->embedded) {
+                n->fn();  // the node may be gone now
+                continue;
+            }
             if (!n->is_cancelled()) {
                 try {
                     n->fn();
@@ -393,6 +397,14 @@ protected:
         while (next) {
             detail::callback_node* n = next;
             next = n->next;
+            if (n->embedded) {
+                std::string what = describe(*n);  // now: the node may be gone after it ran
+                const time_point start = time();
+                n->fn();
+                const duration took = time() - start;
+                if (took >= slow_callback_) report_slow(std::move(what), took);
+                continue;
+            }
             if (!n->is_cancelled()) {
                 const time_point start = time();
                 try {
@@ -401,16 +413,15 @@ protected:
                     report_exception(*n);
                 }
                 const duration took = time() - start;
-                if (took >= slow_callback_) report_slow(*n, took);
+                if (took >= slow_callback_) report_slow(describe(*n), took);
             }
             finish(n);
         }
     }
 
-    void report_slow(const detail::callback_node& n, duration took) noexcept {
+    void report_slow(std::string callback, duration took) noexcept {
         char seconds[32];
         std::snprintf(seconds, sizeof seconds, "%.3f", double(took.count()) * 1e-9);
-        std::string callback = describe(n);
         std::string message =
             detail::concat({"executing ", callback, " took ", seconds, " seconds"});
         call_exception_handler({std::move(message), nullptr, std::move(callback)});

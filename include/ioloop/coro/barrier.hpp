@@ -34,6 +34,9 @@ public:
     // broken_barrier_error if the barrier is aborted, or reset while the task waits;
     // cancelled_error if the task is cancelled while it waits (it then no longer counts
     // as arrived, and the barrier stays usable). A coroutine: one frame per call.
+    // A template only so that the coroutine is compiled where it is used: g++ generates
+    // a plain inline coroutine in every translation unit that includes it.
+    template <class = void>
     coro<std::size_t> wait() {
         // The previous round is still leaving, or a reset is under way.
         while (state_ == state::draining || state_ == state::resetting) {

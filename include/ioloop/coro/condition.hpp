@@ -44,6 +44,9 @@ public:
     // it, waits until notified, takes it back. Cancelled while waiting: the lock is taken
     // back first, then cancelled_error comes out (further cancels meanwhile are folded
     // into that one, as asyncio does).
+    // A template only so that the coroutine is compiled where it is used: g++ generates
+    // a plain inline coroutine in every translation unit that includes it.
+    template <class = void>
     coro<void> wait() {
         if (!lock_->locked())
             throw invalid_state_error("condition::wait: the lock is not acquired");

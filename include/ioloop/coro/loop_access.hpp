@@ -44,11 +44,10 @@ struct loop_access {
         l.ready_.push(n);
     }
 
-    // Queues a node that its owner keeps alive (a task's step); does nothing on a closed
-    // loop.
+    // Queues an embedded node (a task's step), which its owner keeps alive; does nothing
+    // on a closed loop.
     static void schedule(loop_base& l, callback_node* n) noexcept {
         if (l.closed_) return;
-        n->add_ref();
         l.ready_.push(n);
     }
 

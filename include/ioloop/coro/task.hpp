@@ -43,6 +43,13 @@ public:
             complete(is_cancellation(error_) ? status::cancelled : status::failed);
             return;
         }
+        if (take_cancel()) {
+            // Cancelled while it ran, and it returned without suspending again: asyncio
+            // marks such a task cancelled.
+            error_ = std::make_exception_ptr(cancelled_error());
+            complete(status::cancelled);
+            return;
+        }
         try {
             if constexpr (std::is_void_v<T>) {
                 value_.set();

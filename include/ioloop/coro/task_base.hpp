@@ -66,11 +66,10 @@ public:
           id_(loop_access::next_task_id(loop)),
           origin_(origin) {
         abandon = [](registered_task* r) noexcept { static_cast<task_base*>(r)->abandon_now(); };
-        // The step node is the task's own: queued by wake(), never handed back to a pool
-        // (the task's reference keeps its count above zero).
+        // The step node is the task's own, queued by wake(): a pending task is alive (its
+        // loop's list holds it), so the queue needs no reference.
         step_.fn.emplace(step_callback{this});
-        step_.persistent = true;
-        step_.refs.store(1, memory_order::relaxed);
+        step_.embedded = true;
     }
 
     // Links the task into its loop and schedules its first step. The loop's list keeps a
@@ -91,7 +90,7 @@ public:
     void suspend(std::coroutine_handle<> at, wait_point* w) noexcept {
         resume_at_ = at;
         wait_ = w;
-        if (must_cancel_ && w) w->on_cancel(*this);
+        if (must_cancel_ && w) interrupt(w);
     }
 
     // What the task waits for happened (or the wait was cancelled): the next step runs
@@ -106,7 +105,11 @@ public:
     // From await_resume: true once if a cancel is to be thrown at this suspension point.
     // An awaiter that must undo something first (hand back a lock it was granted) calls
     // this; the others call throw_if_cancelled().
-    bool take_cancel() noexcept { return std::exchange(must_cancel_, false); }
+    bool take_cancel() noexcept {
+        const bool cancel = must_cancel_ || interrupted_;
+        must_cancel_ = interrupted_ = false;
+        return cancel;
+    }
 
     void throw_if_cancelled() {
         if (take_cancel()) throw cancelled_error();
@@ -123,7 +126,7 @@ public:
         if (done()) return false;
         ++cancel_requests_;
         must_cancel_ = true;
-        if (wait_point* w = wait_) w->on_cancel(*this);
+        if (wait_point* w = wait_) interrupt(w);
         return true;
     }
 
@@ -131,7 +134,8 @@ public:
     std::size_t cancelling() const noexcept { return cancel_requests_; }
 
     // Withdraws one cancel request (asyncio's Task.uncancel()); returns those left. When
-    // none are left, a cancel not yet delivered is dropped too.
+    // none are left, a cancel not yet delivered is dropped too; a wait it already ended
+    // still ends in cancelled_error.
     std::size_t uncancel() noexcept {
         if (cancel_requests_ > 0 && --cancel_requests_ == 0) must_cancel_ = false;
         return cancel_requests_;
@@ -192,6 +196,14 @@ private:
         release();
     }
 
+    // Delivers a cancel to the wait the task is in. If the wait ended because of it (the
+    // task was woken, the cancel not passed on), that wait throws cancelled_error even if
+    // the cancel is withdrawn before the task resumes: what it waited for did not happen.
+    void interrupt(wait_point* w) noexcept {
+        w->on_cancel(*this);
+        if (!wait_ && must_cancel_) interrupted_ = true;
+    }
+
     // The loop is closing with the task unfinished (the list already dropped it): its
     // coroutine is destroyed where it waits, and it counts as cancelled.
     void abandon_now() noexcept {
@@ -210,7 +222,8 @@ private:
     std::uint64_t id_;
     coroutine_origin origin_;
     std::size_t cancel_requests_ = 0;
-    bool must_cancel_ = false;
+    bool must_cancel_ = false;  // a cancel to throw at the next suspension point
+    bool interrupted_ = false;  // the current wait was ended by a cancel
     bool scheduled_ = false;
     bool started_ = false;
 };

@@ -93,6 +93,9 @@ public:
 
     // The end of the scope (asyncio's __aexit__): waits for every child, then rethrows
     // what the group's outcome is. body_error is what the body threw, if anything.
+    // A template only so that the coroutine is compiled where it is used: g++ generates
+    // a plain inline coroutine in every translation unit that includes it.
+    template <class = void>
     coro<void> close(std::exception_ptr body_error);
 
     // The scope is gone: normally with no child left; at the loop's close, the parent's
@@ -253,7 +256,8 @@ private:
     bool dropped_ = false;
 };
 
-inline coro<void> task_group_state::close(std::exception_ptr body_error) {
+template <class>
+coro<void> task_group_state::close(std::exception_ptr body_error) {
     exiting_ = true;
     const bool body_cancelled = future_base::is_cancellation(body_error);
     // A cancellation that reached the body goes on up, unless it was the group's own.

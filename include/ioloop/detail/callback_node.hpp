@@ -34,6 +34,10 @@ struct callback_node {
     bool threadsafe = false;  // made by call_soon_threadsafe: heap-allocated, atomic refs
     bool in_timer_heap = false;
     bool persistent = false;  // runs each time it is queued (a reader, a signal handler)
+    // Lives inside its owner (a task's step), which keeps it alive while it is queued: the
+    // queue counts no reference, and the loop does not touch it once it has run (its
+    // owner may be gone by then). Its callable must not throw.
+    bool embedded = false;
     std::chrono::steady_clock::time_point when{};  // timers: the deadline
     std::uint64_t seq = 0;                         // timers: FIFO among equal deadlines
 
@@ -283,7 +287,10 @@ public:
 
     // Drops every node's queue reference (loop close).
     void clear() noexcept {
-        while (!empty()) pop()->release();
+        while (!empty()) {
+            callback_node* n = pop();
+            if (!n->embedded) n->release();
+        }
     }
 
 private:
