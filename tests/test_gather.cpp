@@ -1,9 +1,7 @@
 // gather: results in argument order, the first error ends it while the other children keep
 // running, return_exceptions gives every outcome, cancellation goes both ways as in asyncio.
 // Order is sequenced with sleep(0) (one loop iteration each), never with timing.
-#include <ioloop/coro/gather.hpp>  // first: proves the header is self-contained
-
-#include <ioloop/ioloop.hpp>
+#include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
 #include <doctest/doctest.h>
 

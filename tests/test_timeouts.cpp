@@ -2,10 +2,7 @@
 // inner work is cancelled and waited for, only a scope's own expiry becomes timeout_error,
 // an outside cancel stays cancelled_error. Deadlines are short and the work they cut is
 // an hour long, so the checks are about order; the only bounds are generous.
-#include <ioloop/coro/timeout.hpp>  // first: proves the headers are self-contained
-#include <ioloop/coro/wait_for.hpp>
-
-#include <ioloop/ioloop.hpp>
+#include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
 #include <doctest/doctest.h>
 

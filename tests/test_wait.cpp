@@ -1,10 +1,7 @@
 // wait (each return_when, timeout), as_completed (completion order, timeout) and shield
 // (the inner work survives a cancel of the awaiter). Futures set in a chosen order sequence
 // the completions; timing only bounds the timeouts, generously.
-#include <ioloop/coro/shield.hpp>
-#include <ioloop/coro/wait.hpp>  // first: proves the headers are self-contained
-
-#include <ioloop/ioloop.hpp>
+#include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
 #include <doctest/doctest.h>
 
