@@ -6411,18 +6411,22 @@ IOLOOP_NAMESPACE_END
 // demand: a new one only when no started thread is idle and fewer than max_workers run.
 // They live until shutdown(), which refuses new work and waits for the queued and the
 // running work to finish.
-//
-// On POSIX the pool uses pthreads directly: <thread>, <mutex> and <condition_variable>
-// would add about 0.13 s (+45 %) to every compile of <ioloop/ioloop.hpp> (g++ 12, -O0,
-// mostly C++20's <stop_token> that <thread> and <condition_variable> pull in), while
-// <pthread.h> adds nothing measurable. Elsewhere the standard classes do the same job.
 #ifndef IOLOOP_CORO_THREAD_POOL_HPP
 #define IOLOOP_CORO_THREAD_POOL_HPP
+
+// begin file ioloop/detail/threads.hpp
+// ioloop: the three things the thread pool needs from a thread library (a mutex, a
+// condition variable, a thread), and nothing more. On POSIX they are pthreads directly:
+// <thread>, <mutex> and <condition_variable> would add about 0.13 s (+45 %) to every
+// compile of <ioloop/ioloop.hpp> (g++ 12, -O0, mostly C++20's <stop_token> that <thread>
+// and <condition_variable> pull in), while <pthread.h> adds nothing measurable.
+// Elsewhere the standard classes do the same job.
+#ifndef IOLOOP_DETAIL_THREADS_HPP
+#define IOLOOP_DETAIL_THREADS_HPP
 
 
 #include <cstddef>
 #include <system_error>
-#include <utility>
 
 // A ladder like the backends': pthreads unless disabled, detected from the platform.
 #if !defined(IOLOOP_HAS_PTHREADS) && !defined(IOLOOP_DISABLE_PTHREADS)
@@ -6547,6 +6551,16 @@ private:
 #endif
 
 }  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/detail/threads.hpp
+
+#include <cstddef>
+#include <system_error>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
 
 class thread_pool final : public executor {
 public:
