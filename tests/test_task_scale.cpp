@@ -1,10 +1,12 @@
-// Tasks at scale: a million tasks created, run and awaited in batches keep the memory
+// Tasks at scale: a million tasks created, run and gathered in batches keep the memory
 // flat and leak nothing.
 #include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstddef>
+#include <utility>
 #include <vector>
 
 #include <sys/resource.h>
@@ -32,16 +34,21 @@ ioloop::coro<int> yield_index(int i) {
     co_return i;
 }
 
-// Creates, runs and awaits `count` tasks in batches of 10,000; returns the sum of results.
+// Creates, runs and gathers `count` tasks in batches of 10,000; returns the sum of the
+// results, each checked against its index.
 ioloop::coro<long long> run_batches(int first, int count) {
     long long sum = 0;
-    std::vector<ioloop::task<int>> batch;
-    batch.reserve(10000);
     for (int start = first; start < first + count; start += 10000) {
-        batch.clear();
-        for (int i = start; i < start + 10000; ++i)
+        std::vector<ioloop::task<int>> batch;
+        batch.reserve(10000);
+        for (int i = start; i < start + 10000; ++i) {
             batch.push_back(ioloop::create_task(yield_index(i)));
-        for (auto& t : batch) sum += co_await t;
+        }
+        const std::vector<int> results = co_await ioloop::gather(std::move(batch));
+        for (int i = 0; i < 10000; ++i) {
+            if (results[static_cast<std::size_t>(i)] != start + i) FAIL("result out of order");
+            sum += results[static_cast<std::size_t>(i)];
+        }
     }
     co_return sum;
 }
