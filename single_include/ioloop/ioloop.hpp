@@ -2663,9 +2663,15 @@ public:
     }
 
     std::string get_name() const {
-        return name_.empty() ? concat({"Task-", decimal(static_cast<long long>(id_))}) : name_;
+        return name_ ? *name_ : concat({"Task-", decimal(static_cast<long long>(id_))});
     }
-    void set_name(std::string name) { name_ = std::move(name); }
+    void set_name(std::string name) {
+        if (name_) {
+            *name_ = std::move(name);
+        } else {
+            name_ = new std::string(std::move(name));
+        }
+    }
 
     // "task Task-3 (coroutine fetch at app.cpp:12)"
     std::string describe() const override {
@@ -2679,6 +2685,7 @@ public:
 
 protected:
     ~task_base() override {
+        delete name_;
         if (body_) body_.destroy();
     }
 
@@ -2739,10 +2746,10 @@ private:
     callback_node step_;                 // queued on the loop to run the next step
     std::coroutine_handle<> resume_at_;  // where the next step resumes
     wait_point* wait_ = nullptr;
-    std::string name_;
+    std::string* name_ = nullptr;
     std::uint64_t id_;
     coroutine_origin origin_;
-    std::size_t cancel_requests_ = 0;
+    std::uint32_t cancel_requests_ = 0;
     bool must_cancel_ = false;  // a cancel to throw at the next suspension point
     bool interrupted_ = false;  // the current wait was ended by a cancel
     bool scheduled_ = false;
