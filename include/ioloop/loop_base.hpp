@@ -282,18 +282,19 @@ protected:
     // Step 4: exactly the callbacks that are ready now; what they schedule runs on the
     // next iteration.
     void run_ready() {
-        detail::callback_node* next = ready_.release_list();
+        detail::ready_node* next = ready_.release_list();
         if (debug_) [[unlikely]] {
             run_timed(next);
             return;
         }
         while (next) {
-            detail::callback_node* n = next;
-            next = n->next;
-            if (n->embedded) {
-                n->fn();  // the node may be gone now
+            detail::ready_node* r = next;
+            next = r->next;
+            if (r->embedded) [[unlikely]] {
+                run_embedded(r);  // the node may be gone now
                 continue;
             }
+            auto* n = static_cast<detail::callback_node*>(r);
             if (!n->is_cancelled()) {
                 try {
                     n->fn();
@@ -378,6 +379,10 @@ protected:
         n->release();
     }
 
+    // A task's step, kept out of the loop above: inlined there it slows every other
+    // callback down (measured: 217M -> 202M callbacks/s).
+    static IOLOOP_NOINLINE void run_embedded(detail::ready_node* r) noexcept { r->fn(); }
+
     // Ends a registration (reader, writer, signal handler): if it is queued in this
     // iteration it must not run, and the registration's reference goes.
     static void unregister(detail::callback_node* n) noexcept {
@@ -393,18 +398,19 @@ protected:
     }
 
     // Step 4 in debug mode: each callback is timed, the slow ones reported.
-    IOLOOP_NOINLINE void run_timed(detail::callback_node* next) noexcept {
+    IOLOOP_NOINLINE void run_timed(detail::ready_node* next) noexcept {
         while (next) {
-            detail::callback_node* n = next;
-            next = n->next;
-            if (n->embedded) {
-                std::string what = describe(*n);  // now: the node may be gone after it ran
+            detail::ready_node* r = next;
+            next = r->next;
+            if (r->embedded) {
+                std::string what = r->fn.describe();  // now: the node may be gone after it ran
                 const time_point start = time();
-                n->fn();
+                r->fn();
                 const duration took = time() - start;
                 if (took >= slow_callback_) report_slow(std::move(what), took);
                 continue;
             }
+            auto* n = static_cast<detail::callback_node*>(r);
             if (!n->is_cancelled()) {
                 const time_point start = time();
                 try {

@@ -46,7 +46,7 @@ struct loop_access {
 
     // Queues an embedded node (a task's step), which its owner keeps alive; does nothing
     // on a closed loop.
-    static void schedule(loop_base& l, callback_node* n) noexcept {
+    static void schedule(loop_base& l, ready_node* n) noexcept {
         if (l.closed_) return;
         l.ready_.push(n);
     }

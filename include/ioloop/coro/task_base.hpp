@@ -222,7 +222,7 @@ private:
         release();
     }
 
-    callback_node step_;                 // queued on the loop to run the next step
+    ready_node step_;                    // queued on the loop to run the next step
     std::coroutine_handle<> resume_at_;  // where the next step resumes
     wait_point* wait_ = nullptr;
     std::string* name_ = nullptr;

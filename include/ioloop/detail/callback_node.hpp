@@ -20,26 +20,35 @@ namespace detail {
 class node_pool;
 struct node_chunk;
 
-// One scheduled callback: a call_soon, a timer, a reader/writer or a signal handler.
-// Shared by the loop's queues and by the user's handles through a reference count.
-struct callback_node {
-    callback_node* next = nullptr;  // ready queue, or its chunk's idle list
+// What the ready queue links and runs. Most are callback_nodes; a task's step is a bare
+// ready_node that lives inside the task.
+struct ready_node {
+    ready_node* next = nullptr;  // ready queue, or its chunk's idle list
     unique_function<void()> fn;
-    source_location where;        // where it was scheduled, for debug reports
-    node_chunk* chunk = nullptr;  // where it lives; null for threadsafe nodes
-    // Loop-thread nodes only load and store these (plain moves); threadsafe nodes are
-    // shared with other threads and use read-modify-write.
-    atomic<std::uint32_t> refs{0};
-    atomic<bool> cancelled{false};
-    bool threadsafe = false;  // made by call_soon_threadsafe: heap-allocated, atomic refs
-    bool in_timer_heap = false;
-    bool persistent = false;  // runs each time it is queued (a reader, a signal handler)
     // Lives inside its owner (a task's step), which keeps it alive while it is queued: the
     // queue counts no reference, and the loop does not touch it once it has run (its
     // owner may be gone by then). Its callable must not throw.
     bool embedded = false;
+};
+
+// One scheduled callback: a call_soon, a timer, a reader/writer or a signal handler.
+// Shared by the loop's queues and by the user's handles through a reference count.
+struct callback_node : ready_node {
+    // The small fields first: they fill the end of ready_node.
+    atomic<bool> cancelled{false};
+    bool threadsafe = false;  // made by call_soon_threadsafe: heap-allocated, atomic refs
+    bool in_timer_heap = false;
+    // Loop-thread nodes only load and store these (plain moves); threadsafe nodes are
+    // shared with other threads and use read-modify-write.
+    atomic<std::uint32_t> refs{0};
+    bool persistent = false;      // runs each time it is queued (a reader, a signal handler)
+    source_location where;        // where it was scheduled, for debug reports
+    node_chunk* chunk = nullptr;  // where it lives; null for threadsafe nodes
     std::chrono::steady_clock::time_point when{};  // timers: the deadline
     std::uint64_t seq = 0;                         // timers: FIFO among equal deadlines
+
+    // The next node in a list of callback_nodes only (idle list, cross-thread queue).
+    callback_node* next_node() const noexcept { return static_cast<callback_node*>(next); }
 
     void add_ref() noexcept {
         if (threadsafe) {
@@ -97,7 +106,7 @@ public:
         node_chunk* c = current_;
         if (!c || !c->idle) c = next_current();
         callback_node* n = c->idle;
-        c->idle = n->next;
+        c->idle = n->next_node();
         ++c->live;
         return n;
     }
@@ -237,12 +246,12 @@ inline void callback_node::cancel() noexcept {
     }
 }
 
-// The ready queue: FIFO through callback_node::next, no allocation.
+// The ready queue: FIFO through ready_node::next, no allocation.
 class node_queue {
 public:
     bool empty() const noexcept { return head_ == nullptr; }
 
-    void push(callback_node* n) noexcept {
+    void push(ready_node* n) noexcept {
         n->next = nullptr;
         if (tail_) {
             tail_->next = n;
@@ -252,8 +261,8 @@ public:
         tail_ = n;
     }
 
-    callback_node* pop() noexcept {
-        callback_node* n = head_;
+    ready_node* pop() noexcept {
+        ready_node* n = head_;
         head_ = n->next;
         if (!head_) tail_ = nullptr;
         n->next = nullptr;
@@ -269,7 +278,7 @@ public:
     }
 
     // Hands the nodes over as a null-terminated list through `next`; the queue is empty.
-    callback_node* release_list() noexcept {
+    ready_node* release_list() noexcept {
         tail_ = nullptr;
         return std::exchange(head_, nullptr);
     }
@@ -285,17 +294,17 @@ public:
         other.head_ = other.tail_ = nullptr;
     }
 
-    // Drops every node's queue reference (loop close).
+    // Drops every node's queue reference (loop close); embedded nodes have none.
     void clear() noexcept {
         while (!empty()) {
-            callback_node* n = pop();
-            if (!n->embedded) n->release();
+            ready_node* n = pop();
+            if (!n->embedded) static_cast<callback_node*>(n)->release();
         }
     }
 
 private:
-    callback_node* head_ = nullptr;
-    callback_node* tail_ = nullptr;
+    ready_node* head_ = nullptr;
+    ready_node* tail_ = nullptr;
 };
 
 }  // namespace detail

@@ -54,14 +54,14 @@ private:
         if (newest == closed_marker()) newest = nullptr;
         callback_node* oldest = nullptr;
         while (newest) {
-            callback_node* next = newest->next;
+            callback_node* next = newest->next_node();
             newest->next = oldest;
             oldest = newest;
             newest = next;
         }
         node_queue q;
         while (oldest) {
-            callback_node* next = oldest->next;
+            callback_node* next = oldest->next_node();
             q.push(oldest);
             oldest = next;
         }
