@@ -255,7 +255,12 @@ public:
             results.resize(children_.size());
         } else {
             results.reserve(children_.size());
-            for (H& c : children_) results.push_back(element_of<Outcomes, Move>(c));
+            for (H& c : children_) {
+                results.push_back(element_of<Outcomes, Move>(c));
+                // A handle the gather owns goes now, while its state is in cache, rather
+                // than in a second pass over a batch that may not fit in it.
+                if constexpr (Move) c = H();
+            }
         }
         return results;
     }
