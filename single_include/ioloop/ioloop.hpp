@@ -835,13 +835,14 @@ namespace detail {
 struct registered_task {
     registered_task* prev = nullptr;
     registered_task* next = nullptr;
-    // Destroys the task's coroutine without running it further (the loop is closing).
-    void (*abandon)(registered_task*) noexcept = nullptr;
 };
 
 class task_registry {
 public:
-    void link(registered_task* t) noexcept {
+    // `abandon` destroys a task's coroutine without running it further (the loop is
+    // closing); the same for every task, so it is kept once, here.
+    void link(registered_task* t, void (*abandon)(registered_task*) noexcept) noexcept {
+        abandon_ = abandon;
         t->prev = nullptr;
         t->next = head_;
         if (head_) head_->prev = t;
@@ -867,13 +868,14 @@ public:
     void abandon_all() noexcept {
         while (registered_task* t = head_) {
             unlink(t);
-            t->abandon(t);
+            abandon_(t);
         }
     }
 
 private:
     registered_task* head_ = nullptr;
     std::size_t size_ = 0;
+    void (*abandon_)(registered_task*) noexcept = nullptr;
 };
 
 }  // namespace detail
@@ -2601,7 +2603,6 @@ public:
           resume_at_(body),
           id_(loop_access::next_task_id(loop)),
           origin_(origin) {
-        abandon = [](registered_task* r) noexcept { static_cast<task_base*>(r)->abandon_now(); };
         // The step node is the task's own, queued by wake(): a pending task is alive (its
         // loop's list holds it), so the queue needs no reference.
         step_.fn.emplace(step_callback{this});
@@ -2613,7 +2614,8 @@ public:
     void start() {
         loop_base& l = *loop();
         add_ref();
-        loop_access::tasks(l).link(this);
+        loop_access::tasks(l).link(
+            this, [](registered_task* r) noexcept { static_cast<task_base*>(r)->abandon_now(); });
         scheduled_ = true;
         loop_access::schedule(l, &step_);
     }
@@ -2817,7 +2819,7 @@ public:
         std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
             coro_promise_base& p = h.promise();
             if (p.inline_) return std::noop_coroutine();  // back into the awaiter
-            if (p.continuation_) return p.continuation_;
+            if (!p.is_root_) return p.continuation_;
             p.root_->body_finished();  // destroys this coroutine
             return std::noop_coroutine();
         }
@@ -2835,14 +2837,21 @@ public:
     // Set while the awaiter runs the coroutine's first stretch from inside await_suspend.
     void set_inline(bool on) noexcept { inline_ = on; }
     // Made a task: the task hears when this coroutine is done.
-    void set_root(task_base* t) noexcept { root_ = t; }
+    void set_root(task_base* t) noexcept {
+        root_ = t;
+        is_root_ = true;
+    }
 
 private:
-    std::coroutine_handle<> continuation_;
-    task_base* root_ = nullptr;
+    // A coroutine is awaited or made a task, never both: one word serves either.
+    union {
+        std::coroutine_handle<> continuation_ = nullptr;
+        task_base* root_;
+    };
     std::exception_ptr error_;
     coroutine_origin origin_;
     bool inline_ = false;
+    bool is_root_ = false;
 };
 
 template <class T>

@@ -49,7 +49,7 @@ public:
         std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
             coro_promise_base& p = h.promise();
             if (p.inline_) return std::noop_coroutine();  // back into the awaiter
-            if (p.continuation_) return p.continuation_;
+            if (!p.is_root_) return p.continuation_;
             p.root_->body_finished();  // destroys this coroutine
             return std::noop_coroutine();
         }
@@ -67,14 +67,21 @@ public:
     // Set while the awaiter runs the coroutine's first stretch from inside await_suspend.
     void set_inline(bool on) noexcept { inline_ = on; }
     // Made a task: the task hears when this coroutine is done.
-    void set_root(task_base* t) noexcept { root_ = t; }
+    void set_root(task_base* t) noexcept {
+        root_ = t;
+        is_root_ = true;
+    }
 
 private:
-    std::coroutine_handle<> continuation_;
-    task_base* root_ = nullptr;
+    // A coroutine is awaited or made a task, never both: one word serves either.
+    union {
+        std::coroutine_handle<> continuation_ = nullptr;
+        task_base* root_;
+    };
     std::exception_ptr error_;
     coroutine_origin origin_;
     bool inline_ = false;
+    bool is_root_ = false;
 };
 
 template <class T>

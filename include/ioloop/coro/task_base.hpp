@@ -65,7 +65,6 @@ public:
           resume_at_(body),
           id_(loop_access::next_task_id(loop)),
           origin_(origin) {
-        abandon = [](registered_task* r) noexcept { static_cast<task_base*>(r)->abandon_now(); };
         // The step node is the task's own, queued by wake(): a pending task is alive (its
         // loop's list holds it), so the queue needs no reference.
         step_.fn.emplace(step_callback{this});
@@ -77,7 +76,8 @@ public:
     void start() {
         loop_base& l = *loop();
         add_ref();
-        loop_access::tasks(l).link(this);
+        loop_access::tasks(l).link(
+            this, [](registered_task* r) noexcept { static_cast<task_base*>(r)->abandon_now(); });
         scheduled_ = true;
         loop_access::schedule(l, &step_);
     }

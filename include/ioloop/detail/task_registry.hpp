@@ -14,13 +14,14 @@ namespace detail {
 struct registered_task {
     registered_task* prev = nullptr;
     registered_task* next = nullptr;
-    // Destroys the task's coroutine without running it further (the loop is closing).
-    void (*abandon)(registered_task*) noexcept = nullptr;
 };
 
 class task_registry {
 public:
-    void link(registered_task* t) noexcept {
+    // `abandon` destroys a task's coroutine without running it further (the loop is
+    // closing); the same for every task, so it is kept once, here.
+    void link(registered_task* t, void (*abandon)(registered_task*) noexcept) noexcept {
+        abandon_ = abandon;
         t->prev = nullptr;
         t->next = head_;
         if (head_) head_->prev = t;
@@ -46,13 +47,14 @@ public:
     void abandon_all() noexcept {
         while (registered_task* t = head_) {
             unlink(t);
-            t->abandon(t);
+            abandon_(t);
         }
     }
 
 private:
     registered_task* head_ = nullptr;
     std::size_t size_ = 0;
+    void (*abandon_)(registered_task*) noexcept = nullptr;
 };
 
 }  // namespace detail
