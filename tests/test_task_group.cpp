@@ -573,3 +573,34 @@ TEST_CASE("closing the loop while groups wait (in the body, at the end, a failur
     CHECK(reports[0].message == "exception was never retrieved");
     CHECK(message_of(reports[0].exception) == "failed just before the close");
 }
+
+TEST_CASE("a task group takes tasks made elsewhere (to_thread), and cancels them with the rest") {
+    auto amain = []() -> ioloop::coro<void> {
+        int result = 0;
+        co_await ioloop::task_group::run([&](ioloop::task_group& tg) -> ioloop::coro<void> {
+            ioloop::task<int> t = tg.create_task(ioloop::to_thread([] { return 6 * 7; }));
+            result = co_await t;
+        });
+        CHECK(result == 42);
+
+        // A sibling fails: the child that waits for a future is cancelled, and so is the
+        // future it awaits (asyncio passes the cancel on).
+        ioloop::future<int> never = ioloop::get_running_loop().create_future<int>();
+        bool failed = false;
+        try {
+            co_await ioloop::task_group::run([&](ioloop::task_group& tg) -> ioloop::coro<void> {
+                tg.create_task(never);
+                tg.create_task([]() -> ioloop::coro<void> {
+                    co_await ioloop::sleep(1ms);
+                    throw std::runtime_error("sibling failed");
+                }());
+                co_return;
+            });
+        } catch (const ioloop::exception_group& e) {
+            failed = e.exceptions().size() == 1;
+        }
+        CHECK(failed);
+        CHECK(never.cancelled());
+    };
+    ioloop::run(amain());
+}

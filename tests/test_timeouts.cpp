@@ -372,3 +372,29 @@ TEST_CASE("a timeout scope outside a task is an error") {
     ioloop::timeout_scope scope(1s);
     CHECK_THROWS_AS(scope.reschedule(scope.when()), ioloop::invalid_state_error);
 }
+
+TEST_CASE(
+    "wait_for and timeout take any awaitable: a queue's get, a lock's acquire, an event's wait") {
+    auto amain = []() -> ioloop::coro<void> {
+        ioloop::queue<int> q;
+        CHECK_THROWS_AS(co_await ioloop::wait_for(q.get(), 5ms), ioloop::timeout_error);
+        q.put_nowait(4);
+        CHECK(co_await ioloop::wait_for(q.get(), 10s) == 4);
+        CHECK(q.empty());  // the timed-out get took nothing
+
+        ioloop::lock l;
+        co_await l.acquire();
+        CHECK_THROWS_AS(co_await ioloop::timeout(5ms, l.acquire()), ioloop::timeout_error);
+        l.release();
+        CHECK_FALSE(l.locked());  // the timed-out acquire left no trace
+        co_await ioloop::timeout(10s, l.acquire());
+        CHECK(l.locked());
+        l.release();
+
+        ioloop::event e;
+        ioloop::get_running_loop().call_later(1ms, [&e] { e.set(); });
+        co_await ioloop::wait_for(e.wait(), 10s);
+        CHECK(e.is_set());
+    };
+    ioloop::run(amain());
+}

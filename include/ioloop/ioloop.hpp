@@ -4,6 +4,7 @@
 #ifndef IOLOOP_IOLOOP_HPP
 #define IOLOOP_IOLOOP_HPP
 
+#include "ioloop/coro/awaitable.hpp"
 #include "ioloop/coro/barrier.hpp"
 #include "ioloop/coro/condition.hpp"
 #include "ioloop/coro/coro.hpp"

@@ -11,18 +11,12 @@
 #ifndef IOLOOP_IOLOOP_HPP
 #define IOLOOP_IOLOOP_HPP
 
-// begin file ioloop/coro/barrier.hpp
-// ioloop: barrier (asyncio.Barrier), where `parties` tasks wait for each other. The last
-// to arrive releases them all; each gets its arrival index (0 for the first). While the
-// released tasks leave ("draining"), newcomers wait for the next round. reset() sends the
-// tasks waiting back with broken_barrier_error and starts empty again; abort() breaks the
-// barrier for good: every wait, present and future, throws broken_barrier_error.
-//
-// The state machine is asyncio's. asyncio guards it with a Condition because its wait()
-// spans several awaits; here all of it runs on the loop thread between suspension points,
-// so no lock is needed, and reset() and abort() are plain functions, not coroutines.
-#ifndef IOLOOP_CORO_BARRIER_HPP
-#define IOLOOP_CORO_BARRIER_HPP
+// begin file ioloop/coro/awaitable.hpp
+// ioloop: any awaitable made a coro, so that what takes a coro also takes what asyncio's
+// functions take: `co_await wait_for(q.get(), 1s)`, `co_await timeout(1s, l.acquire())`,
+// `tg.create_task(to_thread(f))`.
+#ifndef IOLOOP_CORO_AWAITABLE_HPP
+#define IOLOOP_CORO_AWAITABLE_HPP
 
 // begin file ioloop/coro/coro.hpp
 // ioloop: coro<T>, a coroutine function's result (asyncio's coroutine object). Lazy:
@@ -2998,6 +2992,63 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/coro/coro.hpp
+
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// The awaiter `co_await aw` uses: aw's operator co_await, or aw itself.
+template <class Aw>
+decltype(auto) get_awaiter(Aw&& aw) {
+    if constexpr (requires { std::forward<Aw>(aw).operator co_await(); }) {
+        return std::forward<Aw>(aw).operator co_await();
+    } else {
+        return std::forward<Aw>(aw);
+    }
+}
+
+template <class Aw>
+concept awaitable = requires(Aw&& aw) {
+    get_awaiter(std::forward<Aw>(aw)).await_ready();
+    get_awaiter(std::forward<Aw>(aw)).await_resume();
+};
+
+template <class Aw>
+using await_result_t = decltype(get_awaiter(std::declval<Aw>()).await_resume());
+
+// Awaits `aw` where it lies. The awaiters of the primitives and queues cannot be moved (they
+// link themselves in place), so the coro refers to the caller's: it must be awaited
+// within the full expression that made `aw`, as in `co_await wait_for(q.get(), 1s)`.
+template <class Aw>
+coro<await_result_t<Aw&>> await_in_place(Aw& aw) {
+    co_return co_await aw;
+}
+
+// Awaits a handle the coro owns (a task, a future): safe to keep or to make a task.
+template <class H>
+coro<await_result_t<H>> await_owned(H handle) {
+    co_return co_await std::move(handle);
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/coro/awaitable.hpp
+// begin file ioloop/coro/barrier.hpp
+// ioloop: barrier (asyncio.Barrier), where `parties` tasks wait for each other. The last
+// to arrive releases them all; each gets its arrival index (0 for the first). While the
+// released tasks leave ("draining"), newcomers wait for the next round. reset() sends the
+// tasks waiting back with broken_barrier_error and starts empty again; abort() breaks the
+// barrier for good: every wait, present and future, throws broken_barrier_error.
+//
+// The state machine is asyncio's. asyncio guards it with a Condition because its wait()
+// spans several awaits; here all of it runs on the loop thread between suspension points,
+// so no lock is needed, and reset() and abort() are plain functions, not coroutines.
+#ifndef IOLOOP_CORO_BARRIER_HPP
+#define IOLOOP_CORO_BARRIER_HPP
+
 // begin file ioloop/coro/waiter_queue.hpp
 // ioloop: the FIFO of tasks suspended on a synchronization primitive (event, lock,
 // semaphore, condition, barrier). The links live in the awaiters, that is in the waiting
@@ -7605,6 +7656,17 @@ public:
         return state_->create_task(std::move(body), std::move(name));
     }
 
+    // A task or future made elsewhere (to_thread, run_in_executor) joins the group through
+    // a child that awaits it: cancelling the child cancels it.
+    template <class T>
+    task<T> create_task(task<T> work, std::string name = {}) {
+        return create_task(detail::await_owned(std::move(work)), std::move(name));
+    }
+    template <class T>
+    task<T> create_task(future<T> work, std::string name = {}) {
+        return create_task(detail::await_owned(std::move(work)), std::move(name));
+    }
+
     task_group(const task_group& o) noexcept : state_(o.state_) { state_->add_ref(); }
     task_group& operator=(const task_group& o) noexcept {
         o.state_->add_ref();
@@ -7943,6 +8005,23 @@ struct body_traits<B, shielded<H, M>> {
     using tag = direct_body;
 };
 
+// A body that is none of the above but can be awaited (a lock's acquire(), a queue's
+// get()): it is awaited in place, within the expression that made it.
+template <class D>
+inline constexpr bool is_handle_body = is_coro_argument<D>;
+template <class T>
+inline constexpr bool is_handle_body<task<T>> = true;
+template <class T>
+inline constexpr bool is_handle_body<future<T>> = true;
+template <>
+inline constexpr bool is_handle_body<any_task> = true;
+template <class H, bool M>
+inline constexpr bool is_handle_body<shielded<H, M>> = true;
+
+template <class B, class D = std::remove_cvref_t<B>>
+concept in_place_body = !is_handle_body<D> && !std::is_invocable_v<D&> &&
+                        !std::is_invocable_v<D&, timeout_scope&> && awaitable<B>;
+
 // What ioloop::timeout returns: the scope and its body, awaited once.
 template <class Scoped>
 class [[nodiscard]] timeout_awaiter {
@@ -7964,16 +8043,24 @@ private:
 
 template <class Body>
 auto timeout_scope::run(Body&& body) & {
-    using traits = detail::body_traits<Body&&>;
-    return typename traits::type(*this, typename traits::tag{}, std::forward<Body>(body));
+    if constexpr (detail::in_place_body<Body>) {
+        return run(detail::await_in_place(body));
+    } else {
+        using traits = detail::body_traits<Body&&>;
+        return typename traits::type(*this, typename traits::tag{}, std::forward<Body>(body));
+    }
 }
 
 // co_await timeout_at(when, body): body's result, or timeout_error once `when` passed.
 template <class Body>
 auto timeout_at(timeout_scope::time_point when, Body&& body) {
-    using traits = detail::body_traits<Body&&>;
-    return detail::timeout_awaiter<typename traits::type>(when, typename traits::tag{},
-                                                          std::forward<Body>(body));
+    if constexpr (detail::in_place_body<Body>) {
+        return timeout_at(when, detail::await_in_place(body));
+    } else {
+        using traits = detail::body_traits<Body&&>;
+        return detail::timeout_awaiter<typename traits::type>(when, typename traits::tag{},
+                                                              std::forward<Body>(body));
+    }
 }
 
 // co_await timeout(delay, body): body's result, or timeout_error after `delay`.
@@ -8428,6 +8515,15 @@ requires detail::wait_for_arg<std::remove_cvref_t<A>>::valid auto wait_for(
     constexpr bool move =
         detail::is_coro_argument<held> || detail::is_shielded<held> || detail::moves_result<A&&>;
     return detail::wait_for_impl<T, move>(held(std::forward<A>(aw)), timeout);
+}
+
+// Any other awaitable (a lock's acquire(), a queue's get(), an event's wait()): awaited in
+// place, so the wait_for must be awaited in the expression that made it:
+// `co_await wait_for(q.get(), 1s)`.
+template <class A, class Rep, class Period>
+requires(!detail::wait_for_arg<std::remove_cvref_t<A>>::valid &&
+         detail::awaitable<A>) auto wait_for(A&& aw, std::chrono::duration<Rep, Period> timeout) {
+    return wait_for(detail::await_in_place(aw), timeout);
 }
 
 IOLOOP_NAMESPACE_END

@@ -20,6 +20,7 @@
 #ifndef IOLOOP_CORO_TASK_GROUP_HPP
 #define IOLOOP_CORO_TASK_GROUP_HPP
 
+#include "ioloop/coro/awaitable.hpp"
 #include "ioloop/coro/coro.hpp"
 #include "ioloop/coro/future_base.hpp"
 #include "ioloop/coro/loop_access.hpp"
@@ -333,6 +334,17 @@ public:
     template <class T>
     task<T> create_task(coro<T> body, std::string name = {}) {
         return state_->create_task(std::move(body), std::move(name));
+    }
+
+    // A task or future made elsewhere (to_thread, run_in_executor) joins the group through
+    // a child that awaits it: cancelling the child cancels it.
+    template <class T>
+    task<T> create_task(task<T> work, std::string name = {}) {
+        return create_task(detail::await_owned(std::move(work)), std::move(name));
+    }
+    template <class T>
+    task<T> create_task(future<T> work, std::string name = {}) {
+        return create_task(detail::await_owned(std::move(work)), std::move(name));
     }
 
     task_group(const task_group& o) noexcept : state_(o.state_) { state_->add_ref(); }

@@ -30,6 +30,7 @@
 #ifndef IOLOOP_CORO_TIMEOUT_HPP
 #define IOLOOP_CORO_TIMEOUT_HPP
 
+#include "ioloop/coro/awaitable.hpp"
 #include "ioloop/coro/children.hpp"
 #include "ioloop/coro/coro.hpp"
 #include "ioloop/coro/shield.hpp"
@@ -298,6 +299,23 @@ struct body_traits<B, shielded<H, M>> {
     using tag = direct_body;
 };
 
+// A body that is none of the above but can be awaited (a lock's acquire(), a queue's
+// get()): it is awaited in place, within the expression that made it.
+template <class D>
+inline constexpr bool is_handle_body = is_coro_argument<D>;
+template <class T>
+inline constexpr bool is_handle_body<task<T>> = true;
+template <class T>
+inline constexpr bool is_handle_body<future<T>> = true;
+template <>
+inline constexpr bool is_handle_body<any_task> = true;
+template <class H, bool M>
+inline constexpr bool is_handle_body<shielded<H, M>> = true;
+
+template <class B, class D = std::remove_cvref_t<B>>
+concept in_place_body = !is_handle_body<D> && !std::is_invocable_v<D&> &&
+                        !std::is_invocable_v<D&, timeout_scope&> && awaitable<B>;
+
 // What ioloop::timeout returns: the scope and its body, awaited once.
 template <class Scoped>
 class [[nodiscard]] timeout_awaiter {
@@ -319,16 +337,24 @@ private:
 
 template <class Body>
 auto timeout_scope::run(Body&& body) & {
-    using traits = detail::body_traits<Body&&>;
-    return typename traits::type(*this, typename traits::tag{}, std::forward<Body>(body));
+    if constexpr (detail::in_place_body<Body>) {
+        return run(detail::await_in_place(body));
+    } else {
+        using traits = detail::body_traits<Body&&>;
+        return typename traits::type(*this, typename traits::tag{}, std::forward<Body>(body));
+    }
 }
 
 // co_await timeout_at(when, body): body's result, or timeout_error once `when` passed.
 template <class Body>
 auto timeout_at(timeout_scope::time_point when, Body&& body) {
-    using traits = detail::body_traits<Body&&>;
-    return detail::timeout_awaiter<typename traits::type>(when, typename traits::tag{},
-                                                          std::forward<Body>(body));
+    if constexpr (detail::in_place_body<Body>) {
+        return timeout_at(when, detail::await_in_place(body));
+    } else {
+        using traits = detail::body_traits<Body&&>;
+        return detail::timeout_awaiter<typename traits::type>(when, typename traits::tag{},
+                                                              std::forward<Body>(body));
+    }
 }
 
 // co_await timeout(delay, body): body's result, or timeout_error after `delay`.

@@ -19,6 +19,7 @@
 #ifndef IOLOOP_CORO_WAIT_FOR_HPP
 #define IOLOOP_CORO_WAIT_FOR_HPP
 
+#include "ioloop/coro/awaitable.hpp"
 #include "ioloop/coro/children.hpp"
 #include "ioloop/coro/coro.hpp"
 #include "ioloop/coro/shield.hpp"
@@ -126,6 +127,15 @@ requires detail::wait_for_arg<std::remove_cvref_t<A>>::valid auto wait_for(
     constexpr bool move =
         detail::is_coro_argument<held> || detail::is_shielded<held> || detail::moves_result<A&&>;
     return detail::wait_for_impl<T, move>(held(std::forward<A>(aw)), timeout);
+}
+
+// Any other awaitable (a lock's acquire(), a queue's get(), an event's wait()): awaited in
+// place, so the wait_for must be awaited in the expression that made it:
+// `co_await wait_for(q.get(), 1s)`.
+template <class A, class Rep, class Period>
+requires(!detail::wait_for_arg<std::remove_cvref_t<A>>::valid &&
+         detail::awaitable<A>) auto wait_for(A&& aw, std::chrono::duration<Rep, Period> timeout) {
+    return wait_for(detail::await_in_place(aw), timeout);
 }
 
 IOLOOP_NAMESPACE_END
