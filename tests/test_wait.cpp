@@ -66,6 +66,10 @@ TEST_CASE("wait with first_completed returns when any is done, without cancellin
         CHECK(pending[1] == futures[2]);
         CHECK_FALSE(futures[0].cancelled());
         CHECK_FALSE(futures[2].cancelled());
+        // asyncio's spelling names the same thing.
+        static_assert(ioloop::FIRST_COMPLETED == ioloop::first_completed);
+        static_assert(ioloop::FIRST_EXCEPTION == ioloop::first_exception);
+        static_assert(ioloop::ALL_COMPLETED == ioloop::all_completed);
     };
     ioloop::run(amain());
 }

@@ -8121,6 +8121,10 @@ enum class return_when : unsigned char {
     all_completed,    // once all are done
 };
 using enum return_when;  // ioloop::first_completed, ...
+// asyncio's own spelling, for code carried over from Python.
+inline constexpr return_when FIRST_COMPLETED = return_when::first_completed;
+inline constexpr return_when FIRST_EXCEPTION = return_when::first_exception;
+inline constexpr return_when ALL_COMPLETED = return_when::all_completed;
 
 template <class H>
 struct wait_result {
