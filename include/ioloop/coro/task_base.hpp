@@ -225,7 +225,7 @@ private:
     ready_node step_;                    // queued on the loop to run the next step
     std::coroutine_handle<> resume_at_;  // where the next step resumes
     wait_point* wait_ = nullptr;
-    std::string* name_ = nullptr;
+    std::string* name_ = nullptr;  // set_name's; most tasks have none, and no string
     std::uint64_t id_;
     coroutine_origin origin_;
     std::uint32_t cancel_requests_ = 0;
