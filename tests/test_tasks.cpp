@@ -373,3 +373,28 @@ TEST_CASE("a task cannot await itself") {
     };
     ioloop::run(amain());
 }
+
+TEST_CASE("task and future handles may outlive their loop") {
+    ioloop::task<int> finished;
+    ioloop::task<void> failed;
+    ioloop::task<int> unstarted;
+    ioloop::future<int> unset;
+    int callbacks = 0;
+    {
+        ioloop::event_loop loop;
+        finished = loop.create_task(answer());
+        failed = loop.create_task(fail_after(0ms, "nobody reads this"));
+        unset = loop.create_future<int>();
+        unset.add_done_callback([&] { ++callbacks; });
+        loop.run_until_complete(fetch("both done", 5ms));
+        unstarted = loop.create_task(answer());
+    }  // destroyed, so closed: the unstarted task is abandoned
+    CHECK(finished.result() == 42);
+    CHECK(failed.done());
+    CHECK(unstarted.cancelled());
+    CHECK_FALSE(unset.done());
+    unset.set_result(1);  // its loop is gone: the callback is dropped, nothing crashes
+    CHECK(unset.result() == 1);
+    CHECK(callbacks == 0);
+    failed = {};  // an exception nobody read, and no loop left to report it to
+}
