@@ -3935,7 +3935,9 @@ IOLOOP_NAMESPACE_END
 // links itself to each child and counts down, so it costs no task, no allocation per
 // child, and, for the vector form, one array of links and the vector of results. Await it
 // once. A child's result is moved out when gather owns the handle (a coro, an rvalue task
-// or future, an rvalue vector), copied when the caller keeps it (an lvalue).
+// or future, an rvalue vector), copied when the caller keeps it (an lvalue). So a task
+// listed twice must come in an lvalue vector: moved out once, its result would be gone the
+// second time (asyncio removes duplicates instead).
 #ifndef IOLOOP_CORO_GATHER_HPP
 #define IOLOOP_CORO_GATHER_HPP
 
