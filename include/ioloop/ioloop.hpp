@@ -34,6 +34,8 @@
 #include "ioloop/fwd.hpp"
 #include "ioloop/handle.hpp"
 #include "ioloop/loop_base.hpp"
+#include "ioloop/net/endpoint.hpp"
+#include "ioloop/net/socket.hpp"
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
 #undef IOLOOP_NOINLINE

@@ -8536,6 +8536,505 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/coro/wait_for.hpp
+// begin file ioloop/net/endpoint.hpp
+// ioloop: a socket address (IPv4, IPv6 or Unix domain) held by value, with numeric
+// parsing and formatting. Numeric hosts never need a resolver thread: ip() parses them
+// with inet_pton, and only a name ("example.com") is left for getaddrinfo.
+#ifndef IOLOOP_NET_ENDPOINT_HPP
+#define IOLOOP_NET_ENDPOINT_HPP
+
+
+#if defined(IOLOOP_POSIX)
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+IOLOOP_NAMESPACE_BEGIN
+
+enum class address_family { unspecified, ipv4, ipv6, unix_domain };
+
+class endpoint {
+public:
+    // An unspecified address: what a default-constructed endpoint holds before a real one
+    // is assigned. native_size() is 0, so handing it to the OS fails loudly.
+    endpoint() noexcept { std::memset(&addr_, 0, sizeof addr_); }
+
+    // An IPv4 or IPv6 literal: "127.0.0.1", "::1", "[::1]", "fe80::1%eth0", "fe80::1%2".
+    // Throws errc::invalid_argument for anything else, names included: resolving a name
+    // may block, so it belongs to getaddrinfo on another thread, never here.
+    static endpoint ip(std::string_view numeric_host, std::uint16_t port) {
+        endpoint ep;
+        if (!parse_ip(numeric_host, port, ep)) {
+            throw std::system_error(
+                std::make_error_code(std::errc::invalid_argument),
+                detail::concat({"\"", numeric_host,
+                                "\" is not a numeric IPv4 or IPv6 address (a host name needs "
+                                "getaddrinfo)"}));
+        }
+        return ep;
+    }
+
+    // As ip(), reporting failure by its result; `out` is left untouched then.
+    static bool parse_ip(std::string_view host, std::uint16_t port, endpoint& out) noexcept {
+        bool bracketed = false;
+        if (!host.empty() && host.front() == '[') {
+            if (host.size() < 2 || host.back() != ']') return false;
+            host = host.substr(1, host.size() - 2);
+            bracketed = true;
+        }
+        std::string_view scope;
+        if (const std::size_t pct = host.find('%'); pct != std::string_view::npos) {
+            scope = host.substr(pct + 1);
+            host = host.substr(0, pct);
+            if (scope.empty()) return false;
+        }
+        // inet_pton wants a terminated string; a literal longer than the longest IPv6
+        // spelling is not an address, so a fixed buffer is enough and never allocates.
+        char text[INET6_ADDRSTRLEN];
+        if (host.empty() || host.size() >= sizeof text) return false;
+        std::memcpy(text, host.data(), host.size());
+        text[host.size()] = '\0';
+
+        endpoint ep;
+        if (host.find(':') == std::string_view::npos) {
+            // Brackets and scopes belong to IPv6 only: "[1.2.3.4]" is not an address.
+            if (bracketed || !scope.empty()) return false;
+            sockaddr_in& in = ep.addr_.in4;
+            if (::inet_pton(AF_INET, text, &in.sin_addr) != 1) return false;
+            in.sin_family = AF_INET;
+            in.sin_port = htons(port);
+            ep.size_ = sizeof(sockaddr_in);
+        } else {
+            sockaddr_in6& in6 = ep.addr_.in6;
+            if (::inet_pton(AF_INET6, text, &in6.sin6_addr) != 1) return false;
+            in6.sin6_family = AF_INET6;
+            in6.sin6_port = htons(port);
+            if (!scope.empty() && !parse_scope(scope, in6.sin6_scope_id)) return false;
+            ep.size_ = sizeof(sockaddr_in6);
+        }
+        out = ep;
+        return true;
+    }
+
+    // A Unix-domain address. A leading '\0' names a Linux abstract socket (no file);
+    // otherwise the path must leave room for its terminator in sun_path.
+    static endpoint unix_path(std::string_view path) {
+        endpoint ep;
+        sockaddr_un& un = ep.addr_.un;
+        const bool abstract = !path.empty() && path.front() == '\0';
+        if (path.empty() || (!abstract && path.find('\0') != std::string_view::npos)) {
+            throw std::system_error(
+                std::make_error_code(std::errc::invalid_argument),
+                path.empty()
+                    ? std::string("a Unix socket path may not be empty")
+                    : detail::concat({"Unix socket path \"", path.substr(0, path.find('\0')),
+                                      "...\" holds a NUL character"}));
+        }
+        // An abstract name is counted by the address length and needs no terminator.
+        if (path.size() + (abstract ? 0 : 1) > sizeof un.sun_path) {
+            throw std::system_error(
+                std::make_error_code(std::errc::filename_too_long),
+                detail::concat({"Unix socket path \"", abstract ? path.substr(1) : path,
+                                "\" is longer than sun_path (",
+                                detail::decimal(static_cast<long long>(sizeof un.sun_path) -
+                                                (abstract ? 0 : 1)),
+                                " bytes)"}));
+        }
+        un.sun_family = AF_UNIX;
+        std::memcpy(un.sun_path, path.data(), path.size());
+        ep.size_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() +
+                                          (abstract ? 0 : 1));
+        return ep;
+    }
+
+    // Copies an address the OS returned (accept, getsockname, recvfrom). Throws
+    // errc::address_family_not_supported for a family other than the three above and
+    // errc::invalid_argument for a length that does not fit the family.
+    static endpoint from_native(const sockaddr* address, socklen_t size) {
+        endpoint ep;
+        const auto bad = [](std::errc code, std::string_view why) {
+            return std::system_error(std::make_error_code(code),
+                                     detail::concat({"endpoint::from_native: ", why}));
+        };
+        if (address == nullptr || size < static_cast<socklen_t>(sizeof(sa_family_t)) ||
+            size > static_cast<socklen_t>(sizeof ep.addr_)) {
+            throw bad(std::errc::invalid_argument, "the address length is out of range");
+        }
+        switch (address->sa_family) {
+            case AF_INET:
+                if (size < static_cast<socklen_t>(sizeof(sockaddr_in)))
+                    throw bad(std::errc::invalid_argument, "too short for an IPv4 address");
+                size = sizeof(sockaddr_in);
+                break;
+            case AF_INET6:
+                if (size < static_cast<socklen_t>(sizeof(sockaddr_in6)))
+                    throw bad(std::errc::invalid_argument, "too short for an IPv6 address");
+                size = sizeof(sockaddr_in6);
+                break;
+            case AF_UNIX:
+                // An unnamed Unix socket (a socketpair end, an unbound client) has only
+                // its family: that is still an address, with an empty path.
+                if (size < static_cast<socklen_t>(offsetof(sockaddr_un, sun_path)))
+                    throw bad(std::errc::invalid_argument, "too short for a Unix address");
+                break;
+            default:
+                throw bad(std::errc::address_family_not_supported,
+                          "not an IPv4, IPv6 or Unix-domain address");
+        }
+        std::memcpy(&ep.addr_, address, static_cast<std::size_t>(size));
+        ep.size_ = size;
+        return ep;
+    }
+
+    address_family family() const noexcept {
+        if (size_ == 0) return address_family::unspecified;
+        switch (addr_.sa.sa_family) {
+            case AF_INET:
+                return address_family::ipv4;
+            case AF_INET6:
+                return address_family::ipv6;
+            case AF_UNIX:
+                return address_family::unix_domain;
+            default:
+                return address_family::unspecified;
+        }
+    }
+
+    // The numeric host: "127.0.0.1", "::1" (no brackets), "fe80::1%eth0" (with the
+    // scope's interface name, or its number when the interface is gone). Empty otherwise.
+    std::string host() const {
+        char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 1];
+        switch (family()) {
+            case address_family::ipv4:
+                ::inet_ntop(AF_INET, &addr_.in4.sin_addr, text, sizeof text);
+                return text;
+            case address_family::ipv6: {
+                ::inet_ntop(AF_INET6, &addr_.in6.sin6_addr, text, sizeof text);
+                std::string result = text;
+                if (const std::uint32_t id = addr_.in6.sin6_scope_id; id != 0) {
+                    char name[IF_NAMESIZE];
+                    result += '%';
+                    if (::if_indextoname(id, name) != nullptr) {
+                        result += name;
+                    } else {
+                        result += std::string_view(detail::decimal(static_cast<long long>(id)));
+                    }
+                }
+                return result;
+            }
+            default:
+                return {};
+        }
+    }
+
+    // The port in host byte order; 0 for Unix and unspecified addresses.
+    std::uint16_t port() const noexcept {
+        switch (family()) {
+            case address_family::ipv4:
+                return ntohs(addr_.in4.sin_port);
+            case address_family::ipv6:
+                return ntohs(addr_.in6.sin6_port);
+            default:
+                return 0;
+        }
+    }
+
+    // A Unix address's path: empty when unnamed, with its leading '\0' when abstract.
+    std::string path() const {
+        if (family() != address_family::unix_domain) return {};
+        const std::size_t length =
+            static_cast<std::size_t>(size_) - offsetof(sockaddr_un, sun_path);
+        const char* p = addr_.un.sun_path;
+        if (length != 0 && p[0] == '\0') return std::string(p, length);  // abstract
+        // A pathname may or may not carry its terminator inside the length the OS gives.
+        std::size_t n = 0;
+        while (n < length && p[n] != '\0') ++n;
+        return std::string(p, n);
+    }
+
+    // "127.0.0.1:8080", "[::1]:8080", "/tmp/x.sock", "@name" for an abstract Unix name,
+    // "" for an unnamed Unix socket, "unspecified" for a default-constructed endpoint.
+    std::string to_string() const {
+        switch (family()) {
+            case address_family::ipv4:
+                return detail::concat({host(), ":", detail::decimal(port())});
+            case address_family::ipv6:
+                return detail::concat({"[", host(), "]:", detail::decimal(port())});
+            case address_family::unix_domain: {
+                std::string p = path();
+                if (!p.empty() && p.front() == '\0') p.front() = '@';
+                return p;
+            }
+            default:
+                return "unspecified";
+        }
+    }
+
+    const sockaddr* native() const noexcept { return &addr_.sa; }
+    socklen_t native_size() const noexcept { return size_; }
+
+    // Equal when the OS would treat them as the same address: the family's fields are
+    // compared, never padding (sin_zero) that an OS may or may not have cleared.
+    friend bool operator==(const endpoint& a, const endpoint& b) noexcept {
+        if (a.family() != b.family()) return false;
+        switch (a.family()) {
+            case address_family::ipv4:
+                return a.addr_.in4.sin_port == b.addr_.in4.sin_port &&
+                       a.addr_.in4.sin_addr.s_addr == b.addr_.in4.sin_addr.s_addr;
+            case address_family::ipv6:
+                return a.addr_.in6.sin6_port == b.addr_.in6.sin6_port &&
+                       a.addr_.in6.sin6_scope_id == b.addr_.in6.sin6_scope_id &&
+                       std::memcmp(&a.addr_.in6.sin6_addr, &b.addr_.in6.sin6_addr,
+                                   sizeof(in6_addr)) == 0;
+            case address_family::unix_domain:
+                return a.path() == b.path();
+            default:
+                return true;
+        }
+    }
+
+private:
+    // A scope is an interface name ("eth0") or its index ("2").
+    static bool parse_scope(std::string_view scope, std::uint32_t& id) noexcept {
+        if (scope.find_first_not_of("0123456789") == std::string_view::npos) {
+            std::uint64_t value = 0;
+            for (char c : scope) {
+                value = value * 10 + static_cast<std::uint64_t>(c - '0');
+                if (value > 0xffffffffu) return false;
+            }
+            id = static_cast<std::uint32_t>(value);
+            return true;
+        }
+        char name[IF_NAMESIZE];
+        if (scope.size() >= sizeof name) return false;
+        std::memcpy(name, scope.data(), scope.size());
+        name[scope.size()] = '\0';
+        id = ::if_nametoindex(name);
+        return id != 0;
+    }
+
+    // A union rather than a bare sockaddr_storage: each family's fields are read through
+    // their own type, and sockaddr_un (110 bytes on Linux) is covered whatever its size.
+    union storage {
+        sockaddr sa;
+        sockaddr_in in4;
+        sockaddr_in6 in6;
+        sockaddr_un un;
+        sockaddr_storage any;
+    };
+
+    storage addr_;
+    socklen_t size_ = 0;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/net/endpoint.hpp
+// begin file ioloop/net/socket.hpp
+// ioloop: a socket descriptor owned by value: non-blocking and close-on-exec from birth,
+// closed by the destructor, and every failing call a std::system_error that says what
+// failed on which address.
+#ifndef IOLOOP_NET_SOCKET_HPP
+#define IOLOOP_NET_SOCKET_HPP
+
+
+#if defined(IOLOOP_POSIX)
+
+#include <cerrno>
+#include <string_view>
+#include <system_error>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+IOLOOP_NAMESPACE_BEGIN
+
+enum class socket_type { stream, datagram };
+
+class socket {
+public:
+    // Owns nothing: is_open() is false.
+    socket() noexcept = default;
+
+    // Takes ownership of `adopted_fd` (from accept, a socketpair, a parent process) and
+    // makes it non-blocking and close-on-exec, which the loop relies on. The descriptor is
+    // owned even if that fails: it is closed before the exception leaves.
+    explicit socket(int adopted_fd) : fd_(adopted_fd) {
+        try {
+            detail::set_nonblocking_cloexec(adopted_fd);
+        } catch (const std::system_error& e) {
+            close_quietly();
+            throw std::system_error(
+                e.code(),
+                detail::concat({"socket: adopting descriptor ", detail::decimal(adopted_fd),
+                                " (making it non-blocking and close-on-exec)"}));
+        }
+    }
+
+    socket(socket&& other) noexcept : fd_(other.release()) {}
+    socket& operator=(socket&& other) noexcept {
+        if (this != &other) {
+            close_quietly();
+            fd_ = other.release();
+        }
+        return *this;
+    }
+    socket(const socket&) = delete;
+    socket& operator=(const socket&) = delete;
+    ~socket() { close_quietly(); }
+
+    // A new socket of the family and type, non-blocking and close-on-exec.
+    static socket open(address_family family, socket_type type) {
+        int domain = 0;
+        switch (family) {
+            case address_family::ipv4:
+                domain = AF_INET;
+                break;
+            case address_family::ipv6:
+                domain = AF_INET6;
+                break;
+            case address_family::unix_domain:
+                domain = AF_UNIX;
+                break;
+            default:
+                throw std::system_error(
+                    std::make_error_code(std::errc::address_family_not_supported),
+                    "socket::open: the address family is unspecified");
+        }
+        const int kind = type == socket_type::stream ? SOCK_STREAM : SOCK_DGRAM;
+        const std::string_view what = describe(family, type);
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+        // Atomic flags: no window in which another thread's fork+exec inherits the fd.
+        const int fd = ::socket(domain, kind | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd == -1) detail::throw_errno(errno, detail::concat({"socket ", what}));
+        socket s;
+        s.fd_ = fd;
+#else
+        const int fd = ::socket(domain, kind, 0);
+        if (fd == -1) detail::throw_errno(errno, detail::concat({"socket ", what}));
+        socket s(fd);
+#endif
+#if defined(SO_NOSIGPIPE)
+        // macOS and the BSDs have no MSG_NOSIGNAL: a write to a reset peer would raise
+        // SIGPIPE unless the socket itself says no. Linux has no SO_NOSIGPIPE; its sends
+        // pass MSG_NOSIGNAL instead (in the send path, not here).
+        const int on = 1;
+        if (::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on) == -1)
+            detail::throw_errno(errno, detail::concat({"setsockopt SO_NOSIGPIPE on ", what}));
+#endif
+        return s;
+    }
+
+    int fd() const noexcept { return fd_; }
+    bool is_open() const noexcept { return fd_ != -1; }
+
+    // Gives the descriptor up without closing it; the socket is closed (is_open() false).
+    int release() noexcept {
+        const int fd = fd_;
+        fd_ = -1;
+        return fd;
+    }
+
+    // Closes now; a closed socket stays closed (a second close does nothing). An error
+    // other than EINTR (EBADF: someone closed our fd behind our back) is thrown.
+    void close() {
+        const int fd = release();
+        if (fd == -1) return;
+        // EINTR is not retried: Linux (and POSIX 2024's reading) has released the fd by
+        // then, and a retry could close a descriptor another thread just opened.
+        if (::close(fd) == -1 && errno != EINTR) {
+            detail::throw_errno(errno, detail::concat({"close socket ", detail::decimal(fd)}));
+        }
+    }
+
+    // Binds to `address`. A Unix path that exists fails with EADDRINUSE: nothing is
+    // unlinked here, since removing a file is the caller's decision, not the socket's.
+    void bind(const endpoint& address) {
+        if (::bind(fd_, address.native(), address.native_size()) == -1)
+            detail::throw_errno(errno, detail::concat({"bind ", address.to_string()}));
+    }
+
+    // asyncio's default backlog is 100; the kernel may cap it (somaxconn).
+    void listen(int backlog = 100) {
+        if (::listen(fd_, backlog) == -1) detail::throw_errno(errno, "listen");
+    }
+
+    void set_reuse_address(bool on) { set_flag(SOL_SOCKET, SO_REUSEADDR, on, "SO_REUSEADDR"); }
+    void set_no_delay(bool on) { set_flag(IPPROTO_TCP, TCP_NODELAY, on, "TCP_NODELAY"); }
+
+    endpoint local_endpoint() const {
+        sockaddr_storage addr{};
+        socklen_t size = sizeof addr;
+        if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &size) == -1)
+            detail::throw_errno(errno, "getsockname");
+        return endpoint::from_native(reinterpret_cast<const sockaddr*>(&addr), size);
+    }
+
+    endpoint remote_endpoint() const {
+        sockaddr_storage addr{};
+        socklen_t size = sizeof addr;
+        if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&addr), &size) == -1)
+            detail::throw_errno(errno, "getpeername");
+        return endpoint::from_native(reinterpret_cast<const sockaddr*>(&addr), size);
+    }
+
+    // The socket's pending error (SO_ERROR), cleared by reading it: how a non-blocking
+    // connect reports its outcome once the socket turns writable. Empty when none.
+    std::error_code pending_error() const {
+        int err = 0;
+        socklen_t size = sizeof err;
+        if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &size) == -1)
+            detail::throw_errno(errno, "getsockopt SO_ERROR");
+        return err == 0 ? std::error_code() : std::error_code(err, std::generic_category());
+    }
+
+private:
+    void set_flag(int level, int name, bool on, std::string_view option) {
+        const int value = on ? 1 : 0;
+        if (::setsockopt(fd_, level, name, &value, sizeof value) == -1)
+            detail::throw_errno(errno, detail::concat({"setsockopt ", option}));
+    }
+
+    void close_quietly() noexcept {
+        // A destructor cannot report; EINTR is not retried for the reason close() gives.
+        if (fd_ != -1) ::close(fd_);
+        fd_ = -1;
+    }
+
+    static std::string_view describe(address_family family, socket_type type) noexcept {
+        const bool stream = type == socket_type::stream;
+        switch (family) {
+            case address_family::ipv4:
+                return stream ? "(IPv4, stream)" : "(IPv4, datagram)";
+            case address_family::ipv6:
+                return stream ? "(IPv6, stream)" : "(IPv6, datagram)";
+            default:
+                return stream ? "(Unix, stream)" : "(Unix, datagram)";
+        }
+    }
+
+    int fd_ = -1;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/net/socket.hpp
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
 #undef IOLOOP_NOINLINE
