@@ -129,7 +129,8 @@ public:
 
     // asyncio's default backlog is 100; the kernel may cap it (somaxconn).
     void listen(int backlog = 100) {
-        if (::listen(fd_, backlog) == -1) detail::throw_errno(errno, "listen");
+        if (::listen(fd_, backlog) == -1)
+            detail::throw_errno(errno, detail::concat({"listen on socket ", detail::decimal(fd_)}));
     }
 
     void set_reuse_address(bool on) { set_flag(SOL_SOCKET, SO_REUSEADDR, on, "SO_REUSEADDR"); }
@@ -139,7 +140,8 @@ public:
         sockaddr_storage addr{};
         socklen_t size = sizeof addr;
         if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &size) == -1)
-            detail::throw_errno(errno, "getsockname");
+            detail::throw_errno(errno,
+                                detail::concat({"getsockname on socket ", detail::decimal(fd_)}));
         return endpoint::from_native(reinterpret_cast<const sockaddr*>(&addr), size);
     }
 
@@ -147,7 +149,8 @@ public:
         sockaddr_storage addr{};
         socklen_t size = sizeof addr;
         if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&addr), &size) == -1)
-            detail::throw_errno(errno, "getpeername");
+            detail::throw_errno(errno,
+                                detail::concat({"getpeername on socket ", detail::decimal(fd_)}));
         return endpoint::from_native(reinterpret_cast<const sockaddr*>(&addr), size);
     }
 
@@ -157,7 +160,8 @@ public:
         int err = 0;
         socklen_t size = sizeof err;
         if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &size) == -1)
-            detail::throw_errno(errno, "getsockopt SO_ERROR");
+            detail::throw_errno(
+                errno, detail::concat({"getsockopt SO_ERROR on socket ", detail::decimal(fd_)}));
         return err == 0 ? std::error_code() : std::error_code(err, std::generic_category());
     }
 
@@ -165,7 +169,8 @@ private:
     void set_flag(int level, int name, bool on, std::string_view option) {
         const int value = on ? 1 : 0;
         if (::setsockopt(fd_, level, name, &value, sizeof value) == -1)
-            detail::throw_errno(errno, detail::concat({"setsockopt ", option}));
+            detail::throw_errno(errno, detail::concat({"setsockopt ", option, " on socket ",
+                                                       detail::decimal(fd_)}));
     }
 
     void close_quietly() noexcept {
