@@ -18,11 +18,17 @@
 #include "ioloop/loop_base.hpp"
 
 #include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
+
+class socket;    // net/socket.hpp
+class endpoint;  // net/endpoint.hpp
 
 template <class Backend>
 class basic_event_loop : public loop_base {
@@ -114,6 +120,25 @@ public:
         require_readiness_backend();
         return remove_watch(fd, backend::io_write);
     }
+
+    // ---- awaitable socket operations (readiness backends; defined in net/sock_ops.hpp) --
+    // Each tries the syscall first and waits for readiness only on EAGAIN. The socket (and
+    // the bytes a view names) must outlive the await.
+
+    // Up to max_bytes from s; an empty string at EOF.
+    coro<std::string> sock_recv(socket& s, std::size_t max_bytes);
+    // Up to buf.size() bytes into buf; how many (0 at EOF).
+    coro<std::size_t> sock_recv_into(socket& s, std::span<std::byte> buf);
+    // All of data, however many sends it takes; no SIGPIPE, a closed peer is a system_error.
+    coro<void> sock_sendall(socket& s, std::string_view data);
+    // The next connection on a listening socket (non-blocking, close-on-exec) and its peer.
+    coro<std::pair<socket, endpoint>> sock_accept(socket& listener);
+    // Connects s to `to`; a refusal is a system_error (errc::connection_refused).
+    coro<void> sock_connect(socket& s, endpoint to);
+    // One datagram (up to max_bytes of it) and its sender.
+    coro<std::pair<std::string, endpoint>> sock_recvfrom(socket& s, std::size_t max_bytes);
+    // One datagram to `to`; the bytes sent.
+    coro<std::size_t> sock_sendto(socket& s, std::string_view data, endpoint to);
 
     // ---- signals ----------------------------------------------------------------------
 

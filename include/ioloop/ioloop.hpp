@@ -35,6 +35,8 @@
 #include "ioloop/handle.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
+#include "ioloop/net/fd_ready.hpp"
+#include "ioloop/net/sock_ops.hpp"
 #include "ioloop/net/socket.hpp"
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
