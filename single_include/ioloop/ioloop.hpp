@@ -5596,11 +5596,17 @@ IOLOOP_NAMESPACE_END
 // end file ioloop/detail/signals.hpp
 
 #include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
+
+class socket;    // net/socket.hpp
+class endpoint;  // net/endpoint.hpp
 
 template <class Backend>
 class basic_event_loop : public loop_base {
@@ -5692,6 +5698,25 @@ public:
         require_readiness_backend();
         return remove_watch(fd, backend::io_write);
     }
+
+    // ---- awaitable socket operations (readiness backends; defined in net/sock_ops.hpp) --
+    // Each tries the syscall first and waits for readiness only on EAGAIN. The socket (and
+    // the bytes a view names) must outlive the await.
+
+    // Up to max_bytes from s; an empty string at EOF.
+    coro<std::string> sock_recv(socket& s, std::size_t max_bytes);
+    // Up to buf.size() bytes into buf; how many (0 at EOF).
+    coro<std::size_t> sock_recv_into(socket& s, std::span<std::byte> buf);
+    // All of data, however many sends it takes; no SIGPIPE, a closed peer is a system_error.
+    coro<void> sock_sendall(socket& s, std::string_view data);
+    // The next connection on a listening socket (non-blocking, close-on-exec) and its peer.
+    coro<std::pair<socket, endpoint>> sock_accept(socket& listener);
+    // Connects s to `to`; a refusal is a system_error (errc::connection_refused).
+    coro<void> sock_connect(socket& s, endpoint to);
+    // One datagram (up to max_bytes of it) and its sender.
+    coro<std::pair<std::string, endpoint>> sock_recvfrom(socket& s, std::size_t max_bytes);
+    // One datagram to `to`; the bytes sent.
+    coro<std::size_t> sock_sendto(socket& s, std::string_view data, endpoint to);
 
     // ---- signals ----------------------------------------------------------------------
 
@@ -8842,6 +8867,100 @@ IOLOOP_NAMESPACE_END
 #endif  // IOLOOP_POSIX
 #endif
 // end file ioloop/net/endpoint.hpp
+// begin file ioloop/net/fd_ready.hpp
+// ioloop: fd_ready<Loop>, the awaiter under the sock_* operations: the current task waits
+// until a descriptor is readable (or writable), through the loop's add_reader/add_writer.
+// The registration lives only while the task waits, so an idle socket costs the loop
+// nothing, and a cancelled wait leaves the descriptor unwatched and usable.
+#ifndef IOLOOP_NET_FD_READY_HPP
+#define IOLOOP_NET_FD_READY_HPP
+
+
+#include <coroutine>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+template <class Loop>
+class fd_ready final : public wait_point {
+public:
+    // `which` is backend::io_read or backend::io_write.
+    fd_ready(Loop& loop, int fd, unsigned which) noexcept : loop_(loop), fd_(fd), which_(which) {}
+    fd_ready(const fd_ready&) = delete;
+    fd_ready& operator=(const fd_ready&) = delete;
+    // Destroyed while waiting: the loop is closing with the task unfinished. The loop may
+    // already have dropped the registration; removing it again is then a no-op.
+    ~fd_ready() { unwatch(); }
+
+    // The caller tried the syscall and got EAGAIN: there is always something to wait for.
+    bool await_ready() const noexcept { return false; }
+
+    void await_suspend(std::coroutine_handle<> h) {
+        task_ = &current_task_or_throw(which_ == backend::io_read ? "sock_* (waiting to read)"
+                                                                  : "sock_* (waiting to write)");
+        // Registered before suspend(): suspend() may deliver a pending cancel at once, and
+        // on_cancel must then find a registration to remove.
+        fd_ready* self = this;
+        if (which_ == backend::io_read) {
+            loop_.add_reader(fd_, [self] { self->ready(); });
+        } else {
+            loop_.add_writer(fd_, [self] { self->ready(); });
+        }
+        watching_ = true;
+        task_->suspend(h, this);
+    }
+
+    void await_resume() { task_->throw_if_cancelled(); }
+
+    void on_cancel(task_base& t) noexcept override {
+        unwatch();
+        t.wake();
+    }
+
+private:
+    // The loop's callback: one readiness report is all a wait needs. Removing the
+    // registration from inside its own callback is allowed (the loop holds a reference).
+    void ready() noexcept {
+        unwatch();
+        task_->wake();
+    }
+
+    void unwatch() noexcept {
+        if (!watching_) return;
+        watching_ = false;
+        // A closed loop has already forgotten the descriptor (remove_* returns false). The
+        // backend can still fail if the caller closed the socket while a task waited on
+        // it; the registration is dropped either way, and a destructor cannot report.
+        try {
+            if (which_ == backend::io_read) {
+                loop_.remove_reader(fd_);
+            } else {
+                loop_.remove_writer(fd_);
+            }
+        } catch (...) {
+        }
+    }
+
+    Loop& loop_;
+    int fd_;
+    unsigned which_;
+    task_base* task_ = nullptr;
+    bool watching_ = false;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/fd_ready.hpp
+// begin file ioloop/net/sock_ops.hpp
+// ioloop: the loop's awaitable socket operations (asyncio's loop.sock_recv, sock_sendall,
+// sock_accept, sock_connect, sock_recvfrom, sock_sendto) on the readiness backends. Each
+// tries its syscall first, as asyncio does: data that is already there costs no loop
+// iteration. Only EAGAIN makes the task wait (fd_ready), after which the call is retried.
+#ifndef IOLOOP_NET_SOCK_OPS_HPP
+#define IOLOOP_NET_SOCK_OPS_HPP
+
 // begin file ioloop/net/socket.hpp
 // ioloop: a socket descriptor owned by value: non-blocking and close-on-exec from birth,
 // closed by the destructor, and every failing call a std::system_error that says what
@@ -9040,6 +9159,180 @@ IOLOOP_NAMESPACE_END
 #endif  // IOLOOP_POSIX
 #endif
 // end file ioloop/net/socket.hpp
+
+#if defined(IOLOOP_POSIX)
+
+#include <cerrno>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// Linux has no SO_NOSIGPIPE: each send says MSG_NOSIGNAL instead, so a write to a closed
+// peer is an EPIPE error rather than a signal that kills the process. Elsewhere the socket
+// carries SO_NOSIGPIPE (socket::open) and the flag is 0.
+#if defined(MSG_NOSIGNAL)
+inline constexpr int send_flags = MSG_NOSIGNAL;
+#else
+inline constexpr int send_flags = 0;
+#endif
+
+// EAGAIN and EWOULDBLOCK may be distinct values (POSIX allows it); both mean "wait".
+inline bool would_block(int err) noexcept { return err == EAGAIN || err == EWOULDBLOCK; }
+
+[[noreturn]] inline void throw_sock_error(int err, std::string_view op, int fd) {
+    throw_errno(err, concat({op, " on socket ", decimal(fd)}));
+}
+
+}  // namespace detail
+
+template <class Backend>
+coro<std::size_t> basic_event_loop<Backend>::sock_recv_into(socket& s, std::span<std::byte> buf) {
+    require_readiness_backend();
+    for (;;) {
+        const ::ssize_t n = ::recv(s.fd(), buf.data(), buf.size(), 0);
+        if (n >= 0) co_return static_cast<std::size_t>(n);
+        const int err = errno;
+        if (err == EINTR) continue;
+        if (!detail::would_block(err)) detail::throw_sock_error(err, "sock_recv", s.fd());
+        co_await detail::fd_ready<basic_event_loop>(*this, s.fd(), backend::io_read);
+    }
+}
+
+template <class Backend>
+coro<std::string> basic_event_loop<Backend>::sock_recv(socket& s, std::size_t max_bytes) {
+    require_readiness_backend();
+    // Like asyncio, a buffer of the full size per call: the caller chose max_bytes.
+    std::string data(max_bytes, '\0');
+    const std::size_t n = co_await sock_recv_into(s, std::as_writable_bytes(std::span(data)));
+    data.resize(n);
+    co_return data;
+}
+
+template <class Backend>
+coro<void> basic_event_loop<Backend>::sock_sendall(socket& s, std::string_view data) {
+    require_readiness_backend();
+    while (!data.empty()) {
+        const ::ssize_t n = ::send(s.fd(), data.data(), data.size(), detail::send_flags);
+        if (n >= 0) {
+            // A partial send: the kernel's buffer is full; the rest goes once it drains.
+            data.remove_prefix(static_cast<std::size_t>(n));
+            continue;
+        }
+        const int err = errno;
+        if (err == EINTR) continue;
+        if (!detail::would_block(err)) detail::throw_sock_error(err, "sock_sendall", s.fd());
+        co_await detail::fd_ready<basic_event_loop>(*this, s.fd(), backend::io_write);
+    }
+}
+
+template <class Backend>
+coro<std::pair<socket, endpoint>> basic_event_loop<Backend>::sock_accept(socket& listener) {
+    require_readiness_backend();
+    for (;;) {
+        sockaddr_storage addr{};
+        socklen_t size = sizeof addr;
+        auto* native = reinterpret_cast<sockaddr*>(&addr);
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+        // Atomic flags: no window in which another thread's fork+exec inherits the fd.
+        const int fd = ::accept4(listener.fd(), native, &size, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+        const int fd = ::accept(listener.fd(), native, &size);
+#endif
+        if (fd >= 0) {
+            // Owned before anything else can throw, so the descriptor never leaks.
+            socket conn(fd);
+#if defined(SO_NOSIGPIPE)
+            // The listener's SO_NOSIGPIPE is not inherited everywhere.
+            const int on = 1;
+            if (::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on) == -1)
+                detail::throw_sock_error(errno, "sock_accept: setsockopt SO_NOSIGPIPE", fd);
+#endif
+            endpoint peer = size == 0 ? endpoint() : endpoint::from_native(native, size);
+            co_return std::pair<socket, endpoint>(std::move(conn), std::move(peer));
+        }
+        const int err = errno;
+        // ECONNABORTED: the client gave up before we took its connection; take the next.
+        if (err == EINTR || err == ECONNABORTED) continue;
+        if (!detail::would_block(err)) {
+            detail::throw_sock_error(err, "sock_accept", listener.fd());
+        }
+        co_await detail::fd_ready<basic_event_loop>(*this, listener.fd(), backend::io_read);
+    }
+}
+
+template <class Backend>
+coro<void> basic_event_loop<Backend>::sock_connect(socket& s, endpoint to) {
+    require_readiness_backend();
+    if (::connect(s.fd(), to.native(), to.native_size()) == 0) co_return;
+    const int err = errno;
+    // EINPROGRESS: the handshake runs on. EINTR: so does it, after a signal (POSIX).
+    // EAGAIN: what Linux says for a Unix socket whose listener's backlog is full.
+    // asyncio waits for writability in all three, then reads the outcome from SO_ERROR.
+    if (err != EINPROGRESS && err != EINTR && !detail::would_block(err)) {
+        detail::throw_errno(err, detail::concat({"sock_connect to ", to.to_string()}));
+    }
+    co_await detail::fd_ready<basic_event_loop>(*this, s.fd(), backend::io_write);
+    if (const std::error_code ec = s.pending_error()) {
+        throw std::system_error(ec, detail::concat({"sock_connect to ", to.to_string()}));
+    }
+}
+
+template <class Backend>
+coro<std::pair<std::string, endpoint>> basic_event_loop<Backend>::sock_recvfrom(
+    socket& s, std::size_t max_bytes) {
+    require_readiness_backend();
+    std::string data(max_bytes, '\0');
+    for (;;) {
+        sockaddr_storage addr{};
+        socklen_t size = sizeof addr;
+        auto* native = reinterpret_cast<sockaddr*>(&addr);
+        const ::ssize_t n = ::recvfrom(s.fd(), data.data(), data.size(), 0, native, &size);
+        if (n >= 0) {
+            data.resize(static_cast<std::size_t>(n));
+            // No address (a connected stream socket, an unnamed Unix peer on some systems):
+            // the sender is unspecified rather than an error.
+            endpoint from = size == 0 ? endpoint() : endpoint::from_native(native, size);
+            co_return std::pair<std::string, endpoint>(std::move(data), std::move(from));
+        }
+        const int err = errno;
+        if (err == EINTR) continue;
+        if (!detail::would_block(err)) detail::throw_sock_error(err, "sock_recvfrom", s.fd());
+        co_await detail::fd_ready<basic_event_loop>(*this, s.fd(), backend::io_read);
+    }
+}
+
+template <class Backend>
+coro<std::size_t> basic_event_loop<Backend>::sock_sendto(socket& s, std::string_view data,
+                                                         endpoint to) {
+    require_readiness_backend();
+    for (;;) {
+        const ::ssize_t n = ::sendto(s.fd(), data.data(), data.size(), detail::send_flags,
+                                     to.native(), to.native_size());
+        if (n >= 0) co_return static_cast<std::size_t>(n);
+        const int err = errno;
+        if (err == EINTR) continue;
+        if (!detail::would_block(err)) {
+            detail::throw_errno(err, detail::concat({"sock_sendto ", to.to_string(), " on socket ",
+                                                     detail::decimal(s.fd())}));
+        }
+        co_await detail::fd_ready<basic_event_loop>(*this, s.fd(), backend::io_write);
+    }
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/net/sock_ops.hpp
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
 #undef IOLOOP_NOINLINE
