@@ -36,6 +36,7 @@
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/fd_ready.hpp"
+#include "ioloop/net/getaddrinfo.hpp"
 #include "ioloop/net/sock_ops.hpp"
 #include "ioloop/net/socket.hpp"
 

@@ -28,6 +28,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 IOLOOP_NAMESPACE_BEGIN
 
@@ -38,6 +39,8 @@ class task;
 template <class T>
 class future;
 class loop_base;
+class endpoint;                // net/endpoint.hpp
+enum class socket_type : int;  // net/socket.hpp
 
 namespace detail {
 
@@ -152,6 +155,13 @@ public:
     // Runs fn() on the default executor; the task completes on the loop's thread.
     template <class F>
     auto run_in_executor(F fn);
+
+    // co_await loop.getaddrinfo(host, port): host's addresses, resolved on the default
+    // executor (::getaddrinfo blocks); a numeric host is parsed without a thread (defined
+    // in net/getaddrinfo.hpp). A template only so that the coroutine is compiled where used.
+    template <class = void>
+    coro<std::vector<endpoint>> getaddrinfo(std::string host, std::uint16_t port,
+                                            socket_type type = socket_type{});
 
     // run_in_executor sends work here from now on; the loop does not own it. It must
     // outlive the work sent to it.

@@ -22,7 +22,7 @@
 
 IOLOOP_NAMESPACE_BEGIN
 
-enum class socket_type { stream, datagram };
+enum class socket_type : int { stream, datagram };
 
 class socket {
 public:
