@@ -47,6 +47,7 @@ public:
               &detail::backend_tag<Backend>) {
         signal_target_.wake = [](void* b) noexcept { static_cast<Backend*>(b)->interrupt(); };
         signal_target_.context = &backend_;
+        if constexpr (backend::readiness_backend<Backend>) watch_io_ = &watch_for_net;
     }
 
     ~basic_event_loop() {
@@ -76,13 +77,15 @@ public:
     void close() {
         if (running_) throw invalid_state_error("close: the event loop is running");
         if (closed_) return;
+        // Transports and servers first: they unwatch their descriptors from the backend.
+        resources_.close_all();
         detail::node_queue dropped;
         if (signals_) {
             for (int sig = 1; sig < detail::max_signal; ++sig) remove_signal_handler(sig);
         }
         for (fd_watch*& w : watches_) {
             if (!w) continue;
-            backend_.watch(w->fd, w->events, 0, w);
+            backend_.watch(w->fd, w->events, 0, static_cast<detail::io_watcher*>(w));
             if (w->reader) dropped.push(w->reader);
             if (w->writer) dropped.push(w->writer);
             delete std::exchange(w, nullptr);
@@ -200,12 +203,30 @@ private:
     }
 
     // A descriptor's reader and writer callbacks; the backend reports events with it.
-    struct fd_watch {
+    struct fd_watch final : detail::io_watcher {
+        fd_watch(basic_event_loop& l, int f) noexcept : loop(l), fd(f) {}
+
+        void on_io(unsigned ready) noexcept override {
+            if ((ready & backend::io_read) && reader) loop.enqueue(reader);
+            if ((ready & backend::io_write) && writer) loop.enqueue(writer);
+        }
+
+        basic_event_loop& loop;
         int fd;
         unsigned events = 0;
         detail::callback_node* reader = nullptr;
         detail::callback_node* writer = nullptr;
     };
+
+    // loop_base::watch_io_: a transport or a listener watches its own descriptor, outside
+    // the add_reader table (it owns the descriptor, so nothing else watches it).
+    static void watch_for_net(loop_base* self, int fd, unsigned old_events, unsigned new_events,
+                              detail::io_watcher* w) {
+        auto& loop = *static_cast<basic_event_loop*>(self);
+        loop.backend_.watch(fd, old_events, new_events, w);
+        if (old_events == 0 && new_events != 0) ++loop.watched_count_;
+        if (old_events != 0 && new_events == 0) --loop.watched_count_;
+    }
 
     void run_once() {
         ++iterations_;
@@ -214,7 +235,16 @@ private:
         // 2. Poll. With work ready and nothing to watch the syscall can only return the
         //    wakeup descriptor, and the flags below already tell us that.
         if (timeout.count() != 0 || watched_count_ != 0) {
-            backend_.wait(timeout, [this](void* data, unsigned events) { on_io(data, events); });
+            // Transports run their protocols right here, and a protocol may remove a
+            // reader whose event is still to come in this batch: its fd_watch is freed
+            // after the batch (until then it is empty and ignores the event).
+            dispatching_ = true;
+            backend_.wait(timeout, [](void* data, unsigned events) noexcept {
+                static_cast<detail::io_watcher*>(data)->on_io(events);
+            });
+            dispatching_ = false;
+            for (fd_watch* w : unwatched_) delete w;
+            unwatched_.clear();
         }
         take_remote();
         take_signals();
@@ -222,12 +252,6 @@ private:
         fire_due_timers();
         // 4. Exactly what is ready now.
         run_ready();
-    }
-
-    void on_io(void* data, unsigned events) noexcept {
-        auto* w = static_cast<fd_watch*>(data);
-        if ((events & backend::io_read) && w->reader) enqueue(w->reader);
-        if ((events & backend::io_write) && w->writer) enqueue(w->writer);
     }
 
     void take_signals() noexcept {
@@ -254,7 +278,7 @@ private:
             }
             const auto ufd = static_cast<std::size_t>(fd);
             if (ufd >= watches_.size()) watches_.resize(ufd + 1);
-            if (!watches_[ufd]) watches_[ufd] = new fd_watch{fd};
+            if (!watches_[ufd]) watches_[ufd] = new fd_watch(*this, fd);
         } catch (...) {
             n->release();
             throw;
@@ -262,7 +286,7 @@ private:
         fd_watch& w = *watches_[static_cast<std::size_t>(fd)];
         const unsigned before = w.events;
         try {
-            backend_.watch(fd, before, before | which, &w);
+            backend_.watch(fd, before, before | which, static_cast<detail::io_watcher*>(&w));
         } catch (...) {
             if (before == 0) delete std::exchange(watches_[static_cast<std::size_t>(fd)], nullptr);
             n->release();
@@ -282,11 +306,15 @@ private:
         detail::callback_node*& slot = which == backend::io_read ? w->reader : w->writer;
         if (!slot) return false;
         const unsigned after = w->events & ~which;
-        backend_.watch(fd, w->events, after, w);
+        backend_.watch(fd, w->events, after, static_cast<detail::io_watcher*>(w));
         w->events = after;
         unregister(std::exchange(slot, nullptr));
         if (after == 0) {
-            delete std::exchange(w, nullptr);
+            if (dispatching_) {
+                unwatched_.push_back(std::exchange(w, nullptr));
+            } else {
+                delete std::exchange(w, nullptr);
+            }
             --watched_count_;
         }
         return true;
@@ -295,6 +323,8 @@ private:
     Backend backend_;
     detail::pod_vector<fd_watch*> watches_;  // by fd; owned, freed when unwatched or closed
     std::size_t watched_count_ = 0;
+    detail::pod_vector<fd_watch*> unwatched_;  // removed during the poll step; freed after it
+    bool dispatching_ = false;
 
     detail::signal_target signal_target_;
     // By signal number; allocated by the first add_signal_handler.

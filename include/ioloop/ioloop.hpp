@@ -34,11 +34,17 @@
 #include "ioloop/fwd.hpp"
 #include "ioloop/handle.hpp"
 #include "ioloop/loop_base.hpp"
+#include "ioloop/net/create_connection.hpp"
+#include "ioloop/net/create_server.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/fd_ready.hpp"
 #include "ioloop/net/getaddrinfo.hpp"
 #include "ioloop/net/sock_ops.hpp"
+#include "ioloop/net/protocol.hpp"
+#include "ioloop/net/server.hpp"
 #include "ioloop/net/socket.hpp"
+#include "ioloop/net/socket_transport.hpp"
+#include "ioloop/net/transport.hpp"
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
 #undef IOLOOP_NOINLINE

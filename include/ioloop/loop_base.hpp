@@ -9,6 +9,7 @@
 #include "ioloop/detail/callback_node.hpp"
 #include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/io_watcher.hpp"
 #include "ioloop/detail/message.hpp"
 #include "ioloop/detail/remote_queue.hpp"
 #include "ioloop/detail/source_location.hpp"
@@ -41,11 +42,13 @@ class future;
 class loop_base;
 class endpoint;                // net/endpoint.hpp
 enum class socket_type : int;  // net/socket.hpp
+class server;                  // net/server.hpp
 
 namespace detail {
 
 // Lets what outlives a loop (a future kept after the loop is gone) know that it is gone.
 struct loop_access;  // the coroutine front end's way in
+struct net_access;   // the networking layer's (net/net_access.hpp)
 
 // Its address names a backend type at run time, without RTTI.
 template <class Backend>
@@ -163,6 +166,31 @@ public:
     coro<std::vector<endpoint>> getaddrinfo(std::string host, std::uint16_t port,
                                             socket_type type = socket_type{});
 
+    // ---- transports and protocols (defined in net/) -----------------------------------
+    // `factory()` makes the connection's protocol: a std::unique_ptr<P>, P derived from
+    // ioloop::protocol (or datagram_protocol). The transport owns it from then on.
+
+    // co_await loop.create_connection(factory, host, port) -> std::pair<transport*, P*>:
+    // tries host's addresses in order; the error of the last one if none connects.
+    template <class Factory>
+    auto create_connection(Factory factory, std::string host, std::uint16_t port);
+    template <class Factory>
+    auto create_unix_connection(Factory factory, std::string path);
+
+    // co_await loop.create_server(factory, host, port) -> server, listening on every
+    // address of host (all interfaces when host is empty), serving at once.
+    template <class Factory>
+    coro<server> create_server(Factory factory, std::string host, std::uint16_t port,
+                               int backlog = 100);
+    template <class Factory>
+    coro<server> create_unix_server(Factory factory, std::string path, int backlog = 100);
+
+    // co_await loop.create_datagram_endpoint(factory, local, remote) ->
+    // std::pair<datagram_transport*, P*>: bound to `local` if given, connected to `remote`
+    // if given (an unspecified endpoint() means "not given"; one of them is needed).
+    template <class Factory>
+    auto create_datagram_endpoint(Factory factory, endpoint local, endpoint remote);
+
     // run_in_executor sends work here from now on; the loop does not own it. It must
     // outlive the work sent to it.
     void set_default_executor(executor& e) noexcept { executor_ = &e; }
@@ -236,6 +264,7 @@ protected:
     }
 
     ~loop_base() {
+        delete[] read_buffer_;
         if (anchor_) {
             anchor_->loop = nullptr;
             release_anchor(anchor_);
@@ -545,6 +574,13 @@ protected:
     executor* executor_ = nullptr;           // run_in_executor's; made on first use
     executor* owned_executor_ = nullptr;     // the default thread pool, once made
 
+    // The networking layer's way to the backend: registers `w` for fd's events (old ->
+    // now). Null on a completion backend. Set by basic_event_loop.
+    void (*watch_io_)(loop_base*, int fd, unsigned old_events, unsigned new_events,
+                      detail::io_watcher* w) = nullptr;
+    detail::resource_list resources_;  // open transports and servers
+    char* read_buffer_ = nullptr;      // shared by every transport's reads; made on first use
+
     exception_handler handler_;
     std::uint64_t handler_version_ = 0;  // counts set_exception_handler calls
     duration slow_callback_ = std::chrono::milliseconds(100);
@@ -555,6 +591,7 @@ protected:
     bool closed_ = false;
 
     friend struct detail::loop_access;
+    friend struct detail::net_access;
 };
 
 IOLOOP_NAMESPACE_END

@@ -1018,6 +1018,87 @@ IOLOOP_NAMESPACE_END
 #ifndef IOLOOP_LOOP_BASE_HPP
 #define IOLOOP_LOOP_BASE_HPP
 
+// begin file ioloop/detail/io_watcher.hpp
+// ioloop: what a readiness backend reports events to (io_watcher), and what a loop closes
+// when it closes (loop_resource: transports, servers). A transport or a listener is its
+// own io_watcher, so an event reaches it with no lookup and no allocation.
+#ifndef IOLOOP_DETAIL_IO_WATCHER_HPP
+#define IOLOOP_DETAIL_IO_WATCHER_HPP
+
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// Registered with the backend as the event's data; `events` is backend::io_read and/or
+// backend::io_write. Called from inside the poll step, so it must not throw.
+class io_watcher {
+public:
+    virtual void on_io(unsigned events) noexcept = 0;
+
+protected:
+    io_watcher() = default;
+    io_watcher(const io_watcher&) = default;
+    io_watcher& operator=(const io_watcher&) = default;
+    ~io_watcher() = default;
+};
+
+// Something a loop owns a registration for and must let go of when it closes: closing a
+// loop closes its transports' and servers' descriptors without running callbacks.
+class loop_resource {
+public:
+    // The loop is closing: release the descriptor and free what the loop alone kept
+    // alive. No callback may run any more.
+    virtual void on_loop_close() noexcept = 0;
+
+protected:
+    loop_resource() = default;
+    loop_resource(const loop_resource&) = delete;
+    loop_resource& operator=(const loop_resource&) = delete;
+    virtual ~loop_resource() = default;
+
+private:
+    friend class resource_list;
+    loop_resource* prev_ = nullptr;
+    loop_resource* next_ = nullptr;
+};
+
+// An intrusive list of a loop's live resources.
+class resource_list {
+public:
+    void add(loop_resource& r) noexcept {
+        r.prev_ = nullptr;
+        r.next_ = head_;
+        if (head_) head_->prev_ = &r;
+        head_ = &r;
+    }
+
+    void remove(loop_resource& r) noexcept {
+        if (r.prev_) {
+            r.prev_->next_ = r.next_;
+        } else if (head_ == &r) {
+            head_ = r.next_;
+        }
+        if (r.next_) r.next_->prev_ = r.prev_;
+        r.prev_ = r.next_ = nullptr;
+    }
+
+    // Each resource is unlinked before it is told, since on_loop_close may free it.
+    void close_all() noexcept {
+        while (loop_resource* r = head_) {
+            remove(*r);
+            r->on_loop_close();
+        }
+    }
+
+private:
+    loop_resource* head_ = nullptr;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/detail/io_watcher.hpp
 // begin file ioloop/detail/remote_queue.hpp
 // ioloop: the queue that call_soon_threadsafe pushes into from any thread. Lock-free:
 // producers push onto an atomic stack, the loop takes the whole stack at once and
@@ -1606,11 +1687,13 @@ class future;
 class loop_base;
 class endpoint;                // net/endpoint.hpp
 enum class socket_type : int;  // net/socket.hpp
+class server;                  // net/server.hpp
 
 namespace detail {
 
 // Lets what outlives a loop (a future kept after the loop is gone) know that it is gone.
 struct loop_access;  // the coroutine front end's way in
+struct net_access;   // the networking layer's (net/net_access.hpp)
 
 // Its address names a backend type at run time, without RTTI.
 template <class Backend>
@@ -1728,6 +1811,31 @@ public:
     coro<std::vector<endpoint>> getaddrinfo(std::string host, std::uint16_t port,
                                             socket_type type = socket_type{});
 
+    // ---- transports and protocols (defined in net/) -----------------------------------
+    // `factory()` makes the connection's protocol: a std::unique_ptr<P>, P derived from
+    // ioloop::protocol (or datagram_protocol). The transport owns it from then on.
+
+    // co_await loop.create_connection(factory, host, port) -> std::pair<transport*, P*>:
+    // tries host's addresses in order; the error of the last one if none connects.
+    template <class Factory>
+    auto create_connection(Factory factory, std::string host, std::uint16_t port);
+    template <class Factory>
+    auto create_unix_connection(Factory factory, std::string path);
+
+    // co_await loop.create_server(factory, host, port) -> server, listening on every
+    // address of host (all interfaces when host is empty), serving at once.
+    template <class Factory>
+    coro<server> create_server(Factory factory, std::string host, std::uint16_t port,
+                               int backlog = 100);
+    template <class Factory>
+    coro<server> create_unix_server(Factory factory, std::string path, int backlog = 100);
+
+    // co_await loop.create_datagram_endpoint(factory, local, remote) ->
+    // std::pair<datagram_transport*, P*>: bound to `local` if given, connected to `remote`
+    // if given (an unspecified endpoint() means "not given"; one of them is needed).
+    template <class Factory>
+    auto create_datagram_endpoint(Factory factory, endpoint local, endpoint remote);
+
     // run_in_executor sends work here from now on; the loop does not own it. It must
     // outlive the work sent to it.
     void set_default_executor(executor& e) noexcept { executor_ = &e; }
@@ -1801,6 +1909,7 @@ protected:
     }
 
     ~loop_base() {
+        delete[] read_buffer_;
         if (anchor_) {
             anchor_->loop = nullptr;
             release_anchor(anchor_);
@@ -2110,6 +2219,13 @@ protected:
     executor* executor_ = nullptr;           // run_in_executor's; made on first use
     executor* owned_executor_ = nullptr;     // the default thread pool, once made
 
+    // The networking layer's way to the backend: registers `w` for fd's events (old ->
+    // now). Null on a completion backend. Set by basic_event_loop.
+    void (*watch_io_)(loop_base*, int fd, unsigned old_events, unsigned new_events,
+                      detail::io_watcher* w) = nullptr;
+    detail::resource_list resources_;  // open transports and servers
+    char* read_buffer_ = nullptr;      // shared by every transport's reads; made on first use
+
     exception_handler handler_;
     std::uint64_t handler_version_ = 0;  // counts set_exception_handler calls
     duration slow_callback_ = std::chrono::milliseconds(100);
@@ -2120,6 +2236,7 @@ protected:
     bool closed_ = false;
 
     friend struct detail::loop_access;
+    friend struct detail::net_access;
 };
 
 IOLOOP_NAMESPACE_END
@@ -5635,6 +5752,7 @@ public:
               &detail::backend_tag<Backend>) {
         signal_target_.wake = [](void* b) noexcept { static_cast<Backend*>(b)->interrupt(); };
         signal_target_.context = &backend_;
+        if constexpr (backend::readiness_backend<Backend>) watch_io_ = &watch_for_net;
     }
 
     ~basic_event_loop() {
@@ -5664,13 +5782,15 @@ public:
     void close() {
         if (running_) throw invalid_state_error("close: the event loop is running");
         if (closed_) return;
+        // Transports and servers first: they unwatch their descriptors from the backend.
+        resources_.close_all();
         detail::node_queue dropped;
         if (signals_) {
             for (int sig = 1; sig < detail::max_signal; ++sig) remove_signal_handler(sig);
         }
         for (fd_watch*& w : watches_) {
             if (!w) continue;
-            backend_.watch(w->fd, w->events, 0, w);
+            backend_.watch(w->fd, w->events, 0, static_cast<detail::io_watcher*>(w));
             if (w->reader) dropped.push(w->reader);
             if (w->writer) dropped.push(w->writer);
             delete std::exchange(w, nullptr);
@@ -5788,12 +5908,30 @@ private:
     }
 
     // A descriptor's reader and writer callbacks; the backend reports events with it.
-    struct fd_watch {
+    struct fd_watch final : detail::io_watcher {
+        fd_watch(basic_event_loop& l, int f) noexcept : loop(l), fd(f) {}
+
+        void on_io(unsigned ready) noexcept override {
+            if ((ready & backend::io_read) && reader) loop.enqueue(reader);
+            if ((ready & backend::io_write) && writer) loop.enqueue(writer);
+        }
+
+        basic_event_loop& loop;
         int fd;
         unsigned events = 0;
         detail::callback_node* reader = nullptr;
         detail::callback_node* writer = nullptr;
     };
+
+    // loop_base::watch_io_: a transport or a listener watches its own descriptor, outside
+    // the add_reader table (it owns the descriptor, so nothing else watches it).
+    static void watch_for_net(loop_base* self, int fd, unsigned old_events, unsigned new_events,
+                              detail::io_watcher* w) {
+        auto& loop = *static_cast<basic_event_loop*>(self);
+        loop.backend_.watch(fd, old_events, new_events, w);
+        if (old_events == 0 && new_events != 0) ++loop.watched_count_;
+        if (old_events != 0 && new_events == 0) --loop.watched_count_;
+    }
 
     void run_once() {
         ++iterations_;
@@ -5802,7 +5940,16 @@ private:
         // 2. Poll. With work ready and nothing to watch the syscall can only return the
         //    wakeup descriptor, and the flags below already tell us that.
         if (timeout.count() != 0 || watched_count_ != 0) {
-            backend_.wait(timeout, [this](void* data, unsigned events) { on_io(data, events); });
+            // Transports run their protocols right here, and a protocol may remove a
+            // reader whose event is still to come in this batch: its fd_watch is freed
+            // after the batch (until then it is empty and ignores the event).
+            dispatching_ = true;
+            backend_.wait(timeout, [](void* data, unsigned events) noexcept {
+                static_cast<detail::io_watcher*>(data)->on_io(events);
+            });
+            dispatching_ = false;
+            for (fd_watch* w : unwatched_) delete w;
+            unwatched_.clear();
         }
         take_remote();
         take_signals();
@@ -5810,12 +5957,6 @@ private:
         fire_due_timers();
         // 4. Exactly what is ready now.
         run_ready();
-    }
-
-    void on_io(void* data, unsigned events) noexcept {
-        auto* w = static_cast<fd_watch*>(data);
-        if ((events & backend::io_read) && w->reader) enqueue(w->reader);
-        if ((events & backend::io_write) && w->writer) enqueue(w->writer);
     }
 
     void take_signals() noexcept {
@@ -5842,7 +5983,7 @@ private:
             }
             const auto ufd = static_cast<std::size_t>(fd);
             if (ufd >= watches_.size()) watches_.resize(ufd + 1);
-            if (!watches_[ufd]) watches_[ufd] = new fd_watch{fd};
+            if (!watches_[ufd]) watches_[ufd] = new fd_watch(*this, fd);
         } catch (...) {
             n->release();
             throw;
@@ -5850,7 +5991,7 @@ private:
         fd_watch& w = *watches_[static_cast<std::size_t>(fd)];
         const unsigned before = w.events;
         try {
-            backend_.watch(fd, before, before | which, &w);
+            backend_.watch(fd, before, before | which, static_cast<detail::io_watcher*>(&w));
         } catch (...) {
             if (before == 0) delete std::exchange(watches_[static_cast<std::size_t>(fd)], nullptr);
             n->release();
@@ -5870,11 +6011,15 @@ private:
         detail::callback_node*& slot = which == backend::io_read ? w->reader : w->writer;
         if (!slot) return false;
         const unsigned after = w->events & ~which;
-        backend_.watch(fd, w->events, after, w);
+        backend_.watch(fd, w->events, after, static_cast<detail::io_watcher*>(w));
         w->events = after;
         unregister(std::exchange(slot, nullptr));
         if (after == 0) {
-            delete std::exchange(w, nullptr);
+            if (dispatching_) {
+                unwatched_.push_back(std::exchange(w, nullptr));
+            } else {
+                delete std::exchange(w, nullptr);
+            }
             --watched_count_;
         }
         return true;
@@ -5883,6 +6028,8 @@ private:
     Backend backend_;
     detail::pod_vector<fd_watch*> watches_;  // by fd; owned, freed when unwatched or closed
     std::size_t watched_count_ = 0;
+    detail::pod_vector<fd_watch*> unwatched_;  // removed during the poll step; freed after it
+    bool dispatching_ = false;
 
     detail::signal_target signal_target_;
     // By signal number; allocated by the first add_signal_handler.
@@ -6073,7 +6220,9 @@ public:
             if (errno == EINTR) return;
             detail::throw_errno(errno, "poll");
         }
-        // The sink only queues callbacks (user code runs later), so entries move only here.
+        // The sink may watch and unwatch descriptors (a transport reacting to its event):
+        // an entry erased moves the last one into its slot, and an entry added has no
+        // revents yet. Slot i is looked at again if it changed under the sink.
         for (std::size_t i = 0; i < fds_.size(); ++i) {
             const short re = fds_[i].revents;
             if (re == 0) continue;
@@ -6094,7 +6243,10 @@ public:
             if (re & (POLLIN | POLLPRI)) ready |= io_read;
             if (re & POLLOUT) ready |= io_write;
             if (re & (POLLERR | POLLHUP)) ready |= io_read | io_write;
+            const int fd = fds_[i].fd;
+            fds_[i].revents = 0;
             sink(data, ready);
+            if (i < fds_.size() && fds_[i].fd != fd) --i;
         }
     }
 
@@ -6215,9 +6367,9 @@ public:
             if (FD_ISSET(fd, &readable)) ready |= io_read;
             if (FD_ISSET(fd, &writable)) ready |= io_write;
             if (ready == 0) continue;
-            if (data_[fd] == nullptr) {
+            if (fd == wakeup_.fd()) {
                 wakeup_.drain();
-            } else {
+            } else if (data_[fd] != nullptr) {  // null: unwatched by an earlier sink call
                 sink(data_[fd], ready);
             }
         }
@@ -8571,6 +8723,13 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/coro/wait_for.hpp
+// begin file ioloop/net/create_connection.hpp
+// ioloop: loop.create_connection and loop.create_unix_connection (asyncio's): connect a
+// socket without blocking the loop, then hand it to a transport and the factory's
+// protocol. The connect part (detail::connect_any) serves the streams too.
+#ifndef IOLOOP_NET_CREATE_CONNECTION_HPP
+#define IOLOOP_NET_CREATE_CONNECTION_HPP
+
 // begin file ioloop/net/endpoint.hpp
 // ioloop: a socket address (IPv4, IPv6 or Unix domain) held by value, with numeric
 // parsing and formatting. Numeric hosts never need a resolver thread: ip() parses them
@@ -8877,92 +9036,6 @@ IOLOOP_NAMESPACE_END
 #endif  // IOLOOP_POSIX
 #endif
 // end file ioloop/net/endpoint.hpp
-// begin file ioloop/net/fd_ready.hpp
-// ioloop: fd_ready<Loop>, the awaiter under the sock_* operations: the current task waits
-// until a descriptor is readable (or writable), through the loop's add_reader/add_writer.
-// The registration lives only while the task waits, so an idle socket costs the loop
-// nothing, and a cancelled wait leaves the descriptor unwatched and usable.
-#ifndef IOLOOP_NET_FD_READY_HPP
-#define IOLOOP_NET_FD_READY_HPP
-
-
-#include <coroutine>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-template <class Loop>
-class fd_ready final : public wait_point {
-public:
-    // `which` is backend::io_read or backend::io_write.
-    fd_ready(Loop& loop, int fd, unsigned which) noexcept : loop_(loop), fd_(fd), which_(which) {}
-    fd_ready(const fd_ready&) = delete;
-    fd_ready& operator=(const fd_ready&) = delete;
-    // Destroyed while waiting: the loop is closing with the task unfinished. The loop may
-    // already have dropped the registration; removing it again is then a no-op.
-    ~fd_ready() { unwatch(); }
-
-    // The caller tried the syscall and got EAGAIN: there is always something to wait for.
-    bool await_ready() const noexcept { return false; }
-
-    void await_suspend(std::coroutine_handle<> h) {
-        task_ = &current_task_or_throw(which_ == backend::io_read ? "sock_* (waiting to read)"
-                                                                  : "sock_* (waiting to write)");
-        // Registered before suspend(): suspend() may deliver a pending cancel at once, and
-        // on_cancel must then find a registration to remove.
-        fd_ready* self = this;
-        if (which_ == backend::io_read) {
-            loop_.add_reader(fd_, [self] { self->ready(); });
-        } else {
-            loop_.add_writer(fd_, [self] { self->ready(); });
-        }
-        watching_ = true;
-        task_->suspend(h, this);
-    }
-
-    void await_resume() { task_->throw_if_cancelled(); }
-
-    void on_cancel(task_base& t) noexcept override {
-        unwatch();
-        t.wake();
-    }
-
-private:
-    // The loop's callback: one readiness report is all a wait needs. Removing the
-    // registration from inside its own callback is allowed (the loop holds a reference).
-    void ready() noexcept {
-        unwatch();
-        task_->wake();
-    }
-
-    void unwatch() noexcept {
-        if (!watching_) return;
-        watching_ = false;
-        // A closed loop has already forgotten the descriptor (remove_* returns false). The
-        // backend can still fail if the caller closed the socket while a task waited on
-        // it; the registration is dropped either way, and a destructor cannot report.
-        try {
-            if (which_ == backend::io_read) {
-                loop_.remove_reader(fd_);
-            } else {
-                loop_.remove_writer(fd_);
-            }
-        } catch (...) {
-        }
-    }
-
-    Loop& loop_;
-    int fd_;
-    unsigned which_;
-    task_base* task_ = nullptr;
-    bool watching_ = false;
-};
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/fd_ready.hpp
 // begin file ioloop/net/getaddrinfo.hpp
 // ioloop: loop.getaddrinfo(host, port) (asyncio's): the addresses of a host, resolved on the
 // loop's default executor because ::getaddrinfo blocks; a numeric host is parsed at once,
@@ -8985,12 +9058,28 @@ IOLOOP_NAMESPACE_END
 #include <string_view>
 #include <system_error>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// Linux has no SO_NOSIGPIPE: each send says MSG_NOSIGNAL instead, so a write to a closed
+// peer is an EPIPE error rather than a signal that kills the process. Elsewhere the socket
+// carries SO_NOSIGPIPE (socket::open) and the flag is 0.
+#if defined(MSG_NOSIGNAL)
+inline constexpr int send_flags = MSG_NOSIGNAL;
+#else
+inline constexpr int send_flags = 0;
+#endif
+
+// EAGAIN and EWOULDBLOCK may be distinct values (POSIX allows it); both mean "wait".
+inline bool would_block(int err) noexcept { return err == EAGAIN || err == EWOULDBLOCK; }
+
+}  // namespace detail
 
 enum class socket_type : int { stream, datagram };
 
@@ -9012,6 +9101,14 @@ public:
                 detail::concat({"socket: adopting descriptor ", detail::decimal(adopted_fd),
                                 " (making it non-blocking and close-on-exec)"}));
         }
+    }
+
+    // Takes ownership of a descriptor known to be non-blocking and close-on-exec already
+    // (accept4 made it so): no system call.
+    static socket adopt_nonblocking(int fd) noexcept {
+        socket s;
+        s.fd_ = fd;
+        return s;
     }
 
     socket(socket&& other) noexcept : fd_(other.release()) {}
@@ -9050,8 +9147,7 @@ public:
         // Atomic flags: no window in which another thread's fork+exec inherits the fd.
         const int fd = ::socket(domain, kind | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd == -1) detail::throw_errno(errno, detail::concat({"socket ", what}));
-        socket s;
-        s.fd_ = fd;
+        socket s = adopt_nonblocking(fd);
 #else
         const int fd = ::socket(domain, kind, 0);
         if (fd == -1) detail::throw_errno(errno, detail::concat({"socket ", what}));
@@ -9103,8 +9199,41 @@ public:
             detail::throw_errno(errno, detail::concat({"listen on socket ", detail::decimal(fd_)}));
     }
 
+    // The next connection on this listening socket, non-blocking and close-on-exec (and
+    // SO_NOSIGPIPE where that exists), with its peer's address in `peer` / `size`. On
+    // failure a closed socket, with errno saying why (EAGAIN: none pending).
+    socket accept_connection(sockaddr_storage& peer, socklen_t& size) const noexcept {
+        size = sizeof peer;
+        auto* native = reinterpret_cast<sockaddr*>(&peer);
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+        // Atomic flags: no window in which another thread's fork+exec inherits the fd.
+        socket conn = adopt_nonblocking(::accept4(fd_, native, &size, SOCK_NONBLOCK | SOCK_CLOEXEC));
+#else
+        socket conn = adopt_nonblocking(::accept(fd_, native, &size));
+        if (conn.is_open() && (::fcntl(conn.fd_, F_SETFL, O_NONBLOCK) == -1 ||
+                               ::fcntl(conn.fd_, F_SETFD, FD_CLOEXEC) == -1)) {
+            const int err = errno;
+            conn.close_quietly();
+            errno = err;
+        }
+#endif
+#if defined(SO_NOSIGPIPE)
+        // The listener's SO_NOSIGPIPE is not inherited everywhere.
+        const int on = 1;
+        if (conn.is_open() &&
+            ::setsockopt(conn.fd_, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on) == -1) {
+            const int err = errno;
+            conn.close_quietly();
+            errno = err;
+        }
+#endif
+        return conn;
+    }
+
     void set_reuse_address(bool on) { set_flag(SOL_SOCKET, SO_REUSEADDR, on, "SO_REUSEADDR"); }
     void set_no_delay(bool on) { set_flag(IPPROTO_TCP, TCP_NODELAY, on, "TCP_NODELAY"); }
+    // An IPv6 socket that takes IPv6 only, so that "::" and "0.0.0.0" can both be bound.
+    void set_v6_only(bool on) { set_flag(IPPROTO_IPV6, IPV6_V6ONLY, on, "IPV6_V6ONLY"); }
 
     endpoint local_endpoint() const {
         sockaddr_storage addr{};
@@ -9251,6 +9380,1352 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/net/getaddrinfo.hpp
+// begin file ioloop/net/io_wait.hpp
+// ioloop: io_wait, the current task waits once until a descriptor the networking layer
+// owns is readable or writable (a non-blocking connect's outcome). It registers itself
+// with the backend directly, not through add_reader: nothing else watches that descriptor.
+#ifndef IOLOOP_NET_IO_WAIT_HPP
+#define IOLOOP_NET_IO_WAIT_HPP
+
+// begin file ioloop/net/net_access.hpp
+// ioloop: what the networking layer reaches inside a loop_base: the backend's readiness
+// registration, the shared read buffer and the list of resources closed with the loop.
+#ifndef IOLOOP_NET_NET_ACCESS_HPP
+#define IOLOOP_NET_NET_ACCESS_HPP
+
+
+#include <cstddef>
+#include <span>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+struct net_access {
+    // How much one read takes at most: libuv's 64 KiB.
+    static constexpr std::size_t read_buffer_size = 64 * 1024;
+
+    static bool has_readiness(const loop_base& l) noexcept { return l.watch_io_ != nullptr; }
+
+    // Registers w for fd's events, going from `old_events` to `new_events` (0 unwatches).
+    static void watch(loop_base& l, int fd, unsigned old_events, unsigned new_events,
+                      io_watcher& w) {
+        l.watch_io_(&l, fd, old_events, new_events, &w);
+    }
+
+    // Where every transport of the loop reads into: an idle connection holds no buffer.
+    static std::span<char> read_buffer(loop_base& l) {
+        if (!l.read_buffer_) l.read_buffer_ = new char[read_buffer_size];
+        return {l.read_buffer_, read_buffer_size};
+    }
+
+    static void add_resource(loop_base& l, loop_resource& r) noexcept { l.resources_.add(r); }
+    static void remove_resource(loop_base& l, loop_resource& r) noexcept {
+        l.resources_.remove(r);
+    }
+
+    static void check_open(const loop_base& l, const char* what) { l.check_open(what); }
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/net_access.hpp
+
+#include <coroutine>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+class io_wait final : public wait_point, private io_watcher {
+public:
+    // `which` is backend::io_read or backend::io_write.
+    io_wait(loop_base& loop, int fd, unsigned which) noexcept
+        : loop_(loop), fd_(fd), which_(which) {}
+    io_wait(const io_wait&) = delete;
+    io_wait& operator=(const io_wait&) = delete;
+    // Destroyed while waiting: the task is being abandoned (its loop is closing).
+    ~io_wait() { unwatch(); }
+
+    bool await_ready() const noexcept { return false; }
+
+    void await_suspend(std::coroutine_handle<> h) {
+        task_ = &current_task_or_throw("waiting for a socket");
+        // Registered before suspend(), which may deliver a pending cancel at once.
+        net_access::watch(loop_, fd_, 0, which_, *this);
+        watching_ = true;
+        task_->suspend(h, this);
+    }
+
+    void await_resume() { task_->throw_if_cancelled(); }
+
+    void on_cancel(task_base& t) noexcept override {
+        unwatch();
+        t.wake();
+    }
+
+private:
+    void on_io(unsigned) noexcept override {
+        if (!watching_) return;  // unwatched earlier in this poll batch
+        unwatch();
+        task_->wake();
+    }
+
+    void unwatch() noexcept {
+        if (!watching_ || loop_.is_closed()) return;
+        watching_ = false;
+        try {
+            net_access::watch(loop_, fd_, which_, 0, *this);
+        } catch (...) {
+            // Only a descriptor closed under the wait fails here; it is unwatched anyway.
+        }
+    }
+
+    loop_base& loop_;
+    int fd_;
+    unsigned which_;
+    task_base* task_ = nullptr;
+    bool watching_ = false;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/io_wait.hpp
+// begin file ioloop/net/protocol.hpp
+// ioloop: protocols, asyncio's callback networking interface. A protocol is told what
+// happens on its transport; derive from it and override the hooks you need. A transport
+// owns its protocol (made by the factory given to create_connection / create_server) and
+// destroys it right after connection_lost.
+#ifndef IOLOOP_NET_PROTOCOL_HPP
+#define IOLOOP_NET_PROTOCOL_HPP
+
+
+#include <string_view>
+#include <system_error>
+
+IOLOOP_NAMESPACE_BEGIN
+
+class transport;
+class datagram_transport;
+class endpoint;
+
+// What every protocol hears about its connection and its flow control.
+class base_protocol {
+public:
+    virtual ~base_protocol() = default;
+
+    // The connection is gone; an empty code means it was closed cleanly (asyncio's None).
+    // The last call: the transport and this protocol are destroyed right after it.
+    virtual void connection_lost(std::error_code) {}
+
+    // The transport's write buffer went above its high-water mark: stop writing until
+    // resume_writing(). Writes made meanwhile are still buffered, not lost.
+    virtual void pause_writing() {}
+    // ... and drained down to its low-water mark.
+    virtual void resume_writing() {}
+};
+
+// A stream (TCP, Unix stream socket).
+class protocol : public base_protocol {
+public:
+    // The connection is up; `t` stays valid until connection_lost returns.
+    virtual void connection_made(transport& t) { (void)t; }
+
+    // Bytes that arrived. The view points into a buffer the loop reuses: copy what you keep.
+    virtual void data_received(std::string_view data) { (void)data; }
+
+    // The peer will send no more. Return false (the default) to close the transport, true
+    // to keep it open for writing (half-close).
+    virtual bool eof_received() { return false; }
+};
+
+// Datagrams (UDP, Unix datagram socket).
+class datagram_protocol : public base_protocol {
+public:
+    virtual void connection_made(datagram_transport& t) { (void)t; }
+
+    // One datagram and its sender. The view points into a buffer the loop reuses.
+    virtual void datagram_received(std::string_view data, const endpoint& from) {
+        (void)data;
+        (void)from;
+    }
+
+    // A send or receive failed (an ICMP port unreachable seen as ECONNREFUSED, ...); the
+    // transport stays open, as in asyncio.
+    virtual void error_received(std::error_code) {}
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/protocol.hpp
+// begin file ioloop/net/socket_transport.hpp
+// ioloop: the stream transport of the readiness backends (epoll, poll, select): a
+// connected socket, its protocol, and the bytes the socket did not take yet.
+//
+// It is its own io_watcher, so an event reaches it without a lookup, and its protocol runs
+// right inside the poll step. It reads into the loop's shared buffer and holds no read
+// buffer of its own; its write buffer exists only while a write is partly sent. So an
+// idle connection costs this object and its protocol, nothing more.
+//
+// connection_lost always runs on a later iteration (a posted callback), never inside a
+// call the protocol made; the object is freed only there, so an event still to come in
+// the same poll batch never reaches freed memory.
+#ifndef IOLOOP_NET_SOCKET_TRANSPORT_HPP
+#define IOLOOP_NET_SOCKET_TRANSPORT_HPP
+
+// begin file ioloop/net/transport.hpp
+// ioloop: transports, asyncio's callback networking interface: the connection a protocol
+// writes to. `transport` is a stream (TCP, Unix stream socket), `datagram_transport` a
+// datagram socket. Each backend family has its own implementation behind these
+// interfaces (readiness: net/socket_transport.hpp), so the protocols and the streams
+// above them are the same code everywhere.
+//
+// Lifetime: a transport owns itself. It stays valid until its protocol's connection_lost
+// has returned, then it is destroyed with the protocol. Closing the loop destroys the
+// transports that are still open, without callbacks.
+#ifndef IOLOOP_NET_TRANSPORT_HPP
+#define IOLOOP_NET_TRANSPORT_HPP
+
+
+#include <cstddef>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+
+// What get_extra_info returns: an address ("peername", "sockname"), a descriptor
+// ("socket"), or nothing (an unknown name, or a transport already closed).
+class extra_info {
+public:
+    extra_info() noexcept = default;
+    explicit extra_info(endpoint address) : kind_(kind::address), address_(std::move(address)) {}
+    explicit extra_info(int fd) noexcept : kind_(kind::descriptor), fd_(fd) {}
+
+    bool has_value() const noexcept { return kind_ != kind::none; }
+    explicit operator bool() const noexcept { return has_value(); }
+    bool is_address() const noexcept { return kind_ == kind::address; }
+    bool is_descriptor() const noexcept { return kind_ == kind::descriptor; }
+
+    const endpoint& address() const {
+        if (kind_ != kind::address) throw invalid_state_error("extra_info: not an address");
+        return address_;
+    }
+    int fd() const {
+        if (kind_ != kind::descriptor) throw invalid_state_error("extra_info: not a descriptor");
+        return fd_;
+    }
+
+private:
+    enum class kind : unsigned char { none, address, descriptor };
+    kind kind_ = kind::none;
+    endpoint address_;
+    int fd_ = -1;
+};
+
+// asyncio's defaults: pause the protocol above 64 KiB buffered, resume at a quarter.
+inline constexpr std::size_t default_write_high_water = 64 * 1024;
+
+// The write-buffer limits, as asyncio's get_write_buffer_limits() gives them.
+struct write_buffer_limits {
+    std::size_t low;
+    std::size_t high;
+};
+
+class base_transport : public detail::loop_resource {
+public:
+    // Stops reading at once; buffered writes are still sent, then the connection is
+    // closed and connection_lost(no error) is called on a later iteration. Closing twice
+    // does nothing.
+    virtual void close() = 0;
+    // Closes at once, dropping buffered writes; connection_lost(no error) follows.
+    virtual void abort() = 0;
+    // True once close() or abort() was called, or the connection was lost.
+    virtual bool is_closing() const noexcept = 0;
+
+    // "peername", "sockname" (addresses), "socket" (the descriptor); nothing otherwise.
+    virtual extra_info get_extra_info(std::string_view name) const = 0;
+
+    virtual std::size_t get_write_buffer_size() const noexcept = 0;
+    // asyncio's rule: high alone sets low to high / 4; low alone sets high to 4 * low;
+    // neither gives the defaults. `low` must not exceed `high` (std::invalid_argument).
+    virtual void set_write_buffer_limits(std::size_t high = unset, std::size_t low = unset) = 0;
+    virtual write_buffer_limits get_write_buffer_limits() const noexcept = 0;
+
+    static constexpr std::size_t unset = static_cast<std::size_t>(-1);
+
+protected:
+    base_transport() = default;
+    ~base_transport() override = default;
+};
+
+class transport : public base_transport {
+public:
+    // Sends data, buffering what the socket does not take now; never blocks.
+    // After close(), abort() or write_eof(): invalid_state_error (a bug in the caller).
+    // After the connection was lost to an error: dropped (connection_lost reports it).
+    virtual void write(std::string_view data) = 0;
+
+    // The pieces, in order, as one write.
+    template <class Range>
+    void writelines(const Range& pieces) {
+        std::string joined;
+        for (const auto& piece : pieces) joined.append(std::string_view(piece));
+        write(joined);
+    }
+    void writelines(std::initializer_list<std::string_view> pieces) {
+        writelines<std::initializer_list<std::string_view>>(pieces);
+    }
+
+    // Half-close: the peer reads EOF once the buffered writes are sent; reading goes on.
+    virtual void write_eof() = 0;
+    virtual bool can_write_eof() const noexcept = 0;
+
+    // Flow control from the reading side: no data_received until resume_reading().
+    // Both are idempotent.
+    virtual void pause_reading() = 0;
+    virtual void resume_reading() = 0;
+    virtual bool is_reading() const noexcept = 0;
+
+protected:
+    transport() = default;
+    ~transport() override = default;
+};
+
+class datagram_transport : public base_transport {
+public:
+    // Sends one datagram to `to` (or to the connected peer when `to` is unspecified).
+    // Datagrams the socket cannot take now are queued and sent in order.
+    virtual void sendto(std::string_view data, const endpoint& to = endpoint()) = 0;
+
+protected:
+    datagram_transport() = default;
+    ~datagram_transport() override = default;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/transport.hpp
+
+#if defined(IOLOOP_POSIX)
+
+#include <cerrno>
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// A server counts its connections (wait_closed waits for them to end).
+class connection_counter {
+public:
+    virtual void connection_opened() noexcept = 0;
+    virtual void connection_closed() noexcept = 0;
+
+protected:
+    connection_counter() = default;
+    connection_counter(const connection_counter&) = default;
+    connection_counter& operator=(const connection_counter&) = default;
+    ~connection_counter() = default;
+};
+
+// Checks asyncio's rule for set_write_buffer_limits and fills in the missing one.
+inline write_buffer_limits resolve_write_limits(std::size_t high, std::size_t low) {
+    if (high == base_transport::unset) {
+        high = low == base_transport::unset ? default_write_high_water : 4 * low;
+    }
+    if (low == base_transport::unset) low = high / 4;
+    if (low > high) {
+        throw std::invalid_argument(concat({"set_write_buffer_limits: high (", decimal(high),
+                                            ") must be >= low (", decimal(low), ")"}));
+    }
+    return {low, high};
+}
+
+// Reports an exception a protocol's callback threw; `hook` names the callback.
+inline void report_protocol_error(loop_base& loop, std::string_view hook) noexcept {
+    try {
+        loop.call_exception_handler(
+            {concat({"Fatal error: protocol.", hook, "() call failed."}), std::current_exception(),
+             {}});
+    } catch (...) {
+    }
+}
+
+class socket_transport final : public transport, private io_watcher {
+public:
+    // Takes the connected socket and the protocol, watches the socket and calls
+    // connection_made. If watching fails (the backend cannot take the descriptor), the
+    // socket is closed, the protocol is dropped without a callback, and the error thrown.
+    static socket_transport& start(loop_base& loop, socket sock, std::unique_ptr<protocol> p,
+                                   connection_counter* server) {
+        auto* t = new socket_transport(loop, sock.fd(), std::move(p), server);
+        sock.release();
+        try {
+            t->update_watch_or_throw();
+        } catch (...) {
+            ::close(t->fd_);
+            delete t;
+            throw;
+        }
+        socket_transport& self = *t;
+        net_access::add_resource(loop, self);
+        if (server) server->connection_opened();
+        try {
+            self.protocol_->connection_made(self);
+        } catch (...) {
+            self.protocol_failed("connection_made");
+        }
+        return self;
+    }
+
+    // ---- transport ----------------------------------------------------------------------
+
+    void write(std::string_view data) override {
+        if (user_closed_) throw invalid_state_error("transport::write: the transport is closed");
+        if (eof_requested_) throw invalid_state_error("transport::write: write_eof() was called");
+        if (data.empty() || lost_) return;  // lost to an error: connection_lost reports it
+        if (!pending_) {
+            const ::ssize_t n = send_some(data);
+            if (n < 0) return;  // a fatal error closed the transport
+            data.remove_prefix(static_cast<std::size_t>(n));
+            if (data.empty()) return;
+            pending_ = std::make_unique<pending_writes>();
+            update_watch();
+        }
+        pending_->data.append(data);
+        maybe_pause_protocol();
+    }
+
+    void write_eof() override {
+        if (closing_ || eof_requested_) return;
+        eof_requested_ = true;
+        if (!pending_) shutdown_write();
+    }
+    bool can_write_eof() const noexcept override { return true; }
+
+    void close() override {
+        user_closed_ = true;
+        start_closing();
+    }
+
+    void abort() override {
+        user_closed_ = true;
+        force_close({});
+    }
+
+    bool is_closing() const noexcept override { return closing_; }
+
+    void pause_reading() override {
+        if (closing_ || reading_paused_) return;
+        reading_paused_ = true;
+        update_watch();
+    }
+    void resume_reading() override {
+        if (closing_ || !reading_paused_) return;
+        reading_paused_ = false;
+        update_watch();
+    }
+    bool is_reading() const noexcept override { return !reading_paused_ && !closing_; }
+
+    std::size_t get_write_buffer_size() const noexcept override {
+        return pending_ ? pending_->size() : 0;
+    }
+    void set_write_buffer_limits(std::size_t high, std::size_t low) override {
+        const write_buffer_limits limits = resolve_write_limits(high, low);
+        high_ = limits.high;
+        low_ = limits.low;
+        maybe_pause_protocol();
+    }
+    write_buffer_limits get_write_buffer_limits() const noexcept override {
+        return {low_, high_};
+    }
+
+    extra_info get_extra_info(std::string_view name) const override {
+        sockaddr_storage addr{};
+        socklen_t size = sizeof addr;
+        auto* native = reinterpret_cast<sockaddr*>(&addr);
+        int rc = -1;
+        if (name == "socket") return extra_info(fd_);
+        if (name == "peername") rc = ::getpeername(fd_, native, &size);
+        if (name == "sockname") rc = ::getsockname(fd_, native, &size);
+        // An unnamed Unix socket has an address of just its family: nothing to say.
+        if (rc == -1 || size <= static_cast<socklen_t>(sizeof(sa_family_t))) return {};
+        return extra_info(endpoint::from_native(native, size));
+    }
+
+private:
+    // The bytes a partial send left, and how many of them went out since.
+    struct pending_writes {
+        std::string data;
+        std::size_t sent = 0;
+        std::size_t size() const noexcept { return data.size() - sent; }
+    };
+
+    socket_transport(loop_base& loop, int fd, std::unique_ptr<protocol> p,
+                     connection_counter* server) noexcept
+        : loop_(loop), protocol_(std::move(p)), server_(server), fd_(fd) {}
+    ~socket_transport() override = default;
+
+    // ---- events -------------------------------------------------------------------------
+
+    void on_io(unsigned events) noexcept override {
+        if ((events & backend::io_read) && (watched_ & backend::io_read)) read_ready();
+        if ((events & backend::io_write) && pending_ && !lost_) write_ready();
+    }
+
+    void read_ready() noexcept {
+        const std::span<char> buffer = net_access::read_buffer(loop_);
+        ::ssize_t n;
+        do {
+            n = ::recv(fd_, buffer.data(), buffer.size(), 0);
+        } while (n == -1 && errno == EINTR);
+        if (n > 0) {
+            try {
+                protocol_->data_received(std::string_view(buffer.data(), std::size_t(n)));
+            } catch (...) {
+                protocol_failed("data_received");
+            }
+        } else if (n == 0) {
+            eof_received();
+        } else if (!would_block(errno)) {
+            force_close(std::error_code(errno, std::generic_category()));
+        }
+    }
+
+    void eof_received() noexcept {
+        eof_received_ = true;
+        update_watch();
+        bool keep_open = false;
+        try {
+            keep_open = protocol_->eof_received();
+        } catch (...) {
+            protocol_failed("eof_received");
+            return;
+        }
+        if (!keep_open) start_closing();
+    }
+
+    void write_ready() noexcept {
+        const ::ssize_t n = send_some(std::string_view(pending_->data).substr(pending_->sent));
+        if (n <= 0) return;  // would block, or a fatal error closed the transport
+        pending_->sent += static_cast<std::size_t>(n);
+        if (pending_->size() == 0) {
+            pending_.reset();
+            update_watch();
+            maybe_resume_protocol();
+            if (closing_) {
+                schedule_connection_lost({});
+            } else if (eof_requested_) {
+                shutdown_write();
+            }
+            return;
+        }
+        // Sent bytes are dropped once they are half the buffer: each byte moves at most
+        // once more, however the sends split.
+        if (pending_->sent >= pending_->data.size() / 2) {
+            pending_->data.erase(0, pending_->sent);
+            pending_->sent = 0;
+        }
+        maybe_resume_protocol();
+    }
+
+    // One send of what it can take: the count (0 if it would block), or -1 after a fatal
+    // error, which has closed the transport.
+    ::ssize_t send_some(std::string_view data) noexcept {
+        for (;;) {
+            const ::ssize_t n = ::send(fd_, data.data(), data.size(), send_flags);
+            if (n >= 0) return n;
+            if (errno == EINTR) continue;
+            if (would_block(errno)) return 0;
+            force_close(std::error_code(errno, std::generic_category()));
+            return -1;
+        }
+    }
+
+    void shutdown_write() noexcept {
+        // ENOTCONN: the peer is gone already; reading will tell the protocol.
+        if (::shutdown(fd_, SHUT_WR) == -1 && errno != ENOTCONN) {
+            force_close(std::error_code(errno, std::generic_category()));
+        }
+    }
+
+    // ---- flow control -------------------------------------------------------------------
+
+    void maybe_pause_protocol() noexcept {
+        if (protocol_paused_ || get_write_buffer_size() <= high_) return;
+        protocol_paused_ = true;
+        try {
+            protocol_->pause_writing();
+        } catch (...) {
+            report_protocol_error(loop_, "pause_writing");
+        }
+    }
+
+    void maybe_resume_protocol() noexcept {
+        if (!protocol_paused_ || get_write_buffer_size() > low_) return;
+        protocol_paused_ = false;
+        try {
+            protocol_->resume_writing();
+        } catch (...) {
+            report_protocol_error(loop_, "resume_writing");
+        }
+    }
+
+    // ---- closing ------------------------------------------------------------------------
+
+    // Stops reading; connection_lost follows once the buffered bytes are sent.
+    void start_closing() noexcept {
+        if (closing_) return;
+        closing_ = true;
+        update_watch();
+        if (!pending_ && !lost_) schedule_connection_lost({});
+    }
+
+    // Drops the buffered bytes; connection_lost(ec) follows.
+    void force_close(std::error_code ec) noexcept {
+        if (lost_) return;
+        pending_.reset();
+        closing_ = true;
+        schedule_connection_lost(ec);
+    }
+
+    void protocol_failed(std::string_view hook) noexcept {
+        report_protocol_error(loop_, hook);
+        force_close(std::make_error_code(std::errc::connection_aborted));
+    }
+
+    void schedule_connection_lost(std::error_code ec) noexcept {
+        lost_ = true;
+        update_watch();  // unwatches: nothing more comes in or goes out
+        try {
+            loop_access::post(loop_, [this, ec] { finish(ec); });
+        } catch (...) {
+            // No memory for the callback: the transport stays a resource of the loop, and
+            // closing the loop frees it.
+        }
+    }
+
+    void finish(std::error_code ec) noexcept {
+        try {
+            protocol_->connection_lost(ec);
+        } catch (...) {
+            report_protocol_error(loop_, "connection_lost");
+        }
+        destroy();
+    }
+
+    void destroy() noexcept {
+        net_access::remove_resource(loop_, *this);
+        if (server_) server_->connection_closed();
+        ::close(fd_);
+        delete this;
+    }
+
+    void on_loop_close() noexcept override {
+        lost_ = true;
+        update_watch();
+        if (server_) server_->connection_closed();
+        ::close(fd_);
+        delete this;
+    }
+
+    // ---- the backend registration -------------------------------------------------------
+
+    unsigned wanted_events() const noexcept {
+        if (lost_) return 0;
+        unsigned events = 0;
+        if (!closing_ && !reading_paused_ && !eof_received_) events |= backend::io_read;
+        if (pending_) events |= backend::io_write;
+        return events;
+    }
+
+    void update_watch_or_throw() {
+        const unsigned want = wanted_events();
+        if (want == watched_) return;
+        net_access::watch(loop_, fd_, watched_, want, *this);
+        watched_ = static_cast<unsigned char>(want);
+    }
+
+    // Failing to change what the backend watches (no memory for epoll's bookkeeping)
+    // leaves a connection that would hang: it is closed with the error instead.
+    void update_watch() noexcept {
+        try {
+            update_watch_or_throw();
+        } catch (const std::system_error& e) {
+            if (!lost_) {
+                force_close(e.code());
+            } else {
+                watched_ = 0;  // unwatching failed: the descriptor is closed right after
+            }
+        } catch (...) {
+            force_close(std::make_error_code(std::errc::not_enough_memory));
+        }
+    }
+
+    loop_base& loop_;
+    std::unique_ptr<protocol> protocol_;
+    std::unique_ptr<pending_writes> pending_;  // only while a write is partly sent
+    connection_counter* server_;               // the server that accepted it, if any
+    std::size_t high_ = default_write_high_water;
+    std::size_t low_ = default_write_high_water / 4;
+    int fd_;
+    unsigned char watched_ = 0;  // the events the backend watches for us
+    bool reading_paused_ = false;
+    bool eof_received_ = false;
+    bool eof_requested_ = false;  // write_eof(): shut down once the buffer is sent
+    bool closing_ = false;
+    bool user_closed_ = false;  // close() or abort() was called: writing is a bug
+    bool protocol_paused_ = false;
+    bool lost_ = false;  // connection_lost is scheduled; the socket is unwatched
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/net/socket_transport.hpp
+
+#if defined(IOLOOP_POSIX)
+
+#include <cerrno>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <sys/socket.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// The protocol type a factory makes: factory() must return std::unique_ptr<P>.
+template <class Factory>
+using protocol_of = typename std::invoke_result_t<Factory&>::element_type;
+
+template <class Factory, class Base>
+constexpr void check_factory() {
+    static_assert(std::is_base_of_v<Base, protocol_of<Factory>>,
+                  "the protocol factory must return std::unique_ptr<P>, with P derived from "
+                  "ioloop::protocol (ioloop::datagram_protocol for datagram endpoints)");
+}
+
+// The loop can run a transport: it is open and has a readiness backend.
+inline void check_net_loop(const loop_base& loop, const char* what) {
+    net_access::check_open(loop, what);
+    if (!net_access::has_readiness(loop)) {
+        throw invalid_state_error(concat({what, ": this backend has no socket transports yet"}));
+    }
+}
+
+// A socket of to's family connected to `to` (TCP_NODELAY on for TCP).
+template <class = void>
+coro<socket> connect_socket(loop_base& loop, endpoint to) {
+    socket s = socket::open(to.family(), socket_type::stream);
+    if (to.family() != address_family::unix_domain) s.set_no_delay(true);
+    if (::connect(s.fd(), to.native(), to.native_size()) == -1) {
+        const int err = errno;
+        // EINPROGRESS: the handshake goes on; EINTR: so does it (POSIX); EAGAIN: a Unix
+        // listener's backlog is full (Linux). The outcome is in SO_ERROR once writable.
+        if (err != EINPROGRESS && err != EINTR && !would_block(err)) {
+            throw_errno(err, concat({"connect to ", to.to_string()}));
+        }
+        co_await io_wait(loop, s.fd(), backend::io_write);
+        if (const std::error_code ec = s.pending_error()) {
+            throw std::system_error(ec, concat({"connect to ", to.to_string()}));
+        }
+    }
+    co_return s;
+}
+
+// The first of `addresses` that accepts a connection, tried in order (asyncio's
+// sequential attempts); if none does, the last attempt's error.
+template <class = void>
+coro<socket> connect_any(loop_base& loop, std::vector<endpoint> addresses) {
+    std::exception_ptr failure;
+    for (endpoint& to : addresses) {
+        try {
+            co_return co_await connect_socket(loop, std::move(to));
+        } catch (const std::system_error&) {
+            failure = std::current_exception();
+        }
+    }
+    if (failure) std::rethrow_exception(failure);
+    throw std::system_error(std::make_error_code(std::errc::host_unreachable),
+                            "connect: the host has no address");
+}
+
+template <class P, class Factory>
+coro<std::pair<transport*, P*>> start_connection(loop_base& loop, Factory factory,
+                                                 std::vector<endpoint> addresses) {
+    socket s = co_await connect_any(loop, std::move(addresses));
+    std::unique_ptr<P> proto = factory();
+    P* p = proto.get();
+    transport& t = socket_transport::start(loop, std::move(s), std::move(proto), nullptr);
+    co_return std::pair<transport*, P*>(&t, p);
+}
+
+template <class P, class Factory>
+coro<std::pair<transport*, P*>> create_connection(loop_base& loop, Factory factory,
+                                                  std::string host, std::uint16_t port) {
+    std::vector<endpoint> addresses = co_await loop.getaddrinfo(host, port, socket_type::stream);
+    co_return co_await start_connection<P>(loop, std::move(factory), std::move(addresses));
+}
+
+}  // namespace detail
+
+template <class Factory>
+auto loop_base::create_connection(Factory factory, std::string host, std::uint16_t port) {
+    detail::check_factory<Factory, protocol>();
+    detail::check_net_loop(*this, "create_connection");
+    using P = detail::protocol_of<Factory>;
+    return detail::create_connection<P>(*this, std::move(factory), std::move(host), port);
+}
+
+template <class Factory>
+auto loop_base::create_unix_connection(Factory factory, std::string path) {
+    detail::check_factory<Factory, protocol>();
+    detail::check_net_loop(*this, "create_unix_connection");
+    using P = detail::protocol_of<Factory>;
+    std::vector<endpoint> addresses{endpoint::unix_path(path)};
+    return detail::start_connection<P>(*this, std::move(factory), std::move(addresses));
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/net/create_connection.hpp
+// begin file ioloop/net/create_server.hpp
+// ioloop: loop.create_server and loop.create_unix_server (asyncio's): listening sockets
+// with the defaults users expect (SO_REUSEADDR, a backlog of 100), serving at once.
+#ifndef IOLOOP_NET_CREATE_SERVER_HPP
+#define IOLOOP_NET_CREATE_SERVER_HPP
+
+// begin file ioloop/net/server.hpp
+// ioloop: server (asyncio's Server): listening sockets that accept connections and give
+// each a transport and a protocol from the server's factory. `server` is a move-only
+// handle; destroying it stops the listening (the connections already made go on).
+//
+// Accepting under EMFILE (no descriptor left): the server reports it once through the
+// loop's exception handler, stops watching its sockets for 100 ms and tries again, so it
+// neither spins nor gives up; the pending clients wait in the kernel's backlog.
+#ifndef IOLOOP_NET_SERVER_HPP
+#define IOLOOP_NET_SERVER_HPP
+
+
+#if defined(IOLOOP_POSIX)
+
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+using protocol_factory = unique_function<std::unique_ptr<protocol>()>;
+
+class server_state final : public loop_resource, public connection_counter {
+public:
+    // How long accepting pauses when the process is out of descriptors.
+    static constexpr std::chrono::milliseconds accept_retry_delay{100};
+
+    server_state(loop_base& loop, protocol_factory factory, int backlog)
+        : loop_(loop), factory_(std::move(factory)), backlog_(backlog > 0 ? backlog : 1) {
+        net_access::add_resource(loop_, *this);
+    }
+
+    // A listening socket to serve; `unlink_path` is a Unix socket's file, removed on close.
+    void add_listener(socket s, std::string unlink_path) {
+        listeners_.reserve(listeners_.size() + 1);
+        sockets_.reserve(sockets_.size() + 1);
+        listeners_.push_back(std::make_unique<listener>(*this, s.fd(), std::move(unlink_path)));
+        sockets_.push_back(std::move(s));
+    }
+
+    void start_serving() {
+        if (closed_) throw invalid_state_error("server::start_serving: the server is closed");
+        if (serving_) return;
+        serving_ = true;
+        watch_listeners(true);
+    }
+
+    void close() noexcept {
+        if (closed_) return;
+        closed_ = true;
+        serving_ = false;
+        retry_.cancel();
+        watch_listeners(false);
+        for (auto& l : listeners_) {
+            if (!l->unlink_path.empty()) ::unlink(l->unlink_path.c_str());
+        }
+        sockets_.clear();  // closes them
+        forever_.set();
+        check_idle();
+    }
+
+    bool is_serving() const noexcept { return serving_; }
+    const std::vector<socket>& sockets() const noexcept { return sockets_; }
+    loop_base& loop() const noexcept { return loop_; }
+
+    // Until closed, with every connection it made gone.
+    event& idle() noexcept { return idle_; }
+    // Set by close(): serve_forever's wait.
+    event& closed_event() noexcept { return forever_; }
+
+    void add_ref() noexcept { ++refs_; }
+    void release() noexcept {
+        if (--refs_ != 0) return;
+        // A listener's event may still be due in this poll batch: freed on the next
+        // iteration. A closed loop runs nothing more, so it is freed now.
+        if (loop_closed_) {
+            delete this;
+            return;
+        }
+        try {
+            loop_access::post(loop_, [this] { destroy(); });
+        } catch (...) {
+            // No memory: left to the loop, which frees it when it closes.
+        }
+    }
+
+private:
+    struct listener final : io_watcher {
+        listener(server_state& s, int f, std::string path) noexcept
+            : owner(s), fd(f), unlink_path(std::move(path)) {}
+        void on_io(unsigned) noexcept override {
+            if (watched) owner.accept_ready(*this);
+        }
+        server_state& owner;
+        int fd;
+        bool watched = false;
+        std::string unlink_path;
+    };
+
+    ~server_state() override = default;
+
+    void destroy() noexcept {
+        net_access::remove_resource(loop_, *this);
+        delete this;
+    }
+
+    void on_loop_close() noexcept override {
+        close();  // unwatches while the backend is still there
+        loop_closed_ = true;
+        if (refs_ == 0) delete this;  // its posted destroy() will never run
+    }
+
+    void connection_opened() noexcept override {
+        ++active_;
+        ++refs_;
+    }
+    void connection_closed() noexcept override {
+        --active_;
+        check_idle();
+        release();
+    }
+
+    void check_idle() noexcept {
+        if (closed_ && active_ == 0) idle_.set();
+    }
+
+    void watch_listeners(bool on) noexcept {
+        for (auto& l : listeners_) {
+            if (l->watched == on) continue;
+            try {
+                net_access::watch(loop_, l->fd, on ? 0 : backend::io_read,
+                                  on ? backend::io_read : 0, *l);
+                l->watched = on;
+            } catch (...) {
+                report(concat({"server: cannot watch listening socket ", decimal(l->fd)}));
+            }
+        }
+    }
+
+    // Takes up to `backlog` connections per readiness report, as asyncio does: enough to
+    // empty a burst, bounded so other work is not starved.
+    void accept_ready(listener& l) noexcept {
+        const socket& listening = socket_of(l);
+        for (int i = 0; i < backlog_ && serving_; ++i) {
+            sockaddr_storage peer{};
+            socklen_t size = 0;
+            socket conn = listening.accept_connection(peer, size);
+            if (!conn.is_open()) {
+                const int err = errno;
+                if (err == EINTR || err == ECONNABORTED) continue;
+                if (would_block(err)) return;
+                accept_failed(err, l);
+                return;
+            }
+            out_of_fds_reported_ = false;
+            start_connection(std::move(conn), peer.ss_family);
+        }
+    }
+
+    void start_connection(socket conn, sa_family_t family) noexcept {
+        try {
+            if (family == AF_INET || family == AF_INET6) conn.set_no_delay(true);
+            socket_transport::start(loop_, std::move(conn), factory_(), this);
+        } catch (...) {
+            report("server: could not set up an accepted connection");
+        }
+    }
+
+    void accept_failed(int err, listener& l) noexcept {
+        const bool out_of_resources =
+            err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+        if (!out_of_resources) {
+            report_errno(err, concat({"server: accept on socket ", decimal(l.fd), " failed"}));
+            return;
+        }
+        if (!out_of_fds_reported_) {
+            out_of_fds_reported_ = true;
+            report_errno(err, concat({"server: accept on socket ", decimal(l.fd),
+                                      " failed; accepting again in ",
+                                      decimal(accept_retry_delay.count()), " ms"}));
+        }
+        watch_listeners(false);
+        try {
+            retry_ = loop_.call_later(accept_retry_delay, [this] {
+                if (serving_) watch_listeners(true);
+            });
+        } catch (...) {
+            watch_listeners(true);  // no timer: better to retry at once than never
+        }
+    }
+
+    const socket& socket_of(const listener& l) const noexcept {
+        for (const socket& s : sockets_) {
+            if (s.fd() == l.fd) return s;
+        }
+        return sockets_.front();  // unreachable: a watched listener's socket is open
+    }
+
+    void report(std::string message) noexcept {
+        try {
+            loop_.call_exception_handler({std::move(message), std::current_exception(), {}});
+        } catch (...) {
+        }
+    }
+
+    void report_errno(int err, std::string message) noexcept {
+        try {
+            const std::system_error e(err, std::generic_category(), message);
+            loop_.call_exception_handler({std::move(message), std::make_exception_ptr(e), {}});
+        } catch (...) {
+        }
+    }
+
+    loop_base& loop_;
+    protocol_factory factory_;
+    std::vector<socket> sockets_;
+    std::vector<std::unique_ptr<listener>> listeners_;
+    event idle_;     // closed and no connection left: wait_closed
+    event forever_;  // closed: serve_forever
+    timer_handle retry_;
+    std::size_t active_ = 0;  // connections made and not yet lost
+    std::size_t refs_ = 1;    // the handle's, and one per connection
+    int backlog_;
+    bool serving_ = false;
+    bool closed_ = false;
+    bool loop_closed_ = false;
+    bool out_of_fds_reported_ = false;
+};
+
+}  // namespace detail
+
+class server {
+public:
+    server() noexcept = default;
+    explicit server(detail::server_state* state) noexcept : state_(state) {}
+    server(server&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+    server& operator=(server&& other) noexcept {
+        if (this != &other) {
+            reset();
+            state_ = std::exchange(other.state_, nullptr);
+        }
+        return *this;
+    }
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+    // Stops listening; the connections it made go on.
+    ~server() { reset(); }
+
+    // Stops listening and closes the listening sockets; the connections go on (asyncio).
+    void close() noexcept {
+        if (state_) state_->close();
+    }
+
+    // co_await s.wait_closed(): until close() was called and every connection the server
+    // made is gone (asyncio 3.12).
+    template <class = void>
+    coro<void> wait_closed() {
+        if (!state_) co_return;
+        detail::server_state* st = state_;
+        st->add_ref();  // the handle may go while this waits
+        struct release_on_exit {
+            detail::server_state* st;
+            ~release_on_exit() { st->release(); }
+        } release{st};
+        co_await st->idle().wait();
+    }
+
+    // Serves until close() (then returns) or until the awaiting task is cancelled (then
+    // closes the server and lets cancelled_error through).
+    template <class = void>
+    coro<void> serve_forever() {
+        if (!state_) throw invalid_state_error("server::serve_forever: an empty server handle");
+        detail::server_state* st = state_;
+        st->start_serving();
+        st->add_ref();
+        struct close_on_exit {
+            detail::server_state* st;
+            ~close_on_exit() {
+                st->close();
+                st->release();
+            }
+        } closer{st};
+        co_await st->closed_event().wait();
+    }
+
+    void start_serving() {
+        if (!state_) throw invalid_state_error("server::start_serving: an empty server handle");
+        state_->start_serving();
+    }
+
+    bool is_serving() const noexcept { return state_ && state_->is_serving(); }
+
+    // The listening sockets; empty once closed. With port 0 asked for,
+    // sockets()[0].local_endpoint().port() is the port the system picked.
+    const std::vector<socket>& sockets() const noexcept {
+        static const std::vector<socket> none;
+        return state_ ? state_->sockets() : none;
+    }
+
+private:
+    void reset() noexcept {
+        if (!state_) return;
+        state_->close();
+        std::exchange(state_, nullptr)->release();
+    }
+
+    detail::server_state* state_ = nullptr;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/net/server.hpp
+
+#if defined(IOLOOP_POSIX)
+
+#include <cerrno>
+#include <cstdint>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// A listening socket bound to `address`.
+inline socket listen_on(const endpoint& address, int backlog) {
+    socket s = socket::open(address.family(), socket_type::stream);
+    if (address.family() != address_family::unix_domain) s.set_reuse_address(true);
+    // Binding "::" must not take the IPv4 port too: "0.0.0.0" is bound separately.
+    if (address.family() == address_family::ipv6) s.set_v6_only(true);
+    s.bind(address);
+    s.listen(backlog);
+    return s;
+}
+
+template <class = void>
+coro<server> create_tcp_server(loop_base& loop, protocol_factory factory, std::string host,
+                               std::uint16_t port, int backlog) {
+    // No host: every interface, IPv4 and IPv6 (where the system has IPv6), as asyncio.
+    const bool any_host = host.empty();
+    std::vector<endpoint> addresses;
+    if (any_host) {
+        addresses = {endpoint::ip("0.0.0.0", port), endpoint::ip("::", port)};
+    } else {
+        addresses = co_await loop.getaddrinfo(host, port, socket_type::stream);
+    }
+    auto& state = *new server_state(loop, std::move(factory), backlog);
+    server handle(&state);  // owns it from here: closes it if a bind fails
+    for (const endpoint& address : addresses) {
+        try {
+            state.add_listener(listen_on(address, backlog), {});
+        } catch (const std::system_error& e) {
+            const bool no_ipv6 = e.code() == std::errc::address_family_not_supported ||
+                                 e.code() == std::errc::address_not_available;
+            if (!(any_host && address.family() == address_family::ipv6 && no_ipv6)) throw;
+        }
+    }
+    state.start_serving();
+    co_return handle;
+}
+
+template <class = void>
+coro<server> create_unix_server(loop_base& loop, protocol_factory factory, std::string path,
+                                int backlog) {
+    const endpoint address = endpoint::unix_path(path);
+    // A socket file left by an earlier run would make bind fail: asyncio removes it. Only
+    // a socket is removed, never a regular file; an abstract name has no file.
+    const bool has_file = !path.empty() && path.front() != '\0';
+    struct stat st{};
+    if (has_file && ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+        ::unlink(path.c_str());
+    }
+    auto& state = *new server_state(loop, std::move(factory), backlog);
+    server handle(&state);  // owns it from here: closes it if a bind fails
+    state.add_listener(listen_on(address, backlog), has_file ? path : std::string());
+    state.start_serving();
+    co_return handle;
+}
+
+}  // namespace detail
+
+template <class Factory>
+coro<server> loop_base::create_server(Factory factory, std::string host, std::uint16_t port,
+                                      int backlog) {
+    detail::check_factory<Factory, protocol>();
+    detail::check_net_loop(*this, "create_server");
+    return detail::create_tcp_server(*this, detail::protocol_factory(std::move(factory)),
+                                     std::move(host), port, backlog);
+}
+
+template <class Factory>
+coro<server> loop_base::create_unix_server(Factory factory, std::string path, int backlog) {
+    detail::check_factory<Factory, protocol>();
+    detail::check_net_loop(*this, "create_unix_server");
+    return detail::create_unix_server(*this, detail::protocol_factory(std::move(factory)),
+                                      std::move(path), backlog);
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/net/create_server.hpp
+// begin file ioloop/net/fd_ready.hpp
+// ioloop: fd_ready<Loop>, the awaiter under the sock_* operations: the current task waits
+// until a descriptor is readable (or writable), through the loop's add_reader/add_writer.
+// The registration lives only while the task waits, so an idle socket costs the loop
+// nothing, and a cancelled wait leaves the descriptor unwatched and usable.
+#ifndef IOLOOP_NET_FD_READY_HPP
+#define IOLOOP_NET_FD_READY_HPP
+
+
+#include <coroutine>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+template <class Loop>
+class fd_ready final : public wait_point {
+public:
+    // `which` is backend::io_read or backend::io_write.
+    fd_ready(Loop& loop, int fd, unsigned which) noexcept : loop_(loop), fd_(fd), which_(which) {}
+    fd_ready(const fd_ready&) = delete;
+    fd_ready& operator=(const fd_ready&) = delete;
+    // Destroyed while waiting: the loop is closing with the task unfinished. The loop may
+    // already have dropped the registration; removing it again is then a no-op.
+    ~fd_ready() { unwatch(); }
+
+    // The caller tried the syscall and got EAGAIN: there is always something to wait for.
+    bool await_ready() const noexcept { return false; }
+
+    void await_suspend(std::coroutine_handle<> h) {
+        task_ = &current_task_or_throw(which_ == backend::io_read ? "sock_* (waiting to read)"
+                                                                  : "sock_* (waiting to write)");
+        // Registered before suspend(): suspend() may deliver a pending cancel at once, and
+        // on_cancel must then find a registration to remove.
+        fd_ready* self = this;
+        if (which_ == backend::io_read) {
+            loop_.add_reader(fd_, [self] { self->ready(); });
+        } else {
+            loop_.add_writer(fd_, [self] { self->ready(); });
+        }
+        watching_ = true;
+        task_->suspend(h, this);
+    }
+
+    void await_resume() { task_->throw_if_cancelled(); }
+
+    void on_cancel(task_base& t) noexcept override {
+        unwatch();
+        t.wake();
+    }
+
+private:
+    // The loop's callback: one readiness report is all a wait needs. Removing the
+    // registration from inside its own callback is allowed (the loop holds a reference).
+    void ready() noexcept {
+        unwatch();
+        task_->wake();
+    }
+
+    void unwatch() noexcept {
+        if (!watching_) return;
+        watching_ = false;
+        // A closed loop has already forgotten the descriptor (remove_* returns false). The
+        // backend can still fail if the caller closed the socket while a task waited on
+        // it; the registration is dropped either way, and a destructor cannot report.
+        try {
+            if (which_ == backend::io_read) {
+                loop_.remove_reader(fd_);
+            } else {
+                loop_.remove_writer(fd_);
+            }
+        } catch (...) {
+        }
+    }
+
+    Loop& loop_;
+    int fd_;
+    unsigned which_;
+    task_base* task_ = nullptr;
+    bool watching_ = false;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/fd_ready.hpp
 // begin file ioloop/net/sock_ops.hpp
 // ioloop: the loop's awaitable socket operations (asyncio's loop.sock_recv, sock_sendall,
 // sock_accept, sock_connect, sock_recvfrom, sock_sendto) on the readiness backends. Each
@@ -9275,18 +10750,6 @@ IOLOOP_NAMESPACE_END
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
-
-// Linux has no SO_NOSIGPIPE: each send says MSG_NOSIGNAL instead, so a write to a closed
-// peer is an EPIPE error rather than a signal that kills the process. Elsewhere the socket
-// carries SO_NOSIGPIPE (socket::open) and the flag is 0.
-#if defined(MSG_NOSIGNAL)
-inline constexpr int send_flags = MSG_NOSIGNAL;
-#else
-inline constexpr int send_flags = 0;
-#endif
-
-// EAGAIN and EWOULDBLOCK may be distinct values (POSIX allows it); both mean "wait".
-inline bool would_block(int err) noexcept { return err == EAGAIN || err == EWOULDBLOCK; }
 
 [[noreturn]] inline void throw_sock_error(int err, std::string_view op, int fd) {
     throw_errno(err, concat({op, " on socket ", decimal(fd)}));
@@ -9339,24 +10802,12 @@ coro<std::pair<socket, endpoint>> basic_event_loop<Backend>::sock_accept(socket&
     require_readiness_backend();
     for (;;) {
         sockaddr_storage addr{};
-        socklen_t size = sizeof addr;
-        auto* native = reinterpret_cast<sockaddr*>(&addr);
-#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
-        // Atomic flags: no window in which another thread's fork+exec inherits the fd.
-        const int fd = ::accept4(listener.fd(), native, &size, SOCK_NONBLOCK | SOCK_CLOEXEC);
-#else
-        const int fd = ::accept(listener.fd(), native, &size);
-#endif
-        if (fd >= 0) {
-            // Owned before anything else can throw, so the descriptor never leaks.
-            socket conn(fd);
-#if defined(SO_NOSIGPIPE)
-            // The listener's SO_NOSIGPIPE is not inherited everywhere.
-            const int on = 1;
-            if (::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on) == -1)
-                detail::throw_sock_error(errno, "sock_accept: setsockopt SO_NOSIGPIPE", fd);
-#endif
-            endpoint peer = size == 0 ? endpoint() : endpoint::from_native(native, size);
+        socklen_t size = 0;
+        socket conn = listener.accept_connection(addr, size);
+        if (conn.is_open()) {
+            endpoint peer = size == 0 ? endpoint()
+                                      : endpoint::from_native(
+                                            reinterpret_cast<const sockaddr*>(&addr), size);
             co_return std::pair<socket, endpoint>(std::move(conn), std::move(peer));
         }
         const int err = errno;

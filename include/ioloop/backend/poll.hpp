@@ -55,7 +55,9 @@ public:
             if (errno == EINTR) return;
             detail::throw_errno(errno, "poll");
         }
-        // The sink only queues callbacks (user code runs later), so entries move only here.
+        // The sink may watch and unwatch descriptors (a transport reacting to its event):
+        // an entry erased moves the last one into its slot, and an entry added has no
+        // revents yet. Slot i is looked at again if it changed under the sink.
         for (std::size_t i = 0; i < fds_.size(); ++i) {
             const short re = fds_[i].revents;
             if (re == 0) continue;
@@ -76,7 +78,10 @@ public:
             if (re & (POLLIN | POLLPRI)) ready |= io_read;
             if (re & POLLOUT) ready |= io_write;
             if (re & (POLLERR | POLLHUP)) ready |= io_read | io_write;
+            const int fd = fds_[i].fd;
+            fds_[i].revents = 0;
             sink(data, ready);
+            if (i < fds_.size() && fds_[i].fd != fd) --i;
         }
     }
 

@@ -81,9 +81,9 @@ public:
             if (FD_ISSET(fd, &readable)) ready |= io_read;
             if (FD_ISSET(fd, &writable)) ready |= io_write;
             if (ready == 0) continue;
-            if (data_[fd] == nullptr) {
+            if (fd == wakeup_.fd()) {
                 wakeup_.drain();
-            } else {
+            } else if (data_[fd] != nullptr) {  // null: unwatched by an earlier sink call
                 sink(data_[fd], ready);
             }
         }

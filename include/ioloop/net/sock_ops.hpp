@@ -31,18 +31,6 @@
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
-// Linux has no SO_NOSIGPIPE: each send says MSG_NOSIGNAL instead, so a write to a closed
-// peer is an EPIPE error rather than a signal that kills the process. Elsewhere the socket
-// carries SO_NOSIGPIPE (socket::open) and the flag is 0.
-#if defined(MSG_NOSIGNAL)
-inline constexpr int send_flags = MSG_NOSIGNAL;
-#else
-inline constexpr int send_flags = 0;
-#endif
-
-// EAGAIN and EWOULDBLOCK may be distinct values (POSIX allows it); both mean "wait".
-inline bool would_block(int err) noexcept { return err == EAGAIN || err == EWOULDBLOCK; }
-
 [[noreturn]] inline void throw_sock_error(int err, std::string_view op, int fd) {
     throw_errno(err, concat({op, " on socket ", decimal(fd)}));
 }
@@ -94,24 +82,12 @@ coro<std::pair<socket, endpoint>> basic_event_loop<Backend>::sock_accept(socket&
     require_readiness_backend();
     for (;;) {
         sockaddr_storage addr{};
-        socklen_t size = sizeof addr;
-        auto* native = reinterpret_cast<sockaddr*>(&addr);
-#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
-        // Atomic flags: no window in which another thread's fork+exec inherits the fd.
-        const int fd = ::accept4(listener.fd(), native, &size, SOCK_NONBLOCK | SOCK_CLOEXEC);
-#else
-        const int fd = ::accept(listener.fd(), native, &size);
-#endif
-        if (fd >= 0) {
-            // Owned before anything else can throw, so the descriptor never leaks.
-            socket conn(fd);
-#if defined(SO_NOSIGPIPE)
-            // The listener's SO_NOSIGPIPE is not inherited everywhere.
-            const int on = 1;
-            if (::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on) == -1)
-                detail::throw_sock_error(errno, "sock_accept: setsockopt SO_NOSIGPIPE", fd);
-#endif
-            endpoint peer = size == 0 ? endpoint() : endpoint::from_native(native, size);
+        socklen_t size = 0;
+        socket conn = listener.accept_connection(addr, size);
+        if (conn.is_open()) {
+            endpoint peer = size == 0 ? endpoint()
+                                      : endpoint::from_native(
+                                            reinterpret_cast<const sockaddr*>(&addr), size);
             co_return std::pair<socket, endpoint>(std::move(conn), std::move(peer));
         }
         const int err = errno;

@@ -15,12 +15,28 @@
 #include <string_view>
 #include <system_error>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// Linux has no SO_NOSIGPIPE: each send says MSG_NOSIGNAL instead, so a write to a closed
+// peer is an EPIPE error rather than a signal that kills the process. Elsewhere the socket
+// carries SO_NOSIGPIPE (socket::open) and the flag is 0.
+#if defined(MSG_NOSIGNAL)
+inline constexpr int send_flags = MSG_NOSIGNAL;
+#else
+inline constexpr int send_flags = 0;
+#endif
+
+// EAGAIN and EWOULDBLOCK may be distinct values (POSIX allows it); both mean "wait".
+inline bool would_block(int err) noexcept { return err == EAGAIN || err == EWOULDBLOCK; }
+
+}  // namespace detail
 
 enum class socket_type : int { stream, datagram };
 
@@ -42,6 +58,14 @@ public:
                 detail::concat({"socket: adopting descriptor ", detail::decimal(adopted_fd),
                                 " (making it non-blocking and close-on-exec)"}));
         }
+    }
+
+    // Takes ownership of a descriptor known to be non-blocking and close-on-exec already
+    // (accept4 made it so): no system call.
+    static socket adopt_nonblocking(int fd) noexcept {
+        socket s;
+        s.fd_ = fd;
+        return s;
     }
 
     socket(socket&& other) noexcept : fd_(other.release()) {}
@@ -80,8 +104,7 @@ public:
         // Atomic flags: no window in which another thread's fork+exec inherits the fd.
         const int fd = ::socket(domain, kind | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd == -1) detail::throw_errno(errno, detail::concat({"socket ", what}));
-        socket s;
-        s.fd_ = fd;
+        socket s = adopt_nonblocking(fd);
 #else
         const int fd = ::socket(domain, kind, 0);
         if (fd == -1) detail::throw_errno(errno, detail::concat({"socket ", what}));
@@ -133,8 +156,41 @@ public:
             detail::throw_errno(errno, detail::concat({"listen on socket ", detail::decimal(fd_)}));
     }
 
+    // The next connection on this listening socket, non-blocking and close-on-exec (and
+    // SO_NOSIGPIPE where that exists), with its peer's address in `peer` / `size`. On
+    // failure a closed socket, with errno saying why (EAGAIN: none pending).
+    socket accept_connection(sockaddr_storage& peer, socklen_t& size) const noexcept {
+        size = sizeof peer;
+        auto* native = reinterpret_cast<sockaddr*>(&peer);
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+        // Atomic flags: no window in which another thread's fork+exec inherits the fd.
+        socket conn = adopt_nonblocking(::accept4(fd_, native, &size, SOCK_NONBLOCK | SOCK_CLOEXEC));
+#else
+        socket conn = adopt_nonblocking(::accept(fd_, native, &size));
+        if (conn.is_open() && (::fcntl(conn.fd_, F_SETFL, O_NONBLOCK) == -1 ||
+                               ::fcntl(conn.fd_, F_SETFD, FD_CLOEXEC) == -1)) {
+            const int err = errno;
+            conn.close_quietly();
+            errno = err;
+        }
+#endif
+#if defined(SO_NOSIGPIPE)
+        // The listener's SO_NOSIGPIPE is not inherited everywhere.
+        const int on = 1;
+        if (conn.is_open() &&
+            ::setsockopt(conn.fd_, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on) == -1) {
+            const int err = errno;
+            conn.close_quietly();
+            errno = err;
+        }
+#endif
+        return conn;
+    }
+
     void set_reuse_address(bool on) { set_flag(SOL_SOCKET, SO_REUSEADDR, on, "SO_REUSEADDR"); }
     void set_no_delay(bool on) { set_flag(IPPROTO_TCP, TCP_NODELAY, on, "TCP_NODELAY"); }
+    // An IPv6 socket that takes IPv6 only, so that "::" and "0.0.0.0" can both be bound.
+    void set_v6_only(bool on) { set_flag(IPPROTO_IPV6, IPV6_V6ONLY, on, "IPV6_V6ONLY"); }
 
     endpoint local_endpoint() const {
         sockaddr_storage addr{};

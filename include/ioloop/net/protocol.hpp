@@ -1,0 +1,67 @@
+// ioloop: protocols, asyncio's callback networking interface. A protocol is told what
+// happens on its transport; derive from it and override the hooks you need. A transport
+// owns its protocol (made by the factory given to create_connection / create_server) and
+// destroys it right after connection_lost.
+#ifndef IOLOOP_NET_PROTOCOL_HPP
+#define IOLOOP_NET_PROTOCOL_HPP
+
+#include "ioloop/detail/config.hpp"
+
+#include <string_view>
+#include <system_error>
+
+IOLOOP_NAMESPACE_BEGIN
+
+class transport;
+class datagram_transport;
+class endpoint;
+
+// What every protocol hears about its connection and its flow control.
+class base_protocol {
+public:
+    virtual ~base_protocol() = default;
+
+    // The connection is gone; an empty code means it was closed cleanly (asyncio's None).
+    // The last call: the transport and this protocol are destroyed right after it.
+    virtual void connection_lost(std::error_code) {}
+
+    // The transport's write buffer went above its high-water mark: stop writing until
+    // resume_writing(). Writes made meanwhile are still buffered, not lost.
+    virtual void pause_writing() {}
+    // ... and drained down to its low-water mark.
+    virtual void resume_writing() {}
+};
+
+// A stream (TCP, Unix stream socket).
+class protocol : public base_protocol {
+public:
+    // The connection is up; `t` stays valid until connection_lost returns.
+    virtual void connection_made(transport& t) { (void)t; }
+
+    // Bytes that arrived. The view points into a buffer the loop reuses: copy what you keep.
+    virtual void data_received(std::string_view data) { (void)data; }
+
+    // The peer will send no more. Return false (the default) to close the transport, true
+    // to keep it open for writing (half-close).
+    virtual bool eof_received() { return false; }
+};
+
+// Datagrams (UDP, Unix datagram socket).
+class datagram_protocol : public base_protocol {
+public:
+    virtual void connection_made(datagram_transport& t) { (void)t; }
+
+    // One datagram and its sender. The view points into a buffer the loop reuses.
+    virtual void datagram_received(std::string_view data, const endpoint& from) {
+        (void)data;
+        (void)from;
+    }
+
+    // A send or receive failed (an ICMP port unreachable seen as ECONNREFUSED, ...); the
+    // transport stays open, as in asyncio.
+    virtual void error_received(std::error_code) {}
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif

@@ -1,0 +1,137 @@
+// ioloop: transports, asyncio's callback networking interface: the connection a protocol
+// writes to. `transport` is a stream (TCP, Unix stream socket), `datagram_transport` a
+// datagram socket. Each backend family has its own implementation behind these
+// interfaces (readiness: net/socket_transport.hpp), so the protocols and the streams
+// above them are the same code everywhere.
+//
+// Lifetime: a transport owns itself. It stays valid until its protocol's connection_lost
+// has returned, then it is destroyed with the protocol. Closing the loop destroys the
+// transports that are still open, without callbacks.
+#ifndef IOLOOP_NET_TRANSPORT_HPP
+#define IOLOOP_NET_TRANSPORT_HPP
+
+#include "ioloop/detail/config.hpp"
+#include "ioloop/detail/io_watcher.hpp"
+#include "ioloop/errors.hpp"
+#include "ioloop/net/endpoint.hpp"
+
+#include <cstddef>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+
+// What get_extra_info returns: an address ("peername", "sockname"), a descriptor
+// ("socket"), or nothing (an unknown name, or a transport already closed).
+class extra_info {
+public:
+    extra_info() noexcept = default;
+    explicit extra_info(endpoint address) : kind_(kind::address), address_(std::move(address)) {}
+    explicit extra_info(int fd) noexcept : kind_(kind::descriptor), fd_(fd) {}
+
+    bool has_value() const noexcept { return kind_ != kind::none; }
+    explicit operator bool() const noexcept { return has_value(); }
+    bool is_address() const noexcept { return kind_ == kind::address; }
+    bool is_descriptor() const noexcept { return kind_ == kind::descriptor; }
+
+    const endpoint& address() const {
+        if (kind_ != kind::address) throw invalid_state_error("extra_info: not an address");
+        return address_;
+    }
+    int fd() const {
+        if (kind_ != kind::descriptor) throw invalid_state_error("extra_info: not a descriptor");
+        return fd_;
+    }
+
+private:
+    enum class kind : unsigned char { none, address, descriptor };
+    kind kind_ = kind::none;
+    endpoint address_;
+    int fd_ = -1;
+};
+
+// asyncio's defaults: pause the protocol above 64 KiB buffered, resume at a quarter.
+inline constexpr std::size_t default_write_high_water = 64 * 1024;
+
+// The write-buffer limits, as asyncio's get_write_buffer_limits() gives them.
+struct write_buffer_limits {
+    std::size_t low;
+    std::size_t high;
+};
+
+class base_transport : public detail::loop_resource {
+public:
+    // Stops reading at once; buffered writes are still sent, then the connection is
+    // closed and connection_lost(no error) is called on a later iteration. Closing twice
+    // does nothing.
+    virtual void close() = 0;
+    // Closes at once, dropping buffered writes; connection_lost(no error) follows.
+    virtual void abort() = 0;
+    // True once close() or abort() was called, or the connection was lost.
+    virtual bool is_closing() const noexcept = 0;
+
+    // "peername", "sockname" (addresses), "socket" (the descriptor); nothing otherwise.
+    virtual extra_info get_extra_info(std::string_view name) const = 0;
+
+    virtual std::size_t get_write_buffer_size() const noexcept = 0;
+    // asyncio's rule: high alone sets low to high / 4; low alone sets high to 4 * low;
+    // neither gives the defaults. `low` must not exceed `high` (std::invalid_argument).
+    virtual void set_write_buffer_limits(std::size_t high = unset, std::size_t low = unset) = 0;
+    virtual write_buffer_limits get_write_buffer_limits() const noexcept = 0;
+
+    static constexpr std::size_t unset = static_cast<std::size_t>(-1);
+
+protected:
+    base_transport() = default;
+    ~base_transport() override = default;
+};
+
+class transport : public base_transport {
+public:
+    // Sends data, buffering what the socket does not take now; never blocks.
+    // After close(), abort() or write_eof(): invalid_state_error (a bug in the caller).
+    // After the connection was lost to an error: dropped (connection_lost reports it).
+    virtual void write(std::string_view data) = 0;
+
+    // The pieces, in order, as one write.
+    template <class Range>
+    void writelines(const Range& pieces) {
+        std::string joined;
+        for (const auto& piece : pieces) joined.append(std::string_view(piece));
+        write(joined);
+    }
+    void writelines(std::initializer_list<std::string_view> pieces) {
+        writelines<std::initializer_list<std::string_view>>(pieces);
+    }
+
+    // Half-close: the peer reads EOF once the buffered writes are sent; reading goes on.
+    virtual void write_eof() = 0;
+    virtual bool can_write_eof() const noexcept = 0;
+
+    // Flow control from the reading side: no data_received until resume_reading().
+    // Both are idempotent.
+    virtual void pause_reading() = 0;
+    virtual void resume_reading() = 0;
+    virtual bool is_reading() const noexcept = 0;
+
+protected:
+    transport() = default;
+    ~transport() override = default;
+};
+
+class datagram_transport : public base_transport {
+public:
+    // Sends one datagram to `to` (or to the connected peer when `to` is unspecified).
+    // Datagrams the socket cannot take now are queued and sent in order.
+    virtual void sendto(std::string_view data, const endpoint& to = endpoint()) = 0;
+
+protected:
+    datagram_transport() = default;
+    ~datagram_transport() override = default;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
