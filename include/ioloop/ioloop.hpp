@@ -35,7 +35,9 @@
 #include "ioloop/handle.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/create_connection.hpp"
+#include "ioloop/net/create_datagram_endpoint.hpp"
 #include "ioloop/net/create_server.hpp"
+#include "ioloop/net/datagram_socket_transport.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/fd_ready.hpp"
 #include "ioloop/net/getaddrinfo.hpp"
@@ -45,6 +47,7 @@
 #include "ioloop/net/socket.hpp"
 #include "ioloop/net/socket_transport.hpp"
 #include "ioloop/net/transport.hpp"
+#include "ioloop/net/transport_core.hpp"
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
 #undef IOLOOP_NOINLINE

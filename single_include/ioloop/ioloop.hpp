@@ -936,6 +936,54 @@ public:
     using error::error;
 };
 
+// The stream ended before a read got what it asked for (asyncio.IncompleteReadError):
+// readexactly(n) before n bytes, readuntil(sep) before the separator. partial() holds the
+// bytes that were read, which the stream no longer has.
+class incomplete_read_error : public error {
+public:
+    // expected() when the read had no length to reach (readuntil: asyncio's None).
+    static constexpr std::size_t unknown = static_cast<std::size_t>(-1);
+
+    incomplete_read_error(std::string partial, std::size_t expected)
+        : error(describe(partial.size(), expected)),
+          partial_(std::move(partial)),
+          expected_(expected) {}
+
+    const std::string& partial() const noexcept { return partial_; }
+    std::string& partial() noexcept { return partial_; }
+    std::size_t expected() const noexcept { return expected_; }
+
+private:
+    // asyncio's "3 bytes read on a total of 5 expected bytes".
+    static std::string describe(std::size_t got, std::size_t expected) {
+        const detail::decimal n(static_cast<long long>(got));
+        if (expected == unknown) {
+            return detail::concat({n, " bytes read on a total of an unknown number of expected "
+                                      "bytes (the stream ended before the separator)"});
+        }
+        return detail::concat({n, " bytes read on a total of ",
+                               detail::decimal(static_cast<long long>(expected)),
+                               " expected bytes"});
+    }
+
+    std::string partial_;
+    std::size_t expected_;
+};
+
+// readuntil or readline found no separator within the reader's limit, or found one
+// farther than the limit (asyncio.LimitOverrunError). consumed() is how many bytes
+// are to be consumed: the data stays in the stream (readline drops it, as asyncio's does).
+class limit_overrun_error : public error {
+public:
+    limit_overrun_error(const std::string& message, std::size_t consumed)
+        : error(message), consumed_(consumed) {}
+
+    std::size_t consumed() const noexcept { return consumed_; }
+
+private:
+    std::size_t consumed_;
+};
+
 // A barrier was aborted, or reset while a task waited on it (asyncio.BrokenBarrierError).
 class broken_barrier_error : public error {
 public:
@@ -9565,14 +9613,9 @@ IOLOOP_NAMESPACE_END
 // ioloop: the stream transport of the readiness backends (epoll, poll, select): a
 // connected socket, its protocol, and the bytes the socket did not take yet.
 //
-// It is its own io_watcher, so an event reaches it without a lookup, and its protocol runs
-// right inside the poll step. It reads into the loop's shared buffer and holds no read
-// buffer of its own; its write buffer exists only while a write is partly sent. So an
-// idle connection costs this object and its protocol, nothing more.
-//
-// connection_lost always runs on a later iteration (a posted callback), never inside a
-// call the protocol made; the object is freed only there, so an event still to come in
-// the same poll batch never reaches freed memory.
+// It reads into the loop's shared buffer and holds no read buffer of its own; its write
+// buffer exists only while a write is partly sent. So an idle connection costs this
+// object and its protocol, nothing more.
 #ifndef IOLOOP_NET_SOCKET_TRANSPORT_HPP
 #define IOLOOP_NET_SOCKET_TRANSPORT_HPP
 
@@ -9711,21 +9754,267 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/net/transport.hpp
+// begin file ioloop/net/transport_core.hpp
+// ioloop: what the readiness transports (stream and datagram) share: the socket and its
+// protocol, the backend registration, write flow control, and the way to the end, where
+// connection_lost runs on a later iteration and the transport frees itself.
+//
+// A transport is its own io_watcher, so an event reaches it without a lookup, and its
+// protocol runs right inside the poll step. It is freed only by a posted callback, so an
+// event still to come in the same poll batch never reaches freed memory.
+#ifndef IOLOOP_NET_TRANSPORT_CORE_HPP
+#define IOLOOP_NET_TRANSPORT_CORE_HPP
+
 
 #if defined(IOLOOP_POSIX)
 
-#include <cerrno>
 #include <cstddef>
 #include <exception>
 #include <memory>
 #include <stdexcept>
-#include <string>
 #include <string_view>
 #include <system_error>
 #include <utility>
 
 #include <sys/socket.h>
 #include <unistd.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// Reports an exception a protocol's callback threw; `hook` names the callback.
+inline void report_protocol_error(loop_base& loop, std::string_view hook) noexcept {
+    try {
+        loop.call_exception_handler(
+            {concat({"Fatal error: protocol.", hook, "() call failed."}), std::current_exception(),
+             {}});
+    } catch (...) {
+    }
+}
+
+// Checks asyncio's rule for set_write_buffer_limits and fills in the missing one.
+inline write_buffer_limits resolve_write_limits(std::size_t high, std::size_t low) {
+    if (high == base_transport::unset) {
+        high = low == base_transport::unset ? default_write_high_water : 4 * low;
+    }
+    if (low == base_transport::unset) low = high / 4;
+    if (low > high) {
+        throw std::invalid_argument(concat({"set_write_buffer_limits: high (", decimal(high),
+                                            ") must be >= low (", decimal(low), ")"}));
+    }
+    return {low, high};
+}
+
+// Derived provides: wanted_events() (what to watch now), buffered() (bytes not sent
+// yet), drop_buffer(), and on_io. Interface is transport or datagram_transport.
+template <class Derived, class Interface, class Protocol>
+class transport_core : public Interface, protected io_watcher {
+public:
+    bool is_closing() const noexcept final { return closing_; }
+
+    void close() final {
+        user_closed_ = true;
+        start_closing();
+    }
+
+    void abort() final {
+        user_closed_ = true;
+        force_close({});
+    }
+
+    std::size_t get_write_buffer_size() const noexcept final { return self().buffered(); }
+
+    void set_write_buffer_limits(std::size_t high, std::size_t low) final {
+        const write_buffer_limits limits = resolve_write_limits(high, low);
+        high_ = limits.high;
+        low_ = limits.low;
+        maybe_pause_protocol();
+    }
+    write_buffer_limits get_write_buffer_limits() const noexcept final { return {low_, high_}; }
+
+    extra_info get_extra_info(std::string_view name) const final {
+        if (name == "socket") return extra_info(fd_);
+        sockaddr_storage addr{};
+        socklen_t size = sizeof addr;
+        auto* native = reinterpret_cast<sockaddr*>(&addr);
+        int rc = -1;
+        if (name == "peername") rc = ::getpeername(fd_, native, &size);
+        if (name == "sockname") rc = ::getsockname(fd_, native, &size);
+        // An unnamed Unix socket has an address of just its family: nothing to say.
+        if (rc == -1 || size <= static_cast<socklen_t>(sizeof(sa_family_t))) return {};
+        return extra_info(endpoint::from_native(native, size));
+    }
+
+protected:
+    transport_core(loop_base& loop, int fd, std::unique_ptr<Protocol> p) noexcept
+        : loop_(loop), protocol_(std::move(p)), fd_(fd) {}
+    ~transport_core() override = default;
+
+    // Watches the socket and tells the protocol; `t` is the new transport, owning the
+    // socket. If watching fails (the backend cannot take the descriptor), the socket is
+    // closed and the protocol dropped without a callback, and the error is thrown.
+    static Derived& start(Derived* t) {
+        try {
+            t->update_watch_or_throw();
+        } catch (...) {
+            ::close(t->fd_);
+            delete t;
+            throw;
+        }
+        net_access::add_resource(t->loop_, *t);
+        t->opened();
+        try {
+            t->protocol_->connection_made(*t);
+        } catch (...) {
+            t->protocol_failed("connection_made");
+        }
+        return *t;
+    }
+
+    // ---- flow control -------------------------------------------------------------------
+
+    void maybe_pause_protocol() noexcept {
+        if (protocol_paused_ || self().buffered() <= high_) return;
+        protocol_paused_ = true;
+        try {
+            protocol_->pause_writing();
+        } catch (...) {
+            report_protocol_error(loop_, "pause_writing");
+        }
+    }
+
+    void maybe_resume_protocol() noexcept {
+        if (!protocol_paused_ || self().buffered() > low_) return;
+        protocol_paused_ = false;
+        try {
+            protocol_->resume_writing();
+        } catch (...) {
+            report_protocol_error(loop_, "resume_writing");
+        }
+    }
+
+    // ---- closing ------------------------------------------------------------------------
+
+    // Stops reading; connection_lost follows once the buffered bytes are sent.
+    void start_closing() noexcept {
+        if (closing_) return;
+        closing_ = true;
+        update_watch();
+        if (self().buffered() == 0 && !lost_) schedule_connection_lost({});
+    }
+
+    // Drops the buffered bytes; connection_lost(ec) follows.
+    void force_close(std::error_code ec) noexcept {
+        if (lost_) return;
+        self().drop_buffer();
+        closing_ = true;
+        schedule_connection_lost(ec);
+    }
+
+    void protocol_failed(std::string_view hook) noexcept {
+        report_protocol_error(loop_, hook);
+        force_close(std::make_error_code(std::errc::connection_aborted));
+    }
+
+    void schedule_connection_lost(std::error_code ec) noexcept {
+        lost_ = true;
+        update_watch();  // unwatches: nothing more comes in or goes out
+        try {
+            loop_access::post(loop_, [this, ec] { finish(ec); });
+        } catch (...) {
+            // No memory for the callback: the transport stays a resource of the loop, and
+            // closing the loop frees it.
+        }
+    }
+
+    // ---- the backend registration -------------------------------------------------------
+
+    void update_watch_or_throw() {
+        const unsigned want = lost_ ? 0 : self().wanted_events();
+        if (want == watched_) return;
+        net_access::watch(loop_, fd_, watched_, want, *this);
+        watched_ = static_cast<unsigned char>(want);
+    }
+
+    // Failing to change what the backend watches (no memory for epoll's bookkeeping)
+    // leaves a connection that would hang: it is closed with the error instead.
+    void update_watch() noexcept {
+        try {
+            update_watch_or_throw();
+        } catch (const std::system_error& e) {
+            if (!lost_) {
+                force_close(e.code());
+            } else {
+                watched_ = 0;  // unwatching failed: the descriptor is closed right after
+            }
+        } catch (...) {
+            force_close(std::make_error_code(std::errc::not_enough_memory));
+        }
+    }
+
+    static std::error_code errno_code(int err) noexcept {
+        return std::error_code(err, std::generic_category());
+    }
+
+    // Hooks for Derived (a server's connection count): the transport started, ended.
+    void opened() noexcept {}
+    void ended() noexcept {}
+
+    loop_base& loop_;
+    std::unique_ptr<Protocol> protocol_;
+    std::size_t high_ = default_write_high_water;
+    std::size_t low_ = default_write_high_water / 4;
+    int fd_;
+    unsigned char watched_ = 0;  // the events the backend watches for us
+    bool closing_ = false;
+    bool user_closed_ = false;  // close() or abort() was called: writing is a bug
+    bool protocol_paused_ = false;
+    bool lost_ = false;  // connection_lost is scheduled; the socket is unwatched
+
+private:
+    Derived& self() noexcept { return static_cast<Derived&>(*this); }
+    const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
+
+    void finish(std::error_code ec) noexcept {
+        try {
+            protocol_->connection_lost(ec);
+        } catch (...) {
+            report_protocol_error(loop_, "connection_lost");
+        }
+        net_access::remove_resource(loop_, *this);
+        release();
+    }
+
+    void on_loop_close() noexcept final {
+        lost_ = true;
+        update_watch();
+        release();
+    }
+
+    void release() noexcept {
+        self().ended();
+        ::close(fd_);
+        delete this;  // the destructor is virtual (loop_resource's)
+    }
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/net/transport_core.hpp
+
+#if defined(IOLOOP_POSIX)
+
+#include <cerrno>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <sys/socket.h>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -9743,57 +10032,21 @@ protected:
     ~connection_counter() = default;
 };
 
-// Checks asyncio's rule for set_write_buffer_limits and fills in the missing one.
-inline write_buffer_limits resolve_write_limits(std::size_t high, std::size_t low) {
-    if (high == base_transport::unset) {
-        high = low == base_transport::unset ? default_write_high_water : 4 * low;
-    }
-    if (low == base_transport::unset) low = high / 4;
-    if (low > high) {
-        throw std::invalid_argument(concat({"set_write_buffer_limits: high (", decimal(high),
-                                            ") must be >= low (", decimal(low), ")"}));
-    }
-    return {low, high};
-}
+class socket_transport final
+    : public transport_core<socket_transport, transport, protocol> {
+    using core = transport_core<socket_transport, transport, protocol>;
+    friend core;
 
-// Reports an exception a protocol's callback threw; `hook` names the callback.
-inline void report_protocol_error(loop_base& loop, std::string_view hook) noexcept {
-    try {
-        loop.call_exception_handler(
-            {concat({"Fatal error: protocol.", hook, "() call failed."}), std::current_exception(),
-             {}});
-    } catch (...) {
-    }
-}
-
-class socket_transport final : public transport, private io_watcher {
 public:
     // Takes the connected socket and the protocol, watches the socket and calls
-    // connection_made. If watching fails (the backend cannot take the descriptor), the
-    // socket is closed, the protocol is dropped without a callback, and the error thrown.
+    // connection_made. If watching fails, the socket is closed, the protocol dropped
+    // without a callback, and the error thrown. `server`: the server that accepted it.
     static socket_transport& start(loop_base& loop, socket sock, std::unique_ptr<protocol> p,
                                    connection_counter* server) {
         auto* t = new socket_transport(loop, sock.fd(), std::move(p), server);
         sock.release();
-        try {
-            t->update_watch_or_throw();
-        } catch (...) {
-            ::close(t->fd_);
-            delete t;
-            throw;
-        }
-        socket_transport& self = *t;
-        net_access::add_resource(loop, self);
-        if (server) server->connection_opened();
-        try {
-            self.protocol_->connection_made(self);
-        } catch (...) {
-            self.protocol_failed("connection_made");
-        }
-        return self;
+        return core::start(t);
     }
-
-    // ---- transport ----------------------------------------------------------------------
 
     void write(std::string_view data) override {
         if (user_closed_) throw invalid_state_error("transport::write: the transport is closed");
@@ -9818,18 +10071,6 @@ public:
     }
     bool can_write_eof() const noexcept override { return true; }
 
-    void close() override {
-        user_closed_ = true;
-        start_closing();
-    }
-
-    void abort() override {
-        user_closed_ = true;
-        force_close({});
-    }
-
-    bool is_closing() const noexcept override { return closing_; }
-
     void pause_reading() override {
         if (closing_ || reading_paused_) return;
         reading_paused_ = true;
@@ -9842,32 +10083,6 @@ public:
     }
     bool is_reading() const noexcept override { return !reading_paused_ && !closing_; }
 
-    std::size_t get_write_buffer_size() const noexcept override {
-        return pending_ ? pending_->size() : 0;
-    }
-    void set_write_buffer_limits(std::size_t high, std::size_t low) override {
-        const write_buffer_limits limits = resolve_write_limits(high, low);
-        high_ = limits.high;
-        low_ = limits.low;
-        maybe_pause_protocol();
-    }
-    write_buffer_limits get_write_buffer_limits() const noexcept override {
-        return {low_, high_};
-    }
-
-    extra_info get_extra_info(std::string_view name) const override {
-        sockaddr_storage addr{};
-        socklen_t size = sizeof addr;
-        auto* native = reinterpret_cast<sockaddr*>(&addr);
-        int rc = -1;
-        if (name == "socket") return extra_info(fd_);
-        if (name == "peername") rc = ::getpeername(fd_, native, &size);
-        if (name == "sockname") rc = ::getsockname(fd_, native, &size);
-        // An unnamed Unix socket has an address of just its family: nothing to say.
-        if (rc == -1 || size <= static_cast<socklen_t>(sizeof(sa_family_t))) return {};
-        return extra_info(endpoint::from_native(native, size));
-    }
-
 private:
     // The bytes a partial send left, and how many of them went out since.
     struct pending_writes {
@@ -9878,8 +10093,25 @@ private:
 
     socket_transport(loop_base& loop, int fd, std::unique_ptr<protocol> p,
                      connection_counter* server) noexcept
-        : loop_(loop), protocol_(std::move(p)), server_(server), fd_(fd) {}
+        : core(loop, fd, std::move(p)), server_(server) {}
     ~socket_transport() override = default;
+
+    // ---- what transport_core asks of us ---------------------------------------------------
+
+    unsigned wanted_events() const noexcept {
+        unsigned events = 0;
+        if (!closing_ && !reading_paused_ && !eof_received_) events |= backend::io_read;
+        if (pending_) events |= backend::io_write;
+        return events;
+    }
+    std::size_t buffered() const noexcept { return pending_ ? pending_->size() : 0; }
+    void drop_buffer() noexcept { pending_.reset(); }
+    void opened() noexcept {
+        if (server_) server_->connection_opened();
+    }
+    void ended() noexcept {
+        if (server_) server_->connection_closed();
+    }
 
     // ---- events -------------------------------------------------------------------------
 
@@ -9903,7 +10135,7 @@ private:
         } else if (n == 0) {
             eof_received();
         } else if (!would_block(errno)) {
-            force_close(std::error_code(errno, std::generic_category()));
+            force_close(errno_code(errno));
         }
     }
 
@@ -9952,146 +10184,21 @@ private:
             if (n >= 0) return n;
             if (errno == EINTR) continue;
             if (would_block(errno)) return 0;
-            force_close(std::error_code(errno, std::generic_category()));
+            force_close(errno_code(errno));
             return -1;
         }
     }
 
     void shutdown_write() noexcept {
         // ENOTCONN: the peer is gone already; reading will tell the protocol.
-        if (::shutdown(fd_, SHUT_WR) == -1 && errno != ENOTCONN) {
-            force_close(std::error_code(errno, std::generic_category()));
-        }
+        if (::shutdown(fd_, SHUT_WR) == -1 && errno != ENOTCONN) force_close(errno_code(errno));
     }
 
-    // ---- flow control -------------------------------------------------------------------
-
-    void maybe_pause_protocol() noexcept {
-        if (protocol_paused_ || get_write_buffer_size() <= high_) return;
-        protocol_paused_ = true;
-        try {
-            protocol_->pause_writing();
-        } catch (...) {
-            report_protocol_error(loop_, "pause_writing");
-        }
-    }
-
-    void maybe_resume_protocol() noexcept {
-        if (!protocol_paused_ || get_write_buffer_size() > low_) return;
-        protocol_paused_ = false;
-        try {
-            protocol_->resume_writing();
-        } catch (...) {
-            report_protocol_error(loop_, "resume_writing");
-        }
-    }
-
-    // ---- closing ------------------------------------------------------------------------
-
-    // Stops reading; connection_lost follows once the buffered bytes are sent.
-    void start_closing() noexcept {
-        if (closing_) return;
-        closing_ = true;
-        update_watch();
-        if (!pending_ && !lost_) schedule_connection_lost({});
-    }
-
-    // Drops the buffered bytes; connection_lost(ec) follows.
-    void force_close(std::error_code ec) noexcept {
-        if (lost_) return;
-        pending_.reset();
-        closing_ = true;
-        schedule_connection_lost(ec);
-    }
-
-    void protocol_failed(std::string_view hook) noexcept {
-        report_protocol_error(loop_, hook);
-        force_close(std::make_error_code(std::errc::connection_aborted));
-    }
-
-    void schedule_connection_lost(std::error_code ec) noexcept {
-        lost_ = true;
-        update_watch();  // unwatches: nothing more comes in or goes out
-        try {
-            loop_access::post(loop_, [this, ec] { finish(ec); });
-        } catch (...) {
-            // No memory for the callback: the transport stays a resource of the loop, and
-            // closing the loop frees it.
-        }
-    }
-
-    void finish(std::error_code ec) noexcept {
-        try {
-            protocol_->connection_lost(ec);
-        } catch (...) {
-            report_protocol_error(loop_, "connection_lost");
-        }
-        destroy();
-    }
-
-    void destroy() noexcept {
-        net_access::remove_resource(loop_, *this);
-        if (server_) server_->connection_closed();
-        ::close(fd_);
-        delete this;
-    }
-
-    void on_loop_close() noexcept override {
-        lost_ = true;
-        update_watch();
-        if (server_) server_->connection_closed();
-        ::close(fd_);
-        delete this;
-    }
-
-    // ---- the backend registration -------------------------------------------------------
-
-    unsigned wanted_events() const noexcept {
-        if (lost_) return 0;
-        unsigned events = 0;
-        if (!closing_ && !reading_paused_ && !eof_received_) events |= backend::io_read;
-        if (pending_) events |= backend::io_write;
-        return events;
-    }
-
-    void update_watch_or_throw() {
-        const unsigned want = wanted_events();
-        if (want == watched_) return;
-        net_access::watch(loop_, fd_, watched_, want, *this);
-        watched_ = static_cast<unsigned char>(want);
-    }
-
-    // Failing to change what the backend watches (no memory for epoll's bookkeeping)
-    // leaves a connection that would hang: it is closed with the error instead.
-    void update_watch() noexcept {
-        try {
-            update_watch_or_throw();
-        } catch (const std::system_error& e) {
-            if (!lost_) {
-                force_close(e.code());
-            } else {
-                watched_ = 0;  // unwatching failed: the descriptor is closed right after
-            }
-        } catch (...) {
-            force_close(std::make_error_code(std::errc::not_enough_memory));
-        }
-    }
-
-    loop_base& loop_;
-    std::unique_ptr<protocol> protocol_;
     std::unique_ptr<pending_writes> pending_;  // only while a write is partly sent
     connection_counter* server_;               // the server that accepted it, if any
-    std::size_t high_ = default_write_high_water;
-    std::size_t low_ = default_write_high_water / 4;
-    int fd_;
-    unsigned char watched_ = 0;  // the events the backend watches for us
     bool reading_paused_ = false;
     bool eof_received_ = false;
     bool eof_requested_ = false;  // write_eof(): shut down once the buffer is sent
-    bool closing_ = false;
-    bool user_closed_ = false;  // close() or abort() was called: writing is a bug
-    bool protocol_paused_ = false;
-    bool lost_ = false;  // connection_lost is scheduled; the socket is unwatched
 };
 
 }  // namespace detail
@@ -10215,6 +10322,227 @@ IOLOOP_NAMESPACE_END
 #endif  // IOLOOP_POSIX
 #endif
 // end file ioloop/net/create_connection.hpp
+// begin file ioloop/net/create_datagram_endpoint.hpp
+// ioloop: loop.create_datagram_endpoint (asyncio's): a UDP or Unix datagram socket,
+// bound to a local address, connected to a remote one, or both, with a transport and the
+// factory's protocol.
+#ifndef IOLOOP_NET_CREATE_DATAGRAM_ENDPOINT_HPP
+#define IOLOOP_NET_CREATE_DATAGRAM_ENDPOINT_HPP
+
+// begin file ioloop/net/datagram_socket_transport.hpp
+// ioloop: the datagram transport of the readiness backends: a UDP or Unix datagram
+// socket, its protocol, and the datagrams the socket could not take yet (sent in order
+// once it can, as asyncio queues them).
+#ifndef IOLOOP_NET_DATAGRAM_SOCKET_TRANSPORT_HPP
+#define IOLOOP_NET_DATAGRAM_SOCKET_TRANSPORT_HPP
+
+
+#if defined(IOLOOP_POSIX)
+
+#include <cerrno>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <sys/socket.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+class datagram_socket_transport final
+    : public transport_core<datagram_socket_transport, datagram_transport, datagram_protocol> {
+    using core = transport_core<datagram_socket_transport, datagram_transport, datagram_protocol>;
+    friend core;
+
+public:
+    static datagram_socket_transport& start(loop_base& loop, socket sock,
+                                            std::unique_ptr<datagram_protocol> p) {
+        auto* t = new datagram_socket_transport(loop, sock.fd(), std::move(p));
+        sock.release();
+        return core::start(t);
+    }
+
+    void sendto(std::string_view data, const endpoint& to) override {
+        if (user_closed_) {
+            throw invalid_state_error("datagram_transport::sendto: the transport is closed");
+        }
+        if (lost_) return;
+        if (queue_.empty() && send_one(data, to)) return;
+        queue_.push_back({std::string(data), to});
+        queued_bytes_ += data.size();
+        update_watch();
+        maybe_pause_protocol();
+    }
+
+private:
+    struct datagram {
+        std::string data;
+        endpoint to;
+    };
+
+    datagram_socket_transport(loop_base& loop, int fd,
+                              std::unique_ptr<datagram_protocol> p) noexcept
+        : core(loop, fd, std::move(p)) {}
+    ~datagram_socket_transport() override = default;
+
+    unsigned wanted_events() const noexcept {
+        return (closing_ ? 0u : unsigned(backend::io_read)) |
+               (queue_.empty() ? 0u : unsigned(backend::io_write));
+    }
+    std::size_t buffered() const noexcept { return queued_bytes_; }
+    void drop_buffer() noexcept {
+        queue_.clear();
+        queued_bytes_ = 0;
+    }
+
+    void on_io(unsigned events) noexcept override {
+        if ((events & backend::io_read) && (watched_ & backend::io_read)) read_ready();
+        if ((events & backend::io_write) && !queue_.empty() && !lost_) write_ready();
+    }
+
+    void read_ready() noexcept {
+        const std::span<char> buffer = net_access::read_buffer(loop_);
+        sockaddr_storage from{};
+        socklen_t size = sizeof from;
+        auto* native = reinterpret_cast<sockaddr*>(&from);
+        ::ssize_t n;
+        do {
+            n = ::recvfrom(fd_, buffer.data(), buffer.size(), 0, native, &size);
+        } while (n == -1 && errno == EINTR);
+        if (n < 0) {
+            if (!would_block(errno)) error_received(errno);
+            return;
+        }
+        try {
+            // An unnamed Unix sender has no address: its endpoint is unspecified.
+            const endpoint sender = size <= static_cast<socklen_t>(sizeof(sa_family_t))
+                                        ? endpoint()
+                                        : endpoint::from_native(native, size);
+            protocol_->datagram_received(std::string_view(buffer.data(), std::size_t(n)),
+                                         sender);
+        } catch (...) {
+            protocol_failed("datagram_received");
+        }
+    }
+
+    void write_ready() noexcept {
+        std::size_t sent = 0;
+        while (sent < queue_.size() && !lost_) {
+            datagram& d = queue_[sent];
+            if (!send_one(d.data, d.to)) break;
+            queued_bytes_ -= d.data.size();
+            ++sent;
+        }
+        if (lost_) return;
+        queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(sent));
+        if (!queue_.empty()) return;
+        update_watch();
+        maybe_resume_protocol();
+        if (closing_) schedule_connection_lost({});
+    }
+
+    // Sends one datagram; false if the socket cannot take it now. A failure other than
+    // that goes to the protocol's error_received and the datagram is dropped (asyncio).
+    bool send_one(std::string_view data, const endpoint& to) noexcept {
+        const bool connected = to.family() == address_family::unspecified;
+        for (;;) {
+            const ::ssize_t n =
+                connected ? ::send(fd_, data.data(), data.size(), send_flags)
+                          : ::sendto(fd_, data.data(), data.size(), send_flags, to.native(),
+                                     to.native_size());
+            if (n >= 0) return true;
+            if (errno == EINTR) continue;
+            if (would_block(errno)) return false;
+            error_received(errno);
+            return true;  // dropped: it counts as handled
+        }
+    }
+
+    void error_received(int err) noexcept {
+        try {
+            protocol_->error_received(errno_code(err));
+        } catch (...) {
+            protocol_failed("error_received");
+        }
+    }
+
+    std::vector<datagram> queue_;  // waiting for the socket, in order
+    std::size_t queued_bytes_ = 0;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/net/datagram_socket_transport.hpp
+
+#if defined(IOLOOP_POSIX)
+
+#include <cerrno>
+#include <memory>
+#include <system_error>
+#include <utility>
+
+#include <sys/socket.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// A datagram socket bound to `local` and connected to `remote`, where given.
+inline socket open_datagram_socket(const endpoint& local, const endpoint& remote) {
+    const bool has_local = local.family() != address_family::unspecified;
+    const bool has_remote = remote.family() != address_family::unspecified;
+    if (!has_local && !has_remote) {
+        throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                "create_datagram_endpoint: give a local or a remote address");
+    }
+    if (has_local && has_remote && local.family() != remote.family()) {
+        throw std::system_error(
+            std::make_error_code(std::errc::address_family_not_supported),
+            concat({"create_datagram_endpoint: ", local.to_string(), " and ", remote.to_string(),
+                    " are of different families"}));
+    }
+    socket s = socket::open(has_local ? local.family() : remote.family(), socket_type::datagram);
+    if (has_local) s.bind(local);
+    // A datagram connect only records the peer: it does not wait for anything.
+    if (has_remote && ::connect(s.fd(), remote.native(), remote.native_size()) == -1) {
+        throw_errno(errno, concat({"create_datagram_endpoint: connect to ", remote.to_string()}));
+    }
+    return s;
+}
+
+template <class P, class Factory>
+coro<std::pair<datagram_transport*, P*>> create_datagram_endpoint(loop_base& loop,
+                                                                  Factory factory,
+                                                                  endpoint local,
+                                                                  endpoint remote) {
+    socket s = open_datagram_socket(local, remote);
+    std::unique_ptr<P> proto = factory();
+    P* p = proto.get();
+    datagram_transport& t = datagram_socket_transport::start(loop, std::move(s), std::move(proto));
+    co_return std::pair<datagram_transport*, P*>(&t, p);
+}
+
+}  // namespace detail
+
+template <class Factory>
+auto loop_base::create_datagram_endpoint(Factory factory, endpoint local, endpoint remote) {
+    detail::check_factory<Factory, datagram_protocol>();
+    detail::check_net_loop(*this, "create_datagram_endpoint");
+    using P = detail::protocol_of<Factory>;
+    return detail::create_datagram_endpoint<P>(*this, std::move(factory), std::move(local),
+                                               std::move(remote));
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/net/create_datagram_endpoint.hpp
 // begin file ioloop/net/create_server.hpp
 // ioloop: loop.create_server and loop.create_unix_server (asyncio's): listening sockets
 // with the defaults users expect (SO_REUSEADDR, a backlog of 100), serving at once.

@@ -1,0 +1,158 @@
+// ioloop: the datagram transport of the readiness backends: a UDP or Unix datagram
+// socket, its protocol, and the datagrams the socket could not take yet (sent in order
+// once it can, as asyncio queues them).
+#ifndef IOLOOP_NET_DATAGRAM_SOCKET_TRANSPORT_HPP
+#define IOLOOP_NET_DATAGRAM_SOCKET_TRANSPORT_HPP
+
+#include "ioloop/backend/concept.hpp"
+#include "ioloop/detail/config.hpp"
+#include "ioloop/errors.hpp"
+#include "ioloop/loop_base.hpp"
+#include "ioloop/net/endpoint.hpp"
+#include "ioloop/net/net_access.hpp"
+#include "ioloop/net/protocol.hpp"
+#include "ioloop/net/socket.hpp"
+#include "ioloop/net/transport.hpp"
+#include "ioloop/net/transport_core.hpp"
+
+#if defined(IOLOOP_POSIX)
+
+#include <cerrno>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <sys/socket.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+class datagram_socket_transport final
+    : public transport_core<datagram_socket_transport, datagram_transport, datagram_protocol> {
+    using core = transport_core<datagram_socket_transport, datagram_transport, datagram_protocol>;
+    friend core;
+
+public:
+    static datagram_socket_transport& start(loop_base& loop, socket sock,
+                                            std::unique_ptr<datagram_protocol> p) {
+        auto* t = new datagram_socket_transport(loop, sock.fd(), std::move(p));
+        sock.release();
+        return core::start(t);
+    }
+
+    void sendto(std::string_view data, const endpoint& to) override {
+        if (user_closed_) {
+            throw invalid_state_error("datagram_transport::sendto: the transport is closed");
+        }
+        if (lost_) return;
+        if (queue_.empty() && send_one(data, to)) return;
+        queue_.push_back({std::string(data), to});
+        queued_bytes_ += data.size();
+        update_watch();
+        maybe_pause_protocol();
+    }
+
+private:
+    struct datagram {
+        std::string data;
+        endpoint to;
+    };
+
+    datagram_socket_transport(loop_base& loop, int fd,
+                              std::unique_ptr<datagram_protocol> p) noexcept
+        : core(loop, fd, std::move(p)) {}
+    ~datagram_socket_transport() override = default;
+
+    unsigned wanted_events() const noexcept {
+        return (closing_ ? 0u : unsigned(backend::io_read)) |
+               (queue_.empty() ? 0u : unsigned(backend::io_write));
+    }
+    std::size_t buffered() const noexcept { return queued_bytes_; }
+    void drop_buffer() noexcept {
+        queue_.clear();
+        queued_bytes_ = 0;
+    }
+
+    void on_io(unsigned events) noexcept override {
+        if ((events & backend::io_read) && (watched_ & backend::io_read)) read_ready();
+        if ((events & backend::io_write) && !queue_.empty() && !lost_) write_ready();
+    }
+
+    void read_ready() noexcept {
+        const std::span<char> buffer = net_access::read_buffer(loop_);
+        sockaddr_storage from{};
+        socklen_t size = sizeof from;
+        auto* native = reinterpret_cast<sockaddr*>(&from);
+        ::ssize_t n;
+        do {
+            n = ::recvfrom(fd_, buffer.data(), buffer.size(), 0, native, &size);
+        } while (n == -1 && errno == EINTR);
+        if (n < 0) {
+            if (!would_block(errno)) error_received(errno);
+            return;
+        }
+        try {
+            // An unnamed Unix sender has no address: its endpoint is unspecified.
+            const endpoint sender = size <= static_cast<socklen_t>(sizeof(sa_family_t))
+                                        ? endpoint()
+                                        : endpoint::from_native(native, size);
+            protocol_->datagram_received(std::string_view(buffer.data(), std::size_t(n)),
+                                         sender);
+        } catch (...) {
+            protocol_failed("datagram_received");
+        }
+    }
+
+    void write_ready() noexcept {
+        std::size_t sent = 0;
+        while (sent < queue_.size() && !lost_) {
+            datagram& d = queue_[sent];
+            if (!send_one(d.data, d.to)) break;
+            queued_bytes_ -= d.data.size();
+            ++sent;
+        }
+        if (lost_) return;
+        queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(sent));
+        if (!queue_.empty()) return;
+        update_watch();
+        maybe_resume_protocol();
+        if (closing_) schedule_connection_lost({});
+    }
+
+    // Sends one datagram; false if the socket cannot take it now. A failure other than
+    // that goes to the protocol's error_received and the datagram is dropped (asyncio).
+    bool send_one(std::string_view data, const endpoint& to) noexcept {
+        const bool connected = to.family() == address_family::unspecified;
+        for (;;) {
+            const ::ssize_t n =
+                connected ? ::send(fd_, data.data(), data.size(), send_flags)
+                          : ::sendto(fd_, data.data(), data.size(), send_flags, to.native(),
+                                     to.native_size());
+            if (n >= 0) return true;
+            if (errno == EINTR) continue;
+            if (would_block(errno)) return false;
+            error_received(errno);
+            return true;  // dropped: it counts as handled
+        }
+    }
+
+    void error_received(int err) noexcept {
+        try {
+            protocol_->error_received(errno_code(err));
+        } catch (...) {
+            protocol_failed("error_received");
+        }
+    }
+
+    std::vector<datagram> queue_;  // waiting for the socket, in order
+    std::size_t queued_bytes_ = 0;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
