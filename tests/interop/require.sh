@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# require.sh TOOL COMMAND...: runs COMMAND if TOOL is installed. If it is not, exits 77,
+# which CTest reports as a skip (the tests' SKIP_RETURN_CODE), never as a pass; a 77 from
+# COMMAND itself is turned into a plain failure, so that only a missing tool skips.
+tool="$1"
+shift
+if ! command -v "$tool" >/dev/null 2>&1; then
+  echo "SKIPPED: $tool is not installed"
+  exit 77
+fi
+"$@"
+rc=$?
+[ "$rc" -ne 77 ] || rc=1
+exit "$rc"
