@@ -1,0 +1,234 @@
+// loop.create_datagram_endpoint: UDP and Unix datagram transports and their protocols.
+#include "loop_helpers.hpp"
+
+#include <ioloop/ioloop.hpp>
+
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace {
+
+using ioloop::endpoint;
+
+// Sends back every datagram to its sender.
+struct echo_protocol : ioloop::datagram_protocol {
+    ioloop::datagram_transport* transport = nullptr;
+    void connection_made(ioloop::datagram_transport& t) override { transport = &t; }
+    void datagram_received(std::string_view data, const endpoint& from) override {
+        transport->sendto(data, from);
+    }
+};
+
+// How a transport ended; shared, since the protocol is destroyed after connection_lost.
+struct ending {
+    bool lost = false;
+    std::error_code code;
+};
+
+// Records what happens to it; stops the loop once `expected` datagrams came back.
+struct recorder : ioloop::datagram_protocol {
+    ioloop::event_loop* loop = nullptr;
+    ioloop::datagram_transport* transport = nullptr;
+    std::vector<std::string> received;
+    std::vector<std::error_code> errors;
+    std::size_t expected = 0;
+    int pauses = 0;
+    int resumes = 0;
+    std::shared_ptr<ending> end = std::make_shared<ending>();
+
+    void connection_made(ioloop::datagram_transport& t) override { transport = &t; }
+    void datagram_received(std::string_view data, const endpoint&) override {
+        received.emplace_back(data);
+        if (received.size() == expected) loop->stop();
+    }
+    void error_received(std::error_code ec) override {
+        errors.push_back(ec);
+        loop->stop();
+    }
+    void pause_writing() override { ++pauses; }
+    void resume_writing() override { ++resumes; }
+    void connection_lost(std::error_code ec) override {
+        end->lost = true;
+        end->code = ec;
+        loop->stop();
+    }
+};
+
+template <class P>
+std::pair<ioloop::datagram_transport*, P*> open(ioloop::event_loop& loop, endpoint local,
+                                                 endpoint remote) {
+    return loop.run_until_complete(loop.create_datagram_endpoint(
+        [] { return std::make_unique<P>(); }, std::move(local), std::move(remote)));
+}
+
+std::string unique_path(const char* tag) {
+    return "/tmp/ioloop-test-" + std::string(tag) + "-" + std::to_string(::getpid());
+}
+
+}  // namespace
+
+TEST_CASE("a UDP echo: every datagram comes back whole, to the sender") {
+    ioloop::event_loop loop;
+    auto [server, server_protocol] = open<echo_protocol>(loop, endpoint::ip("127.0.0.1", 0), {});
+    const endpoint server_address = server->get_extra_info("sockname").address();
+    CHECK(server_address.port() != 0);
+
+    auto [client, p] = open<recorder>(loop, {}, server_address);
+    p->loop = &loop;
+    p->expected = 50;
+    std::vector<std::string> sent;
+    for (int i = 0; i < 50; ++i) {
+        sent.push_back("datagram " + std::to_string(i) + std::string(std::size_t(i) * 20, 'x'));
+        client->sendto(sent.back());
+    }
+    test::run_with_watchdog(loop);
+    // Loopback keeps order and loses nothing at this rate.
+    CHECK(p->received == sent);
+    CHECK(client->get_extra_info("peername").address().to_string() ==
+          server_address.to_string());
+    CHECK(client->get_extra_info("socket").fd() >= 0);
+    CHECK_FALSE(client->get_extra_info("no such thing"));
+    CHECK(server_protocol->transport == server);
+}
+
+TEST_CASE("an unconnected UDP endpoint sends to the address given with each datagram") {
+    ioloop::event_loop loop;
+    auto server = open<echo_protocol>(loop, endpoint::ip("127.0.0.1", 0), {}).first;
+    const endpoint to = server->get_extra_info("sockname").address();
+    auto [client, p] = open<recorder>(loop, endpoint::ip("127.0.0.1", 0), {});
+    p->loop = &loop;
+    p->expected = 1;
+    CHECK_FALSE(client->get_extra_info("peername"));
+    client->sendto("hello", to);
+    test::run_with_watchdog(loop);
+    REQUIRE(p->received.size() == 1);
+    CHECK(p->received[0] == "hello");
+}
+
+TEST_CASE("a refused datagram reaches error_received and the transport stays open") {
+    ioloop::event_loop loop;
+    // A port nobody listens on: bind one, note it, close it.
+    endpoint closed_port;
+    {
+        ioloop::socket s = ioloop::socket::open(ioloop::address_family::ipv4,
+                                                ioloop::socket_type::datagram);
+        s.bind(endpoint::ip("127.0.0.1", 0));
+        closed_port = s.local_endpoint();
+    }
+    auto [client, p] = open<recorder>(loop, {}, closed_port);
+    p->loop = &loop;
+    client->sendto("anyone?");
+    test::run_with_watchdog(loop);
+    REQUIRE(p->errors.size() >= 1);
+    CHECK(p->errors[0] == std::errc::connection_refused);
+    CHECK_FALSE(client->is_closing());
+    CHECK_FALSE(p->end->lost);
+}
+
+TEST_CASE("a Unix datagram echo, with the client bound to a path of its own") {
+    ioloop::event_loop loop;
+    const std::string server_path = unique_path("dgram-server");
+    const std::string client_path = unique_path("dgram-client");
+    ::unlink(server_path.c_str());
+    ::unlink(client_path.c_str());
+    auto server = open<echo_protocol>(loop, endpoint::unix_path(server_path), {});
+    CHECK(server.first->get_extra_info("sockname").address().to_string().find(server_path) !=
+          std::string::npos);
+    auto [client, p] = open<recorder>(loop, endpoint::unix_path(client_path),
+                                      endpoint::unix_path(server_path));
+    p->loop = &loop;
+    p->expected = 3;
+    client->sendto("one");
+    client->sendto("two");
+    client->sendto("three");
+    test::run_with_watchdog(loop);
+    CHECK(p->received == std::vector<std::string>{"one", "two", "three"});
+    ::unlink(server_path.c_str());
+    ::unlink(client_path.c_str());
+}
+
+TEST_CASE("close: connection_lost on a later iteration, and sendto after it is an error") {
+    ioloop::event_loop loop;
+    auto [t, p] = open<recorder>(loop, endpoint::ip("127.0.0.1", 0), {});
+    p->loop = &loop;
+    const std::shared_ptr<ending> end = p->end;
+    t->close();
+    CHECK(t->is_closing());
+    CHECK_FALSE(end->lost);  // never inside close()
+    CHECK_THROWS_AS(t->sendto("late", endpoint::ip("127.0.0.1", 9)), ioloop::invalid_state_error);
+    test::run_with_watchdog(loop);
+    CHECK(end->lost);
+    CHECK_FALSE(end->code);
+}
+
+TEST_CASE("datagrams the socket cannot take are queued, sent in order, and flow-controlled") {
+    ioloop::event_loop loop;
+    auto [server, sp] = open<recorder>(loop, endpoint::ip("127.0.0.1", 0), {});
+    const endpoint to = server->get_extra_info("sockname").address();
+    auto [client, p] = open<recorder>(loop, {}, to);
+    sp->loop = &loop;
+    p->loop = &loop;
+    // A small send buffer and a large receive buffer: the sender runs out first.
+    const int small = 4096;
+    const int large = 4 << 20;
+    const int client_fd = client->get_extra_info("socket").fd();
+    const int server_fd = server->get_extra_info("socket").fd();
+    REQUIRE(::setsockopt(client_fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
+    ::setsockopt(server_fd, SOL_SOCKET, SO_RCVBUF, &large, sizeof large);
+    client->set_write_buffer_limits(16 * 1024);
+
+    const std::size_t count = 64;
+    std::vector<std::string> sent;
+    for (std::size_t i = 0; i < count; ++i) {
+        std::string d(8000, char('a' + i % 26));
+        d.replace(0, 8, std::to_string(100000000 + i).substr(1));
+        sent.push_back(d);
+        client->sendto(d);
+    }
+    const std::size_t queued = client->get_write_buffer_size();
+    MESSAGE("bytes queued after the burst: ", queued);
+    if (queued > 16 * 1024) CHECK(p->pauses == 1);
+
+    sp->expected = count;
+    test::run_with_watchdog(loop);
+    CHECK(client->get_write_buffer_size() == 0);
+    CHECK(p->resumes == p->pauses);
+    // What arrived is whole and in order; loopback drops nothing with this receive buffer.
+    CHECK(sp->received == sent);
+}
+
+TEST_CASE("bad input: no address, or addresses of two families") {
+    ioloop::event_loop loop;
+    try {
+        open<recorder>(loop, {}, {});
+        FAIL("no address accepted");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::invalid_argument);
+    }
+    CHECK_THROWS_AS(
+        open<recorder>(loop, endpoint::ip("127.0.0.1", 0), endpoint::ip("::1", 9)),
+        std::system_error);
+    loop.close();
+    CHECK_THROWS_AS(open<recorder>(loop, endpoint::ip("127.0.0.1", 0), {}),
+                    ioloop::invalid_state_error);
+}
+
+TEST_CASE("closing the loop frees open datagram transports without callbacks") {
+    ioloop::event_loop loop;
+    auto [t, p] = open<recorder>(loop, endpoint::ip("127.0.0.1", 0), {});
+    p->loop = &loop;
+    const std::shared_ptr<ending> end = p->end;
+    const int fd = t->get_extra_info("socket").fd();
+    loop.close();
+    CHECK_FALSE(end->lost);
+    // The descriptor is closed (LeakSanitizer checks the memory).
+    CHECK(::fcntl(fd, F_GETFD) == -1);
+}
