@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -236,4 +237,31 @@ TEST_CASE("closing the loop frees open datagram transports without callbacks") {
     CHECK_FALSE(end->lost);
     // The descriptor is closed (LeakSanitizer checks the memory).
     CHECK(::fcntl(fd, F_GETFD) == -1);
+}
+
+TEST_CASE("debug mode reports a protocol callback that blocks the loop, naming its transport") {
+    struct sleeper : ioloop::datagram_protocol {
+        ioloop::event_loop* loop = nullptr;
+        void datagram_received(std::string_view, const endpoint&) override {
+            const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(30);
+            while (std::chrono::steady_clock::now() < until) {
+            }
+            loop->stop();
+        }
+    };
+    ioloop::event_loop loop;
+    loop.set_debug(true);
+    loop.set_slow_callback_duration(std::chrono::milliseconds(20));
+    std::vector<std::string> reports;
+    loop.set_exception_handler(
+        [&](const ioloop::exception_context& c) { reports.push_back(c.message); });
+    auto [t, p] = open<sleeper>(loop, endpoint::ip("127.0.0.1", 0), {});
+    p->loop = &loop;
+    const endpoint to = t->get_extra_info("sockname").address();
+    const std::string name =
+        "the transport of socket " + std::to_string(t->get_extra_info("socket").fd());
+    t->sendto("wake up", to);
+    test::run_with_watchdog(loop);
+    REQUIRE(reports.size() == 1);
+    CHECK(reports[0].find("executing " + name + " took") == 0);
 }

@@ -239,8 +239,13 @@ private:
             // reader whose event is still to come in this batch: its fd_watch is freed
             // after the batch (until then it is empty and ignores the event).
             dispatching_ = true;
-            backend_.wait(timeout, [](void* data, unsigned events) noexcept {
-                static_cast<detail::io_watcher*>(data)->on_io(events);
+            backend_.wait(timeout, [this](void* data, unsigned events) noexcept {
+                auto* w = static_cast<detail::io_watcher*>(data);
+                if (debug_) [[unlikely]] {
+                    run_timed_io(*w, events);
+                } else {
+                    w->on_io(events);
+                }
             });
             dispatching_ = false;
             for (fd_watch* w : unwatched_) delete w;
@@ -252,6 +257,18 @@ private:
         fire_due_timers();
         // 4. Exactly what is ready now.
         run_ready();
+    }
+
+    // An I/O event in debug mode: timed like a callback, reported if slow.
+    IOLOOP_NOINLINE void run_timed_io(detail::io_watcher& w, unsigned events) noexcept {
+        const time_point start = time();
+        w.on_io(events);
+        const duration took = time() - start;
+        if (took < slow_callback_) return;
+        try {
+            report_slow(w.describe(), took);
+        } catch (...) {
+        }
     }
 
     void take_signals() noexcept {

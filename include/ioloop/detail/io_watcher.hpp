@@ -6,6 +6,8 @@
 
 #include "ioloop/detail/config.hpp"
 
+#include <string>
+
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
@@ -14,6 +16,9 @@ namespace detail {
 class io_watcher {
 public:
     virtual void on_io(unsigned events) noexcept = 0;
+
+    // Names it in debug mode's report of a slow callback.
+    virtual std::string describe() const { return "an I/O callback"; }
 
 protected:
     io_watcher() = default;

@@ -116,6 +116,9 @@ private:
         void on_io(unsigned) noexcept override {
             if (watched) owner.accept_ready(*this);
         }
+        std::string describe() const override {
+            return concat({"the server accepting on socket ", decimal(fd)});
+        }
         server_state& owner;
         int fd;
         bool watched = false;

@@ -23,6 +23,7 @@
 #include <exception>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -97,6 +98,10 @@ public:
     }
 
 protected:
+    std::string describe() const override {
+        return concat({"the transport of socket ", decimal(fd_)});
+    }
+
     transport_core(loop_base& loop, int fd, std::unique_ptr<Protocol> p) noexcept
         : loop_(loop), protocol_(std::move(p)), fd_(fd) {}
     ~transport_core() override = default;
