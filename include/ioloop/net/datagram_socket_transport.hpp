@@ -119,7 +119,8 @@ private:
         if (!queue_.empty()) return;
         update_watch();
         maybe_resume_protocol();
-        if (closing_) schedule_connection_lost({});
+        // resume_writing may have queued more, closed or aborted.
+        if (closing_ && queue_.empty() && !lost_) schedule_connection_lost({});
     }
 
     // Sends one datagram; false if the socket cannot take it now. A failure other than
