@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the ioloop benchmarks (Release, -O2), runs each workload --runs times (default 5),
 # and prints medians, ioloop's ratios against its target peers, and the footprint figures.
-#   bash tools/bench/run.sh [--runs R] [--quick]
+#   bash tools/bench/run.sh [--runs R] [--quick] [--echo-only | --no-echo]
 # --quick runs everything once with tiny counts: CI's smoke test. The exit status is
 # non-zero if anything fails to build or run, or a program reports a wrong count; a
-# target not met is reported in the table but is not a failure.
+# target not met is reported in the table but is not a failure. The echo servers
+# (echo/run_echo.sh) run last; --echo-only runs just them, --no-echo all but them.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,13 +13,15 @@ root=$(cd "$here/../.." && pwd)
 build=${BUILD_DIR:-$here/build}
 cxx=${CXX:-c++}
 
-runs=5 quick=0
+runs=5 quick=0 echo_mode=all
 while (($#)); do
     case $1 in
         --runs) runs=${2:?--runs needs a number}; shift ;;
         --runs=*) runs=${1#--runs=} ;;
         --quick) quick=1 ;;
-        -h|--help) sed -n '2,7s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        --echo-only) echo_mode=only ;;
+        --no-echo) echo_mode=none ;;
+        -h|--help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -43,6 +46,19 @@ if ! { cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release &&
     tail -n 30 "$log" >&2
     fail "build"
     exit 1
+fi
+
+# run_echo: workload (e), the echo servers, with this run's rounds (or --quick).
+run_echo() {
+    local args=(--build "$build" --runs "$runs")
+    ((quick)) && args+=(--quick)
+    echo
+    bash "$here/echo/run_echo.sh" "${args[@]}" || fail "echo (see above)"
+}
+if [[ $echo_mode == only ]]; then
+    run_echo
+    if ((failed)); then echo "run.sh: FAILED (see above)" >&2; exit 1; fi
+    exit 0
 fi
 
 results=$build/results.txt
@@ -187,6 +203,8 @@ if d_puts=$(build_hello hello_puts) && d_io=$(build_hello hello_ioloop) &&
 else
     fail "footprint: building or running the hello programs"
 fi
+
+[[ $echo_mode == all ]] && run_echo
 
 if ((failed)); then echo "run.sh: FAILED (see above)" >&2; exit 1; fi
 echo "run.sh: all benchmark programs ran and verified their counts"
