@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs workload (e), echo, on programs already built (run.sh builds them and calls this):
 # for each round, for each server: start it on a free port, wait until it accepts, run
-# loadgen on every cell (conns 10, 100 x size 64, 1024, 16384), stop it. Then, per
-# server, the memory of idle connections (idle_rss on a fresh server). Prints medians
+# loadgen on every cell (conns 10, 100 x size 64, 1024, 16384), stop it. Then, for each
+# round, per server, the memory of idle connections (idle_rss on a fresh server). Prints medians
 # over the rounds, each server's requests/s against the raw epoll server's in the same
 # cell, and the idle bytes per connection, with the targets of the two ioloop servers.
 #   bash tools/bench/echo/run_echo.sh [--build DIR] [--runs R] [--seconds T] [--quick]
@@ -166,17 +166,25 @@ run_idle() {
     stop_server "$name"
 }
 
-for ((r = 1; r <= runs; r++)); do
-    echo "echo round $r/$runs"
-    for name in "${present[@]}"; do
+# The order of the servers rotates from round to round, so that none always runs first
+# (right after the build, or after the previous server's teardown). The idle
+# measurements, whose 10,000 connections leave the kernel busy for a while, all come
+# after the ping-pong rounds.
+n_present=${#present[@]}
+for ((r = 0; r < runs; r++)); do
+    echo "echo round $((r + 1))/$runs"
+    for ((k = 0; k < n_present; k++)); do
+        name=${present[(k + r) % n_present]}
         start_server "$name" || continue
         for c in "${conns_list[@]}"; do
             for s in "${sizes[@]}"; do run_cell "$name" "$c" "$s" || break 2; done
         done
         stop_server "$name"
     done
-    # After the ping-pong rounds' servers are gone: one fresh server at a time.
-    for name in "${present[@]}"; do run_idle "$name"; done
+done
+for ((r = 0; r < runs; r++)); do
+    echo "idle round $((r + 1))/$runs"
+    for ((k = 0; k < n_present; k++)); do run_idle "${present[(k + r) % n_present]}"; done
 done
 
 # median <awk condition> <field>: median of that field over the matching lines.
