@@ -58,6 +58,54 @@ public:
     using error::error;
 };
 
+// The stream ended before a read got what it asked for (asyncio.IncompleteReadError):
+// readexactly(n) before n bytes, readuntil(sep) before the separator. partial() holds the
+// bytes that were read, which the stream no longer has.
+class incomplete_read_error : public error {
+public:
+    // expected() when the read had no length to reach (readuntil: asyncio's None).
+    static constexpr std::size_t unknown = static_cast<std::size_t>(-1);
+
+    incomplete_read_error(std::string partial, std::size_t expected)
+        : error(describe(partial.size(), expected)),
+          partial_(std::move(partial)),
+          expected_(expected) {}
+
+    const std::string& partial() const noexcept { return partial_; }
+    std::string& partial() noexcept { return partial_; }
+    std::size_t expected() const noexcept { return expected_; }
+
+private:
+    // asyncio's "3 bytes read on a total of 5 expected bytes".
+    static std::string describe(std::size_t got, std::size_t expected) {
+        const detail::decimal n(static_cast<long long>(got));
+        if (expected == unknown) {
+            return detail::concat({n, " bytes read on a total of an unknown number of expected "
+                                      "bytes (the stream ended before the separator)"});
+        }
+        return detail::concat({n, " bytes read on a total of ",
+                               detail::decimal(static_cast<long long>(expected)),
+                               " expected bytes"});
+    }
+
+    std::string partial_;
+    std::size_t expected_;
+};
+
+// readuntil or readline found no separator within the reader's limit, or found one
+// farther than the limit (asyncio.LimitOverrunError). consumed() is how many bytes
+// are to be consumed: the data stays in the stream (readline drops it, as asyncio's does).
+class limit_overrun_error : public error {
+public:
+    limit_overrun_error(const std::string& message, std::size_t consumed)
+        : error(message), consumed_(consumed) {}
+
+    std::size_t consumed() const noexcept { return consumed_; }
+
+private:
+    std::size_t consumed_;
+};
+
 // A barrier was aborted, or reset while a task waited on it (asyncio.BrokenBarrierError).
 class broken_barrier_error : public error {
 public:

@@ -46,6 +46,9 @@
 #include "ioloop/net/server.hpp"
 #include "ioloop/net/socket.hpp"
 #include "ioloop/net/socket_transport.hpp"
+#include "ioloop/net/stream_reader.hpp"
+#include "ioloop/net/stream_writer.hpp"
+#include "ioloop/net/streams.hpp"
 #include "ioloop/net/transport.hpp"
 #include "ioloop/net/transport_core.hpp"
 

@@ -1,0 +1,153 @@
+// ioloop: asyncio's stream functions: open_connection / open_unix_connection give a
+// connected (stream_reader, stream_writer) pair; start_server / start_unix_server run a
+// coroutine per accepted connection, as a task of its own.
+//
+// Each is a plain function that checks its arguments and returns the coroutine that does
+// the work, so the callback and the strings it was given are moved out of the caller's
+// co_await expression at once (g++ 12 mishandles such temporaries across a suspension).
+#ifndef IOLOOP_NET_STREAMS_HPP
+#define IOLOOP_NET_STREAMS_HPP
+
+#include "ioloop/coro/coro.hpp"
+#include "ioloop/coro/loop_access.hpp"
+#include "ioloop/detail/config.hpp"
+#include "ioloop/loop_base.hpp"
+#include "ioloop/net/create_connection.hpp"
+#include "ioloop/net/create_server.hpp"
+#include "ioloop/net/server.hpp"
+#include "ioloop/net/stream_reader.hpp"
+#include "ioloop/net/stream_writer.hpp"
+
+#if defined(IOLOOP_POSIX)
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+struct stream_access {
+    static void set_pending(stream_reader_protocol& p, coro<void> c) noexcept {
+        p.pending_ = std::move(c);
+    }
+};
+
+inline void check_stream_limit(std::size_t limit, const char* what) {
+    if (limit == 0 || limit > stream_reader_protocol::max_limit) {
+        throw std::invalid_argument(concat({what, ": the limit must be in [1, 2^32)"}));
+    }
+}
+
+// A client connection's protocol, and its handles, put where the connecting coroutine
+// keeps them.
+struct stream_client_factory {
+    std::size_t limit;
+    stream_reader* reader;
+    stream_writer* writer;
+
+    std::unique_ptr<stream_reader_protocol> operator()() const {
+        std::unique_ptr<stream_reader_protocol> p = stream_reader_protocol::create(limit);
+        *reader = stream_reader(*p);
+        *writer = stream_writer(*p);
+        return p;
+    }
+};
+
+// A server connection's protocol, and the callback's coroutine for it, which becomes a
+// task once the transport calls connection_made.
+template <class Callback>
+struct stream_server_factory {
+    Callback cb;
+    std::size_t limit;
+
+    std::unique_ptr<stream_reader_protocol> operator()() {
+        std::unique_ptr<stream_reader_protocol> p = stream_reader_protocol::create(limit);
+        stream_access::set_pending(*p, cb(stream_reader(*p), stream_writer(*p)));
+        return p;
+    }
+};
+
+template <class Callback>
+constexpr void check_stream_callback() {
+    static_assert(
+        std::is_same_v<std::invoke_result_t<Callback&, stream_reader, stream_writer>, coro<void>>,
+        "start_server: the callback must be callable as cb(stream_reader, stream_writer) and "
+        "return ioloop::coro<void>");
+}
+
+// open_connection's coroutine. The factory puts the handles right here, in the frame,
+// before the transport exists: nothing can take the connection from under them.
+template <class = void>
+coro<std::pair<stream_reader, stream_writer>> open_stream(loop_base& loop, std::string host,
+                                                          std::uint16_t port, bool unix_path,
+                                                          std::size_t limit) {
+    stream_reader reader;
+    stream_writer writer;
+    const stream_client_factory factory{limit, &reader, &writer};
+    if (unix_path) {
+        auto connecting = loop.create_unix_connection(factory, std::move(host));
+        co_await std::move(connecting);
+    } else {
+        auto connecting = loop.create_connection(factory, std::move(host), port);
+        co_await std::move(connecting);
+    }
+    co_return std::pair<stream_reader, stream_writer>(std::move(reader), std::move(writer));
+}
+
+}  // namespace detail
+
+// co_await open_connection(host, port) -> {stream_reader, stream_writer} (asyncio's
+// open_connection): host's addresses are tried in order; the last one's error
+// (std::system_error, errc::connection_refused...) if none connects. `limit` is the
+// reader's (see stream_reader).
+inline coro<std::pair<stream_reader, stream_writer>> open_connection(
+    std::string host, std::uint16_t port, std::size_t limit = stream_default_limit) {
+    loop_base& loop = detail::loop_access::running_or_throw("open_connection");
+    detail::check_stream_limit(limit, "open_connection");
+    return detail::open_stream(loop, std::move(host), port, false, limit);
+}
+
+// The same over a Unix stream socket at `path` (a leading '\0': an abstract name, Linux).
+inline coro<std::pair<stream_reader, stream_writer>> open_unix_connection(
+    std::string path, std::size_t limit = stream_default_limit) {
+    loop_base& loop = detail::loop_access::running_or_throw("open_unix_connection");
+    detail::check_stream_limit(limit, "open_unix_connection");
+    return detail::open_stream(loop, std::move(path), 0, true, limit);
+}
+
+// co_await start_server(cb, host, port) -> server (asyncio's start_server), serving at
+// once: each accepted connection runs cb(stream_reader, stream_writer) as a task. cb
+// takes both by value (a coroutine keeps its parameters). An exception the task ends with
+// goes to the loop's exception handler; when cb returns, its writer goes, which closes the
+// connection unless the writer was moved elsewhere. Port 0: the system picks a free port,
+// server.sockets()[0].local_endpoint().port(). An empty host: every interface.
+template <class Callback>
+coro<server> start_server(Callback cb, std::string host, std::uint16_t port,
+                          std::size_t limit = stream_default_limit, int backlog = 100) {
+    detail::check_stream_callback<Callback>();
+    loop_base& loop = detail::loop_access::running_or_throw("start_server");
+    detail::check_stream_limit(limit, "start_server");
+    return loop.create_server(detail::stream_server_factory<Callback>{std::move(cb), limit},
+                              std::move(host), port, backlog);
+}
+
+// The same on a Unix stream socket at `path`; a stale socket file there is replaced.
+template <class Callback>
+coro<server> start_unix_server(Callback cb, std::string path,
+                               std::size_t limit = stream_default_limit, int backlog = 100) {
+    detail::check_stream_callback<Callback>();
+    loop_base& loop = detail::loop_access::running_or_throw("start_unix_server");
+    detail::check_stream_limit(limit, "start_unix_server");
+    return loop.create_unix_server(detail::stream_server_factory<Callback>{std::move(cb), limit},
+                                   std::move(path), backlog);
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
