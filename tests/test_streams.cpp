@@ -641,6 +641,7 @@ TEST_CASE("1 MiB echoed through a stream server comes back identical") {
 }
 
 TEST_CASE("drain waits at the high-water mark against a peer that does not read") {
+    const int fds_before = open_fds();
     run_test([]() -> coro<void> {
         ioloop::event go;
         auto stalling = [&go](stream_reader r, stream_writer w) -> coro<void> {
@@ -687,6 +688,7 @@ TEST_CASE("drain waits at the high-water mark against a peer that does not read"
         s.close();
         co_await s.wait_closed();
     });
+    CHECK(open_fds() == fds_before);  // the cancelled drain left nothing open
 }
 
 TEST_CASE("open_connection to a closed port: std::system_error, errc::connection_refused") {
