@@ -126,6 +126,9 @@ inline coro<std::pair<stream_reader, stream_writer>> open_unix_connection(
 // goes to the loop's exception handler; when cb returns, its writer goes, which closes the
 // connection unless the writer was moved elsewhere. Port 0: the system picks a free port,
 // server.sockets()[0].local_endpoint().port(). An empty host: every interface.
+// A lambda coroutine reaches its captures through the server's copy of the lambda, which
+// lives while the server handle or one of its connections does: a handler that goes on
+// after its connection is gone must not use its captures once the server is destroyed.
 template <class Callback>
 coro<server> start_server(Callback cb, std::string host, std::uint16_t port,
                           std::size_t limit = stream_default_limit, int backlog = 100) {
