@@ -172,6 +172,9 @@ private:
             pending_.reset();
             update_watch();
             maybe_resume_protocol();
+            // resume_writing may have written again (a new buffer), closed (connection_lost
+            // is then scheduled already) or aborted: only an empty, live transport goes on.
+            if (pending_ || lost_) return;
             if (closing_) {
                 schedule_connection_lost({});
             } else if (eof_requested_) {
