@@ -898,3 +898,20 @@ TEST_CASE("an idle connection costs at most 1 KiB of user memory on the server s
     CHECK(per_connection <= 1024);
 #endif
 }
+
+TEST_CASE("start_server and open_connection made outside the loop run on the loop that runs them") {
+    // asyncio: loop.run_until_complete(asyncio.start_server(...)) works; so does this.
+    ioloop::event_loop loop;
+    auto echo_once = [](ioloop::stream_reader r, ioloop::stream_writer w) -> ioloop::coro<void> {
+        w.write(co_await r.readline());
+        co_await w.drain();
+    };
+    ioloop::server srv = loop.run_until_complete(ioloop::start_server(echo_once, "127.0.0.1", 0));
+    const std::uint16_t port = srv.sockets()[0].local_endpoint().port();
+    auto [reader, writer] = loop.run_until_complete(ioloop::open_connection("127.0.0.1", port));
+    writer.write("ping\n");
+    auto read_line = [](ioloop::stream_reader& r) -> ioloop::coro<std::string> {
+        co_return co_await r.readline();
+    };
+    CHECK(loop.run_until_complete(read_line(reader)) == "ping\n");
+}

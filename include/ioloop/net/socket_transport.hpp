@@ -71,6 +71,7 @@ public:
             if (data.empty()) return;
             pending_ = std::make_unique<pending_writes>();
             update_watch();
+            if (lost_) return;  // the backend could not watch for writability
         }
         pending_->data.append(data);
         maybe_pause_protocol();

@@ -81,11 +81,14 @@ constexpr void check_stream_callback() {
 }
 
 // open_connection's coroutine. The factory puts the handles right here, in the frame,
-// before the transport exists: nothing can take the connection from under them.
+// before the transport exists: nothing can take the connection from under them. The loop
+// is the one running the coroutine, as in asyncio: loop.run_until_complete(open_connection(...))
+// works.
 template <class = void>
-coro<std::pair<stream_reader, stream_writer>> open_stream(loop_base& loop, std::string host,
-                                                          std::uint16_t port, bool unix_path,
-                                                          std::size_t limit) {
+coro<std::pair<stream_reader, stream_writer>> open_stream(std::string host, std::uint16_t port,
+                                                          bool unix_path, std::size_t limit) {
+    loop_base& loop = loop_access::running_or_throw(unix_path ? "open_unix_connection"
+                                                              : "open_connection");
     stream_reader reader;
     stream_writer writer;
     const stream_client_factory factory{limit, &reader, &writer};
@@ -99,6 +102,20 @@ coro<std::pair<stream_reader, stream_writer>> open_stream(loop_base& loop, std::
     co_return std::pair<stream_reader, stream_writer>(std::move(reader), std::move(writer));
 }
 
+// start_server's coroutine, on the loop that runs it.
+template <class Callback>
+coro<server> serve_streams(stream_server_factory<Callback> factory, std::string where,
+                           std::uint16_t port, bool unix_path, int backlog) {
+    loop_base& loop = loop_access::running_or_throw(unix_path ? "start_unix_server"
+                                                              : "start_server");
+    if (unix_path) {
+        auto starting = loop.create_unix_server(std::move(factory), std::move(where), backlog);
+        co_return co_await std::move(starting);
+    }
+    auto starting = loop.create_server(std::move(factory), std::move(where), port, backlog);
+    co_return co_await std::move(starting);
+}
+
 }  // namespace detail
 
 // co_await open_connection(host, port) -> {stream_reader, stream_writer} (asyncio's
@@ -107,17 +124,15 @@ coro<std::pair<stream_reader, stream_writer>> open_stream(loop_base& loop, std::
 // reader's (see stream_reader).
 inline coro<std::pair<stream_reader, stream_writer>> open_connection(
     std::string host, std::uint16_t port, std::size_t limit = stream_default_limit) {
-    loop_base& loop = detail::loop_access::running_or_throw("open_connection");
     detail::check_stream_limit(limit, "open_connection");
-    return detail::open_stream(loop, std::move(host), port, false, limit);
+    return detail::open_stream(std::move(host), port, false, limit);
 }
 
 // The same over a Unix stream socket at `path` (a leading '\0': an abstract name, Linux).
 inline coro<std::pair<stream_reader, stream_writer>> open_unix_connection(
     std::string path, std::size_t limit = stream_default_limit) {
-    loop_base& loop = detail::loop_access::running_or_throw("open_unix_connection");
     detail::check_stream_limit(limit, "open_unix_connection");
-    return detail::open_stream(loop, std::move(path), 0, true, limit);
+    return detail::open_stream(std::move(path), 0, true, limit);
 }
 
 // co_await start_server(cb, host, port) -> server (asyncio's start_server), serving at
@@ -133,10 +148,9 @@ template <class Callback>
 coro<server> start_server(Callback cb, std::string host, std::uint16_t port,
                           std::size_t limit = stream_default_limit, int backlog = 100) {
     detail::check_stream_callback<Callback>();
-    loop_base& loop = detail::loop_access::running_or_throw("start_server");
     detail::check_stream_limit(limit, "start_server");
-    return loop.create_server(detail::stream_server_factory<Callback>{std::move(cb), limit},
-                              std::move(host), port, backlog);
+    return detail::serve_streams(detail::stream_server_factory<Callback>{std::move(cb), limit},
+                                 std::move(host), port, false, backlog);
 }
 
 // The same on a Unix stream socket at `path`; a stale socket file there is replaced.
@@ -144,10 +158,9 @@ template <class Callback>
 coro<server> start_unix_server(Callback cb, std::string path,
                                std::size_t limit = stream_default_limit, int backlog = 100) {
     detail::check_stream_callback<Callback>();
-    loop_base& loop = detail::loop_access::running_or_throw("start_unix_server");
     detail::check_stream_limit(limit, "start_unix_server");
-    return loop.create_unix_server(detail::stream_server_factory<Callback>{std::move(cb), limit},
-                                   std::move(path), backlog);
+    return detail::serve_streams(detail::stream_server_factory<Callback>{std::move(cb), limit},
+                                 std::move(path), 0, true, backlog);
 }
 
 IOLOOP_NAMESPACE_END
