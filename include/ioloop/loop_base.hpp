@@ -43,6 +43,8 @@ class loop_base;
 class endpoint;                // net/endpoint.hpp
 enum class socket_type : int;  // net/socket.hpp
 class server;                  // net/server.hpp
+class transport;               // net/transport.hpp
+class datagram_transport;      // net/transport.hpp
 
 namespace detail {
 
@@ -53,6 +55,11 @@ struct net_access;   // the networking layer's (net/net_access.hpp)
 // Its address names a backend type at run time, without RTTI.
 template <class Backend>
 inline constexpr char backend_tag = 0;
+
+// The protocol type a factory makes: factory() returns std::unique_ptr<P>. Spelled out in
+// the declarations below (not `auto`), so that naming them does not compile them.
+template <class Factory>
+using protocol_of = typename std::invoke_result_t<Factory&>::element_type;
 
 struct loop_anchor {
     loop_base* loop;
@@ -173,9 +180,11 @@ public:
     // co_await loop.create_connection(factory, host, port) -> std::pair<transport*, P*>:
     // tries host's addresses in order; the error of the last one if none connects.
     template <class Factory>
-    auto create_connection(Factory factory, std::string host, std::uint16_t port);
+    coro<std::pair<transport*, detail::protocol_of<Factory>*>> create_connection(
+        Factory factory, std::string host, std::uint16_t port);
     template <class Factory>
-    auto create_unix_connection(Factory factory, std::string path);
+    coro<std::pair<transport*, detail::protocol_of<Factory>*>> create_unix_connection(
+        Factory factory, std::string path);
 
     // co_await loop.create_server(factory, host, port) -> server, listening on every
     // address of host (all interfaces when host is empty), serving at once.
@@ -189,7 +198,8 @@ public:
     // std::pair<datagram_transport*, P*>: bound to `local` if given, connected to `remote`
     // if given (an unspecified endpoint() means "not given"; one of them is needed).
     template <class Factory>
-    auto create_datagram_endpoint(Factory factory, endpoint local, endpoint remote);
+    coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>> create_datagram_endpoint(
+        Factory factory, endpoint local, endpoint remote);
 
     // run_in_executor sends work here from now on; the loop does not own it. It must
     // outlive the work sent to it.

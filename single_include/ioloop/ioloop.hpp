@@ -1741,6 +1741,8 @@ class loop_base;
 class endpoint;                // net/endpoint.hpp
 enum class socket_type : int;  // net/socket.hpp
 class server;                  // net/server.hpp
+class transport;               // net/transport.hpp
+class datagram_transport;      // net/transport.hpp
 
 namespace detail {
 
@@ -1751,6 +1753,11 @@ struct net_access;   // the networking layer's (net/net_access.hpp)
 // Its address names a backend type at run time, without RTTI.
 template <class Backend>
 inline constexpr char backend_tag = 0;
+
+// The protocol type a factory makes: factory() returns std::unique_ptr<P>. Spelled out in
+// the declarations below (not `auto`), so that naming them does not compile them.
+template <class Factory>
+using protocol_of = typename std::invoke_result_t<Factory&>::element_type;
 
 struct loop_anchor {
     loop_base* loop;
@@ -1871,9 +1878,11 @@ public:
     // co_await loop.create_connection(factory, host, port) -> std::pair<transport*, P*>:
     // tries host's addresses in order; the error of the last one if none connects.
     template <class Factory>
-    auto create_connection(Factory factory, std::string host, std::uint16_t port);
+    coro<std::pair<transport*, detail::protocol_of<Factory>*>> create_connection(
+        Factory factory, std::string host, std::uint16_t port);
     template <class Factory>
-    auto create_unix_connection(Factory factory, std::string path);
+    coro<std::pair<transport*, detail::protocol_of<Factory>*>> create_unix_connection(
+        Factory factory, std::string path);
 
     // co_await loop.create_server(factory, host, port) -> server, listening on every
     // address of host (all interfaces when host is empty), serving at once.
@@ -1887,7 +1896,8 @@ public:
     // std::pair<datagram_transport*, P*>: bound to `local` if given, connected to `remote`
     // if given (an unspecified endpoint() means "not given"; one of them is needed).
     template <class Factory>
-    auto create_datagram_endpoint(Factory factory, endpoint local, endpoint remote);
+    coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>> create_datagram_endpoint(
+        Factory factory, endpoint local, endpoint remote);
 
     // run_in_executor sends work here from now on; the loop does not own it. It must
     // outlive the work sent to it.
@@ -10256,10 +10266,6 @@ IOLOOP_NAMESPACE_END
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
-// The protocol type a factory makes: factory() must return std::unique_ptr<P>.
-template <class Factory>
-using protocol_of = typename std::invoke_result_t<Factory&>::element_type;
-
 template <class Factory, class Base>
 constexpr void check_factory() {
     static_assert(std::is_base_of_v<Base, protocol_of<Factory>>,
@@ -10332,7 +10338,8 @@ coro<std::pair<transport*, P*>> create_connection(loop_base& loop, Factory facto
 }  // namespace detail
 
 template <class Factory>
-auto loop_base::create_connection(Factory factory, std::string host, std::uint16_t port) {
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
+    Factory factory, std::string host, std::uint16_t port) {
     detail::check_factory<Factory, protocol>();
     detail::check_net_loop(*this, "create_connection");
     using P = detail::protocol_of<Factory>;
@@ -10340,7 +10347,8 @@ auto loop_base::create_connection(Factory factory, std::string host, std::uint16
 }
 
 template <class Factory>
-auto loop_base::create_unix_connection(Factory factory, std::string path) {
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_unix_connection(
+    Factory factory, std::string path) {
     detail::check_factory<Factory, protocol>();
     detail::check_net_loop(*this, "create_unix_connection");
     using P = detail::protocol_of<Factory>;
@@ -10562,7 +10570,8 @@ coro<std::pair<datagram_transport*, P*>> create_datagram_endpoint(loop_base& loo
 }  // namespace detail
 
 template <class Factory>
-auto loop_base::create_datagram_endpoint(Factory factory, endpoint local, endpoint remote) {
+coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>>
+loop_base::create_datagram_endpoint(Factory factory, endpoint local, endpoint remote) {
     detail::check_factory<Factory, datagram_protocol>();
     detail::check_net_loop(*this, "create_datagram_endpoint");
     using P = detail::protocol_of<Factory>;
@@ -12154,14 +12163,16 @@ coro<server> serve_streams(stream_server_factory<Callback> factory, std::string 
 // open_connection): host's addresses are tried in order; the last one's error
 // (std::system_error, errc::connection_refused...) if none connects. `limit` is the
 // reader's (see stream_reader).
-inline coro<std::pair<stream_reader, stream_writer>> open_connection(
+template <class = void>  // a template: compiled only where it is used
+coro<std::pair<stream_reader, stream_writer>> open_connection(
     std::string host, std::uint16_t port, std::size_t limit = stream_default_limit) {
     detail::check_stream_limit(limit, "open_connection");
     return detail::open_stream(std::move(host), port, false, limit);
 }
 
 // The same over a Unix stream socket at `path` (a leading '\0': an abstract name, Linux).
-inline coro<std::pair<stream_reader, stream_writer>> open_unix_connection(
+template <class = void>  // a template: compiled only where it is used
+coro<std::pair<stream_reader, stream_writer>> open_unix_connection(
     std::string path, std::size_t limit = stream_default_limit) {
     detail::check_stream_limit(limit, "open_unix_connection");
     return detail::open_stream(std::move(path), 0, true, limit);

@@ -35,10 +35,6 @@
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
-// The protocol type a factory makes: factory() must return std::unique_ptr<P>.
-template <class Factory>
-using protocol_of = typename std::invoke_result_t<Factory&>::element_type;
-
 template <class Factory, class Base>
 constexpr void check_factory() {
     static_assert(std::is_base_of_v<Base, protocol_of<Factory>>,
@@ -111,7 +107,8 @@ coro<std::pair<transport*, P*>> create_connection(loop_base& loop, Factory facto
 }  // namespace detail
 
 template <class Factory>
-auto loop_base::create_connection(Factory factory, std::string host, std::uint16_t port) {
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
+    Factory factory, std::string host, std::uint16_t port) {
     detail::check_factory<Factory, protocol>();
     detail::check_net_loop(*this, "create_connection");
     using P = detail::protocol_of<Factory>;
@@ -119,7 +116,8 @@ auto loop_base::create_connection(Factory factory, std::string host, std::uint16
 }
 
 template <class Factory>
-auto loop_base::create_unix_connection(Factory factory, std::string path) {
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_unix_connection(
+    Factory factory, std::string path) {
     detail::check_factory<Factory, protocol>();
     detail::check_net_loop(*this, "create_unix_connection");
     using P = detail::protocol_of<Factory>;

@@ -64,7 +64,8 @@ coro<std::pair<datagram_transport*, P*>> create_datagram_endpoint(loop_base& loo
 }  // namespace detail
 
 template <class Factory>
-auto loop_base::create_datagram_endpoint(Factory factory, endpoint local, endpoint remote) {
+coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>>
+loop_base::create_datagram_endpoint(Factory factory, endpoint local, endpoint remote) {
     detail::check_factory<Factory, datagram_protocol>();
     detail::check_net_loop(*this, "create_datagram_endpoint");
     using P = detail::protocol_of<Factory>;

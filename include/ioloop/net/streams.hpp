@@ -122,14 +122,16 @@ coro<server> serve_streams(stream_server_factory<Callback> factory, std::string 
 // open_connection): host's addresses are tried in order; the last one's error
 // (std::system_error, errc::connection_refused...) if none connects. `limit` is the
 // reader's (see stream_reader).
-inline coro<std::pair<stream_reader, stream_writer>> open_connection(
+template <class = void>  // a template: compiled only where it is used
+coro<std::pair<stream_reader, stream_writer>> open_connection(
     std::string host, std::uint16_t port, std::size_t limit = stream_default_limit) {
     detail::check_stream_limit(limit, "open_connection");
     return detail::open_stream(std::move(host), port, false, limit);
 }
 
 // The same over a Unix stream socket at `path` (a leading '\0': an abstract name, Linux).
-inline coro<std::pair<stream_reader, stream_writer>> open_unix_connection(
+template <class = void>  // a template: compiled only where it is used
+coro<std::pair<stream_reader, stream_writer>> open_unix_connection(
     std::string path, std::size_t limit = stream_default_limit) {
     detail::check_stream_limit(limit, "open_unix_connection");
     return detail::open_stream(std::move(path), 0, true, limit);
