@@ -91,6 +91,7 @@ public:
             delete std::exchange(w, nullptr);
         }
         watched_count_ = 0;
+        free_unwatched();
         close_queues(dropped);
     }
 
@@ -236,9 +237,8 @@ private:
         //    wakeup descriptor, and the flags below already tell us that.
         if (timeout.count() != 0 || watched_count_ != 0) {
             // Transports run their protocols right here, and a protocol may remove a
-            // reader whose event is still to come in this batch: its fd_watch is freed
-            // after the batch (until then it is empty and ignores the event).
-            dispatching_ = true;
+            // reader whose event is still to come in this batch: so a removed fd_watch
+            // is freed only after the batch (until then it is empty and ignores events).
             backend_.wait(timeout, [this](void* data, unsigned events) noexcept {
                 auto* w = static_cast<detail::io_watcher*>(data);
                 if (debug_) [[unlikely]] {
@@ -247,16 +247,19 @@ private:
                     w->on_io(events);
                 }
             });
-            dispatching_ = false;
-            for (fd_watch* w : unwatched_) delete w;
-            unwatched_.clear();
         }
+        free_unwatched();
         take_remote();
         take_signals();
         // 3. Timers.
         fire_due_timers();
         // 4. Exactly what is ready now.
         run_ready();
+    }
+
+    void free_unwatched() noexcept {
+        for (fd_watch* w : unwatched_) delete w;
+        unwatched_.clear();
     }
 
     // An I/O event in debug mode: timed like a callback, reported if slow.
@@ -327,11 +330,7 @@ private:
         w->events = after;
         unregister(std::exchange(slot, nullptr));
         if (after == 0) {
-            if (dispatching_) {
-                unwatched_.push_back(std::exchange(w, nullptr));
-            } else {
-                delete std::exchange(w, nullptr);
-            }
+            unwatched_.push_back(std::exchange(w, nullptr));  // freed after the poll step
             --watched_count_;
         }
         return true;
@@ -340,8 +339,7 @@ private:
     Backend backend_;
     detail::pod_vector<fd_watch*> watches_;  // by fd; owned, freed when unwatched or closed
     std::size_t watched_count_ = 0;
-    detail::pod_vector<fd_watch*> unwatched_;  // removed during the poll step; freed after it
-    bool dispatching_ = false;
+    detail::pod_vector<fd_watch*> unwatched_;  // removed; freed after the next poll step
 
     detail::signal_target signal_target_;
     // By signal number; allocated by the first add_signal_handler.

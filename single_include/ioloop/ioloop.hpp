@@ -5859,6 +5859,7 @@ public:
             delete std::exchange(w, nullptr);
         }
         watched_count_ = 0;
+        free_unwatched();
         close_queues(dropped);
     }
 
@@ -6004,9 +6005,8 @@ private:
         //    wakeup descriptor, and the flags below already tell us that.
         if (timeout.count() != 0 || watched_count_ != 0) {
             // Transports run their protocols right here, and a protocol may remove a
-            // reader whose event is still to come in this batch: its fd_watch is freed
-            // after the batch (until then it is empty and ignores the event).
-            dispatching_ = true;
+            // reader whose event is still to come in this batch: so a removed fd_watch
+            // is freed only after the batch (until then it is empty and ignores events).
             backend_.wait(timeout, [this](void* data, unsigned events) noexcept {
                 auto* w = static_cast<detail::io_watcher*>(data);
                 if (debug_) [[unlikely]] {
@@ -6015,16 +6015,19 @@ private:
                     w->on_io(events);
                 }
             });
-            dispatching_ = false;
-            for (fd_watch* w : unwatched_) delete w;
-            unwatched_.clear();
         }
+        free_unwatched();
         take_remote();
         take_signals();
         // 3. Timers.
         fire_due_timers();
         // 4. Exactly what is ready now.
         run_ready();
+    }
+
+    void free_unwatched() noexcept {
+        for (fd_watch* w : unwatched_) delete w;
+        unwatched_.clear();
     }
 
     // An I/O event in debug mode: timed like a callback, reported if slow.
@@ -6095,11 +6098,7 @@ private:
         w->events = after;
         unregister(std::exchange(slot, nullptr));
         if (after == 0) {
-            if (dispatching_) {
-                unwatched_.push_back(std::exchange(w, nullptr));
-            } else {
-                delete std::exchange(w, nullptr);
-            }
+            unwatched_.push_back(std::exchange(w, nullptr));  // freed after the poll step
             --watched_count_;
         }
         return true;
@@ -6108,8 +6107,7 @@ private:
     Backend backend_;
     detail::pod_vector<fd_watch*> watches_;  // by fd; owned, freed when unwatched or closed
     std::size_t watched_count_ = 0;
-    detail::pod_vector<fd_watch*> unwatched_;  // removed during the poll step; freed after it
-    bool dispatching_ = false;
+    detail::pod_vector<fd_watch*> unwatched_;  // removed; freed after the next poll step
 
     detail::signal_target signal_target_;
     // By signal number; allocated by the first add_signal_handler.
@@ -9279,17 +9277,19 @@ public:
             detail::throw_errno(errno, detail::concat({"listen on socket ", detail::decimal(fd_)}));
     }
 
-    // The next connection on this listening socket, non-blocking and close-on-exec (and
-    // SO_NOSIGPIPE where that exists), with its peer's address in `peer` / `size`. On
-    // failure a closed socket, with errno saying why (EAGAIN: none pending).
-    socket accept_connection(sockaddr_storage& peer, socklen_t& size) const noexcept {
+    // The next connection on the listening socket `listener_fd`, non-blocking and
+    // close-on-exec (and SO_NOSIGPIPE where that exists), with its peer's address in
+    // `peer` / `size`. On failure a closed socket, with errno saying why (EAGAIN: none
+    // pending).
+    static socket accept_on(int listener_fd, sockaddr_storage& peer, socklen_t& size) noexcept {
         size = sizeof peer;
         auto* native = reinterpret_cast<sockaddr*>(&peer);
 #if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
         // Atomic flags: no window in which another thread's fork+exec inherits the fd.
-        socket conn = adopt_nonblocking(::accept4(fd_, native, &size, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        socket conn = adopt_nonblocking(
+            ::accept4(listener_fd, native, &size, SOCK_NONBLOCK | SOCK_CLOEXEC));
 #else
-        socket conn = adopt_nonblocking(::accept(fd_, native, &size));
+        socket conn = adopt_nonblocking(::accept(listener_fd, native, &size));
         if (conn.is_open() && (::fcntl(conn.fd_, F_SETFL, O_NONBLOCK) == -1 ||
                                ::fcntl(conn.fd_, F_SETFD, FD_CLOEXEC) == -1)) {
             const int err = errno;
@@ -10745,11 +10745,10 @@ private:
     // Takes up to `backlog` connections per readiness report, as asyncio does: enough to
     // empty a burst, bounded so other work is not starved.
     void accept_ready(listener& l) noexcept {
-        const socket& listening = socket_of(l);
         for (int i = 0; i < backlog_ && serving_; ++i) {
             sockaddr_storage peer{};
             socklen_t size = 0;
-            socket conn = listening.accept_connection(peer, size);
+            socket conn = socket::accept_on(l.fd, peer, size);
             if (!conn.is_open()) {
                 const int err = errno;
                 if (err == EINTR || err == ECONNABORTED) continue;
@@ -10792,13 +10791,6 @@ private:
         } catch (...) {
             watch_listeners(true);  // no timer: better to retry at once than never
         }
-    }
-
-    const socket& socket_of(const listener& l) const noexcept {
-        for (const socket& s : sockets_) {
-            if (s.fd() == l.fd) return s;
-        }
-        return sockets_.front();  // unreachable: a watched listener's socket is open
     }
 
     void report(std::string message) noexcept {
@@ -11175,7 +11167,7 @@ coro<std::pair<socket, endpoint>> basic_event_loop<Backend>::sock_accept(socket&
     for (;;) {
         sockaddr_storage addr{};
         socklen_t size = 0;
-        socket conn = listener.accept_connection(addr, size);
+        socket conn = socket::accept_on(listener.fd(), addr, size);
         if (conn.is_open()) {
             endpoint peer = size == 0 ? endpoint()
                                       : endpoint::from_native(

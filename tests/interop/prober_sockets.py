@@ -11,6 +11,7 @@ right, and the run takes about one timeout, not one per port."""
 
 import asyncio
 import re
+import select
 import socket
 import time
 
@@ -59,7 +60,10 @@ async def test(cmd, rng):
         s.setblocking(False)
         s.connect_ex(("127.0.0.1", filtered_port))
         fillers.append(s)
-    await asyncio.sleep(0.2)  # let the handshakes settle
+    # The first filler's handshake completes into the accept queue (it turns writable);
+    # only then is the port full, so wait for that rather than for a while.
+    _, writable, _ = await asyncio.to_thread(select.select, [], [fillers[0]], [], 10)
+    check(writable == [fillers[0]], "the first connect to the full listener did not complete")
     try:
         async with server:
             ports = f"{open_port},{closed_port},{filtered_port}"

@@ -168,11 +168,10 @@ private:
     // Takes up to `backlog` connections per readiness report, as asyncio does: enough to
     // empty a burst, bounded so other work is not starved.
     void accept_ready(listener& l) noexcept {
-        const socket& listening = socket_of(l);
         for (int i = 0; i < backlog_ && serving_; ++i) {
             sockaddr_storage peer{};
             socklen_t size = 0;
-            socket conn = listening.accept_connection(peer, size);
+            socket conn = socket::accept_on(l.fd, peer, size);
             if (!conn.is_open()) {
                 const int err = errno;
                 if (err == EINTR || err == ECONNABORTED) continue;
@@ -215,13 +214,6 @@ private:
         } catch (...) {
             watch_listeners(true);  // no timer: better to retry at once than never
         }
-    }
-
-    const socket& socket_of(const listener& l) const noexcept {
-        for (const socket& s : sockets_) {
-            if (s.fd() == l.fd) return s;
-        }
-        return sockets_.front();  // unreachable: a watched listener's socket is open
     }
 
     void report(std::string message) noexcept {

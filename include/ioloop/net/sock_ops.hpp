@@ -83,7 +83,7 @@ coro<std::pair<socket, endpoint>> basic_event_loop<Backend>::sock_accept(socket&
     for (;;) {
         sockaddr_storage addr{};
         socklen_t size = 0;
-        socket conn = listener.accept_connection(addr, size);
+        socket conn = socket::accept_on(listener.fd(), addr, size);
         if (conn.is_open()) {
             endpoint peer = size == 0 ? endpoint()
                                       : endpoint::from_native(

@@ -156,17 +156,19 @@ public:
             detail::throw_errno(errno, detail::concat({"listen on socket ", detail::decimal(fd_)}));
     }
 
-    // The next connection on this listening socket, non-blocking and close-on-exec (and
-    // SO_NOSIGPIPE where that exists), with its peer's address in `peer` / `size`. On
-    // failure a closed socket, with errno saying why (EAGAIN: none pending).
-    socket accept_connection(sockaddr_storage& peer, socklen_t& size) const noexcept {
+    // The next connection on the listening socket `listener_fd`, non-blocking and
+    // close-on-exec (and SO_NOSIGPIPE where that exists), with its peer's address in
+    // `peer` / `size`. On failure a closed socket, with errno saying why (EAGAIN: none
+    // pending).
+    static socket accept_on(int listener_fd, sockaddr_storage& peer, socklen_t& size) noexcept {
         size = sizeof peer;
         auto* native = reinterpret_cast<sockaddr*>(&peer);
 #if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
         // Atomic flags: no window in which another thread's fork+exec inherits the fd.
-        socket conn = adopt_nonblocking(::accept4(fd_, native, &size, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        socket conn = adopt_nonblocking(
+            ::accept4(listener_fd, native, &size, SOCK_NONBLOCK | SOCK_CLOEXEC));
 #else
-        socket conn = adopt_nonblocking(::accept(fd_, native, &size));
+        socket conn = adopt_nonblocking(::accept(listener_fd, native, &size));
         if (conn.is_open() && (::fcntl(conn.fd_, F_SETFL, O_NONBLOCK) == -1 ||
                                ::fcntl(conn.fd_, F_SETFD, FD_CLOEXEC) == -1)) {
             const int err = errno;
