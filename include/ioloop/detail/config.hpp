@@ -9,6 +9,9 @@
 #if defined(__unix__) || defined(__unix) || (defined(__APPLE__) && defined(__MACH__))
 #define IOLOOP_POSIX 1
 #endif
+#if defined(_WIN32)
+#define IOLOOP_WINDOWS 1
+#endif
 
 // One ladder per backend: available unless disabled, detected from the platform.
 #if !defined(IOLOOP_HAS_EPOLL) && !defined(IOLOOP_DISABLE_EPOLL)
@@ -24,8 +27,14 @@
 #endif
 
 #if !defined(IOLOOP_HAS_SELECT) && !defined(IOLOOP_DISABLE_SELECT)
-#if defined(IOLOOP_POSIX)
+#if defined(IOLOOP_POSIX) || defined(IOLOOP_WINDOWS)
 #define IOLOOP_HAS_SELECT 1
+#endif
+#endif
+
+#if !defined(IOLOOP_HAS_IOCP) && !defined(IOLOOP_DISABLE_IOCP)
+#if defined(IOLOOP_WINDOWS)
+#define IOLOOP_HAS_IOCP 1
 #endif
 #endif
 
@@ -45,11 +54,17 @@
 #error "IOLOOP_BACKEND_SELECT: select is not available on this platform"
 #endif
 #define IOLOOP_DEFAULT_BACKEND select
-#elif defined(IOLOOP_BACKEND_KQUEUE) || defined(IOLOOP_BACKEND_IOCP) || \
-    defined(IOLOOP_BACKEND_IO_URING)
-#error "this ioloop version has no kqueue, iocp or io_uring backend yet"
+#elif defined(IOLOOP_BACKEND_IOCP)
+#if !defined(IOLOOP_HAS_IOCP)
+#error "IOLOOP_BACKEND_IOCP: IOCP exists on Windows only"
+#endif
+#define IOLOOP_DEFAULT_BACKEND iocp
+#elif defined(IOLOOP_BACKEND_KQUEUE) || defined(IOLOOP_BACKEND_IO_URING)
+#error "this ioloop version has no kqueue or io_uring backend yet"
 #elif defined(IOLOOP_HAS_EPOLL)
 #define IOLOOP_DEFAULT_BACKEND epoll
+#elif defined(IOLOOP_HAS_IOCP)
+#define IOLOOP_DEFAULT_BACKEND iocp
 #elif defined(IOLOOP_HAS_POLL)
 #define IOLOOP_DEFAULT_BACKEND poll
 #elif defined(IOLOOP_HAS_SELECT)
