@@ -12,6 +12,7 @@
 #include "ioloop/detail/message.hpp"
 #include "ioloop/detail/pod_vector.hpp"
 #include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/windows.hpp"
 #include "ioloop/detail/signals.hpp"
 #include "ioloop/detail/source_location.hpp"
 #include "ioloop/errors.hpp"
@@ -48,6 +49,7 @@ public:
         signal_target_.wake = [](void* b) noexcept { static_cast<Backend*>(b)->interrupt(); };
         signal_target_.context = &backend_;
         if constexpr (backend::readiness_backend<Backend>) watch_io_ = &watch_for_net;
+        if constexpr (backend::completion_backend<Backend>) associate_io_ = &associate_for_net;
     }
 
     ~basic_event_loop() {
@@ -85,7 +87,8 @@ public:
         }
         for (fd_watch*& w : watches_) {
             if (!w) continue;
-            backend_.watch(w->fd, w->events, 0, static_cast<detail::io_watcher*>(w));
+            if constexpr (backend::readiness_backend<Backend>)
+                backend_.watch(w->fd, w->events, 0, static_cast<detail::io_watcher*>(w));
             if (w->reader) dropped.push(w->reader);
             if (w->writer) dropped.push(w->writer);
             delete std::exchange(w, nullptr);
@@ -99,7 +102,7 @@ public:
 
     // Runs fn on every iteration while fd is readable; replaces an earlier reader of fd.
     template <class F>
-    void add_reader(int fd, F&& fn,
+    void add_reader(native_socket fd, F&& fn,
                     detail::source_location where = detail::source_location::current()) {
         require_readiness_backend();
         add_watch(fd, backend::io_read, make_persistent_node(std::forward<F>(fn), where),
@@ -107,20 +110,20 @@ public:
     }
 
     // True if fd had a reader.
-    bool remove_reader(int fd) {
+    bool remove_reader(native_socket fd) {
         require_readiness_backend();
         return remove_watch(fd, backend::io_read);
     }
 
     template <class F>
-    void add_writer(int fd, F&& fn,
+    void add_writer(native_socket fd, F&& fn,
                     detail::source_location where = detail::source_location::current()) {
         require_readiness_backend();
         add_watch(fd, backend::io_write, make_persistent_node(std::forward<F>(fn), where),
                   "add_writer");
     }
 
-    bool remove_writer(int fd) {
+    bool remove_writer(native_socket fd) {
         require_readiness_backend();
         return remove_watch(fd, backend::io_write);
     }
@@ -205,7 +208,7 @@ private:
 
     // A descriptor's reader and writer callbacks; the backend reports events with it.
     struct fd_watch final : detail::io_watcher {
-        fd_watch(basic_event_loop& l, int f) noexcept : loop(l), fd(f) {}
+        fd_watch(basic_event_loop& l, native_socket f) noexcept : loop(l), fd(f) {}
 
         void on_io(unsigned ready) noexcept override {
             if ((ready & backend::io_read) && reader) loop.enqueue(reader);
@@ -213,7 +216,7 @@ private:
         }
 
         basic_event_loop& loop;
-        int fd;
+        native_socket fd;
         unsigned events = 0;
         detail::callback_node* reader = nullptr;
         detail::callback_node* writer = nullptr;
@@ -221,12 +224,18 @@ private:
 
     // loop_base::watch_io_: a transport or a listener watches its own descriptor, outside
     // the add_reader table (it owns the descriptor, so nothing else watches it).
-    static void watch_for_net(loop_base* self, int fd, unsigned old_events, unsigned new_events,
+    static void watch_for_net(loop_base* self, native_socket fd, unsigned old_events, unsigned new_events,
                               detail::io_watcher* w) {
         auto& loop = *static_cast<basic_event_loop*>(self);
         loop.backend_.watch(fd, old_events, new_events, w);
         if (old_events == 0 && new_events != 0) ++loop.watched_count_;
         if (old_events != 0 && new_events == 0) --loop.watched_count_;
+    }
+
+    // loop_base::associate_io_: a transport or a listener on a completion backend sends
+    // its socket's completions to this loop.
+    static void associate_for_net(loop_base* self, native_socket s) {
+        static_cast<basic_event_loop*>(self)->backend_.associate(s);
     }
 
     void run_once() {
@@ -235,7 +244,7 @@ private:
         const std::chrono::nanoseconds timeout = poll_timeout();
         // 2. Poll. With work ready and nothing to watch the syscall can only return the
         //    wakeup descriptor, and the flags below already tell us that.
-        if (timeout.count() != 0 || watched_count_ != 0) {
+        if (timeout.count() != 0 || watched_count_ != 0 || pending_ops_ != 0) {
             // Transports run their protocols right here, and a protocol may remove a
             // reader whose event is still to come in this batch: so a removed fd_watch
             // is freed only after the batch (until then it is empty and ignores events).
@@ -288,7 +297,7 @@ private:
         }
     }
 
-    void add_watch(int fd, unsigned which, detail::callback_node* n, const char* what) {
+    void add_watch(native_socket fd, unsigned which, detail::callback_node* n, const char* what) {
         n->refs.store(1, detail::memory_order::relaxed);  // the registration's
         try {
             check_open(what);
@@ -296,19 +305,19 @@ private:
                 detail::throw_errno(EBADF, detail::concat({what, ": fd ", detail::decimal(fd),
                                                            " is not an open descriptor"}));
             }
-            const auto ufd = static_cast<std::size_t>(fd);
+            const std::size_t ufd = detail::fd_index(fd);
             if (ufd >= watches_.size()) watches_.resize(ufd + 1);
             if (!watches_[ufd]) watches_[ufd] = new fd_watch(*this, fd);
         } catch (...) {
             n->release();
             throw;
         }
-        fd_watch& w = *watches_[static_cast<std::size_t>(fd)];
+        fd_watch& w = *watches_[detail::fd_index(fd)];
         const unsigned before = w.events;
         try {
             backend_.watch(fd, before, before | which, static_cast<detail::io_watcher*>(&w));
         } catch (...) {
-            if (before == 0) delete std::exchange(watches_[static_cast<std::size_t>(fd)], nullptr);
+            if (before == 0) delete std::exchange(watches_[detail::fd_index(fd)], nullptr);
             n->release();
             throw;
         }
@@ -319,9 +328,9 @@ private:
         slot = n;
     }
 
-    bool remove_watch(int fd, unsigned which) {
-        if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size()) return false;
-        fd_watch*& w = watches_[static_cast<std::size_t>(fd)];
+    bool remove_watch(native_socket fd, unsigned which) {
+        if (detail::fd_index(fd) >= watches_.size()) return false;  // a negative fd too
+        fd_watch*& w = watches_[detail::fd_index(fd)];
         if (!w) return false;
         detail::callback_node*& slot = which == backend::io_read ? w->reader : w->writer;
         if (!slot) return false;
@@ -337,7 +346,7 @@ private:
     }
 
     Backend backend_;
-    detail::pod_vector<fd_watch*> watches_;  // by fd; owned, freed when unwatched or closed
+    detail::pod_vector<fd_watch*> watches_;  // by fd_index; owned, freed when unwatched or closed
     std::size_t watched_count_ = 0;
     detail::pod_vector<fd_watch*> unwatched_;  // removed; freed after the next poll step
 

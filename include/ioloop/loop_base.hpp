@@ -11,11 +11,13 @@
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/io_watcher.hpp"
 #include "ioloop/detail/message.hpp"
+#include "ioloop/detail/posix.hpp"
 #include "ioloop/detail/remote_queue.hpp"
 #include "ioloop/detail/source_location.hpp"
 #include "ioloop/detail/task_registry.hpp"
 #include "ioloop/detail/timer_queue.hpp"
 #include "ioloop/detail/unique_function.hpp"
+#include "ioloop/detail/windows.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/exception_context.hpp"
 #include "ioloop/executor.hpp"
@@ -584,10 +586,14 @@ protected:
     executor* executor_ = nullptr;           // run_in_executor's; made on first use
     executor* owned_executor_ = nullptr;     // the default thread pool, once made
 
-    // The networking layer's way to the backend: registers `w` for fd's events (old ->
-    // now). Null on a completion backend. Set by basic_event_loop.
-    void (*watch_io_)(loop_base*, int fd, unsigned old_events, unsigned new_events,
+    // The networking layer's way to the backend, set by basic_event_loop. A readiness
+    // backend: registers `w` for fd's events (old -> now). A completion backend: sends a
+    // socket's completions to this loop; pending_ops_ counts the operations in flight,
+    // since the loop must poll while any is.
+    void (*watch_io_)(loop_base*, native_socket fd, unsigned old_events, unsigned new_events,
                       detail::io_watcher* w) = nullptr;
+    void (*associate_io_)(loop_base*, native_socket s) = nullptr;
+    std::size_t pending_ops_ = 0;
     detail::resource_list resources_;  // open transports and servers
     char* read_buffer_ = nullptr;      // shared by every transport's reads; made on first use
 

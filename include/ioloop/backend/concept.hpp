@@ -1,12 +1,14 @@
 // ioloop: what a backend must provide, stated once as a concept so a wrong backend fails
 // with one clear line. A readiness backend watches descriptors and reports, for each
 // ready one, the pointer it was given and which of io_read / io_write happened. Completion
-// backends (IOCP, io_uring) will report finished operations through the same wait().
+// backends (IOCP, io_uring) report finished operations through the same wait().
 #ifndef IOLOOP_BACKEND_CONCEPT_HPP
 #define IOLOOP_BACKEND_CONCEPT_HPP
 
 #include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/windows.hpp"
 
 #include <string_view>
 #include <type_traits>
@@ -36,11 +38,18 @@ concept event_backend = requires(B& b, std::chrono::nanoseconds timeout,
 };
 
 template <class B>
-concept readiness_backend = event_backend<B> && requires(B& b, int fd, unsigned events,
-                                                         void* data) {
+concept readiness_backend = event_backend<B> && requires(B& b, native_socket fd,
+                                                         unsigned events, void* data) {
     // Changes the interest in `fd` from `old_events` to `new_events` (0 means not watched),
     // reporting events with `data`. Throws std::system_error for an fd it cannot watch.
     b.watch(fd, events, events, data);
+};
+
+template <class B>
+concept completion_backend = event_backend<B> && requires(B& b, native_socket s) {
+    // Sends the completions of s's operations to this backend's wait(), which reports
+    // each to the detail::overlapped_op (an io_watcher) that started it.
+    b.associate(s);
 };
 
 }  // namespace backend

@@ -3,8 +3,10 @@
 #define IOLOOP_BACKEND_DEFAULT_HPP
 
 #include "ioloop/backend/epoll.hpp"
+#include "ioloop/backend/iocp.hpp"
 #include "ioloop/backend/poll.hpp"
 #include "ioloop/backend/select.hpp"
+#include "ioloop/backend/select_winsock.hpp"
 #include "ioloop/detail/config.hpp"
 
 IOLOOP_NAMESPACE_BEGIN

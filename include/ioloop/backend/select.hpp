@@ -1,5 +1,6 @@
-// ioloop: the select() backend, the lowest common denominator. An fd_set holds only
-// descriptors below FD_SETSIZE: watching a larger one throws instead of writing past it.
+// ioloop: the select() backend on POSIX, the lowest common denominator. An fd_set holds
+// only descriptors below FD_SETSIZE: watching a larger one throws instead of writing past
+// it. Windows' select, which takes sockets only, is backend/select_winsock.hpp.
 #ifndef IOLOOP_BACKEND_SELECT_HPP
 #define IOLOOP_BACKEND_SELECT_HPP
 
@@ -9,7 +10,7 @@
 #include "ioloop/detail/message.hpp"
 #include "ioloop/detail/posix.hpp"
 
-#if defined(IOLOOP_HAS_SELECT)
+#if defined(IOLOOP_HAS_SELECT) && defined(IOLOOP_POSIX)
 
 #include <cerrno>
 #include <system_error>
@@ -116,5 +117,5 @@ private:
 }  // namespace backend
 IOLOOP_NAMESPACE_END
 
-#endif  // IOLOOP_HAS_SELECT
+#endif  // IOLOOP_HAS_SELECT && IOLOOP_POSIX
 #endif

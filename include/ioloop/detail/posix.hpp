@@ -1,5 +1,6 @@
 // ioloop: small POSIX shims shared by the backends: errno to std::system_error, and the
-// wakeup descriptor another thread or a signal handler uses to interrupt a poll.
+// wakeup descriptor another thread or a signal handler uses to interrupt a poll. The
+// Windows side of the same names is detail/windows.hpp.
 #ifndef IOLOOP_DETAIL_POSIX_HPP
 #define IOLOOP_DETAIL_POSIX_HPP
 
@@ -9,6 +10,7 @@
 #if defined(IOLOOP_POSIX)
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <system_error>
@@ -20,11 +22,27 @@
 #endif
 
 IOLOOP_NAMESPACE_BEGIN
+
+// A socket as the system names it: a descriptor here, a SOCKET handle on Windows.
+using native_socket = int;
+inline constexpr native_socket invalid_socket = -1;
+
 namespace detail {
 
 [[noreturn]] inline void throw_errno(int err, const std::string& what) {
     throw std::system_error(err, std::generic_category(), what);
 }
+
+// The names detail/windows.hpp gives its Winsock errors: here they are errno values.
+inline std::error_code system_error_code(int err) noexcept {
+    return {err, std::generic_category()};
+}
+[[noreturn]] inline void throw_system_error(int err, const std::string& what) {
+    throw_errno(err, what);
+}
+
+// A descriptor as a table index: itself.
+inline std::size_t fd_index(native_socket fd) noexcept { return static_cast<std::size_t>(fd); }
 
 // A poll timeout in milliseconds for epoll_wait() and poll(): -1 (forever) for a negative
 // one, rounded up so that a timer never fires early because the kernel woke us sooner.

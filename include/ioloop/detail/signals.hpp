@@ -1,6 +1,9 @@
 // ioloop: the process-wide side of add_signal_handler. A POSIX signal handler may only
 // touch lock-free atomics and async-signal-safe calls, so it marks the signal pending and
 // wakes the loop that registered it; the loop runs the user's callback on its own thread.
+// Windows has no POSIX signals: there Ctrl+C and Ctrl+Break arrive as console control
+// events (SetConsoleCtrlHandler) and count as SIGINT and SIGBREAK, and the C runtime's
+// signal() carries the rest of what it supports (raise(SIGTERM), say).
 #ifndef IOLOOP_DETAIL_SIGNALS_HPP
 #define IOLOOP_DETAIL_SIGNALS_HPP
 
@@ -8,12 +11,10 @@
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/message.hpp"
 #include "ioloop/detail/posix.hpp"
-
-#if defined(IOLOOP_POSIX)
+#include "ioloop/detail/windows.hpp"
 
 #include <cerrno>
-
-#include <signal.h>
+#include <csignal>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -25,8 +26,8 @@ struct signal_target {
     void* context = nullptr;
 };
 
-// Signals are numbered below NSIG on every POSIX system we know; 65 covers Linux's
-// real-time signals too.
+// Signals are numbered below NSIG on every system we know; 65 covers Linux's real-time
+// signals too.
 #if defined(NSIG)
 inline constexpr int max_signal = NSIG;
 #else
@@ -51,6 +52,8 @@ inline void on_signal(int sig) {
     }
 }
 
+#if defined(IOLOOP_POSIX)
+
 // The disposition a signal had before a loop took it, restored when the loop lets go.
 using saved_signal_action = struct sigaction;
 
@@ -70,8 +73,55 @@ inline void restore_signal_handler(int sig, const saved_signal_action& saved) no
     ::sigaction(sig, &saved, nullptr);
 }
 
+#elif defined(IOLOOP_WINDOWS)
+
+using saved_signal_action = void (*)(int);
+
+// Whether on_console_event is registered; once it is, it stays for the process.
+inline atomic<bool> console_handler_on{false};
+
+// The C runtime resets a signal to SIG_DFL before running its handler: take it again.
+inline void on_crt_signal(int sig) {
+    std::signal(sig, &on_crt_signal);
+    on_signal(sig);
+}
+
+// Runs on a thread the system starts for the event. TRUE: handled, so the process lives.
+inline BOOL WINAPI on_console_event(DWORD event) {
+    const int sig = event == CTRL_C_EVENT ? SIGINT : event == CTRL_BREAK_EVENT ? SIGBREAK : 0;
+    if (sig == 0 || !signal_slots[sig].target.load(memory_order::acquire)) return FALSE;
+    on_signal(sig);
+    return TRUE;
+}
+
+inline void install_signal_handler(int sig, saved_signal_action& saved) {
+    saved = std::signal(sig, &on_crt_signal);
+    if (saved == SIG_ERR) {
+        throw std::system_error(
+            std::make_error_code(std::errc::invalid_argument),
+            concat({"add_signal_handler: signal ", decimal(sig),
+                    " does not exist on Windows (SIGINT, SIGBREAK, SIGTERM, SIGABRT, SIGFPE, "
+                    "SIGILL and SIGSEGV do)"}));
+    }
+    // Ctrl+C and Ctrl+Break: registering the same handler twice would call it twice.
+    if ((sig == SIGINT || sig == SIGBREAK) &&
+        !console_handler_on.exchange(true, memory_order::acq_rel) &&
+        !::SetConsoleCtrlHandler(&on_console_event, TRUE)) {
+        const unsigned long err = ::GetLastError();
+        console_handler_on.store(false, memory_order::release);
+        std::signal(sig, saved);
+        throw_system_error(err, "add_signal_handler: SetConsoleCtrlHandler");
+    }
+}
+
+inline void restore_signal_handler(int sig, const saved_signal_action& saved) noexcept {
+    std::signal(sig, saved);
+    // The console handler stays: with no loop on the signal it passes the event on.
+}
+
+#endif
+
 }  // namespace detail
 IOLOOP_NAMESPACE_END
 
-#endif  // IOLOOP_POSIX
 #endif

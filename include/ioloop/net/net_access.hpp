@@ -21,7 +21,7 @@ struct net_access {
     static bool has_readiness(const loop_base& l) noexcept { return l.watch_io_ != nullptr; }
 
     // Registers w for fd's events, going from `old_events` to `new_events` (0 unwatches).
-    static void watch(loop_base& l, int fd, unsigned old_events, unsigned new_events,
+    static void watch(loop_base& l, native_socket fd, unsigned old_events, unsigned new_events,
                       io_watcher& w) {
         l.watch_io_(&l, fd, old_events, new_events, &w);
     }
