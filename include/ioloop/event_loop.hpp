@@ -96,6 +96,7 @@ public:
         watched_count_ = 0;
         free_unwatched();
         close_queues(dropped);
+        if constexpr (backend::completion_backend<Backend>) drain_cancelled_operations();
     }
 
     // ---- descriptors (readiness backends only) ----------------------------------------
@@ -250,6 +251,7 @@ private:
             // is freed only after the batch (until then it is empty and ignores events).
             backend_.wait(timeout, [this](void* data, unsigned events) noexcept {
                 auto* w = static_cast<detail::io_watcher*>(data);
+                if constexpr (backend::completion_backend<Backend>) --pending_ops_;
                 if (debug_) [[unlikely]] {
                     run_timed_io(*w, events);
                 } else {
@@ -264,6 +266,23 @@ private:
         fire_due_timers();
         // 4. Exactly what is ready now.
         run_ready();
+    }
+
+    // Closing a completion backend's loop: the transports, servers and tasks above have
+    // closed their sockets or cancelled their operations, but the kernel owns each
+    // operation's memory until its completion is dequeued. So the loop waits for them all
+    // (cancelled operations complete at once), and each frees itself.
+    void drain_cancelled_operations() noexcept {
+        try {
+            while (pending_ops_ != 0) {
+                backend_.wait(std::chrono::nanoseconds(-1), [this](void* data, unsigned) noexcept {
+                    --pending_ops_;
+                    static_cast<detail::io_watcher*>(data)->on_io(0);
+                });
+            }
+        } catch (...) {
+            // The port failed: what is left is leaked rather than freed under the kernel.
+        }
     }
 
     void free_unwatched() noexcept {

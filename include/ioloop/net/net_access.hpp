@@ -32,6 +32,13 @@ struct net_access {
         return {l.read_buffer_, read_buffer_size};
     }
 
+    // A completion backend: sends s's completions to the loop, and counts the operations
+    // in flight (the loop polls while there is one, and drains them when it closes).
+    static void associate(loop_base& l, native_socket s) { l.associate_io_(&l, s); }
+    static void operation_started(loop_base& l) noexcept { ++l.pending_ops_; }
+    // An operation that failed to start, so no completion will come.
+    static void operation_not_started(loop_base& l) noexcept { --l.pending_ops_; }
+
     static void add_resource(loop_base& l, loop_resource& r) noexcept { l.resources_.add(r); }
     static void remove_resource(loop_base& l, loop_resource& r) noexcept {
         l.resources_.remove(r);

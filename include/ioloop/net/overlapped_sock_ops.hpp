@@ -1,0 +1,271 @@
+// ioloop: the loop's awaitable socket operations (sock_recv, sock_sendall, sock_accept,
+// sock_connect, sock_recvfrom, sock_sendto) on a completion backend. Each tries the
+// non-blocking call first, as the readiness side does, so data already there costs no
+// overlapped operation; only WSAEWOULDBLOCK starts one (detail::overlapped_call).
+#ifndef IOLOOP_NET_OVERLAPPED_SOCK_OPS_HPP
+#define IOLOOP_NET_OVERLAPPED_SOCK_OPS_HPP
+
+#include "ioloop/coro/coro.hpp"
+#include "ioloop/detail/config.hpp"
+#include "ioloop/detail/message.hpp"
+#include "ioloop/detail/windows.hpp"
+#include "ioloop/loop_base.hpp"
+#include "ioloop/net/endpoint.hpp"
+#include "ioloop/net/net_access.hpp"
+#include "ioloop/net/overlapped_call.hpp"
+#include "ioloop/net/socket.hpp"
+
+#if defined(IOLOOP_WINDOWS)
+
+#include <climits>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+[[noreturn]] inline void throw_overlapped_error(unsigned long err, std::string_view op,
+                                                native_socket s) {
+    throw_system_error(err, concat({op, " on socket ", decimal(static_cast<long long>(s))}));
+}
+
+// Sends s's completions to the loop's port. A socket is associated once for its life:
+// a second association is refused with ERROR_INVALID_PARAMETER, which is then no error.
+inline void associate_once(loop_base& loop, native_socket s) {
+    try {
+        net_access::associate(loop, s);
+    } catch (const std::system_error& e) {
+        if (e.code() != std::error_code(ERROR_INVALID_PARAMETER, std::system_category()) &&
+            e.code() != std::errc::invalid_argument) {
+            throw;
+        }
+    }
+}
+
+// One WSABUF over bytes the caller owns; Winsock counts in ULONG.
+inline WSABUF wsa_buffer(const void* data, std::size_t size) noexcept {
+    WSABUF b;
+    b.buf = static_cast<char*>(const_cast<void*>(data));
+    b.len = size > ULONG_MAX ? ULONG_MAX : static_cast<ULONG>(size);
+    return b;
+}
+
+template <class = void>
+coro<std::size_t> overlapped_recv_into(loop_base& loop, socket& s, std::span<std::byte> buf) {
+    const native_socket fd = s.fd();
+    const int len = buf.size() > INT_MAX ? INT_MAX : static_cast<int>(buf.size());
+    const int n = ::recv(fd, reinterpret_cast<char*>(buf.data()), len, 0);
+    if (n >= 0) co_return static_cast<std::size_t>(n);
+    const int err = ::WSAGetLastError();
+    if (err != WSAEWOULDBLOCK) throw_overlapped_error(err, "sock_recv", fd);
+    associate_once(loop, fd);
+    WSABUF b = wsa_buffer(buf.data(), buf.size());
+    auto start = [fd, &b](OVERLAPPED* o) {
+        DWORD flags = 0;
+        return started(::WSARecv(fd, &b, 1, nullptr, &flags, o, nullptr));
+    };
+    const overlapped_result r = co_await overlapped_call(loop, fd, start);
+    // A graceful close by the peer is a completion of 0 bytes, as recv's 0 is.
+    if (r.error != 0 && r.error != WSAEDISCON) throw_overlapped_error(r.error, "sock_recv", fd);
+    co_return r.bytes;
+}
+
+template <class = void>
+coro<void> overlapped_sendall(loop_base& loop, socket& s, std::string_view data) {
+    const native_socket fd = s.fd();
+    while (!data.empty()) {
+        const int len = data.size() > INT_MAX ? INT_MAX : static_cast<int>(data.size());
+        const int n = ::send(fd, data.data(), len, 0);
+        if (n >= 0) {
+            data.remove_prefix(static_cast<std::size_t>(n));
+            continue;
+        }
+        const int err = ::WSAGetLastError();
+        if (err != WSAEWOULDBLOCK) throw_overlapped_error(err, "sock_sendall", fd);
+        // The kernel's buffer is full: one overlapped send of all the rest, which
+        // completes once Winsock has taken every byte.
+        associate_once(loop, fd);
+        WSABUF b = wsa_buffer(data.data(), data.size());
+        auto start = [fd, &b](OVERLAPPED* o) {
+            return started(::WSASend(fd, &b, 1, nullptr, 0, o, nullptr));
+        };
+        const overlapped_result r = co_await overlapped_call(loop, fd, start);
+        if (r.error != 0) throw_overlapped_error(r.error, "sock_sendall", fd);
+        data.remove_prefix(r.bytes);
+    }
+}
+
+// AcceptEx wants room for both addresses, each 16 bytes longer than the largest.
+struct accept_buffer {
+    static constexpr DWORD address_room = sizeof(sockaddr_storage) + 16;
+    char bytes[2 * address_room];
+
+    // The peer's address, once AcceptEx completed.
+    endpoint peer() noexcept {
+        sockaddr* local = nullptr;
+        sockaddr* remote = nullptr;
+        int local_size = 0;
+        int remote_size = 0;
+        ::GetAcceptExSockaddrs(bytes, 0, address_room, address_room, &local, &local_size,
+                               &remote, &remote_size);
+        return remote && remote_size > 0 ? endpoint::from_native(remote, remote_size)
+                                         : endpoint();
+    }
+};
+
+// The family of a bound socket, for the socket AcceptEx fills.
+inline address_family family_of(native_socket s) {
+    sockaddr_storage addr{};
+    int size = sizeof addr;
+    if (::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &size) != 0)
+        throw_overlapped_error(::WSAGetLastError(), "getsockname", s);
+    switch (addr.ss_family) {
+        case AF_INET: return address_family::ipv4;
+        case AF_INET6: return address_family::ipv6;
+        default: return address_family::unix_domain;
+    }
+}
+
+// Completes an accepted socket: it inherits the listener's options only once told.
+inline void update_accept_context(native_socket listener, native_socket conn) {
+    if (::setsockopt(conn, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT,
+                     reinterpret_cast<const char*>(&listener), sizeof listener) != 0)
+        throw_overlapped_error(::WSAGetLastError(), "SO_UPDATE_ACCEPT_CONTEXT", conn);
+}
+
+template <class = void>
+coro<std::pair<socket, endpoint>> overlapped_accept(loop_base& loop, socket& listener) {
+    const native_socket lfd = listener.fd();
+    associate_once(loop, lfd);
+    for (;;) {
+        socket conn = socket::open(family_of(lfd), socket_type::stream);
+        accept_buffer addresses;
+        const native_socket cfd = conn.fd();
+        auto start = [lfd, cfd, &addresses](OVERLAPPED* o) {
+            DWORD received = 0;
+            if (::AcceptEx(lfd, cfd, addresses.bytes, 0, accept_buffer::address_room,
+                           accept_buffer::address_room, &received, o))
+                return 0ul;
+            const int err = ::WSAGetLastError();
+            return err == ERROR_IO_PENDING ? 0ul : static_cast<unsigned long>(err);
+        };
+        const overlapped_result r = co_await overlapped_call(loop, lfd, start);
+        // The client gave up before we took its connection: take the next.
+        if (r.error == WSAECONNRESET || r.error == ERROR_NETNAME_DELETED) continue;
+        if (r.error != 0) throw_overlapped_error(r.error, "sock_accept", lfd);
+        update_accept_context(lfd, cfd);
+        endpoint peer = addresses.peer();
+        co_return std::pair<socket, endpoint>(std::move(conn), std::move(peer));
+    }
+}
+
+// ConnectEx is an extension: Winsock hands out its address on request, once.
+inline LPFN_CONNECTEX connect_ex(native_socket s) {
+    static LPFN_CONNECTEX fn = nullptr;
+    if (fn) return fn;
+    GUID id = WSAID_CONNECTEX;
+    DWORD size = 0;
+    LPFN_CONNECTEX found = nullptr;
+    if (::WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &id, sizeof id, &found, sizeof found,
+                   &size, nullptr, nullptr) != 0)
+        throw_overlapped_error(::WSAGetLastError(), "WSAIoctl(ConnectEx)", s);
+    fn = found;
+    return fn;
+}
+
+// ConnectEx wants a bound socket: bind to the wildcard address of to's family unless
+// the caller bound it already.
+inline void bind_for_connect(native_socket s, const endpoint& to) {
+    sockaddr_storage mine{};
+    int size = sizeof mine;
+    if (::getsockname(s, reinterpret_cast<sockaddr*>(&mine), &size) == 0) return;
+    sockaddr_storage any{};
+    any.ss_family = static_cast<ADDRESS_FAMILY>(to.native()->sa_family);
+    const int any_size = any.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    if (::bind(s, reinterpret_cast<sockaddr*>(&any), any_size) != 0)
+        throw_overlapped_error(::WSAGetLastError(), "bind before ConnectEx", s);
+}
+
+template <class = void>
+coro<void> overlapped_connect(loop_base& loop, socket& s, endpoint to) {
+    const native_socket fd = s.fd();
+    bind_for_connect(fd, to);
+    associate_once(loop, fd);
+    LPFN_CONNECTEX connect = connect_ex(fd);
+    auto start = [fd, connect, &to](OVERLAPPED* o) {
+        if (connect(fd, to.native(), static_cast<int>(to.native_size()), nullptr, 0, nullptr, o))
+            return 0ul;
+        const int err = ::WSAGetLastError();
+        return err == ERROR_IO_PENDING ? 0ul : static_cast<unsigned long>(err);
+    };
+    const overlapped_result r = co_await overlapped_call(loop, fd, start);
+    if (r.error != 0) {
+        throw std::system_error(system_error_code(r.error),
+                                concat({"sock_connect to ", to.to_string()}));
+    }
+    // Until told, the socket does not know it is connected (getpeername, shutdown).
+    if (::setsockopt(fd, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, nullptr, 0) != 0)
+        throw_overlapped_error(::WSAGetLastError(), "SO_UPDATE_CONNECT_CONTEXT", fd);
+}
+
+template <class = void>
+coro<std::pair<std::string, endpoint>> overlapped_recvfrom(loop_base& loop, socket& s,
+                                                           std::size_t max_bytes) {
+    const native_socket fd = s.fd();
+    std::string data(max_bytes, '\0');
+    sockaddr_storage addr{};
+    int size = sizeof addr;
+    auto* native = reinterpret_cast<sockaddr*>(&addr);
+    const int len = max_bytes > INT_MAX ? INT_MAX : static_cast<int>(max_bytes);
+    int n = ::recvfrom(fd, data.data(), len, 0, native, &size);
+    if (n < 0) {
+        const int err = ::WSAGetLastError();
+        if (err != WSAEWOULDBLOCK) throw_overlapped_error(err, "sock_recvfrom", fd);
+        associate_once(loop, fd);
+        WSABUF b = wsa_buffer(data.data(), data.size());
+        size = sizeof addr;
+        auto start = [fd, &b, native, &size](OVERLAPPED* o) {
+            DWORD flags = 0;
+            return started(::WSARecvFrom(fd, &b, 1, nullptr, &flags, native, &size, o, nullptr));
+        };
+        const overlapped_result r = co_await overlapped_call(loop, fd, start);
+        if (r.error != 0) throw_overlapped_error(r.error, "sock_recvfrom", fd);
+        n = static_cast<int>(r.bytes);
+    }
+    data.resize(static_cast<std::size_t>(n));
+    endpoint from = size <= 0 ? endpoint() : endpoint::from_native(native, size);
+    co_return std::pair<std::string, endpoint>(std::move(data), std::move(from));
+}
+
+template <class = void>
+coro<std::size_t> overlapped_sendto(loop_base& loop, socket& s, std::string_view data,
+                                    endpoint to) {
+    const native_socket fd = s.fd();
+    const int len = data.size() > INT_MAX ? INT_MAX : static_cast<int>(data.size());
+    const int n = ::sendto(fd, data.data(), len, 0, to.native(), static_cast<int>(to.native_size()));
+    if (n >= 0) co_return static_cast<std::size_t>(n);
+    const int err = ::WSAGetLastError();
+    if (err != WSAEWOULDBLOCK) {
+        throw_system_error(err, concat({"sock_sendto ", to.to_string(), " on socket ",
+                                        decimal(static_cast<long long>(fd))}));
+    }
+    associate_once(loop, fd);
+    WSABUF b = wsa_buffer(data.data(), data.size());
+    auto start = [fd, &b, &to](OVERLAPPED* o) {
+        return started(::WSASendTo(fd, &b, 1, nullptr, 0, to.native(),
+                                   static_cast<int>(to.native_size()), o, nullptr));
+    };
+    const overlapped_result r = co_await overlapped_call(loop, fd, start);
+    if (r.error != 0) throw_overlapped_error(r.error, "sock_sendto", fd);
+    co_return r.bytes;
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_WINDOWS
+#endif
