@@ -188,8 +188,14 @@ protected:
     void update_watch_or_throw() {
         const unsigned want = lost_ ? 0 : self().wanted_events();
         if (want == watched_) return;
-        net_access::watch(loop_, fd_, watched_, want, *this);
+        self().change_watch(watched_, want);
         watched_ = static_cast<unsigned char>(want);
+    }
+
+    // What watching means: a readiness backend's registration. A completion transport
+    // hides this with its own (posting a zero-byte read, say).
+    void change_watch(unsigned old_events, unsigned new_events) {
+        net_access::watch(loop_, fd_, old_events, new_events, *this);
     }
 
     // Failing to change what the backend watches (no memory for epoll's bookkeeping)
@@ -249,6 +255,13 @@ private:
 
     void release() noexcept {
         self().ended();
+        self().close_and_free();
+    }
+
+protected:
+    // The end of a readiness transport: nothing refers to it any more. A completion
+    // transport hides this: the kernel may still own its buffers.
+    void close_and_free() noexcept {
         ::close(fd_);
         delete this;  // the destructor is virtual (loop_resource's)
     }
