@@ -68,13 +68,14 @@ public:
     // stays until it reaches the top or a purge (cancelled_count() tells when to purge).
     void cancel(callback_node* n) noexcept {
         const std::uint64_t s = slot_of(n->when.time_since_epoch().count());
-        const bool near = s < base_ + wheel_slots;
+        // Not named `near`: <windows.h> defines near and far as empty macros.
+        const bool in_wheel = s < base_ + wheel_slots;
         const std::size_t i = static_cast<std::size_t>((s < base_ ? base_ : s) % wheel_slots);
-        if (!(near ? near_[i] : far_).remove_recent(n)) {
+        if (!(in_wheel ? near_[i] : far_).remove_recent(n)) {
             ++cancelled_;
             return;
         }
-        if (near) {
+        if (in_wheel) {
             --near_count_;
             if (near_[i].empty()) unmark(i);
         }
