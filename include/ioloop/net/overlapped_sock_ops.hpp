@@ -12,6 +12,7 @@
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/net_access.hpp"
+#include "ioloop/net/overlapped_accept.hpp"
 #include "ioloop/net/overlapped_call.hpp"
 #include "ioloop/net/socket.hpp"
 
@@ -27,11 +28,6 @@
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
-
-[[noreturn]] inline void throw_overlapped_error(unsigned long err, std::string_view op,
-                                                native_socket s) {
-    throw_system_error(err, concat({op, " on socket ", decimal(static_cast<long long>(s))}));
-}
 
 // Sends s's completions to the loop's port. A socket is associated once for its life:
 // a second association is refused with ERROR_INVALID_PARAMETER, which is then no error.
@@ -99,44 +95,6 @@ coro<void> overlapped_sendall(loop_base& loop, socket& s, std::string_view data)
     }
 }
 
-// AcceptEx wants room for both addresses, each 16 bytes longer than the largest.
-struct accept_buffer {
-    static constexpr DWORD address_room = sizeof(sockaddr_storage) + 16;
-    char bytes[2 * address_room];
-
-    // The peer's address, once AcceptEx completed.
-    endpoint peer() noexcept {
-        sockaddr* local = nullptr;
-        sockaddr* remote = nullptr;
-        int local_size = 0;
-        int remote_size = 0;
-        ::GetAcceptExSockaddrs(bytes, 0, address_room, address_room, &local, &local_size,
-                               &remote, &remote_size);
-        return remote && remote_size > 0 ? endpoint::from_native(remote, remote_size)
-                                         : endpoint();
-    }
-};
-
-// The family of a bound socket, for the socket AcceptEx fills.
-inline address_family family_of(native_socket s) {
-    sockaddr_storage addr{};
-    int size = sizeof addr;
-    if (::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &size) != 0)
-        throw_overlapped_error(::WSAGetLastError(), "getsockname", s);
-    switch (addr.ss_family) {
-        case AF_INET: return address_family::ipv4;
-        case AF_INET6: return address_family::ipv6;
-        default: return address_family::unix_domain;
-    }
-}
-
-// Completes an accepted socket: it inherits the listener's options only once told.
-inline void update_accept_context(native_socket listener, native_socket conn) {
-    if (::setsockopt(conn, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT,
-                     reinterpret_cast<const char*>(&listener), sizeof listener) != 0)
-        throw_overlapped_error(::WSAGetLastError(), "SO_UPDATE_ACCEPT_CONTEXT", conn);
-}
-
 template <class = void>
 coro<std::pair<socket, endpoint>> overlapped_accept(loop_base& loop, socket& listener) {
     const native_socket lfd = listener.fd();
@@ -146,12 +104,7 @@ coro<std::pair<socket, endpoint>> overlapped_accept(loop_base& loop, socket& lis
         accept_buffer addresses;
         const native_socket cfd = conn.fd();
         auto start = [lfd, cfd, &addresses](OVERLAPPED* o) {
-            DWORD received = 0;
-            if (::AcceptEx(lfd, cfd, addresses.bytes, 0, accept_buffer::address_room,
-                           accept_buffer::address_room, &received, o))
-                return 0ul;
-            const int err = ::WSAGetLastError();
-            return err == ERROR_IO_PENDING ? 0ul : static_cast<unsigned long>(err);
+            return start_accept(lfd, cfd, addresses, o);
         };
         const overlapped_result r = co_await overlapped_call(loop, lfd, start);
         // The client gave up before we took its connection: take the next.

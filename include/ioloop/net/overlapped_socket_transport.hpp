@@ -1,0 +1,314 @@
+// ioloop: the stream transport of a completion backend (IOCP): the same protocol-facing
+// behaviour as socket_transport, over overlapped operations.
+//
+// Reading: a zero-byte WSARecv waits for data without a buffer, so an idle connection
+// holds no read buffer here either; its completion means "readable", and one
+// non-blocking recv() then reads into the loop's shared buffer. Writing: a write first
+// tries send(); what the socket does not take goes out through one WSASend at a time. The
+// bytes of a WSASend in flight belong to the kernel until it completes, so writes made
+// meanwhile queue behind them in a second buffer, and the transport itself is freed only
+// once no operation of it is in flight.
+#ifndef IOLOOP_NET_OVERLAPPED_SOCKET_TRANSPORT_HPP
+#define IOLOOP_NET_OVERLAPPED_SOCKET_TRANSPORT_HPP
+
+#include "ioloop/backend/concept.hpp"
+#include "ioloop/detail/config.hpp"
+#include "ioloop/detail/overlapped_op.hpp"
+#include "ioloop/errors.hpp"
+#include "ioloop/loop_base.hpp"
+#include "ioloop/net/net_access.hpp"
+#include "ioloop/net/overlapped_call.hpp"
+#include "ioloop/net/protocol.hpp"
+#include "ioloop/net/socket.hpp"
+#include "ioloop/net/socket_transport.hpp"
+#include "ioloop/net/transport.hpp"
+#include "ioloop/net/transport_core.hpp"
+
+#if defined(IOLOOP_WINDOWS)
+
+#include <climits>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// An overlapped operation whose completion calls a member of its owner.
+template <class Owner, void (Owner::*Done)() noexcept>
+class member_op final : public overlapped_op {
+public:
+    explicit member_op(Owner& owner) noexcept : owner_(owner) {}
+    std::string describe() const override { return owner_.describe(); }
+
+private:
+    void on_io(unsigned) noexcept override { (owner_.*Done)(); }
+    Owner& owner_;
+};
+
+class overlapped_socket_transport final
+    : public transport_core<overlapped_socket_transport, transport, protocol> {
+    using core = transport_core<overlapped_socket_transport, transport, protocol>;
+    friend core;
+    template <class Owner, void (Owner::*)() noexcept>
+    friend class member_op;  // names us in debug mode's reports
+
+public:
+    // As socket_transport::start: the socket is associated with the loop's port first.
+    static overlapped_socket_transport& start(loop_base& loop, socket sock,
+                                              std::unique_ptr<protocol> p,
+                                              connection_counter* server) {
+        net_access::associate(loop, sock.fd());
+        auto* t = new overlapped_socket_transport(loop, sock.fd(), std::move(p), server);
+        sock.release();
+        return core::start(t);
+    }
+
+    void write(std::string_view data) override {
+        if (user_closed_) throw invalid_state_error("transport::write: the transport is closed");
+        if (eof_requested_) throw invalid_state_error("transport::write: write_eof() was called");
+        if (data.empty() || lost_) return;  // lost to an error: connection_lost reports it
+        if (!writes_) {
+            const int n = send_some(data);
+            if (n < 0) return;  // a fatal error closed the transport
+            data.remove_prefix(static_cast<std::size_t>(n));
+            if (data.empty()) return;
+            writes_ = std::make_unique<write_buffers>();
+            writes_->queued.assign(data);
+            send_queued();
+        } else {
+            writes_->queued.append(data);
+        }
+        maybe_pause_protocol();
+    }
+
+    void write_eof() override {
+        if (closing_ || eof_requested_) return;
+        eof_requested_ = true;
+        if (!writes_) shutdown_write();
+    }
+    bool can_write_eof() const noexcept override { return true; }
+
+    void pause_reading() override {
+        if (closing_ || reading_paused_) return;
+        reading_paused_ = true;
+        update_watch();
+    }
+    void resume_reading() override {
+        if (closing_ || !reading_paused_) return;
+        reading_paused_ = false;
+        update_watch();
+    }
+    bool is_reading() const noexcept override { return !reading_paused_ && !closing_; }
+
+private:
+    // The bytes of the WSASend in flight (the kernel's until it completes), and what was
+    // written since, sent next.
+    struct write_buffers {
+        std::string in_flight;
+        std::string queued;
+        std::size_t size() const noexcept { return in_flight.size() + queued.size(); }
+    };
+
+    overlapped_socket_transport(loop_base& loop, native_socket fd, std::unique_ptr<protocol> p,
+                                connection_counter* server) noexcept
+        : core(loop, fd, std::move(p)), server_(server), read_op_(*this), write_op_(*this) {}
+    ~overlapped_socket_transport() override = default;
+
+    // ---- what transport_core asks of us ---------------------------------------------------
+
+    unsigned wanted_events() const noexcept {
+        return !closing_ && !reading_paused_ && !eof_received_ ? backend::io_read : 0u;
+    }
+    std::size_t buffered() const noexcept { return writes_ ? writes_->size() : 0; }
+    // The bytes in flight stay: the kernel reads them until the cancelled send completes.
+    void drop_buffer() noexcept {
+        if (writes_) writes_->queued.clear();
+    }
+    void opened() noexcept {
+        if (server_) server_->connection_opened();
+    }
+    void ended() noexcept {
+        if (server_) server_->connection_closed();
+    }
+
+    // Reading wanted: a zero-byte read waits for data. Not wanted any more: a read in
+    // flight is left to complete and then ignored, unless the connection is lost.
+    void change_watch(unsigned, unsigned new_events) {
+        if (new_events & backend::io_read) {
+            if (!reading_) post_zero_read();
+        } else if (lost_) {
+            cancel_all();
+        }
+    }
+
+    // The socket closes now; the memory goes when the last completion has come.
+    void close_and_free() noexcept {
+        closed_ = true;
+        ::closesocket(fd_);  // cancels what is in flight
+        free_if_idle();
+    }
+
+    // ---- reading ------------------------------------------------------------------------
+
+    void post_zero_read() {
+        read_op_.reset();
+        WSABUF none{0, nullptr};
+        DWORD flags = 0;
+        net_access::operation_started(loop_);
+        const unsigned long err =
+            started(::WSARecv(fd_, &none, 1, nullptr, &flags, read_op_.overlapped(), nullptr));
+        if (err != 0) {
+            net_access::operation_not_started(loop_);
+            throw_system_error(err, "WSARecv (waiting for data)");
+        }
+        reading_ = true;
+    }
+
+    void read_done() noexcept {
+        reading_ = false;
+        if (closed_) return free_if_idle();
+        // Lost, or paused since: resume_reading posts the next zero-byte read.
+        if (lost_ || !(watched_ & backend::io_read)) return;
+        unsigned long bytes = 0;
+        const unsigned long err = read_op_.result(fd_, bytes);
+        if (err != 0 && err != WSAEDISCON) {
+            force_close(system_error_code(err));
+            return;
+        }
+        read_some();
+        if (!lost_ && (watched_ & backend::io_read) && !reading_) {
+            try {
+                post_zero_read();
+            } catch (const std::system_error& e) {
+                force_close(e.code());
+            }
+        }
+    }
+
+    void read_some() noexcept {
+        const std::span<char> buffer = net_access::read_buffer(loop_);
+        const int n = ::recv(fd_, buffer.data(), static_cast<int>(buffer.size()), 0);
+        if (n > 0) {
+            try {
+                protocol_->data_received(std::string_view(buffer.data(), std::size_t(n)));
+            } catch (...) {
+                protocol_failed("data_received");
+            }
+        } else if (n == 0) {
+            eof_received();
+        } else if (const int err = ::WSAGetLastError(); err != WSAEWOULDBLOCK) {
+            force_close(system_error_code(static_cast<unsigned long>(err)));
+        }
+    }
+
+    void eof_received() noexcept {
+        eof_received_ = true;
+        update_watch();
+        bool keep_open = false;
+        try {
+            keep_open = protocol_->eof_received();
+        } catch (...) {
+            protocol_failed("eof_received");
+            return;
+        }
+        if (!keep_open) start_closing();
+    }
+
+    // ---- writing ------------------------------------------------------------------------
+
+    // One non-blocking send: the count taken (0 if it would block), or -1 after a fatal
+    // error, which has closed the transport.
+    int send_some(std::string_view data) noexcept {
+        const int len = data.size() > INT_MAX ? INT_MAX : static_cast<int>(data.size());
+        const int n = ::send(fd_, data.data(), len, 0);
+        if (n >= 0) return n;
+        const int err = ::WSAGetLastError();
+        if (err == WSAEWOULDBLOCK) return 0;
+        force_close(system_error_code(static_cast<unsigned long>(err)));
+        return -1;
+    }
+
+    // Moves the queued bytes in flight: one WSASend, completed once Winsock took them all.
+    void send_queued() noexcept {
+        writes_->in_flight.swap(writes_->queued);
+        writes_->queued.clear();
+        write_op_.reset();
+        WSABUF b{static_cast<ULONG>(writes_->in_flight.size()), writes_->in_flight.data()};
+        net_access::operation_started(loop_);
+        const unsigned long err =
+            started(::WSASend(fd_, &b, 1, nullptr, 0, write_op_.overlapped(), nullptr));
+        if (err != 0) {
+            net_access::operation_not_started(loop_);
+            writes_->in_flight.clear();
+            force_close(system_error_code(err));
+            return;
+        }
+        writing_ = true;
+    }
+
+    void write_done() noexcept {
+        writing_ = false;
+        if (closed_) return free_if_idle();
+        unsigned long bytes = 0;
+        const unsigned long err = write_op_.result(fd_, bytes);
+        writes_->in_flight.clear();
+        if (lost_) return;
+        if (err != 0) {
+            force_close(system_error_code(err));
+            return;
+        }
+        if (!writes_->queued.empty()) {
+            send_queued();
+            maybe_resume_protocol();
+            return;
+        }
+        writes_.reset();
+        maybe_resume_protocol();
+        // resume_writing may have written again, closed or aborted (see socket_transport).
+        if (writes_ || lost_) return;
+        if (closing_) {
+            schedule_connection_lost({});
+        } else if (eof_requested_) {
+            shutdown_write();
+        }
+    }
+
+    void shutdown_write() noexcept {
+        if (::shutdown(fd_, SD_SEND) != 0) {
+            const int err = ::WSAGetLastError();
+            if (err != WSAENOTCONN) force_close(system_error_code(static_cast<unsigned long>(err)));
+        }
+    }
+
+    // ---- the end ------------------------------------------------------------------------
+
+    void cancel_all() noexcept {
+        if (reading_) ::CancelIoEx(reinterpret_cast<HANDLE>(fd_), read_op_.overlapped());
+        if (writing_) ::CancelIoEx(reinterpret_cast<HANDLE>(fd_), write_op_.overlapped());
+    }
+
+    void free_if_idle() noexcept {
+        if (!reading_ && !writing_) delete this;
+    }
+
+    std::unique_ptr<write_buffers> writes_;  // only while a write is partly sent
+    connection_counter* server_;             // the server that accepted it, if any
+    member_op<overlapped_socket_transport, &overlapped_socket_transport::read_done> read_op_;
+    member_op<overlapped_socket_transport, &overlapped_socket_transport::write_done> write_op_;
+    bool reading_ = false;  // a zero-byte read is in flight
+    bool writing_ = false;  // a WSASend is in flight
+    bool closed_ = false;   // the socket is closed: only completions are awaited
+    bool reading_paused_ = false;
+    bool eof_received_ = false;
+    bool eof_requested_ = false;  // write_eof(): shut down once the buffer is sent
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_WINDOWS
+#endif
