@@ -41,6 +41,7 @@
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/fd_ready.hpp"
 #include "ioloop/net/getaddrinfo.hpp"
+#include "ioloop/net/overlapped_sock_ops.hpp"
 #include "ioloop/net/sock_ops.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/server.hpp"

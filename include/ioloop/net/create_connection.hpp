@@ -16,7 +16,9 @@
 #include "ioloop/net/net_access.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/socket.hpp"
+#include "ioloop/net/overlapped_sock_ops.hpp"
 #include "ioloop/net/socket_transport.hpp"
+#include "ioloop/net/stream_transport.hpp"
 
 #if defined(IOLOOP_POSIX)
 
@@ -42,12 +44,9 @@ constexpr void check_factory() {
                   "ioloop::protocol (ioloop::datagram_protocol for datagram endpoints)");
 }
 
-// The loop can run a transport: it is open and has a readiness backend.
+// The loop can run a transport: it is open.
 inline void check_net_loop(const loop_base& loop, const char* what) {
     net_access::check_open(loop, what);
-    if (!net_access::has_readiness(loop)) {
-        throw invalid_state_error(concat({what, ": this backend has no socket transports yet"}));
-    }
 }
 
 // A socket of to's family connected to `to` (TCP_NODELAY on for TCP).
@@ -55,6 +54,12 @@ template <class = void>
 coro<socket> connect_socket(loop_base& loop, endpoint to) {
     socket s = socket::open(to.family(), socket_type::stream);
     if (to.family() != address_family::unix_domain) s.set_no_delay(true);
+#if defined(IOLOOP_HAS_IOCP)
+    if (!net_access::has_readiness(loop)) {
+        co_await overlapped_connect(loop, s, std::move(to));
+        co_return s;
+    }
+#endif
     if (::connect(s.fd(), to.native(), to.native_size()) == -1) {
         const int err = errno;
         // EINPROGRESS: the handshake goes on; EINTR: so does it (POSIX); EAGAIN: a Unix
@@ -93,7 +98,7 @@ coro<std::pair<transport*, P*>> start_connection(loop_base& loop, Factory factor
     socket s = co_await connect_any(loop, std::move(addresses));
     std::unique_ptr<P> proto = factory();
     P* p = proto.get();
-    transport& t = socket_transport::start(loop, std::move(s), std::move(proto), nullptr);
+    transport& t = start_stream_transport(loop, std::move(s), std::move(proto), nullptr);
     co_return std::pair<transport*, P*>(&t, p);
 }
 

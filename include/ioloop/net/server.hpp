@@ -21,9 +21,11 @@
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/net_access.hpp"
+#include "ioloop/net/overlapped_accept.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/socket.hpp"
 #include "ioloop/net/socket_transport.hpp"
+#include "ioloop/net/stream_transport.hpp"
 
 #if defined(IOLOOP_POSIX)
 
@@ -59,7 +61,14 @@ public:
     void add_listener(socket s, std::string unlink_path) {
         listeners_.reserve(listeners_.size() + 1);
         sockets_.reserve(sockets_.size() + 1);
-        listeners_.push_back(std::make_unique<listener>(*this, s.fd(), std::move(unlink_path)));
+        auto l = std::make_unique<listener>(*this, s.fd(), std::move(unlink_path));
+#if defined(IOLOOP_HAS_IOCP)
+        if (!net_access::has_readiness(loop_)) {
+            net_access::associate(loop_, s.fd());
+            l->family = family_of(s.fd());
+        }
+#endif
+        listeners_.push_back(std::move(l));
         sockets_.push_back(std::move(s));
     }
 
@@ -123,6 +132,14 @@ private:
         int fd;
         bool watched = false;
         std::string unlink_path;
+#if defined(IOLOOP_HAS_IOCP)
+        // A completion backend: the AcceptEx in flight, and the family of what it accepts.
+        void accepted(socket conn, endpoint peer, std::error_code ec) noexcept {
+            owner.accepted(*this, std::move(conn), peer, ec);
+        }
+        accept_op<listener>* accepting = nullptr;
+        address_family family = address_family::ipv4;
+#endif
     };
 
     ~server_state() override = default;
@@ -153,6 +170,18 @@ private:
     }
 
     void watch_listeners(bool on) noexcept {
+#if defined(IOLOOP_HAS_IOCP)
+        if (!net_access::has_readiness(loop_)) {
+            for (auto& l : listeners_) {
+                if (on) {
+                    accept_next(*l);
+                } else if (l->accepting) {
+                    std::exchange(l->accepting, nullptr)->orphan();
+                }
+            }
+            return;
+        }
+#endif
         for (auto& l : listeners_) {
             if (l->watched == on) continue;
             try {
@@ -184,10 +213,41 @@ private:
         }
     }
 
+#if defined(IOLOOP_HAS_IOCP)
+    // A completion backend keeps one AcceptEx in flight per listener while serving.
+    void accept_next(listener& l) noexcept {
+        if (l.accepting || !serving_) return;
+        try {
+            l.accepting = accept_op<listener>::start(loop_, l.fd, l.family, l);
+        } catch (const std::system_error& e) {
+            const std::error_code ec = e.code();
+            if (ec.category() == std::generic_category()) {
+                accept_failed(ec.value(), l);
+            } else {
+                report(concat({"server: AcceptEx on socket ", decimal(l.fd), " failed"}));
+            }
+        }
+    }
+
+    void accepted(listener& l, socket conn, const endpoint& peer, std::error_code ec) noexcept {
+        l.accepting = nullptr;
+        if (!serving_) return;  // closes conn
+        if (ec && ec != std::errc::connection_reset && ec != std::errc::connection_aborted) {
+            accept_failed(ec.category() == std::generic_category() ? ec.value() : EIO, l);
+            return;
+        }
+        if (!ec) {
+            out_of_fds_reported_ = false;
+            start_connection(std::move(conn), peer.native()->sa_family);
+        }
+        accept_next(l);
+    }
+#endif
+
     void start_connection(socket conn, sa_family_t family) noexcept {
         try {
             if (family == AF_INET || family == AF_INET6) conn.set_no_delay(true);
-            socket_transport::start(loop_, std::move(conn), factory_(), this);
+            start_stream_transport(loop_, std::move(conn), factory_(), this);
         } catch (...) {
             report("server: could not set up an accepted connection");
         }
