@@ -4,6 +4,7 @@
 
 #include "ioloop/backend/epoll.hpp"
 #include "ioloop/backend/iocp.hpp"
+#include "ioloop/backend/kqueue.hpp"
 #include "ioloop/backend/poll.hpp"
 #include "ioloop/backend/select.hpp"
 #include "ioloop/backend/select_winsock.hpp"

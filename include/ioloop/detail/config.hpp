@@ -20,6 +20,15 @@
 #endif
 #endif
 
+// kqueue: the BSDs and macOS; a build may predefine IOLOOP_HAS_KQUEUE elsewhere (the
+// tests do on Linux, over tests/kqueue_emulation).
+#if !defined(IOLOOP_HAS_KQUEUE) && !defined(IOLOOP_DISABLE_KQUEUE)
+#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
+    defined(__NetBSD__) || defined(__DragonFly__)
+#define IOLOOP_HAS_KQUEUE 1
+#endif
+#endif
+
 #if !defined(IOLOOP_HAS_POLL) && !defined(IOLOOP_DISABLE_POLL)
 #if defined(IOLOOP_POSIX)
 #define IOLOOP_HAS_POLL 1
@@ -44,6 +53,11 @@
 #error "IOLOOP_BACKEND_EPOLL: epoll is not available on this platform"
 #endif
 #define IOLOOP_DEFAULT_BACKEND epoll
+#elif defined(IOLOOP_BACKEND_KQUEUE)
+#if !defined(IOLOOP_HAS_KQUEUE)
+#error "IOLOOP_BACKEND_KQUEUE: kqueue is not available on this platform"
+#endif
+#define IOLOOP_DEFAULT_BACKEND kqueue
 #elif defined(IOLOOP_BACKEND_POLL)
 #if !defined(IOLOOP_HAS_POLL)
 #error "IOLOOP_BACKEND_POLL: poll is not available on this platform"
@@ -59,10 +73,12 @@
 #error "IOLOOP_BACKEND_IOCP: IOCP exists on Windows only"
 #endif
 #define IOLOOP_DEFAULT_BACKEND iocp
-#elif defined(IOLOOP_BACKEND_KQUEUE) || defined(IOLOOP_BACKEND_IO_URING)
-#error "this ioloop version has no kqueue or io_uring backend yet"
+#elif defined(IOLOOP_BACKEND_IO_URING)
+#error "this ioloop version has no io_uring backend yet"
 #elif defined(IOLOOP_HAS_EPOLL)
 #define IOLOOP_DEFAULT_BACKEND epoll
+#elif defined(IOLOOP_HAS_KQUEUE)  // after epoll: the default only where it is native
+#define IOLOOP_DEFAULT_BACKEND kqueue
 #elif defined(IOLOOP_HAS_IOCP)
 #define IOLOOP_DEFAULT_BACKEND iocp
 #elif defined(IOLOOP_HAS_POLL)
