@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include <fcntl.h>
@@ -20,6 +21,15 @@
 #if defined(__linux__)
 #include <sys/eventfd.h>
 #endif
+// The networking layer's system headers, here so that net/ names none of its own.
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 IOLOOP_NAMESPACE_BEGIN
 
@@ -63,6 +73,138 @@ inline void set_nonblocking_cloexec(int fd) {
         throw_errno(errno, "fcntl");
     }
 }
+
+// ---- sockets: the calls net/ makes, under the names detail/windows.hpp gives Winsock's ----
+
+// Nothing to start here: Winsock's start-up on Windows. The noexcept form is for numeric
+// address parsing, which reports failure by its result.
+inline void start_sockets() noexcept {}
+inline bool sockets_started() noexcept { return true; }
+
+// Why the last socket call failed, and what some of those reasons mean.
+inline int last_socket_error() noexcept { return errno; }
+// EAGAIN and EWOULDBLOCK may be distinct values (POSIX allows it); both mean "wait".
+inline bool would_block(int err) noexcept { return err == EAGAIN || err == EWOULDBLOCK; }
+inline bool interrupted(int err) noexcept { return err == EINTR; }
+// A non-blocking connect that goes on: EINPROGRESS; EINTR (after a signal it goes on too);
+// EAGAIN (Linux: a Unix listener's backlog is full). Its outcome is in SO_ERROR once the
+// socket is writable.
+inline bool connect_pending(int err) noexcept {
+    return err == EINPROGRESS || err == EINTR || would_block(err);
+}
+// The connection went away before accept took it: take the next one.
+inline bool accept_again(int err) noexcept { return err == EINTR || err == ECONNABORTED; }
+
+// Linux has no SO_NOSIGPIPE: each send says MSG_NOSIGNAL instead, so a write to a closed
+// peer is an EPIPE error rather than a signal that kills the process. Elsewhere the socket
+// carries SO_NOSIGPIPE (prepare_socket) and the flag is 0.
+#if defined(MSG_NOSIGNAL)
+inline constexpr int send_flags = MSG_NOSIGNAL;
+#else
+inline constexpr int send_flags = 0;
+#endif
+
+// Finishes a socket fresh from socket() or accept(), or adopted: non-blocking and
+// close-on-exec unless `flags_set` (SOCK_NONBLOCK | SOCK_CLOEXEC did it), SIGPIPE off where
+// sends cannot say so. On failure the socket is closed and errno kept: invalid_socket.
+inline native_socket prepare_socket(native_socket fd, bool flags_set = false) noexcept {
+    if (fd == -1) return fd;
+    bool ok = flags_set;
+    if (!ok) {
+        const int fl = ::fcntl(fd, F_GETFL);
+        ok = fl != -1 && ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != -1 &&
+             ::fcntl(fd, F_SETFD, FD_CLOEXEC) != -1;
+    }
+#if defined(SO_NOSIGPIPE)
+    // macOS and the BSDs have no MSG_NOSIGNAL: a write to a reset peer would raise SIGPIPE
+    // unless the socket itself says no. An accepted socket does not inherit it everywhere.
+    const int on = 1;
+    ok = ok && ::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on) != -1;
+#endif
+    if (ok) return fd;
+    const int err = errno;
+    ::close(fd);
+    errno = err;
+    return -1;
+}
+
+// A new socket as prepare_socket leaves it; invalid_socket with errno saying why.
+inline native_socket open_socket(int domain, int type) noexcept {
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+    // Atomic flags: no window in which another thread's fork+exec inherits the socket.
+    return prepare_socket(::socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), true);
+#else
+    return prepare_socket(::socket(domain, type, 0), false);
+#endif
+}
+
+// The next connection on `listener`, as prepare_socket leaves it, its peer's address in
+// `peer` / `size`; invalid_socket with errno saying why (EAGAIN: none pending).
+inline native_socket accept_socket(native_socket listener, sockaddr* peer,
+                                   socklen_t* size) noexcept {
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+    return prepare_socket(::accept4(listener, peer, size, SOCK_NONBLOCK | SOCK_CLOEXEC), true);
+#else
+    return prepare_socket(::accept(listener, peer, size), false);
+#endif
+}
+
+// 0 or -1 (errno says why), as the system calls.
+inline int close_socket(native_socket s) noexcept { return ::close(s); }
+inline int shutdown_send(native_socket s) noexcept { return ::shutdown(s, SHUT_WR); }
+inline int set_socket_option(native_socket s, int level, int name, int value) noexcept {
+    return ::setsockopt(s, level, name, &value, sizeof value);
+}
+inline int get_socket_option(native_socket s, int level, int name, int& value) noexcept {
+    socklen_t size = sizeof value;
+    return ::getsockopt(s, level, name, &value, &size);
+}
+
+// One send or receive: the bytes moved, or -1 (last_socket_error() says why). Sends never
+// raise SIGPIPE.
+inline std::ptrdiff_t socket_send(native_socket s, const char* data, std::size_t size) noexcept {
+    return ::send(s, data, size, send_flags);
+}
+inline std::ptrdiff_t socket_recv(native_socket s, char* data, std::size_t size) noexcept {
+    return ::recv(s, data, size, 0);
+}
+inline std::ptrdiff_t socket_sendto(native_socket s, const char* data, std::size_t size,
+                                    const sockaddr* to, socklen_t to_size) noexcept {
+    return ::sendto(s, data, size, send_flags, to, to_size);
+}
+inline std::ptrdiff_t socket_recvfrom(native_socket s, char* data, std::size_t size,
+                                      sockaddr* from, socklen_t* from_size) noexcept {
+    return ::recvfrom(s, data, size, 0, from, from_size);
+}
+
+// Listening sockets take SO_REUSEADDR, so a restarted server can bind its port while the
+// last run's connections sit in TIME_WAIT.
+inline constexpr bool listen_with_reuse_address = true;
+
+// getaddrinfo's EAI_SYSTEM: the reason is in errno.
+inline bool resolver_uses_errno(int rc) noexcept { return rc == EAI_SYSTEM; }
+
+// An IPv6 scope's interface: its index by name (0: no such interface), its name by index
+// (empty: none).
+inline std::uint32_t interface_index(std::string_view name) noexcept {
+    char text[IF_NAMESIZE];
+    if (name.size() >= sizeof text) return 0;
+    name.copy(text, name.size());
+    text[name.size()] = '\0';
+    return ::if_nametoindex(text);
+}
+inline std::string interface_name(std::uint32_t index) {
+    char text[IF_NAMESIZE];
+    return ::if_indextoname(index, text) != nullptr ? std::string(text) : std::string();
+}
+
+// A Unix socket's file: a stale one (left by an earlier run) is removed before binding,
+// and only if it is a socket, never a regular file; a server removes its own on close.
+inline void remove_stale_socket_file(const char* path) noexcept {
+    struct stat st{};
+    if (::stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path);
+}
+inline void remove_socket_file(const char* path) noexcept { ::unlink(path); }
 
 // Level-triggered "wake up" flag as a descriptor: an eventfd on Linux, a pipe elsewhere.
 // notify() is async-signal-safe and thread-safe.

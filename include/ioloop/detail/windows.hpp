@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 // <windows.h> without its min/max macros and rarely used parts, unless the program
@@ -31,6 +32,8 @@
 #include <ws2tcpip.h>
 #include <mswsock.h>
 #include <windows.h>
+// sockaddr_un (Windows 10 1803 and later); needs ADDRESS_FAMILY from <winsock2.h> first.
+#include <afunix.h>
 #if defined(IOLOOP_UNDEF_LEAN_AND_MEAN)
 #undef WIN32_LEAN_AND_MEAN
 #undef IOLOOP_UNDEF_LEAN_AND_MEAN
@@ -135,6 +138,123 @@ inline bool is_open_fd(native_socket s) noexcept {
 // A socket handle as a small table index. Kernel handles are multiples of four (the low
 // two bits are reserved for tags), so dividing keeps per-socket tables dense.
 inline std::size_t fd_index(native_socket s) noexcept { return static_cast<std::size_t>(s) >> 2; }
+
+// ---- sockets: the calls net/ makes, under the names detail/posix.hpp gives POSIX's ----
+
+// Winsock must be started before the first socket call. The noexcept form is for numeric
+// address parsing (inet_pton is Winsock's), which reports failure by its result.
+inline void start_sockets() { start_winsock(); }
+inline bool sockets_started() noexcept {
+    try {
+        start_winsock();
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+// Why the last socket call failed (a WSAE* code; detail::system_error_code makes it
+// portable), and what some of those reasons mean.
+inline int last_socket_error() noexcept { return ::WSAGetLastError(); }
+inline bool would_block(int err) noexcept { return err == WSAEWOULDBLOCK; }
+// Only a blocking call cancelled by WSACancelBlockingCall says this; ours never block.
+inline bool interrupted(int err) noexcept { return err == WSAEINTR; }
+// A non-blocking connect that goes on says WSAEWOULDBLOCK (not WSAEINPROGRESS). Its
+// outcome is in SO_ERROR once select reports the socket writable, or failed (which
+// backend/select_winsock.hpp reports as readable and writable).
+inline bool connect_pending(int err) noexcept { return err == WSAEWOULDBLOCK; }
+// The connection went away before accept took it (Winsock says reset): take the next one.
+inline bool accept_again(int err) noexcept {
+    return err == WSAECONNRESET || err == WSAECONNABORTED || err == WSAEINTR;
+}
+
+// Finishes a socket fresh from WSASocketW or accept, or adopted: non-blocking. There is no
+// close-on-exec to set: open_socket makes sockets not inheritable, and accepted ones take
+// that from their listener. On failure the socket is closed and its error kept:
+// INVALID_SOCKET.
+inline native_socket prepare_socket(native_socket s, bool /*flags_set*/ = false) noexcept {
+    u_long on = 1;
+    if (s == INVALID_SOCKET || ::ioctlsocket(s, FIONBIO, &on) == 0) return s;
+    const int err = ::WSAGetLastError();
+    ::closesocket(s);
+    ::WSASetLastError(err);
+    return INVALID_SOCKET;
+}
+
+// A new socket as prepare_socket leaves it, and overlapped, so the IOCP backend can use it
+// (readiness calls work on it all the same); INVALID_SOCKET with last_socket_error()
+// saying why. Call start_sockets() first.
+inline native_socket open_socket(int domain, int type) noexcept {
+    return prepare_socket(::WSASocketW(domain, type, 0, nullptr, 0,
+                                       WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT));
+}
+
+// The next connection on `listener`, as prepare_socket leaves it, its peer's address in
+// `peer` / `size`; INVALID_SOCKET with last_socket_error() saying why (WSAEWOULDBLOCK:
+// none pending).
+inline native_socket accept_socket(native_socket listener, sockaddr* peer, int* size) noexcept {
+    return prepare_socket(::accept(listener, peer, size));
+}
+
+// 0 or -1 (last_socket_error() says why), as on POSIX. Winsock's option values are char*.
+inline int close_socket(native_socket s) noexcept { return ::closesocket(s); }
+inline int shutdown_send(native_socket s) noexcept { return ::shutdown(s, SD_SEND); }
+inline int set_socket_option(native_socket s, int level, int name, int value) noexcept {
+    return ::setsockopt(s, level, name, reinterpret_cast<const char*>(&value), sizeof value);
+}
+inline int get_socket_option(native_socket s, int level, int name, int& value) noexcept {
+    int size = sizeof value;
+    return ::getsockopt(s, level, name, reinterpret_cast<char*>(&value), &size);
+}
+
+// One send or receive: the bytes moved, or -1 (last_socket_error() says why). Winsock
+// counts in int: a larger buffer is taken in part, as a short send or read would be.
+// There is no SIGPIPE to keep away.
+inline int winsock_length(std::size_t size) noexcept {
+    return size > 0x7fffffff ? 0x7fffffff : static_cast<int>(size);
+}
+inline std::ptrdiff_t socket_send(native_socket s, const char* data, std::size_t size) noexcept {
+    return ::send(s, data, winsock_length(size), 0);
+}
+inline std::ptrdiff_t socket_recv(native_socket s, char* data, std::size_t size) noexcept {
+    return ::recv(s, data, winsock_length(size), 0);
+}
+inline std::ptrdiff_t socket_sendto(native_socket s, const char* data, std::size_t size,
+                                    const sockaddr* to, int to_size) noexcept {
+    return ::sendto(s, data, winsock_length(size), 0, to, to_size);
+}
+inline std::ptrdiff_t socket_recvfrom(native_socket s, char* data, std::size_t size,
+                                      sockaddr* from, int* from_size) noexcept {
+    return ::recvfrom(s, data, winsock_length(size), 0, from, from_size);
+}
+
+// No SO_REUSEADDR on listening sockets: on Windows it lets a second socket bind a port
+// that is in use (SO_EXCLUSIVEADDRUSE's opposite), and a restarted server does not need
+// it to bind over connections in TIME_WAIT. libuv and asyncio leave it off too.
+inline constexpr bool listen_with_reuse_address = false;
+
+// Winsock's getaddrinfo returns its error itself (WSAHOST_NOT_FOUND as EAI_NONAME...).
+inline bool resolver_uses_errno(int) noexcept { return false; }
+
+// if_nametoindex and if_indextoname live in iphlpapi, a library ioloop does not link:
+// IPv6 scopes are numeric only on Windows ("fe80::1%3", not "%eth0").
+inline std::uint32_t interface_index(std::string_view) noexcept { return 0; }
+inline std::string interface_name(std::uint32_t) { return {}; }
+
+// A Unix socket's file: a stale one (left by an earlier run) is removed before binding,
+// and only if it is a socket (a reparse point tagged AF_UNIX), never another file; a
+// server removes its own on close.
+inline void remove_stale_socket_file(const char* path) noexcept {
+    WIN32_FIND_DATAA found;
+    const HANDLE h = ::FindFirstFileA(path, &found);
+    if (h == INVALID_HANDLE_VALUE) return;
+    ::FindClose(h);
+    if ((found.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) != 0 &&
+        found.dwReserved0 == IO_REPARSE_TAG_AF_UNIX) {
+        ::DeleteFileA(path);
+    }
+}
+inline void remove_socket_file(const char* path) noexcept { ::DeleteFileA(path); }
 
 // The select backend's "wake up" flag: a UDP socket connected to itself on loopback, since
 // Windows' select takes sockets only. notify() is thread-safe; a full buffer means a

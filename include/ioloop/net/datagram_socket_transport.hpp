@@ -6,6 +6,8 @@
 
 #include "ioloop/backend/concept.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/windows.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
@@ -15,17 +17,12 @@
 #include "ioloop/net/transport.hpp"
 #include "ioloop/net/transport_core.hpp"
 
-#if defined(IOLOOP_POSIX)
-
-#include <cerrno>
 #include <cstddef>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <sys/socket.h>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -61,7 +58,7 @@ private:
         endpoint to;
     };
 
-    datagram_socket_transport(loop_base& loop, int fd,
+    datagram_socket_transport(loop_base& loop, native_socket fd,
                               std::unique_ptr<datagram_protocol> p) noexcept
         : core(loop, fd, std::move(p)) {}
     ~datagram_socket_transport() override = default;
@@ -86,17 +83,19 @@ private:
         sockaddr_storage from{};
         socklen_t size = sizeof from;
         auto* native = reinterpret_cast<sockaddr*>(&from);
-        ::ssize_t n;
+        std::ptrdiff_t n;
+        int err = 0;
         do {
-            n = ::recvfrom(fd_, buffer.data(), buffer.size(), 0, native, &size);
-        } while (n == -1 && errno == EINTR);
+            n = socket_recvfrom(fd_, buffer.data(), buffer.size(), native, &size);
+            if (n == -1) err = last_socket_error();
+        } while (n == -1 && interrupted(err));
         if (n < 0) {
-            if (!would_block(errno)) error_received(errno);
+            if (!would_block(err)) error_received(err);
             return;
         }
         try {
             // An unnamed Unix sender has no address: its endpoint is unspecified.
-            const endpoint sender = size <= static_cast<socklen_t>(sizeof(sa_family_t))
+            const endpoint sender = size <= static_cast<socklen_t>(sizeof(sockaddr::sa_family))
                                         ? endpoint()
                                         : endpoint::from_native(native, size);
             protocol_->datagram_received(std::string_view(buffer.data(), std::size_t(n)),
@@ -128,21 +127,22 @@ private:
     bool send_one(std::string_view data, const endpoint& to) noexcept {
         const bool connected = to.family() == address_family::unspecified;
         for (;;) {
-            const ::ssize_t n =
-                connected ? ::send(fd_, data.data(), data.size(), send_flags)
-                          : ::sendto(fd_, data.data(), data.size(), send_flags, to.native(),
-                                     to.native_size());
+            const std::ptrdiff_t n =
+                connected ? socket_send(fd_, data.data(), data.size())
+                          : socket_sendto(fd_, data.data(), data.size(), to.native(),
+                                          to.native_size());
             if (n >= 0) return true;
-            if (errno == EINTR) continue;
-            if (would_block(errno)) return false;
-            error_received(errno);
+            const int err = last_socket_error();
+            if (interrupted(err)) continue;
+            if (would_block(err)) return false;
+            error_received(err);
             return true;  // dropped: it counts as handled
         }
     }
 
     void error_received(int err) noexcept {
         try {
-            protocol_->error_received(errno_code(err));
+            protocol_->error_received(system_error_code(err));
         } catch (...) {
             protocol_failed("error_received");
         }
@@ -155,5 +155,4 @@ private:
 }  // namespace detail
 IOLOOP_NAMESPACE_END
 
-#endif  // IOLOOP_POSIX
 #endif

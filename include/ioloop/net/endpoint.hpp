@@ -6,8 +6,8 @@
 
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/message.hpp"
-
-#if defined(IOLOOP_POSIX)
+#include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/windows.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -15,12 +15,6 @@
 #include <string>
 #include <string_view>
 #include <system_error>
-
-#include <arpa/inet.h>
-#include <net/if.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 
 IOLOOP_NAMESPACE_BEGIN
 
@@ -49,6 +43,7 @@ public:
 
     // As ip(), reporting failure by its result; `out` is left untouched then.
     static bool parse_ip(std::string_view host, std::uint16_t port, endpoint& out) noexcept {
+        if (!detail::sockets_started()) return false;  // inet_pton is Winsock's on Windows
         bool bracketed = false;
         if (!host.empty() && host.front() == '[') {
             if (host.size() < 2 || host.back() != ']') return false;
@@ -82,7 +77,10 @@ public:
             if (::inet_pton(AF_INET6, text, &in6.sin6_addr) != 1) return false;
             in6.sin6_family = AF_INET6;
             in6.sin6_port = htons(port);
-            if (!scope.empty() && !parse_scope(scope, in6.sin6_scope_id)) return false;
+            // sin6_scope_id is a 32-bit field, but Winsock spells it u_long.
+            std::uint32_t scope_id = 0;
+            if (!scope.empty() && !parse_scope(scope, scope_id)) return false;
+            in6.sin6_scope_id = scope_id;
             ep.size_ = sizeof(sockaddr_in6);
         }
         out = ep;
@@ -129,7 +127,7 @@ public:
             return std::system_error(std::make_error_code(code),
                                      detail::concat({"endpoint::from_native: ", why}));
         };
-        if (address == nullptr || size < static_cast<socklen_t>(sizeof(sa_family_t)) ||
+        if (address == nullptr || size < static_cast<socklen_t>(sizeof(sockaddr::sa_family)) ||
             size > static_cast<socklen_t>(sizeof ep.addr_)) {
             throw bad(std::errc::invalid_argument, "the address length is out of range");
         }
@@ -174,9 +172,11 @@ public:
     }
 
     // The numeric host: "127.0.0.1", "::1" (no brackets), "fe80::1%eth0" (with the
-    // scope's interface name, or its number when the interface is gone). Empty otherwise.
+    // scope's interface name, or its number when the interface is gone, and always on
+    // Windows). Empty otherwise.
     std::string host() const {
-        char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 1];
+        if (!detail::sockets_started()) return {};  // inet_ntop is Winsock's on Windows
+        char text[INET6_ADDRSTRLEN];
         switch (family()) {
             case address_family::ipv4:
                 ::inet_ntop(AF_INET, &addr_.in4.sin_addr, text, sizeof text);
@@ -185,9 +185,9 @@ public:
                 ::inet_ntop(AF_INET6, &addr_.in6.sin6_addr, text, sizeof text);
                 std::string result = text;
                 if (const std::uint32_t id = addr_.in6.sin6_scope_id; id != 0) {
-                    char name[IF_NAMESIZE];
+                    const std::string name = detail::interface_name(id);
                     result += '%';
-                    if (::if_indextoname(id, name) != nullptr) {
+                    if (!name.empty()) {
                         result += name;
                     } else {
                         result += std::string_view(detail::decimal(static_cast<long long>(id)));
@@ -267,7 +267,7 @@ public:
     }
 
 private:
-    // A scope is an interface name ("eth0") or its index ("2").
+    // A scope is an interface name ("eth0"; not on Windows) or its index ("2").
     static bool parse_scope(std::string_view scope, std::uint32_t& id) noexcept {
         if (scope.find_first_not_of("0123456789") == std::string_view::npos) {
             std::uint64_t value = 0;
@@ -278,11 +278,7 @@ private:
             id = static_cast<std::uint32_t>(value);
             return true;
         }
-        char name[IF_NAMESIZE];
-        if (scope.size() >= sizeof name) return false;
-        std::memcpy(name, scope.data(), scope.size());
-        name[scope.size()] = '\0';
-        id = ::if_nametoindex(name);
+        id = detail::interface_index(scope);
         return id != 0;
     }
 
@@ -302,5 +298,4 @@ private:
 
 IOLOOP_NAMESPACE_END
 
-#endif  // IOLOOP_POSIX
 #endif

@@ -8,6 +8,8 @@
 #include "ioloop/backend/concept.hpp"
 #include "ioloop/coro/task_base.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/windows.hpp"
 
 #include <coroutine>
 
@@ -18,7 +20,8 @@ template <class Loop>
 class fd_ready final : public wait_point {
 public:
     // `which` is backend::io_read or backend::io_write.
-    fd_ready(Loop& loop, int fd, unsigned which) noexcept : loop_(loop), fd_(fd), which_(which) {}
+    fd_ready(Loop& loop, native_socket fd, unsigned which) noexcept
+        : loop_(loop), fd_(fd), which_(which) {}
     fd_ready(const fd_ready&) = delete;
     fd_ready& operator=(const fd_ready&) = delete;
     // Destroyed while waiting: the loop is closing with the task unfinished. The loop may
@@ -75,7 +78,7 @@ private:
     }
 
     Loop& loop_;
-    int fd_;
+    native_socket fd_;
     unsigned which_;
     task_base* task_ = nullptr;
     bool watching_ = false;

@@ -1,7 +1,7 @@
 // ioloop: loop.getaddrinfo(host, port) (asyncio's): the addresses of a host, resolved on the
 // loop's default executor because ::getaddrinfo blocks; a numeric host is parsed at once,
 // without a thread. Resolver failures are std::system_error in resolver_category() (the
-// EAI_* codes), or with errno's code for EAI_SYSTEM.
+// EAI_* codes, which Winsock spells WSA*), or with errno's code for EAI_SYSTEM (POSIX).
 #ifndef IOLOOP_NET_GETADDRINFO_HPP
 #define IOLOOP_NET_GETADDRINFO_HPP
 
@@ -10,11 +10,10 @@
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/message.hpp"
 #include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/windows.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/socket.hpp"
-
-#if defined(IOLOOP_POSIX)
 
 #include <cerrno>
 #include <cstdint>
@@ -23,9 +22,6 @@
 #include <system_error>
 #include <utility>
 #include <vector>
-
-#include <netdb.h>
-#include <sys/socket.h>
 
 IOLOOP_NAMESPACE_BEGIN
 
@@ -44,13 +40,14 @@ namespace detail {
 // The blocking part, on an executor thread.
 inline std::vector<endpoint> resolve(const std::string& host, std::uint16_t port,
                                      socket_type type) {
+    start_sockets();
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = type == socket_type::stream ? SOCK_STREAM : SOCK_DGRAM;
     const std::string service{std::string_view(decimal(port))};
     addrinfo* found = nullptr;
     const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found);
-    if (rc == EAI_SYSTEM) throw_errno(errno, concat({"getaddrinfo ", host}));
+    if (resolver_uses_errno(rc)) throw_errno(errno, concat({"getaddrinfo ", host}));
     if (rc != 0) {
         throw std::system_error(rc, resolver_category(), concat({"getaddrinfo ", host}));
     }
@@ -61,7 +58,8 @@ inline std::vector<endpoint> resolve(const std::string& host, std::uint16_t port
     std::vector<endpoint> result;
     for (const addrinfo* a = found; a; a = a->ai_next) {
         if (a->ai_family == AF_INET || a->ai_family == AF_INET6) {
-            result.push_back(endpoint::from_native(a->ai_addr, a->ai_addrlen));
+            const auto size = static_cast<socklen_t>(a->ai_addrlen);  // a size_t on Windows
+            result.push_back(endpoint::from_native(a->ai_addr, size));
         }
     }
     return result;
@@ -90,7 +88,5 @@ coro<std::vector<endpoint>> loop_base::getaddrinfo(std::string host, std::uint16
 }
 
 IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_POSIX
 
 #endif

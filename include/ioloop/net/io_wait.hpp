@@ -8,6 +8,8 @@
 #include "ioloop/coro/task_base.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/io_watcher.hpp"
+#include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/windows.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/net_access.hpp"
 
@@ -19,7 +21,7 @@ namespace detail {
 class io_wait final : public wait_point, private io_watcher {
 public:
     // `which` is backend::io_read or backend::io_write.
-    io_wait(loop_base& loop, int fd, unsigned which) noexcept
+    io_wait(loop_base& loop, native_socket fd, unsigned which) noexcept
         : loop_(loop), fd_(fd), which_(which) {}
     io_wait(const io_wait&) = delete;
     io_wait& operator=(const io_wait&) = delete;
@@ -61,7 +63,7 @@ private:
     }
 
     loop_base& loop_;
-    int fd_;
+    native_socket fd_;
     unsigned which_;
     task_base* task_ = nullptr;
     bool watching_ = false;

@@ -9,6 +9,8 @@
 
 #include "ioloop/backend/concept.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/windows.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/net_access.hpp"
@@ -17,16 +19,12 @@
 #include "ioloop/net/transport.hpp"
 #include "ioloop/net/transport_core.hpp"
 
-#if defined(IOLOOP_POSIX)
-
-#include <cerrno>
 #include <cstddef>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
-
-#include <sys/socket.h>
+#include <system_error>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -65,7 +63,7 @@ public:
         if (eof_requested_) throw invalid_state_error("transport::write: write_eof() was called");
         if (data.empty() || lost_) return;  // lost to an error: connection_lost reports it
         if (!pending_) {
-            const ::ssize_t n = send_some(data);
+            const std::ptrdiff_t n = send_some(data);
             if (n < 0) return;  // a fatal error closed the transport
             data.remove_prefix(static_cast<std::size_t>(n));
             if (data.empty()) return;
@@ -104,7 +102,7 @@ private:
         std::size_t size() const noexcept { return data.size() - sent; }
     };
 
-    socket_transport(loop_base& loop, int fd, std::unique_ptr<protocol> p,
+    socket_transport(loop_base& loop, native_socket fd, std::unique_ptr<protocol> p,
                      connection_counter* server) noexcept
         : core(loop, fd, std::move(p)), server_(server) {}
     ~socket_transport() override = default;
@@ -135,10 +133,12 @@ private:
 
     void read_ready() noexcept {
         const std::span<char> buffer = net_access::read_buffer(loop_);
-        ::ssize_t n;
+        std::ptrdiff_t n;
+        int err = 0;
         do {
-            n = ::recv(fd_, buffer.data(), buffer.size(), 0);
-        } while (n == -1 && errno == EINTR);
+            n = socket_recv(fd_, buffer.data(), buffer.size());
+            if (n == -1) err = last_socket_error();
+        } while (n == -1 && interrupted(err));
         if (n > 0) {
             try {
                 protocol_->data_received(std::string_view(buffer.data(), std::size_t(n)));
@@ -147,8 +147,8 @@ private:
             }
         } else if (n == 0) {
             eof_received();
-        } else if (!would_block(errno)) {
-            force_close(errno_code(errno));
+        } else if (!would_block(err)) {
+            force_close(system_error_code(err));
         }
     }
 
@@ -166,7 +166,8 @@ private:
     }
 
     void write_ready() noexcept {
-        const ::ssize_t n = send_some(std::string_view(pending_->data).substr(pending_->sent));
+        const std::string_view rest = std::string_view(pending_->data).substr(pending_->sent);
+        const std::ptrdiff_t n = send_some(rest);
         if (n <= 0) return;  // would block, or a fatal error closed the transport
         pending_->sent += static_cast<std::size_t>(n);
         if (pending_->size() == 0) {
@@ -194,20 +195,23 @@ private:
 
     // One send of what it can take: the count (0 if it would block), or -1 after a fatal
     // error, which has closed the transport.
-    ::ssize_t send_some(std::string_view data) noexcept {
+    std::ptrdiff_t send_some(std::string_view data) noexcept {
         for (;;) {
-            const ::ssize_t n = ::send(fd_, data.data(), data.size(), send_flags);
+            const std::ptrdiff_t n = socket_send(fd_, data.data(), data.size());
             if (n >= 0) return n;
-            if (errno == EINTR) continue;
-            if (would_block(errno)) return 0;
-            force_close(errno_code(errno));
+            const int err = last_socket_error();
+            if (interrupted(err)) continue;
+            if (would_block(err)) return 0;
+            force_close(system_error_code(err));
             return -1;
         }
     }
 
     void shutdown_write() noexcept {
+        if (shutdown_send(fd_) == 0) return;
         // ENOTCONN: the peer is gone already; reading will tell the protocol.
-        if (::shutdown(fd_, SHUT_WR) == -1 && errno != ENOTCONN) force_close(errno_code(errno));
+        const std::error_code ec = system_error_code(last_socket_error());
+        if (ec != std::errc::not_connected) force_close(ec);
     }
 
     std::unique_ptr<pending_writes> pending_;  // only while a write is partly sent
@@ -220,5 +224,4 @@ private:
 }  // namespace detail
 IOLOOP_NAMESPACE_END
 
-#endif  // IOLOOP_POSIX
 #endif

@@ -12,6 +12,8 @@
 
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/io_watcher.hpp"
+#include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/windows.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/net/endpoint.hpp"
 
@@ -24,12 +26,13 @@
 IOLOOP_NAMESPACE_BEGIN
 
 // What get_extra_info returns: an address ("peername", "sockname"), a descriptor
-// ("socket"), or nothing (an unknown name, or a transport already closed).
+// ("socket": a SOCKET on Windows), or nothing (an unknown name, or a transport already
+// closed).
 class extra_info {
 public:
     extra_info() noexcept = default;
     explicit extra_info(endpoint address) : kind_(kind::address), address_(std::move(address)) {}
-    explicit extra_info(int fd) noexcept : kind_(kind::descriptor), fd_(fd) {}
+    explicit extra_info(native_socket fd) noexcept : kind_(kind::descriptor), fd_(fd) {}
 
     bool has_value() const noexcept { return kind_ != kind::none; }
     explicit operator bool() const noexcept { return has_value(); }
@@ -40,7 +43,7 @@ public:
         if (kind_ != kind::address) throw invalid_state_error("extra_info: not an address");
         return address_;
     }
-    int fd() const {
+    native_socket fd() const {
         if (kind_ != kind::descriptor) throw invalid_state_error("extra_info: not a descriptor");
         return fd_;
     }
@@ -49,7 +52,7 @@ private:
     enum class kind : unsigned char { none, address, descriptor };
     kind kind_ = kind::none;
     endpoint address_;
-    int fd_ = -1;
+    native_socket fd_ = invalid_socket;
 };
 
 // asyncio's defaults: pause the protocol above 64 KiB buffered, resume at a quarter.

@@ -12,12 +12,12 @@
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/io_watcher.hpp"
 #include "ioloop/detail/message.hpp"
+#include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/windows.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/net_access.hpp"
 #include "ioloop/net/transport.hpp"
-
-#if defined(IOLOOP_POSIX)
 
 #include <cstddef>
 #include <exception>
@@ -27,9 +27,6 @@
 #include <string_view>
 #include <system_error>
 #include <utility>
-
-#include <sys/socket.h>
-#include <unistd.h>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -93,7 +90,7 @@ public:
         if (name == "peername") rc = ::getpeername(fd_, native, &size);
         if (name == "sockname") rc = ::getsockname(fd_, native, &size);
         // An unnamed Unix socket has an address of just its family: nothing to say.
-        if (rc == -1 || size <= static_cast<socklen_t>(sizeof(sa_family_t))) return {};
+        if (rc == -1 || size <= static_cast<socklen_t>(sizeof(sockaddr::sa_family))) return {};
         return extra_info(endpoint::from_native(native, size));
     }
 
@@ -102,7 +99,7 @@ protected:
         return concat({"the transport of socket ", decimal(fd_)});
     }
 
-    transport_core(loop_base& loop, int fd, std::unique_ptr<Protocol> p) noexcept
+    transport_core(loop_base& loop, native_socket fd, std::unique_ptr<Protocol> p) noexcept
         : loop_(loop), protocol_(std::move(p)), fd_(fd) {}
     ~transport_core() override = default;
 
@@ -113,7 +110,7 @@ protected:
         try {
             t->update_watch_or_throw();
         } catch (...) {
-            ::close(t->fd_);
+            close_socket(t->fd_);
             delete t;
             throw;
         }
@@ -214,10 +211,6 @@ protected:
         }
     }
 
-    static std::error_code errno_code(int err) noexcept {
-        return std::error_code(err, std::generic_category());
-    }
-
     // Hooks for Derived (a server's connection count): the transport started, ended.
     void opened() noexcept {}
     void ended() noexcept {}
@@ -226,7 +219,7 @@ protected:
     std::unique_ptr<Protocol> protocol_;
     std::size_t high_ = default_write_high_water;
     std::size_t low_ = default_write_high_water / 4;
-    int fd_;
+    native_socket fd_;
     unsigned char watched_ = 0;  // the events the backend watches for us
     bool closing_ = false;
     bool user_closed_ = false;  // close() or abort() was called: writing is a bug
@@ -262,7 +255,7 @@ protected:
     // The end of a readiness transport: nothing refers to it any more. A completion
     // transport hides this: the kernel may still own its buffers.
     void close_and_free() noexcept {
-        ::close(fd_);
+        close_socket(fd_);
         delete this;  // the destructor is virtual (loop_resource's)
     }
 };
@@ -270,5 +263,4 @@ protected:
 }  // namespace detail
 IOLOOP_NAMESPACE_END
 
-#endif  // IOLOOP_POSIX
 #endif
