@@ -152,6 +152,9 @@ private:
         free_if_idle();
     }
 
+    // The transport itself is never reported to: its two operations are.
+    void on_io(unsigned) noexcept override {}
+
     // ---- reading ------------------------------------------------------------------------
 
     void post_zero_read() {
