@@ -8,6 +8,8 @@
 #include "ioloop/coro/coro.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/message.hpp"
+#include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/windows.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
@@ -20,9 +22,6 @@
 #include "ioloop/net/socket_transport.hpp"
 #include "ioloop/net/stream_transport.hpp"
 
-#if defined(IOLOOP_POSIX)
-
-#include <cerrno>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -31,8 +30,6 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
-
-#include <sys/socket.h>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -61,12 +58,10 @@ coro<socket> connect_socket(loop_base& loop, endpoint to) {
     }
 #endif
     if (::connect(s.fd(), to.native(), to.native_size()) == -1) {
-        const int err = errno;
-        // EINPROGRESS: the handshake goes on; EINTR: so does it (POSIX); EAGAIN: a Unix
-        // listener's backlog is full (Linux). The outcome is in SO_ERROR once writable.
-        if (err != EINPROGRESS && err != EINTR && !would_block(err)) {
-            throw_errno(err, concat({"connect to ", to.to_string()}));
-        }
+        const int err = last_socket_error();
+        // The handshake goes on (see connect_pending). The outcome is in SO_ERROR once the
+        // socket is writable, or (Windows) once select reports the connect failed.
+        if (!connect_pending(err)) throw_system_error(err, concat({"connect to ", to.to_string()}));
         co_await io_wait(loop, s.fd(), backend::io_write);
         if (const std::error_code ec = s.pending_error()) {
             throw std::system_error(ec, concat({"connect to ", to.to_string()}));
@@ -132,5 +127,4 @@ coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_uni
 
 IOLOOP_NAMESPACE_END
 
-#endif  // IOLOOP_POSIX
 #endif

@@ -1,10 +1,12 @@
 // ioloop: loop.create_server and loop.create_unix_server (asyncio's): listening sockets
-// with the defaults users expect (SO_REUSEADDR, a backlog of 100), serving at once.
+// with the defaults users expect (SO_REUSEADDR on POSIX, a backlog of 100), serving at once.
 #ifndef IOLOOP_NET_CREATE_SERVER_HPP
 #define IOLOOP_NET_CREATE_SERVER_HPP
 
 #include "ioloop/coro/coro.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/windows.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/create_connection.hpp"
 #include "ioloop/net/endpoint.hpp"
@@ -12,17 +14,11 @@
 #include "ioloop/net/server.hpp"
 #include "ioloop/net/socket.hpp"
 
-#if defined(IOLOOP_POSIX)
-
-#include <cerrno>
 #include <cstdint>
 #include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
-
-#include <sys/stat.h>
-#include <unistd.h>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -30,7 +26,8 @@ namespace detail {
 // A listening socket bound to `address`.
 inline socket listen_on(const endpoint& address, int backlog) {
     socket s = socket::open(address.family(), socket_type::stream);
-    if (address.family() != address_family::unix_domain) s.set_reuse_address(true);
+    if (listen_with_reuse_address && address.family() != address_family::unix_domain)
+        s.set_reuse_address(true);
     // Binding "::" must not take the IPv4 port too: "0.0.0.0" is bound separately.
     if (address.family() == address_family::ipv6) s.set_v6_only(true);
     s.bind(address);
@@ -71,10 +68,7 @@ coro<server> create_unix_server(loop_base& loop, protocol_factory factory, std::
     // A socket file left by an earlier run would make bind fail: asyncio removes it. Only
     // a socket is removed, never a regular file; an abstract name has no file.
     const bool has_file = !path.empty() && path.front() != '\0';
-    struct stat st{};
-    if (has_file && ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
-        ::unlink(path.c_str());
-    }
+    if (has_file) remove_stale_socket_file(path.c_str());
     auto& state = *new server_state(loop, std::move(factory), backlog);
     server handle(&state);  // owns it from here: closes it if a bind fails
     state.add_listener(listen_on(address, backlog), has_file ? path : std::string());
@@ -103,5 +97,4 @@ coro<server> loop_base::create_unix_server(Factory factory, std::string path, in
 
 IOLOOP_NAMESPACE_END
 
-#endif  // IOLOOP_POSIX
 #endif

@@ -15,7 +15,9 @@
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/io_watcher.hpp"
 #include "ioloop/detail/message.hpp"
+#include "ioloop/detail/posix.hpp"
 #include "ioloop/detail/unique_function.hpp"
+#include "ioloop/detail/windows.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/handle.hpp"
 #include "ioloop/loop_base.hpp"
@@ -27,9 +29,6 @@
 #include "ioloop/net/socket_transport.hpp"
 #include "ioloop/net/stream_transport.hpp"
 
-#if defined(IOLOOP_POSIX)
-
-#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <exception>
@@ -38,9 +37,6 @@
 #include <system_error>
 #include <utility>
 #include <vector>
-
-#include <sys/socket.h>
-#include <unistd.h>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -86,7 +82,7 @@ public:
         retry_.cancel();
         watch_listeners(false);
         for (auto& l : listeners_) {
-            if (!l->unlink_path.empty()) ::unlink(l->unlink_path.c_str());
+            if (!l->unlink_path.empty()) remove_socket_file(l->unlink_path.c_str());
         }
         sockets_.clear();  // closes them
         forever_.set();
@@ -120,7 +116,7 @@ public:
 
 private:
     struct listener final : io_watcher {
-        listener(server_state& s, int f, std::string path) noexcept
+        listener(server_state& s, native_socket f, std::string path) noexcept
             : owner(s), fd(f), unlink_path(std::move(path)) {}
         void on_io(unsigned) noexcept override {
             if (watched) owner.accept_ready(*this);
@@ -129,7 +125,7 @@ private:
             return concat({"the server accepting on socket ", decimal(fd)});
         }
         server_state& owner;
-        int fd;
+        native_socket fd;
         bool watched = false;
         std::string unlink_path;
 #if defined(IOLOOP_HAS_IOCP)
@@ -202,10 +198,10 @@ private:
             socklen_t size = 0;
             socket conn = socket::accept_on(l.fd, peer, size);
             if (!conn.is_open()) {
-                const int err = errno;
-                if (err == EINTR || err == ECONNABORTED) continue;
+                const int err = last_socket_error();
+                if (accept_again(err)) continue;
                 if (would_block(err)) return;
-                accept_failed(err, l);
+                accept_failed(system_error_code(err), l);
                 return;
             }
             out_of_fds_reported_ = false;
@@ -222,7 +218,7 @@ private:
         } catch (const std::system_error& e) {
             const std::error_code ec = e.code();
             if (ec.category() == std::generic_category()) {
-                accept_failed(ec.value(), l);
+                accept_failed(ec, l);
             } else {
                 report(concat({"server: AcceptEx on socket ", decimal(l.fd), " failed"}));
             }
@@ -233,7 +229,7 @@ private:
         l.accepting = nullptr;
         if (!serving_) return;  // closes conn
         if (ec && ec != std::errc::connection_reset && ec != std::errc::connection_aborted) {
-            accept_failed(ec.category() == std::generic_category() ? ec.value() : EIO, l);
+            accept_failed(ec, l);
             return;
         }
         if (!ec) {
@@ -244,7 +240,7 @@ private:
     }
 #endif
 
-    void start_connection(socket conn, sa_family_t family) noexcept {
+    void start_connection(socket conn, int family) noexcept {
         try {
             if (family == AF_INET || family == AF_INET6) conn.set_no_delay(true);
             start_stream_transport(loop_, std::move(conn), factory_(), this);
@@ -253,16 +249,18 @@ private:
         }
     }
 
-    void accept_failed(int err, listener& l) noexcept {
-        const bool out_of_resources =
-            err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+    void accept_failed(std::error_code ec, listener& l) noexcept {
+        const bool out_of_resources = ec == std::errc::too_many_files_open ||
+                                      ec == std::errc::too_many_files_open_in_system ||
+                                      ec == std::errc::no_buffer_space ||
+                                      ec == std::errc::not_enough_memory;
         if (!out_of_resources) {
-            report_errno(err, concat({"server: accept on socket ", decimal(l.fd), " failed"}));
+            report_error(ec, concat({"server: accept on socket ", decimal(l.fd), " failed"}));
             return;
         }
         if (!out_of_fds_reported_) {
             out_of_fds_reported_ = true;
-            report_errno(err, concat({"server: accept on socket ", decimal(l.fd),
+            report_error(ec, concat({"server: accept on socket ", decimal(l.fd),
                                       " failed; accepting again in ",
                                       decimal(accept_retry_delay.count()), " ms"}));
         }
@@ -283,9 +281,9 @@ private:
         }
     }
 
-    void report_errno(int err, std::string message) noexcept {
+    void report_error(std::error_code ec, std::string message) noexcept {
         try {
-            const std::system_error e(err, std::generic_category(), message);
+            const std::system_error e(ec, message);
             loop_.call_exception_handler({std::move(message), std::make_exception_ptr(e), {}});
         } catch (...) {
         }
@@ -389,5 +387,4 @@ private:
 
 IOLOOP_NAMESPACE_END
 
-#endif  // IOLOOP_POSIX
 #endif

@@ -1,7 +1,8 @@
 // ioloop: the loop's awaitable socket operations (asyncio's loop.sock_recv, sock_sendall,
 // sock_accept, sock_connect, sock_recvfrom, sock_sendto). On the readiness backends each
 // tries its syscall first, as asyncio does: data that is already there costs no loop
-// iteration. Only EAGAIN makes the task wait (fd_ready), after which the call is retried.
+// iteration. Only EAGAIN (WSAEWOULDBLOCK) makes the task wait (fd_ready), after which the
+// call is retried.
 // A completion backend has its own versions (detail::overlapped_ops).
 #ifndef IOLOOP_NET_SOCK_OPS_HPP
 #define IOLOOP_NET_SOCK_OPS_HPP
@@ -11,23 +12,18 @@
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/message.hpp"
 #include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/windows.hpp"
 #include "ioloop/event_loop.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/fd_ready.hpp"
 #include "ioloop/net/socket.hpp"
 
-#if defined(IOLOOP_POSIX)
-
-#include <cerrno>
 #include <cstddef>
 #include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <utility>
-
-#include <sys/socket.h>
-#include <sys/types.h>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -36,8 +32,8 @@ namespace detail {
 template <class Backend>
 struct overlapped_ops;
 
-[[noreturn]] inline void throw_sock_error(int err, std::string_view op, int fd) {
-    throw_errno(err, concat({op, " on socket ", decimal(fd)}));
+[[noreturn]] inline void throw_sock_error(int err, std::string_view op, native_socket fd) {
+    throw_system_error(err, concat({op, " on socket ", decimal(fd)}));
 }
 
 }  // namespace detail
@@ -48,10 +44,11 @@ coro<std::size_t> basic_event_loop<Backend>::sock_recv_into(socket& s, std::span
         co_return co_await detail::overlapped_ops<Backend>::recv_into(*this, s, buf);
     } else {
         for (;;) {
-            const ::ssize_t n = ::recv(s.fd(), buf.data(), buf.size(), 0);
+            auto* into = reinterpret_cast<char*>(buf.data());
+            const std::ptrdiff_t n = detail::socket_recv(s.fd(), into, buf.size());
             if (n >= 0) co_return static_cast<std::size_t>(n);
-            const int err = errno;
-            if (err == EINTR) continue;
+            const int err = detail::last_socket_error();
+            if (detail::interrupted(err)) continue;
             if (!detail::would_block(err)) detail::throw_sock_error(err, "sock_recv", s.fd());
             co_await detail::fd_ready<basic_event_loop>(*this, s.fd(), backend::io_read);
         }
@@ -73,14 +70,14 @@ coro<void> basic_event_loop<Backend>::sock_sendall(socket& s, std::string_view d
         co_return co_await detail::overlapped_ops<Backend>::sendall(*this, s, data);
     } else {
         while (!data.empty()) {
-            const ::ssize_t n = ::send(s.fd(), data.data(), data.size(), detail::send_flags);
+            const std::ptrdiff_t n = detail::socket_send(s.fd(), data.data(), data.size());
             if (n >= 0) {
                 // A partial send: the kernel's buffer is full; the rest goes once it drains.
                 data.remove_prefix(static_cast<std::size_t>(n));
                 continue;
             }
-            const int err = errno;
-            if (err == EINTR) continue;
+            const int err = detail::last_socket_error();
+            if (detail::interrupted(err)) continue;
             if (!detail::would_block(err)) detail::throw_sock_error(err, "sock_sendall", s.fd());
             co_await detail::fd_ready<basic_event_loop>(*this, s.fd(), backend::io_write);
         }
@@ -102,9 +99,9 @@ coro<std::pair<socket, endpoint>> basic_event_loop<Backend>::sock_accept(socket&
                                                 reinterpret_cast<const sockaddr*>(&addr), size);
                 co_return std::pair<socket, endpoint>(std::move(conn), std::move(peer));
             }
-            const int err = errno;
-            // ECONNABORTED: the client gave up before we took its connection; take the next.
-            if (err == EINTR || err == ECONNABORTED) continue;
+            const int err = detail::last_socket_error();
+            // The client gave up before we took its connection; take the next.
+            if (detail::accept_again(err)) continue;
             if (!detail::would_block(err)) {
                 detail::throw_sock_error(err, "sock_accept", listener.fd());
             }
@@ -119,12 +116,11 @@ coro<void> basic_event_loop<Backend>::sock_connect(socket& s, endpoint to) {
         co_return co_await detail::overlapped_ops<Backend>::connect(*this, s, std::move(to));
     } else {
         if (::connect(s.fd(), to.native(), to.native_size()) == 0) co_return;
-        const int err = errno;
-        // EINPROGRESS: the handshake runs on. EINTR: so does it, after a signal (POSIX).
-        // EAGAIN: what Linux says for a Unix socket whose listener's backlog is full.
-        // asyncio waits for writability in all three, then reads the outcome from SO_ERROR.
-        if (err != EINPROGRESS && err != EINTR && !detail::would_block(err)) {
-            detail::throw_errno(err, detail::concat({"sock_connect to ", to.to_string()}));
+        const int err = detail::last_socket_error();
+        // The handshake runs on (see connect_pending): asyncio waits for writability, then
+        // reads the outcome from SO_ERROR.
+        if (!detail::connect_pending(err)) {
+            detail::throw_system_error(err, detail::concat({"sock_connect to ", to.to_string()}));
         }
         co_await detail::fd_ready<basic_event_loop>(*this, s.fd(), backend::io_write);
         if (const std::error_code ec = s.pending_error()) {
@@ -144,7 +140,8 @@ coro<std::pair<std::string, endpoint>> basic_event_loop<Backend>::sock_recvfrom(
             sockaddr_storage addr{};
             socklen_t size = sizeof addr;
             auto* native = reinterpret_cast<sockaddr*>(&addr);
-            const ::ssize_t n = ::recvfrom(s.fd(), data.data(), data.size(), 0, native, &size);
+            const std::ptrdiff_t n =
+                detail::socket_recvfrom(s.fd(), data.data(), data.size(), native, &size);
             if (n >= 0) {
                 data.resize(static_cast<std::size_t>(n));
                 // No address (a connected stream socket, an unnamed Unix peer on some systems):
@@ -152,8 +149,8 @@ coro<std::pair<std::string, endpoint>> basic_event_loop<Backend>::sock_recvfrom(
                 endpoint from = size == 0 ? endpoint() : endpoint::from_native(native, size);
                 co_return std::pair<std::string, endpoint>(std::move(data), std::move(from));
             }
-            const int err = errno;
-            if (err == EINTR) continue;
+            const int err = detail::last_socket_error();
+            if (detail::interrupted(err)) continue;
             if (!detail::would_block(err)) detail::throw_sock_error(err, "sock_recvfrom", s.fd());
             co_await detail::fd_ready<basic_event_loop>(*this, s.fd(), backend::io_read);
         }
@@ -167,14 +164,15 @@ coro<std::size_t> basic_event_loop<Backend>::sock_sendto(socket& s, std::string_
         co_return co_await detail::overlapped_ops<Backend>::sendto(*this, s, data, std::move(to));
     } else {
         for (;;) {
-            const ::ssize_t n = ::sendto(s.fd(), data.data(), data.size(), detail::send_flags,
-                                         to.native(), to.native_size());
+            const std::ptrdiff_t n = detail::socket_sendto(s.fd(), data.data(), data.size(),
+                                                           to.native(), to.native_size());
             if (n >= 0) co_return static_cast<std::size_t>(n);
-            const int err = errno;
-            if (err == EINTR) continue;
+            const int err = detail::last_socket_error();
+            if (detail::interrupted(err)) continue;
             if (!detail::would_block(err)) {
-                detail::throw_errno(err, detail::concat({"sock_sendto ", to.to_string(), " on socket ",
-                                                         detail::decimal(s.fd())}));
+                detail::throw_system_error(err, detail::concat({"sock_sendto ", to.to_string(),
+                                                                " on socket ",
+                                                                detail::decimal(s.fd())}));
             }
             co_await detail::fd_ready<basic_event_loop>(*this, s.fd(), backend::io_write);
         }
@@ -183,5 +181,4 @@ coro<std::size_t> basic_event_loop<Backend>::sock_sendto(socket& s, std::string_
 
 IOLOOP_NAMESPACE_END
 
-#endif  // IOLOOP_POSIX
 #endif

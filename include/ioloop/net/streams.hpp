@@ -18,8 +18,6 @@
 #include "ioloop/net/stream_reader.hpp"
 #include "ioloop/net/stream_writer.hpp"
 
-#if defined(IOLOOP_POSIX)
-
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -167,5 +165,4 @@ coro<server> start_unix_server(Callback cb, std::string path,
 
 IOLOOP_NAMESPACE_END
 
-#endif  // IOLOOP_POSIX
 #endif
