@@ -61,9 +61,9 @@ inline void start_winsock() {
     if (result != 0) throw std::system_error(result, std::system_category(), "WSAStartup");
 }
 
-// The Winsock and Win32 codes that have a portable meaning, as that meaning: tests and
-// users compare with std::errc on every platform. The rest keep the system's own message.
-inline std::error_code system_error_code(unsigned long err) noexcept {
+// The errno value a Winsock or Win32 code means, 0 if none: so that tests and users
+// compare with std::errc on every platform.
+inline int portable_errno(unsigned long err) noexcept {
     int generic = 0;
     switch (err) {
         case WSAECONNREFUSED:
@@ -104,9 +104,42 @@ inline std::error_code system_error_code(unsigned long err) noexcept {
         case WSAEOPNOTSUPP: generic = EOPNOTSUPP; break;
         case WSAEPROTONOSUPPORT: generic = EPROTONOSUPPORT; break;
         case ERROR_OPERATION_ABORTED: generic = ECANCELED; break;
-        default: return {static_cast<int>(err), std::system_category()};
+        default: break;
     }
-    return {generic, std::generic_category()};
+    return generic;
+}
+
+// Winsock and Win32 codes with the system's own message, each equivalent to the std::errc
+// it means (the C runtime's strerror knows no socket errors, so the generic category's
+// message would be "Unknown error").
+class windows_error_category final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "windows"; }
+
+    std::string message(int code) const override {
+        char text[256];
+        DWORD n = ::FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
+                                   nullptr, static_cast<DWORD>(code), 0, text, sizeof text,
+                                   nullptr);
+        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == '.')) --n;
+        if (n == 0) return std::string("Windows error ") + std::to_string(code);
+        return std::string(text, n);
+    }
+
+    std::error_condition default_error_condition(int code) const noexcept override {
+        const int generic = portable_errno(static_cast<unsigned long>(code));
+        if (generic == 0) return {code, *this};
+        return {generic, std::generic_category()};
+    }
+};
+
+inline const std::error_category& windows_category() noexcept {
+    static const windows_error_category category;
+    return category;
+}
+
+inline std::error_code system_error_code(unsigned long err) noexcept {
+    return {static_cast<int>(err), windows_category()};
 }
 
 [[noreturn]] inline void throw_system_error(unsigned long err, const std::string& what) {

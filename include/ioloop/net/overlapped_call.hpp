@@ -19,6 +19,7 @@
 #if defined(IOLOOP_WINDOWS)
 
 #include <coroutine>
+#include <system_error>
 #include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
@@ -118,6 +119,19 @@ public:
 private:
     Start start_;
 };
+
+// Sends s's completions to the loop's port. A socket is associated once for its life:
+// a second association is refused with ERROR_INVALID_PARAMETER, which is then no error.
+inline void associate_once(loop_base& loop, native_socket s) {
+    try {
+        net_access::associate(loop, s);
+    } catch (const std::system_error& e) {
+        if (e.code() != std::error_code(ERROR_INVALID_PARAMETER, std::system_category()) &&
+            e.code() != std::errc::invalid_argument) {
+            throw;
+        }
+    }
+}
 
 // Winsock's answer to an overlapped call: 0 if it started, else the error.
 inline unsigned long started(int rc) noexcept {

@@ -31,19 +31,6 @@
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
-// Sends s's completions to the loop's port. A socket is associated once for its life:
-// a second association is refused with ERROR_INVALID_PARAMETER, which is then no error.
-inline void associate_once(loop_base& loop, native_socket s) {
-    try {
-        net_access::associate(loop, s);
-    } catch (const std::system_error& e) {
-        if (e.code() != std::error_code(ERROR_INVALID_PARAMETER, std::system_category()) &&
-            e.code() != std::errc::invalid_argument) {
-            throw;
-        }
-    }
-}
-
 // One WSABUF over bytes the caller owns; Winsock counts in ULONG.
 inline WSABUF wsa_buffer(const void* data, std::size_t size) noexcept {
     WSABUF b;

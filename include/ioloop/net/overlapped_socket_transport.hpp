@@ -61,7 +61,7 @@ public:
     static overlapped_socket_transport& start(loop_base& loop, socket sock,
                                               std::unique_ptr<protocol> p,
                                               connection_counter* server) {
-        net_access::associate(loop, sock.fd());
+        associate_once(loop, sock.fd());  // a connect or sock_* may have done it
         auto* t = new overlapped_socket_transport(loop, sock.fd(), std::move(p), server);
         sock.release();
         return core::start(t);

@@ -216,12 +216,7 @@ private:
         try {
             l.accepting = accept_op<listener>::start(loop_, l.fd, l.family, l);
         } catch (const std::system_error& e) {
-            const std::error_code ec = e.code();
-            if (ec.category() == std::generic_category()) {
-                accept_failed(ec, l);
-            } else {
-                report(concat({"server: AcceptEx on socket ", decimal(l.fd), " failed"}));
-            }
+            accept_failed(e.code(), l);
         }
     }
 
