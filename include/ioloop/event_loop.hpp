@@ -178,7 +178,7 @@ public:
             try {
                 slot.pending.store(false, detail::memory_order::relaxed);
                 slot.target.store(&signal_target_, detail::memory_order::release);
-                detail::install_signal_handler(sig, reg.saved);
+                take_signal(sig, reg);
             } catch (...) {
                 slot.target.store(nullptr, detail::memory_order::release);
                 n->release();
@@ -193,7 +193,7 @@ public:
         if (!signals_ || sig <= 0 || sig >= detail::max_signal) return false;
         detail::callback_node* n = std::exchange(signals_[sig].handler, nullptr);
         if (!n) return false;
-        detail::restore_signal_handler(sig, signals_[sig].saved);
+        release_signal(sig, signals_[sig]);
         detail::signal_slots[sig].target.store(nullptr, detail::memory_order::release);
         unregister(n);
         return true;
@@ -370,11 +370,42 @@ private:
     detail::pod_vector<fd_watch*> unwatched_;  // removed; freed after the next poll step
 
     detail::signal_target signal_target_;
-    // By signal number; allocated by the first add_signal_handler.
-    struct signal_registration {
-        detail::callback_node* handler;
-        detail::saved_signal_action saved;  // the disposition to restore
+    // A signal's handler and its disposition before. A backend that watches signals itself
+    // (backend::signal_backend) reports an arrival to the registration: it queues the handler.
+    struct signal_registration final : detail::io_watcher {
+        void on_io(unsigned) noexcept override {
+            if (handler) loop->enqueue(handler);
+        }
+        basic_event_loop* loop = nullptr;
+        detail::callback_node* handler = nullptr;
+        detail::saved_signal_action saved{};  // the disposition to restore
+        bool by_backend = false;              // the backend reports it: no handler installed
     };
+
+    // Routes sig to this loop: as events of the backend where it has them (it sets the
+    // disposition it needs, SIG_IGN for kqueue: no handler runs in signal context), else
+    // through a sigaction handler that marks the signal pending and wakes the backend.
+    void take_signal(int sig, signal_registration& reg) {
+        reg.loop = this;
+        if constexpr (backend::signal_backend<Backend, detail::saved_signal_action>) {
+            reg.by_backend = backend_.watch_signal(sig, static_cast<detail::io_watcher*>(&reg),
+                                                   reg.saved);
+            if (reg.by_backend) return;
+        }
+        detail::install_signal_handler(sig, reg.saved);
+    }
+
+    void release_signal(int sig, signal_registration& reg) noexcept {
+        if constexpr (backend::signal_backend<Backend, detail::saved_signal_action>) {
+            if (std::exchange(reg.by_backend, false)) {
+                backend_.unwatch_signal(sig, reg.saved);
+                return;
+            }
+        }
+        detail::restore_signal_handler(sig, reg.saved);
+    }
+
+    // By signal number; allocated by the first add_signal_handler.
     signal_registration* signals_ = nullptr;
 };
 

@@ -52,6 +52,16 @@ concept completion_backend = event_backend<B> && requires(B& b, native_socket s)
     b.associate(s);
 };
 
+// Optional: a backend that reports signals itself (kqueue's EVFILT_SIGNAL). watch_signal
+// takes `sig` over: it reports each arrival with `data` (io_read), sets the disposition it
+// needs and saves the one before in `saved`; or it returns false, doing nothing, for a
+// signal it leaves to the loop's sigaction handler. unwatch_signal gives `saved` back.
+template <class B, class Saved>
+concept signal_backend = requires(B& b, int sig, void* data, Saved& saved) {
+    requires std::is_convertible_v<decltype(b.watch_signal(sig, data, saved)), bool>;
+    { b.unwatch_signal(sig, saved) } noexcept;
+};
+
 }  // namespace backend
 IOLOOP_NAMESPACE_END
 

@@ -169,31 +169,42 @@ public:
 #endif
     }
 
-    // Signals as events (EVFILT_SIGNAL), for a loop whose handler takes `sig`: the loop
-    // then sets the signal's disposition to SIG_IGN, and no handler runs in signal
-    // context. The filter records "all attempts to deliver a signal to a process, even if
-    // the signal has been marked as SIG_IGN, except for the SIGCHLD signal" (FreeBSD), and
-    // ignoring SIGCHLD would make the kernel reap the children: SIGCHLD stays with the
-    // loop's sigaction handler (false). So does every signal on Apple's kernels, whose
-    // filter sees "only signals sent to the process, not to a particular thread": an
-    // ignored raise() or pthread_kill() would be lost there.
-    bool watch_signal(int sig, void* data) {
+    // Signals as events (EVFILT_SIGNAL, backend::signal_backend): the signal's
+    // disposition becomes SIG_IGN, so no handler runs in signal context. The filter
+    // records "all attempts to deliver a signal to a process, even if the signal has been
+    // marked as SIG_IGN, except for the SIGCHLD signal" (FreeBSD), and an ignored SIGCHLD
+    // would make the kernel reap the children: SIGCHLD stays with the loop's sigaction
+    // handler (false). So does every signal on Apple's kernels, whose filter sees "only
+    // signals sent to the process, not to a particular thread": an ignored raise() or
+    // pthread_kill() would be lost there.
+    bool watch_signal(int sig, void* data, struct sigaction& saved) {
 #if defined(__APPLE__)
         (void)sig;
         (void)data;
+        (void)saved;
         return false;
 #else
         if (sig == SIGCHLD) return false;
+        // The event first: an arrival between the two calls is recorded, not lost.
         change(static_cast<std::uintptr_t>(sig), EVFILT_SIGNAL, EV_ADD, data,
                "kevent(EVFILT_SIGNAL, signal");
+        struct sigaction ignore {};
+        ignore.sa_handler = SIG_IGN;
+        sigemptyset(&ignore.sa_mask);
+        if (::sigaction(sig, &ignore, &saved) == -1) {
+            const int err = errno;  // SIGKILL, SIGSTOP
+            delete_signal_event(sig);
+            const detail::decimal number(sig);
+            detail::throw_errno(err, detail::concat({"add_signal_handler: sigaction(", number, ")"}));
+        }
         return true;
 #endif
     }
 
-    void unwatch_signal(int sig) noexcept {
-        struct kevent ev;
-        set(ev, static_cast<std::uintptr_t>(sig), EVFILT_SIGNAL, EV_DELETE, 0, nullptr);
-        ::kevent(kq_, &ev, 1, nullptr, 0, nullptr);
+    // The disposition first: an arrival from then on is the old disposition's business.
+    void unwatch_signal(int sig, const struct sigaction& saved) noexcept {
+        ::sigaction(sig, &saved, nullptr);
+        delete_signal_event(sig);
     }
 
 private:
@@ -221,6 +232,12 @@ private:
         filter_type filter;
     };
     static constexpr filter_bit filters[2] = {{io_read, EVFILT_READ}, {io_write, EVFILT_WRITE}};
+
+    void delete_signal_event(int sig) noexcept {
+        struct kevent ev;
+        set(ev, static_cast<std::uintptr_t>(sig), EVFILT_SIGNAL, EV_DELETE, 0, nullptr);
+        ::kevent(kq_, &ev, 1, nullptr, 0, nullptr);
+    }
 
     // One change, applied now; `what` names it in the error, completed by the ident.
     void change(std::uintptr_t ident, filter_type filter, unsigned flags, void* data,
