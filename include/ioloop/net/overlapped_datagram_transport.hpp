@@ -1,0 +1,326 @@
+// ioloop: the datagram transport of a completion backend (IOCP): the same protocol-facing
+// behaviour as datagram_socket_transport, over overlapped operations.
+//
+// Reading: a zero-byte WSARecvFrom with MSG_PEEK waits for a datagram without a buffer
+// (a plain zero-byte receive would consume the datagram, truncated to nothing); its
+// completion means "readable", and one non-blocking recvfrom() then reads the datagram
+// into the loop's shared buffer. Sending: sendto() goes straight to the socket while
+// nothing waits; a datagram the socket cannot take is queued, and the queue goes out one
+// WSASendTo at a time, in order. The datagram of a WSASendTo in flight (its bytes and its
+// address) belongs to the kernel until the completion, so it sits in its own member, out
+// of the queue's vector, which may reallocate meanwhile; and the transport itself is
+// freed only once no operation of it is in flight.
+#ifndef IOLOOP_NET_OVERLAPPED_DATAGRAM_TRANSPORT_HPP
+#define IOLOOP_NET_OVERLAPPED_DATAGRAM_TRANSPORT_HPP
+
+#include "ioloop/backend/concept.hpp"
+#include "ioloop/detail/config.hpp"
+#include "ioloop/detail/overlapped_op.hpp"
+#include "ioloop/errors.hpp"
+#include "ioloop/loop_base.hpp"
+#include "ioloop/net/endpoint.hpp"
+#include "ioloop/net/net_access.hpp"
+#include "ioloop/net/overlapped_call.hpp"
+#include "ioloop/net/overlapped_socket_transport.hpp"
+#include "ioloop/net/protocol.hpp"
+#include "ioloop/net/socket.hpp"
+#include "ioloop/net/transport.hpp"
+#include "ioloop/net/transport_core.hpp"
+
+#if defined(IOLOOP_WINDOWS)
+
+#include <climits>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+class overlapped_datagram_transport final
+    : public transport_core<overlapped_datagram_transport, datagram_transport, datagram_protocol> {
+    using core =
+        transport_core<overlapped_datagram_transport, datagram_transport, datagram_protocol>;
+    friend core;
+    template <class Owner, void (Owner::*)() noexcept>
+    friend class member_op;  // names us in debug mode's reports
+
+public:
+    // As datagram_socket_transport::start: the socket is associated with the loop's port
+    // first.
+    static overlapped_datagram_transport& start(loop_base& loop, socket sock,
+                                                std::unique_ptr<datagram_protocol> p) {
+        net_access::associate(loop, sock.fd());
+        auto* t = new overlapped_datagram_transport(loop, sock.fd(), std::move(p));
+        sock.release();
+        return core::start(t);
+    }
+
+    void sendto(std::string_view data, const endpoint& to) override {
+        if (user_closed_) {
+            throw invalid_state_error("datagram_transport::sendto: the transport is closed");
+        }
+        if (lost_) return;
+        // Straight to the socket only when nothing would go out before it.
+        if (!sending_ && waiting() == 0 && send_one(data, to)) return;
+        queue_.push_back({std::string(data), to});
+        queued_bytes_ += data.size();
+        if (!sending_) send_next();
+        maybe_pause_protocol();
+    }
+
+private:
+    struct datagram {
+        std::string data;
+        endpoint to;  // unspecified: the connected peer
+    };
+
+    overlapped_datagram_transport(loop_base& loop, native_socket fd,
+                                  std::unique_ptr<datagram_protocol> p) noexcept
+        : core(loop, fd, std::move(p)), peek_op_(*this), send_op_(*this) {}
+    ~overlapped_datagram_transport() override = default;
+
+    // Completions go to the operations (peek_op_, send_op_), never to the transport.
+    void on_io(unsigned) noexcept override {}
+
+    // ---- what transport_core asks of us ---------------------------------------------------
+
+    unsigned wanted_events() const noexcept { return closing_ ? 0u : unsigned(backend::io_read); }
+    // Flow control counts the datagram in flight too: it has not left yet.
+    std::size_t buffered() const noexcept {
+        return queued_bytes_ + (sending_ ? in_flight_.data.size() : 0);
+    }
+    // The datagram in flight stays: the kernel reads it until the cancelled send completes.
+    void drop_buffer() noexcept {
+        queue_.clear();
+        next_ = 0;
+        queued_bytes_ = 0;
+    }
+
+    // Reading wanted: a zero-byte peek waits for a datagram. Not wanted any more (closing):
+    // a peek in flight consumes nothing, so it is left to complete and then ignored, unless
+    // the transport is lost.
+    void change_watch(unsigned, unsigned new_events) {
+        if (new_events & backend::io_read) {
+            if (reading_) return;
+            if (const unsigned long err = start_peek())
+                throw_system_error(err, "WSARecvFrom (waiting for a datagram)");
+        } else if (lost_) {
+            cancel_all();
+        }
+    }
+
+    // The socket closes now; the memory goes when the last completion has come.
+    void close_and_free() noexcept {
+        closed_ = true;
+        ::closesocket(fd_);  // cancels what is in flight
+        free_if_idle();
+    }
+
+    // ---- reading ------------------------------------------------------------------------
+
+    // Starts the zero-byte peek: 0, or the error of one that failed at once (no
+    // completion comes for that one).
+    unsigned long start_peek() noexcept {
+        peek_op_.reset();
+        WSABUF none{0, nullptr};
+        // A member, not a local: the kernel may write the flags back at completion.
+        peek_flags_ = MSG_PEEK;
+        net_access::operation_started(loop_);
+        unsigned long err = started(::WSARecvFrom(fd_, &none, 1, nullptr, &peek_flags_, nullptr,
+                                                  nullptr, peek_op_.overlapped(), nullptr));
+        // A datagram there already: the peek "fails" at once with WSAEMSGSIZE (it is larger
+        // than zero bytes), but that status is only a warning, so the completion is still
+        // queued to the port, as for a pending peek.
+        if (err == WSAEMSGSIZE) err = 0;
+        if (err != 0) {
+            net_access::operation_not_started(loop_);
+            return err;
+        }
+        reading_ = true;
+        return 0;
+    }
+
+    void peek_done() noexcept {
+        reading_ = false;
+        if (closed_) return free_if_idle();
+        // Lost, or closing since: nothing more is read.
+        if (lost_ || !(watched_ & backend::io_read)) return;
+        unsigned long bytes = 0;
+        const unsigned long err = peek_op_.result(fd_, bytes);
+        if (err == 0 || err == WSAEMSGSIZE || err == ERROR_MORE_DATA) {
+            // A datagram is there (larger than the zero bytes asked for: "message size").
+            receive_one();
+        } else if (err != ERROR_OPERATION_ABORTED) {
+            // An ICMP error for an earlier send, reported by the peek itself.
+            report_error(datagram_error(err));
+        }
+        keep_reading();
+    }
+
+    // Posts the next peek while reading is wanted. An ICMP error (port or network
+    // unreachable) may fail it at once: it is reported, which consumes it, and the peek
+    // tried again; any other error there would fail every peek, so it closes the transport.
+    void keep_reading() noexcept {
+        while (!lost_ && (watched_ & backend::io_read) && !reading_) {
+            const unsigned long err = start_peek();
+            if (err == 0) return;
+            if (err != WSAECONNRESET && err != WSAENETRESET) {
+                force_close(system_error_code(err));
+                return;
+            }
+            report_error(datagram_error(err));
+        }
+    }
+
+    void receive_one() noexcept {
+        const std::span<char> buffer = net_access::read_buffer(loop_);
+        sockaddr_storage from{};
+        int size = sizeof from;
+        auto* native = reinterpret_cast<sockaddr*>(&from);
+        const int n =
+            ::recvfrom(fd_, buffer.data(), static_cast<int>(buffer.size()), 0, native, &size);
+        if (n < 0) {
+            const int err = ::WSAGetLastError();
+            if (err != WSAEWOULDBLOCK)
+                report_error(datagram_error(static_cast<unsigned long>(err)));
+            return;
+        }
+        try {
+            // A sender Winsock did not fill in has no address: its endpoint is unspecified.
+            const endpoint sender = size <= 0 || from.ss_family == AF_UNSPEC
+                                        ? endpoint()
+                                        : endpoint::from_native(native, size);
+            protocol_->datagram_received(std::string_view(buffer.data(), std::size_t(n)), sender);
+        } catch (...) {
+            protocol_failed("datagram_received");
+        }
+    }
+
+    // ---- sending ------------------------------------------------------------------------
+
+    // The datagrams queued and not in flight yet.
+    std::size_t waiting() const noexcept { return queue_.size() - next_; }
+
+    // One non-blocking send; false if the socket cannot take it now. A failure other than
+    // that goes to the protocol's error_received and the datagram is dropped (asyncio).
+    bool send_one(std::string_view data, const endpoint& to) noexcept {
+        const int len = data.size() > INT_MAX ? INT_MAX : static_cast<int>(data.size());
+        const int n = to.family() == address_family::unspecified
+                          ? ::send(fd_, data.data(), len, 0)
+                          : ::sendto(fd_, data.data(), len, 0, to.native(),
+                                     static_cast<int>(to.native_size()));
+        if (n >= 0) return true;
+        const int err = ::WSAGetLastError();
+        if (err == WSAEWOULDBLOCK) return false;
+        report_error(datagram_error(static_cast<unsigned long>(err)));
+        return true;  // dropped: it counts as handled
+    }
+
+    // Moves the next queued datagram in flight through one WSASendTo (WSASend when
+    // connected); one that fails to start is reported and dropped, and the next tried.
+    void send_next() noexcept {
+        while (!sending_ && waiting() != 0 && !lost_) {
+            in_flight_ = std::move(queue_[next_]);
+            pop_front();
+            queued_bytes_ -= in_flight_.data.size();
+            send_op_.reset();
+            WSABUF b{static_cast<ULONG>(in_flight_.data.size()), in_flight_.data.data()};
+            const endpoint& to = in_flight_.to;
+            net_access::operation_started(loop_);
+            const unsigned long err =
+                to.family() == address_family::unspecified
+                    ? started(::WSASend(fd_, &b, 1, nullptr, 0, send_op_.overlapped(), nullptr))
+                    : started(::WSASendTo(fd_, &b, 1, nullptr, 0, to.native(),
+                                          static_cast<int>(to.native_size()), send_op_.overlapped(),
+                                          nullptr));
+            if (err == 0) {
+                sending_ = true;
+                return;
+            }
+            net_access::operation_not_started(loop_);
+            in_flight_ = {};
+            report_error(datagram_error(err));  // may send, close or abort
+        }
+    }
+
+    void send_done() noexcept {
+        sending_ = false;
+        if (closed_) return free_if_idle();
+        unsigned long bytes = 0;
+        const unsigned long err = send_op_.result(fd_, bytes);
+        in_flight_ = {};
+        if (lost_) return;
+        if (err != 0) report_error(datagram_error(err));  // that datagram is dropped
+        if (lost_) return;
+        send_next();
+        if (lost_) return;
+        maybe_resume_protocol();
+        // resume_writing may have sent more, closed or aborted.
+        if (closing_ && buffered() == 0 && !lost_) schedule_connection_lost({});
+    }
+
+    // The queue's front is taken: the slot is emptied now, and the vector is compacted
+    // once the taken half outweighs what waits, so a queue that never drains stays small.
+    void pop_front() noexcept {
+        queue_[next_] = {};
+        if (++next_ == queue_.size()) {
+            queue_.clear();
+            next_ = 0;
+        } else if (next_ >= 64 && next_ * 2 >= queue_.size()) {
+            queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(next_));
+            next_ = 0;
+        }
+    }
+
+    // ---- errors -------------------------------------------------------------------------
+
+    // Windows reports an ICMP "port unreachable" for an earlier sendto as WSAECONNRESET on
+    // the next receive of a UDP socket; POSIX says ECONNREFUSED, and so do we (as Winsock's
+    // WSAECONNREFUSED, which is errc::connection_refused with the system's message).
+    static std::error_code datagram_error(unsigned long err) noexcept {
+        if (err == WSAECONNRESET || err == ERROR_PORT_UNREACHABLE) err = WSAECONNREFUSED;
+        return system_error_code(err);
+    }
+
+    void report_error(std::error_code ec) noexcept {
+        try {
+            protocol_->error_received(ec);
+        } catch (...) {
+            protocol_failed("error_received");
+        }
+    }
+
+    // ---- the end ------------------------------------------------------------------------
+
+    void cancel_all() noexcept {
+        if (reading_) ::CancelIoEx(reinterpret_cast<HANDLE>(fd_), peek_op_.overlapped());
+        if (sending_) ::CancelIoEx(reinterpret_cast<HANDLE>(fd_), send_op_.overlapped());
+    }
+
+    void free_if_idle() noexcept {
+        if (!reading_ && !sending_) delete this;
+    }
+
+    std::vector<datagram> queue_;   // waiting for the socket, in order, from next_ on
+    std::size_t next_ = 0;          // the first of queue_ not sent yet
+    std::size_t queued_bytes_ = 0;  // of the datagrams waiting, not of the one in flight
+    datagram in_flight_;            // the WSASendTo's, the kernel's until it completes
+    member_op<overlapped_datagram_transport, &overlapped_datagram_transport::peek_done> peek_op_;
+    member_op<overlapped_datagram_transport, &overlapped_datagram_transport::send_done> send_op_;
+    DWORD peek_flags_ = 0;
+    bool reading_ = false;  // a zero-byte peek is in flight
+    bool sending_ = false;  // a WSASendTo is in flight
+    bool closed_ = false;   // the socket is closed: only completions are awaited
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_WINDOWS
+#endif
