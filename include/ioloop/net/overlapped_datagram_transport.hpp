@@ -52,10 +52,10 @@ class overlapped_datagram_transport final
 
 public:
     // As datagram_socket_transport::start: the socket is associated with the loop's port
-    // first.
+    // first, unless a sock_* call did it already.
     static overlapped_datagram_transport& start(loop_base& loop, socket sock,
                                                 std::unique_ptr<datagram_protocol> p) {
-        net_access::associate(loop, sock.fd());
+        associate_once(loop, sock.fd());
         auto* t = new overlapped_datagram_transport(loop, sock.fd(), std::move(p));
         sock.release();
         return core::start(t);
