@@ -95,9 +95,8 @@ private:
         }
         try {
             // An unnamed Unix sender has no address: its endpoint is unspecified.
-            const endpoint sender = size <= static_cast<socklen_t>(sizeof(sockaddr::sa_family))
-                                        ? endpoint()
-                                        : endpoint::from_native(native, size);
+            const endpoint sender =
+                size <= family_size ? endpoint() : endpoint::from_native(native, size);
             protocol_->datagram_received(std::string_view(buffer.data(), std::size_t(n)),
                                          sender);
         } catch (...) {

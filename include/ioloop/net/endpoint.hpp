@@ -17,6 +17,13 @@
 #include <system_error>
 
 IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// The length of an address that is its family alone (an unnamed Unix socket's): the
+// family is an sa_family_t on POSIX, an ADDRESS_FAMILY on Windows.
+inline constexpr socklen_t family_size = sizeof(sockaddr{}.sa_family);
+
+}  // namespace detail
 
 enum class address_family { unspecified, ipv4, ipv6, unix_domain };
 
@@ -127,7 +134,7 @@ public:
             return std::system_error(std::make_error_code(code),
                                      detail::concat({"endpoint::from_native: ", why}));
         };
-        if (address == nullptr || size < static_cast<socklen_t>(sizeof(sockaddr::sa_family)) ||
+        if (address == nullptr || size < detail::family_size ||
             size > static_cast<socklen_t>(sizeof ep.addr_)) {
             throw bad(std::errc::invalid_argument, "the address length is out of range");
         }

@@ -90,7 +90,7 @@ public:
         if (name == "peername") rc = ::getpeername(fd_, native, &size);
         if (name == "sockname") rc = ::getsockname(fd_, native, &size);
         // An unnamed Unix socket has an address of just its family: nothing to say.
-        if (rc == -1 || size <= static_cast<socklen_t>(sizeof(sockaddr::sa_family))) return {};
+        if (rc == -1 || size <= family_size) return {};
         return extra_info(endpoint::from_native(native, size));
     }
 
