@@ -217,7 +217,9 @@ TEST_CASE("EV_DISABLE keeps the event from being returned; EV_ENABLE returns it 
         REQUIRE(change(q.fd, p[0], EVFILT_READ, EV_ADD) == 0);
         REQUIRE(change(q.fd, p[0], EVFILT_READ, EV_DISABLE) == 0);
     }
-    SUBCASE("added disabled") { REQUIRE(change(q.fd, p[0], EVFILT_READ, EV_ADD | EV_DISABLE) == 0); }
+    SUBCASE("added disabled") {
+        REQUIRE(change(q.fd, p[0], EVFILT_READ, EV_ADD | EV_DISABLE) == 0);
+    }
     put(p[1], "x", 1);
     CHECK(events(q.fd).empty());
     REQUIRE(change(q.fd, p[0], EVFILT_READ, EV_ENABLE) == 0);
@@ -345,7 +347,7 @@ TEST_CASE("EV_EOF on a peer's close, with the bytes still readable in data") {
 
 // Pipes, EVFILT_READ: "When the last writer disconnects, the filter will set EV_EOF in
 // flags." EVFILT_WRITE: "The filter will set EV_EOF when the reader disconnects".
-TEST_CASE("EV_EOF on a pipe: the read end when the writer goes, the write end when the reader goes") {
+TEST_CASE("EV_EOF on a pipe: at the read end when the writer goes, and the other way round") {
     kq q;
     SUBCASE("the writer closes") {
         fd_pair p = make_pipe();
@@ -416,7 +418,8 @@ TEST_CASE("EVFILT_SIGNAL: an ignored signal is recorded, its deliveries counted 
     // A real-time signal: Linux queues each one, where a second standard signal sent while
     // the first is pending is merged with it (the emulation's header says so).
     const int sig = SIGRTMIN + 2;
-    struct sigaction ignore {}, before {};
+    struct sigaction ignore {};
+    struct sigaction before {};
     ignore.sa_handler = SIG_IGN;
     sigemptyset(&ignore.sa_mask);
     REQUIRE(::sigaction(sig, &ignore, &before) == 0);

@@ -42,7 +42,8 @@ public:
             if (::fcntl(kq_, F_SETFD, FD_CLOEXEC) == -1) detail::throw_errno(errno, "fcntl");
 #if defined(EVFILT_USER)
             // EV_CLEAR: a trigger is consumed by the wait that reports it.
-            change(wakeup_ident, EVFILT_USER, EV_ADD | EV_CLEAR, nullptr, "kevent(EVFILT_USER, ident");
+            change(wakeup_ident, EVFILT_USER, EV_ADD | EV_CLEAR, nullptr,
+                   "kevent(EVFILT_USER, ident");
 #else
             // The wakeup descriptor's data is null: the loop is never told about it.
             change(static_cast<std::uintptr_t>(wakeup_.fd()), EVFILT_READ, EV_ADD, nullptr,
@@ -195,7 +196,8 @@ public:
             const int err = errno;  // SIGKILL, SIGSTOP
             delete_signal_event(sig);
             const detail::decimal number(sig);
-            detail::throw_errno(err, detail::concat({"add_signal_handler: sigaction(", number, ")"}));
+            detail::throw_errno(err,
+                                detail::concat({"add_signal_handler: sigaction(", number, ")"}));
         }
         return true;
 #endif
@@ -223,8 +225,8 @@ private:
 
     static void set(struct kevent& ev, std::uintptr_t ident, filter_type filter, unsigned flags,
                     unsigned fflags, void* data) noexcept {
-        EV_SET(&ev, ident, filter, static_cast<flags_type>(flags),
-               static_cast<fflags_type>(fflags), 0, reinterpret_cast<udata_type>(data));
+        EV_SET(&ev, ident, filter, static_cast<flags_type>(flags), static_cast<fflags_type>(fflags),
+               0, reinterpret_cast<udata_type>(data));
     }
 
     struct filter_bit {

@@ -51,12 +51,12 @@
 #include <unistd.h>
 
 struct kevent {
-    uintptr_t ident;     // a descriptor, a signal number, or the user's name for the event
-    short filter;        // EVFILT_*
+    uintptr_t ident;       // a descriptor, a signal number, or the user's name for the event
+    short filter;          // EVFILT_*
     unsigned short flags;  // EV_*
     unsigned int fflags;   // filter flags (NOTE_TRIGGER)
-    intptr_t data;       // bytes readable, a signal's count, or an errno with EV_ERROR
-    void* udata;         // passed through unchanged
+    intptr_t data;         // bytes readable, a signal's count, or an errno with EV_ERROR
+    void* udata;           // passed through unchanged
 };
 
 // FreeBSD's values.
@@ -77,15 +77,15 @@ struct kevent {
 #define EV_ERROR 0x4000
 #define EV_EOF 0x8000
 
-#define EV_SET(kevp, a, b, c, d, e, f) \
-    do {                               \
+#define EV_SET(kevp, a, b, c, d, e, f)   \
+    do {                                 \
         struct kevent* ev_set_ = (kevp); \
-        ev_set_->ident = (a);          \
-        ev_set_->filter = (b);         \
-        ev_set_->flags = (c);          \
-        ev_set_->fflags = (d);         \
-        ev_set_->data = (e);           \
-        ev_set_->udata = (f);          \
+        ev_set_->ident = (a);            \
+        ev_set_->filter = (b);           \
+        ev_set_->flags = (c);            \
+        ev_set_->fflags = (d);           \
+        ev_set_->data = (e);             \
+        ev_set_->udata = (f);            \
     } while (0)
 
 namespace kqueue_emulation {
@@ -93,11 +93,11 @@ namespace kqueue_emulation {
 using key = std::pair<uintptr_t, short>;  // kqueue's identity of an event: (ident, filter)
 
 struct knote {
-    struct kevent ev {};   // ident, filter, udata, and the flags that stay (EV_CLEAR, EV_ONESHOT)
+    struct kevent ev {};  // ident, filter, udata, and the flags that stay (EV_CLEAR, EV_ONESHOT)
     bool enabled = true;
-    int aux = -1;             // EVFILT_USER: its eventfd; EVFILT_SIGNAL: its signalfd
-    bool aux_watched = false; // aux is in the epoll set (it is not while disabled)
-    bool unblock = false;     // EVFILT_SIGNAL: the signal was not blocked before EV_ADD
+    int aux = -1;              // EVFILT_USER: its eventfd; EVFILT_SIGNAL: its signalfd
+    bool aux_watched = false;  // aux is in the epoll set (it is not while disabled)
+    bool unblock = false;      // EVFILT_SIGNAL: the signal was not blocked before EV_ADD
 };
 
 // What epoll watches for one descriptor of the program, and which file it was: a number
@@ -413,8 +413,8 @@ inline int run(int kq, const struct kevent* changes, int nchanges, struct kevent
     epoll_event ready[64];
     const int most = nevents < 64 ? nevents : 64;
     for (;;) {
-        const int n = ::epoll_pwait(q->epfd, ready, most, static_cast<int>(wait_ms),
-                                    &blocked.caller);
+        const int n =
+            ::epoll_pwait(q->epfd, ready, most, static_cast<int>(wait_ms), &blocked.caller);
         if (n == -1) return -errno;  // EINTR: a handler ran
         std::lock_guard<std::mutex> lock(q->mutex);
         for (int i = 0; i < n && placed < nevents; ++i)
@@ -441,10 +441,9 @@ inline int kqueue() {
     return epfd;
 }
 
-inline int kevent(int kq, const struct kevent* changelist, int nchanges,
-                  struct kevent* eventlist, int nevents, const struct timespec* timeout) {
-    const int result =
-        kqueue_emulation::run(kq, changelist, nchanges, eventlist, nevents, timeout);
+inline int kevent(int kq, const struct kevent* changelist, int nchanges, struct kevent* eventlist,
+                  int nevents, const struct timespec* timeout) {
+    const int result = kqueue_emulation::run(kq, changelist, nchanges, eventlist, nevents, timeout);
     if (result >= 0) return result;
     errno = -result;
     return -1;
