@@ -7,21 +7,18 @@
 #include "ioloop/coro/coro.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/message.hpp"
+#include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/windows.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/create_connection.hpp"
-#include "ioloop/net/datagram_socket_transport.hpp"
+#include "ioloop/net/datagram_transport_start.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/socket.hpp"
 
-#if defined(IOLOOP_POSIX)
-
-#include <cerrno>
 #include <memory>
 #include <system_error>
 #include <utility>
-
-#include <sys/socket.h>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -44,7 +41,8 @@ inline socket open_datagram_socket(const endpoint& local, const endpoint& remote
     if (has_local) s.bind(local);
     // A datagram connect only records the peer: it does not wait for anything.
     if (has_remote && ::connect(s.fd(), remote.native(), remote.native_size()) == -1) {
-        throw_errno(errno, concat({"create_datagram_endpoint: connect to ", remote.to_string()}));
+        throw_system_error(last_socket_error(),
+                           concat({"create_datagram_endpoint: connect to ", remote.to_string()}));
     }
     return s;
 }
@@ -57,7 +55,7 @@ coro<std::pair<datagram_transport*, P*>> create_datagram_endpoint(loop_base& loo
     socket s = open_datagram_socket(local, remote);
     std::unique_ptr<P> proto = factory();
     P* p = proto.get();
-    datagram_transport& t = datagram_socket_transport::start(loop, std::move(s), std::move(proto));
+    datagram_transport& t = start_datagram_transport(loop, std::move(s), std::move(proto));
     co_return std::pair<datagram_transport*, P*>(&t, p);
 }
 
@@ -75,5 +73,4 @@ loop_base::create_datagram_endpoint(Factory factory, endpoint local, endpoint re
 
 IOLOOP_NAMESPACE_END
 
-#endif  // IOLOOP_POSIX
 #endif
