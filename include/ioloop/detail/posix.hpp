@@ -94,6 +94,9 @@ inline bool connect_pending(int err) noexcept {
 }
 // The connection went away before accept took it: take the next one.
 inline bool accept_again(int err) noexcept { return err == EINTR || err == ECONNABORTED; }
+// A datagram socket's error as error_received reports it (ECONNREFUSED: an ICMP port
+// unreachable answered an earlier send).
+inline std::error_code datagram_error_code(int err) noexcept { return system_error_code(err); }
 
 // Linux has no SO_NOSIGPIPE: each send says MSG_NOSIGNAL instead, so a write to a closed
 // peer is an EPIPE error rather than a signal that kills the process. Elsewhere the socket

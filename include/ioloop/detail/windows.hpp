@@ -200,6 +200,13 @@ inline bool connect_pending(int err) noexcept { return err == WSAEWOULDBLOCK; }
 inline bool accept_again(int err) noexcept {
     return err == WSAECONNRESET || err == WSAECONNABORTED || err == WSAEINTR;
 }
+// A datagram socket's error as error_received reports it. An ICMP port unreachable that
+// answered an earlier send is WSAECONNRESET here and ECONNREFUSED on POSIX: the POSIX
+// meaning, so protocols see the same code everywhere (the IOCP transport does the same).
+inline std::error_code datagram_error_code(int err) noexcept {
+    const int meant = err == WSAECONNRESET ? WSAECONNREFUSED : err;
+    return system_error_code(static_cast<unsigned long>(meant));
+}
 
 // Finishes a socket fresh from WSASocketW or accept, or adopted: non-blocking. There is no
 // close-on-exec to set: open_socket makes sockets not inheritable, and accepted ones take

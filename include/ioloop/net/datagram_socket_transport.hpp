@@ -141,7 +141,7 @@ private:
 
     void error_received(int err) noexcept {
         try {
-            protocol_->error_received(system_error_code(err));
+            protocol_->error_received(datagram_error_code(err));
         } catch (...) {
             protocol_failed("error_received");
         }
