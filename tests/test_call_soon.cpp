@@ -2,6 +2,7 @@
 #include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
 #include "loop_helpers.hpp"
+#include "platform.hpp"
 
 #include <doctest/doctest.h>
 
@@ -12,27 +13,8 @@
 #include <string>
 #include <vector>
 
-#include <signal.h>
-#include <unistd.h>
-
 using namespace std::chrono_literals;
 using test::run_one_iteration;
-
-namespace {
-
-// A pipe closed on scope exit, for the descriptor calls on a closed loop.
-struct pipe_fds {
-    int fds[2] = {-1, -1};
-    pipe_fds() { REQUIRE(::pipe(fds) == 0); }
-    ~pipe_fds() {
-        ::close(fds[0]);
-        ::close(fds[1]);
-    }
-    pipe_fds(const pipe_fds&) = delete;
-    pipe_fds& operator=(const pipe_fds&) = delete;
-};
-
-}  // namespace
 
 TEST_CASE("call_soon runs callbacks in FIFO order") {
     ioloop::event_loop loop;
@@ -312,10 +294,12 @@ TEST_CASE("scheduling on a closed loop throws invalid_state_error") {
     CHECK_THROWS_WITH_AS(loop.call_later(1ms, [] {}), closed, ioloop::invalid_state_error);
     CHECK_THROWS_WITH_AS(loop.call_at(loop.time(), [] {}), closed, ioloop::invalid_state_error);
     CHECK_THROWS_WITH_AS(loop.call_soon_threadsafe([] {}), closed, ioloop::invalid_state_error);
-    pipe_fds p;
-    CHECK_THROWS_WITH_AS(loop.add_reader(p.fds[0], [] {}), closed, ioloop::invalid_state_error);
-    CHECK_THROWS_WITH_AS(loop.add_writer(p.fds[1], [] {}), closed, ioloop::invalid_state_error);
-    CHECK_THROWS_WITH_AS(loop.add_signal_handler(SIGUSR1, [] {}), closed,
+    if constexpr (test::readiness_backend) {
+        test::fd_pair p = test::fd_pair::pipe();
+        CHECK_THROWS_WITH_AS(loop.add_reader(p.first(), [] {}), closed, ioloop::invalid_state_error);
+        CHECK_THROWS_WITH_AS(loop.add_writer(p.second(), [] {}), closed, ioloop::invalid_state_error);
+    }
+    CHECK_THROWS_WITH_AS(loop.add_signal_handler(test::test_signal, [] {}), closed,
                          ioloop::invalid_state_error);
     // invalid_state_error is one of the library's own errors.
     CHECK_THROWS_AS(loop.call_soon([] {}), ioloop::error);

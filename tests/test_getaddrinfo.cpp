@@ -3,6 +3,8 @@
 // category.
 #include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
+#include "platform.hpp"  // EAI_NONAME
+
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -11,8 +13,6 @@
 #include <system_error>
 #include <utility>
 #include <vector>
-
-#include <netdb.h>
 
 using namespace std::chrono_literals;
 

@@ -3,6 +3,7 @@
 #include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
 #include "loop_helpers.hpp"
+#include "platform.hpp"
 
 #include <doctest/doctest.h>
 
@@ -15,69 +16,25 @@
 #include <system_error>
 #include <vector>
 
+#if defined(IOLOOP_POSIX)
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/select.h>
-#include <sys/socket.h>
 #include <unistd.h>
+#endif
 
 using namespace std::chrono_literals;
+using test::fd_pair;  // pipe(): on Windows a socket pair, since its select takes sockets only
+using test::read_some;
 using test::run_one_iteration;
 using test::run_with_watchdog;
+using test::write_all;
 
 namespace {
 
 constexpr std::string_view backend_name = ioloop::event_loop::backend_type::name;
 
-// Two connected descriptors, non-blocking, closed on scope exit (unless already closed).
-struct fd_pair {
-    int fds[2] = {-1, -1};
-
-    static fd_pair pipe() {
-        fd_pair p;
-        REQUIRE(::pipe2(p.fds, O_NONBLOCK | O_CLOEXEC) == 0);
-        return p;
-    }
-    static fd_pair socketpair() {
-        fd_pair p;
-        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, p.fds) == 0);
-        return p;
-    }
-
-    int first() const { return fds[0]; }   // a pipe's read end
-    int second() const { return fds[1]; }  // a pipe's write end
-    void close_second() {
-        ::close(fds[1]);
-        fds[1] = -1;
-    }
-
-    fd_pair() = default;
-    fd_pair(fd_pair&& o) noexcept : fds{o.fds[0], o.fds[1]} { o.fds[0] = o.fds[1] = -1; }
-    fd_pair& operator=(fd_pair&&) = delete;
-    ~fd_pair() {
-        for (int fd : fds) {
-            if (fd != -1) ::close(fd);
-        }
-    }
-};
-
-void write_all(int fd, std::string_view data) {
-    REQUIRE(::write(fd, data.data(), data.size()) == static_cast<::ssize_t>(data.size()));
-}
-
-// Reads what is there (up to `max` bytes); "" on EOF, and fails the test on an error
-// other than "nothing to read".
-std::string read_some(int fd, std::size_t max = 4096) {
-    std::string buf(max, '\0');
-    const ::ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n < 0) {
-        CHECK(errno == EAGAIN);
-        return "<nothing>";
-    }
-    buf.resize(static_cast<std::size_t>(n));
-    return buf;
-}
-
+#if defined(IOLOOP_POSIX)
 // A descriptor numbered at least FD_SETSIZE, duplicated from `fd`, raising the soft
 // RLIMIT_NOFILE if it is too low. Closed on scope exit; the limit is restored.
 struct high_fd {
@@ -107,6 +64,7 @@ struct high_fd {
     high_fd(const high_fd&) = delete;
     high_fd& operator=(const high_fd&) = delete;
 };
+#endif
 
 }  // namespace
 
@@ -207,10 +165,10 @@ TEST_CASE("add_reader twice on the same fd replaces the reader") {
 
 TEST_CASE("remove_reader and remove_writer report whether there was one") {
     ioloop::event_loop loop;
-    fd_pair s = fd_pair::socketpair();
+    fd_pair s = fd_pair::sockets();
     CHECK_FALSE(loop.remove_reader(s.first()));
     CHECK_FALSE(loop.remove_writer(s.first()));
-    CHECK_FALSE(loop.remove_reader(-1));
+    CHECK_FALSE(loop.remove_reader(ioloop::invalid_socket));
     CHECK_FALSE(loop.remove_reader(100000));
 
     loop.add_reader(s.first(), [] {});
@@ -226,12 +184,11 @@ TEST_CASE("remove_reader and remove_writer report whether there was one") {
 
 TEST_CASE("add_writer on a socket pair runs when writable") {
     ioloop::event_loop loop;
-    fd_pair s = fd_pair::socketpair();
+    fd_pair s = fd_pair::sockets();
     int runs = 0;
     loop.add_writer(s.first(), [&] {
         ++runs;
-        const char msg[] = "ping";
-        CHECK(::send(s.first(), msg, 4, MSG_NOSIGNAL) == 4);
+        CHECK(test::send_some(s.first(), "ping") == 4);
         CHECK(loop.remove_writer(s.first()));
         loop.stop();
     });
@@ -242,14 +199,14 @@ TEST_CASE("add_writer on a socket pair runs when writable") {
 
 TEST_CASE("a writer waits while the socket's buffer is full") {
     ioloop::event_loop loop;
-    fd_pair s = fd_pair::socketpair();
+    fd_pair s = fd_pair::sockets();
     // Fill the send buffer until the kernel refuses more.
     const std::string chunk(65536, 'z');
     std::size_t filled = 0;
     for (;;) {
-        const ::ssize_t n = ::send(s.first(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
+        const long n = test::send_some(s.first(), chunk);
         if (n < 0) {
-            REQUIRE(errno == EAGAIN);
+            REQUIRE(test::last_would_block());
             break;
         }
         filled += static_cast<std::size_t>(n);
@@ -268,7 +225,7 @@ TEST_CASE("a writer waits while the socket's buffer is full") {
         std::string sink(1 << 20, '\0');
         std::size_t got = 0;
         while (got < filled) {
-            const ::ssize_t n = ::read(s.second(), sink.data(), sink.size());
+            const long n = test::read_some_into(s.second(), sink.data(), sink.size());
             if (n <= 0) break;
             got += static_cast<std::size_t>(n);
         }
@@ -282,7 +239,7 @@ TEST_CASE("a writer waits while the socket's buffer is full") {
 
 TEST_CASE("a reader and a writer on the same fd; removing one keeps the other") {
     ioloop::event_loop loop;
-    fd_pair s = fd_pair::socketpair();
+    fd_pair s = fd_pair::sockets();
     write_all(s.second(), "r");  // s.first() is now readable, and it is writable anyway
     int reads = 0;
     int writes = 0;
@@ -367,10 +324,10 @@ TEST_CASE("a reader replaced by another callback of the same iteration does not 
 
 TEST_CASE("add_reader / add_writer with a bad fd throw std::system_error") {
     ioloop::event_loop loop;
-    CHECK_THROWS_AS(loop.add_reader(-1, [] {}), std::system_error);
-    CHECK_THROWS_AS(loop.add_writer(-1, [] {}), std::system_error);
+    CHECK_THROWS_AS(loop.add_reader(ioloop::invalid_socket, [] {}), std::system_error);
+    CHECK_THROWS_AS(loop.add_writer(ioloop::invalid_socket, [] {}), std::system_error);
 
-    int closed_fd = -1;
+    ioloop::native_socket closed_fd = ioloop::invalid_socket;
     {
         fd_pair p = fd_pair::pipe();
         closed_fd = p.first();
@@ -401,7 +358,7 @@ TEST_CASE("peer close wakes the reader, which reads EOF") {
     for (const bool socket : {false, true}) {
         CAPTURE(socket);
         ioloop::event_loop loop;
-        fd_pair p = socket ? fd_pair::socketpair() : fd_pair::pipe();
+        fd_pair p = socket ? fd_pair::sockets() : fd_pair::pipe();
         std::string got = "<not run>";
         loop.add_reader(p.first(), [&] {
             got = read_some(p.first());
@@ -414,6 +371,8 @@ TEST_CASE("peer close wakes the reader, which reads EOF") {
     }
 }
 
+// POSIX only: a test cannot choose a Windows handle's value (dup3 picks the number here).
+#if defined(IOLOOP_POSIX)
 TEST_CASE("a descriptor number closed and reopened can be watched again") {
     // Closing an fd without remove_reader is a misuse, but a common one; re-adding a
     // reader for the reused number must watch the new file (epoll forgot the old one).
@@ -422,15 +381,14 @@ TEST_CASE("a descriptor number closed and reopened can be watched again") {
     const int number = first.first();
     int old_runs = 0;
     loop.add_reader(number, [&] { ++old_runs; });
-    ::close(first.fds[0]);
-    first.fds[0] = -1;
+    first.close_first();
 
     fd_pair second = fd_pair::pipe();
-    if (second.first() != number) {
+    int reopened = second.first();
+    if (reopened != number) {
         // Another descriptor took the number: move our pipe's read end onto it.
-        REQUIRE(::dup3(second.first(), number, O_CLOEXEC) == number);
-        ::close(second.fds[0]);
-        second.fds[0] = number;
+        REQUIRE(::dup3(reopened, number, O_CLOEXEC) == number);
+        reopened = number;
     }
     std::string got;
     loop.add_reader(number, [&] {
@@ -440,9 +398,11 @@ TEST_CASE("a descriptor number closed and reopened can be watched again") {
     });
     write_all(second.second(), "again");
     run_with_watchdog(loop);
+    if (reopened != second.first()) ::close(reopened);
     CHECK(old_runs == 0);
     CHECK(got == "again");
 }
+#endif
 
 TEST_CASE("a descriptor closed while watched is forgotten, not spun on") {
     // A misuse (remove_reader belongs before close), but it must neither spin the loop
@@ -450,11 +410,10 @@ TEST_CASE("a descriptor closed while watched is forgotten, not spun on") {
     // select report it once (the callback's own read would see EBADF) and then forget it.
     ioloop::event_loop loop;
     fd_pair p = fd_pair::pipe();
-    const int fd = p.first();
+    const ioloop::native_socket fd = p.first();
     int runs = 0;
     loop.add_reader(fd, [&] { ++runs; });
-    ::close(p.fds[0]);
-    p.fds[0] = -1;
+    p.close_first();
     loop.call_later(50ms, [&] { loop.stop(); });
     const auto before = loop.iteration_count();
     CHECK_NOTHROW(run_with_watchdog(loop));
@@ -468,7 +427,7 @@ TEST_CASE("a descriptor closed while watched is forgotten, not spun on") {
 }
 
 TEST_CASE("close() unregisters readers and writers and destroys their callbacks") {
-    fd_pair s = fd_pair::socketpair();
+    fd_pair s = fd_pair::sockets();
     auto token = std::make_shared<int>(0);
     ioloop::event_loop loop;
     loop.add_reader(s.first(), [token] {});
@@ -479,6 +438,9 @@ TEST_CASE("close() unregisters readers and writers and destroys their callbacks"
     CHECK_FALSE(loop.remove_reader(s.first()));
 }
 
+// POSIX: an fd_set is a bitmap of descriptor numbers below FD_SETSIZE. (On Windows it is a
+// counted array of sockets, which the select backend sizes to what it watches: see below.)
+#if defined(IOLOOP_POSIX)
 TEST_CASE("a descriptor >= FD_SETSIZE") {
     INFO("backend: " << backend_name);
     ioloop::event_loop loop;
@@ -522,3 +484,26 @@ TEST_CASE("a descriptor >= FD_SETSIZE") {
         CHECK(got == "high");
     }
 }
+#endif
+
+#if defined(IOLOOP_WINDOWS)
+TEST_CASE("select on Windows watches more sockets than FD_SETSIZE at once") {
+    // Winsock's fd_set holds FD_SETSIZE (64) sockets unless sized otherwise; the backend
+    // passes arrays as long as it needs. The last socket watched is the one made ready.
+    INFO("backend: " << backend_name);
+    ioloop::event_loop loop;
+    std::vector<fd_pair> pairs;
+    for (int i = 0; i < FD_SETSIZE + 36; ++i) pairs.push_back(fd_pair::sockets());
+    std::string got;
+    for (fd_pair& p : pairs) {
+        loop.add_reader(p.first(), [&] {
+            got = read_some(p.first());
+            loop.stop();
+        });
+    }
+    write_all(pairs.back().second(), "last");
+    run_with_watchdog(loop);
+    CHECK(got == "last");
+    for (fd_pair& p : pairs) CHECK(loop.remove_reader(p.first()));
+}
+#endif

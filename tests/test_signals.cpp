@@ -3,6 +3,7 @@
 #include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
 #include "loop_helpers.hpp"
+#include "platform.hpp"
 
 #include <doctest/doctest.h>
 
@@ -12,63 +13,65 @@
 #include <system_error>
 #include <thread>
 
-#include <signal.h>
-#include <unistd.h>
-
 using namespace std::chrono_literals;
 using test::run_one_iteration;
 using test::run_with_watchdog;
 
 namespace {
 
-// A plain sigaction handler that counts, installed for the lifetime of this object, and
+// A plain C signal handler that counts, installed for the lifetime of this object, and
 // the disposition before it restored afterwards. It is the "previous disposition" that
 // the loop must give back; it also keeps a stray signal from killing the test process.
+// std::signal, not sigaction, so that it is the same code on Windows.
 volatile std::sig_atomic_t plain_hits = 0;
-extern "C" void plain_handler(int) { plain_hits = plain_hits + 1; }
+extern "C" void plain_handler(int sig) {
+    // Windows' C runtime resets the disposition before calling a handler: take it back.
+    std::signal(sig, &plain_handler);
+    plain_hits = plain_hits + 1;
+}
 
 class plain_disposition {
 public:
     explicit plain_disposition(int sig) : sig_(sig) {
-        struct sigaction sa {};
-        sa.sa_handler = &plain_handler;
-        sigemptyset(&sa.sa_mask);
-        REQUIRE(::sigaction(sig_, &sa, &saved_) == 0);
+        saved_ = std::signal(sig_, &plain_handler);
+        const bool installed_it = saved_ != SIG_ERR;  // doctest cannot print a function
+        REQUIRE(installed_it);
         plain_hits = 0;
     }
-    ~plain_disposition() { ::sigaction(sig_, &saved_, nullptr); }
+    ~plain_disposition() { std::signal(sig_, saved_); }
     plain_disposition(const plain_disposition&) = delete;
     plain_disposition& operator=(const plain_disposition&) = delete;
 
-    // Whether plain_handler is the signal's handler right now.
+    // Whether plain_handler is the signal's handler right now (std::signal can only tell
+    // by replacing it, so it puts it straight back).
     bool installed() const {
-        struct sigaction now {};
-        ::sigaction(sig_, nullptr, &now);
-        return now.sa_handler == &plain_handler;
+        const auto now = std::signal(sig_, SIG_IGN);
+        std::signal(sig_, now);
+        return now == &plain_handler;
     }
 
 private:
     int sig_;
-    struct sigaction saved_ {};
+    void (*saved_)(int) = SIG_DFL;
 };
 
 }  // namespace
 
 TEST_CASE("a signal runs its handler on the loop thread") {
     INFO("backend: " << ioloop::event_loop::backend_type::name);
-    plain_disposition guard(SIGUSR1);
+    plain_disposition guard(test::test_signal);
     ioloop::event_loop loop;
     const std::thread::id loop_thread = std::this_thread::get_id();
     int runs = 0;
     std::thread::id ran_on;
-    loop.add_signal_handler(SIGUSR1, [&] {
+    loop.add_signal_handler(test::test_signal, [&] {
         ++runs;
         ran_on = std::this_thread::get_id();
         loop.stop();
     });
 
-    SUBCASE("sent with kill() before the loop runs") {
-        REQUIRE(::kill(::getpid(), SIGUSR1) == 0);
+    SUBCASE("sent to the process before the loop runs") {
+        REQUIRE(test::send_signal(test::test_signal));
         run_with_watchdog(loop);
         CHECK(runs == 1);
         CHECK(ran_on == loop_thread);
@@ -79,7 +82,7 @@ TEST_CASE("a signal runs its handler on the loop thread") {
         loop.call_soon([&] { started.store(true); });
         std::thread sender([&] {
             while (!started.load()) std::this_thread::yield();
-            CHECK(::kill(::getpid(), SIGUSR1) == 0);
+            CHECK(test::send_signal(test::test_signal));
         });
         run_with_watchdog(loop);
         sender.join();
@@ -88,18 +91,18 @@ TEST_CASE("a signal runs its handler on the loop thread") {
     }
 
     CHECK(plain_hits == 0);  // the loop's handler replaced the plain one
-    CHECK(loop.remove_signal_handler(SIGUSR1));
+    CHECK(loop.remove_signal_handler(test::test_signal));
 }
 
 TEST_CASE("a burst of signals runs the handler at least once; the loop keeps running") {
-    plain_disposition guard(SIGUSR1);
+    plain_disposition guard(test::test_signal);
     ioloop::event_loop loop;
     int runs = 0;
-    loop.add_signal_handler(SIGUSR1, [&] {
+    loop.add_signal_handler(test::test_signal, [&] {
         ++runs;
         loop.stop();
     });
-    for (int i = 0; i < 3; ++i) REQUIRE(::kill(::getpid(), SIGUSR1) == 0);
+    for (int i = 0; i < 3; ++i) REQUIRE(test::send_signal(test::test_signal));
     run_with_watchdog(loop);
     CHECK(runs >= 1);
     CHECK(runs <= 3);
@@ -111,97 +114,97 @@ TEST_CASE("a burst of signals runs the handler at least once; the loop keeps run
     run_one_iteration(loop);
     CHECK(other_ran);
     const int before = runs;
-    REQUIRE(::kill(::getpid(), SIGUSR1) == 0);
+    REQUIRE(test::send_signal(test::test_signal));
     run_with_watchdog(loop);
     CHECK(runs == before + 1);
     CHECK(plain_hits == 0);
-    CHECK(loop.remove_signal_handler(SIGUSR1));
+    CHECK(loop.remove_signal_handler(test::test_signal));
 }
 
 TEST_CASE("add_signal_handler again replaces the handler") {
-    plain_disposition guard(SIGUSR2);
+    plain_disposition guard(test::other_test_signal);
     ioloop::event_loop loop;
     int first = 0;
     int second = 0;
-    loop.add_signal_handler(SIGUSR2, [&] { ++first; });
-    loop.add_signal_handler(SIGUSR2, [&] {
+    loop.add_signal_handler(test::other_test_signal, [&] { ++first; });
+    loop.add_signal_handler(test::other_test_signal, [&] {
         ++second;
         loop.stop();
     });
-    REQUIRE(::kill(::getpid(), SIGUSR2) == 0);
+    REQUIRE(test::send_signal(test::other_test_signal));
     run_with_watchdog(loop);
     CHECK(first == 0);
     CHECK(second == 1);
-    CHECK(loop.remove_signal_handler(SIGUSR2));
+    CHECK(loop.remove_signal_handler(test::other_test_signal));
     CHECK(guard.installed());
 }
 
 TEST_CASE("remove_signal_handler returns true then false and restores the previous disposition") {
-    plain_disposition guard(SIGUSR2);
+    plain_disposition guard(test::other_test_signal);
     ioloop::event_loop loop;
-    CHECK_FALSE(loop.remove_signal_handler(SIGUSR2));  // nothing yet
+    CHECK_FALSE(loop.remove_signal_handler(test::other_test_signal));  // nothing yet
 
     int loop_runs = 0;
-    loop.add_signal_handler(SIGUSR2, [&] { ++loop_runs; });
+    loop.add_signal_handler(test::other_test_signal, [&] { ++loop_runs; });
     CHECK_FALSE(guard.installed());
-    CHECK(loop.remove_signal_handler(SIGUSR2));
-    CHECK_FALSE(loop.remove_signal_handler(SIGUSR2));
+    CHECK(loop.remove_signal_handler(test::other_test_signal));
+    CHECK_FALSE(loop.remove_signal_handler(test::other_test_signal));
     CHECK(guard.installed());
 
     // The original handler runs again, synchronously in raise(); the loop's does not.
-    REQUIRE(::raise(SIGUSR2) == 0);
+    REQUIRE(std::raise(test::other_test_signal) == 0);
     CHECK(plain_hits == 1);
     run_one_iteration(loop);
     CHECK(loop_runs == 0);
 }
 
 TEST_CASE("a signal that arrived but whose handler was removed before it ran is dropped") {
-    plain_disposition guard(SIGUSR2);
+    plain_disposition guard(test::other_test_signal);
     ioloop::event_loop loop;
     int runs = 0;
-    loop.add_signal_handler(SIGUSR2, [&] { ++runs; });
-    REQUIRE(::raise(SIGUSR2) == 0);  // pending for the loop, not run yet
-    CHECK(loop.remove_signal_handler(SIGUSR2));
+    loop.add_signal_handler(test::other_test_signal, [&] { ++runs; });
+    REQUIRE(std::raise(test::other_test_signal) == 0);  // pending for the loop, not run yet
+    CHECK(loop.remove_signal_handler(test::other_test_signal));
     run_one_iteration(loop);
     run_one_iteration(loop);
     CHECK(runs == 0);
 
     // Nor does it leak into a later registration.
-    loop.add_signal_handler(SIGUSR2, [&] { ++runs; });
+    loop.add_signal_handler(test::other_test_signal, [&] { ++runs; });
     run_one_iteration(loop);
     CHECK(runs == 0);
-    CHECK(loop.remove_signal_handler(SIGUSR2));
+    CHECK(loop.remove_signal_handler(test::other_test_signal));
 }
 
 TEST_CASE("one loop at a time may handle a signal") {
-    plain_disposition guard(SIGUSR1);
+    plain_disposition guard(test::test_signal);
     ioloop::event_loop first;
     ioloop::event_loop second;
-    first.add_signal_handler(SIGUSR1, [] {});
-    CHECK_THROWS_AS(second.add_signal_handler(SIGUSR1, [] {}), ioloop::invalid_state_error);
-    CHECK_FALSE(second.remove_signal_handler(SIGUSR1));  // the failed call registered nothing
+    first.add_signal_handler(test::test_signal, [] {});
+    CHECK_THROWS_AS(second.add_signal_handler(test::test_signal, [] {}), ioloop::invalid_state_error);
+    CHECK_FALSE(second.remove_signal_handler(test::test_signal));  // the failed call registered nothing
 
     // The owner still gets the signal.
     int first_runs = 0;
-    first.add_signal_handler(SIGUSR1, [&] {
+    first.add_signal_handler(test::test_signal, [&] {
         ++first_runs;
         first.stop();
     });
-    REQUIRE(::raise(SIGUSR1) == 0);
+    REQUIRE(std::raise(test::test_signal) == 0);
     run_with_watchdog(first);
     CHECK(first_runs == 1);
 
     // Once the owner lets go, the other loop may take it.
-    CHECK(first.remove_signal_handler(SIGUSR1));
+    CHECK(first.remove_signal_handler(test::test_signal));
     int second_runs = 0;
-    CHECK_NOTHROW(second.add_signal_handler(SIGUSR1, [&] {
+    CHECK_NOTHROW(second.add_signal_handler(test::test_signal, [&] {
         ++second_runs;
         second.stop();
     }));
-    REQUIRE(::raise(SIGUSR1) == 0);
+    REQUIRE(std::raise(test::test_signal) == 0);
     run_with_watchdog(second);
     CHECK(second_runs == 1);
-    CHECK(second.remove_signal_handler(SIGUSR1));
+    CHECK(second.remove_signal_handler(test::test_signal));
     CHECK(plain_hits == 0);
 }
 
@@ -219,51 +222,54 @@ TEST_CASE("invalid signal numbers throw std::system_error(invalid_argument)") {
     }
 }
 
-TEST_CASE("signals that cannot be caught throw std::system_error") {
+// SIGKILL and SIGSTOP on POSIX; on Windows, numbers the C runtime has no signal for.
+TEST_CASE("signals the system refuses to deliver to a handler throw std::system_error") {
     ioloop::event_loop loop;
-    CHECK_THROWS_AS(loop.add_signal_handler(SIGKILL, [] {}), std::system_error);
-    CHECK_THROWS_AS(loop.add_signal_handler(SIGSTOP, [] {}), std::system_error);
-    CHECK_FALSE(loop.remove_signal_handler(SIGKILL));
+    for (int sig : test::refused_signals) {
+        CAPTURE(sig);
+        CHECK_THROWS_AS(loop.add_signal_handler(sig, [] {}), std::system_error);
+        CHECK_FALSE(loop.remove_signal_handler(sig));
+    }
 
     // The failure left no claim on the signal: another loop does not see it as owned
     // (it fails for the OS's reason again, not because "another loop" has it).
     ioloop::event_loop other;
     try {
-        other.add_signal_handler(SIGKILL, [] {});
+        other.add_signal_handler(test::refused_signals[0], [] {});
         FAIL_CHECK("no exception");
     } catch (const ioloop::invalid_state_error&) {
-        FAIL_CHECK("SIGKILL is still claimed by the first loop");
+        FAIL_CHECK("the signal is still claimed by the first loop");
     } catch (const std::system_error&) {
     }
 }
 
 TEST_CASE("close() removes the loop's signal handlers and restores the previous disposition") {
-    plain_disposition guard(SIGUSR1);
+    plain_disposition guard(test::test_signal);
     int runs = 0;
     ioloop::event_loop other;
     {
         ioloop::event_loop loop;
-        loop.add_signal_handler(SIGUSR1, [&] { ++runs; });
+        loop.add_signal_handler(test::test_signal, [&] { ++runs; });
         CHECK_FALSE(guard.installed());
         loop.close();
         CHECK(guard.installed());
-        REQUIRE(::raise(SIGUSR1) == 0);
+        REQUIRE(std::raise(test::test_signal) == 0);
         CHECK(plain_hits == 1);
         CHECK(runs == 0);
         // Another loop may take the signal now.
-        CHECK_NOTHROW(other.add_signal_handler(SIGUSR1, [] {}));
-        CHECK(other.remove_signal_handler(SIGUSR1));
+        CHECK_NOTHROW(other.add_signal_handler(test::test_signal, [] {}));
+        CHECK(other.remove_signal_handler(test::test_signal));
     }
 }
 
 TEST_CASE("destroying a loop releases its signals") {
-    plain_disposition guard(SIGUSR1);
+    plain_disposition guard(test::test_signal);
     {
         ioloop::event_loop loop;
-        loop.add_signal_handler(SIGUSR1, [] {});
+        loop.add_signal_handler(test::test_signal, [] {});
     }
     CHECK(guard.installed());
     ioloop::event_loop other;
-    CHECK_NOTHROW(other.add_signal_handler(SIGUSR1, [] {}));
-    CHECK(other.remove_signal_handler(SIGUSR1));
+    CHECK_NOTHROW(other.add_signal_handler(test::test_signal, [] {}));
+    CHECK(other.remove_signal_handler(test::test_signal));
 }

@@ -4,6 +4,8 @@
 // buffers, EOF, refusals, cancellation and a peer that went away.
 #include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
+#include "platform.hpp"
+
 #include <doctest/doctest.h>
 
 #include <cerrno>
@@ -16,9 +18,6 @@
 #include <string_view>
 #include <system_error>
 #include <utility>
-
-#include <sys/socket.h>
-#include <unistd.h>
 
 using namespace std::chrono_literals;
 using ioloop::address_family;
@@ -40,13 +39,6 @@ ioloop::socket tcp_listener() {
     l.bind(endpoint::ip("127.0.0.1", 0));
     l.listen();
     return l;
-}
-
-// Both ends of a Unix stream socket pair, adopted (made non-blocking, close-on-exec).
-std::pair<ioloop::socket, ioloop::socket> unix_pair() {
-    int fds[2];
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
-    return {ioloop::socket(fds[0]), ioloop::socket(fds[1])};
 }
 
 // Reads until EOF.
@@ -74,7 +66,7 @@ ioloop::coro<void> echo_one(ioloop::socket& listener) {
 
 ioloop::coro<void> send_then_shutdown(ioloop::socket& s, std::string_view data) {
     co_await ioloop::get_running_loop().sock_sendall(s, data);
-    REQUIRE(::shutdown(s.fd(), SHUT_WR) == 0);
+    REQUIRE(test::shutdown_send(s.fd()));
 }
 
 }  // namespace
@@ -102,7 +94,7 @@ TEST_CASE("TCP echo of 1 MiB over loopback: every byte comes back in order") {
 TEST_CASE("sock_recv gives an empty string at EOF; sock_recv_into gives 0") {
     ioloop::run([]() -> ioloop::coro<void> {
         auto& loop = ioloop::get_running_loop();
-        auto [a, b] = unix_pair();
+        auto [a, b] = test::socket_pair();
         co_await loop.sock_sendall(b, "last words");
         b.close();
         std::byte buf[4];
@@ -156,7 +148,7 @@ TEST_CASE("sock_connect to a closed port: std::system_error, errc::connection_re
 TEST_CASE("cancelling a task blocked in sock_recv: cancelled_error there; the socket works on") {
     ioloop::run([]() -> ioloop::coro<void> {
         auto& loop = ioloop::get_running_loop();
-        auto [a, b] = unix_pair();
+        auto [a, b] = test::socket_pair();
         bool saw_cancel = false;
         auto reader = ioloop::create_task([](ioloop::socket& s, bool& saw) -> ioloop::coro<void> {
             try {
@@ -212,10 +204,11 @@ TEST_CASE(
     CHECK((code == std::errc::broken_pipe || code == std::errc::connection_reset));
 }
 
+#if defined(TEST_UNIX_SOCKETS)  // POSIX only: see platform.hpp
 TEST_CASE("Unix-domain stream sockets: a socket pair, and accept/connect on an abstract name") {
     ioloop::run([]() -> ioloop::coro<void> {
         auto& loop = ioloop::get_running_loop();
-        auto [a, b] = unix_pair();
+        auto [a, b] = test::socket_pair();
         const std::string payload = random_bytes(300000, 7);
         auto sender = ioloop::create_task(send_then_shutdown(a, payload));
         CHECK(co_await recv_all(b) == payload);
@@ -223,7 +216,7 @@ TEST_CASE("Unix-domain stream sockets: a socket pair, and accept/connect on an a
 
 #if defined(__linux__)
         const endpoint name =
-            endpoint::unix_path(std::string("\0ioloop-sock-ops-", 17) + std::to_string(::getpid()) +
+            endpoint::unix_path(std::string("\0ioloop-sock-ops-", 17) + std::to_string(test::process_id()) +
                                 "-" + std::string(ioloop::event_loop::backend_type::name));
         ioloop::socket listener =
             ioloop::socket::open(address_family::unix_domain, socket_type::stream);
@@ -239,9 +232,10 @@ TEST_CASE("Unix-domain stream sockets: a socket pair, and accept/connect on an a
 #endif
     }());
 }
+#endif
 
 TEST_CASE("closing the loop while a task waits in sock_recv: the wait is dropped cleanly") {
-    auto [a, b] = unix_pair();
+    auto [a, b] = test::socket_pair();
     bool finished = false;
     {
         ioloop::event_loop loop;

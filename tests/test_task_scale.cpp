@@ -2,14 +2,14 @@
 // flat and leak nothing.
 #include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
+#include "platform.hpp"
+
 #include <doctest/doctest.h>
 
 #include <chrono>
 #include <cstddef>
 #include <utility>
 #include <vector>
-
-#include <sys/resource.h>
 
 using namespace std::chrono_literals;
 
@@ -22,12 +22,6 @@ using namespace std::chrono_literals;
 #endif
 
 namespace {
-
-long peak_rss_kib() {
-    rusage usage{};
-    getrusage(RUSAGE_SELF, &usage);
-    return usage.ru_maxrss;
-}
 
 ioloop::coro<int> yield_index(int i) {
     co_await ioloop::sleep(0ms);
@@ -59,10 +53,10 @@ TEST_CASE("a million tasks in batches of 10,000: memory stays flat, nothing leak
     ioloop::event_loop loop;
     // Warm up: the first batches set the loop's high-water mark.
     CHECK(loop.run_until_complete(run_batches(0, 100000)) == 100000LL * 99999 / 2);
-    const long warm = peak_rss_kib();
+    const long warm = test::peak_rss_kib();
     CHECK(loop.run_until_complete(run_batches(100000, 900000)) ==
           1000000LL * 999999 / 2 - 100000LL * 99999 / 2);
-    const long after = peak_rss_kib();
+    const long after = test::peak_rss_kib();
     loop.close();
     MESSAGE("peak RSS after 100,000 tasks: " << warm << " KiB; after 1,000,000: " << after
                                              << " KiB");

@@ -1,6 +1,8 @@
 // The first translation unit of the two-unit link test; see two_units_b.cpp.
 #include <ioloop/ioloop.hpp>
 
+#include "platform.hpp"
+
 #include <doctest/doctest.h>
 
 #include <csignal>
@@ -39,8 +41,8 @@ TEST_CASE("the header's per-thread and per-process state is one across translati
     CHECK_FALSE(unit_b_sees_a_running_loop());  // and not once it has returned
 
     // A signal owned by this unit's loop is owned for unit b too.
-    loop.add_signal_handler(SIGUSR2, [] {});
-    CHECK(unit_b_sees_signal_owned(SIGUSR2));
-    CHECK(loop.remove_signal_handler(SIGUSR2));
-    CHECK_FALSE(unit_b_sees_signal_owned(SIGUSR2));
+    loop.add_signal_handler(test::other_test_signal, [] {});
+    CHECK(unit_b_sees_signal_owned(test::other_test_signal));
+    CHECK(loop.remove_signal_handler(test::other_test_signal));
+    CHECK_FALSE(unit_b_sees_signal_owned(test::other_test_signal));
 }

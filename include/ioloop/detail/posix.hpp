@@ -209,6 +209,14 @@ inline void remove_stale_socket_file(const char* path) noexcept {
 }
 inline void remove_socket_file(const char* path) noexcept { ::unlink(path); }
 
+// The calling thread's own T, made on first use and destroyed when the thread exits.
+// (detail/windows.hpp cannot use a thread_local with a destructor for this.)
+template <class T>
+T& this_thread_instance() noexcept(noexcept(T())) {
+    static thread_local T instance;
+    return instance;
+}
+
 // Level-triggered "wake up" flag as a descriptor: an eventfd on Linux, a pipe elsewhere.
 // notify() is async-signal-safe and thread-safe.
 class wakeup_fd {

@@ -8,6 +8,8 @@
 #define IOLOOP_DETAIL_RECYCLER_HPP
 
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/windows.hpp"
 
 #include <cstddef>
 #include <new>
@@ -84,10 +86,15 @@ private:
 inline void* allocate_recycled(std::size_t size) { return ::operator new(size); }
 inline void deallocate_recycled(void* p, std::size_t) noexcept { ::operator delete(p); }
 #else
-inline thread_local recycler this_thread_recycler;
-inline void* allocate_recycled(std::size_t size) { return this_thread_recycler.allocate(size); }
+// Each thread's recycler comes from the platform shim (detail/posix.hpp, detail/windows.hpp),
+// not from an `inline thread_local` variable: for one with a destructor, mingw-w64's GCC
+// emits the TLS init function in every translation unit as a plain symbol (a program that
+// includes the header twice fails to link), and runs the destructor on freed memory.
+inline void* allocate_recycled(std::size_t size) {
+    return this_thread_instance<recycler>().allocate(size);
+}
 inline void deallocate_recycled(void* p, std::size_t size) noexcept {
-    this_thread_recycler.deallocate(p, size);
+    this_thread_instance<recycler>().deallocate(p, size);
 }
 #endif
 

@@ -296,6 +296,38 @@ inline void remove_stale_socket_file(const char* path) noexcept {
 }
 inline void remove_socket_file(const char* path) noexcept { ::DeleteFileA(path); }
 
+// The calling thread's own T, made on first use and destroyed when the thread exits. Not a
+// thread_local with a destructor: mingw-w64's GCC keeps thread_locals in emulated TLS,
+// whose storage is freed before their destructors run (GCC bug 80816), so a destructor
+// would read freed memory. Here T lives on the heap, and a fiber-local slot's callback,
+// which the system runs as the thread exits, deletes it; the thread_local is a plain
+// pointer, with nothing to destroy.
+template <class T>
+struct this_thread_slot {
+    static void WINAPI destroy(void* p) noexcept { delete static_cast<T*>(p); }
+    static unsigned long allocate() {
+        const unsigned long slot = ::FlsAlloc(&destroy);
+        if (slot == FLS_OUT_OF_INDEXES) throw_system_error(::GetLastError(), "FlsAlloc");
+        return slot;
+    }
+};
+
+template <class T>
+T& this_thread_instance() {
+    static const unsigned long slot = this_thread_slot<T>::allocate();
+    static thread_local T* mine = nullptr;
+    if (mine == nullptr) [[unlikely]] {
+        T* made = new T();
+        if (!::FlsSetValue(slot, made)) {
+            const unsigned long err = ::GetLastError();
+            delete made;
+            throw_system_error(err, "FlsSetValue");
+        }
+        mine = made;
+    }
+    return *mine;
+}
+
 // The select backend's "wake up" flag: a UDP socket connected to itself on loopback, since
 // Windows' select takes sockets only. notify() is thread-safe; a full buffer means a
 // wakeup is pending already.

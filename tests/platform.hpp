@@ -1,0 +1,312 @@
+// The few things the tests need that POSIX and Windows spell differently, each defined once
+// per platform under the same name, so that every test file is the same code everywhere.
+// A check that has no meaning on a platform (SIGUSR1, setrlimit) is not here: its
+// TEST_CASE is left out of that platform's build, with a comment saying why.
+#ifndef IOLOOP_TESTS_PLATFORM_HPP
+#define IOLOOP_TESTS_PLATFORM_HPP
+
+#include <ioloop/ioloop.hpp>
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <cstddef>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#if defined(IOLOOP_POSIX)
+#include <cerrno>
+#include <fcntl.h>
+#include <netdb.h>  // EAI_* (Windows: <ws2tcpip.h>, which ioloop.hpp includes)
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#elif defined(IOLOOP_WINDOWS)
+#include <psapi.h>  // after <windows.h>, which ioloop.hpp includes
+#endif
+
+// Unix-domain sockets exist on POSIX. Windows 10 has AF_UNIX stream sockets (no datagram
+// ones), but Wine, where the Windows suite runs, has none at all (socket() fails with
+// WSAEAFNOSUPPORT): the TEST_CASEs that need them are compiled on POSIX only.
+#if defined(IOLOOP_POSIX)
+#define TEST_UNIX_SOCKETS 1
+#endif
+
+namespace test {
+
+// add_reader / add_writer exist on readiness backends only; on IOCP they do not compile,
+// so the few checks that use them outside test_readers_writers sit under
+// `if constexpr (test::readiness_backend)`.
+inline constexpr bool readiness_backend =
+    ioloop::backend::readiness_backend<ioloop::event_loop::backend_type>;
+
+// ---- signals ------------------------------------------------------------------------------
+
+#if defined(IOLOOP_POSIX)
+// Two signals that nothing else in the process uses.
+inline constexpr int test_signal = SIGUSR1;
+inline constexpr int other_test_signal = SIGUSR2;
+// Signals the system refuses to let anyone handle.
+inline constexpr int refused_signals[] = {SIGKILL, SIGSTOP};
+
+// Sends sig to the whole process, as another program would.
+inline bool send_signal(int sig) { return ::kill(::getpid(), sig) == 0; }
+#elif defined(IOLOOP_WINDOWS)
+// The C runtime knows SIGINT, SIGILL, SIGFPE, SIGSEGV, SIGTERM, SIGBREAK and SIGABRT only;
+// SIGTERM and SIGBREAK are never raised by the runtime itself (SIGINT and SIGBREAK come
+// from the console's Ctrl+C and Ctrl+Break, which a test run does not send).
+inline constexpr int test_signal = SIGTERM;
+inline constexpr int other_test_signal = SIGBREAK;
+// Numbers below NSIG that the C runtime has no signal for (SIGHUP and SIGKILL on POSIX).
+inline constexpr int refused_signals[] = {1, 9};
+
+// Windows has no kill(): raise() is how a signal reaches the C runtime's handler, on the
+// calling thread.
+inline bool send_signal(int sig) { return std::raise(sig) == 0; }
+#endif
+
+// ---- environment --------------------------------------------------------------------------
+
+#if defined(IOLOOP_POSIX)
+inline void set_env(const char* name, const char* value) { ::setenv(name, value, 1); }
+inline void unset_env(const char* name) { ::unsetenv(name); }
+#elif defined(IOLOOP_WINDOWS)
+// Note: on Windows an empty value removes the variable, so set_env(name, "") is unset_env.
+inline void set_env(const char* name, const char* value) { ::_putenv_s(name, value); }
+inline void unset_env(const char* name) { ::_putenv_s(name, ""); }
+#endif
+
+// ---- memory -------------------------------------------------------------------------------
+
+// The process's peak resident memory so far, in KiB.
+inline long peak_rss_kib() {
+#if defined(IOLOOP_POSIX)
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_maxrss;
+#elif defined(IOLOOP_WINDOWS)
+    PROCESS_MEMORY_COUNTERS counters{};
+    counters.cb = sizeof counters;
+    ::K32GetProcessMemoryInfo(::GetCurrentProcess(), &counters, sizeof counters);
+    return static_cast<long>(counters.PeakWorkingSetSize / 1024);
+#endif
+}
+
+// ---- descriptors the loop can watch -------------------------------------------------------
+
+#if defined(IOLOOP_POSIX)
+inline void close_socket(ioloop::native_socket s) { ::close(s); }
+// shutdown(SHUT_WR): the peer reads EOF.
+inline bool shutdown_send(ioloop::native_socket s) { return ::shutdown(s, SHUT_WR) == 0; }
+inline long process_id() { return static_cast<long>(::getpid()); }
+// Where a test may create files of its own.
+inline std::string temp_dir() { return "/tmp"; }
+#elif defined(IOLOOP_WINDOWS)
+inline void close_socket(ioloop::native_socket s) { ::closesocket(s); }
+inline bool shutdown_send(ioloop::native_socket s) { return ::shutdown(s, SD_SEND) == 0; }
+inline long process_id() { return static_cast<long>(::GetCurrentProcessId()); }
+inline std::string temp_dir() {
+    char path[MAX_PATH + 1];
+    const DWORD n = ::GetTempPathA(sizeof path, path);  // ends with a backslash
+    REQUIRE(n > 0);
+    return std::string(path, n - 1);
+}
+#endif
+
+// Two connected descriptors, non-blocking, closed on scope exit (unless closed already).
+// sockets(): a connected stream socket pair: socketpair(AF_UNIX) on POSIX, a loopback TCP
+// connection on Windows (it has no socketpair). pipe(): a pipe (first() its read end) on
+// POSIX; Windows' select waits on sockets only, so there it is a socket pair as well.
+class fd_pair {
+public:
+    static fd_pair sockets();
+    static fd_pair pipe();
+
+    ioloop::native_socket first() const { return fds_[0]; }
+    ioloop::native_socket second() const { return fds_[1]; }
+    // Gives up ownership of one end (to an ioloop::socket, say).
+    ioloop::native_socket release_first() { return std::exchange(fds_[0], ioloop::invalid_socket); }
+    ioloop::native_socket release_second() { return std::exchange(fds_[1], ioloop::invalid_socket); }
+    void close_first() { close_one(0); }
+    void close_second() { close_one(1); }
+
+    fd_pair() = default;
+    fd_pair(fd_pair&& o) noexcept : fds_{o.fds_[0], o.fds_[1]} {
+        o.fds_[0] = o.fds_[1] = ioloop::invalid_socket;
+    }
+    fd_pair& operator=(fd_pair&&) = delete;
+    ~fd_pair() {
+        close_first();
+        close_second();
+    }
+
+private:
+    void close_one(int i) {
+        if (fds_[i] != ioloop::invalid_socket) close_socket(fds_[i]);
+        fds_[i] = ioloop::invalid_socket;
+    }
+
+    ioloop::native_socket fds_[2] = {ioloop::invalid_socket, ioloop::invalid_socket};
+};
+
+#if defined(IOLOOP_POSIX)
+
+inline fd_pair fd_pair::sockets() {
+    fd_pair p;
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, p.fds_) == 0);
+    return p;
+}
+
+inline fd_pair fd_pair::pipe() {
+    fd_pair p;
+    REQUIRE(::pipe2(p.fds_, O_NONBLOCK | O_CLOEXEC) == 0);
+    return p;
+}
+
+// Bytes written to (or read from) any of these descriptors: write() and read() take pipes
+// and sockets alike. send_some is for sockets only, and never raises SIGPIPE.
+inline long write_some(ioloop::native_socket fd, std::string_view data) {
+    return static_cast<long>(::write(fd, data.data(), data.size()));
+}
+inline long send_some(ioloop::native_socket fd, std::string_view data) {
+    return static_cast<long>(::send(fd, data.data(), data.size(), MSG_NOSIGNAL));
+}
+inline long read_some_into(ioloop::native_socket fd, char* buf, std::size_t size) {
+    return static_cast<long>(::read(fd, buf, size));
+}
+// Whether the last write_some / read_some_into failed only because it would block.
+inline bool last_would_block() { return errno == EAGAIN || errno == EWOULDBLOCK; }
+
+#elif defined(IOLOOP_WINDOWS)
+
+inline fd_pair fd_pair::sockets() {
+    ioloop::detail::start_winsock();
+    const SOCKET listener = ::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    REQUIRE(listener != INVALID_SOCKET);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int size = sizeof address;
+    auto* any = reinterpret_cast<sockaddr*>(&address);
+    fd_pair p;
+    const bool ok = ::bind(listener, any, size) == 0 && ::listen(listener, 1) == 0 &&
+                    ::getsockname(listener, any, &size) == 0 &&
+                    (p.fds_[0] = ::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP)) != INVALID_SOCKET &&
+                    ::connect(p.fds_[0], any, size) == 0 &&
+                    (p.fds_[1] = ::accept(listener, nullptr, nullptr)) != INVALID_SOCKET;
+    ::closesocket(listener);
+    REQUIRE_MESSAGE(ok, "a loopback TCP pair: Winsock error " << ::WSAGetLastError());
+    for (SOCKET s : p.fds_) {
+        u_long nonblocking = 1;
+        REQUIRE(::ioctlsocket(s, FIONBIO, &nonblocking) == 0);
+        // Small writes go out at once, as on a Unix socket pair.
+        const BOOL nodelay = TRUE;
+        ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, reinterpret_cast<const char*>(&nodelay),
+                     sizeof nodelay);
+    }
+    return p;
+}
+
+inline fd_pair fd_pair::pipe() { return sockets(); }
+
+inline long write_some(ioloop::native_socket fd, std::string_view data) {
+    return ::send(fd, data.data(), static_cast<int>(data.size()), 0);
+}
+inline long send_some(ioloop::native_socket fd, std::string_view data) { return write_some(fd, data); }
+inline long read_some_into(ioloop::native_socket fd, char* buf, std::size_t size) {
+    return ::recv(fd, buf, static_cast<int>(size), 0);
+}
+inline bool last_would_block() { return ::WSAGetLastError() == WSAEWOULDBLOCK; }
+
+#endif
+
+// ---- raw socket calls the tests make themselves --------------------------------------------
+
+#if defined(IOLOOP_POSIX)
+// An int socket option's value (getsockopt), -1 if it cannot be read.
+inline int socket_option(ioloop::native_socket s, int level, int name) {
+    int value = -1;
+    socklen_t size = sizeof value;
+    return ::getsockopt(s, level, name, &value, &size) == 0 ? value : -1;
+}
+// Whether s is an open socket; a closed one's number may be reused, so check at once.
+inline bool is_open_socket(ioloop::native_socket s) { return ::fcntl(s, F_GETFD) != -1; }
+// Whether a program this one starts would inherit s (close-on-exec not set).
+inline bool inheritable(ioloop::native_socket s) { return (::fcntl(s, F_GETFD) & FD_CLOEXEC) == 0; }
+// Whether s is in non-blocking mode. (Windows cannot read the mode back: FIONBIO only sets
+// it. The checks that use this are POSIX-only.)
+inline bool nonblocking(ioloop::native_socket s) { return (::fcntl(s, F_GETFL) & O_NONBLOCK) != 0; }
+// The last socket call's failure, as the portable code it means.
+inline std::error_code last_socket_error() { return {errno, std::generic_category()}; }
+// A non-blocking connect() that goes on in the background failed with this.
+inline bool connect_in_progress() { return errno == EINPROGRESS; }
+// On Linux SO_REUSEADDR never lets a socket bind a port another socket listens on.
+inline constexpr bool reuse_address_takes_ports = false;
+#elif defined(IOLOOP_WINDOWS)
+inline int socket_option(ioloop::native_socket s, int level, int name) {
+    int value = -1;
+    int size = sizeof value;
+    return ::getsockopt(s, level, name, reinterpret_cast<char*>(&value), &size) == 0 ? value : -1;
+}
+inline bool is_open_socket(ioloop::native_socket s) { return socket_option(s, SOL_SOCKET, SO_TYPE) != -1; }
+inline bool inheritable(ioloop::native_socket s) {
+    DWORD flags = 0;
+    REQUIRE(::GetHandleInformation(reinterpret_cast<HANDLE>(s), &flags));
+    return (flags & HANDLE_FLAG_INHERIT) != 0;
+}
+// The library's own mapping (detail/windows.hpp) of a Winsock code to its portable meaning.
+inline std::error_code last_socket_error() {
+    return ioloop::detail::system_error_code(static_cast<unsigned long>(::WSAGetLastError()));
+}
+inline bool connect_in_progress() { return ::WSAGetLastError() == WSAEWOULDBLOCK; }
+// On Windows SO_REUSEADDR lets a socket bind a port that another one uses, even a listener's.
+inline constexpr bool reuse_address_takes_ports = true;
+#endif
+
+// Waits up to `seconds` for a connecting socket to be done: writable (connected, or failed
+// on POSIX) or, on Windows, in select's exception set (failed). True if it is.
+inline bool wait_connect_done(ioloop::native_socket s, long seconds) {
+    fd_set writable;
+    fd_set failed;
+    FD_ZERO(&writable);
+    FD_ZERO(&failed);
+    FD_SET(s, &writable);
+    FD_SET(s, &failed);
+    timeval limit{seconds, 0};
+    // The first argument is ignored on Windows.
+    return ::select(static_cast<int>(s) + 1, nullptr, &writable, &failed, &limit) >= 1;
+}
+
+// A connected stream socket pair (fd_pair::sockets()) as two ioloop::sockets.
+inline std::pair<ioloop::socket, ioloop::socket> socket_pair() {
+    fd_pair p = fd_pair::sockets();
+    ioloop::socket a(p.release_first());
+    return {std::move(a), ioloop::socket(p.release_second())};
+}
+
+// All of data, in one write (the tests write less than a socket buffer holds).
+inline void write_all(ioloop::native_socket fd, std::string_view data) {
+    REQUIRE(write_some(fd, data) == static_cast<long>(data.size()));
+}
+
+// What is there to read, up to `max` bytes: "" at EOF, "<nothing>" when nothing is there
+// yet; any other failure fails the test.
+inline std::string read_some(ioloop::native_socket fd, std::size_t max = 4096) {
+    std::string buf(max, '\0');
+    const long n = read_some_into(fd, buf.data(), buf.size());
+    if (n < 0) {
+        CHECK(last_would_block());
+        return "<nothing>";
+    }
+    buf.resize(static_cast<std::size_t>(n));
+    return buf;
+}
+
+}  // namespace test
+
+#endif
