@@ -6,6 +6,8 @@
 // a peer that closes mid-read, cancellation without descriptor leaks, server shutdown.
 #include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
+#include "platform.hpp"
+
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -19,11 +21,6 @@
 #include <system_error>
 #include <utility>
 #include <vector>
-
-#include <dirent.h>
-#include <malloc.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 using namespace std::chrono_literals;
 using ioloop::coro;
@@ -112,22 +109,15 @@ std::string random_bytes(std::size_t n, std::uint32_t seed) {
     return s;
 }
 
-// The open descriptors of this process.
-int open_fds() {
-    int n = 0;
-    if (DIR* d = ::opendir("/proc/self/fd")) {
-        while (::readdir(d)) ++n;
-        ::closedir(d);
-    }
-    return n;
-}
-
 std::uint16_t port_of(const ioloop::server& s) { return s.sockets().at(0).local_endpoint().port(); }
 
+#if defined(TEST_UNIX_SOCKETS)
 // A Unix socket path of its own for each test run.
 std::string unix_path(const char* tag) {
-    return "/tmp/ioloop-test-streams-" + std::to_string(::getpid()) + "-" + tag + ".sock";
+    return test::temp_dir() + "/ioloop-test-streams-" + std::to_string(test::process_id()) +
+           "-" + tag + ".sock";
 }
+#endif
 
 // Echoes every line back until EOF.
 coro<void> echo_lines(stream_reader r, stream_writer w) {
@@ -599,6 +589,7 @@ TEST_CASE("TCP: start_server on port 0, open_connection, lines both ways, addres
     });
 }
 
+#if defined(TEST_UNIX_SOCKETS)  // POSIX only: see platform.hpp
 TEST_CASE("Unix socket: start_unix_server, open_unix_connection, round trip") {
     run_test([]() -> coro<void> {
         const std::string path = unix_path("round-trip");
@@ -613,6 +604,7 @@ TEST_CASE("Unix socket: start_unix_server, open_unix_connection, round trip") {
         CHECK(::access(path.c_str(), F_OK) == -1);  // the server removed its socket file
     });
 }
+#endif
 
 TEST_CASE("1 MiB echoed through a stream server comes back identical") {
     run_test([]() -> coro<void> {
@@ -641,7 +633,9 @@ TEST_CASE("1 MiB echoed through a stream server comes back identical") {
 }
 
 TEST_CASE("drain waits at the high-water mark against a peer that does not read") {
-    const int fds_before = open_fds();
+#if defined(IOLOOP_POSIX)  // descriptor counts: see platform.hpp
+    const int fds_before = test::open_descriptor_count();
+#endif
     run_test([]() -> coro<void> {
         ioloop::event go;
         auto stalling = [&go](stream_reader r, stream_writer w) -> coro<void> {
@@ -688,11 +682,15 @@ TEST_CASE("drain waits at the high-water mark against a peer that does not read"
         s.close();
         co_await s.wait_closed();
     });
-    CHECK(open_fds() == fds_before);  // the cancelled drain left nothing open
+#if defined(IOLOOP_POSIX)
+    CHECK(test::open_descriptor_count() == fds_before);  // the cancelled drain left nothing open
+#endif
 }
 
 TEST_CASE("open_connection to a closed port: std::system_error, errc::connection_refused") {
-    const int fds_before = open_fds();
+#if defined(IOLOOP_POSIX)  // descriptor counts: see platform.hpp
+    const int fds_before = test::open_descriptor_count();
+#endif
     std::error_code code;
     run_test([&code]() -> coro<void> {
         std::uint16_t port;
@@ -710,7 +708,9 @@ TEST_CASE("open_connection to a closed port: std::system_error, errc::connection
         }
     });
     CHECK(code == std::errc::connection_refused);
-    CHECK(open_fds() == fds_before);
+#if defined(IOLOOP_POSIX)
+    CHECK(test::open_descriptor_count() == fds_before);
+#endif
 }
 
 TEST_CASE("the peer closes in the middle of readexactly: incomplete_read_error, partial bytes") {
@@ -737,7 +737,9 @@ TEST_CASE("the peer closes in the middle of readexactly: incomplete_read_error, 
 }
 
 TEST_CASE("cancelling a read, a drain, an open_connection: defined states, no descriptor leak") {
-    const int fds_before = open_fds();
+#if defined(IOLOOP_POSIX)  // descriptor counts: see platform.hpp
+    const int fds_before = test::open_descriptor_count();
+#endif
     run_test([]() -> coro<void> {
         ioloop::server s = co_await ioloop::start_server(echo_lines, "127.0.0.1", 0);
         {
@@ -774,7 +776,9 @@ TEST_CASE("cancelling a read, a drain, an open_connection: defined states, no de
         s.close();
         co_await s.wait_closed();
     });
-    CHECK(open_fds() == fds_before);
+#if defined(IOLOOP_POSIX)
+    CHECK(test::open_descriptor_count() == fds_before);
+#endif
 }
 
 TEST_CASE("server close + wait_closed: waits for the connections' handlers to finish") {
@@ -878,7 +882,7 @@ TEST_CASE("an idle connection costs at most 1 KiB of user memory on the server s
         co_await loop.sock_sendall(clients.back(), "ping\n");
         CHECK(co_await loop.sock_recv(clients.back(), 100) == "ping\n");
         co_await ioloop::sleep(1ms);
-        const std::size_t before = ::mallinfo2().uordblks;
+        const std::size_t before = test::heap_bytes_in_use();
         for (int i = 0; i < connections; ++i) {
             clients.push_back(
                 ioloop::socket::open(ioloop::address_family::ipv4, ioloop::socket_type::stream));
@@ -888,7 +892,7 @@ TEST_CASE("an idle connection costs at most 1 KiB of user memory on the server s
             CHECK(co_await loop.sock_recv(clients.back(), 100) == "ping\n");
         }
         co_await ioloop::sleep(20ms);  // every handler is now waiting in readline
-        const std::size_t after = ::mallinfo2().uordblks;
+        const std::size_t after = test::heap_bytes_in_use();
         per_connection = (after - before) / connections;
         MESSAGE("user memory per idle stream connection: " << per_connection << " bytes");
         clients.clear();
