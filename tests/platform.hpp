@@ -124,7 +124,7 @@ inline std::size_t heap_bytes_in_use() {
 #endif
 }
 
-// ---- descriptors the loop can watch -------------------------------------------------------
+// ---- sockets, the process, its files ------------------------------------------------------
 
 #if defined(IOLOOP_POSIX)
 inline void close_socket(ioloop::native_socket s) { ::close(s); }
