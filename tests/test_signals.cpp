@@ -13,6 +13,12 @@
 #include <system_error>
 #include <thread>
 
+#if defined(IOLOOP_POSIX)
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
 using namespace std::chrono_literals;
 using test::run_one_iteration;
 using test::run_with_watchdog;
@@ -273,3 +279,31 @@ TEST_CASE("destroying a loop releases its signals") {
     CHECK_NOTHROW(other.add_signal_handler(test::test_signal, [] {}));
     CHECK(other.remove_signal_handler(test::test_signal));
 }
+
+// POSIX only: Windows has no SIGCHLD. A backend that takes signals as its own events
+// (kqueue) leaves this one to the sigaction handler: ignoring SIGCHLD, as it does the
+// others, would make the kernel reap the children, exit status and all.
+#if defined(IOLOOP_POSIX)
+TEST_CASE("SIGCHLD runs its handler, and the child is still there for waitpid") {
+    ioloop::event_loop loop;
+    int runs = 0;
+    loop.add_signal_handler(SIGCHLD, [&] {
+        ++runs;
+        loop.stop();
+    });
+    struct sigaction now {};
+    REQUIRE(::sigaction(SIGCHLD, nullptr, &now) == 0);
+    const bool ignored = now.sa_handler == SIG_IGN;  // doctest cannot print a function
+    CHECK_FALSE(ignored);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) ::_exit(7);
+    run_with_watchdog(loop);
+    CHECK(runs >= 1);
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);  // reaped by the kernel: ECHILD
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 7);
+    CHECK(loop.remove_signal_handler(SIGCHLD));
+}
+#endif
