@@ -252,6 +252,15 @@ TEST_CASE("closing the loop while a task waits in sock_recv: the wait is dropped
         CHECK(reader.cancelled());
     }
     CHECK_FALSE(finished);
+    if constexpr (!test::readiness_backend) {
+        // IOCP ties a socket to the first loop's completion port for its life: another
+        // loop's wait on it is refused, clearly, rather than waiting forever.
+        ioloop::run([](ioloop::socket& r) -> ioloop::coro<void> {
+            CHECK_THROWS_AS(co_await ioloop::get_running_loop().sock_recv(r, 100),
+                            ioloop::invalid_state_error);
+        }(a));
+        return;
+    }
     // The descriptor is no longer watched by anyone: a fresh loop can wait on it.
     ioloop::run([](ioloop::socket& r, ioloop::socket& w) -> ioloop::coro<void> {
         auto& loop = ioloop::get_running_loop();

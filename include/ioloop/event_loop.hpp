@@ -49,7 +49,11 @@ public:
         signal_target_.wake = [](void* b) noexcept { static_cast<Backend*>(b)->interrupt(); };
         signal_target_.context = &backend_;
         if constexpr (backend::readiness_backend<Backend>) watch_io_ = &watch_for_net;
-        if constexpr (backend::completion_backend<Backend>) associate_io_ = &associate_for_net;
+        if constexpr (backend::completion_backend<Backend>) {
+            static detail::atomic<std::uint64_t> ports{0};
+            associate_io_ = &associate_for_net;
+            port_id_ = ports.fetch_add(1, detail::memory_order::relaxed) + 1;
+        }
     }
 
     ~basic_event_loop() {

@@ -54,6 +54,9 @@ inline std::error_code system_error_code(int err) noexcept {
 // A descriptor as a table index: itself.
 inline std::size_t fd_index(native_socket fd) noexcept { return static_cast<std::size_t>(fd); }
 
+// A socket's completion port (detail/windows.hpp): nothing to remember on POSIX.
+struct port_binding {};
+
 // A poll timeout in milliseconds for epoll_wait() and poll(): -1 (forever) for a negative
 // one, rounded up so that a timer never fires early because the kernel woke us sooner.
 inline int timeout_ms(std::chrono::nanoseconds t) noexcept {

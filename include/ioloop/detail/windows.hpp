@@ -172,6 +172,14 @@ inline bool is_open_fd(native_socket s) noexcept {
 // two bits are reserved for tags), so dividing keeps per-socket tables dense.
 inline std::size_t fd_index(native_socket s) noexcept { return static_cast<std::size_t>(s) >> 2; }
 
+// Which IOCP loop a socket's completions go to: Windows ties a socket to one completion
+// port for its life (and Wine has no FileReplaceCompletionInformation to move it), so an
+// ioloop::socket remembers its port, and a second loop's operation on it fails clearly
+// instead of waiting for completions that go to the first one. 0: none yet.
+struct port_binding {
+    std::uint64_t port = 0;
+};
+
 // ---- sockets: the calls net/ makes, under the names detail/posix.hpp gives POSIX's ----
 
 // Winsock must be started before the first socket call. The noexcept form is for numeric

@@ -35,6 +35,7 @@ struct net_access {
     // A completion backend: sends s's completions to the loop, and counts the operations
     // in flight (the loop polls while there is one, and drains them when it closes).
     static void associate(loop_base& l, native_socket s) { l.associate_io_(&l, s); }
+    static std::uint64_t port_id(const loop_base& l) noexcept { return l.port_id_; }
     static void operation_started(loop_base& l) noexcept { ++l.pending_ops_; }
     // An operation that failed to start, so no completion will come.
     static void operation_not_started(loop_base& l) noexcept { --l.pending_ops_; }

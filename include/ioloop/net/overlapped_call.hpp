@@ -12,14 +12,17 @@
 
 #include "ioloop/coro/task_base.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/message.hpp"
 #include "ioloop/detail/overlapped_op.hpp"
+#include "ioloop/errors.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/net_access.hpp"
+#include "ioloop/net/socket.hpp"
 
 #if defined(IOLOOP_WINDOWS)
 
 #include <coroutine>
-#include <system_error>
+#include <cstdint>
 #include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
@@ -120,17 +123,21 @@ private:
     Start start_;
 };
 
-// Sends s's completions to the loop's port. A socket is associated once for its life:
-// a second association is refused with ERROR_INVALID_PARAMETER, which is then no error.
-inline void associate_once(loop_base& loop, native_socket s) {
-    try {
-        net_access::associate(loop, s);
-    } catch (const std::system_error& e) {
-        if (e.code() != std::error_code(ERROR_INVALID_PARAMETER, std::system_category()) &&
-            e.code() != std::errc::invalid_argument) {
-            throw;
-        }
+// Sends s's completions to the loop's port, unless they go there already. A socket tied
+// to another loop's port cannot move (detail::port_binding): that is an error, not a
+// wait for completions that would never come.
+inline void associate_once(loop_base& loop, socket& s) {
+    std::uint64_t& bound = s.port_binding().port;
+    const std::uint64_t mine = net_access::port_id(loop);
+    if (bound == mine) return;
+    if (bound != 0) {
+        throw invalid_state_error(
+            concat({"socket ", decimal(static_cast<long long>(s.fd())),
+                    " belongs to another event loop: IOCP ties a socket to one loop's "
+                    "completion port for its life"}));
     }
+    net_access::associate(loop, s.fd());
+    bound = mine;
 }
 
 // Winsock's answer to an overlapped call: 0 if it started, else the error.

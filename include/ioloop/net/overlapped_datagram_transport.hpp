@@ -55,7 +55,7 @@ public:
     // first, unless a sock_* call did it already.
     static overlapped_datagram_transport& start(loop_base& loop, socket sock,
                                                 std::unique_ptr<datagram_protocol> p) {
-        associate_once(loop, sock.fd());
+        associate_once(loop, sock);
         auto* t = new overlapped_datagram_transport(loop, sock.fd(), std::move(p));
         sock.release();
         return core::start(t);

@@ -47,7 +47,7 @@ coro<std::size_t> overlapped_recv_into(loop_base& loop, socket& s, std::span<std
     if (n >= 0) co_return static_cast<std::size_t>(n);
     const int err = ::WSAGetLastError();
     if (err != WSAEWOULDBLOCK) throw_overlapped_error(err, "sock_recv", fd);
-    associate_once(loop, fd);
+    associate_once(loop, s);
     WSABUF b = wsa_buffer(buf.data(), buf.size());
     auto start = [fd, &b](OVERLAPPED* o) {
         DWORD flags = 0;
@@ -73,7 +73,7 @@ coro<void> overlapped_sendall(loop_base& loop, socket& s, std::string_view data)
         if (err != WSAEWOULDBLOCK) throw_overlapped_error(err, "sock_sendall", fd);
         // The kernel's buffer is full: one overlapped send of all the rest, which
         // completes once Winsock has taken every byte.
-        associate_once(loop, fd);
+        associate_once(loop, s);
         WSABUF b = wsa_buffer(data.data(), data.size());
         auto start = [fd, &b](OVERLAPPED* o) {
             return started(::WSASend(fd, &b, 1, nullptr, 0, o, nullptr));
@@ -87,7 +87,7 @@ coro<void> overlapped_sendall(loop_base& loop, socket& s, std::string_view data)
 template <class = void>
 coro<std::pair<socket, endpoint>> overlapped_accept(loop_base& loop, socket& listener) {
     const native_socket lfd = listener.fd();
-    associate_once(loop, lfd);
+    associate_once(loop, listener);
     for (;;) {
         socket conn = socket::open(family_of(lfd), socket_type::stream);
         accept_buffer addresses;
@@ -136,7 +136,7 @@ template <class = void>
 coro<void> overlapped_connect(loop_base& loop, socket& s, endpoint to) {
     const native_socket fd = s.fd();
     bind_for_connect(fd, to);
-    associate_once(loop, fd);
+    associate_once(loop, s);
     LPFN_CONNECTEX connect = connect_ex(fd);
     auto start = [fd, connect, &to](OVERLAPPED* o) {
         if (connect(fd, to.native(), static_cast<int>(to.native_size()), nullptr, 0, nullptr, o))
@@ -167,7 +167,7 @@ coro<std::pair<std::string, endpoint>> overlapped_recvfrom(loop_base& loop, sock
     if (n < 0) {
         const int err = ::WSAGetLastError();
         if (err != WSAEWOULDBLOCK) throw_overlapped_error(err, "sock_recvfrom", fd);
-        associate_once(loop, fd);
+        associate_once(loop, s);
         WSABUF b = wsa_buffer(data.data(), data.size());
         size = sizeof addr;
         auto start = [fd, &b, native, &size](OVERLAPPED* o) {
@@ -195,7 +195,7 @@ coro<std::size_t> overlapped_sendto(loop_base& loop, socket& s, std::string_view
         throw_system_error(err, concat({"sock_sendto ", to.to_string(), " on socket ",
                                         decimal(static_cast<long long>(fd))}));
     }
-    associate_once(loop, fd);
+    associate_once(loop, s);
     WSABUF b = wsa_buffer(data.data(), data.size());
     auto start = [fd, &b, &to](OVERLAPPED* o) {
         return started(::WSASendTo(fd, &b, 1, nullptr, 0, to.native(),

@@ -61,7 +61,7 @@ public:
     static overlapped_socket_transport& start(loop_base& loop, socket sock,
                                               std::unique_ptr<protocol> p,
                                               connection_counter* server) {
-        associate_once(loop, sock.fd());  // a connect or sock_* may have done it
+        associate_once(loop, sock);  // a connect or sock_* may have done it
         auto* t = new overlapped_socket_transport(loop, sock.fd(), std::move(p), server);
         sock.release();
         return core::start(t);
@@ -123,7 +123,11 @@ private:
     unsigned wanted_events() const noexcept {
         return !closing_ && !reading_paused_ && !eof_received_ ? backend::io_read : 0u;
     }
-    std::size_t buffered() const noexcept { return writes_ ? writes_->size() : 0; }
+    // Once lost, the bytes in flight are not the protocol's any more (see drop_buffer).
+    std::size_t buffered() const noexcept {
+        if (!writes_) return 0;
+        return lost_ ? writes_->queued.size() : writes_->size();
+    }
     // The bytes in flight stay: the kernel reads them until the cancelled send completes.
     void drop_buffer() noexcept {
         if (writes_) writes_->queued.clear();

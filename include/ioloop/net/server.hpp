@@ -24,6 +24,7 @@
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/net_access.hpp"
 #include "ioloop/net/overlapped_accept.hpp"
+#include "ioloop/net/overlapped_call.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/socket.hpp"
 #include "ioloop/net/socket_transport.hpp"
@@ -60,7 +61,7 @@ public:
         auto l = std::make_unique<listener>(*this, s.fd(), std::move(unlink_path));
 #if defined(IOLOOP_HAS_IOCP)
         if (!net_access::has_readiness(loop_)) {
-            net_access::associate(loop_, s.fd());
+            associate_once(loop_, s);
             l->family = family_of(s.fd());
         }
 #endif

@@ -45,10 +45,11 @@ public:
         return s;
     }
 
-    socket(socket&& other) noexcept : fd_(other.release()) {}
+    socket(socket&& other) noexcept : fd_(other.fd_), port_(other.port_) { other.release(); }
     socket& operator=(socket&& other) noexcept {
         if (this != &other) {
             close_quietly();
+            port_ = other.port_;
             fd_ = other.release();
         }
         return *this;
@@ -93,8 +94,12 @@ public:
     native_socket release() noexcept {
         const native_socket fd = fd_;
         fd_ = invalid_socket;
+        port_ = {};
         return fd;
     }
+
+    // The IOCP loop this socket's completions go to (detail::port_binding).
+    detail::port_binding& port_binding() noexcept { return port_; }
 
     // Closes now; a closed socket stays closed (a second close does nothing). An error
     // other than EINTR (EBADF: someone closed our fd behind our back) is thrown.
@@ -188,6 +193,7 @@ private:
         // A destructor cannot report; EINTR is not retried for the reason close() gives.
         if (fd_ != invalid_socket) detail::close_socket(fd_);
         fd_ = invalid_socket;
+        port_ = {};
     }
 
     static std::string_view describe(address_family family, socket_type type) noexcept {
@@ -203,6 +209,7 @@ private:
     }
 
     native_socket fd_ = invalid_socket;
+    [[no_unique_address]] detail::port_binding port_;
 };
 
 IOLOOP_NAMESPACE_END
