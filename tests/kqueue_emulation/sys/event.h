@@ -12,6 +12,8 @@
 // Where Linux cannot do what the man page says, this file does less, and says so here:
 // - EV_EOF's fflags (the socket's pending error) is always 0: Linux reads a socket error
 //   only by clearing it (SO_ERROR), which would change what the program's next recv sees.
+// - data is the bytes readable (FIONREAD) for EVFILT_READ, 0 for a listening socket (not
+//   its backlog) and 0 for EVFILT_WRITE (not the room left): the backend reads neither.
 // - EV_CLEAR on a descriptor is epoll's EPOLLET for the whole descriptor: both filters of
 //   one descriptor must agree on it (EINVAL otherwise), and an edge of one may report the
 //   other again.
@@ -24,8 +26,8 @@
 // - epoll watches open files, not descriptor numbers: a descriptor closed while a dup(2)
 //   of it stays open keeps its registration, where kqueue would drop the events.
 // - close(2) of the queue cannot be seen here: the EVFILT_USER and EVFILT_SIGNAL events
-//   still registered keep their descriptors open until their number is handed out again
-//   by kqueue(). Delete them before closing the queue.
+//   still registered keep their descriptors open until kqueue() hands out the queue's
+//   number again. Delete them before closing the queue.
 // - Timeouts are rounded up to whole milliseconds.
 // - kevent() is safe to call from a signal handler (it blocks signals while it holds its
 //   lock), and from any thread.
