@@ -12,9 +12,9 @@
 #include "ioloop/detail/message.hpp"
 #include "ioloop/detail/pod_vector.hpp"
 #include "ioloop/detail/posix.hpp"
-#include "ioloop/detail/windows.hpp"
 #include "ioloop/detail/signals.hpp"
 #include "ioloop/detail/source_location.hpp"
+#include "ioloop/detail/windows.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/loop_base.hpp"
 
@@ -229,8 +229,8 @@ private:
 
     // loop_base::watch_io_: a transport or a listener watches its own descriptor, outside
     // the add_reader table (it owns the descriptor, so nothing else watches it).
-    static void watch_for_net(loop_base* self, native_socket fd, unsigned old_events, unsigned new_events,
-                              detail::io_watcher* w) {
+    static void watch_for_net(loop_base* self, native_socket fd, unsigned old_events,
+                              unsigned new_events, detail::io_watcher* w) {
         auto& loop = *static_cast<basic_event_loop*>(self);
         loop.backend_.watch(fd, old_events, new_events, w);
         if (old_events == 0 && new_events != 0) ++loop.watched_count_;
@@ -392,8 +392,8 @@ private:
     void take_signal(int sig, signal_registration& reg) {
         reg.loop = this;
         if constexpr (backend::signal_backend<Backend, detail::saved_signal_action>) {
-            reg.by_backend = backend_.watch_signal(sig, static_cast<detail::io_watcher*>(&reg),
-                                                   reg.saved);
+            reg.by_backend =
+                backend_.watch_signal(sig, static_cast<detail::io_watcher*>(&reg), reg.saved);
             if (reg.by_backend) return;
         }
         detail::install_signal_handler(sig, reg.saved);

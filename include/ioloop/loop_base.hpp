@@ -594,7 +594,7 @@ protected:
                       detail::io_watcher* w) = nullptr;
     void (*associate_io_)(loop_base*, native_socket s) = nullptr;
     std::size_t pending_ops_ = 0;
-    std::uint64_t port_id_ = 0;  // a completion backend: names this loop's port (never 0)
+    std::uint64_t port_id_ = 0;        // a completion backend: names this loop's port (never 0)
     detail::resource_list resources_;  // open transports and servers
     char* read_buffer_ = nullptr;      // shared by every transport's reads; made on first use
 

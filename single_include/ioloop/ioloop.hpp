@@ -2994,7 +2994,7 @@ protected:
                       detail::io_watcher* w) = nullptr;
     void (*associate_io_)(loop_base*, native_socket s) = nullptr;
     std::size_t pending_ops_ = 0;
-    std::uint64_t port_id_ = 0;  // a completion backend: names this loop's port (never 0)
+    std::uint64_t port_id_ = 0;        // a completion backend: names this loop's port (never 0)
     detail::resource_list resources_;  // open transports and servers
     char* read_buffer_ = nullptr;      // shared by every transport's reads; made on first use
 
@@ -6664,8 +6664,8 @@ private:
 
     // loop_base::watch_io_: a transport or a listener watches its own descriptor, outside
     // the add_reader table (it owns the descriptor, so nothing else watches it).
-    static void watch_for_net(loop_base* self, native_socket fd, unsigned old_events, unsigned new_events,
-                              detail::io_watcher* w) {
+    static void watch_for_net(loop_base* self, native_socket fd, unsigned old_events,
+                              unsigned new_events, detail::io_watcher* w) {
         auto& loop = *static_cast<basic_event_loop*>(self);
         loop.backend_.watch(fd, old_events, new_events, w);
         if (old_events == 0 && new_events != 0) ++loop.watched_count_;
@@ -6827,8 +6827,8 @@ private:
     void take_signal(int sig, signal_registration& reg) {
         reg.loop = this;
         if constexpr (backend::signal_backend<Backend, detail::saved_signal_action>) {
-            reg.by_backend = backend_.watch_signal(sig, static_cast<detail::io_watcher*>(&reg),
-                                                   reg.saved);
+            reg.by_backend =
+                backend_.watch_signal(sig, static_cast<detail::io_watcher*>(&reg), reg.saved);
             if (reg.by_backend) return;
         }
         detail::install_signal_handler(sig, reg.saved);
@@ -7056,7 +7056,8 @@ public:
         detail::start_winsock();
         // One thread (the loop's) dequeues from this port.
         port_ = ::CreateIoCompletionPort(INVALID_HANDLE_VALUE, nullptr, 0, 1);
-        if (port_ == nullptr) detail::throw_system_error(::GetLastError(), "CreateIoCompletionPort");
+        if (port_ == nullptr)
+            detail::throw_system_error(::GetLastError(), "CreateIoCompletionPort");
     }
     iocp(const iocp&) = delete;
     iocp& operator=(const iocp&) = delete;
@@ -10512,8 +10513,8 @@ public:
         if (detail::close_socket(fd) == -1) {
             const int err = detail::last_socket_error();
             if (!detail::interrupted(err)) {
-                detail::throw_system_error(
-                    err, detail::concat({"close socket ", detail::decimal(fd)}));
+                detail::throw_system_error(err,
+                                           detail::concat({"close socket ", detail::decimal(fd)}));
             }
         }
     }
@@ -10529,9 +10530,8 @@ public:
     // asyncio's default backlog is 100; the kernel may cap it (somaxconn).
     void listen(int backlog = 100) {
         if (::listen(fd_, backlog) == -1)
-            detail::throw_system_error(
-                detail::last_socket_error(),
-                detail::concat({"listen on socket ", detail::decimal(fd_)}));
+            detail::throw_system_error(detail::last_socket_error(),
+                                       detail::concat({"listen on socket ", detail::decimal(fd_)}));
     }
 
     // The next connection on the listening socket `listener_fd`, non-blocking and
@@ -10741,9 +10741,7 @@ struct net_access {
     static void operation_not_started(loop_base& l) noexcept { --l.pending_ops_; }
 
     static void add_resource(loop_base& l, loop_resource& r) noexcept { l.resources_.add(r); }
-    static void remove_resource(loop_base& l, loop_resource& r) noexcept {
-        l.resources_.remove(r);
-    }
+    static void remove_resource(loop_base& l, loop_resource& r) noexcept { l.resources_.remove(r); }
 
     static void check_open(const loop_base& l, const char* what) { l.check_open(what); }
 };
@@ -10815,74 +10813,6 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/net/io_wait.hpp
-// begin file ioloop/net/protocol.hpp
-// ioloop: protocols, asyncio's callback networking interface. A protocol is told what
-// happens on its transport; derive from it and override the hooks you need. A transport
-// owns its protocol (made by the factory given to create_connection / create_server) and
-// destroys it right after connection_lost.
-#ifndef IOLOOP_NET_PROTOCOL_HPP
-#define IOLOOP_NET_PROTOCOL_HPP
-
-
-#include <string_view>
-#include <system_error>
-
-IOLOOP_NAMESPACE_BEGIN
-
-class transport;
-class datagram_transport;
-class endpoint;
-
-// What every protocol hears about its connection and its flow control.
-class base_protocol {
-public:
-    virtual ~base_protocol() = default;
-
-    // The connection is gone; an empty code means it was closed cleanly (asyncio's None).
-    // The last call: the transport and this protocol are destroyed right after it.
-    virtual void connection_lost(std::error_code) {}
-
-    // The transport's write buffer went above its high-water mark: stop writing until
-    // resume_writing(). Writes made meanwhile are still buffered, not lost.
-    virtual void pause_writing() {}
-    // ... and drained down to its low-water mark.
-    virtual void resume_writing() {}
-};
-
-// A stream (TCP, Unix stream socket).
-class protocol : public base_protocol {
-public:
-    // The connection is up; `t` stays valid until connection_lost returns.
-    virtual void connection_made(transport& t) { (void)t; }
-
-    // Bytes that arrived. The view points into a buffer the loop reuses: copy what you keep.
-    virtual void data_received(std::string_view data) { (void)data; }
-
-    // The peer will send no more. Return false (the default) to close the transport, true
-    // to keep it open for writing (half-close).
-    virtual bool eof_received() { return false; }
-};
-
-// Datagrams (UDP, Unix datagram socket).
-class datagram_protocol : public base_protocol {
-public:
-    virtual void connection_made(datagram_transport& t) { (void)t; }
-
-    // One datagram and its sender. The view points into a buffer the loop reuses.
-    virtual void datagram_received(std::string_view data, const endpoint& from) {
-        (void)data;
-        (void)from;
-    }
-
-    // A send or receive failed (an ICMP port unreachable seen as ECONNREFUSED, ...); the
-    // transport stays open, as in asyncio.
-    virtual void error_received(std::error_code) {}
-};
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/protocol.hpp
 // begin file ioloop/net/overlapped_sock_ops.hpp
 // ioloop: the loop's awaitable socket operations (sock_recv, sock_sendall, sock_accept,
 // sock_connect, sock_recvfrom, sock_sendto) on a completion backend. Each tries the
@@ -10926,10 +10856,9 @@ struct accept_buffer {
         sockaddr* remote = nullptr;
         int local_size = 0;
         int remote_size = 0;
-        ::GetAcceptExSockaddrs(bytes, 0, address_room, address_room, &local, &local_size,
-                               &remote, &remote_size);
-        return remote && remote_size > 0 ? endpoint::from_native(remote, remote_size)
-                                         : endpoint();
+        ::GetAcceptExSockaddrs(bytes, 0, address_room, address_room, &local, &local_size, &remote,
+                               &remote_size);
+        return remote && remote_size > 0 ? endpoint::from_native(remote, remote_size) : endpoint();
     }
 };
 
@@ -10940,9 +10869,12 @@ inline address_family family_of(native_socket s) {
     if (::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &size) != 0)
         throw_overlapped_error(::WSAGetLastError(), "getsockname", s);
     switch (addr.ss_family) {
-        case AF_INET: return address_family::ipv4;
-        case AF_INET6: return address_family::ipv6;
-        default: return address_family::unix_domain;
+        case AF_INET:
+            return address_family::ipv4;
+        case AF_INET6:
+            return address_family::ipv6;
+        default:
+            return address_family::unix_domain;
     }
 }
 
@@ -10991,8 +10923,8 @@ public:
     }
 
     std::string describe() const override {
-        return concat({"the server accepting on socket ",
-                       decimal(static_cast<long long>(listener_))});
+        return concat(
+            {"the server accepting on socket ", decimal(static_cast<long long>(listener_))});
     }
 
 private:
@@ -11428,9 +11360,9 @@ coro<std::size_t> basic_event_loop<Backend>::sock_sendto(socket& s, std::string_
             const int err = detail::last_socket_error();
             if (detail::interrupted(err)) continue;
             if (!detail::would_block(err)) {
-                detail::throw_system_error(err, detail::concat({"sock_sendto ", to.to_string(),
-                                                                " on socket ",
-                                                                detail::decimal(s.fd())}));
+                detail::throw_system_error(
+                    err, detail::concat({"sock_sendto ", to.to_string(), " on socket ",
+                                         detail::decimal(s.fd())}));
             }
             co_await detail::fd_ready<basic_event_loop>(*this, s.fd(), backend::io_write);
         }
@@ -11612,7 +11544,8 @@ coro<std::size_t> overlapped_sendto(loop_base& loop, socket& s, std::string_view
                                     endpoint to) {
     const native_socket fd = s.fd();
     const int len = data.size() > INT_MAX ? INT_MAX : static_cast<int>(data.size());
-    const int n = ::sendto(fd, data.data(), len, 0, to.native(), static_cast<int>(to.native_size()));
+    const int n =
+        ::sendto(fd, data.data(), len, 0, to.native(), static_cast<int>(to.native_size()));
     if (n >= 0) co_return static_cast<std::size_t>(n);
     const int err = ::WSAGetLastError();
     if (err != WSAEWOULDBLOCK) {
@@ -11652,7 +11585,7 @@ struct overlapped_ops<backend::iocp> {
     }
     template <class Loop>
     static coro<std::pair<std::string, endpoint>> recvfrom(Loop& loop, socket& s,
-                                                          std::size_t max_bytes) {
+                                                           std::size_t max_bytes) {
         return overlapped_recvfrom(loop, s, max_bytes);
     }
     template <class Loop>
@@ -11667,6 +11600,74 @@ IOLOOP_NAMESPACE_END
 #endif  // IOLOOP_WINDOWS
 #endif
 // end file ioloop/net/overlapped_sock_ops.hpp
+// begin file ioloop/net/protocol.hpp
+// ioloop: protocols, asyncio's callback networking interface. A protocol is told what
+// happens on its transport; derive from it and override the hooks you need. A transport
+// owns its protocol (made by the factory given to create_connection / create_server) and
+// destroys it right after connection_lost.
+#ifndef IOLOOP_NET_PROTOCOL_HPP
+#define IOLOOP_NET_PROTOCOL_HPP
+
+
+#include <string_view>
+#include <system_error>
+
+IOLOOP_NAMESPACE_BEGIN
+
+class transport;
+class datagram_transport;
+class endpoint;
+
+// What every protocol hears about its connection and its flow control.
+class base_protocol {
+public:
+    virtual ~base_protocol() = default;
+
+    // The connection is gone; an empty code means it was closed cleanly (asyncio's None).
+    // The last call: the transport and this protocol are destroyed right after it.
+    virtual void connection_lost(std::error_code) {}
+
+    // The transport's write buffer went above its high-water mark: stop writing until
+    // resume_writing(). Writes made meanwhile are still buffered, not lost.
+    virtual void pause_writing() {}
+    // ... and drained down to its low-water mark.
+    virtual void resume_writing() {}
+};
+
+// A stream (TCP, Unix stream socket).
+class protocol : public base_protocol {
+public:
+    // The connection is up; `t` stays valid until connection_lost returns.
+    virtual void connection_made(transport& t) { (void)t; }
+
+    // Bytes that arrived. The view points into a buffer the loop reuses: copy what you keep.
+    virtual void data_received(std::string_view data) { (void)data; }
+
+    // The peer will send no more. Return false (the default) to close the transport, true
+    // to keep it open for writing (half-close).
+    virtual bool eof_received() { return false; }
+};
+
+// Datagrams (UDP, Unix datagram socket).
+class datagram_protocol : public base_protocol {
+public:
+    virtual void connection_made(datagram_transport& t) { (void)t; }
+
+    // One datagram and its sender. The view points into a buffer the loop reuses.
+    virtual void datagram_received(std::string_view data, const endpoint& from) {
+        (void)data;
+        (void)from;
+    }
+
+    // A send or receive failed (an ICMP port unreachable seen as ECONNREFUSED, ...); the
+    // transport stays open, as in asyncio.
+    virtual void error_received(std::error_code) {}
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/protocol.hpp
 // begin file ioloop/net/socket_transport.hpp
 // ioloop: the stream transport of the readiness backends (epoll, poll, select): a
 // connected socket, its protocol, and the bytes the socket did not take yet.
@@ -12606,8 +12607,8 @@ namespace detail {
 
 // Takes the socket and the protocol, and calls connection_made (see socket_transport::
 // start). `server`: the server that accepted the connection, if any.
-inline transport& start_stream_transport(loop_base& loop, socket sock,
-                                         std::unique_ptr<protocol> p, connection_counter* server) {
+inline transport& start_stream_transport(loop_base& loop, socket sock, std::unique_ptr<protocol> p,
+                                         connection_counter* server) {
 #if defined(IOLOOP_HAS_IOCP)
     if (!net_access::has_readiness(loop))
         return overlapped_socket_transport::start(loop, std::move(sock), std::move(p), server);
@@ -13532,8 +13533,8 @@ private:
         if (!out_of_fds_reported_) {
             out_of_fds_reported_ = true;
             report_error(ec, concat({"server: accept on socket ", decimal(l.fd),
-                                      " failed; accepting again in ",
-                                      decimal(accept_retry_delay.count()), " ms"}));
+                                     " failed; accepting again in ",
+                                     decimal(accept_retry_delay.count()), " ms"}));
         }
         watch_listeners(false);
         try {

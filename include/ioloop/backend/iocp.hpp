@@ -26,7 +26,8 @@ public:
         detail::start_winsock();
         // One thread (the loop's) dequeues from this port.
         port_ = ::CreateIoCompletionPort(INVALID_HANDLE_VALUE, nullptr, 0, 1);
-        if (port_ == nullptr) detail::throw_system_error(::GetLastError(), "CreateIoCompletionPort");
+        if (port_ == nullptr)
+            detail::throw_system_error(::GetLastError(), "CreateIoCompletionPort");
     }
     iocp(const iocp&) = delete;
     iocp& operator=(const iocp&) = delete;

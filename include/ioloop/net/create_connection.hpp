@@ -16,9 +16,9 @@
 #include "ioloop/net/getaddrinfo.hpp"
 #include "ioloop/net/io_wait.hpp"
 #include "ioloop/net/net_access.hpp"
+#include "ioloop/net/overlapped_sock_ops.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/socket.hpp"
-#include "ioloop/net/overlapped_sock_ops.hpp"
 #include "ioloop/net/socket_transport.hpp"
 #include "ioloop/net/stream_transport.hpp"
 

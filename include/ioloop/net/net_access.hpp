@@ -41,9 +41,7 @@ struct net_access {
     static void operation_not_started(loop_base& l) noexcept { --l.pending_ops_; }
 
     static void add_resource(loop_base& l, loop_resource& r) noexcept { l.resources_.add(r); }
-    static void remove_resource(loop_base& l, loop_resource& r) noexcept {
-        l.resources_.remove(r);
-    }
+    static void remove_resource(loop_base& l, loop_resource& r) noexcept { l.resources_.remove(r); }
 
     static void check_open(const loop_base& l, const char* what) { l.check_open(what); }
 };

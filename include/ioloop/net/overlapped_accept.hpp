@@ -40,10 +40,9 @@ struct accept_buffer {
         sockaddr* remote = nullptr;
         int local_size = 0;
         int remote_size = 0;
-        ::GetAcceptExSockaddrs(bytes, 0, address_room, address_room, &local, &local_size,
-                               &remote, &remote_size);
-        return remote && remote_size > 0 ? endpoint::from_native(remote, remote_size)
-                                         : endpoint();
+        ::GetAcceptExSockaddrs(bytes, 0, address_room, address_room, &local, &local_size, &remote,
+                               &remote_size);
+        return remote && remote_size > 0 ? endpoint::from_native(remote, remote_size) : endpoint();
     }
 };
 
@@ -54,9 +53,12 @@ inline address_family family_of(native_socket s) {
     if (::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &size) != 0)
         throw_overlapped_error(::WSAGetLastError(), "getsockname", s);
     switch (addr.ss_family) {
-        case AF_INET: return address_family::ipv4;
-        case AF_INET6: return address_family::ipv6;
-        default: return address_family::unix_domain;
+        case AF_INET:
+            return address_family::ipv4;
+        case AF_INET6:
+            return address_family::ipv6;
+        default:
+            return address_family::unix_domain;
     }
 }
 
@@ -105,8 +107,8 @@ public:
     }
 
     std::string describe() const override {
-        return concat({"the server accepting on socket ",
-                       decimal(static_cast<long long>(listener_))});
+        return concat(
+            {"the server accepting on socket ", decimal(static_cast<long long>(listener_))});
     }
 
 private:

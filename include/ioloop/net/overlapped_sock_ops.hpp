@@ -188,7 +188,8 @@ coro<std::size_t> overlapped_sendto(loop_base& loop, socket& s, std::string_view
                                     endpoint to) {
     const native_socket fd = s.fd();
     const int len = data.size() > INT_MAX ? INT_MAX : static_cast<int>(data.size());
-    const int n = ::sendto(fd, data.data(), len, 0, to.native(), static_cast<int>(to.native_size()));
+    const int n =
+        ::sendto(fd, data.data(), len, 0, to.native(), static_cast<int>(to.native_size()));
     if (n >= 0) co_return static_cast<std::size_t>(n);
     const int err = ::WSAGetLastError();
     if (err != WSAEWOULDBLOCK) {
@@ -228,7 +229,7 @@ struct overlapped_ops<backend::iocp> {
     }
     template <class Loop>
     static coro<std::pair<std::string, endpoint>> recvfrom(Loop& loop, socket& s,
-                                                          std::size_t max_bytes) {
+                                                           std::size_t max_bytes) {
         return overlapped_recvfrom(loop, s, max_bytes);
     }
     template <class Loop>

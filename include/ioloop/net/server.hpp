@@ -257,8 +257,8 @@ private:
         if (!out_of_fds_reported_) {
             out_of_fds_reported_ = true;
             report_error(ec, concat({"server: accept on socket ", decimal(l.fd),
-                                      " failed; accepting again in ",
-                                      decimal(accept_retry_delay.count()), " ms"}));
+                                     " failed; accepting again in ",
+                                     decimal(accept_retry_delay.count()), " ms"}));
         }
         watch_listeners(false);
         try {

@@ -170,9 +170,9 @@ coro<std::size_t> basic_event_loop<Backend>::sock_sendto(socket& s, std::string_
             const int err = detail::last_socket_error();
             if (detail::interrupted(err)) continue;
             if (!detail::would_block(err)) {
-                detail::throw_system_error(err, detail::concat({"sock_sendto ", to.to_string(),
-                                                                " on socket ",
-                                                                detail::decimal(s.fd())}));
+                detail::throw_system_error(
+                    err, detail::concat({"sock_sendto ", to.to_string(), " on socket ",
+                                         detail::decimal(s.fd())}));
             }
             co_await detail::fd_ready<basic_event_loop>(*this, s.fd(), backend::io_write);
         }

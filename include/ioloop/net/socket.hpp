@@ -111,8 +111,8 @@ public:
         if (detail::close_socket(fd) == -1) {
             const int err = detail::last_socket_error();
             if (!detail::interrupted(err)) {
-                detail::throw_system_error(
-                    err, detail::concat({"close socket ", detail::decimal(fd)}));
+                detail::throw_system_error(err,
+                                           detail::concat({"close socket ", detail::decimal(fd)}));
             }
         }
     }
@@ -128,9 +128,8 @@ public:
     // asyncio's default backlog is 100; the kernel may cap it (somaxconn).
     void listen(int backlog = 100) {
         if (::listen(fd_, backlog) == -1)
-            detail::throw_system_error(
-                detail::last_socket_error(),
-                detail::concat({"listen on socket ", detail::decimal(fd_)}));
+            detail::throw_system_error(detail::last_socket_error(),
+                                       detail::concat({"listen on socket ", detail::decimal(fd_)}));
     }
 
     // The next connection on the listening socket `listener_fd`, non-blocking and

@@ -21,8 +21,8 @@ namespace detail {
 
 // Takes the socket and the protocol, and calls connection_made (see socket_transport::
 // start). `server`: the server that accepted the connection, if any.
-inline transport& start_stream_transport(loop_base& loop, socket sock,
-                                         std::unique_ptr<protocol> p, connection_counter* server) {
+inline transport& start_stream_transport(loop_base& loop, socket sock, std::unique_ptr<protocol> p,
+                                         connection_counter* server) {
 #if defined(IOLOOP_HAS_IOCP)
     if (!net_access::has_readiness(loop))
         return overlapped_socket_transport::start(loop, std::move(sock), std::move(p), server);
