@@ -12641,11 +12641,6 @@ constexpr void check_factory() {
                   "ioloop::protocol (ioloop::datagram_protocol for datagram endpoints)");
 }
 
-// The loop can run a transport: it is open.
-inline void check_net_loop(const loop_base& loop, const char* what) {
-    net_access::check_open(loop, what);
-}
-
 // A socket of to's family connected to `to` (TCP_NODELAY on for TCP).
 template <class = void>
 coro<socket> connect_socket(loop_base& loop, endpoint to) {
@@ -12710,7 +12705,7 @@ template <class Factory>
 coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
     Factory factory, std::string host, std::uint16_t port) {
     detail::check_factory<Factory, protocol>();
-    detail::check_net_loop(*this, "create_connection");
+    check_open("create_connection");
     using P = detail::protocol_of<Factory>;
     return detail::create_connection<P>(*this, std::move(factory), std::move(host), port);
 }
@@ -12719,7 +12714,7 @@ template <class Factory>
 coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_unix_connection(
     Factory factory, std::string path) {
     detail::check_factory<Factory, protocol>();
-    detail::check_net_loop(*this, "create_unix_connection");
+    check_open("create_unix_connection");
     using P = detail::protocol_of<Factory>;
     std::vector<endpoint> addresses{endpoint::unix_path(path)};
     return detail::start_connection<P>(*this, std::move(factory), std::move(addresses));
@@ -13278,7 +13273,7 @@ template <class Factory>
 coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>>
 loop_base::create_datagram_endpoint(Factory factory, endpoint local, endpoint remote) {
     detail::check_factory<Factory, datagram_protocol>();
-    detail::check_net_loop(*this, "create_datagram_endpoint");
+    check_open("create_datagram_endpoint");
     using P = detail::protocol_of<Factory>;
     return detail::create_datagram_endpoint<P>(*this, std::move(factory), std::move(local),
                                                std::move(remote));
@@ -13730,7 +13725,7 @@ template <class Factory>
 coro<server> loop_base::create_server(Factory factory, std::string host, std::uint16_t port,
                                       int backlog) {
     detail::check_factory<Factory, protocol>();
-    detail::check_net_loop(*this, "create_server");
+    check_open("create_server");
     return detail::create_tcp_server(*this, detail::protocol_factory(std::move(factory)),
                                      std::move(host), port, backlog);
 }
@@ -13738,7 +13733,7 @@ coro<server> loop_base::create_server(Factory factory, std::string host, std::ui
 template <class Factory>
 coro<server> loop_base::create_unix_server(Factory factory, std::string path, int backlog) {
     detail::check_factory<Factory, protocol>();
-    detail::check_net_loop(*this, "create_unix_server");
+    check_open("create_unix_server");
     return detail::create_unix_server(*this, detail::protocol_factory(std::move(factory)),
                                       std::move(path), backlog);
 }

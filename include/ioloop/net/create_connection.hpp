@@ -41,11 +41,6 @@ constexpr void check_factory() {
                   "ioloop::protocol (ioloop::datagram_protocol for datagram endpoints)");
 }
 
-// The loop can run a transport: it is open.
-inline void check_net_loop(const loop_base& loop, const char* what) {
-    net_access::check_open(loop, what);
-}
-
 // A socket of to's family connected to `to` (TCP_NODELAY on for TCP).
 template <class = void>
 coro<socket> connect_socket(loop_base& loop, endpoint to) {
@@ -110,7 +105,7 @@ template <class Factory>
 coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
     Factory factory, std::string host, std::uint16_t port) {
     detail::check_factory<Factory, protocol>();
-    detail::check_net_loop(*this, "create_connection");
+    check_open("create_connection");
     using P = detail::protocol_of<Factory>;
     return detail::create_connection<P>(*this, std::move(factory), std::move(host), port);
 }
@@ -119,7 +114,7 @@ template <class Factory>
 coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_unix_connection(
     Factory factory, std::string path) {
     detail::check_factory<Factory, protocol>();
-    detail::check_net_loop(*this, "create_unix_connection");
+    check_open("create_unix_connection");
     using P = detail::protocol_of<Factory>;
     std::vector<endpoint> addresses{endpoint::unix_path(path)};
     return detail::start_connection<P>(*this, std::move(factory), std::move(addresses));

@@ -65,7 +65,7 @@ template <class Factory>
 coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>>
 loop_base::create_datagram_endpoint(Factory factory, endpoint local, endpoint remote) {
     detail::check_factory<Factory, datagram_protocol>();
-    detail::check_net_loop(*this, "create_datagram_endpoint");
+    check_open("create_datagram_endpoint");
     using P = detail::protocol_of<Factory>;
     return detail::create_datagram_endpoint<P>(*this, std::move(factory), std::move(local),
                                                std::move(remote));

@@ -82,7 +82,7 @@ template <class Factory>
 coro<server> loop_base::create_server(Factory factory, std::string host, std::uint16_t port,
                                       int backlog) {
     detail::check_factory<Factory, protocol>();
-    detail::check_net_loop(*this, "create_server");
+    check_open("create_server");
     return detail::create_tcp_server(*this, detail::protocol_factory(std::move(factory)),
                                      std::move(host), port, backlog);
 }
@@ -90,7 +90,7 @@ coro<server> loop_base::create_server(Factory factory, std::string host, std::ui
 template <class Factory>
 coro<server> loop_base::create_unix_server(Factory factory, std::string path, int backlog) {
     detail::check_factory<Factory, protocol>();
-    detail::check_net_loop(*this, "create_unix_server");
+    check_open("create_unix_server");
     return detail::create_unix_server(*this, detail::protocol_factory(std::move(factory)),
                                       std::move(path), backlog);
 }
