@@ -152,6 +152,21 @@ TEST_CASE("what is not a numeric address is errc::invalid_argument, naming the h
     CHECK(message.find("\"example.com\"") != std::string::npos);
     CHECK(message.find("getaddrinfo") != std::string::npos);
 
+    // A NUL would cut the text short for inet_pton, which would parse the prefix.
+    using namespace std::string_literals;
+    for (const std::string& bad :
+         {"127.0.0.1\0.example"s, "::1\0"s, "[::1]\0"s, "\0"s, "fe80::1%1\0x"s}) {
+        CAPTURE(bad.size());
+        CHECK(thrown_code([&] { (void)endpoint::ip(bad, 80); }) == std::errc::invalid_argument);
+        endpoint out;
+        CHECK_FALSE(endpoint::parse_ip(bad, 80, out));
+    }
+    CHECK(thrown_message([] {
+              (void)endpoint::ip("127.0.0.1\0.example"s, 80);
+          }).find("\"127.0.0.1...\" holds a NUL character") != std::string::npos);
+    CHECK(thrown_code([] { (void)endpoint::unix_path("/tmp/a\0b"s); }) ==
+          std::errc::invalid_argument);
+
     // A literal far longer than any address is refused, not copied.
     CHECK_FALSE([] {
         endpoint out;
@@ -233,10 +248,11 @@ TEST_CASE("from_native round-trips every family and rejects what it cannot hold"
 }
 
 TEST_CASE("open: every family and type is non-blocking and close-on-exec") {
-    for (address_family family : {address_family::ipv4, address_family::ipv6
+    for (address_family family : {
+             address_family::ipv4, address_family::ipv6
 #if defined(TEST_UNIX_SOCKETS)
-                                  ,
-                                  address_family::unix_domain
+                 ,
+                 address_family::unix_domain
 #endif
          }) {
         for (socket_type type : {socket_type::stream, socket_type::datagram}) {

@@ -59,6 +59,31 @@ TEST_CASE("getaddrinfo: a numeric host is parsed at once, without the executor")
     executor.shutdown();
 }
 
+TEST_CASE("getaddrinfo: a host with an embedded NUL is refused, without the executor") {
+    using namespace std::string_literals;
+    counting_executor executor;
+    auto amain = [&]() -> ioloop::coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        loop.set_default_executor(executor);
+        // ::getaddrinfo would read "127.0.0.1" and "localhost" and resolve them.
+        for (const std::string& host : {"127.0.0.1\0.example"s, "localhost\0.example"s}) {
+            std::error_code code;
+            std::string what;
+            try {
+                (void)co_await loop.getaddrinfo(host, 80);
+            } catch (const std::system_error& e) {
+                code = e.code();
+                what = e.what();
+            }
+            CHECK(code == std::errc::invalid_argument);
+            CHECK(what.find("holds a NUL character") != std::string::npos);
+        }
+    };
+    ioloop::run(amain());
+    CHECK(executor.submitted == 0);
+    executor.shutdown();
+}
+
 TEST_CASE("getaddrinfo: a name is resolved on the executor, while the loop goes on") {
     counting_executor executor;
     auto amain = [&]() -> ioloop::coro<void> {

@@ -129,6 +129,62 @@ TEST_CASE("create_unix_connection: a missing path is ENOENT, a stale socket file
 }
 #endif
 
+// The host names the OS would read cut short at the NUL ("127.0.0.1" here): refused
+// before any resolver or socket sees them, by every front end, while a server listens on
+// the prefix's port to show that nothing reached it.
+TEST_CASE("a host with an embedded NUL is errc::invalid_argument everywhere, nothing connects") {
+    using namespace std::string_literals;
+    nettest::run([]() -> ioloop::coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        records accepted;
+        ioloop::server target = co_await loop.create_server(
+            [&accepted] { return std::make_unique<probe>(accepted.all.emplace_back()); },
+            "127.0.0.1", 0);
+        const std::uint16_t port = nettest::port_of(target);
+        const std::string hosts[] = {"127.0.0.1\0.example"s, "localhost\0"s, "\0"s};
+        for (const std::string& host : hosts) {
+            CAPTURE(host.size());
+            CHECK((co_await connect_error(host, port, {})).code() == std::errc::invalid_argument);
+
+            std::error_code streams, server, streams_server;
+            std::string what;
+            try {
+                (void)co_await ioloop::open_connection(host, port);
+            } catch (const std::system_error& e) {
+                streams = e.code();
+                what = e.what();
+            }
+            try {
+                (void)co_await loop.create_server(&make_echo, host, 0);
+            } catch (const std::system_error& e) {
+                server = e.code();
+            }
+            try {
+                (void)co_await ioloop::start_server(
+                    [](ioloop::stream_reader, ioloop::stream_writer) -> ioloop::coro<void> {
+                        co_return;
+                    },
+                    host, 0);
+            } catch (const std::system_error& e) {
+                streams_server = e.code();
+            }
+            CHECK(streams == std::errc::invalid_argument);
+            CHECK(server == std::errc::invalid_argument);
+            CHECK(streams_server == std::errc::invalid_argument);
+            CHECK(what.find("NUL") != std::string::npos);
+        }
+        // A real connection now: the listener accepts in arrival order, so a connection
+        // made above would have come first, and this one would not be the only one.
+        record mine;
+        (void)co_await loop.create_connection([&mine] { return std::make_unique<probe>(mine); },
+                                              "127.0.0.1", port);
+        AWAIT_UNTIL(accepted.size() == 1 && accepted[0].made == 1);
+        mine.t->close();
+        AWAIT_UNTIL(mine.lost == 1);
+        CHECK(accepted.size() == 1);
+    }());
+}
+
 TEST_CASE("create_server on a bad address: the bind's or the resolver's error") {
     nettest::run([]() -> ioloop::coro<void> {
         auto& loop = ioloop::get_running_loop();
@@ -473,8 +529,9 @@ double cpu_seconds() {
 
 }  // namespace
 
-TEST_CASE("accept under EMFILE: existing connections go on, no spinning, one report, and "
-          "the waiting clients are accepted once descriptors free up") {
+TEST_CASE(
+    "accept under EMFILE: existing connections go on, no spinning, one report, and "
+    "the waiting clients are accepted once descriptors free up") {
     nettest::nofile_limit lowered(256);
     records srv;
     reports seen;

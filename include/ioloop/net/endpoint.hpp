@@ -23,6 +23,17 @@ namespace detail {
 // family is an sa_family_t on POSIX, an ADDRESS_FAMILY on Windows.
 inline constexpr socklen_t family_size = sizeof(sockaddr{}.sa_family);
 
+// The OS reads host names and paths as C strings, so a NUL inside one would cut it short
+// and name another place ("127.0.0.1\0.example" is 127.0.0.1): such text is refused with
+// errc::invalid_argument, naming `what` and the text up to the NUL.
+inline void refuse_nul(std::string_view text, std::string_view what) {
+    const std::size_t nul = text.find('\0');
+    if (nul == std::string_view::npos) return;
+    throw std::system_error(
+        std::make_error_code(std::errc::invalid_argument),
+        concat({what, " \"", text.substr(0, nul), "...\" holds a NUL character"}));
+}
+
 }  // namespace detail
 
 enum class address_family { unspecified, ipv4, ipv6, unix_domain };
@@ -37,6 +48,7 @@ public:
     // Throws errc::invalid_argument for anything else, names included: resolving a name
     // may block, so it belongs to getaddrinfo on another thread, never here.
     static endpoint ip(std::string_view numeric_host, std::uint16_t port) {
+        detail::refuse_nul(numeric_host, "host");
         endpoint ep;
         if (!parse_ip(numeric_host, port, ep)) {
             throw std::system_error(
@@ -51,6 +63,7 @@ public:
     // As ip(), reporting failure by its result; `out` is left untouched then.
     static bool parse_ip(std::string_view host, std::uint16_t port, endpoint& out) noexcept {
         if (!detail::sockets_started()) return false;  // inet_pton is Winsock's on Windows
+        if (host.find('\0') != std::string_view::npos) return false;  // see refuse_nul
         bool bracketed = false;
         if (!host.empty() && host.front() == '[') {
             if (host.size() < 2 || host.back() != ']') return false;
@@ -100,14 +113,11 @@ public:
         endpoint ep;
         sockaddr_un& un = ep.addr_.un;
         const bool abstract = !path.empty() && path.front() == '\0';
-        if (path.empty() || (!abstract && path.find('\0') != std::string_view::npos)) {
-            throw std::system_error(
-                std::make_error_code(std::errc::invalid_argument),
-                path.empty()
-                    ? std::string("a Unix socket path may not be empty")
-                    : detail::concat({"Unix socket path \"", path.substr(0, path.find('\0')),
-                                      "...\" holds a NUL character"}));
+        if (path.empty()) {
+            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                    "a Unix socket path may not be empty");
         }
+        if (!abstract) detail::refuse_nul(path, "Unix socket path");
         // An abstract name is counted by the address length and needs no terminator.
         if (path.size() + (abstract ? 0 : 1) > sizeof un.sun_path) {
             throw std::system_error(

@@ -78,6 +78,8 @@ struct resolver {
 template <class>
 coro<std::vector<endpoint>> loop_base::getaddrinfo(std::string host, std::uint16_t port,
                                                    socket_type type) {
+    // Before any resolver sees it: ::getaddrinfo would stop at a NUL and resolve the prefix.
+    detail::refuse_nul(host, "host");
     endpoint numeric;
     if (endpoint::parse_ip(host, port, numeric)) co_return std::vector<endpoint>{numeric};
     // Made before the co_await, not inside its operand: g++ 12 then corrupts the job's
