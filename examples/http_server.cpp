@@ -1,11 +1,16 @@
 // A small HTTP/1.1 server on streams (asyncio's start_server): one task per connection reads
 // requests with readline and readexactly and answers each in turn. Keep-alive as HTTP/1.1
 // says: a connection stays open after a response unless the client said
-// "Connection: close", or spoke HTTP/1.0 without "Connection: keep-alive". An idle
-// connection is closed after 30 s (wait_for around the read); garbage gets a 400.
+// "Connection: close", or spoke HTTP/1.0 without "Connection: keep-alive". Garbage gets a 400.
+// Two timeouts of 30 s each (--timeout sets both), so that no client holds a connection
+// forever: a connection where no request starts within 30 s (of the connect, or of the
+// previous response) is closed; a request must arrive whole, head and body, within 30 s of
+// its first byte, or it gets a 408 and the connection is closed. A deadline per request,
+// not per read: a client sending one byte every few seconds is closed all the same.
 //   g++ -std=c++20 -I single_include examples/http_server.cpp -o http_server
 //   ./http_server                   demo: serves on a free port, sends itself 3 requests, exits
 //   ./http_server --port 8080       serves 127.0.0.1:8080 until Ctrl-C
+//   ./http_server --port 8080 --timeout 5      both timeouts 5 s instead of 30 (seconds, > 0)
 //   curl -v http://127.0.0.1:8080/ http://127.0.0.1:8080/    (two requests, one connection)
 //   curl --data-binary @file http://127.0.0.1:8080/echo      (the body comes back)
 #include <ioloop/ioloop.hpp>
@@ -23,11 +28,10 @@
 #include <utility>
 #include <vector>
 
-using namespace std::chrono_literals;
-
 constexpr std::size_t max_body = 1 << 20;  // 1 MiB
 constexpr std::size_t max_headers = 100;
-constexpr auto idle_timeout = 30s;
+using seconds = std::chrono::duration<double>;  // --timeout takes fractions of a second
+constexpr seconds default_timeout{30};
 
 struct request {
     std::string method, target, version;
@@ -59,6 +63,8 @@ std::string_view reason(int status) {
             return "Not Found";
         case 405:
             return "Method Not Allowed";
+        case 408:
+            return "Request Timeout";
         case 413:
             return "Content Too Large";
         case 431:
@@ -90,19 +96,22 @@ std::string_view chomp(std::string_view line) {  // without its "\r\n" (or bare 
     return line;
 }
 
-// The next request, or false when the client closed (or idled) between requests.
-ioloop::coro<bool> read_request(ioloop::stream_reader& reader, request& req) {
-    std::string line;
-    try {
-        do {  // empty lines before a request are ignored (RFC 9112, 2.2)
-            line = co_await ioloop::wait_for(reader.readline(), idle_timeout);
-            if (line.empty()) co_return false;  // EOF: the client is done
-        } while (chomp(line).empty());
-    } catch (const ioloop::timeout_error&) {
-        co_return false;  // idle too long
-    }
+// The first byte of the next request, or "" at EOF. Empty lines before a request are
+// ignored (RFC 9112, 2.2): their bytes are skipped here, so they count as idle time and
+// never start a request's deadline.
+ioloop::coro<std::string> first_byte(ioloop::stream_reader& reader) {
+    std::string byte;
+    do {
+        byte = co_await reader.read(1);
+    } while (byte == "\r" || byte == "\n");
+    co_return byte;
+}
 
+// The rest of a request whose first byte is `line`: request line, headers, body.
+ioloop::coro<void> read_head_and_body(ioloop::stream_reader& reader, request& req,
+                                      std::string line) {
     // The request line: METHOD SP TARGET SP HTTP/x.y
+    line += co_await reader.readline();
     const std::string_view start = chomp(line);
     const std::size_t sp1 = start.find(' '), sp2 = start.rfind(' ');
     if (sp1 == 0 || sp1 == sp2 || sp2 + 1 == start.size() || start.find(' ', sp1 + 1) != sp2) {
@@ -150,6 +159,25 @@ ioloop::coro<bool> read_request(ioloop::stream_reader& reader, request& req) {
             throw http_error(400, "body shorter than its Content-Length");
         }
     }
+}
+
+// The next request, or false when the client closed, or started none within `timeout`,
+// between requests. The idle wait ends at the request's first byte, which is why that byte
+// is read alone (a stream has no peek): from there the whole request is under one deadline,
+// since a deadline per read would let a client send a byte a second forever.
+ioloop::coro<bool> read_request(ioloop::stream_reader& reader, request& req, seconds timeout) {
+    std::string first;
+    try {
+        first = co_await ioloop::wait_for(first_byte(reader), timeout);
+    } catch (const ioloop::timeout_error&) {
+        co_return false;  // idle too long: closed without a word, as no request was made
+    }
+    if (first.empty()) co_return false;  // EOF: the client is done
+    try {
+        co_await ioloop::timeout(timeout, read_head_and_body(reader, req, std::move(first)));
+    } catch (const ioloop::timeout_error&) {
+        throw http_error(408, "the request did not arrive in time");
+    }
     co_return true;
 }
 
@@ -192,14 +220,15 @@ int route(ioloop::stream_writer& writer, const request& req, int nth) {
 }
 
 // A connection's task: requests in order, until one says close, the client goes, or an error.
-ioloop::coro<void> serve_client(ioloop::stream_reader reader, ioloop::stream_writer writer) {
+ioloop::coro<void> serve_client(ioloop::stream_reader reader, ioloop::stream_writer writer,
+                                seconds timeout) {
     const std::string peer = writer.get_extra_info("peername").address().to_string();
     try {
         for (int nth = 1;; ++nth) {
             request req;
             int status = 0;
             try {
-                if (!co_await read_request(reader, req)) break;
+                if (!co_await read_request(reader, req, timeout)) break;
                 status = route(writer, req, nth);
             } catch (const http_error& e) {
                 req.keep_alive = false;  // the stream's state is unknown: answer and close
@@ -232,10 +261,13 @@ ioloop::coro<void> demo_client(std::uint16_t port) {
     std::printf("--- the three responses, as received:\n%s", responses.c_str());
 }
 
-ioloop::coro<int> amain(std::string host, long port, double serve_for) {
+ioloop::coro<int> amain(std::string host, long port, double serve_for, seconds timeout) {
     auto& loop = ioloop::get_running_loop();
+    auto on_connection = [timeout](ioloop::stream_reader reader, ioloop::stream_writer writer) {
+        return serve_client(std::move(reader), std::move(writer), timeout);
+    };
     ioloop::server server =
-        co_await ioloop::start_server(serve_client, host, static_cast<std::uint16_t>(port));
+        co_await ioloop::start_server(on_connection, host, static_cast<std::uint16_t>(port));
     const ioloop::endpoint where = server.sockets().at(0).local_endpoint();
     std::printf("http_server: listening on %s\n", where.to_string().c_str());
     if (serve_for < 0) {  // the demo
@@ -260,8 +292,9 @@ ioloop::coro<int> amain(std::string host, long port, double serve_for) {
 int main(int argc, char** argv) {
     std::string host = "127.0.0.1";
     long port = 8080;
-    double serve_for = 0;         // seconds; 0: until SIGINT or SIGTERM
-    bool usable = argc % 2 == 1;  // options come in pairs
+    double serve_for = 0;               // seconds; 0: until SIGINT or SIGTERM
+    seconds timeout = default_timeout;  // idle, and for a whole request
+    bool usable = argc % 2 == 1;        // options come in pairs
     for (int i = 1; usable && i + 1 < argc; i += 2) {
         const std::string_view opt = argv[i];
         if (opt == "--host") {
@@ -270,12 +303,16 @@ int main(int argc, char** argv) {
             port = std::atol(argv[i + 1]);
         } else if (opt == "--serve-for") {
             serve_for = std::atof(argv[i + 1]);
+        } else if (opt == "--timeout") {
+            timeout = seconds(std::atof(argv[i + 1]));
         } else {
             usable = false;
         }
     }
-    if (!usable || serve_for < 0) {
-        std::fprintf(stderr, "usage: http_server [--host H] [--port P] [--serve-for SECONDS]\n");
+    if (!usable || serve_for < 0 || !(timeout.count() > 0)) {  // !(> 0): NaN too
+        std::fprintf(stderr,
+                     "usage: http_server [--host H] [--port P] [--serve-for SECONDS] "
+                     "[--timeout SECONDS]\n");
         return 2;
     }
     if (argc == 1) {  // no options: the demo, on a free port
@@ -284,7 +321,7 @@ int main(int argc, char** argv) {
     }
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each log line at once, even into a pipe
     try {
-        return ioloop::run(amain(host, port, serve_for));
+        return ioloop::run(amain(host, port, serve_for, timeout));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "http_server: %s\n", e.what());
         return 1;
