@@ -36,6 +36,19 @@ inline std::string random_bytes(std::size_t n, std::uint32_t seed) {
 
 inline std::string_view backend_name() { return ioloop::event_loop::backend_type::name; }
 
+// Whether an IPv6 socket can bind ::1 here (a container may have no IPv6 at all); if not,
+// the test says so in its output.
+inline bool have_ipv6_loopback(ioloop::socket_type type = ioloop::socket_type::stream) {
+    try {
+        ioloop::socket s = ioloop::socket::open(ioloop::address_family::ipv6, type);
+        s.bind(ioloop::endpoint::ip("::1", 0));
+        return true;
+    } catch (const std::system_error& e) {
+        MESSAGE("IPv6 loopback unavailable here (" << e.what() << "): IPv6 is not checked");
+        return false;
+    }
+}
+
 // A Unix socket path unique to this process, backend and name; removed first.
 inline std::string unix_path(std::string_view name) {
     std::string p = test::temp_dir() + "/ioloop-net-" + std::to_string(test::process_id()) +

@@ -389,6 +389,16 @@ inline bool wait_connect_done(ioloop::native_socket s, long seconds) {
     return ::select(static_cast<int>(s) + 1, nullptr, &writable, &failed, &limit) >= 1;
 }
 
+// Waits up to `seconds` for s to have something to read (a datagram, say). True if it has.
+inline bool wait_readable(ioloop::native_socket s, long seconds) {
+    fd_set readable;
+    FD_ZERO(&readable);
+    FD_SET(s, &readable);
+    timeval limit{seconds, 0};
+    // The first argument is ignored on Windows.
+    return ::select(static_cast<int>(s) + 1, &readable, nullptr, nullptr, &limit) == 1;
+}
+
 // A connected stream socket pair (fd_pair::sockets()) as two ioloop::sockets.
 inline std::pair<ioloop::socket, ioloop::socket> socket_pair() {
     fd_pair p = fd_pair::sockets();

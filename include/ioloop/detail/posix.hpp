@@ -27,8 +27,10 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 
 IOLOOP_NAMESPACE_BEGIN
@@ -181,6 +183,37 @@ inline std::ptrdiff_t socket_sendto(native_socket s, const char* data, std::size
 inline std::ptrdiff_t socket_recvfrom(native_socket s, char* data, std::size_t size,
                                       sockaddr* from, socklen_t* from_size) noexcept {
     return ::recvfrom(s, data, size, 0, from, from_size);
+}
+
+// One datagram, whole: its size, or -1 (last_socket_error() says why). A datagram larger
+// than `size` is not returned cut short: the call fails with EMSGSIZE (the kernel has
+// dropped the rest, and recvmsg said so with MSG_TRUNC), as Winsock's recvfrom fails with
+// WSAEMSGSIZE.
+inline std::ptrdiff_t socket_recv_datagram(native_socket s, char* data, std::size_t size,
+                                           sockaddr* from, socklen_t* from_size) noexcept {
+    iovec into{data, size};
+    msghdr message{};
+    message.msg_name = from;
+    message.msg_namelen = *from_size;
+    message.msg_iov = &into;
+    message.msg_iovlen = 1;
+    const std::ptrdiff_t n = ::recvmsg(s, &message, 0);
+    if (n == -1) return -1;
+    *from_size = message.msg_namelen;
+    if ((message.msg_flags & MSG_TRUNC) != 0) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    return n;
+}
+
+// The size of the next datagram waiting on `s`, or more (FIONREAD): Linux says exactly the
+// next one's (udp(7), and unix(7) for Unix datagram sockets), the BSDs and macOS say the
+// bytes of every datagram queued. 0 when none waits, when it is empty, or if the call
+// fails: the caller's own buffer then takes it.
+inline std::size_t next_datagram_size(native_socket s) noexcept {
+    int n = 0;
+    return ::ioctl(s, FIONREAD, &n) == 0 && n > 0 ? static_cast<std::size_t>(n) : 0;
 }
 
 // Listening sockets take SO_REUSEADDR, so a restarted server can bind its port while the

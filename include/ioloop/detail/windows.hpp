@@ -276,6 +276,22 @@ inline std::ptrdiff_t socket_recvfrom(native_socket s, char* data, std::size_t s
     return ::recvfrom(s, data, winsock_length(size), 0, from, from_size);
 }
 
+// One datagram, whole: its size, or -1 (last_socket_error() says why). Winsock's recvfrom
+// itself fails a datagram larger than `size` with WSAEMSGSIZE (EMSGSIZE on POSIX), and a
+// UDP socket drops the rest of it.
+inline std::ptrdiff_t socket_recv_datagram(native_socket s, char* data, std::size_t size,
+                                           sockaddr* from, int* from_size) noexcept {
+    return ::recvfrom(s, data, winsock_length(size), 0, from, from_size);
+}
+
+// The size of the next datagram waiting on `s`, or more (FIONREAD: Winsock says the bytes
+// of every datagram queued). 0 when none waits, or if the call fails. (Windows has no Unix
+// datagram sockets, the one kind the readiness transport asks this of.)
+inline std::size_t next_datagram_size(native_socket s) noexcept {
+    u_long n = 0;
+    return ::ioctlsocket(s, FIONREAD, &n) == 0 ? static_cast<std::size_t>(n) : 0;
+}
+
 // No SO_REUSEADDR on listening sockets: on Windows it lets a second socket bind a port
 // that is in use (SO_EXCLUSIVEADDRUSE's opposite), and a restarted server does not need
 // it to bind over connections in TIME_WAIT. libuv and asyncio leave it off too.

@@ -16,6 +16,7 @@
 #include "ioloop/backend/concept.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/overlapped_op.hpp"
+#include "ioloop/detail/windows.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
@@ -183,8 +184,11 @@ private:
         sockaddr_storage from{};
         int size = sizeof from;
         auto* native = reinterpret_cast<sockaddr*>(&from);
-        const int n =
-            ::recvfrom(fd_, buffer.data(), static_cast<int>(buffer.size()), 0, native, &size);
+        // A datagram larger than the buffer (none over UDP, whose payloads fit) fails with
+        // WSAEMSGSIZE: error_received hears std::errc::message_size, and nothing of it is
+        // delivered.
+        const std::ptrdiff_t n =
+            socket_recv_datagram(fd_, buffer.data(), buffer.size(), native, &size);
         if (n < 0) {
             const int err = ::WSAGetLastError();
             if (err != WSAEWOULDBLOCK)
