@@ -69,7 +69,13 @@ class Server:
                     self.port = int(m.group(3))
                     break
         except BaseException:
-            self.proc.kill()
+            # It may have exited already (the usual reason for getting here): then there is
+            # nothing to kill, and the exception that says why must not be hidden.
+            if self.proc.returncode is None:
+                try:
+                    self.proc.kill()
+                except ProcessLookupError:
+                    pass
             await self.proc.wait()
             raise
         self._drain = asyncio.create_task(self._read_rest())
