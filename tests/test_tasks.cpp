@@ -2,6 +2,8 @@
 // coroutines, tasks and futures promise.
 #include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
+#include "loop_helpers.hpp"
+
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -397,4 +399,114 @@ TEST_CASE("task and future handles may outlive their loop") {
     CHECK(unset.result() == 1);
     CHECK(callbacks == 0);
     failed = {};  // an exception nobody read, and no loop left to report it to
+}
+
+// ---- a task or future of another loop -------------------------------------------------
+// A task or future lives on its loop's thread: awaiting it from another loop's task would
+// wait forever if that loop does not run, and race with it if it runs elsewhere. asyncio
+// raises at once ("Task ... got Future ... attached to a different loop"); so does ioloop,
+// for every way of awaiting (test_threadsafe.cpp: the other loop running in a thread).
+
+TEST_CASE("awaiting a task or future of a loop that does not run throws at once") {
+    ioloop::event_loop b;  // never runs: its task and future would never finish
+    for (const test::await_form& form : test::await_forms()) {
+        ioloop::task<int> t = b.create_task(answer());
+        ioloop::future<int> f = b.create_future<int>();
+        ioloop::event_loop a;
+        auto main = [&]() -> ioloop::coro<void> { co_await test::check_refused(form, t, f); };
+        ioloop::task<void> checked = test::run_task_with_watchdog(a, main(), 10s);
+        CHECK(checked.done());
+        // Left as they were: wait_for with a zero timeout, for one, cancels what it accepts.
+        CHECK_FALSE(t.done());
+        CHECK_FALSE(f.done());
+    }
+}
+
+TEST_CASE("the error of awaiting another loop's task names both loops and what to do instead") {
+    ioloop::event_loop b;
+    ioloop::task<int> t = b.create_task(answer());
+    ioloop::event_loop a;
+    std::string message;
+    auto main = [&]() -> ioloop::coro<void> {
+        try {
+            co_await t;
+        } catch (const ioloop::invalid_state_error& e) {
+            message = e.what();
+        }
+    };
+    CHECK(test::run_task_with_watchdog(a, main(), 10s).done());
+    CHECK(message ==
+          "co_await: the task belongs to another event loop than the awaiting coroutine's (the "
+          "loop running on this thread); await it from a task on its own loop, or pass work and "
+          "results between the loops with run_coroutine_threadsafe and call_soon_threadsafe");
+}
+
+TEST_CASE("another loop's task or future is refused even when it is done") {
+    // asyncio returns a done future's result whatever its loop. Here its state is not read
+    // at all: its loop may be running on another thread, and whether it is done yet there
+    // must not decide between a result and an error.
+    ioloop::event_loop b;
+    ioloop::task<int> t = b.create_task(answer());
+    CHECK(b.run_until_complete(t) == 42);
+    ioloop::future<int> f = b.create_future<int>();
+    f.set_result(1);
+    ioloop::event_loop a;
+    for (const test::await_form& form : test::await_forms()) {
+        auto main = [&]() -> ioloop::coro<void> { co_await test::check_refused(form, t, f); };
+        CHECK(test::run_task_with_watchdog(a, main(), 10s).done());
+    }
+    CHECK(t.result() == 42);
+    CHECK(f.result() == 1);
+}
+
+TEST_CASE("run_until_complete refuses another loop's task or future") {
+    ioloop::event_loop b;
+    ioloop::task<int> t = b.create_task(answer());
+    ioloop::future<int> f = b.create_future<int>();
+    ioloop::event_loop a;
+    // Were it accepted, a would run until this watchdog stops it.
+    auto watchdog = [&a] {
+        return a.call_later(10s, [&a] {
+            FAIL_CHECK("watchdog: run_until_complete waited for another loop's work");
+            a.stop();
+        });
+    };
+    ioloop::timer_handle on_task = watchdog();
+    CHECK_THROWS_WITH_AS(a.run_until_complete(t),
+                         "run_until_complete: the task belongs to another event loop than the one "
+                         "run_until_complete runs; await it from a task on its own loop, or pass "
+                         "work and results between the loops with run_coroutine_threadsafe and "
+                         "call_soon_threadsafe",
+                         ioloop::invalid_state_error);
+    on_task.cancel();
+    ioloop::timer_handle on_future = watchdog();
+    CHECK_THROWS_WITH_AS(a.run_until_complete(std::move(f)),
+                         doctest::Contains("run_until_complete: the future belongs to another"),
+                         ioloop::invalid_state_error);
+    on_future.cancel();
+    CHECK(b.run_until_complete(t) == 42);  // on its own loop it runs as usual
+}
+
+TEST_CASE("outside a running loop, gather and as_completed refuse a task where they are made") {
+    // as_completed starts watching its tasks where it is made, and gather's tuple form
+    // checks them there: inside a task. Outside any loop nothing could await them.
+    ioloop::event_loop b;
+    ioloop::task<int> t = b.create_task(answer());
+    CHECK_THROWS_WITH_AS((void)ioloop::as_completed(std::vector<ioloop::task<int>>{t}),
+                         doctest::Contains("as_completed: no running event loop"),
+                         ioloop::invalid_state_error);
+    CHECK_THROWS_WITH_AS((void)ioloop::gather(t),
+                         doctest::Contains("gather: no running event loop"),
+                         ioloop::invalid_state_error);
+    CHECK(b.run_until_complete(t) == 42);
+}
+
+TEST_CASE("wait_for and shield may be made outside the loop that then awaits them") {
+    // What they keep is checked against the loop that awaits it, which is not running yet
+    // when they are made: asyncio's loop.run_until_complete(asyncio.wait_for(t, 10)).
+    ioloop::event_loop loop;
+    ioloop::task<int> t = loop.create_task(answer());
+    CHECK(loop.run_until_complete(ioloop::wait_for(t, 10s)) == 42);
+    ioloop::task<int> u = loop.create_task(answer());
+    CHECK(loop.run_until_complete(ioloop::wait_for(ioloop::shield(u), 10s)) == 42);
 }

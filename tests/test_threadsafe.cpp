@@ -8,8 +8,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <future>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -240,4 +242,93 @@ TEST_CASE("close() while other threads call call_soon_threadsafe") {
     CHECK(accepted.load() >= 100);
     CHECK(ran.load() == 0);
     CHECK(token.use_count() == 1);  // every accepted callable was destroyed
+}
+
+TEST_CASE("awaiting a task or future of a loop running in another thread throws at once") {
+    // What the two threads share is made before loop b's thread starts: b, and per way of
+    // awaiting a task of b and a future of b. Each task waits for `gate`; once b's first
+    // iteration has run their first steps (which count references to them), b's thread
+    // leaves them alone until the gate opens, so the handles pass between the threads
+    // race-free. Only the way loop a awaits them is under test (and under ThreadSanitizer).
+    const std::vector<test::await_form>& forms = test::await_forms();
+    ioloop::event_loop b;
+    ioloop::future<void> gate = b.create_future<void>();
+    auto wait_for_gate = [](ioloop::future<void> g) -> ioloop::coro<int> {
+        co_await g;
+        co_return 7;
+    };
+    std::vector<ioloop::task<int>> tasks;
+    std::vector<ioloop::future<int>> futures;
+    for (std::size_t i = 0; i < forms.size(); ++i) {
+        tasks.push_back(b.create_task(wait_for_gate(gate)));
+        futures.push_back(b.create_future<int>());  // b's thread never touches these
+    }
+    std::promise<void> tasks_waiting;
+    b.call_soon([&] { tasks_waiting.set_value(); });  // after the tasks' first steps
+    ioloop::event_loop a;
+
+    std::thread b_thread([&] {
+        ioloop::timer_handle watchdog = b.call_later(30s, [&] {
+            FAIL_CHECK("watchdog: loop b was not stopped");
+            b.stop();
+        });
+        b.run_forever();
+        watchdog.cancel();
+    });
+    tasks_waiting.get_future().wait();
+
+    auto main = [&]() -> ioloop::coro<void> {
+        for (std::size_t i = 0; i < forms.size(); ++i)
+            co_await test::check_refused(forms[i], tasks[i], futures[i]);
+    };
+    ioloop::task<void> checked = test::run_task_with_watchdog(a, main(), 10s);
+    CHECK(checked.done());
+
+    // b went on undisturbed: its tasks finish once the gate opens.
+    b.call_soon_threadsafe([&] {
+        gate.set_result();
+        b.call_soon([&] { b.stop(); });  // the tasks' steps are queued: they run first
+    });
+    b_thread.join();
+    for (ioloop::task<int>& t : tasks) CHECK(t.result() == 7);
+    for (ioloop::future<int>& f : futures) CHECK_FALSE(f.done());
+}
+
+TEST_CASE("co_await on a task another thread's loop finishes meanwhile throws, race-free") {
+    // The gate opens as loop a's task awaits: b's thread finishes the task (its state, its
+    // reference count, its waiters) while a's thread decides. The decision reads nothing
+    // that b's thread writes.
+    ioloop::event_loop b;
+    ioloop::future<void> gate = b.create_future<void>();
+    auto wait_for_gate = [](ioloop::future<void> g) -> ioloop::coro<int> {
+        co_await g;
+        ioloop::get_running_loop().stop();
+        co_return 7;
+    };
+    ioloop::task<int> t = b.create_task(wait_for_gate(gate));
+    ioloop::future<int> unused = b.create_future<int>();
+    std::promise<void> task_waiting;
+    b.call_soon([&] { task_waiting.set_value(); });
+    ioloop::event_loop a;
+
+    std::thread b_thread([&] {
+        ioloop::timer_handle watchdog = b.call_later(30s, [&] {
+            FAIL_CHECK("watchdog: loop b was not stopped");
+            b.stop();
+        });
+        b.run_forever();
+        watchdog.cancel();
+    });
+    task_waiting.get_future().wait();
+
+    const test::await_form& co_await_task = test::await_forms().front();
+    REQUIRE(std::string(co_await_task.what) == "co_await");
+    auto main = [&]() -> ioloop::coro<void> {
+        b.call_soon_threadsafe([&] { gate.set_result(); });
+        co_await test::check_refused(co_await_task, t, unused);
+    };
+    ioloop::task<void> checked = test::run_task_with_watchdog(a, main(), 10s);
+    CHECK(checked.done());
+    b_thread.join();
+    CHECK(t.result() == 7);
 }

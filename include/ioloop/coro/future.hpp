@@ -38,7 +38,12 @@ private:
 template <class State, bool Move, bool Discard = false>
 class future_awaiter final : public done_link, public wait_point {
 public:
-    explicit future_awaiter(State* s) noexcept : state_(s) { state_->add_ref(); }
+    // A future of another loop is refused before it is counted (its loop may run on
+    // another thread), so the awaiter is not made and nothing is released either.
+    explicit future_awaiter(State* s) : state_(s) {
+        s->check_running_loop("co_await", std::is_base_of_v<task_base, State> ? "task" : "future");
+        state_->add_ref();
+    }
     future_awaiter(const future_awaiter&) = delete;
     future_awaiter& operator=(const future_awaiter&) = delete;
     ~future_awaiter() {
@@ -226,10 +231,11 @@ public:
         add_done_callback_as<future>(std::forward<F>(fn));
     }
 
-    auto operator co_await() & noexcept {
+    // Throws invalid_state_error if the future belongs to another loop than the running one.
+    auto operator co_await() & {
         return detail::future_awaiter<detail::future_state<T>, false>(typed());
     }
-    auto operator co_await() && noexcept {
+    auto operator co_await() && {
         return detail::future_awaiter<detail::future_state<T>, true>(typed());
     }
 

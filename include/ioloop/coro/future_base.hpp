@@ -71,6 +71,46 @@ public:
     // The loop this future belongs to; null once that loop is destroyed.
     loop_base* loop() const noexcept { return anchor_->loop; }
 
+    // ---- which loop may wait for it -----------------------------------------------------
+    // Only the thread of a future's loop may touch the future: its state, its count, its
+    // waiters. A task of another loop awaiting it would wait forever if that loop does not
+    // run, and race with it if it runs on another thread (asyncio raises at once: "got
+    // Future attached to a different loop"). These checks read nothing of the future but
+    // anchor_, set at construction (not what it points to: a loop destroyed on its thread
+    // writes there), so they are safe on a future whose loop runs elsewhere; every awaiter
+    // and combinator makes one before it touches the future in any other way. One pointer
+    // compare on the usual path. `what` names the caller in the error, `kind` the future
+    // ("task" or "future").
+
+    bool belongs_to(const loop_base& l) const noexcept {
+        return anchor_ == loop_access::anchor_of(l);
+    }
+
+    // For what awaits the future, or links to it to await it: throws invalid_state_error
+    // unless it belongs to the loop running on this thread. Also when it is already done:
+    // whether it is done yet is the other thread's to say, and reading it would race.
+    void check_running_loop(const char* what, const char* kind) const {
+        if (anchor_ != loop_access::running_anchor()) [[unlikely]]
+            refuse_here(what, kind);
+    }
+
+    // For what only keeps a handle to await it later, and may be made outside any loop
+    // (loop.run_until_complete(wait_for(t, 1s))): refuses the future only if another
+    // loop runs on this thread. The await then checks again.
+    void check_not_other_loop(const char* what, const char* kind) const {
+        if (anchor_ != loop_access::running_anchor() && loop_access::running()) [[unlikely]]
+            refuse_here(what, kind);
+    }
+
+    // The error for a future that belongs to another loop than `whose`.
+    [[noreturn]] IOLOOP_NOINLINE static void throw_other_loop(const char* what, const char* kind,
+                                                              const char* whose) {
+        throw invalid_state_error(
+            concat({what, ": the ", kind, " belongs to another event loop than ", whose,
+                    "; await it from a task on its own loop, or pass work and results between "
+                    "the loops with run_coroutine_threadsafe and call_soon_threadsafe"}));
+    }
+
     // A plain future is cancelled at once; a task overrides this (it is cancelled where it
     // waits). False if already done.
     virtual bool cancel() noexcept {
@@ -180,6 +220,14 @@ protected:
     std::exception_ptr error_;
 
 private:
+    [[noreturn]] IOLOOP_NOINLINE static void refuse_here(const char* what, const char* kind) {
+        if (!loop_access::running()) {
+            throw invalid_state_error(concat({what, ": no running event loop (a ", kind,
+                                              " is awaited by a task of its own loop)"}));
+        }
+        throw_other_loop(what, kind, "the awaiting coroutine's (the loop running on this thread)");
+    }
+
     void report_unretrieved() noexcept {
         loop_base* l = loop();
         if (!l) return;

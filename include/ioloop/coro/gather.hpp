@@ -130,21 +130,30 @@ protected:
     ~gather_core() = default;
 
     // await_suspend's work, once the links name their children: links to those still
-    // running. False if the gather is already over (all done, or one failed).
-    bool start(std::coroutine_handle<> h, link* links, std::size_t n) {
+    // running. False if the gather is already over (all done, or one failed). `kind`
+    // names the children in the error for one of another loop: each is checked as it is
+    // first touched, not in a pass of its own (a cache miss per child in a large batch),
+    // and a child that already failed ends the gather only once all are checked. Null
+    // if the children were checked when the gather was made (the tuple form).
+    bool start(std::coroutine_handle<> h, link* links, std::size_t n, const char* kind) {
         task_base& t = current_task_or_throw("gather");
         links_ = links;
         count_ = n;
         for (std::size_t i = 0; i < n; ++i) {
             link& l = links[i];
+            // Throwing leaves the links made so far to the destructor's unlink_all.
+            if (kind) l.state->check_running_loop("gather", kind);
             if (!l.state->done()) {
                 l.state->add_link(&l);
                 ++pending_;
-            } else if (!return_exceptions_ && l.state->state() != future_base::status::finished) {
+            } else if (!failed_ && !return_exceptions_ &&
+                       l.state->state() != future_base::status::finished) {
                 failed_ = l.state;
-                end_early();
-                return false;
             }
+        }
+        if (failed_) {
+            end_early();
+            return false;
         }
         if (pending_ == 0) return false;
         task_ = &t;
@@ -247,7 +256,7 @@ public:
             storage_[i].owner = this;
             storage_[i].state = children_[i].state();
         }
-        return start(h, storage_.data(), n);
+        return start(h, storage_.data(), n, handle_kind<H>);
     }
 
     result_type await_resume() {
@@ -298,7 +307,7 @@ public:
     bool await_suspend(std::coroutine_handle<> h) {
         check_first_await();
         bind(std::index_sequence_for<Specs...>{});
-        return start(h, storage_, count);
+        return start(h, storage_, count, nullptr);  // checked by gather()
     }
 
     result_type await_resume() {
@@ -324,17 +333,26 @@ private:
 template <class A>
 using spec_of = child_spec<child_handle<A>, moves_result<A>>;
 
+// A task or future of another loop is refused before the tuple form copies it (or makes
+// a task of a coro given with it); a coro becomes a task of the running loop.
+template <class A>
+void check_gather_child(const A& a) {
+    if constexpr (!is_coro_argument<A>) check_running_loop(a, "gather");
+}
+
 }  // namespace detail
 
 // co_await gather(a, b, ...) -> std::tuple<A, B, ...>, void children as void_result.
 template <class... A>
 requires(detail::valued_child<A>&&...) auto gather(A&&... aws) {
+    (detail::check_gather_child(aws), ...);
     return detail::gather_tuple<false, detail::spec_of<A&&>...>(std::forward<A>(aws)...);
 }
 
 // co_await gather(return_exceptions, a, b, ...) -> std::tuple<outcome<A>, outcome<B>, ...>.
 template <class... A>
 requires(detail::valued_child<A>&&...) auto gather(return_exceptions_t, A&&... aws) {
+    (detail::check_gather_child(aws), ...);
     return detail::gather_tuple<true, detail::spec_of<A&&>...>(std::forward<A>(aws)...);
 }
 
@@ -353,7 +371,8 @@ requires detail::valued_child<A>
 auto gather(const std::vector<A>& aws) {
     static_assert(!detail::is_coro_argument<A>,
                   "gather: a vector of coros is consumed, pass std::move(v)");
-    return detail::gather_vector<detail::child_handle<A>, false, false>(std::vector<A>(aws));
+    return detail::gather_vector<detail::child_handle<A>, false, false>(
+        detail::checked_copy(aws, "gather"));
 }
 
 // co_await gather(return_exceptions, std::move(v)) -> std::vector<outcome<T>>.
@@ -369,7 +388,8 @@ requires detail::valued_child<A>
 auto gather(return_exceptions_t, const std::vector<A>& aws) {
     static_assert(!detail::is_coro_argument<A>,
                   "gather: a vector of coros is consumed, pass std::move(v)");
-    return detail::gather_vector<detail::child_handle<A>, false, true>(std::vector<A>(aws));
+    return detail::gather_vector<detail::child_handle<A>, false, true>(
+        detail::checked_copy(aws, "gather"));
 }
 
 IOLOOP_NAMESPACE_END

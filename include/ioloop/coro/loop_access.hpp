@@ -59,6 +59,17 @@ struct loop_access {
     }
     static void release(loop_anchor* a) noexcept { loop_base::release_anchor(a); }
 
+    // The loop's anchor as it is, null before its first future: what the futures of `l`
+    // point to, read without making one.
+    static const loop_anchor* anchor_of(const loop_base& l) noexcept { return l.anchor_; }
+
+    // The anchor of the loop running on this thread; null when none runs here, or when it
+    // has made no future yet (then no future is its).
+    static const loop_anchor* running_anchor() noexcept {
+        const loop_base* l = loop_base::running_loop_;
+        return l ? l->anchor_ : nullptr;
+    }
+
     static executor*& executor_slot(loop_base& l) noexcept { return l.executor_; }
     static executor*& owned_executor_slot(loop_base& l) noexcept { return l.owned_executor_; }
 };

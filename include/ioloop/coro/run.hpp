@@ -98,6 +98,13 @@ decltype(auto) basic_event_loop<Backend>::run_until_complete(Awaitable&& work) {
     } else {
         static_assert(std::is_base_of_v<any_future, A>,
                       "run_until_complete takes a coro, a task or a future");
+        // Another loop's work would not stop this one (asyncio: "The future belongs to a
+        // different loop than the one specified as the loop argument"). Decided before the
+        // handle is copied or read: that loop may be running on another thread.
+        if (!work.state()->belongs_to(*this)) {
+            detail::future_base::throw_other_loop("run_until_complete", detail::handle_kind<A>,
+                                                  "the one run_until_complete runs");
+        }
         A f = work;
         if (!f.done()) {
             detail::stop_when_done stopper(*this, f.state());

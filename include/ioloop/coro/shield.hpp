@@ -15,6 +15,7 @@
 
 #include "ioloop/coro/children.hpp"
 #include "ioloop/coro/future_base.hpp"
+#include "ioloop/coro/task.hpp"
 #include "ioloop/coro/task_base.hpp"
 #include "ioloop/detail/config.hpp"
 
@@ -32,7 +33,8 @@ namespace detail {
 template <class H, bool Move, bool Discard = false>
 class shield_awaiter final : public done_link, public wait_point {
 public:
-    explicit shield_awaiter(H h) noexcept : inner_(std::move(h)) {}
+    // Refuses a task or future of another loop before reading it or linking to it.
+    explicit shield_awaiter(H h) : inner_(std::move(h)) { check_running_loop(inner_, "shield"); }
     shield_awaiter(const shield_awaiter&) = delete;
     shield_awaiter& operator=(const shield_awaiter&) = delete;
     ~shield_awaiter() { inner_.state()->remove_link(this); }
@@ -81,9 +83,8 @@ public:
     // The shielded task or future, until the co_await takes it over.
     const H& inner() const noexcept { return inner_; }
 
-    auto operator co_await() && noexcept {
-        return detail::shield_awaiter<H, Move>(std::move(inner_));
-    }
+    // Throws invalid_state_error if the work belongs to another loop than the running one.
+    auto operator co_await() && { return detail::shield_awaiter<H, Move>(std::move(inner_)); }
 
 private:
     H inner_;
@@ -93,6 +94,12 @@ private:
 template <class A>
 requires detail::child_awaitable<A> shielded<detail::child_handle<A>, detail::moves_result<A&&>>
 shield(A&& aw) {
+    // A handle the shield copies is checked first (a copy counts a reference), yet only
+    // against a loop running here: shield(t) may be made outside any loop, for
+    // loop.run_until_complete(wait_for(shield(t), 1s)). The co_await checks it again.
+    if constexpr (std::is_lvalue_reference_v<A> &&
+                  !detail::is_coro_argument<std::remove_cvref_t<A>>)
+        detail::check_not_other_loop(aw, "shield");
     return shielded<detail::child_handle<A>, detail::moves_result<A&&>>(
         detail::make_child(std::forward<A>(aw)));
 }

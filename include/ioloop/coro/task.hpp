@@ -89,7 +89,8 @@ public:
     }
 
     // Waits for the task to be done, without its result (its exception still comes out).
-    auto operator co_await() const noexcept {
+    // Throws invalid_state_error if the task belongs to another loop than the running one.
+    auto operator co_await() const {
         return detail::future_awaiter<detail::task_base, false, true>(base());
     }
 
@@ -116,10 +117,10 @@ public:
         add_done_callback_as<task>(std::forward<F>(fn));
     }
 
-    auto operator co_await() & noexcept {
+    auto operator co_await() & {
         return detail::future_awaiter<detail::task_state<T>, false>(typed());
     }
-    auto operator co_await() && noexcept {
+    auto operator co_await() && {
         return detail::future_awaiter<detail::task_state<T>, true>(typed());
     }
 
@@ -128,6 +129,38 @@ private:
         return static_cast<detail::task_state<T>*>(state_);
     }
 };
+
+namespace detail {
+
+// The handle forms of future_base's loop checks, for the combinators: a task<T> or an
+// any_task is named a task in the error; an any_future, which may hold either, a future.
+template <class H>
+inline constexpr const char* handle_kind = std::is_base_of_v<any_task, H> ? "task" : "future";
+
+template <class H>
+void check_running_loop(const H& h, const char* what) {
+    h.state()->check_running_loop(what, handle_kind<H>);
+}
+
+template <class H>
+void check_not_other_loop(const H& h, const char* what) {
+    h.state()->check_not_other_loop(what, handle_kind<H>);
+}
+
+// A copy of the caller's handles, each checked before it is copied: a copy counts a
+// reference, which is the other loop's thread's to count.
+template <class H>
+std::vector<H> checked_copy(const std::vector<H>& handles, const char* what) {
+    std::vector<H> copy;
+    copy.reserve(handles.size());
+    for (const H& h : handles) {
+        check_running_loop(h, what);
+        copy.push_back(h);
+    }
+    return copy;
+}
+
+}  // namespace detail
 
 template <class T>
 task<T> loop_base::create_task(coro<T> body, std::string name) {

@@ -317,6 +317,14 @@ template <class F>
 struct task_group_run_result<F, true>
     : task_group_body_result<std::invoke_result_t<F&, task_group&>> {};
 
+// What task_group::create_task takes besides a coro: a task or a future, which a child awaits.
+template <class H>
+inline constexpr bool joins_by_await = false;
+template <class T>
+inline constexpr bool joins_by_await<task<T>> = true;
+template <class T>
+inline constexpr bool joins_by_await<future<T>> = true;
+
 }  // namespace detail
 
 class task_group {
@@ -337,14 +345,15 @@ public:
     }
 
     // A task or future made elsewhere (to_thread, run_in_executor) joins the group through
-    // a child that awaits it: cancelling the child cancels it.
-    template <class T>
-    task<T> create_task(task<T> work, std::string name = {}) {
-        return create_task(detail::await_owned(std::move(work)), std::move(name));
-    }
-    template <class T>
-    task<T> create_task(future<T> work, std::string name = {}) {
-        return create_task(detail::await_owned(std::move(work)), std::move(name));
+    // a child that awaits it: cancelling the child cancels it. One of another loop than the
+    // running one throws invalid_state_error here, rather than in the child; and before the
+    // handle is copied (taken by reference for that: a copy counts a reference).
+    template <class H, class T = typename std::remove_cvref_t<H>::value_type>
+    requires detail::joins_by_await<std::remove_cvref_t<H>>
+    task<T> create_task(H&& work, std::string name = {}) {
+        detail::check_running_loop(work, "task_group::create_task");
+        return create_task(detail::await_owned(std::remove_cvref_t<H>(std::forward<H>(work))),
+                           std::move(name));
     }
 
     task_group(const task_group& o) noexcept : state_(o.state_) { state_->add_ref(); }

@@ -33,6 +33,7 @@
 #include "ioloop/coro/children.hpp"
 #include "ioloop/coro/future_base.hpp"
 #include "ioloop/coro/loop_access.hpp"
+#include "ioloop/coro/task.hpp"
 #include "ioloop/coro/task_base.hpp"
 #include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
@@ -94,14 +95,18 @@ public:
     wait_awaiter& operator=(const wait_awaiter&) = delete;
     ~wait_awaiter() { stop_watching(); }
 
-    bool await_ready() const noexcept {
+    // Every child is checked before any is read, so the scan does not stop at the first
+    // done (await_resume reads them all): one of another loop throws invalid_state_error.
+    bool await_ready() const {
         std::size_t done = 0;
+        bool ready = false;
         for (const H& c : children_) {
+            check_running_loop(c, "wait");
             if (!c.done()) continue;
-            if (when_ == first_completed || failed(c.state())) return true;
+            if (when_ == first_completed || failed(c.state())) ready = true;
             ++done;
         }
-        return done == children_.size();
+        return ready || done == children_.size();
     }
 
     void await_suspend(std::coroutine_handle<> h) {
@@ -170,24 +175,53 @@ private:
     return_when when_;
 };
 
+// What wait and as_completed take: a vector of children, taken over if it is an rvalue,
+// copied if it is an lvalue. Not a parameter by value: the copy would be made before the
+// function runs, and a copy counts a reference to each handle's state, which for a task
+// or future of another loop is that loop's thread's to count. So the handles are checked
+// first (then again where they are awaited, for those taken over).
+template <class V>
+inline constexpr bool is_vector = false;
+template <class A>
+inline constexpr bool is_vector<std::vector<A>> = true;
+
+template <class V>
+using vector_element = typename std::remove_cvref_t<V>::value_type;
+
+template <class V>
+concept child_vector = is_vector<std::remove_cvref_t<V>> && child_awaitable<vector_element<V>>;
+
+template <class V>
+using vector_child_handle = child_handle<vector_element<V>>;
+
+template <class V>
+std::vector<vector_child_handle<V>> take_children(V&& aws, const char* what) {
+    using A = vector_element<V>;
+    if constexpr (std::is_lvalue_reference_v<V>) {
+        static_assert(!is_coro_argument<A>, "a vector of coros is consumed: pass std::move(v)");
+        return checked_copy(aws, what);
+    } else {
+        return handles_of(std::move(aws));
+    }
+}
+
 }  // namespace detail
 
 // co_await wait(aws, when) -> wait_result{done, pending}.
-template <class A>
-requires detail::child_awaitable<A>
-auto wait(std::vector<A> aws, return_when when = all_completed) {
-    using H = detail::child_handle<A>;
-    return detail::wait_awaiter<H>(detail::handles_of(std::move(aws)), when, {});
+template <class V>
+requires detail::child_vector<V>
+auto wait(V&& aws, return_when when = all_completed) {
+    using H = detail::vector_child_handle<V>;
+    return detail::wait_awaiter<H>(detail::take_children(std::forward<V>(aws), "wait"), when, {});
 }
 
 // co_await wait(aws, timeout, when): returns when `when` holds or the timeout passed,
 // whichever comes first; nothing is cancelled.
-template <class A, class Rep, class Period>
-requires detail::child_awaitable<A>
-auto wait(std::vector<A> aws, std::chrono::duration<Rep, Period> timeout,
-          return_when when = all_completed) {
-    using H = detail::child_handle<A>;
-    return detail::wait_awaiter<H>(detail::handles_of(std::move(aws)), when,
+template <class V, class Rep, class Period>
+requires detail::child_vector<V>
+auto wait(V&& aws, std::chrono::duration<Rep, Period> timeout, return_when when = all_completed) {
+    using H = detail::vector_child_handle<V>;
+    return detail::wait_awaiter<H>(detail::take_children(std::forward<V>(aws), "wait"), when,
                                    detail::maybe_timeout::of(timeout));
 }
 
@@ -204,15 +238,22 @@ public:
         const std::size_t n = children_.size();
         links_ = std::vector<link>(n);
         order_.reserve(n);  // child_done appends without allocating
-        for (std::size_t i = 0; i < n; ++i) {
-            link& l = links_[i];
-            l.owner = this;
-            l.state = children_[i].state();
-            if (l.state->done()) {
-                order_.push_back(i);
-            } else {
-                l.state->add_link(&l);
+        try {
+            for (std::size_t i = 0; i < n; ++i) {
+                link& l = links_[i];
+                l.owner = this;
+                l.state = children_[i].state();
+                // A child of another loop is refused before it is read or linked to.
+                detail::check_running_loop(children_[i], "as_completed");
+                if (l.state->done()) {
+                    order_.push_back(i);
+                } else {
+                    l.state->add_link(&l);
+                }
             }
+        } catch (...) {  // no destructor runs: the links made so far are undone here
+            for (link& l : links_) l.unlink();
+            throw;
         }
         if (timeout.set && order_.size() < n) {
             timer_ = detail::loop_access::running_or_throw("as_completed")
@@ -311,19 +352,21 @@ private:
 
 // as_completed(aws) -> as_completed_set: co_await its next() for each handle in the order
 // they finish.
-template <class A>
-requires detail::child_awaitable<A> as_completed_set<detail::child_handle<A>> as_completed(
-    std::vector<A> aws) {
-    return as_completed_set<detail::child_handle<A>>(detail::handles_of(std::move(aws)), {});
+template <class V>
+requires detail::child_vector<V> as_completed_set<detail::vector_child_handle<V>> as_completed(
+    V&& aws) {
+    return as_completed_set<detail::vector_child_handle<V>>(
+        detail::take_children(std::forward<V>(aws), "as_completed"), {});
 }
 
 // as_completed(aws, timeout): next() throws timeout_error once the timeout (counted from
 // this call) passed and the handles that finished before it were handed out.
-template <class A, class Rep, class Period>
-requires detail::child_awaitable<A> as_completed_set<detail::child_handle<A>> as_completed(
-    std::vector<A> aws, std::chrono::duration<Rep, Period> timeout) {
-    return as_completed_set<detail::child_handle<A>>(detail::handles_of(std::move(aws)),
-                                                     detail::maybe_timeout::of(timeout));
+template <class V, class Rep, class Period>
+requires detail::child_vector<V> as_completed_set<detail::vector_child_handle<V>> as_completed(
+    V&& aws, std::chrono::duration<Rep, Period> timeout) {
+    return as_completed_set<detail::vector_child_handle<V>>(
+        detail::take_children(std::forward<V>(aws), "as_completed"),
+        detail::maybe_timeout::of(timeout));
 }
 
 IOLOOP_NAMESPACE_END

@@ -81,6 +81,16 @@ T result_of_done(H& h) {
     }
 }
 
+// The task or future a wait_for argument that is not a coro holds: itself, or a shield's.
+template <class Held>
+const auto& handle_of(const Held& held) noexcept {
+    if constexpr (is_shielded<Held>) {
+        return held.inner();
+    } else {
+        return held;
+    }
+}
+
 // Timeout of zero or less (CPython's wait_for before its timeout scope).
 template <class T, bool Move, class Held>
 coro<T> wait_for_now(Held held) {
@@ -104,6 +114,8 @@ coro<T> wait_for_now(Held held) {
 
 template <class T, bool Move, class Held, class Rep, class Period>
 coro<T> wait_for_impl(Held held, std::chrono::duration<Rep, Period> timeout) {
+    // Before either path reads it (the one for a timeout of zero cancels it at once).
+    if constexpr (!is_coro_argument<Held>) check_running_loop(handle_of(held), "wait_for");
     if (timeout <= timeout.zero()) co_return co_await wait_for_now<T, Move>(std::move(held));
     timeout_scope scope(timeout);  // counted from the await, as CPython's coroutine does
     if constexpr (Move) {
@@ -126,6 +138,11 @@ requires detail::wait_for_arg<std::remove_cvref_t<A>>::valid auto wait_for(
                   "wait_for: a coro runs once: pass std::move(c), or the call f() itself");
     constexpr bool move =
         detail::is_coro_argument<held> || detail::is_shielded<held> || detail::moves_result<A&&>;
+    // A handle copied into the frame is checked first (a copy counts a reference), yet only
+    // against a loop running here: wait_for returns a coro, which may be made outside any
+    // loop (loop.run_until_complete(wait_for(t, 1s))). The await checks it again.
+    if constexpr (std::is_lvalue_reference_v<A> && !detail::is_coro_argument<held>)
+        detail::check_not_other_loop(detail::handle_of(aw), "wait_for");
     return detail::wait_for_impl<T, move>(held(std::forward<A>(aw)), timeout);
 }
 
