@@ -1211,8 +1211,10 @@ IOLOOP_NAMESPACE_END
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 
 IOLOOP_NAMESPACE_BEGIN
@@ -1365,6 +1367,37 @@ inline std::ptrdiff_t socket_sendto(native_socket s, const char* data, std::size
 inline std::ptrdiff_t socket_recvfrom(native_socket s, char* data, std::size_t size,
                                       sockaddr* from, socklen_t* from_size) noexcept {
     return ::recvfrom(s, data, size, 0, from, from_size);
+}
+
+// One datagram, whole: its size, or -1 (last_socket_error() says why). A datagram larger
+// than `size` is not returned cut short: the call fails with EMSGSIZE (the kernel has
+// dropped the rest, and recvmsg said so with MSG_TRUNC), as Winsock's recvfrom fails with
+// WSAEMSGSIZE.
+inline std::ptrdiff_t socket_recv_datagram(native_socket s, char* data, std::size_t size,
+                                           sockaddr* from, socklen_t* from_size) noexcept {
+    iovec into{data, size};
+    msghdr message{};
+    message.msg_name = from;
+    message.msg_namelen = *from_size;
+    message.msg_iov = &into;
+    message.msg_iovlen = 1;
+    const std::ptrdiff_t n = ::recvmsg(s, &message, 0);
+    if (n == -1) return -1;
+    *from_size = message.msg_namelen;
+    if ((message.msg_flags & MSG_TRUNC) != 0) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    return n;
+}
+
+// The size of the next datagram waiting on `s`, or more (FIONREAD): Linux says exactly the
+// next one's (udp(7), and unix(7) for Unix datagram sockets), the BSDs and macOS say the
+// bytes of every datagram queued. 0 when none waits, when it is empty, or if the call
+// fails: the caller's own buffer then takes it.
+inline std::size_t next_datagram_size(native_socket s) noexcept {
+    int n = 0;
+    return ::ioctl(s, FIONREAD, &n) == 0 && n > 0 ? static_cast<std::size_t>(n) : 0;
 }
 
 // Listening sockets take SO_REUSEADDR, so a restarted server can bind its port while the
@@ -2224,6 +2257,22 @@ inline std::ptrdiff_t socket_recvfrom(native_socket s, char* data, std::size_t s
     return ::recvfrom(s, data, winsock_length(size), 0, from, from_size);
 }
 
+// One datagram, whole: its size, or -1 (last_socket_error() says why). Winsock's recvfrom
+// itself fails a datagram larger than `size` with WSAEMSGSIZE (EMSGSIZE on POSIX), and a
+// UDP socket drops the rest of it.
+inline std::ptrdiff_t socket_recv_datagram(native_socket s, char* data, std::size_t size,
+                                           sockaddr* from, int* from_size) noexcept {
+    return ::recvfrom(s, data, winsock_length(size), 0, from, from_size);
+}
+
+// The size of the next datagram waiting on `s`, or more (FIONREAD: Winsock says the bytes
+// of every datagram queued). 0 when none waits, or if the call fails. (Windows has no Unix
+// datagram sockets, the one kind the readiness transport asks this of.)
+inline std::size_t next_datagram_size(native_socket s) noexcept {
+    u_long n = 0;
+    return ::ioctlsocket(s, FIONREAD, &n) == 0 ? static_cast<std::size_t>(n) : 0;
+}
+
 // No SO_REUSEADDR on listening sockets: on Windows it lets a second socket bind a port
 // that is in use (SO_EXCLUSIVEADDRUSE's opposite), and a restarted server does not need
 // it to bind over connections in TIME_WAIT. libuv and asyncio leave it off too.
@@ -3063,6 +3112,17 @@ struct loop_access {
     }
     static void release(loop_anchor* a) noexcept { loop_base::release_anchor(a); }
 
+    // The loop's anchor as it is, null before its first future: what the futures of `l`
+    // point to, read without making one.
+    static const loop_anchor* anchor_of(const loop_base& l) noexcept { return l.anchor_; }
+
+    // The anchor of the loop running on this thread; null when none runs here, or when it
+    // has made no future yet (then no future is its).
+    static const loop_anchor* running_anchor() noexcept {
+        const loop_base* l = loop_base::running_loop_;
+        return l ? l->anchor_ : nullptr;
+    }
+
     static executor*& executor_slot(loop_base& l) noexcept { return l.executor_; }
     static executor*& owned_executor_slot(loop_base& l) noexcept { return l.owned_executor_; }
 };
@@ -3319,6 +3379,46 @@ public:
     // The loop this future belongs to; null once that loop is destroyed.
     loop_base* loop() const noexcept { return anchor_->loop; }
 
+    // ---- which loop may wait for it -----------------------------------------------------
+    // Only the thread of a future's loop may touch the future: its state, its count, its
+    // waiters. A task of another loop awaiting it would wait forever if that loop does not
+    // run, and race with it if it runs on another thread (asyncio raises at once: "got
+    // Future attached to a different loop"). These checks read nothing of the future but
+    // anchor_, set at construction (not what it points to: a loop destroyed on its thread
+    // writes there), so they are safe on a future whose loop runs elsewhere; every awaiter
+    // and combinator makes one before it touches the future in any other way. One pointer
+    // compare on the usual path. `what` names the caller in the error, `kind` the future
+    // ("task" or "future").
+
+    bool belongs_to(const loop_base& l) const noexcept {
+        return anchor_ == loop_access::anchor_of(l);
+    }
+
+    // For what awaits the future, or links to it to await it: throws invalid_state_error
+    // unless it belongs to the loop running on this thread. Also when it is already done:
+    // whether it is done yet is the other thread's to say, and reading it would race.
+    void check_running_loop(const char* what, const char* kind) const {
+        if (anchor_ != loop_access::running_anchor()) [[unlikely]]
+            refuse_here(what, kind);
+    }
+
+    // For what only keeps a handle to await it later, and may be made outside any loop
+    // (loop.run_until_complete(wait_for(t, 1s))): refuses the future only if another
+    // loop runs on this thread. The await then checks again.
+    void check_not_other_loop(const char* what, const char* kind) const {
+        if (anchor_ != loop_access::running_anchor() && loop_access::running()) [[unlikely]]
+            refuse_here(what, kind);
+    }
+
+    // The error for a future that belongs to another loop than `whose`.
+    [[noreturn]] IOLOOP_NOINLINE static void throw_other_loop(const char* what, const char* kind,
+                                                              const char* whose) {
+        throw invalid_state_error(
+            concat({what, ": the ", kind, " belongs to another event loop than ", whose,
+                    "; await it from a task on its own loop, or pass work and results between "
+                    "the loops with run_coroutine_threadsafe and call_soon_threadsafe"}));
+    }
+
     // A plain future is cancelled at once; a task overrides this (it is cancelled where it
     // waits). False if already done.
     virtual bool cancel() noexcept {
@@ -3428,6 +3528,14 @@ protected:
     std::exception_ptr error_;
 
 private:
+    [[noreturn]] IOLOOP_NOINLINE static void refuse_here(const char* what, const char* kind) {
+        if (!loop_access::running()) {
+            throw invalid_state_error(concat({what, ": no running event loop (a ", kind,
+                                              " is awaited by a task of its own loop)"}));
+        }
+        throw_other_loop(what, kind, "the awaiting coroutine's (the loop running on this thread)");
+    }
+
     void report_unretrieved() noexcept {
         loop_base* l = loop();
         if (!l) return;
@@ -4600,7 +4708,12 @@ private:
 template <class State, bool Move, bool Discard = false>
 class future_awaiter final : public done_link, public wait_point {
 public:
-    explicit future_awaiter(State* s) noexcept : state_(s) { state_->add_ref(); }
+    // A future of another loop is refused before it is counted (its loop may run on
+    // another thread), so the awaiter is not made and nothing is released either.
+    explicit future_awaiter(State* s) : state_(s) {
+        s->check_running_loop("co_await", std::is_base_of_v<task_base, State> ? "task" : "future");
+        state_->add_ref();
+    }
     future_awaiter(const future_awaiter&) = delete;
     future_awaiter& operator=(const future_awaiter&) = delete;
     ~future_awaiter() {
@@ -4788,10 +4901,11 @@ public:
         add_done_callback_as<future>(std::forward<F>(fn));
     }
 
-    auto operator co_await() & noexcept {
+    // Throws invalid_state_error if the future belongs to another loop than the running one.
+    auto operator co_await() & {
         return detail::future_awaiter<detail::future_state<T>, false>(typed());
     }
-    auto operator co_await() && noexcept {
+    auto operator co_await() && {
         return detail::future_awaiter<detail::future_state<T>, true>(typed());
     }
 
@@ -4938,7 +5052,8 @@ public:
     }
 
     // Waits for the task to be done, without its result (its exception still comes out).
-    auto operator co_await() const noexcept {
+    // Throws invalid_state_error if the task belongs to another loop than the running one.
+    auto operator co_await() const {
         return detail::future_awaiter<detail::task_base, false, true>(base());
     }
 
@@ -4965,10 +5080,10 @@ public:
         add_done_callback_as<task>(std::forward<F>(fn));
     }
 
-    auto operator co_await() & noexcept {
+    auto operator co_await() & {
         return detail::future_awaiter<detail::task_state<T>, false>(typed());
     }
-    auto operator co_await() && noexcept {
+    auto operator co_await() && {
         return detail::future_awaiter<detail::task_state<T>, true>(typed());
     }
 
@@ -4977,6 +5092,38 @@ private:
         return static_cast<detail::task_state<T>*>(state_);
     }
 };
+
+namespace detail {
+
+// The handle forms of future_base's loop checks, for the combinators: a task<T> or an
+// any_task is named a task in the error; an any_future, which may hold either, a future.
+template <class H>
+inline constexpr const char* handle_kind = std::is_base_of_v<any_task, H> ? "task" : "future";
+
+template <class H>
+void check_running_loop(const H& h, const char* what) {
+    h.state()->check_running_loop(what, handle_kind<H>);
+}
+
+template <class H>
+void check_not_other_loop(const H& h, const char* what) {
+    h.state()->check_not_other_loop(what, handle_kind<H>);
+}
+
+// A copy of the caller's handles, each checked before it is copied: a copy counts a
+// reference, which is the other loop's thread's to count.
+template <class H>
+std::vector<H> checked_copy(const std::vector<H>& handles, const char* what) {
+    std::vector<H> copy;
+    copy.reserve(handles.size());
+    for (const H& h : handles) {
+        check_running_loop(h, what);
+        copy.push_back(h);
+    }
+    return copy;
+}
+
+}  // namespace detail
 
 template <class T>
 task<T> loop_base::create_task(coro<T> body, std::string name) {
@@ -5401,21 +5548,30 @@ protected:
     ~gather_core() = default;
 
     // await_suspend's work, once the links name their children: links to those still
-    // running. False if the gather is already over (all done, or one failed).
-    bool start(std::coroutine_handle<> h, link* links, std::size_t n) {
+    // running. False if the gather is already over (all done, or one failed). `kind`
+    // names the children in the error for one of another loop: each is checked as it is
+    // first touched, not in a pass of its own (a cache miss per child in a large batch),
+    // and a child that already failed ends the gather only once all are checked. Null
+    // if the children were checked when the gather was made (the tuple form).
+    bool start(std::coroutine_handle<> h, link* links, std::size_t n, const char* kind) {
         task_base& t = current_task_or_throw("gather");
         links_ = links;
         count_ = n;
         for (std::size_t i = 0; i < n; ++i) {
             link& l = links[i];
+            // Throwing leaves the links made so far to the destructor's unlink_all.
+            if (kind) l.state->check_running_loop("gather", kind);
             if (!l.state->done()) {
                 l.state->add_link(&l);
                 ++pending_;
-            } else if (!return_exceptions_ && l.state->state() != future_base::status::finished) {
+            } else if (!failed_ && !return_exceptions_ &&
+                       l.state->state() != future_base::status::finished) {
                 failed_ = l.state;
-                end_early();
-                return false;
             }
+        }
+        if (failed_) {
+            end_early();
+            return false;
         }
         if (pending_ == 0) return false;
         task_ = &t;
@@ -5518,7 +5674,7 @@ public:
             storage_[i].owner = this;
             storage_[i].state = children_[i].state();
         }
-        return start(h, storage_.data(), n);
+        return start(h, storage_.data(), n, handle_kind<H>);
     }
 
     result_type await_resume() {
@@ -5569,7 +5725,7 @@ public:
     bool await_suspend(std::coroutine_handle<> h) {
         check_first_await();
         bind(std::index_sequence_for<Specs...>{});
-        return start(h, storage_, count);
+        return start(h, storage_, count, nullptr);  // checked by gather()
     }
 
     result_type await_resume() {
@@ -5595,17 +5751,26 @@ private:
 template <class A>
 using spec_of = child_spec<child_handle<A>, moves_result<A>>;
 
+// A task or future of another loop is refused before the tuple form copies it (or makes
+// a task of a coro given with it); a coro becomes a task of the running loop.
+template <class A>
+void check_gather_child(const A& a) {
+    if constexpr (!is_coro_argument<A>) check_running_loop(a, "gather");
+}
+
 }  // namespace detail
 
 // co_await gather(a, b, ...) -> std::tuple<A, B, ...>, void children as void_result.
 template <class... A>
 requires(detail::valued_child<A>&&...) auto gather(A&&... aws) {
+    (detail::check_gather_child(aws), ...);
     return detail::gather_tuple<false, detail::spec_of<A&&>...>(std::forward<A>(aws)...);
 }
 
 // co_await gather(return_exceptions, a, b, ...) -> std::tuple<outcome<A>, outcome<B>, ...>.
 template <class... A>
 requires(detail::valued_child<A>&&...) auto gather(return_exceptions_t, A&&... aws) {
+    (detail::check_gather_child(aws), ...);
     return detail::gather_tuple<true, detail::spec_of<A&&>...>(std::forward<A>(aws)...);
 }
 
@@ -5624,7 +5789,8 @@ requires detail::valued_child<A>
 auto gather(const std::vector<A>& aws) {
     static_assert(!detail::is_coro_argument<A>,
                   "gather: a vector of coros is consumed, pass std::move(v)");
-    return detail::gather_vector<detail::child_handle<A>, false, false>(std::vector<A>(aws));
+    return detail::gather_vector<detail::child_handle<A>, false, false>(
+        detail::checked_copy(aws, "gather"));
 }
 
 // co_await gather(return_exceptions, std::move(v)) -> std::vector<outcome<T>>.
@@ -5640,7 +5806,8 @@ requires detail::valued_child<A>
 auto gather(return_exceptions_t, const std::vector<A>& aws) {
     static_assert(!detail::is_coro_argument<A>,
                   "gather: a vector of coros is consumed, pass std::move(v)");
-    return detail::gather_vector<detail::child_handle<A>, false, true>(std::vector<A>(aws));
+    return detail::gather_vector<detail::child_handle<A>, false, true>(
+        detail::checked_copy(aws, "gather"));
 }
 
 IOLOOP_NAMESPACE_END
@@ -7874,6 +8041,13 @@ decltype(auto) basic_event_loop<Backend>::run_until_complete(Awaitable&& work) {
     } else {
         static_assert(std::is_base_of_v<any_future, A>,
                       "run_until_complete takes a coro, a task or a future");
+        // Another loop's work would not stop this one (asyncio: "The future belongs to a
+        // different loop than the one specified as the loop argument"). Decided before the
+        // handle is copied or read: that loop may be running on another thread.
+        if (!work.state()->belongs_to(*this)) {
+            detail::future_base::throw_other_loop("run_until_complete", detail::handle_kind<A>,
+                                                  "the one run_until_complete runs");
+        }
         A f = work;
         if (!f.done()) {
             detail::stop_when_done stopper(*this, f.state());
@@ -8744,7 +8918,8 @@ namespace detail {
 template <class H, bool Move, bool Discard = false>
 class shield_awaiter final : public done_link, public wait_point {
 public:
-    explicit shield_awaiter(H h) noexcept : inner_(std::move(h)) {}
+    // Refuses a task or future of another loop before reading it or linking to it.
+    explicit shield_awaiter(H h) : inner_(std::move(h)) { check_running_loop(inner_, "shield"); }
     shield_awaiter(const shield_awaiter&) = delete;
     shield_awaiter& operator=(const shield_awaiter&) = delete;
     ~shield_awaiter() { inner_.state()->remove_link(this); }
@@ -8793,9 +8968,8 @@ public:
     // The shielded task or future, until the co_await takes it over.
     const H& inner() const noexcept { return inner_; }
 
-    auto operator co_await() && noexcept {
-        return detail::shield_awaiter<H, Move>(std::move(inner_));
-    }
+    // Throws invalid_state_error if the work belongs to another loop than the running one.
+    auto operator co_await() && { return detail::shield_awaiter<H, Move>(std::move(inner_)); }
 
 private:
     H inner_;
@@ -8805,6 +8979,12 @@ private:
 template <class A>
 requires detail::child_awaitable<A> shielded<detail::child_handle<A>, detail::moves_result<A&&>>
 shield(A&& aw) {
+    // A handle the shield copies is checked first (a copy counts a reference), yet only
+    // against a loop running here: shield(t) may be made outside any loop, for
+    // loop.run_until_complete(wait_for(shield(t), 1s)). The co_await checks it again.
+    if constexpr (std::is_lvalue_reference_v<A> &&
+                  !detail::is_coro_argument<std::remove_cvref_t<A>>)
+        detail::check_not_other_loop(aw, "shield");
     return shielded<detail::child_handle<A>, detail::moves_result<A&&>>(
         detail::make_child(std::forward<A>(aw)));
 }
@@ -9186,6 +9366,14 @@ template <class F>
 struct task_group_run_result<F, true>
     : task_group_body_result<std::invoke_result_t<F&, task_group&>> {};
 
+// What task_group::create_task takes besides a coro: a task or a future, which a child awaits.
+template <class H>
+inline constexpr bool joins_by_await = false;
+template <class T>
+inline constexpr bool joins_by_await<task<T>> = true;
+template <class T>
+inline constexpr bool joins_by_await<future<T>> = true;
+
 }  // namespace detail
 
 class task_group {
@@ -9206,14 +9394,15 @@ public:
     }
 
     // A task or future made elsewhere (to_thread, run_in_executor) joins the group through
-    // a child that awaits it: cancelling the child cancels it.
-    template <class T>
-    task<T> create_task(task<T> work, std::string name = {}) {
-        return create_task(detail::await_owned(std::move(work)), std::move(name));
-    }
-    template <class T>
-    task<T> create_task(future<T> work, std::string name = {}) {
-        return create_task(detail::await_owned(std::move(work)), std::move(name));
+    // a child that awaits it: cancelling the child cancels it. One of another loop than the
+    // running one throws invalid_state_error here, rather than in the child; and before the
+    // handle is copied (taken by reference for that: a copy counts a reference).
+    template <class H, class T = typename std::remove_cvref_t<H>::value_type>
+    requires detail::joins_by_await<std::remove_cvref_t<H>>
+    task<T> create_task(H&& work, std::string name = {}) {
+        detail::check_running_loop(work, "task_group::create_task");
+        return create_task(detail::await_owned(std::remove_cvref_t<H>(std::forward<H>(work))),
+                           std::move(name));
     }
 
     task_group(const task_group& o) noexcept : state_(o.state_) { state_->add_ref(); }
@@ -9711,14 +9900,18 @@ public:
     wait_awaiter& operator=(const wait_awaiter&) = delete;
     ~wait_awaiter() { stop_watching(); }
 
-    bool await_ready() const noexcept {
+    // Every child is checked before any is read, so the scan does not stop at the first
+    // done (await_resume reads them all): one of another loop throws invalid_state_error.
+    bool await_ready() const {
         std::size_t done = 0;
+        bool ready = false;
         for (const H& c : children_) {
+            check_running_loop(c, "wait");
             if (!c.done()) continue;
-            if (when_ == first_completed || failed(c.state())) return true;
+            if (when_ == first_completed || failed(c.state())) ready = true;
             ++done;
         }
-        return done == children_.size();
+        return ready || done == children_.size();
     }
 
     void await_suspend(std::coroutine_handle<> h) {
@@ -9787,24 +9980,53 @@ private:
     return_when when_;
 };
 
+// What wait and as_completed take: a vector of children, taken over if it is an rvalue,
+// copied if it is an lvalue. Not a parameter by value: the copy would be made before the
+// function runs, and a copy counts a reference to each handle's state, which for a task
+// or future of another loop is that loop's thread's to count. So the handles are checked
+// first (then again where they are awaited, for those taken over).
+template <class V>
+inline constexpr bool is_vector = false;
+template <class A>
+inline constexpr bool is_vector<std::vector<A>> = true;
+
+template <class V>
+using vector_element = typename std::remove_cvref_t<V>::value_type;
+
+template <class V>
+concept child_vector = is_vector<std::remove_cvref_t<V>> && child_awaitable<vector_element<V>>;
+
+template <class V>
+using vector_child_handle = child_handle<vector_element<V>>;
+
+template <class V>
+std::vector<vector_child_handle<V>> take_children(V&& aws, const char* what) {
+    using A = vector_element<V>;
+    if constexpr (std::is_lvalue_reference_v<V>) {
+        static_assert(!is_coro_argument<A>, "a vector of coros is consumed: pass std::move(v)");
+        return checked_copy(aws, what);
+    } else {
+        return handles_of(std::move(aws));
+    }
+}
+
 }  // namespace detail
 
 // co_await wait(aws, when) -> wait_result{done, pending}.
-template <class A>
-requires detail::child_awaitable<A>
-auto wait(std::vector<A> aws, return_when when = all_completed) {
-    using H = detail::child_handle<A>;
-    return detail::wait_awaiter<H>(detail::handles_of(std::move(aws)), when, {});
+template <class V>
+requires detail::child_vector<V>
+auto wait(V&& aws, return_when when = all_completed) {
+    using H = detail::vector_child_handle<V>;
+    return detail::wait_awaiter<H>(detail::take_children(std::forward<V>(aws), "wait"), when, {});
 }
 
 // co_await wait(aws, timeout, when): returns when `when` holds or the timeout passed,
 // whichever comes first; nothing is cancelled.
-template <class A, class Rep, class Period>
-requires detail::child_awaitable<A>
-auto wait(std::vector<A> aws, std::chrono::duration<Rep, Period> timeout,
-          return_when when = all_completed) {
-    using H = detail::child_handle<A>;
-    return detail::wait_awaiter<H>(detail::handles_of(std::move(aws)), when,
+template <class V, class Rep, class Period>
+requires detail::child_vector<V>
+auto wait(V&& aws, std::chrono::duration<Rep, Period> timeout, return_when when = all_completed) {
+    using H = detail::vector_child_handle<V>;
+    return detail::wait_awaiter<H>(detail::take_children(std::forward<V>(aws), "wait"), when,
                                    detail::maybe_timeout::of(timeout));
 }
 
@@ -9821,15 +10043,22 @@ public:
         const std::size_t n = children_.size();
         links_ = std::vector<link>(n);
         order_.reserve(n);  // child_done appends without allocating
-        for (std::size_t i = 0; i < n; ++i) {
-            link& l = links_[i];
-            l.owner = this;
-            l.state = children_[i].state();
-            if (l.state->done()) {
-                order_.push_back(i);
-            } else {
-                l.state->add_link(&l);
+        try {
+            for (std::size_t i = 0; i < n; ++i) {
+                link& l = links_[i];
+                l.owner = this;
+                l.state = children_[i].state();
+                // A child of another loop is refused before it is read or linked to.
+                detail::check_running_loop(children_[i], "as_completed");
+                if (l.state->done()) {
+                    order_.push_back(i);
+                } else {
+                    l.state->add_link(&l);
+                }
             }
+        } catch (...) {  // no destructor runs: the links made so far are undone here
+            for (link& l : links_) l.unlink();
+            throw;
         }
         if (timeout.set && order_.size() < n) {
             timer_ = detail::loop_access::running_or_throw("as_completed")
@@ -9928,19 +10157,21 @@ private:
 
 // as_completed(aws) -> as_completed_set: co_await its next() for each handle in the order
 // they finish.
-template <class A>
-requires detail::child_awaitable<A> as_completed_set<detail::child_handle<A>> as_completed(
-    std::vector<A> aws) {
-    return as_completed_set<detail::child_handle<A>>(detail::handles_of(std::move(aws)), {});
+template <class V>
+requires detail::child_vector<V> as_completed_set<detail::vector_child_handle<V>> as_completed(
+    V&& aws) {
+    return as_completed_set<detail::vector_child_handle<V>>(
+        detail::take_children(std::forward<V>(aws), "as_completed"), {});
 }
 
 // as_completed(aws, timeout): next() throws timeout_error once the timeout (counted from
 // this call) passed and the handles that finished before it were handed out.
-template <class A, class Rep, class Period>
-requires detail::child_awaitable<A> as_completed_set<detail::child_handle<A>> as_completed(
-    std::vector<A> aws, std::chrono::duration<Rep, Period> timeout) {
-    return as_completed_set<detail::child_handle<A>>(detail::handles_of(std::move(aws)),
-                                                     detail::maybe_timeout::of(timeout));
+template <class V, class Rep, class Period>
+requires detail::child_vector<V> as_completed_set<detail::vector_child_handle<V>> as_completed(
+    V&& aws, std::chrono::duration<Rep, Period> timeout) {
+    return as_completed_set<detail::vector_child_handle<V>>(
+        detail::take_children(std::forward<V>(aws), "as_completed"),
+        detail::maybe_timeout::of(timeout));
 }
 
 IOLOOP_NAMESPACE_END
@@ -10022,6 +10253,16 @@ T result_of_done(H& h) {
     }
 }
 
+// The task or future a wait_for argument that is not a coro holds: itself, or a shield's.
+template <class Held>
+const auto& handle_of(const Held& held) noexcept {
+    if constexpr (is_shielded<Held>) {
+        return held.inner();
+    } else {
+        return held;
+    }
+}
+
 // Timeout of zero or less (CPython's wait_for before its timeout scope).
 template <class T, bool Move, class Held>
 coro<T> wait_for_now(Held held) {
@@ -10045,6 +10286,8 @@ coro<T> wait_for_now(Held held) {
 
 template <class T, bool Move, class Held, class Rep, class Period>
 coro<T> wait_for_impl(Held held, std::chrono::duration<Rep, Period> timeout) {
+    // Before either path reads it (the one for a timeout of zero cancels it at once).
+    if constexpr (!is_coro_argument<Held>) check_running_loop(handle_of(held), "wait_for");
     if (timeout <= timeout.zero()) co_return co_await wait_for_now<T, Move>(std::move(held));
     timeout_scope scope(timeout);  // counted from the await, as CPython's coroutine does
     if constexpr (Move) {
@@ -10067,6 +10310,11 @@ requires detail::wait_for_arg<std::remove_cvref_t<A>>::valid auto wait_for(
                   "wait_for: a coro runs once: pass std::move(c), or the call f() itself");
     constexpr bool move =
         detail::is_coro_argument<held> || detail::is_shielded<held> || detail::moves_result<A&&>;
+    // A handle copied into the frame is checked first (a copy counts a reference), yet only
+    // against a loop running here: wait_for returns a coro, which may be made outside any
+    // loop (loop.run_until_complete(wait_for(t, 1s))). The await checks it again.
+    if constexpr (std::is_lvalue_reference_v<A> && !detail::is_coro_argument<held>)
+        detail::check_not_other_loop(detail::handle_of(aw), "wait_for");
     return detail::wait_for_impl<T, move>(held(std::forward<A>(aw)), timeout);
 }
 
@@ -10112,6 +10360,17 @@ namespace detail {
 // family is an sa_family_t on POSIX, an ADDRESS_FAMILY on Windows.
 inline constexpr socklen_t family_size = sizeof(sockaddr{}.sa_family);
 
+// The OS reads host names and paths as C strings, so a NUL inside one would cut it short
+// and name another place ("127.0.0.1\0.example" is 127.0.0.1): such text is refused with
+// errc::invalid_argument, naming `what` and the text up to the NUL.
+inline void refuse_nul(std::string_view text, std::string_view what) {
+    const std::size_t nul = text.find('\0');
+    if (nul == std::string_view::npos) return;
+    throw std::system_error(
+        std::make_error_code(std::errc::invalid_argument),
+        concat({what, " \"", text.substr(0, nul), "...\" holds a NUL character"}));
+}
+
 }  // namespace detail
 
 enum class address_family { unspecified, ipv4, ipv6, unix_domain };
@@ -10126,6 +10385,7 @@ public:
     // Throws errc::invalid_argument for anything else, names included: resolving a name
     // may block, so it belongs to getaddrinfo on another thread, never here.
     static endpoint ip(std::string_view numeric_host, std::uint16_t port) {
+        detail::refuse_nul(numeric_host, "host");
         endpoint ep;
         if (!parse_ip(numeric_host, port, ep)) {
             throw std::system_error(
@@ -10140,6 +10400,7 @@ public:
     // As ip(), reporting failure by its result; `out` is left untouched then.
     static bool parse_ip(std::string_view host, std::uint16_t port, endpoint& out) noexcept {
         if (!detail::sockets_started()) return false;  // inet_pton is Winsock's on Windows
+        if (host.find('\0') != std::string_view::npos) return false;  // see refuse_nul
         bool bracketed = false;
         if (!host.empty() && host.front() == '[') {
             if (host.size() < 2 || host.back() != ']') return false;
@@ -10189,14 +10450,11 @@ public:
         endpoint ep;
         sockaddr_un& un = ep.addr_.un;
         const bool abstract = !path.empty() && path.front() == '\0';
-        if (path.empty() || (!abstract && path.find('\0') != std::string_view::npos)) {
-            throw std::system_error(
-                std::make_error_code(std::errc::invalid_argument),
-                path.empty()
-                    ? std::string("a Unix socket path may not be empty")
-                    : detail::concat({"Unix socket path \"", path.substr(0, path.find('\0')),
-                                      "...\" holds a NUL character"}));
+        if (path.empty()) {
+            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                    "a Unix socket path may not be empty");
         }
+        if (!abstract) detail::refuse_nul(path, "Unix socket path");
         // An abstract name is counted by the address length and needs no terminator.
         if (path.size() + (abstract ? 0 : 1) > sizeof un.sun_path) {
             throw std::system_error(
@@ -10681,6 +10939,8 @@ struct resolver {
 template <class>
 coro<std::vector<endpoint>> loop_base::getaddrinfo(std::string host, std::uint16_t port,
                                                    socket_type type) {
+    // Before any resolver sees it: ::getaddrinfo would stop at a NUL and resolve the prefix.
+    detail::refuse_nul(host, "host");
     endpoint numeric;
     if (endpoint::parse_ip(host, port, numeric)) co_return std::vector<endpoint>{numeric};
     // Made before the co_await, not inside its operand: g++ 12 then corrupts the job's
@@ -12742,12 +13002,22 @@ IOLOOP_NAMESPACE_END
 // ioloop: the datagram transport of the readiness backends: a UDP or Unix datagram
 // socket, its protocol, and the datagrams the socket could not take yet (sent in order
 // once it can, as asyncio queues them).
+//
+// Reading: every datagram reaches the protocol whole, or not at all. A UDP payload always
+// fits the loop's shared 64 KiB read buffer, so a UDP socket reads straight into it. A Unix
+// datagram may be as large as its sender's SO_SNDBUF allows (over 200,000 bytes by default
+// on Linux), so a Unix socket first asks the size of the next one (FIONREAD) and reads a
+// larger one into a buffer of its own, freed once the protocol has seen it: an idle
+// endpoint holds no buffer. A datagram that still does not fit (another process read the
+// one measured, or no memory for the buffer) is lost: error_received says so with
+// std::errc::message_size, and nothing short is delivered.
 #ifndef IOLOOP_NET_DATAGRAM_SOCKET_TRANSPORT_HPP
 #define IOLOOP_NET_DATAGRAM_SOCKET_TRANSPORT_HPP
 
 
 #include <cstddef>
 #include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <string_view>
@@ -12764,7 +13034,8 @@ class datagram_socket_transport final
 public:
     static datagram_socket_transport& start(loop_base& loop, socket sock,
                                             std::unique_ptr<datagram_protocol> p) {
-        auto* t = new datagram_socket_transport(loop, sock.fd(), std::move(p));
+        const bool measure = may_outgrow_read_buffer(sock.fd());
+        auto* t = new datagram_socket_transport(loop, sock.fd(), std::move(p), measure);
         sock.release();
         return core::start(t);
     }
@@ -12788,9 +13059,25 @@ private:
     };
 
     datagram_socket_transport(loop_base& loop, native_socket fd,
-                              std::unique_ptr<datagram_protocol> p) noexcept
-        : core(loop, fd, std::move(p)) {}
+                              std::unique_ptr<datagram_protocol> p, bool measure) noexcept
+        : core(loop, fd, std::move(p)), measure_(measure) {}
     ~datagram_socket_transport() override = default;
+
+    // The largest UDP payload: 65,535 bytes less UDP's 8-byte header and, over IPv4, its
+    // 20-byte header (IPv6 does not count its own). The shared buffer must take it.
+    static constexpr std::size_t largest_udp_payload = 65'527;
+    static_assert(net_access::read_buffer_size >= largest_udp_payload,
+                  "a UDP datagram must fit the shared read buffer: UDP reads do not measure");
+
+    // Whether the socket's datagrams may be larger than the shared read buffer: any but a
+    // UDP socket's (in practice a Unix one's). If getsockname fails the family is unknown,
+    // and the socket is measured: that is only slower.
+    static bool may_outgrow_read_buffer(native_socket fd) noexcept {
+        sockaddr_storage address{};
+        socklen_t size = sizeof address;
+        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) return true;
+        return address.ss_family != AF_INET && address.ss_family != AF_INET6;
+    }
 
     unsigned wanted_events() const noexcept {
         return (closing_ ? 0u : unsigned(backend::io_read)) |
@@ -12808,17 +13095,32 @@ private:
     }
 
     void read_ready() noexcept {
-        const std::span<char> buffer = net_access::read_buffer(loop_);
+        std::span<char> buffer = net_access::read_buffer(loop_);
+        // A datagram larger than the shared buffer: one of its own, for this read only.
+        // (FIONREAD counts every queued datagram on the BSDs and macOS: there a small one
+        // with more than 64 KiB queued behind it gets one too, larger than it needs.)
+        std::unique_ptr<char[]> own;
+        if (measure_) {
+            const std::size_t next = next_datagram_size(fd_);
+            if (next > buffer.size()) {
+                own.reset(new (std::nothrow) char[next]);
+                // No memory for it: the shared buffer cannot hold the datagram either, so it
+                // is lost and reported as too large (message_size).
+                if (own) buffer = {own.get(), next};
+            }
+        }
         sockaddr_storage from{};
         socklen_t size = sizeof from;
         auto* native = reinterpret_cast<sockaddr*>(&from);
         std::ptrdiff_t n;
         int err = 0;
         do {
-            n = socket_recvfrom(fd_, buffer.data(), buffer.size(), native, &size);
+            n = socket_recv_datagram(fd_, buffer.data(), buffer.size(), native, &size);
             if (n == -1) err = last_socket_error();
         } while (n == -1 && interrupted(err));
         if (n < 0) {
+            // EMSGSIZE (WSAEMSGSIZE): a datagram larger than the buffer, lost; the protocol
+            // hears std::errc::message_size, and nothing of it is delivered.
             if (!would_block(err)) error_received(err);
             return;
         }
@@ -12878,6 +13180,7 @@ private:
 
     std::vector<datagram> queue_;  // waiting for the socket, in order
     std::size_t queued_bytes_ = 0;
+    bool measure_;  // ask each datagram's size before reading it (not UDP)
 };
 
 }  // namespace detail
@@ -13058,8 +13361,11 @@ private:
         sockaddr_storage from{};
         int size = sizeof from;
         auto* native = reinterpret_cast<sockaddr*>(&from);
-        const int n =
-            ::recvfrom(fd_, buffer.data(), static_cast<int>(buffer.size()), 0, native, &size);
+        // A datagram larger than the buffer (none over UDP, whose payloads fit) fails with
+        // WSAEMSGSIZE: error_received hears std::errc::message_size, and nothing of it is
+        // delivered.
+        const std::ptrdiff_t n =
+            socket_recv_datagram(fd_, buffer.data(), buffer.size(), native, &size);
         if (n < 0) {
             const int err = ::WSAGetLastError();
             if (err != WSAEWOULDBLOCK)
