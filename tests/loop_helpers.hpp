@@ -91,7 +91,7 @@ inline ioloop::coro<void> as_completed_futures(ioloop::task<int>&, ioloop::futur
     auto next = ioloop::as_completed(std::move(futures));
     co_await next.next();
 }
-// A timeout scope awaits the future itself: the error is co_await's.
+// Refused before the scope copies the handle.
 inline ioloop::coro<void> timeout_future(ioloop::task<int>&, ioloop::future<int>& f) {
     co_await ioloop::timeout(std::chrono::hours(1), f);
 }
@@ -124,7 +124,7 @@ inline const std::vector<await_form>& await_forms() {
         {"wait_for", "future", forms::wait_for_future_now},
         {"shield", "task", forms::shield_task},
         {"as_completed", "future", forms::as_completed_futures},
-        {"co_await", "future", forms::timeout_future},
+        {"timeout", "future", forms::timeout_future},
         {"task_group::create_task", "task", forms::task_group_task},
     };
     return all;

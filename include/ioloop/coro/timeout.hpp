@@ -34,6 +34,7 @@
 #include "ioloop/coro/children.hpp"
 #include "ioloop/coro/coro.hpp"
 #include "ioloop/coro/shield.hpp"
+#include "ioloop/coro/task.hpp"
 #include "ioloop/coro/task_base.hpp"
 #include "ioloop/detail/chrono.hpp"
 #include "ioloop/detail/config.hpp"
@@ -316,6 +317,15 @@ template <class B, class D = std::remove_cvref_t<B>>
 concept in_place_body = !is_handle_body<D> && !std::is_invocable_v<D&> &&
                         !std::is_invocable_v<D&, timeout_scope&> && awaitable<B>;
 
+// A task or future body of another loop is refused before the scope copies the handle (a
+// copy counts a reference, which is that loop's thread's to count): only against a loop
+// running here, like shield(x); the body's co_await checks it fully.
+template <class B>
+void check_body_loop(const B& body) {
+    if constexpr (std::is_base_of_v<any_future, std::remove_cvref_t<B>>)
+        check_not_other_loop(body, "timeout");
+}
+
 // What ioloop::timeout returns: the scope and its body, awaited once.
 template <class Scoped>
 class [[nodiscard]] timeout_awaiter {
@@ -340,6 +350,7 @@ auto timeout_scope::run(Body&& body) & {
     if constexpr (detail::in_place_body<Body>) {
         return run(detail::await_in_place(body));
     } else {
+        detail::check_body_loop(body);
         using traits = detail::body_traits<Body&&>;
         return typename traits::type(*this, typename traits::tag{}, std::forward<Body>(body));
     }
@@ -351,6 +362,7 @@ auto timeout_at(timeout_scope::time_point when, Body&& body) {
     if constexpr (detail::in_place_body<Body>) {
         return timeout_at(when, detail::await_in_place(body));
     } else {
+        detail::check_body_loop(body);
         using traits = detail::body_traits<Body&&>;
         return detail::timeout_awaiter<typename traits::type>(when, typename traits::tag{},
                                                               std::forward<Body>(body));
