@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -181,6 +182,34 @@ TEST_CASE("wait_for with a timeout of zero or less") {
         CHECK_FALSE(ran);
     };
     ioloop::run(amain());
+}
+
+TEST_CASE("delays past the clock's range saturate: hours::min() is now, hours::max() never") {
+    using std::chrono::hours;
+    auto amain = []() -> ioloop::coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        const std::uint64_t before = loop.iteration_count();
+        co_await ioloop::sleep(hours::min());  // a deadline in the past: the next iteration
+        CHECK(loop.iteration_count() - before <= 2);
+
+        CHECK_THROWS_AS(co_await ioloop::timeout(hours::min(), value_after(1h, 1)),
+                        ioloop::timeout_error);
+        CHECK(co_await ioloop::timeout(hours::max(), value_after(1ms, 2)) == 2);
+        CHECK_THROWS_AS(co_await ioloop::wait_for(value_after(1h, 3), hours::min()),
+                        ioloop::timeout_error);
+        CHECK(co_await ioloop::wait_for(value_after(1ms, 4), hours::max()) == 4);
+
+        std::vector<ioloop::task<int>> tasks{ioloop::create_task(value_after(1h, 5))};
+        const auto [done, pending] = co_await ioloop::wait(tasks, hours::min());
+        CHECK(done.empty());
+        CHECK(pending.size() == 1);
+        tasks[0].cancel();
+        tasks[0] = ioloop::create_task(value_after(1ms, 6));
+        const auto [all_done, none] = co_await ioloop::wait(tasks, hours::max());
+        CHECK(all_done.size() == 1);
+        CHECK(none.empty());
+    };
+    ioloop::run(ioloop::wait_for(amain(), 30s));
 }
 
 TEST_CASE("wait_for(shield(t)) times out and t goes on") {

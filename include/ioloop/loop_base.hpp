@@ -27,7 +27,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <limits>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -543,22 +542,11 @@ protected:
         return timer_handle(n);
     }
 
-    // now + delay, rounded up to the clock's tick, saturating instead of overflowing. A
-    // negative delay gives a deadline in the past, ordered like any other (asyncio does
-    // the same): call_later(-5s) runs before an earlier call_later(0s).
+    // now + delay, rounded up to the clock's tick, saturating (detail::saturating_deadline):
+    // call_later(-5s) runs before an earlier call_later(0s), as in asyncio.
     template <class Rep, class Period>
     static time_point deadline_after(time_point now, std::chrono::duration<Rep, Period> delay) {
-        // Checked first in floating point, in clock ticks: computing the room left on
-        // either side must not overflow either.
-        constexpr double ticks_per_unit = double(Period::num) * duration::period::den /
-                                          (double(Period::den) * duration::period::num);
-        const double ticks = double(delay.count()) * ticks_per_unit;
-        const double at = double(now.time_since_epoch().count());
-        if (ticks >= double(std::numeric_limits<duration::rep>::max()) - at)
-            return time_point::max();
-        if (ticks <= double(std::numeric_limits<duration::rep>::min()) - at)
-            return time_point::min();
-        return now + std::chrono::ceil<duration>(delay);
+        return detail::saturating_deadline(now, delay);
     }
 
     static void release_anchor(detail::loop_anchor* a) noexcept {

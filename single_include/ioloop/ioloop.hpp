@@ -246,6 +246,7 @@ IOLOOP_NAMESPACE_END
 #ifndef IOLOOP_DETAIL_CHRONO_HPP
 #define IOLOOP_DETAIL_CHRONO_HPP
 
+
 #include <version>  // tiny; tells which standard library this is
 
 #if defined(__GLIBCXX__) && __has_include(<bits/chrono.h>)
@@ -253,6 +254,42 @@ IOLOOP_NAMESPACE_END
 #else
 #include <chrono>
 #endif
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// The one rule for a user's delay, whatever its type (hours::max() included): rounded up
+// to the loop clock's tick, so nothing runs early, and saturated instead of overflowing.
+// The range checks are made in floating point, where neither the conversion nor the sum
+// with `now` can overflow.
+
+// The delay as a clock duration: duration::max() (never) past the clock's range,
+// duration::min() below it.
+template <class Rep, class Period>
+constexpr std::chrono::steady_clock::duration saturating_ceil(
+    std::chrono::duration<Rep, Period> delay) noexcept {
+    using duration = std::chrono::steady_clock::duration;
+    using seconds = std::chrono::duration<double>;
+    if (seconds(delay) >= seconds(duration::max())) return duration::max();
+    if (seconds(delay) <= seconds(duration::min())) return duration::min();
+    return std::chrono::ceil<duration>(delay);
+}
+
+// now + delay: time_point::max() (never) past the clock's range, time_point::min() below.
+// A negative delay gives a deadline in the past, ordered like any other (asyncio's too).
+template <class Rep, class Period>
+constexpr std::chrono::steady_clock::time_point saturating_deadline(
+    std::chrono::steady_clock::time_point now, std::chrono::duration<Rep, Period> delay) noexcept {
+    using time_point = std::chrono::steady_clock::time_point;
+    using seconds = std::chrono::duration<double>;
+    const seconds target = seconds(now.time_since_epoch()) + seconds(delay);
+    if (target >= seconds(time_point::duration::max())) return time_point::max();
+    if (target <= seconds(time_point::duration::min())) return time_point::min();
+    return now + std::chrono::ceil<time_point::duration>(delay);
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/detail/chrono.hpp
@@ -2476,7 +2513,6 @@ IOLOOP_NAMESPACE_END
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <limits>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -2992,22 +3028,11 @@ protected:
         return timer_handle(n);
     }
 
-    // now + delay, rounded up to the clock's tick, saturating instead of overflowing. A
-    // negative delay gives a deadline in the past, ordered like any other (asyncio does
-    // the same): call_later(-5s) runs before an earlier call_later(0s).
+    // now + delay, rounded up to the clock's tick, saturating (detail::saturating_deadline):
+    // call_later(-5s) runs before an earlier call_later(0s), as in asyncio.
     template <class Rep, class Period>
     static time_point deadline_after(time_point now, std::chrono::duration<Rep, Period> delay) {
-        // Checked first in floating point, in clock ticks: computing the room left on
-        // either side must not overflow either.
-        constexpr double ticks_per_unit = double(Period::num) * duration::period::den /
-                                          (double(Period::den) * duration::period::num);
-        const double ticks = double(delay.count()) * ticks_per_unit;
-        const double at = double(now.time_since_epoch().count());
-        if (ticks >= double(std::numeric_limits<duration::rep>::max()) - at)
-            return time_point::max();
-        if (ticks <= double(std::numeric_limits<duration::rep>::min()) - at)
-            return time_point::min();
-        return now + std::chrono::ceil<duration>(delay);
+        return detail::saturating_deadline(now, delay);
     }
 
     static void release_anchor(detail::loop_anchor* a) noexcept {
@@ -9045,11 +9070,8 @@ private:
 // co_await sleep(d): the current task resumes once d has passed, never earlier.
 template <class Rep, class Period>
 detail::sleep_awaiter sleep(std::chrono::duration<Rep, Period> d) {
-    using duration = std::chrono::steady_clock::duration;
     // Saturates: sleep(hours::max()) is forever, not an overflow.
-    if (std::chrono::duration<double>(d) >= std::chrono::duration<double>(duration::max()))
-        return detail::sleep_awaiter(duration::max());
-    return detail::sleep_awaiter(std::chrono::ceil<duration>(d));
+    return detail::sleep_awaiter(detail::saturating_ceil(d));
 }
 
 IOLOOP_NAMESPACE_END
@@ -9502,14 +9524,7 @@ class scoped_awaiter;
 // deadline at all.
 template <class Rep, class Period>
 std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, Period> delay) {
-    using clock = std::chrono::steady_clock;
-    const clock::time_point now = clock::now();
-    using seconds = std::chrono::duration<double>;
-    // In floating point: the sum cannot overflow there.
-    const seconds target = seconds(now.time_since_epoch()) + seconds(delay);
-    if (target >= seconds(clock::duration::max())) return clock::time_point::max();
-    if (target <= seconds(clock::duration::min())) return clock::time_point::min();
-    return now + std::chrono::ceil<clock::duration>(delay);
+    return saturating_deadline(std::chrono::steady_clock::now(), delay);
 }
 
 }  // namespace detail
@@ -9890,11 +9905,10 @@ struct maybe_timeout {
 
     template <class Rep, class Period>
     static maybe_timeout of(std::chrono::duration<Rep, Period> d) {
-        using duration = std::chrono::steady_clock::duration;
-        using seconds = std::chrono::duration<double>;
         // Saturated, as sleep does: a delay past the clock's range never comes.
-        if (seconds(d) >= seconds(duration::max())) return {};
-        return {std::chrono::ceil<duration>(d), true};
+        const std::chrono::steady_clock::duration delay = saturating_ceil(d);
+        if (delay == std::chrono::steady_clock::duration::max()) return {};
+        return {delay, true};
     }
 };
 

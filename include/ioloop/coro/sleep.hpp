@@ -54,11 +54,8 @@ private:
 // co_await sleep(d): the current task resumes once d has passed, never earlier.
 template <class Rep, class Period>
 detail::sleep_awaiter sleep(std::chrono::duration<Rep, Period> d) {
-    using duration = std::chrono::steady_clock::duration;
     // Saturates: sleep(hours::max()) is forever, not an overflow.
-    if (std::chrono::duration<double>(d) >= std::chrono::duration<double>(duration::max()))
-        return detail::sleep_awaiter(duration::max());
-    return detail::sleep_awaiter(std::chrono::ceil<duration>(d));
+    return detail::sleep_awaiter(detail::saturating_ceil(d));
 }
 
 IOLOOP_NAMESPACE_END

@@ -59,14 +59,7 @@ class scoped_awaiter;
 // deadline at all.
 template <class Rep, class Period>
 std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, Period> delay) {
-    using clock = std::chrono::steady_clock;
-    const clock::time_point now = clock::now();
-    using seconds = std::chrono::duration<double>;
-    // In floating point: the sum cannot overflow there.
-    const seconds target = seconds(now.time_since_epoch()) + seconds(delay);
-    if (target >= seconds(clock::duration::max())) return clock::time_point::max();
-    if (target <= seconds(clock::duration::min())) return clock::time_point::min();
-    return now + std::chrono::ceil<clock::duration>(delay);
+    return saturating_deadline(std::chrono::steady_clock::now(), delay);
 }
 
 }  // namespace detail

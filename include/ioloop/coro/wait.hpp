@@ -74,11 +74,10 @@ struct maybe_timeout {
 
     template <class Rep, class Period>
     static maybe_timeout of(std::chrono::duration<Rep, Period> d) {
-        using duration = std::chrono::steady_clock::duration;
-        using seconds = std::chrono::duration<double>;
         // Saturated, as sleep does: a delay past the clock's range never comes.
-        if (seconds(d) >= seconds(duration::max())) return {};
-        return {std::chrono::ceil<duration>(d), true};
+        const std::chrono::steady_clock::duration delay = saturating_ceil(d);
+        if (delay == std::chrono::steady_clock::duration::max()) return {};
+        return {delay, true};
     }
 };
 
