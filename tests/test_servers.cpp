@@ -71,17 +71,6 @@ ioloop::coro<bool> refused(std::uint16_t port) {
     co_return false;
 }
 
-bool have_ipv6() {
-    try {
-        ioloop::socket s = ioloop::socket::open(address_family::ipv6, socket_type::stream);
-        s.bind(endpoint::ip("::1", 0));
-        return true;
-    } catch (const std::system_error& e) {
-        MESSAGE("IPv6 loopback unavailable here (" << e.what() << "): IPv6 is not checked");
-        return false;
-    }
-}
-
 int int_option(ioloop::native_socket fd, int level, int name) {
     const int value = test::socket_option(fd, level, name);
     REQUIRE(value != -1);
@@ -121,7 +110,7 @@ TEST_CASE("a server on port 0 reports the port it got, and serves on it") {
 }
 
 TEST_CASE("host \"\" listens on every interface: 0.0.0.0 and :: (where there is IPv6)") {
-    const bool ipv6 = have_ipv6();
+    const bool ipv6 = nettest::have_ipv6_loopback();
     nettest::run([](bool ipv6) -> ioloop::coro<void> {
         auto& loop = ioloop::get_running_loop();
         auto echo_factory = &make_echo;

@@ -267,14 +267,7 @@ TEST_CASE("awaiting a task or future of a loop running in another thread throws 
     b.call_soon([&] { tasks_waiting.set_value(); });  // after the tasks' first steps
     ioloop::event_loop a;
 
-    std::thread b_thread([&] {
-        ioloop::timer_handle watchdog = b.call_later(30s, [&] {
-            FAIL_CHECK("watchdog: loop b was not stopped");
-            b.stop();
-        });
-        b.run_forever();
-        watchdog.cancel();
-    });
+    std::thread b_thread([&] { test::run_with_watchdog(b); });
     tasks_waiting.get_future().wait();
 
     auto main = [&]() -> ioloop::coro<void> {
@@ -311,14 +304,7 @@ TEST_CASE("co_await on a task another thread's loop finishes meanwhile throws, r
     b.call_soon([&] { task_waiting.set_value(); });
     ioloop::event_loop a;
 
-    std::thread b_thread([&] {
-        ioloop::timer_handle watchdog = b.call_later(30s, [&] {
-            FAIL_CHECK("watchdog: loop b was not stopped");
-            b.stop();
-        });
-        b.run_forever();
-        watchdog.cancel();
-    });
+    std::thread b_thread([&] { test::run_with_watchdog(b); });
     task_waiting.get_future().wait();
 
     const test::await_form& co_await_task = test::await_forms().front();

@@ -79,16 +79,7 @@ TEST_CASE("echo over TCP/IPv4: random payloads up to 1 MiB come back byte for by
 }
 
 TEST_CASE("echo over TCP/IPv6 (::1): random payloads up to 1 MiB come back byte for byte") {
-    bool have_ipv6 = true;
-    try {
-        ioloop::socket probe_socket = ioloop::socket::open(address_family::ipv6,
-                                                           ioloop::socket_type::stream);
-        probe_socket.bind(endpoint::ip("::1", 0));
-    } catch (const std::system_error& e) {
-        have_ipv6 = false;
-        MESSAGE("IPv6 loopback unavailable here (" << e.what() << "): only IPv4 is checked");
-    }
-    if (have_ipv6) {
+    if (nettest::have_ipv6_loopback()) {
         nettest::run(tcp_echo_round_trips("::1"));
     } else {
         nettest::run(tcp_echo_round_trips("127.0.0.1"));
