@@ -2,15 +2,16 @@
 // requests with readline and readexactly and answers each in turn. Keep-alive as HTTP/1.1
 // says: a connection stays open after a response unless the client said
 // "Connection: close", or spoke HTTP/1.0 without "Connection: keep-alive". Garbage gets a 400.
-// Two timeouts of 30 s each (--timeout sets both), so that no client holds a connection
-// forever: a connection where no request starts within 30 s (of the connect, or of the
-// previous response) is closed; a request must arrive whole, head and body, within 30 s of
-// its first byte, or it gets a 408 and the connection is closed. A deadline per request,
-// not per read: a client sending one byte every few seconds is closed all the same.
+// Three timeouts of 30 s each (--timeout sets them all), so that no client holds a
+// connection forever: a connection where no request starts within 30 s (of the connect, or
+// of the previous response) is closed; a request must arrive whole, head and body, within
+// 30 s of its first byte, or it gets a 408 and the connection is closed (a deadline per
+// request, not per read: a client sending one byte every few seconds is closed all the
+// same); a client that stops reading its responses for 30 s is dropped.
 //   g++ -std=c++20 -I single_include examples/http_server.cpp -o http_server
 //   ./http_server                   demo: serves on a free port, sends itself 3 requests, exits
 //   ./http_server --port 8080       serves 127.0.0.1:8080 until Ctrl-C
-//   ./http_server --port 8080 --timeout 5      both timeouts 5 s instead of 30 (seconds, > 0)
+//   ./http_server --port 8080 --timeout 5      the timeouts 5 s instead of 30 (seconds, > 0)
 //   curl -v http://127.0.0.1:8080/ http://127.0.0.1:8080/    (two requests, one connection)
 //   curl --data-binary @file http://127.0.0.1:8080/echo      (the body comes back)
 #include <ioloop/ioloop.hpp>
@@ -241,7 +242,16 @@ ioloop::coro<void> serve_client(ioloop::stream_reader reader, ioloop::stream_wri
             }
             std::printf("%s \"%s %s %s\" %d\n", peer.c_str(), req.method.c_str(),
                         req.target.c_str(), req.version.c_str(), status);
-            co_await writer.drain();  // back-pressure: a slow client slows its own task
+            // Back-pressure: a slow client slows its own task. One that stops reading its
+            // responses altogether would hold the connection, and what is unsent, forever:
+            // after the timeout it is dropped (abort: what is buffered goes too).
+            try {
+                co_await ioloop::wait_for(writer.drain(), timeout);
+            } catch (const ioloop::timeout_error&) {
+                std::printf("%s: not reading its responses, dropped\n", peer.c_str());
+                if (ioloop::transport* t = writer.transport()) t->abort();
+                break;
+            }
             if (!req.keep_alive) break;
         }
     } catch (const std::system_error& e) {  // reset by the peer, ...
@@ -293,7 +303,7 @@ int main(int argc, char** argv) {
     std::string host = "127.0.0.1";
     long port = 8080;
     double serve_for = 0;               // seconds; 0: until SIGINT or SIGTERM
-    seconds timeout = default_timeout;  // idle, and for a whole request
+    seconds timeout = default_timeout;  // idle, a whole request, a stalled reader
     bool usable = argc % 2 == 1;        // options come in pairs
     for (int i = 1; usable && i + 1 < argc; i += 2) {
         const std::string_view opt = argv[i];

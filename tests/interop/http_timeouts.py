@@ -13,6 +13,8 @@ machine may be loaded. Also at once: a keep-alive connection idle for 0.6 T stil
 its next request, and so does one whose next request, after that idle, is trickled over
 another 0.6 T (the request's deadline starts at its first byte; the idle wait before it is
 not counted).
+Also at once: a client that pipelines requests and never reads the answers is dropped once
+the server has waited the timeout for it to read.
 Then a plain request on a new connection, and SIGINT: the server must exit 0."""
 
 import asyncio
@@ -91,6 +93,35 @@ async def silent(host, port, timeout):
     check(data == b"", f"silent connection: answered {data[:60]!r}")
 
 
+async def non_reader(host, port, timeout, server):
+    """Pipelines 1 MiB echo requests and never reads the answers: once the buffers on both
+    sides are full, the server waits in drain(). It must drop the connection within the
+    timeout (and say so in its log), not hold it with its unsent answers forever; reading
+    then ends in EOF or a reset before all the answers have come."""
+    loop = asyncio.get_running_loop()
+    body = b"e" * (1 << 20)
+    request = b"POST /echo HTTP/1.1\r\nHost: deaf\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    count = 48  # more than the kernel buffers on both sides hold, so the server must wait
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        for _ in range(count):
+            writer.write(request)  # queued by asyncio, sent as the server takes it
+        since = loop.time()
+        # Filling the buffers takes well under a second on loopback: SLACK covers it.
+        give_up = since + timeout + 2 * SLACK
+        line = b"not reading its responses, dropped"
+        while line not in server.output and loop.time() < give_up:
+            await asyncio.sleep(0.1)
+        waited = loop.time() - since
+        check(line in server.output, f"non-reader: still served {waited:.1f} s after its requests (timeout {timeout} s)")
+        data, how, _ = await asyncio.wait_for(watch_close(reader), STEP_TIMEOUT)
+        answers = data.count(b"HTTP/1.1 200 OK")
+        check(answers < count, f"non-reader: all {count} answers came: it was not dropped")
+        print(f"ok: non-reader: dropped ({how}) {waited:.1f} s after its requests, {answers} of {count} answers sent")
+    finally:
+        writer.close()
+
+
 async def response(reader, name):
     """One response: (status line, body)."""
     try:
@@ -160,6 +191,7 @@ async def test(args, rng):
             silent(host, port, timeout),
             keep_alive(host, port, timeout, trickled=False),
             keep_alive(host, port, timeout, trickled=True),
+            non_reader(host, port, timeout, server),
             return_exceptions=True,
         )
         failures = [r for r in results if isinstance(r, BaseException)]
@@ -173,7 +205,7 @@ async def test(args, rng):
         check(logged, "the server did not log the stalled body's 408")
     finally:
         await server.kill()
-    print("trickled head, stalled body, idle connection, keep-alive and a plain request checked")
+    print("trickled head, stalled body, idle connection, keep-alive, a non-reader and a plain request checked")
 
 
 if __name__ == "__main__":
