@@ -47,6 +47,7 @@
 #include "ioloop/net/server.hpp"
 #include "ioloop/net/socket.hpp"
 #include "ioloop/net/socket_transport.hpp"
+#include "ioloop/net/stream_core.hpp"
 #include "ioloop/net/stream_reader.hpp"
 #include "ioloop/net/stream_writer.hpp"
 #include "ioloop/net/streams.hpp"

@@ -11963,6 +11963,18 @@ IOLOOP_NAMESPACE_END
 #ifndef IOLOOP_NET_SOCKET_TRANSPORT_HPP
 #define IOLOOP_NET_SOCKET_TRANSPORT_HPP
 
+// begin file ioloop/net/stream_core.hpp
+// ioloop: what every stream transport does the same way, whatever moves its bytes: the
+// checks of write(), write_eof and the half-close that waits for the buffer, pausing and
+// resuming reading, the peer's EOF, what follows when the write buffer empties, and a
+// server's count of its connections. Written once for both backend families: Derived
+// (socket_transport, overlapped_socket_transport) only moves the bytes.
+//
+// Derived provides, besides what transport_core asks of it: send_or_buffer(data) (called
+// with data to send on an open transport), has_write_buffer(), shutdown_write().
+#ifndef IOLOOP_NET_STREAM_CORE_HPP
+#define IOLOOP_NET_STREAM_CORE_HPP
+
 // begin file ioloop/net/transport.hpp
 // ioloop: transports, asyncio's callback networking interface: the connection a protocol
 // writes to. `transport` is a stream (TCP, Unix stream socket), `datagram_transport` a
@@ -12358,12 +12370,9 @@ IOLOOP_NAMESPACE_END
 #endif
 // end file ioloop/net/transport_core.hpp
 
-#include <cstddef>
 #include <memory>
-#include <span>
-#include <string>
 #include <string_view>
-#include <system_error>
+#include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -12381,10 +12390,116 @@ protected:
     ~connection_counter() = default;
 };
 
-class socket_transport final
-    : public transport_core<socket_transport, transport, protocol> {
+template <class Derived>
+class stream_core : public transport_core<Derived, transport, protocol> {
+    using core = transport_core<Derived, transport, protocol>;
+
+public:
+    void write(std::string_view data) final {
+        if (this->user_closed_) {
+            throw invalid_state_error("transport::write: the transport is closed");
+        }
+        if (eof_requested_) throw invalid_state_error("transport::write: write_eof() was called");
+        if (data.empty() || this->lost_) return;  // lost to an error: connection_lost reports it
+        self().send_or_buffer(data);
+    }
+
+    // The socket's sending side shuts down once the buffered bytes are sent.
+    void write_eof() final {
+        if (this->closing_ || eof_requested_) return;
+        eof_requested_ = true;
+        if (!self().has_write_buffer()) self().shutdown_write();
+    }
+    bool can_write_eof() const noexcept final { return true; }
+
+    void pause_reading() final {
+        if (this->closing_ || reading_paused_) return;
+        reading_paused_ = true;
+        this->update_watch();
+    }
+    void resume_reading() final {
+        if (this->closing_ || !reading_paused_) return;
+        reading_paused_ = false;
+        this->update_watch();
+    }
+    bool is_reading() const noexcept final { return !reading_paused_ && !this->closing_; }
+
+protected:
+    stream_core(loop_base& loop, native_socket fd, std::unique_ptr<protocol> p,
+                connection_counter* server) noexcept
+        : core(loop, fd, std::move(p)), server_(server) {}
+    ~stream_core() override = default;
+
+    // Reading is wanted: not closing, not paused, and the peer has not ended its side.
+    bool wants_to_read() const noexcept {
+        return !this->closing_ && !reading_paused_ && !eof_received_;
+    }
+
+    // transport_core's hooks: a server counts the connection from start to end.
+    void opened() noexcept {
+        if (server_) server_->connection_opened();
+    }
+    void ended() noexcept {
+        if (server_) server_->connection_closed();
+    }
+
+    // The peer shut down its side: the protocol says whether ours stays open to write.
+    void eof_received() noexcept {
+        eof_received_ = true;
+        this->update_watch();
+        bool keep_open = false;
+        try {
+            keep_open = this->protocol_->eof_received();
+        } catch (...) {
+            this->protocol_failed("eof_received");
+            return;
+        }
+        if (!keep_open) this->start_closing();
+    }
+
+    // Derived has sent its whole write buffer and dropped it: the protocol may resume
+    // writing, and a close or a write_eof that waited for the bytes goes on. resume_writing
+    // may have written again (a new buffer), closed (connection_lost is then scheduled
+    // already) or aborted: only an empty, live transport goes on.
+    void writes_done() noexcept {
+        this->maybe_resume_protocol();
+        if (self().has_write_buffer() || this->lost_) return;
+        if (this->closing_) {
+            this->schedule_connection_lost({});
+        } else if (eof_requested_) {
+            self().shutdown_write();
+        }
+    }
+
+private:
+    Derived& self() noexcept { return static_cast<Derived&>(*this); }
+
+    connection_counter* server_;  // the server that accepted it, if any
+    bool reading_paused_ = false;
+    bool eof_received_ = false;
+    bool eof_requested_ = false;  // write_eof(): shut down once the buffer is sent
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/stream_core.hpp
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+class socket_transport final : public stream_core<socket_transport> {
     using core = transport_core<socket_transport, transport, protocol>;
     friend core;
+    friend stream_core<socket_transport>;
 
 public:
     // Takes the connected socket and the protocol, watches the socket and calls
@@ -12397,10 +12512,34 @@ public:
         return core::start(t);
     }
 
-    void write(std::string_view data) override {
-        if (user_closed_) throw invalid_state_error("transport::write: the transport is closed");
-        if (eof_requested_) throw invalid_state_error("transport::write: write_eof() was called");
-        if (data.empty() || lost_) return;  // lost to an error: connection_lost reports it
+private:
+    // The bytes a partial send left, and how many of them went out since.
+    struct pending_writes {
+        std::string data;
+        std::size_t sent = 0;
+        std::size_t size() const noexcept { return data.size() - sent; }
+    };
+
+    socket_transport(loop_base& loop, native_socket fd, std::unique_ptr<protocol> p,
+                     connection_counter* server) noexcept
+        : stream_core(loop, fd, std::move(p), server) {}
+    ~socket_transport() override = default;
+
+    // ---- what transport_core asks of us ---------------------------------------------------
+
+    unsigned wanted_events() const noexcept {
+        return (wants_to_read() ? unsigned(backend::io_read) : 0u) |
+               (pending_ ? unsigned(backend::io_write) : 0u);
+    }
+    std::size_t buffered() const noexcept { return pending_ ? pending_->size() : 0; }
+    void drop_buffer() noexcept { pending_.reset(); }
+
+    // ---- what stream_core asks of us ----------------------------------------------------
+
+    bool has_write_buffer() const noexcept { return pending_ != nullptr; }
+
+    // Sends what the socket takes now; the rest waits for writability in pending_.
+    void send_or_buffer(std::string_view data) {
         if (!pending_) {
             const std::ptrdiff_t n = send_some(data);
             if (n < 0) return;  // a fatal error closed the transport
@@ -12412,55 +12551,6 @@ public:
         }
         pending_->data.append(data);
         maybe_pause_protocol();
-    }
-
-    void write_eof() override {
-        if (closing_ || eof_requested_) return;
-        eof_requested_ = true;
-        if (!pending_) shutdown_write();
-    }
-    bool can_write_eof() const noexcept override { return true; }
-
-    void pause_reading() override {
-        if (closing_ || reading_paused_) return;
-        reading_paused_ = true;
-        update_watch();
-    }
-    void resume_reading() override {
-        if (closing_ || !reading_paused_) return;
-        reading_paused_ = false;
-        update_watch();
-    }
-    bool is_reading() const noexcept override { return !reading_paused_ && !closing_; }
-
-private:
-    // The bytes a partial send left, and how many of them went out since.
-    struct pending_writes {
-        std::string data;
-        std::size_t sent = 0;
-        std::size_t size() const noexcept { return data.size() - sent; }
-    };
-
-    socket_transport(loop_base& loop, native_socket fd, std::unique_ptr<protocol> p,
-                     connection_counter* server) noexcept
-        : core(loop, fd, std::move(p)), server_(server) {}
-    ~socket_transport() override = default;
-
-    // ---- what transport_core asks of us ---------------------------------------------------
-
-    unsigned wanted_events() const noexcept {
-        unsigned events = 0;
-        if (!closing_ && !reading_paused_ && !eof_received_) events |= backend::io_read;
-        if (pending_) events |= backend::io_write;
-        return events;
-    }
-    std::size_t buffered() const noexcept { return pending_ ? pending_->size() : 0; }
-    void drop_buffer() noexcept { pending_.reset(); }
-    void opened() noexcept {
-        if (server_) server_->connection_opened();
-    }
-    void ended() noexcept {
-        if (server_) server_->connection_closed();
     }
 
     // ---- events -------------------------------------------------------------------------
@@ -12491,19 +12581,6 @@ private:
         }
     }
 
-    void eof_received() noexcept {
-        eof_received_ = true;
-        update_watch();
-        bool keep_open = false;
-        try {
-            keep_open = protocol_->eof_received();
-        } catch (...) {
-            protocol_failed("eof_received");
-            return;
-        }
-        if (!keep_open) start_closing();
-    }
-
     void write_ready() noexcept {
         const std::string_view rest = std::string_view(pending_->data).substr(pending_->sent);
         const std::ptrdiff_t n = send_some(rest);
@@ -12512,15 +12589,7 @@ private:
         if (pending_->size() == 0) {
             pending_.reset();
             update_watch();
-            maybe_resume_protocol();
-            // resume_writing may have written again (a new buffer), closed (connection_lost
-            // is then scheduled already) or aborted: only an empty, live transport goes on.
-            if (pending_ || lost_) return;
-            if (closing_) {
-                schedule_connection_lost({});
-            } else if (eof_requested_) {
-                shutdown_write();
-            }
+            writes_done();
             return;
         }
         // Sent bytes are dropped once they are half the buffer: each byte moves at most
@@ -12554,10 +12623,6 @@ private:
     }
 
     std::unique_ptr<pending_writes> pending_;  // only while a write is partly sent
-    connection_counter* server_;               // the server that accepted it, if any
-    bool reading_paused_ = false;
-    bool eof_received_ = false;
-    bool eof_requested_ = false;  // write_eof(): shut down once the buffer is sent
 };
 
 }  // namespace detail
@@ -12612,10 +12677,10 @@ private:
     Owner& owner_;
 };
 
-class overlapped_socket_transport final
-    : public transport_core<overlapped_socket_transport, transport, protocol> {
+class overlapped_socket_transport final : public stream_core<overlapped_socket_transport> {
     using core = transport_core<overlapped_socket_transport, transport, protocol>;
     friend core;
+    friend stream_core<overlapped_socket_transport>;
     template <class Owner, void (Owner::*)() noexcept>
     friend class member_op;  // names us in debug mode's reports
 
@@ -12630,43 +12695,6 @@ public:
         return core::start(t);
     }
 
-    void write(std::string_view data) override {
-        if (user_closed_) throw invalid_state_error("transport::write: the transport is closed");
-        if (eof_requested_) throw invalid_state_error("transport::write: write_eof() was called");
-        if (data.empty() || lost_) return;  // lost to an error: connection_lost reports it
-        if (!writes_) {
-            const int n = send_some(data);
-            if (n < 0) return;  // a fatal error closed the transport
-            data.remove_prefix(static_cast<std::size_t>(n));
-            if (data.empty()) return;
-            writes_ = std::make_unique<write_buffers>();
-            writes_->queued.assign(data);
-            send_queued();
-        } else {
-            writes_->queued.append(data);
-        }
-        maybe_pause_protocol();
-    }
-
-    void write_eof() override {
-        if (closing_ || eof_requested_) return;
-        eof_requested_ = true;
-        if (!writes_) shutdown_write();
-    }
-    bool can_write_eof() const noexcept override { return true; }
-
-    void pause_reading() override {
-        if (closing_ || reading_paused_) return;
-        reading_paused_ = true;
-        update_watch();
-    }
-    void resume_reading() override {
-        if (closing_ || !reading_paused_) return;
-        reading_paused_ = false;
-        update_watch();
-    }
-    bool is_reading() const noexcept override { return !reading_paused_ && !closing_; }
-
 private:
     // The bytes of the WSASend in flight (the kernel's until it completes), and what was
     // written since, sent next.
@@ -12678,14 +12706,12 @@ private:
 
     overlapped_socket_transport(loop_base& loop, native_socket fd, std::unique_ptr<protocol> p,
                                 connection_counter* server) noexcept
-        : core(loop, fd, std::move(p)), server_(server), read_op_(*this), write_op_(*this) {}
+        : stream_core(loop, fd, std::move(p), server), read_op_(*this), write_op_(*this) {}
     ~overlapped_socket_transport() override = default;
 
     // ---- what transport_core asks of us ---------------------------------------------------
 
-    unsigned wanted_events() const noexcept {
-        return !closing_ && !reading_paused_ && !eof_received_ ? backend::io_read : 0u;
-    }
+    unsigned wanted_events() const noexcept { return wants_to_read() ? backend::io_read : 0u; }
     // Once lost, the bytes in flight are not the protocol's any more (see drop_buffer).
     std::size_t buffered() const noexcept {
         if (!writes_) return 0;
@@ -12695,13 +12721,6 @@ private:
     void drop_buffer() noexcept {
         if (writes_) writes_->queued.clear();
     }
-    void opened() noexcept {
-        if (server_) server_->connection_opened();
-    }
-    void ended() noexcept {
-        if (server_) server_->connection_closed();
-    }
-
     // Reading wanted: a zero-byte read waits for data. Not wanted any more: a read in
     // flight is left to complete and then ignored, unless the connection is lost.
     void change_watch(unsigned, unsigned new_events) {
@@ -12775,20 +12794,25 @@ private:
         }
     }
 
-    void eof_received() noexcept {
-        eof_received_ = true;
-        update_watch();
-        bool keep_open = false;
-        try {
-            keep_open = protocol_->eof_received();
-        } catch (...) {
-            protocol_failed("eof_received");
-            return;
-        }
-        if (!keep_open) start_closing();
-    }
-
     // ---- writing ------------------------------------------------------------------------
+
+    bool has_write_buffer() const noexcept { return writes_ != nullptr; }
+
+    // Sends what the socket takes now; the rest goes out through WSASend, one at a time.
+    void send_or_buffer(std::string_view data) {
+        if (!writes_) {
+            const int n = send_some(data);
+            if (n < 0) return;  // a fatal error closed the transport
+            data.remove_prefix(static_cast<std::size_t>(n));
+            if (data.empty()) return;
+            writes_ = std::make_unique<write_buffers>();
+            writes_->queued.assign(data);
+            send_queued();
+        } else {
+            writes_->queued.append(data);
+        }
+        maybe_pause_protocol();
+    }
 
     // One non-blocking send: the count taken (0 if it would block), or -1 after a fatal
     // error, which has closed the transport.
@@ -12837,14 +12861,7 @@ private:
             return;
         }
         writes_.reset();
-        maybe_resume_protocol();
-        // resume_writing may have written again, closed or aborted (see socket_transport).
-        if (writes_ || lost_) return;
-        if (closing_) {
-            schedule_connection_lost({});
-        } else if (eof_requested_) {
-            shutdown_write();
-        }
+        writes_done();
     }
 
     void shutdown_write() noexcept {
@@ -12866,15 +12883,11 @@ private:
     }
 
     std::unique_ptr<write_buffers> writes_;  // only while a write is partly sent
-    connection_counter* server_;             // the server that accepted it, if any
     member_op<overlapped_socket_transport, &overlapped_socket_transport::read_done> read_op_;
     member_op<overlapped_socket_transport, &overlapped_socket_transport::write_done> write_op_;
     bool reading_ = false;  // a zero-byte read is in flight
     bool writing_ = false;  // a WSASend is in flight
     bool closed_ = false;   // the socket is closed: only completions are awaited
-    bool reading_paused_ = false;
-    bool eof_received_ = false;
-    bool eof_requested_ = false;  // write_eof(): shut down once the buffer is sent
 };
 
 }  // namespace detail

@@ -20,7 +20,7 @@
 #include "ioloop/net/overlapped_call.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/socket.hpp"
-#include "ioloop/net/socket_transport.hpp"
+#include "ioloop/net/stream_core.hpp"
 #include "ioloop/net/transport.hpp"
 #include "ioloop/net/transport_core.hpp"
 
@@ -49,10 +49,10 @@ private:
     Owner& owner_;
 };
 
-class overlapped_socket_transport final
-    : public transport_core<overlapped_socket_transport, transport, protocol> {
+class overlapped_socket_transport final : public stream_core<overlapped_socket_transport> {
     using core = transport_core<overlapped_socket_transport, transport, protocol>;
     friend core;
+    friend stream_core<overlapped_socket_transport>;
     template <class Owner, void (Owner::*)() noexcept>
     friend class member_op;  // names us in debug mode's reports
 
@@ -67,43 +67,6 @@ public:
         return core::start(t);
     }
 
-    void write(std::string_view data) override {
-        if (user_closed_) throw invalid_state_error("transport::write: the transport is closed");
-        if (eof_requested_) throw invalid_state_error("transport::write: write_eof() was called");
-        if (data.empty() || lost_) return;  // lost to an error: connection_lost reports it
-        if (!writes_) {
-            const int n = send_some(data);
-            if (n < 0) return;  // a fatal error closed the transport
-            data.remove_prefix(static_cast<std::size_t>(n));
-            if (data.empty()) return;
-            writes_ = std::make_unique<write_buffers>();
-            writes_->queued.assign(data);
-            send_queued();
-        } else {
-            writes_->queued.append(data);
-        }
-        maybe_pause_protocol();
-    }
-
-    void write_eof() override {
-        if (closing_ || eof_requested_) return;
-        eof_requested_ = true;
-        if (!writes_) shutdown_write();
-    }
-    bool can_write_eof() const noexcept override { return true; }
-
-    void pause_reading() override {
-        if (closing_ || reading_paused_) return;
-        reading_paused_ = true;
-        update_watch();
-    }
-    void resume_reading() override {
-        if (closing_ || !reading_paused_) return;
-        reading_paused_ = false;
-        update_watch();
-    }
-    bool is_reading() const noexcept override { return !reading_paused_ && !closing_; }
-
 private:
     // The bytes of the WSASend in flight (the kernel's until it completes), and what was
     // written since, sent next.
@@ -115,14 +78,12 @@ private:
 
     overlapped_socket_transport(loop_base& loop, native_socket fd, std::unique_ptr<protocol> p,
                                 connection_counter* server) noexcept
-        : core(loop, fd, std::move(p)), server_(server), read_op_(*this), write_op_(*this) {}
+        : stream_core(loop, fd, std::move(p), server), read_op_(*this), write_op_(*this) {}
     ~overlapped_socket_transport() override = default;
 
     // ---- what transport_core asks of us ---------------------------------------------------
 
-    unsigned wanted_events() const noexcept {
-        return !closing_ && !reading_paused_ && !eof_received_ ? backend::io_read : 0u;
-    }
+    unsigned wanted_events() const noexcept { return wants_to_read() ? backend::io_read : 0u; }
     // Once lost, the bytes in flight are not the protocol's any more (see drop_buffer).
     std::size_t buffered() const noexcept {
         if (!writes_) return 0;
@@ -132,13 +93,6 @@ private:
     void drop_buffer() noexcept {
         if (writes_) writes_->queued.clear();
     }
-    void opened() noexcept {
-        if (server_) server_->connection_opened();
-    }
-    void ended() noexcept {
-        if (server_) server_->connection_closed();
-    }
-
     // Reading wanted: a zero-byte read waits for data. Not wanted any more: a read in
     // flight is left to complete and then ignored, unless the connection is lost.
     void change_watch(unsigned, unsigned new_events) {
@@ -212,20 +166,25 @@ private:
         }
     }
 
-    void eof_received() noexcept {
-        eof_received_ = true;
-        update_watch();
-        bool keep_open = false;
-        try {
-            keep_open = protocol_->eof_received();
-        } catch (...) {
-            protocol_failed("eof_received");
-            return;
-        }
-        if (!keep_open) start_closing();
-    }
-
     // ---- writing ------------------------------------------------------------------------
+
+    bool has_write_buffer() const noexcept { return writes_ != nullptr; }
+
+    // Sends what the socket takes now; the rest goes out through WSASend, one at a time.
+    void send_or_buffer(std::string_view data) {
+        if (!writes_) {
+            const int n = send_some(data);
+            if (n < 0) return;  // a fatal error closed the transport
+            data.remove_prefix(static_cast<std::size_t>(n));
+            if (data.empty()) return;
+            writes_ = std::make_unique<write_buffers>();
+            writes_->queued.assign(data);
+            send_queued();
+        } else {
+            writes_->queued.append(data);
+        }
+        maybe_pause_protocol();
+    }
 
     // One non-blocking send: the count taken (0 if it would block), or -1 after a fatal
     // error, which has closed the transport.
@@ -274,14 +233,7 @@ private:
             return;
         }
         writes_.reset();
-        maybe_resume_protocol();
-        // resume_writing may have written again, closed or aborted (see socket_transport).
-        if (writes_ || lost_) return;
-        if (closing_) {
-            schedule_connection_lost({});
-        } else if (eof_requested_) {
-            shutdown_write();
-        }
+        writes_done();
     }
 
     void shutdown_write() noexcept {
@@ -303,15 +255,11 @@ private:
     }
 
     std::unique_ptr<write_buffers> writes_;  // only while a write is partly sent
-    connection_counter* server_;             // the server that accepted it, if any
     member_op<overlapped_socket_transport, &overlapped_socket_transport::read_done> read_op_;
     member_op<overlapped_socket_transport, &overlapped_socket_transport::write_done> write_op_;
     bool reading_ = false;  // a zero-byte read is in flight
     bool writing_ = false;  // a WSASend is in flight
     bool closed_ = false;   // the socket is closed: only completions are awaited
-    bool reading_paused_ = false;
-    bool eof_received_ = false;
-    bool eof_requested_ = false;  // write_eof(): shut down once the buffer is sent
 };
 
 }  // namespace detail

@@ -28,6 +28,7 @@
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/socket.hpp"
 #include "ioloop/net/socket_transport.hpp"
+#include "ioloop/net/stream_core.hpp"
 #include "ioloop/net/stream_transport.hpp"
 
 #include <chrono>

@@ -16,6 +16,7 @@
 #include "ioloop/net/net_access.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/socket.hpp"
+#include "ioloop/net/stream_core.hpp"
 #include "ioloop/net/transport.hpp"
 #include "ioloop/net/transport_core.hpp"
 
@@ -29,23 +30,10 @@
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
-// A server counts its connections (wait_closed waits for them to end).
-class connection_counter {
-public:
-    virtual void connection_opened() noexcept = 0;
-    virtual void connection_closed() noexcept = 0;
-
-protected:
-    connection_counter() = default;
-    connection_counter(const connection_counter&) = default;
-    connection_counter& operator=(const connection_counter&) = default;
-    ~connection_counter() = default;
-};
-
-class socket_transport final
-    : public transport_core<socket_transport, transport, protocol> {
+class socket_transport final : public stream_core<socket_transport> {
     using core = transport_core<socket_transport, transport, protocol>;
     friend core;
+    friend stream_core<socket_transport>;
 
 public:
     // Takes the connected socket and the protocol, watches the socket and calls
@@ -58,10 +46,34 @@ public:
         return core::start(t);
     }
 
-    void write(std::string_view data) override {
-        if (user_closed_) throw invalid_state_error("transport::write: the transport is closed");
-        if (eof_requested_) throw invalid_state_error("transport::write: write_eof() was called");
-        if (data.empty() || lost_) return;  // lost to an error: connection_lost reports it
+private:
+    // The bytes a partial send left, and how many of them went out since.
+    struct pending_writes {
+        std::string data;
+        std::size_t sent = 0;
+        std::size_t size() const noexcept { return data.size() - sent; }
+    };
+
+    socket_transport(loop_base& loop, native_socket fd, std::unique_ptr<protocol> p,
+                     connection_counter* server) noexcept
+        : stream_core(loop, fd, std::move(p), server) {}
+    ~socket_transport() override = default;
+
+    // ---- what transport_core asks of us ---------------------------------------------------
+
+    unsigned wanted_events() const noexcept {
+        return (wants_to_read() ? unsigned(backend::io_read) : 0u) |
+               (pending_ ? unsigned(backend::io_write) : 0u);
+    }
+    std::size_t buffered() const noexcept { return pending_ ? pending_->size() : 0; }
+    void drop_buffer() noexcept { pending_.reset(); }
+
+    // ---- what stream_core asks of us ----------------------------------------------------
+
+    bool has_write_buffer() const noexcept { return pending_ != nullptr; }
+
+    // Sends what the socket takes now; the rest waits for writability in pending_.
+    void send_or_buffer(std::string_view data) {
         if (!pending_) {
             const std::ptrdiff_t n = send_some(data);
             if (n < 0) return;  // a fatal error closed the transport
@@ -73,55 +85,6 @@ public:
         }
         pending_->data.append(data);
         maybe_pause_protocol();
-    }
-
-    void write_eof() override {
-        if (closing_ || eof_requested_) return;
-        eof_requested_ = true;
-        if (!pending_) shutdown_write();
-    }
-    bool can_write_eof() const noexcept override { return true; }
-
-    void pause_reading() override {
-        if (closing_ || reading_paused_) return;
-        reading_paused_ = true;
-        update_watch();
-    }
-    void resume_reading() override {
-        if (closing_ || !reading_paused_) return;
-        reading_paused_ = false;
-        update_watch();
-    }
-    bool is_reading() const noexcept override { return !reading_paused_ && !closing_; }
-
-private:
-    // The bytes a partial send left, and how many of them went out since.
-    struct pending_writes {
-        std::string data;
-        std::size_t sent = 0;
-        std::size_t size() const noexcept { return data.size() - sent; }
-    };
-
-    socket_transport(loop_base& loop, native_socket fd, std::unique_ptr<protocol> p,
-                     connection_counter* server) noexcept
-        : core(loop, fd, std::move(p)), server_(server) {}
-    ~socket_transport() override = default;
-
-    // ---- what transport_core asks of us ---------------------------------------------------
-
-    unsigned wanted_events() const noexcept {
-        unsigned events = 0;
-        if (!closing_ && !reading_paused_ && !eof_received_) events |= backend::io_read;
-        if (pending_) events |= backend::io_write;
-        return events;
-    }
-    std::size_t buffered() const noexcept { return pending_ ? pending_->size() : 0; }
-    void drop_buffer() noexcept { pending_.reset(); }
-    void opened() noexcept {
-        if (server_) server_->connection_opened();
-    }
-    void ended() noexcept {
-        if (server_) server_->connection_closed();
     }
 
     // ---- events -------------------------------------------------------------------------
@@ -152,19 +115,6 @@ private:
         }
     }
 
-    void eof_received() noexcept {
-        eof_received_ = true;
-        update_watch();
-        bool keep_open = false;
-        try {
-            keep_open = protocol_->eof_received();
-        } catch (...) {
-            protocol_failed("eof_received");
-            return;
-        }
-        if (!keep_open) start_closing();
-    }
-
     void write_ready() noexcept {
         const std::string_view rest = std::string_view(pending_->data).substr(pending_->sent);
         const std::ptrdiff_t n = send_some(rest);
@@ -173,15 +123,7 @@ private:
         if (pending_->size() == 0) {
             pending_.reset();
             update_watch();
-            maybe_resume_protocol();
-            // resume_writing may have written again (a new buffer), closed (connection_lost
-            // is then scheduled already) or aborted: only an empty, live transport goes on.
-            if (pending_ || lost_) return;
-            if (closing_) {
-                schedule_connection_lost({});
-            } else if (eof_requested_) {
-                shutdown_write();
-            }
+            writes_done();
             return;
         }
         // Sent bytes are dropped once they are half the buffer: each byte moves at most
@@ -215,10 +157,6 @@ private:
     }
 
     std::unique_ptr<pending_writes> pending_;  // only while a write is partly sent
-    connection_counter* server_;               // the server that accepted it, if any
-    bool reading_paused_ = false;
-    bool eof_received_ = false;
-    bool eof_requested_ = false;  // write_eof(): shut down once the buffer is sent
 };
 
 }  // namespace detail
