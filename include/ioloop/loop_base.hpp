@@ -126,8 +126,8 @@ public:
     timer_handle call_later(std::chrono::duration<Rep, Period> delay, F&& fn,
                             detail::source_location where = detail::source_location::current()) {
         const time_point now = time();
-        return schedule_timer(now, deadline_after(now, delay), std::forward<F>(fn), where,
-                              "call_later");
+        return schedule_timer(now, detail::saturating_deadline(now, delay), std::forward<F>(fn),
+                              where, "call_later");
     }
 
     // Runs fn once loop.time() reaches `when`, never earlier.
@@ -540,13 +540,6 @@ protected:
             throw;
         }
         return timer_handle(n);
-    }
-
-    // now + delay, rounded up to the clock's tick, saturating (detail::saturating_deadline):
-    // call_later(-5s) runs before an earlier call_later(0s), as in asyncio.
-    template <class Rep, class Period>
-    static time_point deadline_after(time_point now, std::chrono::duration<Rep, Period> delay) {
-        return detail::saturating_deadline(now, delay);
     }
 
     static void release_anchor(detail::loop_anchor* a) noexcept {

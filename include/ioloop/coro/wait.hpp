@@ -94,18 +94,15 @@ public:
     wait_awaiter& operator=(const wait_awaiter&) = delete;
     ~wait_awaiter() { stop_watching(); }
 
-    // Every child is checked before any is read, so the scan does not stop at the first
-    // done (await_resume reads them all): one of another loop throws invalid_state_error.
-    bool await_ready() const {
+    // The children were checked against the running loop where wait() took them.
+    bool await_ready() const noexcept {
         std::size_t done = 0;
-        bool ready = false;
         for (const H& c : children_) {
-            check_running_loop(c, "wait");
             if (!c.done()) continue;
-            if (when_ == first_completed || failed(c.state())) ready = true;
+            if (when_ == first_completed || failed(c.state())) return true;
             ++done;
         }
-        return ready || done == children_.size();
+        return done == children_.size();
     }
 
     void await_suspend(std::coroutine_handle<> h) {
@@ -177,8 +174,8 @@ private:
 // What wait and as_completed take: a vector of children, taken over if it is an rvalue,
 // copied if it is an lvalue. Not a parameter by value: the copy would be made before the
 // function runs, and a copy counts a reference to each handle's state, which for a task
-// or future of another loop is that loop's thread's to count. So the handles are checked
-// first (then again where they are awaited, for those taken over).
+// or future of another loop is that loop's thread's to count. So every handle is checked
+// here, first, and nowhere else: wait and as_completed are made where they are awaited.
 template <class V>
 inline constexpr bool is_vector = false;
 template <class A>
@@ -196,11 +193,15 @@ using vector_child_handle = child_handle<vector_element<V>>;
 template <class V>
 std::vector<vector_child_handle<V>> take_children(V&& aws, const char* what) {
     using A = vector_element<V>;
-    if constexpr (std::is_lvalue_reference_v<V>) {
-        static_assert(!is_coro_argument<A>, "a vector of coros is consumed: pass std::move(v)");
+    if constexpr (is_coro_argument<A>) {
+        static_assert(!std::is_lvalue_reference_v<V>,
+                      "a vector of coros is consumed: pass std::move(v)");
+        return handles_of(std::move(aws));  // tasks of the running loop
+    } else if constexpr (std::is_lvalue_reference_v<V>) {
         return checked_copy(aws, what);
     } else {
-        return handles_of(std::move(aws));
+        for (const A& h : aws) check_running_loop(h, what);
+        return std::move(aws);
     }
 }
 
@@ -237,22 +238,16 @@ public:
         const std::size_t n = children_.size();
         links_ = std::vector<link>(n);
         order_.reserve(n);  // child_done appends without allocating
-        try {
-            for (std::size_t i = 0; i < n; ++i) {
-                link& l = links_[i];
-                l.owner = this;
-                l.state = children_[i].state();
-                // A child of another loop is refused before it is read or linked to.
-                detail::check_running_loop(children_[i], "as_completed");
-                if (l.state->done()) {
-                    order_.push_back(i);
-                } else {
-                    l.state->add_link(&l);
-                }
+        // The children were checked against the running loop where as_completed took them.
+        for (std::size_t i = 0; i < n; ++i) {
+            link& l = links_[i];
+            l.owner = this;
+            l.state = children_[i].state();
+            if (l.state->done()) {
+                order_.push_back(i);
+            } else {
+                l.state->add_link(&l);
             }
-        } catch (...) {  // no destructor runs: the links made so far are undone here
-            for (link& l : links_) l.unlink();
-            throw;
         }
         if (timeout.set && order_.size() < n) {
             timer_ = detail::loop_access::running_or_throw("as_completed")

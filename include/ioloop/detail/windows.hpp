@@ -281,7 +281,7 @@ inline std::ptrdiff_t socket_recvfrom(native_socket s, char* data, std::size_t s
 // UDP socket drops the rest of it.
 inline std::ptrdiff_t socket_recv_datagram(native_socket s, char* data, std::size_t size,
                                            sockaddr* from, int* from_size) noexcept {
-    return ::recvfrom(s, data, winsock_length(size), 0, from, from_size);
+    return socket_recvfrom(s, data, size, from, from_size);
 }
 
 // The size of the next datagram waiting on `s`, or more (FIONREAD: Winsock says the bytes
