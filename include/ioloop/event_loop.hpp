@@ -31,6 +31,13 @@ IOLOOP_NAMESPACE_BEGIN
 class socket;    // net/socket.hpp
 class endpoint;  // net/endpoint.hpp
 
+namespace detail {
+// The I/O engine of Backend's family: how transports, servers and the sock_* operations
+// move bytes on it. Chosen in net/engines.hpp, the one place that knows the families.
+template <class Backend>
+struct engine_of;
+}  // namespace detail
+
 template <class Backend>
 class basic_event_loop : public loop_base {
     static_assert(
@@ -48,12 +55,7 @@ public:
               &detail::backend_tag<Backend>) {
         signal_target_.wake = [](void* b) noexcept { static_cast<Backend*>(b)->interrupt(); };
         signal_target_.context = &backend_;
-        if constexpr (backend::readiness_backend<Backend>) watch_io_ = &watch_for_net;
-        if constexpr (backend::completion_backend<Backend>) {
-            static detail::atomic<std::uint64_t> ports{0};
-            associate_io_ = &associate_for_net;
-            port_id_ = ports.fetch_add(1, detail::memory_order::relaxed) + 1;
-        }
+        io_ = &engine_;
     }
 
     ~basic_event_loop() {
@@ -84,23 +86,16 @@ public:
         if (running_) throw invalid_state_error("close: the event loop is running");
         if (closed_) return;
         // Transports and servers first: they unwatch their descriptors from the backend.
-        resources_.close_all();
+        engine_.close_resources();
         detail::node_queue dropped;
         if (signals_) {
             for (int sig = 1; sig < detail::max_signal; ++sig) remove_signal_handler(sig);
         }
-        for (fd_watch*& w : watches_) {
-            if (!w) continue;
-            if constexpr (backend::readiness_backend<Backend>)
-                backend_.watch(w->fd, w->events, 0, static_cast<detail::io_watcher*>(w));
-            if (w->reader) dropped.push(w->reader);
-            if (w->writer) dropped.push(w->writer);
-            delete std::exchange(w, nullptr);
-        }
-        watched_count_ = 0;
-        free_unwatched();
+        engine_.close_watches(dropped);  // add_reader's and add_writer's
         close_queues(dropped);
-        if constexpr (backend::completion_backend<Backend>) drain_cancelled_operations();
+        // A completion backend: the kernel owns the memory of each operation in flight
+        // until its completion comes, cancelled or not.
+        engine_.finish_operations();
     }
 
     // ---- descriptors (readiness backends only) ----------------------------------------
@@ -110,27 +105,27 @@ public:
     void add_reader(native_socket fd, F&& fn,
                     detail::source_location where = detail::source_location::current()) {
         require_readiness_backend();
-        add_watch(fd, backend::io_read, make_persistent_node(std::forward<F>(fn), where),
-                  "add_reader");
+        engine_.add_watch(fd, backend::io_read, make_persistent_node(std::forward<F>(fn), where),
+                          "add_reader");
     }
 
     // True if fd had a reader.
     bool remove_reader(native_socket fd) {
         require_readiness_backend();
-        return remove_watch(fd, backend::io_read);
+        return engine_.remove_watch(fd, backend::io_read);
     }
 
     template <class F>
     void add_writer(native_socket fd, F&& fn,
                     detail::source_location where = detail::source_location::current()) {
         require_readiness_backend();
-        add_watch(fd, backend::io_write, make_persistent_node(std::forward<F>(fn), where),
-                  "add_writer");
+        engine_.add_watch(fd, backend::io_write, make_persistent_node(std::forward<F>(fn), where),
+                          "add_writer");
     }
 
     bool remove_writer(native_socket fd) {
         require_readiness_backend();
-        return remove_watch(fd, backend::io_write);
+        return engine_.remove_watch(fd, backend::io_write);
     }
 
     // ---- awaitable socket operations (readiness backends; defined in net/sock_ops.hpp) --
@@ -211,51 +206,19 @@ private:
                       "use the sock_* operations or transports instead");
     }
 
-    // A descriptor's reader and writer callbacks; the backend reports events with it.
-    struct fd_watch final : detail::io_watcher {
-        fd_watch(basic_event_loop& l, native_socket f) noexcept : loop(l), fd(f) {}
-
-        void on_io(unsigned ready) noexcept override {
-            if ((ready & backend::io_read) && reader) loop.enqueue(reader);
-            if ((ready & backend::io_write) && writer) loop.enqueue(writer);
-        }
-
-        basic_event_loop& loop;
-        native_socket fd;
-        unsigned events = 0;
-        detail::callback_node* reader = nullptr;
-        detail::callback_node* writer = nullptr;
-    };
-
-    // loop_base::watch_io_: a transport or a listener watches its own descriptor, outside
-    // the add_reader table (it owns the descriptor, so nothing else watches it).
-    static void watch_for_net(loop_base* self, native_socket fd, unsigned old_events,
-                              unsigned new_events, detail::io_watcher* w) {
-        auto& loop = *static_cast<basic_event_loop*>(self);
-        loop.backend_.watch(fd, old_events, new_events, w);
-        if (old_events == 0 && new_events != 0) ++loop.watched_count_;
-        if (old_events != 0 && new_events == 0) --loop.watched_count_;
-    }
-
-    // loop_base::associate_io_: a transport or a listener on a completion backend sends
-    // its socket's completions to this loop.
-    static void associate_for_net(loop_base* self, native_socket s) {
-        static_cast<basic_event_loop*>(self)->backend_.associate(s);
-    }
-
     void run_once() {
         ++iterations_;
         // 1. Timeout: none if work is ready, else until the nearest timer, else forever.
         const std::chrono::nanoseconds timeout = poll_timeout();
         // 2. Poll. With work ready and nothing to watch the syscall can only return the
         //    wakeup descriptor, and the flags below already tell us that.
-        if (timeout.count() != 0 || watched_count_ != 0 || pending_ops_ != 0) {
+        if (timeout.count() != 0 || engine_.waiting()) {
             // Transports run their protocols right here, and a protocol may remove a
-            // reader whose event is still to come in this batch: so a removed fd_watch
-            // is freed only after the batch (until then it is empty and ignores events).
+            // reader whose event is still to come in this batch: so what is unwatched
+            // during the batch is freed only after it (engine_.after_poll).
             backend_.wait(timeout, [this](void* data, unsigned events) noexcept {
                 auto* w = static_cast<detail::io_watcher*>(data);
-                if constexpr (backend::completion_backend<Backend>) --pending_ops_;
+                engine_.event_arrived();  // a completion backend: one operation fewer
                 if (debug_) [[unlikely]] {
                     run_timed_io(*w, events);
                 } else {
@@ -263,35 +226,13 @@ private:
                 }
             });
         }
-        free_unwatched();
+        engine_.after_poll();
         take_remote();
         take_signals();
         // 3. Timers.
         fire_due_timers();
         // 4. Exactly what is ready now.
         run_ready();
-    }
-
-    // Closing a completion backend's loop: the transports, servers and tasks above have
-    // closed their sockets or cancelled their operations, but the kernel owns each
-    // operation's memory until its completion is dequeued. So the loop waits for them all
-    // (cancelled operations complete at once), and each frees itself.
-    void drain_cancelled_operations() noexcept {
-        try {
-            while (pending_ops_ != 0) {
-                backend_.wait(std::chrono::nanoseconds(-1), [this](void* data, unsigned) noexcept {
-                    --pending_ops_;
-                    static_cast<detail::io_watcher*>(data)->on_io(0);
-                });
-            }
-        } catch (...) {
-            // The port failed: what is left is leaked rather than freed under the kernel.
-        }
-    }
-
-    void free_unwatched() noexcept {
-        for (fd_watch* w : unwatched_) delete w;
-        unwatched_.clear();
     }
 
     // An I/O event in debug mode: timed like a callback, reported if slow.
@@ -320,58 +261,8 @@ private:
         }
     }
 
-    void add_watch(native_socket fd, unsigned which, detail::callback_node* n, const char* what) {
-        n->refs.store(1, detail::memory_order::relaxed);  // the registration's
-        try {
-            check_open(what);
-            if (!detail::is_open_fd(fd)) {
-                detail::throw_errno(EBADF, detail::concat({what, ": fd ", detail::decimal(fd),
-                                                           " is not an open descriptor"}));
-            }
-            const std::size_t ufd = detail::fd_index(fd);
-            if (ufd >= watches_.size()) watches_.resize(ufd + 1);
-            if (!watches_[ufd]) watches_[ufd] = new fd_watch(*this, fd);
-        } catch (...) {
-            n->release();
-            throw;
-        }
-        fd_watch& w = *watches_[detail::fd_index(fd)];
-        const unsigned before = w.events;
-        try {
-            backend_.watch(fd, before, before | which, static_cast<detail::io_watcher*>(&w));
-        } catch (...) {
-            if (before == 0) delete std::exchange(watches_[detail::fd_index(fd)], nullptr);
-            n->release();
-            throw;
-        }
-        if (before == 0) ++watched_count_;
-        w.events = before | which;
-        detail::callback_node*& slot = which == backend::io_read ? w.reader : w.writer;
-        if (slot) unregister(slot);
-        slot = n;
-    }
-
-    bool remove_watch(native_socket fd, unsigned which) {
-        if (detail::fd_index(fd) >= watches_.size()) return false;  // a negative fd too
-        fd_watch*& w = watches_[detail::fd_index(fd)];
-        if (!w) return false;
-        detail::callback_node*& slot = which == backend::io_read ? w->reader : w->writer;
-        if (!slot) return false;
-        const unsigned after = w->events & ~which;
-        backend_.watch(fd, w->events, after, static_cast<detail::io_watcher*>(w));
-        w->events = after;
-        unregister(std::exchange(slot, nullptr));
-        if (after == 0) {
-            unwatched_.push_back(std::exchange(w, nullptr));  // freed after the poll step
-            --watched_count_;
-        }
-        return true;
-    }
-
     Backend backend_;
-    detail::pod_vector<fd_watch*> watches_;  // by fd_index; owned, freed when unwatched or closed
-    std::size_t watched_count_ = 0;
-    detail::pod_vector<fd_watch*> unwatched_;  // removed; freed after the next poll step
+    typename detail::engine_of<Backend>::type engine_{*this, backend_};
 
     detail::signal_target signal_target_;
     // A signal's handler and its disposition before. A backend that watches signals itself

@@ -52,6 +52,7 @@ namespace detail {
 // Lets what outlives a loop (a future kept after the loop is gone) know that it is gone.
 struct loop_access;  // the coroutine front end's way in
 struct net_access;   // the networking layer's (net/net_access.hpp)
+class io_engine;     // net/io_engine.hpp
 
 // Its address names a backend type at run time, without RTTI.
 template <class Backend>
@@ -275,7 +276,6 @@ protected:
     }
 
     ~loop_base() {
-        delete[] read_buffer_;
         if (anchor_) {
             anchor_->loop = nullptr;
             release_anchor(anchor_);
@@ -567,17 +567,9 @@ protected:
     executor* executor_ = nullptr;           // run_in_executor's; made on first use
     executor* owned_executor_ = nullptr;     // the default thread pool, once made
 
-    // The networking layer's way to the backend, set by basic_event_loop. A readiness
-    // backend: registers `w` for fd's events (old -> now). A completion backend: sends a
-    // socket's completions to this loop; pending_ops_ counts the operations in flight,
-    // since the loop must poll while any is.
-    void (*watch_io_)(loop_base*, native_socket fd, unsigned old_events, unsigned new_events,
-                      detail::io_watcher* w) = nullptr;
-    void (*associate_io_)(loop_base*, native_socket s) = nullptr;
-    std::size_t pending_ops_ = 0;
-    std::uint64_t port_id_ = 0;        // a completion backend: names this loop's port (never 0)
-    detail::resource_list resources_;  // open transports and servers
-    char* read_buffer_ = nullptr;      // shared by every transport's reads; made on first use
+    // How the loop moves bytes: its backend family's engine (net/io_engine.hpp), owned and
+    // set by basic_event_loop. The networking layer reaches the backend only through it.
+    detail::io_engine* io_ = nullptr;
 
     exception_handler handler_;
     std::uint64_t handler_version_ = 0;  // counts set_exception_handler calls

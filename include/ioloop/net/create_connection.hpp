@@ -4,7 +4,6 @@
 #ifndef IOLOOP_NET_CREATE_CONNECTION_HPP
 #define IOLOOP_NET_CREATE_CONNECTION_HPP
 
-#include "ioloop/backend/concept.hpp"
 #include "ioloop/coro/coro.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/message.hpp"
@@ -14,13 +13,10 @@
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/getaddrinfo.hpp"
-#include "ioloop/net/io_wait.hpp"
+#include "ioloop/net/io_engine.hpp"
 #include "ioloop/net/net_access.hpp"
-#include "ioloop/net/overlapped_sock_ops.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/socket.hpp"
-#include "ioloop/net/socket_transport.hpp"
-#include "ioloop/net/stream_transport.hpp"
 
 #include <cstdint>
 #include <exception>
@@ -41,27 +37,13 @@ constexpr void check_factory() {
                   "ioloop::protocol (ioloop::datagram_protocol for datagram endpoints)");
 }
 
-// A socket of to's family connected to `to` (TCP_NODELAY on for TCP).
+// A socket of to's family connected to `to` (TCP_NODELAY on for TCP), the way the loop's
+// backend family connects (the same path as loop.sock_connect).
 template <class = void>
 coro<socket> connect_socket(loop_base& loop, endpoint to) {
     socket s = socket::open(to.family(), socket_type::stream);
     if (to.family() != address_family::unix_domain) s.set_no_delay(true);
-#if defined(IOLOOP_HAS_IOCP)
-    if (!net_access::has_readiness(loop)) {
-        co_await overlapped_connect(loop, s, std::move(to));
-        co_return s;
-    }
-#endif
-    if (::connect(s.fd(), to.native(), to.native_size()) == -1) {
-        const int err = last_socket_error();
-        // The handshake goes on (see connect_pending). The outcome is in SO_ERROR once the
-        // socket is writable, or (Windows) once select reports the connect failed.
-        if (!connect_pending(err)) throw_system_error(err, concat({"connect to ", to.to_string()}));
-        co_await io_wait(loop, s.fd(), backend::io_write);
-        if (const std::error_code ec = s.pending_error()) {
-            throw std::system_error(ec, concat({"connect to ", to.to_string()}));
-        }
-    }
+    co_await net_access::engine(loop).connect(loop, s, std::move(to), "connect");
     co_return s;
 }
 
@@ -88,7 +70,8 @@ coro<std::pair<transport*, P*>> start_connection(loop_base& loop, Factory factor
     socket s = co_await connect_any(loop, std::move(addresses));
     std::unique_ptr<P> proto = factory();
     P* p = proto.get();
-    transport& t = start_stream_transport(loop, std::move(s), std::move(proto), nullptr);
+    transport& t =
+        net_access::engine(loop).start_stream(loop, std::move(s), std::move(proto), nullptr);
     co_return std::pair<transport*, P*>(&t, p);
 }
 

@@ -1,7 +1,9 @@
-// ioloop: fd_ready<Loop>, the awaiter under the sock_* operations: the current task waits
-// until a descriptor is readable (or writable), through the loop's add_reader/add_writer.
-// The registration lives only while the task waits, so an idle socket costs the loop
-// nothing, and a cancelled wait leaves the descriptor unwatched and usable.
+// ioloop: fd_ready, the one way a task waits once for readiness: until a descriptor is
+// readable (or writable). The sock_* operations, a non-blocking connect and
+// wait_readable / wait_writable use it. It registers through the loop's table of
+// descriptors (add_reader / add_writer's), so a reader and a writer of the same socket
+// can wait at once. The registration lives only while the task waits, so an idle socket
+// costs the loop nothing, and a cancelled wait leaves the descriptor unwatched and usable.
 #ifndef IOLOOP_NET_FD_READY_HPP
 #define IOLOOP_NET_FD_READY_HPP
 
@@ -10,18 +12,20 @@
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/posix.hpp"
 #include "ioloop/detail/windows.hpp"
+#include "ioloop/loop_base.hpp"
+#include "ioloop/net/io_engine.hpp"
+#include "ioloop/net/net_access.hpp"
 
 #include <coroutine>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
-template <class Loop>
 class fd_ready final : public wait_point {
 public:
-    // `which` is backend::io_read or backend::io_write.
-    fd_ready(Loop& loop, native_socket fd, unsigned which) noexcept
-        : loop_(loop), fd_(fd), which_(which) {}
+    // `which` is backend::io_read or backend::io_write; `what` names the wait in errors.
+    fd_ready(loop_base& loop, native_socket fd, unsigned which, const char* what) noexcept
+        : loop_(loop), fd_(fd), which_(which), what_(what) {}
     fd_ready(const fd_ready&) = delete;
     fd_ready& operator=(const fd_ready&) = delete;
     // Destroyed while waiting: the loop is closing with the task unfinished. The loop may
@@ -32,16 +36,12 @@ public:
     bool await_ready() const noexcept { return false; }
 
     void await_suspend(std::coroutine_handle<> h) {
-        task_ = &current_task_or_throw(which_ == backend::io_read ? "sock_* (waiting to read)"
-                                                                  : "sock_* (waiting to write)");
+        task_ = &current_task_or_throw(what_);
         // Registered before suspend(): suspend() may deliver a pending cancel at once, and
         // on_cancel must then find a registration to remove.
         fd_ready* self = this;
-        if (which_ == backend::io_read) {
-            loop_.add_reader(fd_, [self] { self->ready(); });
-        } else {
-            loop_.add_writer(fd_, [self] { self->ready(); });
-        }
+        callback_node* n = net_access::make_persistent_node(loop_, [self] { self->ready(); });
+        net_access::engine(loop_).add_watch(fd_, which_, n, what_);
         watching_ = true;
         task_->suspend(h, this);
     }
@@ -64,22 +64,19 @@ private:
     void unwatch() noexcept {
         if (!watching_) return;
         watching_ = false;
-        // A closed loop has already forgotten the descriptor (remove_* returns false). The
-        // backend can still fail if the caller closed the socket while a task waited on
-        // it; the registration is dropped either way, and a destructor cannot report.
+        // A closed loop has already forgotten the descriptor (remove_watch returns false).
+        // The backend can still fail if the caller closed the socket while a task waited
+        // on it; the registration is dropped either way, and a destructor cannot report.
         try {
-            if (which_ == backend::io_read) {
-                loop_.remove_reader(fd_);
-            } else {
-                loop_.remove_writer(fd_);
-            }
+            net_access::engine(loop_).remove_watch(fd_, which_);
         } catch (...) {
         }
     }
 
-    Loop& loop_;
+    loop_base& loop_;
     native_socket fd_;
     unsigned which_;
+    const char* what_;
     task_base* task_ = nullptr;
     bool watching_ = false;
 };

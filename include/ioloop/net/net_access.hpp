@@ -1,5 +1,5 @@
-// ioloop: what the networking layer reaches inside a loop_base: the backend's readiness
-// registration, the shared read buffer and the list of resources closed with the loop.
+// ioloop: what the networking layer reaches inside a loop_base: its I/O engine (the
+// backend family's way to move bytes, net/io_engine.hpp), its checks and its queues.
 #ifndef IOLOOP_NET_NET_ACCESS_HPP
 #define IOLOOP_NET_NET_ACCESS_HPP
 
@@ -7,6 +7,7 @@
 #include "ioloop/detail/io_watcher.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/loop_base.hpp"
+#include "ioloop/net/io_engine.hpp"
 
 #include <cstddef>
 #include <span>
@@ -15,35 +16,32 @@ IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
 struct net_access {
-    // How much one read takes at most: libuv's 64 KiB.
-    static constexpr std::size_t read_buffer_size = 64 * 1024;
+    static constexpr std::size_t read_buffer_size = io_engine::read_buffer_size;
 
-    static bool has_readiness(const loop_base& l) noexcept { return l.watch_io_ != nullptr; }
+    static io_engine& engine(loop_base& l) noexcept { return *l.io_; }
 
     // Registers w for fd's events, going from `old_events` to `new_events` (0 unwatches).
     static void watch(loop_base& l, native_socket fd, unsigned old_events, unsigned new_events,
                       io_watcher& w) {
-        l.watch_io_(&l, fd, old_events, new_events, &w);
+        l.io_->watch(fd, old_events, new_events, w);
     }
 
-    // Where every transport of the loop reads into: an idle connection holds no buffer.
-    static std::span<char> read_buffer(loop_base& l) {
-        if (!l.read_buffer_) l.read_buffer_ = new char[read_buffer_size];
-        return {l.read_buffer_, read_buffer_size};
+    static std::span<char> read_buffer(loop_base& l) { return l.io_->read_buffer(); }
+
+    static void add_resource(loop_base& l, loop_resource& r) noexcept { l.io_->add_resource(r); }
+    static void remove_resource(loop_base& l, loop_resource& r) noexcept {
+        l.io_->remove_resource(r);
     }
-
-    // A completion backend: sends s's completions to the loop, and counts the operations
-    // in flight (the loop polls while there is one, and drains them when it closes).
-    static void associate(loop_base& l, native_socket s) { l.associate_io_(&l, s); }
-    static std::uint64_t port_id(const loop_base& l) noexcept { return l.port_id_; }
-    static void operation_started(loop_base& l) noexcept { ++l.pending_ops_; }
-    // An operation that failed to start, so no completion will come.
-    static void operation_not_started(loop_base& l) noexcept { --l.pending_ops_; }
-
-    static void add_resource(loop_base& l, loop_resource& r) noexcept { l.resources_.add(r); }
-    static void remove_resource(loop_base& l, loop_resource& r) noexcept { l.resources_.remove(r); }
 
     static void check_open(const loop_base& l, const char* what) { l.check_open(what); }
+
+    // A node that runs fn each time it is queued, with no reference counted yet.
+    template <class F>
+    static callback_node* make_persistent_node(loop_base& l, F&& fn) {
+        return l.make_persistent_node(std::forward<F>(fn), source_location::current());
+    }
+    static void enqueue(loop_base& l, callback_node* n) noexcept { l.enqueue(n); }
+    static void unregister(callback_node* n) noexcept { loop_base::unregister(n); }
 };
 
 }  // namespace detail

@@ -11,6 +11,7 @@
 #include "ioloop/detail/windows.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
+#include "ioloop/net/iocp/iocp_io.hpp"
 #include "ioloop/net/net_access.hpp"
 #include "ioloop/net/socket.hpp"
 
@@ -90,10 +91,10 @@ public:
     static accept_op* start(loop_base& loop, native_socket listener, address_family family,
                             Owner& owner) {
         auto* op = new accept_op(owner, listener, socket::open(family, socket_type::stream));
-        net_access::operation_started(loop);
+        operation_started(loop);
         if (const unsigned long err =
                 start_accept(listener, op->conn_.fd(), op->addresses_, op->overlapped())) {
-            net_access::operation_not_started(loop);
+            operation_not_started(loop);
             delete op;
             throw_overlapped_error(err, "AcceptEx", listener);
         }

@@ -16,13 +16,12 @@
 #include "ioloop/detail/overlapped_op.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/loop_base.hpp"
-#include "ioloop/net/net_access.hpp"
+#include "ioloop/net/iocp/iocp_io.hpp"
 #include "ioloop/net/socket.hpp"
 
 #if defined(IOLOOP_WINDOWS)
 
 #include <coroutine>
-#include <cstdint>
 #include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
@@ -65,9 +64,9 @@ protected:
     bool suspend_for(std::coroutine_handle<> h, Start& start) {
         task_ = &current_task_or_throw("waiting for a socket operation");
         auto* op = new call_op(*this);
-        net_access::operation_started(loop_);
+        operation_started(loop_);
         if (const unsigned long err = start(op->overlapped())) {
-            net_access::operation_not_started(loop_);
+            operation_not_started(loop_);
             delete op;
             result_.error = err;
             return false;  // resumes at once with the error
@@ -122,23 +121,6 @@ public:
 private:
     Start start_;
 };
-
-// Sends s's completions to the loop's port, unless they go there already. A socket tied
-// to another loop's port cannot move (detail::port_binding): that is an error, not a
-// wait for completions that would never come.
-inline void associate_once(loop_base& loop, socket& s) {
-    std::uint64_t& bound = s.port_binding().port;
-    const std::uint64_t mine = net_access::port_id(loop);
-    if (bound == mine) return;
-    if (bound != 0) {
-        throw invalid_state_error(
-            concat({"socket ", decimal(static_cast<long long>(s.fd())),
-                    " belongs to another event loop: IOCP ties a socket to one loop's "
-                    "completion port for its life"}));
-    }
-    net_access::associate(loop, s.fd());
-    bound = mine;
-}
 
 // Winsock's answer to an overlapped call: 0 if it started, else the error.
 inline unsigned long started(int rc) noexcept {

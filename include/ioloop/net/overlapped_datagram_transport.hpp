@@ -20,6 +20,7 @@
 #include "ioloop/errors.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
+#include "ioloop/net/iocp/iocp_io.hpp"
 #include "ioloop/net/net_access.hpp"
 #include "ioloop/net/overlapped_call.hpp"
 #include "ioloop/net/overlapped_socket_transport.hpp"
@@ -132,7 +133,7 @@ private:
         WSABUF none{0, nullptr};
         // A member, not a local: the kernel may write the flags back at completion.
         peek_flags_ = MSG_PEEK;
-        net_access::operation_started(loop_);
+        operation_started(loop_);
         unsigned long err = started(::WSARecvFrom(fd_, &none, 1, nullptr, &peek_flags_, nullptr,
                                                   nullptr, peek_op_.overlapped(), nullptr));
         // A datagram there already: the peek "fails" at once with WSAEMSGSIZE (it is larger
@@ -140,7 +141,7 @@ private:
         // queued to the port, as for a pending peek.
         if (err == WSAEMSGSIZE) err = 0;
         if (err != 0) {
-            net_access::operation_not_started(loop_);
+            operation_not_started(loop_);
             return err;
         }
         reading_ = true;
@@ -236,7 +237,7 @@ private:
             send_op_.reset();
             WSABUF b{static_cast<ULONG>(in_flight_.data.size()), in_flight_.data.data()};
             const endpoint& to = in_flight_.to;
-            net_access::operation_started(loop_);
+            operation_started(loop_);
             const unsigned long err =
                 to.family() == address_family::unspecified
                     ? started(::WSASend(fd_, &b, 1, nullptr, 0, send_op_.overlapped(), nullptr))
@@ -247,7 +248,7 @@ private:
                 sending_ = true;
                 return;
             }
-            net_access::operation_not_started(loop_);
+            operation_not_started(loop_);
             in_flight_ = {};
             report_error(datagram_error(err));  // may send, close or abort
         }

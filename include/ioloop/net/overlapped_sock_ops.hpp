@@ -5,7 +5,6 @@
 #ifndef IOLOOP_NET_OVERLAPPED_SOCK_OPS_HPP
 #define IOLOOP_NET_OVERLAPPED_SOCK_OPS_HPP
 
-#include "ioloop/backend/iocp.hpp"
 #include "ioloop/coro/coro.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/message.hpp"
@@ -15,7 +14,6 @@
 #include "ioloop/net/net_access.hpp"
 #include "ioloop/net/overlapped_accept.hpp"
 #include "ioloop/net/overlapped_call.hpp"
-#include "ioloop/net/sock_ops.hpp"
 #include "ioloop/net/socket.hpp"
 
 #if defined(IOLOOP_WINDOWS)
@@ -133,7 +131,7 @@ inline void bind_for_connect(native_socket s, const endpoint& to) {
 }
 
 template <class = void>
-coro<void> overlapped_connect(loop_base& loop, socket& s, endpoint to) {
+coro<void> overlapped_connect(loop_base& loop, socket& s, endpoint to, const char* what) {
     const native_socket fd = s.fd();
     bind_for_connect(fd, to);
     associate_once(loop, s);
@@ -147,7 +145,7 @@ coro<void> overlapped_connect(loop_base& loop, socket& s, endpoint to) {
     const overlapped_result r = co_await overlapped_call(loop, fd, start);
     if (r.error != 0) {
         throw std::system_error(system_error_code(r.error),
-                                concat({"sock_connect to ", to.to_string()}));
+                                concat({what, " to ", to.to_string()}));
     }
     // Until told, the socket does not know it is connected (getpeername, shutdown).
     if (::setsockopt(fd, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, nullptr, 0) != 0)
@@ -206,37 +204,6 @@ coro<std::size_t> overlapped_sendto(loop_base& loop, socket& s, std::string_view
     if (r.error != 0) throw_overlapped_error(r.error, "sock_sendto", fd);
     co_return r.bytes;
 }
-
-// The loop's sock_* members on the IOCP backend (declared in net/sock_ops.hpp). Members
-// are templates so that only the operations a program uses are compiled.
-template <>
-struct overlapped_ops<backend::iocp> {
-    template <class Loop>
-    static coro<std::size_t> recv_into(Loop& loop, socket& s, std::span<std::byte> buf) {
-        return overlapped_recv_into(loop, s, buf);
-    }
-    template <class Loop>
-    static coro<void> sendall(Loop& loop, socket& s, std::string_view data) {
-        return overlapped_sendall(loop, s, data);
-    }
-    template <class Loop>
-    static coro<std::pair<socket, endpoint>> accept(Loop& loop, socket& listener) {
-        return overlapped_accept(loop, listener);
-    }
-    template <class Loop>
-    static coro<void> connect(Loop& loop, socket& s, endpoint to) {
-        return overlapped_connect(loop, s, std::move(to));
-    }
-    template <class Loop>
-    static coro<std::pair<std::string, endpoint>> recvfrom(Loop& loop, socket& s,
-                                                           std::size_t max_bytes) {
-        return overlapped_recvfrom(loop, s, max_bytes);
-    }
-    template <class Loop>
-    static coro<std::size_t> sendto(Loop& loop, socket& s, std::string_view data, endpoint to) {
-        return overlapped_sendto(loop, s, data, std::move(to));
-    }
-};
 
 }  // namespace detail
 IOLOOP_NAMESPACE_END

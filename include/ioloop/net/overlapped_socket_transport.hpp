@@ -16,6 +16,7 @@
 #include "ioloop/detail/overlapped_op.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/loop_base.hpp"
+#include "ioloop/net/iocp/iocp_io.hpp"
 #include "ioloop/net/net_access.hpp"
 #include "ioloop/net/overlapped_call.hpp"
 #include "ioloop/net/protocol.hpp"
@@ -119,11 +120,11 @@ private:
         read_op_.reset();
         WSABUF none{0, nullptr};
         DWORD flags = 0;
-        net_access::operation_started(loop_);
+        operation_started(loop_);
         const unsigned long err =
             started(::WSARecv(fd_, &none, 1, nullptr, &flags, read_op_.overlapped(), nullptr));
         if (err != 0) {
-            net_access::operation_not_started(loop_);
+            operation_not_started(loop_);
             throw_system_error(err, "WSARecv (waiting for data)");
         }
         reading_ = true;
@@ -204,11 +205,11 @@ private:
         writes_->queued.clear();
         write_op_.reset();
         WSABUF b{static_cast<ULONG>(writes_->in_flight.size()), writes_->in_flight.data()};
-        net_access::operation_started(loop_);
+        operation_started(loop_);
         const unsigned long err =
             started(::WSASend(fd_, &b, 1, nullptr, 0, write_op_.overlapped(), nullptr));
         if (err != 0) {
-            net_access::operation_not_started(loop_);
+            operation_not_started(loop_);
             writes_->in_flight.clear();
             force_close(system_error_code(err));
             return;

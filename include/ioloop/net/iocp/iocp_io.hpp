@@ -1,0 +1,97 @@
+// ioloop: iocp_io, the state of the completion family's engine that its transports,
+// listeners and operations reach from a loop: the operations in flight (the loop polls
+// while there is one, and waits for them all when it closes: the kernel owns their
+// memory until then) and the loop's completion port.
+#ifndef IOLOOP_NET_IOCP_IOCP_IO_HPP
+#define IOLOOP_NET_IOCP_IOCP_IO_HPP
+
+#include "ioloop/detail/atomic.hpp"
+#include "ioloop/detail/config.hpp"
+#include "ioloop/detail/message.hpp"
+#include "ioloop/detail/windows.hpp"
+#include "ioloop/errors.hpp"
+#include "ioloop/loop_base.hpp"
+#include "ioloop/net/io_engine.hpp"
+#include "ioloop/net/net_access.hpp"
+#include "ioloop/net/socket.hpp"
+
+#if defined(IOLOOP_WINDOWS)
+
+#include <cstddef>
+#include <cstdint>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+class iocp_io : public io_engine {
+public:
+    // The engine of a loop known to run a completion backend (only IOCP code asks).
+    static iocp_io& of(loop_base& loop) noexcept {
+        return static_cast<iocp_io&>(net_access::engine(loop));
+    }
+
+    void operation_started() noexcept { ++in_flight_; }
+    // An operation that failed to start, so no completion will come.
+    void operation_not_started() noexcept { --in_flight_; }
+
+    // Sends s's completions to this loop's port, unless they go there already. A socket
+    // tied to another loop's port cannot move (detail::port_binding): that is an error,
+    // not a wait for completions that would never come.
+    void associate_once(socket& s) {
+        std::uint64_t& bound = s.port_binding().port;
+        if (bound == port_id_) return;
+        if (bound != 0) {
+            throw invalid_state_error(
+                concat({"socket ", decimal(static_cast<long long>(s.fd())),
+                        " belongs to another event loop: IOCP ties a socket to one loop's "
+                        "completion port for its life"}));
+        }
+        associate(s.fd());
+        bound = port_id_;
+    }
+
+    // Readiness is not what a completion port reports: add_reader does not compile on
+    // IOCP, and what reaches these at run time (wait_readable) is told so.
+    void add_watch(native_socket, unsigned, callback_node* n, const char* what) override {
+        n->refs.store(1, memory_order::relaxed);
+        n->release();
+        no_readiness(what);
+    }
+    bool remove_watch(native_socket, unsigned) override { return false; }
+    void watch(native_socket, unsigned, unsigned new_events, io_watcher&) override {
+        if (new_events != 0) no_readiness("watching a descriptor");
+    }
+
+protected:
+    iocp_io() noexcept {
+        static atomic<std::uint64_t> ports{0};
+        port_id_ = ports.fetch_add(1, memory_order::relaxed) + 1;
+    }
+    ~iocp_io() = default;
+
+    virtual void associate(native_socket s) = 0;
+
+    [[noreturn]] static void no_readiness(const char* what) {
+        throw_system_error(
+            ERROR_NOT_SUPPORTED,
+            concat({what, ": a completion backend (IOCP) cannot wait for readiness; use the "
+                          "transports, streams or sock_* operations, or a readiness backend "
+                          "(select)"}));
+    }
+
+    std::size_t in_flight_ = 0;  // operations started and not yet completed
+    std::uint64_t port_id_;      // names this loop's port (never 0)
+};
+
+// Shorthands for IOCP code that holds a loop.
+inline void associate_once(loop_base& loop, socket& s) { iocp_io::of(loop).associate_once(s); }
+inline void operation_started(loop_base& loop) noexcept { iocp_io::of(loop).operation_started(); }
+inline void operation_not_started(loop_base& loop) noexcept {
+    iocp_io::of(loop).operation_not_started();
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_WINDOWS
+#endif
