@@ -7,7 +7,7 @@
 #ifndef IOLOOP_CORO_LOCK_HPP
 #define IOLOOP_CORO_LOCK_HPP
 
-#include "ioloop/coro/release_guard.hpp"
+#include "ioloop/coro/acquirable.hpp"
 #include "ioloop/coro/waiter_queue.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/errors.hpp"
@@ -16,63 +16,13 @@ IOLOOP_NAMESPACE_BEGIN
 
 // Not owned by a task (asyncio's isn't either): any task may release it. Lives on its
 // loop's thread and must outlive the tasks that wait on it.
-class lock {
+class lock : public acquirable<lock> {
 public:
-    using guard = release_guard<lock>;
-
-    class acquire_awaiter : public detail::queued_wait {
-    public:
-        explicit acquire_awaiter(lock& l) noexcept
-            : queued_wait(l.waiting_, "lock::acquire"), l_(l) {}
-        // Destroyed while woken but not yet run (the loop is closing): the wake-up goes on
-        // to the next waiter, as when cancelled.
-        ~acquire_awaiter() {
-            if (linked()) leave();
-        }
-
-        // Free and nobody queued: taken without suspending.
-        bool await_ready() noexcept {
-            if (l_.locked_ || !l_.waiting_.empty() || !l_.woken_.empty()) return false;
-            l_.locked_ = true;
-            return true;
-        }
-
-        void await_resume() {
-            if (!task) return;  // taken in await_ready
-            if (task->take_cancel()) {
-                // Woken and cancelled before running (or cancelled while queued): the
-                // lock is not taken, and the next waiter must not be stranded.
-                leave();
-                throw cancelled_error();
-            }
-            unlink();
-            l_.locked_ = true;  // woken by release(): nobody took it since (they queued)
-        }
-
-    private:
-        void leave() noexcept {
-            unlink();
-            if (!l_.locked_) l_.wake_first();
-        }
-
-        lock& l_;
-    };
-
     lock() noexcept = default;
     lock(const lock&) = delete;
     lock& operator=(const lock&) = delete;
 
     bool locked() const noexcept { return locked_; }
-
-    // co_await l.acquire(): returns once the task holds the lock; cancelled_error if the
-    // task is cancelled while it waits (then it does not hold the lock).
-    [[nodiscard]] acquire_awaiter acquire() noexcept { return acquire_awaiter(*this); }
-
-    // auto guard = co_await l.scoped(): acquire(), and the guard releases at scope end
-    // (asyncio's `async with lock:`).
-    [[nodiscard]] detail::scoped_acquire<acquire_awaiter, lock> scoped() noexcept {
-        return detail::scoped_acquire<acquire_awaiter, lock>(*this);
-    }
 
     // Unlocks and wakes the first waiter. invalid_state_error if the lock is not locked
     // (asyncio raises RuntimeError).
@@ -83,6 +33,22 @@ public:
     }
 
 private:
+    friend class detail::acquire_wait<lock>;
+    static constexpr const char* acquire_name = "lock::acquire";  // in errors
+
+    // Free and nobody queued: taken without suspending.
+    bool try_take() noexcept {
+        if (locked_ || !waiting_.empty() || !woken_.empty()) return false;
+        locked_ = true;
+        return true;
+    }
+    // Woken by release(): nobody took the lock since (arrivals queued behind).
+    void taken_after_wait() noexcept { locked_ = true; }
+    void leave_queue(detail::waiter& w) noexcept {
+        w.unlink();
+        if (!locked_) wake_first();
+    }
+
     // Wakes the first waiter unless one is already woken (it is the one to take the lock).
     void wake_first() noexcept {
         if (woken_.empty() && !waiting_.empty()) waiting_.wake_front_into(woken_);

@@ -7,7 +7,7 @@
 #ifndef IOLOOP_CORO_SEMAPHORE_HPP
 #define IOLOOP_CORO_SEMAPHORE_HPP
 
-#include "ioloop/coro/release_guard.hpp"
+#include "ioloop/coro/acquirable.hpp"
 #include "ioloop/coro/waiter_queue.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/errors.hpp"
@@ -17,48 +17,8 @@
 IOLOOP_NAMESPACE_BEGIN
 
 // Lives on its loop's thread and must outlive the tasks that wait on it.
-class semaphore {
+class semaphore : public acquirable<semaphore> {
 public:
-    using guard = release_guard<semaphore>;
-
-    class acquire_awaiter : public detail::queued_wait {
-    public:
-        explicit acquire_awaiter(semaphore& s) noexcept
-            : queued_wait(s.waiting_, "semaphore::acquire"), s_(s) {}
-        // Destroyed while waiting or woken (the loop is closing): a reserved unit goes
-        // back, as when cancelled.
-        ~acquire_awaiter() {
-            if (linked()) leave();
-        }
-
-        // A unit is free and nobody queued: taken without suspending.
-        bool await_ready() noexcept {
-            if (s_.locked()) return false;
-            --s_.value_;
-            return true;
-        }
-
-        void await_resume() {
-            if (!task) return;  // taken in await_ready
-            if (task->take_cancel()) {
-                leave();
-                throw cancelled_error();
-            }
-            unlink();  // the unit release() reserved for it is now its own
-            // Units released while it was queued behind others wake those behind it.
-            s_.wake_while_free();
-        }
-
-    private:
-        void leave() noexcept {
-            if (queue() == &s_.woken_) ++s_.value_;  // reserved for it, not taken
-            unlink();
-            s_.wake_while_free();
-        }
-
-        semaphore& s_;
-    };
-
     // `value` units are free to start with.
     explicit semaphore(std::size_t value = 1) noexcept : value_(value), bound_(~std::size_t{0}) {}
     semaphore(const semaphore&) = delete;
@@ -69,16 +29,6 @@ public:
 
     // Free units, not counting those reserved for woken waiters (asyncio's _value).
     std::size_t value() const noexcept { return value_; }
-
-    // co_await s.acquire(): returns once the task holds a unit; cancelled_error if the
-    // task is cancelled while it waits (then it holds none).
-    [[nodiscard]] acquire_awaiter acquire() noexcept { return acquire_awaiter(*this); }
-
-    // auto guard = co_await s.scoped(): acquire(), and the guard releases at scope end
-    // (asyncio's `async with semaphore:`).
-    [[nodiscard]] detail::scoped_acquire<acquire_awaiter, semaphore> scoped() noexcept {
-        return detail::scoped_acquire<acquire_awaiter, semaphore>(*this);
-    }
 
     // Gives a unit back and wakes the first waiter. On a bounded_semaphore, releasing
     // more than was acquired throws invalid_state_error (asyncio raises ValueError).
@@ -95,6 +45,24 @@ protected:
     semaphore(std::size_t value, std::size_t bound) noexcept : value_(value), bound_(bound) {}
 
 private:
+    friend class detail::acquire_wait<semaphore>;
+    static constexpr const char* acquire_name = "semaphore::acquire";  // in errors
+
+    // A unit is free and nobody queued: taken without suspending.
+    bool try_take() noexcept {
+        if (locked()) return false;
+        --value_;
+        return true;
+    }
+    // The unit release() reserved for the waiter is now its own; units released while it
+    // was queued behind others wake those behind it.
+    void taken_after_wait() noexcept { wake_while_free(); }
+    void leave_queue(detail::waiter& w) noexcept {
+        if (w.queue() == &woken_) ++value_;  // reserved for it, not taken
+        w.unlink();
+        wake_while_free();
+    }
+
     // Reserves a unit for the first waiter and wakes it; false if none waits.
     bool wake_next() noexcept {
         if (waiting_.empty()) return false;

@@ -101,36 +101,43 @@ private:
     std::size_t size_ = 0;
 };
 
-// The storage of a lifo_queue<T>: a stack.
+// What the vector-backed storages share: the items, taking the last one, and clearing.
 template <class T>
-class lifo_storage {
+class vector_storage {
 public:
-    template <class U>
-    void push(U&& item) {
-        items_.push_back(std::forward<U>(item));
-    }
-
-    T pop() {
-        T item(std::move(items_.back()));
-        items_.pop_back();
-        return item;
-    }
-
     std::size_t clear() noexcept {
         const std::size_t n = items_.size();
         items_.clear();
         return n;
     }
 
-private:
+protected:
+    T take_back() {
+        T item(std::move(items_.back()));
+        items_.pop_back();
+        return item;
+    }
+
     std::vector<T> items_;
+};
+
+// The storage of a lifo_queue<T>: a stack.
+template <class T>
+class lifo_storage : public vector_storage<T> {
+public:
+    template <class U>
+    void push(U&& item) {
+        this->items_.push_back(std::forward<U>(item));
+    }
+
+    T pop() { return this->take_back(); }
 };
 
 // The storage of a priority_queue<T, Compare>: a binary heap whose top is the smallest
 // item under Compare, like Python's heapq. The heap is kept by swaps, so that a Compare
 // that throws leaves every item in the storage (and the heap possibly out of order).
 template <class T, class Compare>
-class heap_storage {
+class heap_storage : public vector_storage<T> {
 public:
     explicit heap_storage(Compare compare) : compare_(std::move(compare)) {}
 
@@ -158,24 +165,17 @@ public:
             swap_items(i, child);
             i = child;
         }
-        T item(std::move(items_.back()));
-        items_.pop_back();
-        return item;
-    }
-
-    std::size_t clear() noexcept {
-        const std::size_t n = items_.size();
-        items_.clear();
-        return n;
+        return this->take_back();
     }
 
 private:
+    using vector_storage<T>::items_;
+
     void swap_items(std::size_t a, std::size_t b) {
         using std::swap;
         swap(items_[a], items_[b]);
     }
 
-    std::vector<T> items_;
     [[no_unique_address]] Compare compare_;
 };
 

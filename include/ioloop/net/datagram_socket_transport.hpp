@@ -46,9 +46,7 @@ public:
     static datagram_socket_transport& start(loop_base& loop, socket sock,
                                             std::unique_ptr<datagram_protocol> p) {
         const bool measure = may_outgrow_read_buffer(sock.fd());
-        auto* t = new datagram_socket_transport(loop, sock.fd(), std::move(p), measure);
-        sock.release();
-        return core::start(t);
+        return core::start(loop, std::move(sock), std::move(p), measure);
     }
 
     void sendto(std::string_view data, const endpoint& to) override {

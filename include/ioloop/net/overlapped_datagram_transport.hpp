@@ -21,9 +21,9 @@
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/iocp/iocp_io.hpp"
+#include "ioloop/net/iocp/overlapped_transport.hpp"
 #include "ioloop/net/net_access.hpp"
 #include "ioloop/net/overlapped_call.hpp"
-#include "ioloop/net/overlapped_socket_transport.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/socket.hpp"
 #include "ioloop/net/transport.hpp"
@@ -45,10 +45,13 @@ IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
 class overlapped_datagram_transport final
-    : public transport_core<overlapped_datagram_transport, datagram_transport, datagram_protocol> {
+    : public overlapped_transport<
+          overlapped_datagram_transport,
+          transport_core<overlapped_datagram_transport, datagram_transport, datagram_protocol>> {
     using core =
         transport_core<overlapped_datagram_transport, datagram_transport, datagram_protocol>;
     friend core;
+    friend overlapped_transport;
     template <class Owner, void (Owner::*)() noexcept>
     friend class member_op;  // names us in debug mode's reports
 
@@ -58,9 +61,7 @@ public:
     static overlapped_datagram_transport& start(loop_base& loop, socket sock,
                                                 std::unique_ptr<datagram_protocol> p) {
         associate_once(loop, sock);
-        auto* t = new overlapped_datagram_transport(loop, sock.fd(), std::move(p));
-        sock.release();
-        return core::start(t);
+        return core::start(loop, std::move(sock), std::move(p));
     }
 
     void sendto(std::string_view data, const endpoint& to) override {
@@ -69,10 +70,10 @@ public:
         }
         if (lost_) return;
         // Straight to the socket only when nothing would go out before it.
-        if (!sending_ && waiting() == 0 && send_one(data, to)) return;
+        if (!writing_ && waiting() == 0 && send_one(data, to)) return;
         queue_.push_back({std::string(data), to});
         queued_bytes_ += data.size();
-        if (!sending_) send_next();
+        if (!writing_) send_next();
         maybe_pause_protocol();
     }
 
@@ -84,18 +85,15 @@ private:
 
     overlapped_datagram_transport(loop_base& loop, native_socket fd,
                                   std::unique_ptr<datagram_protocol> p) noexcept
-        : core(loop, fd, std::move(p)), peek_op_(*this), send_op_(*this) {}
+        : overlapped_transport(loop, fd, std::move(p)), peek_op_(*this), send_op_(*this) {}
     ~overlapped_datagram_transport() override = default;
-
-    // Completions go to the operations (peek_op_, send_op_), never to the transport.
-    void on_io(unsigned) noexcept override {}
 
     // ---- what transport_core asks of us ---------------------------------------------------
 
     unsigned wanted_events() const noexcept { return closing_ ? 0u : unsigned(backend::io_read); }
     // Flow control counts the datagram in flight too: it has not left yet.
     std::size_t buffered() const noexcept {
-        return queued_bytes_ + (sending_ ? in_flight_.data.size() : 0);
+        return queued_bytes_ + (writing_ ? in_flight_.data.size() : 0);
     }
     // The datagram in flight stays: the kernel reads it until the cancelled send completes.
     void drop_buffer() noexcept {
@@ -104,24 +102,14 @@ private:
         queued_bytes_ = 0;
     }
 
-    // Reading wanted: a zero-byte peek waits for a datagram. Not wanted any more (closing):
-    // a peek in flight consumes nothing, so it is left to complete and then ignored, unless
-    // the transport is lost.
-    void change_watch(unsigned, unsigned new_events) {
-        if (new_events & backend::io_read) {
-            if (reading_) return;
-            if (const unsigned long err = start_peek())
-                throw_system_error(err, "WSARecvFrom (waiting for a datagram)");
-        } else if (lost_) {
-            cancel_all();
-        }
-    }
+    auto& read_op() noexcept { return peek_op_; }
+    auto& write_op() noexcept { return send_op_; }
 
-    // The socket closes now; the memory goes when the last completion has come.
-    void close_and_free() noexcept {
-        closed_ = true;
-        ::closesocket(fd_);  // cancels what is in flight
-        free_if_idle();
+    // A zero-byte peek waits for a datagram; while closing, one in flight consumes
+    // nothing, so it is left to complete and then ignored.
+    void start_waiting_for_data() {
+        if (const unsigned long err = start_peek())
+            throw_system_error(err, "WSARecvFrom (waiting for a datagram)");
     }
 
     // ---- reading ------------------------------------------------------------------------
@@ -230,7 +218,7 @@ private:
     // Moves the next queued datagram in flight through one WSASendTo (WSASend when
     // connected); one that fails to start is reported and dropped, and the next tried.
     void send_next() noexcept {
-        while (!sending_ && waiting() != 0 && !lost_) {
+        while (!writing_ && waiting() != 0 && !lost_) {
             in_flight_ = std::move(queue_[next_]);
             pop_front();
             queued_bytes_ -= in_flight_.data.size();
@@ -245,7 +233,7 @@ private:
                                           static_cast<int>(to.native_size()), send_op_.overlapped(),
                                           nullptr));
             if (err == 0) {
-                sending_ = true;
+                writing_ = true;
                 return;
             }
             operation_not_started(loop_);
@@ -255,7 +243,7 @@ private:
     }
 
     void send_done() noexcept {
-        sending_ = false;
+        writing_ = false;
         if (closed_) return free_if_idle();
         unsigned long bytes = 0;
         const unsigned long err = send_op_.result(fd_, bytes);
@@ -301,17 +289,6 @@ private:
         }
     }
 
-    // ---- the end ------------------------------------------------------------------------
-
-    void cancel_all() noexcept {
-        if (reading_) ::CancelIoEx(reinterpret_cast<HANDLE>(fd_), peek_op_.overlapped());
-        if (sending_) ::CancelIoEx(reinterpret_cast<HANDLE>(fd_), send_op_.overlapped());
-    }
-
-    void free_if_idle() noexcept {
-        if (!reading_ && !sending_) delete this;
-    }
-
     std::vector<datagram> queue_;   // waiting for the socket, in order, from next_ on
     std::size_t next_ = 0;          // the first of queue_ not sent yet
     std::size_t queued_bytes_ = 0;  // of the datagrams waiting, not of the one in flight
@@ -319,9 +296,6 @@ private:
     member_op<overlapped_datagram_transport, &overlapped_datagram_transport::peek_done> peek_op_;
     member_op<overlapped_datagram_transport, &overlapped_datagram_transport::send_done> send_op_;
     DWORD peek_flags_ = 0;
-    bool reading_ = false;  // a zero-byte peek is in flight
-    bool sending_ = false;  // a WSASendTo is in flight
-    bool closed_ = false;   // the socket is closed: only completions are awaited
 };
 
 }  // namespace detail

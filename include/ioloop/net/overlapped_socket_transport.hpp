@@ -17,6 +17,7 @@
 #include "ioloop/errors.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/iocp/iocp_io.hpp"
+#include "ioloop/net/iocp/overlapped_transport.hpp"
 #include "ioloop/net/net_access.hpp"
 #include "ioloop/net/overlapped_call.hpp"
 #include "ioloop/net/protocol.hpp"
@@ -38,22 +39,13 @@
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
-// An overlapped operation whose completion calls a member of its owner.
-template <class Owner, void (Owner::*Done)() noexcept>
-class member_op final : public overlapped_op {
-public:
-    explicit member_op(Owner& owner) noexcept : owner_(owner) {}
-    std::string describe() const override { return owner_.describe(); }
-
-private:
-    void on_io(unsigned) noexcept override { (owner_.*Done)(); }
-    Owner& owner_;
-};
-
-class overlapped_socket_transport final : public stream_core<overlapped_socket_transport> {
+class overlapped_socket_transport final
+    : public overlapped_transport<overlapped_socket_transport,
+                                  stream_core<overlapped_socket_transport>> {
     using core = transport_core<overlapped_socket_transport, transport, protocol>;
     friend core;
     friend stream_core<overlapped_socket_transport>;
+    friend overlapped_transport;
     template <class Owner, void (Owner::*)() noexcept>
     friend class member_op;  // names us in debug mode's reports
 
@@ -63,9 +55,7 @@ public:
                                               std::unique_ptr<protocol> p,
                                               connection_counter* server) {
         associate_once(loop, sock);  // a connect or sock_* may have done it
-        auto* t = new overlapped_socket_transport(loop, sock.fd(), std::move(p), server);
-        sock.release();
-        return core::start(t);
+        return core::start(loop, std::move(sock), std::move(p), server);
     }
 
 private:
@@ -79,7 +69,7 @@ private:
 
     overlapped_socket_transport(loop_base& loop, native_socket fd, std::unique_ptr<protocol> p,
                                 connection_counter* server) noexcept
-        : stream_core(loop, fd, std::move(p), server), read_op_(*this), write_op_(*this) {}
+        : overlapped_transport(loop, fd, std::move(p), server), read_op_(*this), write_op_(*this) {}
     ~overlapped_socket_transport() override = default;
 
     // ---- what transport_core asks of us ---------------------------------------------------
@@ -94,29 +84,13 @@ private:
     void drop_buffer() noexcept {
         if (writes_) writes_->queued.clear();
     }
-    // Reading wanted: a zero-byte read waits for data. Not wanted any more: a read in
-    // flight is left to complete and then ignored, unless the connection is lost.
-    void change_watch(unsigned, unsigned new_events) {
-        if (new_events & backend::io_read) {
-            if (!reading_) post_zero_read();
-        } else if (lost_) {
-            cancel_all();
-        }
-    }
-
-    // The socket closes now; the memory goes when the last completion has come.
-    void close_and_free() noexcept {
-        closed_ = true;
-        ::closesocket(fd_);  // cancels what is in flight
-        free_if_idle();
-    }
-
-    // The transport itself is never reported to: its two operations are.
-    void on_io(unsigned) noexcept override {}
+    auto& read_op() noexcept { return read_op_; }
+    auto& write_op() noexcept { return write_op_; }
 
     // ---- reading ------------------------------------------------------------------------
 
-    void post_zero_read() {
+    // A zero-byte read: its completion means data is there.
+    void start_waiting_for_data() {
         read_op_.reset();
         WSABUF none{0, nullptr};
         DWORD flags = 0;
@@ -144,7 +118,7 @@ private:
         read_some();
         if (!lost_ && (watched_ & backend::io_read) && !reading_) {
             try {
-                post_zero_read();
+                start_waiting_for_data();
             } catch (const std::system_error& e) {
                 force_close(e.code());
             }
@@ -244,23 +218,9 @@ private:
         }
     }
 
-    // ---- the end ------------------------------------------------------------------------
-
-    void cancel_all() noexcept {
-        if (reading_) ::CancelIoEx(reinterpret_cast<HANDLE>(fd_), read_op_.overlapped());
-        if (writing_) ::CancelIoEx(reinterpret_cast<HANDLE>(fd_), write_op_.overlapped());
-    }
-
-    void free_if_idle() noexcept {
-        if (!reading_ && !writing_) delete this;
-    }
-
     std::unique_ptr<write_buffers> writes_;  // only while a write is partly sent
     member_op<overlapped_socket_transport, &overlapped_socket_transport::read_done> read_op_;
     member_op<overlapped_socket_transport, &overlapped_socket_transport::write_done> write_op_;
-    bool reading_ = false;  // a zero-byte read is in flight
-    bool writing_ = false;  // a WSASend is in flight
-    bool closed_ = false;   // the socket is closed: only completions are awaited
 };
 
 }  // namespace detail

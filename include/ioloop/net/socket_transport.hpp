@@ -41,9 +41,7 @@ public:
     // without a callback, and the error thrown. `server`: the server that accepted it.
     static socket_transport& start(loop_base& loop, socket sock, std::unique_ptr<protocol> p,
                                    connection_counter* server) {
-        auto* t = new socket_transport(loop, sock.fd(), std::move(p), server);
-        sock.release();
-        return core::start(t);
+        return core::start(loop, std::move(sock), std::move(p), server);
     }
 
 private:

@@ -17,6 +17,7 @@
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/net_access.hpp"
+#include "ioloop/net/socket.hpp"
 #include "ioloop/net/transport.hpp"
 
 #include <cstddef>
@@ -103,10 +104,14 @@ protected:
         : loop_(loop), protocol_(std::move(p)), fd_(fd) {}
     ~transport_core() override = default;
 
-    // Watches the socket and tells the protocol; `t` is the new transport, owning the
-    // socket. If watching fails (the backend cannot take the descriptor), the socket is
-    // closed and the protocol dropped without a callback, and the error is thrown.
-    static Derived& start(Derived* t) {
+    // Makes a Derived(loop, fd, protocol, extra...) that owns the socket, watches it and
+    // tells the protocol. If watching fails (the backend cannot take the descriptor), the
+    // socket is closed and the protocol dropped without a callback, and the error is thrown.
+    template <class... Extra>
+    static Derived& start(loop_base& loop, socket sock, std::unique_ptr<Protocol> p,
+                          Extra&&... extra) {
+        auto* t = new Derived(loop, sock.fd(), std::move(p), std::forward<Extra>(extra)...);
+        sock.release();
         try {
             t->update_watch_or_throw();
         } catch (...) {
