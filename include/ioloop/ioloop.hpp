@@ -59,6 +59,7 @@
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
 #undef IOLOOP_NOINLINE
+#undef IOLOOP_ALWAYS_INLINE
 #undef IOLOOP_PREFETCH
 #undef IOLOOP_NAMESPACE_BEGIN
 #undef IOLOOP_NAMESPACE_END

@@ -98,6 +98,15 @@
 #define IOLOOP_NOINLINE
 #endif
 
+// Keeps a small hot function inlined where the compiler's budget would call it instead.
+#if defined(__GNUC__) || defined(__clang__)
+#define IOLOOP_ALWAYS_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define IOLOOP_ALWAYS_INLINE __forceinline
+#else
+#define IOLOOP_ALWAYS_INLINE inline
+#endif
+
 // Asks for a cache line ahead of use: timers fire in deadline order, not memory order.
 #if defined(__GNUC__) || defined(__clang__)
 #define IOLOOP_PREFETCH(address) __builtin_prefetch(address)
