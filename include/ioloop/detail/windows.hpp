@@ -209,11 +209,12 @@ inline bool accept_again(int err) noexcept {
     return err == WSAECONNRESET || err == WSAECONNABORTED || err == WSAEINTR;
 }
 // A datagram socket's error as error_received reports it. An ICMP port unreachable that
-// answered an earlier send is WSAECONNRESET here and ECONNREFUSED on POSIX: the POSIX
-// meaning, so protocols see the same code everywhere (the IOCP transport does the same).
-inline std::error_code datagram_error_code(int err) noexcept {
-    const int meant = err == WSAECONNRESET ? WSAECONNREFUSED : err;
-    return system_error_code(static_cast<unsigned long>(meant));
+// answered an earlier send is WSAECONNRESET here (ERROR_PORT_UNREACHABLE from an
+// overlapped receive) and ECONNREFUSED on POSIX: the POSIX meaning, as Winsock's
+// WSAECONNREFUSED, so protocols see the same code everywhere.
+inline std::error_code datagram_error_code(unsigned long err) noexcept {
+    if (err == WSAECONNRESET || err == ERROR_PORT_UNREACHABLE) err = WSAECONNREFUSED;
+    return system_error_code(err);
 }
 
 // Finishes a socket fresh from WSASocketW or accept, or adopted: non-blocking. There is no

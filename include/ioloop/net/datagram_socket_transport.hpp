@@ -19,6 +19,7 @@
 #include "ioloop/detail/windows.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/loop_base.hpp"
+#include "ioloop/net/datagram_core.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/net_access.hpp"
 #include "ioloop/net/protocol.hpp"
@@ -37,10 +38,10 @@
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
-class datagram_socket_transport final
-    : public transport_core<datagram_socket_transport, datagram_transport, datagram_protocol> {
+class datagram_socket_transport final : public datagram_core<datagram_socket_transport> {
     using core = transport_core<datagram_socket_transport, datagram_transport, datagram_protocol>;
     friend core;
+    friend datagram_core<datagram_socket_transport>;
 
 public:
     static datagram_socket_transport& start(loop_base& loop, socket sock,
@@ -49,27 +50,10 @@ public:
         return core::start(loop, std::move(sock), std::move(p), measure);
     }
 
-    void sendto(std::string_view data, const endpoint& to) override {
-        if (user_closed_) {
-            throw invalid_state_error("datagram_transport::sendto: the transport is closed");
-        }
-        if (lost_) return;
-        if (queue_.empty() && send_one(data, to)) return;
-        queue_.push_back({std::string(data), to});
-        queued_bytes_ += data.size();
-        update_watch();
-        maybe_pause_protocol();
-    }
-
 private:
-    struct datagram {
-        std::string data;
-        endpoint to;
-    };
-
     datagram_socket_transport(loop_base& loop, native_socket fd,
                               std::unique_ptr<datagram_protocol> p, bool measure) noexcept
-        : core(loop, fd, std::move(p)), measure_(measure) {}
+        : datagram_core(loop, fd, std::move(p)), measure_(measure) {}
     ~datagram_socket_transport() override = default;
 
     // The largest UDP payload: 65,535 bytes less UDP's 8-byte header and, over IPv4, its
@@ -92,11 +76,7 @@ private:
         return (closing_ ? 0u : unsigned(backend::io_read)) |
                (queue_.empty() ? 0u : unsigned(backend::io_write));
     }
-    std::size_t buffered() const noexcept { return queued_bytes_; }
-    void drop_buffer() noexcept {
-        queue_.clear();
-        queued_bytes_ = 0;
-    }
+    std::size_t buffered() const noexcept { return queue_.bytes(); }
 
     void on_io(unsigned events) noexcept override {
         if ((events & backend::io_read) && (watched_ & backend::io_read)) read_ready();
@@ -130,36 +110,27 @@ private:
         if (n < 0) {
             // EMSGSIZE (WSAEMSGSIZE): a datagram larger than the buffer, lost; the protocol
             // hears std::errc::message_size, and nothing of it is delivered.
-            if (!would_block(err)) error_received(err);
+            if (!would_block(err)) report_error(datagram_error_code(err));
             return;
         }
-        try {
-            // An unnamed Unix sender has no address: its endpoint is unspecified.
-            const endpoint sender =
-                size <= family_size ? endpoint() : endpoint::from_native(native, size);
-            protocol_->datagram_received(std::string_view(buffer.data(), std::size_t(n)),
-                                         sender);
-        } catch (...) {
-            protocol_failed("datagram_received");
-        }
+        deliver(std::string_view(buffer.data(), std::size_t(n)), native, size);
     }
 
     void write_ready() noexcept {
-        std::size_t sent = 0;
-        while (sent < queue_.size() && !lost_) {
-            datagram& d = queue_[sent];
+        while (!queue_.empty() && !lost_) {
+            const datagram& d = queue_.front();
             if (!send_one(d.data, d.to)) break;
-            queued_bytes_ -= d.data.size();
-            ++sent;
+            queue_.pop_front();
         }
         if (lost_) return;
-        queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(sent));
-        if (!queue_.empty()) return;
-        update_watch();
-        maybe_resume_protocol();
-        // resume_writing may have queued more, closed or aborted.
-        if (closing_ && queue_.empty() && !lost_) schedule_connection_lost({});
+        if (queue_.empty()) update_watch();
+        datagrams_sent();
     }
+
+    // ---- what datagram_core asks of us --------------------------------------------------
+
+    bool can_send_now() const noexcept { return queue_.empty(); }
+    void queued() noexcept { update_watch(); }
 
     // Sends one datagram; false if the socket cannot take it now. A failure other than
     // that goes to the protocol's error_received and the datagram is dropped (asyncio).
@@ -174,21 +145,11 @@ private:
             const int err = last_socket_error();
             if (interrupted(err)) continue;
             if (would_block(err)) return false;
-            error_received(err);
+            report_error(datagram_error_code(err));
             return true;  // dropped: it counts as handled
         }
     }
 
-    void error_received(int err) noexcept {
-        try {
-            protocol_->error_received(datagram_error_code(err));
-        } catch (...) {
-            protocol_failed("error_received");
-        }
-    }
-
-    std::vector<datagram> queue_;  // waiting for the socket, in order
-    std::size_t queued_bytes_ = 0;
     bool measure_;  // ask each datagram's size before reading it (not UDP)
 };
 

@@ -19,6 +19,7 @@
 #include "ioloop/detail/windows.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/loop_base.hpp"
+#include "ioloop/net/datagram_core.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/iocp/iocp_io.hpp"
 #include "ioloop/net/iocp/overlapped_transport.hpp"
@@ -45,12 +46,12 @@ IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
 class overlapped_datagram_transport final
-    : public overlapped_transport<
-          overlapped_datagram_transport,
-          transport_core<overlapped_datagram_transport, datagram_transport, datagram_protocol>> {
+    : public overlapped_transport<overlapped_datagram_transport,
+                                  datagram_core<overlapped_datagram_transport>> {
     using core =
         transport_core<overlapped_datagram_transport, datagram_transport, datagram_protocol>;
     friend core;
+    friend datagram_core<overlapped_datagram_transport>;
     friend overlapped_transport;
     template <class Owner, void (Owner::*)() noexcept>
     friend class member_op;  // names us in debug mode's reports
@@ -64,25 +65,7 @@ public:
         return core::start(loop, std::move(sock), std::move(p));
     }
 
-    void sendto(std::string_view data, const endpoint& to) override {
-        if (user_closed_) {
-            throw invalid_state_error("datagram_transport::sendto: the transport is closed");
-        }
-        if (lost_) return;
-        // Straight to the socket only when nothing would go out before it.
-        if (!writing_ && waiting() == 0 && send_one(data, to)) return;
-        queue_.push_back({std::string(data), to});
-        queued_bytes_ += data.size();
-        if (!writing_) send_next();
-        maybe_pause_protocol();
-    }
-
 private:
-    struct datagram {
-        std::string data;
-        endpoint to;  // unspecified: the connected peer
-    };
-
     overlapped_datagram_transport(loop_base& loop, native_socket fd,
                                   std::unique_ptr<datagram_protocol> p) noexcept
         : overlapped_transport(loop, fd, std::move(p)), peek_op_(*this), send_op_(*this) {}
@@ -93,13 +76,7 @@ private:
     unsigned wanted_events() const noexcept { return closing_ ? 0u : unsigned(backend::io_read); }
     // Flow control counts the datagram in flight too: it has not left yet.
     std::size_t buffered() const noexcept {
-        return queued_bytes_ + (writing_ ? in_flight_.data.size() : 0);
-    }
-    // The datagram in flight stays: the kernel reads it until the cancelled send completes.
-    void drop_buffer() noexcept {
-        queue_.clear();
-        next_ = 0;
-        queued_bytes_ = 0;
+        return queue_.bytes() + (writing_ ? in_flight_.data.size() : 0);
     }
 
     auto& read_op() noexcept { return peek_op_; }
@@ -148,7 +125,7 @@ private:
             receive_one();
         } else if (err != ERROR_OPERATION_ABORTED) {
             // An ICMP error for an earlier send, reported by the peek itself.
-            report_error(datagram_error(err));
+            report_error(datagram_error_code(err));
         }
         keep_reading();
     }
@@ -164,7 +141,7 @@ private:
                 force_close(system_error_code(err));
                 return;
             }
-            report_error(datagram_error(err));
+            report_error(datagram_error_code(err));
         }
     }
 
@@ -180,25 +157,22 @@ private:
             socket_recv_datagram(fd_, buffer.data(), buffer.size(), native, &size);
         if (n < 0) {
             const int err = ::WSAGetLastError();
-            if (err != WSAEWOULDBLOCK)
-                report_error(datagram_error(static_cast<unsigned long>(err)));
+            if (err != WSAEWOULDBLOCK) {
+                report_error(datagram_error_code(static_cast<unsigned long>(err)));
+            }
             return;
         }
-        try {
-            // A sender Winsock did not fill in has no address: its endpoint is unspecified.
-            const endpoint sender = size <= 0 || from.ss_family == AF_UNSPEC
-                                        ? endpoint()
-                                        : endpoint::from_native(native, size);
-            protocol_->datagram_received(std::string_view(buffer.data(), std::size_t(n)), sender);
-        } catch (...) {
-            protocol_failed("datagram_received");
-        }
+        deliver(std::string_view(buffer.data(), std::size_t(n)), native, size);
     }
 
     // ---- sending ------------------------------------------------------------------------
 
-    // The datagrams queued and not in flight yet.
-    std::size_t waiting() const noexcept { return queue_.size() - next_; }
+    // ---- what datagram_core asks of us --------------------------------------------------
+
+    bool can_send_now() const noexcept { return !writing_ && queue_.empty(); }
+    void queued() noexcept {
+        if (!writing_) send_next();
+    }
 
     // One non-blocking send; false if the socket cannot take it now. A failure other than
     // that goes to the protocol's error_received and the datagram is dropped (asyncio).
@@ -211,17 +185,15 @@ private:
         if (n >= 0) return true;
         const int err = ::WSAGetLastError();
         if (err == WSAEWOULDBLOCK) return false;
-        report_error(datagram_error(static_cast<unsigned long>(err)));
+        report_error(datagram_error_code(static_cast<unsigned long>(err)));
         return true;  // dropped: it counts as handled
     }
 
     // Moves the next queued datagram in flight through one WSASendTo (WSASend when
     // connected); one that fails to start is reported and dropped, and the next tried.
     void send_next() noexcept {
-        while (!writing_ && waiting() != 0 && !lost_) {
-            in_flight_ = std::move(queue_[next_]);
-            pop_front();
-            queued_bytes_ -= in_flight_.data.size();
+        while (!writing_ && !queue_.empty() && !lost_) {
+            in_flight_ = queue_.pop_front();
             send_op_.reset();
             WSABUF b{static_cast<ULONG>(in_flight_.data.size()), in_flight_.data.data()};
             const endpoint& to = in_flight_.to;
@@ -238,7 +210,7 @@ private:
             }
             operation_not_started(loop_);
             in_flight_ = {};
-            report_error(datagram_error(err));  // may send, close or abort
+            report_error(datagram_error_code(err));  // may send, close or abort
         }
     }
 
@@ -249,50 +221,13 @@ private:
         const unsigned long err = send_op_.result(fd_, bytes);
         in_flight_ = {};
         if (lost_) return;
-        if (err != 0) report_error(datagram_error(err));  // that datagram is dropped
+        if (err != 0) report_error(datagram_error_code(err));  // that datagram is dropped
         if (lost_) return;
         send_next();
-        if (lost_) return;
-        maybe_resume_protocol();
-        // resume_writing may have sent more, closed or aborted.
-        if (closing_ && buffered() == 0 && !lost_) schedule_connection_lost({});
+        datagrams_sent();
     }
 
-    // The queue's front is taken: the slot is emptied now, and the vector is compacted
-    // once the taken half outweighs what waits, so a queue that never drains stays small.
-    void pop_front() noexcept {
-        queue_[next_] = {};
-        if (++next_ == queue_.size()) {
-            queue_.clear();
-            next_ = 0;
-        } else if (next_ >= 64 && next_ * 2 >= queue_.size()) {
-            queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(next_));
-            next_ = 0;
-        }
-    }
-
-    // ---- errors -------------------------------------------------------------------------
-
-    // Windows reports an ICMP "port unreachable" for an earlier sendto as WSAECONNRESET on
-    // the next receive of a UDP socket; POSIX says ECONNREFUSED, and so do we (as Winsock's
-    // WSAECONNREFUSED, which is errc::connection_refused with the system's message).
-    static std::error_code datagram_error(unsigned long err) noexcept {
-        if (err == WSAECONNRESET || err == ERROR_PORT_UNREACHABLE) err = WSAECONNREFUSED;
-        return system_error_code(err);
-    }
-
-    void report_error(std::error_code ec) noexcept {
-        try {
-            protocol_->error_received(ec);
-        } catch (...) {
-            protocol_failed("error_received");
-        }
-    }
-
-    std::vector<datagram> queue_;   // waiting for the socket, in order, from next_ on
-    std::size_t next_ = 0;          // the first of queue_ not sent yet
-    std::size_t queued_bytes_ = 0;  // of the datagrams waiting, not of the one in flight
-    datagram in_flight_;            // the WSASendTo's, the kernel's until it completes
+    datagram in_flight_;  // the WSASendTo's, the kernel's until it completes
     member_op<overlapped_datagram_transport, &overlapped_datagram_transport::peek_done> peek_op_;
     member_op<overlapped_datagram_transport, &overlapped_datagram_transport::send_done> send_op_;
     DWORD peek_flags_ = 0;
