@@ -53,17 +53,11 @@ class overlapped_datagram_transport final
     friend core;
     friend datagram_core<overlapped_datagram_transport>;
     friend overlapped_transport;
-    template <class Owner, void (Owner::*)() noexcept>
-    friend class member_op;  // names us in debug mode's reports
 
 public:
-    // As datagram_socket_transport::start: the socket is associated with the loop's port
-    // first, unless a sock_* call did it already.
-    static overlapped_datagram_transport& start(loop_base& loop, socket sock,
-                                                std::unique_ptr<datagram_protocol> p) {
-        associate_once(loop, sock);
-        return core::start(loop, std::move(sock), std::move(p));
-    }
+    // start(loop, socket, protocol), on a socket whose completions go to the loop's port
+    // (iocp_engine::start_datagram sees to it).
+    using core::start;
 
 private:
     overlapped_datagram_transport(loop_base& loop, native_socket fd,

@@ -46,17 +46,11 @@ class overlapped_socket_transport final
     friend core;
     friend stream_core<overlapped_socket_transport>;
     friend overlapped_transport;
-    template <class Owner, void (Owner::*)() noexcept>
-    friend class member_op;  // names us in debug mode's reports
 
 public:
-    // As socket_transport::start: the socket is associated with the loop's port first.
-    static overlapped_socket_transport& start(loop_base& loop, socket sock,
-                                              std::unique_ptr<protocol> p,
-                                              connection_counter* server) {
-        associate_once(loop, sock);  // a connect or sock_* may have done it
-        return core::start(loop, std::move(sock), std::move(p), server);
-    }
+    // start(loop, socket, protocol, server), on a socket whose completions go to the
+    // loop's port (iocp_engine::start_stream sees to it).
+    using core::start;
 
 private:
     // The bytes of the WSASend in flight (the kernel's until it completes), and what was

@@ -66,12 +66,16 @@ public:
 
     // ---- io_engine -----------------------------------------------------------------------
 
+    // The socket's completions go to this loop's port first, unless a connect or a sock_*
+    // operation saw to it already.
     transport& start_stream(loop_base& loop, socket s, std::unique_ptr<protocol> p,
                             connection_counter* server) override {
+        associate_once(s);
         return overlapped_socket_transport::start(loop, std::move(s), std::move(p), server);
     }
     datagram_transport& start_datagram(loop_base& loop, socket s,
                                        std::unique_ptr<datagram_protocol> p) override {
+        associate_once(s);
         return overlapped_datagram_transport::start(loop, std::move(s), std::move(p));
     }
     coro<void> connect(loop_base& loop, socket& s, endpoint to, const char* what) override {

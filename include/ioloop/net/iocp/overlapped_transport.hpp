@@ -27,7 +27,7 @@ template <class Owner, void (Owner::*Done)() noexcept>
 class member_op final : public overlapped_op {
 public:
     explicit member_op(Owner& owner) noexcept : owner_(owner) {}
-    std::string describe() const override { return owner_.describe(); }
+    std::string describe() const override { return owner_.operations_owner(); }
 
 private:
     void on_io(unsigned) noexcept override { (owner_.*Done)(); }
@@ -36,6 +36,10 @@ private:
 
 template <class Derived, class Core>
 class overlapped_transport : public Core {
+public:
+    // What debug mode calls the transport when one of its operations was slow.
+    std::string operations_owner() const { return this->describe(); }
+
 protected:
     using Core::Core;
 
