@@ -9,6 +9,7 @@
 #include "ioloop/detail/atomic.hpp"
 #include "ioloop/detail/callback_node.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/io_watcher.hpp"
 #include "ioloop/detail/message.hpp"
 #include "ioloop/detail/pod_vector.hpp"
 #include "ioloop/detail/posix.hpp"

@@ -4,10 +4,6 @@
 #ifndef IOLOOP_IOLOOP_HPP
 #define IOLOOP_IOLOOP_HPP
 
-// First: basic_event_loop owns its backend family's I/O engine, which the networking
-// layer defines (net/engines.hpp); coro/run.hpp makes a loop.
-#include "ioloop/net/engines.hpp"
-
 #include "ioloop/coro/awaitable.hpp"
 #include "ioloop/coro/barrier.hpp"
 #include "ioloop/coro/condition.hpp"
@@ -43,6 +39,7 @@
 #include "ioloop/net/create_server.hpp"
 #include "ioloop/net/datagram_socket_transport.hpp"
 #include "ioloop/net/endpoint.hpp"
+#include "ioloop/net/engines.hpp"
 #include "ioloop/net/fd_ready.hpp"
 #include "ioloop/net/getaddrinfo.hpp"
 #include "ioloop/net/sock_ops.hpp"

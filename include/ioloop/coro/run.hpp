@@ -125,6 +125,14 @@ decltype(auto) basic_event_loop<Backend>::run_until_complete(Awaitable&& work) {
     }
 }
 
+namespace detail {
+// `L`, as a type that depends on T.
+template <class L, class T>
+struct dependent {
+    using type = L;
+};
+}  // namespace detail
+
 // asyncio.run: a new event loop runs `main` to completion; the tasks still unfinished
 // are then cancelled and given the chance to finish, the default executor is shut down,
 // and the loop is closed. Returns main's result or throws its exception.
@@ -132,9 +140,12 @@ template <class T>
 T run(coro<T> main) {
     if (detail::loop_access::running())
         throw invalid_state_error("run: cannot be called while an event loop is running");
-    event_loop loop;
+    // Named through T: the loop type is completed where run is used, after the networking
+    // layer has defined its I/O engine (net/engines.hpp).
+    using loop_type = typename detail::dependent<event_loop, T>::type;
+    loop_type loop;
     struct shutdown {
-        event_loop& loop;
+        loop_type& loop;
         ~shutdown() {
             try {
                 detail::cancel_remaining_tasks(loop);
