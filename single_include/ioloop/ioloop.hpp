@@ -10881,19 +10881,822 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/net/getaddrinfo.hpp
+// begin file ioloop/net/engines.hpp
+// ioloop: the one place that knows the backend families. engine_of<Backend> names the
+// I/O engine a basic_event_loop<Backend> owns (declared in event_loop.hpp): a readiness
+// backend gets the reactive engine, a completion backend (IOCP) the overlapped one. And
+// with_family(loop, f) hands f the operations of loop's family (reactive_ops or
+// iocp_ops): the networking layer above is compiled once for every backend, so it asks
+// here, at run time, and nowhere else. A new family (io_uring) is one more engine, one
+// more ops, and one more line in each of the two.
+#ifndef IOLOOP_NET_ENGINES_HPP
+#define IOLOOP_NET_ENGINES_HPP
+
 // begin file ioloop/net/io_engine.hpp
-// ioloop: io_engine, how a loop moves bytes: the one thing that differs between the
-// backend families. A readiness backend (epoll, kqueue, poll, select) tells when a
-// descriptor is ready, and the engine then makes the call (net/reactive/); a completion
-// backend (IOCP) runs overlapped operations whose buffers the kernel owns until they
-// complete (net/iocp/). Everything above it (transports' protocol-facing rules, servers,
-// connections, streams) is written once against this interface.
+// ioloop: io_engine, a loop's I/O state, kept by the engine of its backend's family. A
+// readiness backend (epoll, kqueue, poll, select) tells when a descriptor is ready, and
+// the family's code then makes the call (net/reactive/); a completion backend (IOCP)
+// runs overlapped operations whose buffers the kernel owns until they complete
+// (net/iocp/). Everything above (transports' protocol-facing rules, servers,
+// connections, streams) is written once, and reaches its family's code through
+// net/engines.hpp.
 //
 // Each basic_event_loop<Backend> owns the engine of Backend's family, chosen in one place
 // (net/engines.hpp), and loop_base keeps a pointer to it: its one member for I/O. A third
 // family (io_uring) is one more engine.
 #ifndef IOLOOP_NET_IO_ENGINE_HPP
 #define IOLOOP_NET_IO_ENGINE_HPP
+
+
+#include <cstddef>
+#include <memory>
+#include <span>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// The backend families: readiness (net/reactive/) and completion (net/iocp/).
+enum class io_family : unsigned char { readiness, completion };
+
+class io_engine {
+public:
+    // How much one read takes at most: libuv's 64 KiB.
+    static constexpr std::size_t read_buffer_size = 64 * 1024;
+
+    io_engine(const io_engine&) = delete;
+    io_engine& operator=(const io_engine&) = delete;
+
+    // Which family's code serves this loop: the networking layer asks in one place
+    // (net/engines.hpp, with_family).
+    io_family family() const noexcept { return family_; }
+
+    // Readiness, for what waits on a descriptor it does not own (add_reader, wait_readable,
+    // the sock_* operations) or watches its own (the readiness transports): runs `n` each
+    // time fd is readable (io_read) or writable (io_write), replacing an earlier one.
+    // Takes the node's one reference, also when it throws. A completion engine cannot
+    // wait for readiness and says so.
+    virtual void add_watch(native_socket fd, unsigned which, callback_node* n,
+                           const char* what) = 0;
+    // True if fd had one for `which`.
+    virtual bool remove_watch(native_socket fd, unsigned which) = 0;
+    // A descriptor the networking layer owns, registered for w (old -> now; 0 unwatches).
+    virtual void watch(native_socket fd, unsigned old_events, unsigned new_events,
+                       io_watcher& w) = 0;
+
+    // ---- what every family keeps alike ------------------------------------------------
+
+    // Where every transport of the loop reads into: an idle connection holds no buffer.
+    std::span<char> read_buffer() {
+        if (!read_buffer_) read_buffer_ = std::make_unique<char[]>(read_buffer_size);
+        return {read_buffer_.get(), read_buffer_size};
+    }
+
+    // The open transports and servers, closed with the loop.
+    void add_resource(loop_resource& r) noexcept { resources_.add(r); }
+    void remove_resource(loop_resource& r) noexcept { resources_.remove(r); }
+    void close_resources() noexcept { resources_.close_all(); }
+
+protected:
+    explicit io_engine(io_family f) noexcept : family_(f) {}
+    ~io_engine() = default;
+
+private:
+    io_family family_;
+    resource_list resources_;
+    std::unique_ptr<char[]> read_buffer_;  // made on first use
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/io_engine.hpp
+// begin file ioloop/net/iocp/engine.hpp
+// ioloop: iocp_engine<Backend>, the I/O engine of the completion backends (IOCP):
+// overlapped operations whose buffers the kernel owns until they complete. It counts the
+// operations in flight and makes the sock_* operations' calls. Its transports, connect
+// and listeners are in net/iocp/ops.hpp.
+#ifndef IOLOOP_NET_IOCP_ENGINE_HPP
+#define IOLOOP_NET_IOCP_ENGINE_HPP
+
+// begin file ioloop/net/iocp/iocp_io.hpp
+// ioloop: iocp_io, the state of the completion family's engine that its transports,
+// listeners and operations reach from a loop: the operations in flight (the loop polls
+// while there is one, and waits for them all when it closes: the kernel owns their
+// memory until then) and the loop's completion port.
+#ifndef IOLOOP_NET_IOCP_IOCP_IO_HPP
+#define IOLOOP_NET_IOCP_IOCP_IO_HPP
+
+// begin file ioloop/net/net_access.hpp
+// ioloop: what the networking layer reaches inside a loop_base: its I/O engine (the
+// backend family's way to move bytes, net/io_engine.hpp), its checks and its queues.
+#ifndef IOLOOP_NET_NET_ACCESS_HPP
+#define IOLOOP_NET_NET_ACCESS_HPP
+
+
+#include <cstddef>
+#include <span>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+struct net_access {
+    static constexpr std::size_t read_buffer_size = io_engine::read_buffer_size;
+
+    static io_engine& engine(loop_base& l) noexcept { return *l.io_; }
+
+    // Registers w for fd's events, going from `old_events` to `new_events` (0 unwatches).
+    static void watch(loop_base& l, native_socket fd, unsigned old_events, unsigned new_events,
+                      io_watcher& w) {
+        l.io_->watch(fd, old_events, new_events, w);
+    }
+
+    static std::span<char> read_buffer(loop_base& l) { return l.io_->read_buffer(); }
+
+    static void add_resource(loop_base& l, loop_resource& r) noexcept { l.io_->add_resource(r); }
+    static void remove_resource(loop_base& l, loop_resource& r) noexcept {
+        l.io_->remove_resource(r);
+    }
+
+    static void check_open(const loop_base& l, const char* what) { l.check_open(what); }
+
+    // A node that runs fn each time it is queued, with no reference counted yet.
+    template <class F>
+    static callback_node* make_persistent_node(loop_base& l, F&& fn) {
+        return l.make_persistent_node(std::forward<F>(fn), source_location::current());
+    }
+    static void enqueue(loop_base& l, callback_node* n) noexcept { l.enqueue(n); }
+    static void unregister(callback_node* n) noexcept { loop_base::unregister(n); }
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/net_access.hpp
+
+#if defined(IOLOOP_WINDOWS)
+
+#include <cstddef>
+#include <cstdint>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+class iocp_io : public io_engine {
+public:
+    // The engine of a loop known to run a completion backend (only IOCP code asks).
+    static iocp_io& of(loop_base& loop) noexcept {
+        return static_cast<iocp_io&>(net_access::engine(loop));
+    }
+
+    void operation_started() noexcept { ++in_flight_; }
+    // An operation that failed to start, so no completion will come.
+    void operation_not_started() noexcept { --in_flight_; }
+
+    // Sends s's completions to this loop's port, unless they go there already. A socket
+    // tied to another loop's port cannot move (detail::port_binding): that is an error,
+    // not a wait for completions that would never come.
+    void associate_once(socket& s) {
+        std::uint64_t& bound = s.port_binding().port;
+        if (bound == port_id_) return;
+        if (bound != 0) {
+            throw invalid_state_error(
+                concat({"socket ", decimal(static_cast<long long>(s.fd())),
+                        " belongs to another event loop: IOCP ties a socket to one loop's "
+                        "completion port for its life"}));
+        }
+        associate(s.fd());
+        bound = port_id_;
+    }
+
+    // Readiness is not what a completion port reports: add_reader does not compile on
+    // IOCP, and what reaches these at run time (wait_readable) is told so.
+    void add_watch(native_socket, unsigned, callback_node* n, const char* what) override {
+        n->refs.store(1, memory_order::relaxed);
+        n->release();
+        no_readiness(what);
+    }
+    bool remove_watch(native_socket, unsigned) override { return false; }
+    void watch(native_socket, unsigned, unsigned new_events, io_watcher&) override {
+        if (new_events != 0) no_readiness("watching a descriptor");
+    }
+
+protected:
+    iocp_io() noexcept : io_engine(io_family::completion) {
+        static atomic<std::uint64_t> ports{0};
+        port_id_ = ports.fetch_add(1, memory_order::relaxed) + 1;
+    }
+    ~iocp_io() = default;
+
+    virtual void associate(native_socket s) = 0;
+
+    [[noreturn]] static void no_readiness(const char* what) {
+        throw_system_error(
+            ERROR_NOT_SUPPORTED,
+            concat({what, ": a completion backend (IOCP) cannot wait for readiness; use the "
+                          "transports, streams or sock_* operations, or a readiness backend "
+                          "(select)"}));
+    }
+
+    std::size_t in_flight_ = 0;  // operations started and not yet completed
+    std::uint64_t port_id_;      // names this loop's port (never 0)
+};
+
+// Shorthands for IOCP code that holds a loop.
+inline void associate_once(loop_base& loop, socket& s) { iocp_io::of(loop).associate_once(s); }
+inline void operation_started(loop_base& loop) noexcept { iocp_io::of(loop).operation_started(); }
+inline void operation_not_started(loop_base& loop) noexcept {
+    iocp_io::of(loop).operation_not_started();
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_WINDOWS
+#endif
+// end file ioloop/net/iocp/iocp_io.hpp
+// begin file ioloop/net/overlapped_sock_ops.hpp
+// ioloop: the loop's awaitable socket operations (sock_recv, sock_sendall, sock_accept,
+// sock_connect, sock_recvfrom, sock_sendto) on a completion backend. Each tries the
+// non-blocking call first, as the readiness side does, so data already there costs no
+// overlapped operation; only WSAEWOULDBLOCK starts one (detail::overlapped_call).
+#ifndef IOLOOP_NET_OVERLAPPED_SOCK_OPS_HPP
+#define IOLOOP_NET_OVERLAPPED_SOCK_OPS_HPP
+
+// begin file ioloop/net/overlapped_accept.hpp
+// ioloop: AcceptEx on a completion backend: the pieces sock_accept and a server's
+// listeners share, and accept_op, the one AcceptEx a listener keeps in flight. The
+// socket AcceptEx fills and the room for the addresses belong to the kernel until the
+// completion, so the operation owns them and frees itself only then.
+#ifndef IOLOOP_NET_OVERLAPPED_ACCEPT_HPP
+#define IOLOOP_NET_OVERLAPPED_ACCEPT_HPP
+
+
+#if defined(IOLOOP_WINDOWS)
+
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+[[noreturn]] inline void throw_overlapped_error(unsigned long err, std::string_view op,
+                                                native_socket s) {
+    throw_system_error(err, concat({op, " on socket ", decimal(static_cast<long long>(s))}));
+}
+
+// AcceptEx wants room for both addresses, each 16 bytes longer than the largest.
+struct accept_buffer {
+    static constexpr DWORD address_room = sizeof(sockaddr_storage) + 16;
+    char bytes[2 * address_room];
+
+    // The peer's address, once AcceptEx completed.
+    endpoint peer() noexcept {
+        sockaddr* local = nullptr;
+        sockaddr* remote = nullptr;
+        int local_size = 0;
+        int remote_size = 0;
+        ::GetAcceptExSockaddrs(bytes, 0, address_room, address_room, &local, &local_size, &remote,
+                               &remote_size);
+        return remote && remote_size > 0 ? endpoint::from_native(remote, remote_size) : endpoint();
+    }
+};
+
+// The family of a bound socket, for the socket AcceptEx fills.
+inline address_family family_of(native_socket s) {
+    sockaddr_storage addr{};
+    int size = sizeof addr;
+    if (::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &size) != 0)
+        throw_overlapped_error(::WSAGetLastError(), "getsockname", s);
+    switch (addr.ss_family) {
+        case AF_INET:
+            return address_family::ipv4;
+        case AF_INET6:
+            return address_family::ipv6;
+        default:
+            return address_family::unix_domain;
+    }
+}
+
+// Completes an accepted socket: it inherits the listener's options only once told.
+inline void update_accept_context(native_socket listener, native_socket conn) {
+    if (::setsockopt(conn, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT,
+                     reinterpret_cast<const char*>(&listener), sizeof listener) != 0)
+        throw_overlapped_error(::WSAGetLastError(), "SO_UPDATE_ACCEPT_CONTEXT", conn);
+}
+
+// Starts AcceptEx on `listener` into `conn` with `o`: 0 once started, or the error.
+inline unsigned long start_accept(native_socket listener, native_socket conn,
+                                  accept_buffer& addresses, OVERLAPPED* o) noexcept {
+    DWORD received = 0;
+    if (::AcceptEx(listener, conn, addresses.bytes, 0, accept_buffer::address_room,
+                   accept_buffer::address_room, &received, o))
+        return 0;
+    const int err = ::WSAGetLastError();
+    return err == ERROR_IO_PENDING ? 0 : static_cast<unsigned long>(err);
+}
+
+// A listener's AcceptEx in flight. Owner::accepted(socket, endpoint peer, std::error_code)
+// noexcept receives the connection, or the error.
+template <class Owner>
+class accept_op final : public overlapped_op {
+public:
+    // Starts accepting on `listener`, a socket of `family` associated with the loop's
+    // port; throws if AcceptEx cannot start.
+    static accept_op* start(loop_base& loop, native_socket listener, address_family family,
+                            Owner& owner) {
+        auto* op = new accept_op(owner, listener, socket::open(family, socket_type::stream));
+        operation_started(loop);
+        if (const unsigned long err =
+                start_accept(listener, op->conn_.fd(), op->addresses_, op->overlapped())) {
+            operation_not_started(loop);
+            delete op;
+            throw_overlapped_error(err, "AcceptEx", listener);
+        }
+        return op;
+    }
+
+    // The owner goes away (or stops accepting): the completion, cancelled, frees the op.
+    void orphan() noexcept {
+        owner_ = nullptr;
+        ::CancelIoEx(reinterpret_cast<HANDLE>(listener_), overlapped());
+    }
+
+    std::string describe() const override {
+        return concat(
+            {"the server accepting on socket ", decimal(static_cast<long long>(listener_))});
+    }
+
+private:
+    accept_op(Owner& owner, native_socket listener, socket conn) noexcept
+        : owner_(&owner), listener_(listener), conn_(std::move(conn)) {}
+
+    void on_io(unsigned) noexcept override {
+        if (Owner* owner = owner_) {
+            unsigned long bytes = 0;
+            const unsigned long err = result(listener_, bytes);
+            std::error_code ec = err == 0 ? std::error_code() : system_error_code(err);
+            endpoint peer;
+            if (!ec) {
+                try {
+                    update_accept_context(listener_, conn_.fd());
+                    peer = addresses_.peer();
+                } catch (const std::system_error& e) {
+                    ec = e.code();
+                }
+            }
+            owner->accepted(std::move(conn_), std::move(peer), ec);
+        }
+        delete this;
+    }
+
+    Owner* owner_;
+    native_socket listener_;
+    socket conn_;
+    accept_buffer addresses_;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_WINDOWS
+#endif
+// end file ioloop/net/overlapped_accept.hpp
+// begin file ioloop/net/overlapped_call.hpp
+// ioloop: overlapped_call, the current task starts one overlapped operation (WSARecv,
+// WSASend, AcceptEx, ConnectEx, WSARecvFrom, WSASendTo) on a completion backend and waits
+// for its completion: the IOCP side of what fd_ready is on the readiness backends.
+//
+// Buffer ownership: the kernel owns the OVERLAPPED and the buffers until the completion
+// is dequeued. So cancelling the task cancels the operation (CancelIoEx) and the task
+// wakes only with that completion; and an operation whose task is destroyed mid-flight
+// (its loop is closing) waits there for the kernel to let go, then frees itself when the
+// loop dequeues its completion.
+#ifndef IOLOOP_NET_OVERLAPPED_CALL_HPP
+#define IOLOOP_NET_OVERLAPPED_CALL_HPP
+
+
+#if defined(IOLOOP_WINDOWS)
+
+#include <coroutine>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// What an overlapped operation ended with: the bytes moved and Winsock's error (0: none).
+struct overlapped_result {
+    unsigned long bytes = 0;
+    unsigned long error = 0;
+};
+
+class overlapped_wait : public wait_point {
+public:
+    overlapped_wait(const overlapped_wait&) = delete;
+    overlapped_wait& operator=(const overlapped_wait&) = delete;
+
+    bool await_ready() const noexcept { return false; }
+
+    // A cancelled operation throws cancelled_error. One that completed although the task
+    // was cancelled meanwhile returns its result (its bytes are not lost); the cancel
+    // stays pending for the task's next suspension point.
+    overlapped_result await_resume() {
+        if (result_.error == ERROR_OPERATION_ABORTED) task_->throw_if_cancelled();
+        return result_;
+    }
+
+    void on_cancel(task_base&) noexcept override {
+        if (op_) ::CancelIoEx(reinterpret_cast<HANDLE>(s_), op_->overlapped());
+    }
+
+protected:
+    overlapped_wait(loop_base& loop, native_socket s) noexcept : loop_(loop), s_(s) {}
+    ~overlapped_wait() {
+        if (op_) op_->orphan(s_);
+    }
+
+    // Starts the operation through start(OVERLAPPED*), which returns 0 once it is started
+    // (pending or done: either way a completion will come) or Winsock's error.
+    template <class Start>
+    bool suspend_for(std::coroutine_handle<> h, Start& start) {
+        task_ = &current_task_or_throw("waiting for a socket operation");
+        auto* op = new call_op(*this);
+        operation_started(loop_);
+        if (const unsigned long err = start(op->overlapped())) {
+            operation_not_started(loop_);
+            delete op;
+            result_.error = err;
+            return false;  // resumes at once with the error
+        }
+        op_ = op;
+        task_->suspend(h, this);
+        return true;
+    }
+
+private:
+    class call_op final : public overlapped_op {
+    public:
+        explicit call_op(overlapped_wait& owner) noexcept : owner_(&owner) {}
+
+        // The task went away with the operation in flight: cancel it and wait until the
+        // kernel is done with its buffers (they live in the task's frame).
+        void orphan(native_socket s) noexcept {
+            owner_ = nullptr;
+            ::CancelIoEx(reinterpret_cast<HANDLE>(s), overlapped());
+            while (!HasOverlappedIoCompleted(overlapped())) ::SwitchToThread();
+        }
+
+    private:
+        void on_io(unsigned) noexcept override {
+            if (overlapped_wait* w = owner_) {
+                w->op_ = nullptr;
+                w->result_.error = result(w->s_, w->result_.bytes);
+                w->task_->wake();
+            }
+            delete this;
+        }
+
+        overlapped_wait* owner_;
+    };
+
+    loop_base& loop_;
+    native_socket s_;
+    task_base* task_ = nullptr;
+    call_op* op_ = nullptr;  // in flight
+    overlapped_result result_;
+};
+
+// `co_await overlapped_call(loop, s, start)`: start(OVERLAPPED*) makes the Winsock call.
+template <class Start>
+class overlapped_call final : public overlapped_wait {
+public:
+    overlapped_call(loop_base& loop, native_socket s, Start start)
+        : overlapped_wait(loop, s), start_(std::move(start)) {}
+
+    bool await_suspend(std::coroutine_handle<> h) { return suspend_for(h, start_); }
+
+private:
+    Start start_;
+};
+
+// Winsock's answer to an overlapped call: 0 if it started, else the error.
+inline unsigned long started(int rc) noexcept {
+    if (rc == 0) return 0;
+    const int err = ::WSAGetLastError();
+    return err == WSA_IO_PENDING ? 0 : static_cast<unsigned long>(err);
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_WINDOWS
+#endif
+// end file ioloop/net/overlapped_call.hpp
+
+#if defined(IOLOOP_WINDOWS)
+
+#include <climits>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// One WSABUF over bytes the caller owns; Winsock counts in ULONG.
+inline WSABUF wsa_buffer(const void* data, std::size_t size) noexcept {
+    WSABUF b;
+    b.buf = static_cast<char*>(const_cast<void*>(data));
+    b.len = size > ULONG_MAX ? ULONG_MAX : static_cast<ULONG>(size);
+    return b;
+}
+
+template <class = void>
+coro<std::size_t> overlapped_recv_into(loop_base& loop, socket& s, std::span<std::byte> buf) {
+    const native_socket fd = s.fd();
+    const int len = buf.size() > INT_MAX ? INT_MAX : static_cast<int>(buf.size());
+    const int n = ::recv(fd, reinterpret_cast<char*>(buf.data()), len, 0);
+    if (n >= 0) co_return static_cast<std::size_t>(n);
+    const int err = ::WSAGetLastError();
+    if (err != WSAEWOULDBLOCK) throw_overlapped_error(err, "sock_recv", fd);
+    associate_once(loop, s);
+    WSABUF b = wsa_buffer(buf.data(), buf.size());
+    auto start = [fd, &b](OVERLAPPED* o) {
+        DWORD flags = 0;
+        return started(::WSARecv(fd, &b, 1, nullptr, &flags, o, nullptr));
+    };
+    const overlapped_result r = co_await overlapped_call(loop, fd, start);
+    // A graceful close by the peer is a completion of 0 bytes, as recv's 0 is.
+    if (r.error != 0 && r.error != WSAEDISCON) throw_overlapped_error(r.error, "sock_recv", fd);
+    co_return r.bytes;
+}
+
+template <class = void>
+coro<void> overlapped_sendall(loop_base& loop, socket& s, std::string_view data) {
+    const native_socket fd = s.fd();
+    while (!data.empty()) {
+        const int len = data.size() > INT_MAX ? INT_MAX : static_cast<int>(data.size());
+        const int n = ::send(fd, data.data(), len, 0);
+        if (n >= 0) {
+            data.remove_prefix(static_cast<std::size_t>(n));
+            continue;
+        }
+        const int err = ::WSAGetLastError();
+        if (err != WSAEWOULDBLOCK) throw_overlapped_error(err, "sock_sendall", fd);
+        // The kernel's buffer is full: one overlapped send of all the rest, which
+        // completes once Winsock has taken every byte.
+        associate_once(loop, s);
+        WSABUF b = wsa_buffer(data.data(), data.size());
+        auto start = [fd, &b](OVERLAPPED* o) {
+            return started(::WSASend(fd, &b, 1, nullptr, 0, o, nullptr));
+        };
+        const overlapped_result r = co_await overlapped_call(loop, fd, start);
+        if (r.error != 0) throw_overlapped_error(r.error, "sock_sendall", fd);
+        data.remove_prefix(r.bytes);
+    }
+}
+
+template <class = void>
+coro<std::pair<socket, endpoint>> overlapped_accept(loop_base& loop, socket& listener) {
+    const native_socket lfd = listener.fd();
+    associate_once(loop, listener);
+    for (;;) {
+        socket conn = socket::open(family_of(lfd), socket_type::stream);
+        accept_buffer addresses;
+        const native_socket cfd = conn.fd();
+        auto start = [lfd, cfd, &addresses](OVERLAPPED* o) {
+            return start_accept(lfd, cfd, addresses, o);
+        };
+        const overlapped_result r = co_await overlapped_call(loop, lfd, start);
+        // The client gave up before we took its connection: take the next.
+        if (r.error == WSAECONNRESET || r.error == ERROR_NETNAME_DELETED) continue;
+        if (r.error != 0) throw_overlapped_error(r.error, "sock_accept", lfd);
+        update_accept_context(lfd, cfd);
+        endpoint peer = addresses.peer();
+        co_return std::pair<socket, endpoint>(std::move(conn), std::move(peer));
+    }
+}
+
+// ConnectEx is an extension: Winsock hands out its address on request, once.
+inline LPFN_CONNECTEX connect_ex(native_socket s) {
+    static LPFN_CONNECTEX fn = nullptr;
+    if (fn) return fn;
+    GUID id = WSAID_CONNECTEX;
+    DWORD size = 0;
+    LPFN_CONNECTEX found = nullptr;
+    if (::WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &id, sizeof id, &found, sizeof found,
+                   &size, nullptr, nullptr) != 0)
+        throw_overlapped_error(::WSAGetLastError(), "WSAIoctl(ConnectEx)", s);
+    fn = found;
+    return fn;
+}
+
+// ConnectEx wants a bound socket: bind to the wildcard address of to's family unless
+// the caller bound it already.
+inline void bind_for_connect(native_socket s, const endpoint& to) {
+    sockaddr_storage mine{};
+    int size = sizeof mine;
+    if (::getsockname(s, reinterpret_cast<sockaddr*>(&mine), &size) == 0) return;
+    sockaddr_storage any{};
+    any.ss_family = static_cast<ADDRESS_FAMILY>(to.native()->sa_family);
+    const int any_size = any.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    if (::bind(s, reinterpret_cast<sockaddr*>(&any), any_size) != 0)
+        throw_overlapped_error(::WSAGetLastError(), "bind before ConnectEx", s);
+}
+
+template <class = void>
+coro<void> overlapped_connect(loop_base& loop, socket& s, endpoint to, const char* what) {
+    const native_socket fd = s.fd();
+    bind_for_connect(fd, to);
+    associate_once(loop, s);
+    LPFN_CONNECTEX connect = connect_ex(fd);
+    auto start = [fd, connect, &to](OVERLAPPED* o) {
+        if (connect(fd, to.native(), static_cast<int>(to.native_size()), nullptr, 0, nullptr, o))
+            return 0ul;
+        const int err = ::WSAGetLastError();
+        return err == ERROR_IO_PENDING ? 0ul : static_cast<unsigned long>(err);
+    };
+    const overlapped_result r = co_await overlapped_call(loop, fd, start);
+    if (r.error != 0) {
+        throw std::system_error(system_error_code(r.error),
+                                concat({what, " to ", to.to_string()}));
+    }
+    // Until told, the socket does not know it is connected (getpeername, shutdown).
+    if (::setsockopt(fd, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, nullptr, 0) != 0)
+        throw_overlapped_error(::WSAGetLastError(), "SO_UPDATE_CONNECT_CONTEXT", fd);
+}
+
+template <class = void>
+coro<std::pair<std::string, endpoint>> overlapped_recvfrom(loop_base& loop, socket& s,
+                                                           std::size_t max_bytes) {
+    const native_socket fd = s.fd();
+    std::string data(max_bytes, '\0');
+    sockaddr_storage addr{};
+    int size = sizeof addr;
+    auto* native = reinterpret_cast<sockaddr*>(&addr);
+    const int len = max_bytes > INT_MAX ? INT_MAX : static_cast<int>(max_bytes);
+    int n = ::recvfrom(fd, data.data(), len, 0, native, &size);
+    if (n < 0) {
+        const int err = ::WSAGetLastError();
+        if (err != WSAEWOULDBLOCK) throw_overlapped_error(err, "sock_recvfrom", fd);
+        associate_once(loop, s);
+        WSABUF b = wsa_buffer(data.data(), data.size());
+        size = sizeof addr;
+        auto start = [fd, &b, native, &size](OVERLAPPED* o) {
+            DWORD flags = 0;
+            return started(::WSARecvFrom(fd, &b, 1, nullptr, &flags, native, &size, o, nullptr));
+        };
+        const overlapped_result r = co_await overlapped_call(loop, fd, start);
+        if (r.error != 0) throw_overlapped_error(r.error, "sock_recvfrom", fd);
+        n = static_cast<int>(r.bytes);
+    }
+    data.resize(static_cast<std::size_t>(n));
+    endpoint from = size <= 0 ? endpoint() : endpoint::from_native(native, size);
+    co_return std::pair<std::string, endpoint>(std::move(data), std::move(from));
+}
+
+template <class = void>
+coro<std::size_t> overlapped_sendto(loop_base& loop, socket& s, std::string_view data,
+                                    endpoint to) {
+    const native_socket fd = s.fd();
+    const int len = data.size() > INT_MAX ? INT_MAX : static_cast<int>(data.size());
+    const int n =
+        ::sendto(fd, data.data(), len, 0, to.native(), static_cast<int>(to.native_size()));
+    if (n >= 0) co_return static_cast<std::size_t>(n);
+    const int err = ::WSAGetLastError();
+    if (err != WSAEWOULDBLOCK) {
+        throw_system_error(err, concat({"sock_sendto ", to.to_string(), " on socket ",
+                                        decimal(static_cast<long long>(fd))}));
+    }
+    associate_once(loop, s);
+    WSABUF b = wsa_buffer(data.data(), data.size());
+    auto start = [fd, &b, &to](OVERLAPPED* o) {
+        return started(::WSASendTo(fd, &b, 1, nullptr, 0, to.native(),
+                                   static_cast<int>(to.native_size()), o, nullptr));
+    };
+    const overlapped_result r = co_await overlapped_call(loop, fd, start);
+    if (r.error != 0) throw_overlapped_error(r.error, "sock_sendto", fd);
+    co_return r.bytes;
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_WINDOWS
+#endif
+// end file ioloop/net/overlapped_sock_ops.hpp
+
+#if defined(IOLOOP_WINDOWS)
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+template <class Backend>
+class iocp_engine final : public iocp_io {
+public:
+    iocp_engine(loop_base&, Backend& backend) noexcept : backend_(backend) {}
+    ~iocp_engine() = default;
+
+    // ---- the loop's hooks (basic_event_loop calls these directly) ----------------------
+
+    // An operation is in flight: the poll step must wait for its completion.
+    bool waiting() const noexcept { return in_flight_ != 0; }
+    // Each event is one operation's completion.
+    void event_arrived() noexcept { --in_flight_; }
+    void after_poll() noexcept {}
+    // add_reader does not compile on IOCP: there is no table of watched descriptors.
+    void close_watches(node_queue&) noexcept {}
+    // Closing: the transports, servers and tasks have closed their sockets or cancelled
+    // their operations, but the kernel owns each operation's memory until its completion
+    // is dequeued. So the loop waits for them all (cancelled operations complete at
+    // once), and each frees itself.
+    void finish_operations() noexcept {
+        try {
+            while (in_flight_ != 0) {
+                backend_.wait(std::chrono::nanoseconds(-1), [this](void* data, unsigned) noexcept {
+                    --in_flight_;
+                    static_cast<io_watcher*>(data)->on_io(0);
+                });
+            }
+        } catch (...) {
+            // The port failed: what is left is leaked rather than freed under the kernel.
+        }
+    }
+
+    // ---- the sock_* operations (net/overlapped_sock_ops.hpp) ---------------------------
+
+    coro<void> sock_connect(loop_base& loop, socket& s, endpoint to) {
+        return overlapped_connect(loop, s, std::move(to), "sock_connect");
+    }
+
+    coro<std::size_t> sock_recv_into(loop_base& loop, socket& s, std::span<std::byte> buf) {
+        return overlapped_recv_into(loop, s, buf);
+    }
+    coro<void> sock_sendall(loop_base& loop, socket& s, std::string_view data) {
+        return overlapped_sendall(loop, s, data);
+    }
+    coro<std::pair<socket, endpoint>> sock_accept(loop_base& loop, socket& listener) {
+        return overlapped_accept(loop, listener);
+    }
+    coro<std::pair<std::string, endpoint>> sock_recvfrom(loop_base& loop, socket& s,
+                                                         std::size_t max_bytes) {
+        return overlapped_recvfrom(loop, s, max_bytes);
+    }
+    coro<std::size_t> sock_sendto(loop_base& loop, socket& s, std::string_view data,
+                                  endpoint to) {
+        return overlapped_sendto(loop, s, data, std::move(to));
+    }
+
+private:
+    void associate(native_socket s) override { backend_.associate(s); }
+
+    Backend& backend_;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_WINDOWS
+#endif
+// end file ioloop/net/iocp/engine.hpp
+// begin file ioloop/net/iocp/ops.hpp
+// ioloop: iocp_ops, what the networking layer asks of the completion family (IOCP): its
+// transports, its connect and its listeners. Plain functions, compiled only where a
+// program uses them; net/engines.hpp (with_family) is the one place that picks them.
+#ifndef IOLOOP_NET_IOCP_OPS_HPP
+#define IOLOOP_NET_IOCP_OPS_HPP
+
+// begin file ioloop/net/iocp/listener.hpp
+// ioloop: iocp_listener, a listening socket on a completion backend: one AcceptEx in
+// flight while its server serves, the next started as each completes.
+#ifndef IOLOOP_NET_IOCP_LISTENER_HPP
+#define IOLOOP_NET_IOCP_LISTENER_HPP
+
+// begin file ioloop/net/server_state.hpp
+// ioloop: server_state, what a server is while it lives: its listening sockets, each
+// served by a listener of the loop's backend family (net/reactive/listener.hpp,
+// net/iocp/listener.hpp), the factory of its connections' protocols, and its count of
+// connections. `server` (net/server.hpp) is the handle users hold.
+//
+// Accepting under EMFILE (no descriptor left): the server reports it once through the
+// loop's exception handler, stops accepting for 100 ms and tries again, so it neither
+// spins nor gives up; the pending clients wait in the kernel's backlog.
+#ifndef IOLOOP_NET_SERVER_STATE_HPP
+#define IOLOOP_NET_SERVER_STATE_HPP
 
 // begin file ioloop/net/protocol.hpp
 // ioloop: protocols, asyncio's callback networking interface. A protocol is told what
@@ -10963,6 +11766,18 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/net/protocol.hpp
+// begin file ioloop/net/stream_core.hpp
+// ioloop: what every stream transport does the same way, whatever moves its bytes: the
+// checks of write(), write_eof and the half-close that waits for the buffer, pausing and
+// resuming reading, the peer's EOF, what follows when the write buffer empties, and a
+// server's count of its connections. Written once for both backend families: Derived
+// (socket_transport, overlapped_socket_transport) only moves the bytes.
+//
+// Derived provides, besides what transport_core asks of it: send_or_buffer(data) (called
+// with data to send on an open transport), has_write_buffer(), shutdown_write().
+#ifndef IOLOOP_NET_STREAM_CORE_HPP
+#define IOLOOP_NET_STREAM_CORE_HPP
+
 // begin file ioloop/net/transport.hpp
 // ioloop: transports, asyncio's callback networking interface: the connection a protocol
 // writes to. `transport` is a stream (TCP, Unix stream socket), `datagram_transport` a
@@ -11099,328 +11914,6 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/net/transport.hpp
-
-#include <cstddef>
-#include <memory>
-#include <span>
-
-IOLOOP_NAMESPACE_BEGIN
-
-class loop_base;
-
-namespace detail {
-
-class connection_counter;  // net/stream_core.hpp
-class server_state;        // net/server_state.hpp
-class server_listener;     // net/server_state.hpp
-
-class io_engine {
-public:
-    // How much one read takes at most: libuv's 64 KiB.
-    static constexpr std::size_t read_buffer_size = 64 * 1024;
-
-    io_engine(const io_engine&) = delete;
-    io_engine& operator=(const io_engine&) = delete;
-
-    // ---- what each family does its own way ---------------------------------------------
-
-    // A transport for a connected stream socket: takes the socket and the protocol, calls
-    // connection_made. If the backend cannot take the socket, the socket is closed, the
-    // protocol dropped without a callback, and the error thrown. `server`: the server that
-    // accepted the connection, if any.
-    virtual transport& start_stream(loop_base& loop, socket s, std::unique_ptr<protocol> p,
-                                    connection_counter* server) = 0;
-    // The same for a datagram socket.
-    virtual datagram_transport& start_datagram(loop_base& loop, socket s,
-                                               std::unique_ptr<datagram_protocol> p) = 0;
-    // Connects s to `to`, waiting for the handshake; `what` begins the error's message.
-    virtual coro<void> connect(loop_base& loop, socket& s, endpoint to, const char* what) = 0;
-    // Accepts on a listening socket of the server's, once told to serve.
-    virtual std::unique_ptr<server_listener> listen(server_state& server, socket& s) = 0;
-
-    // Readiness, for what waits on a descriptor it does not own (add_reader, wait_readable,
-    // the sock_* operations) or watches its own (the readiness transports): runs `n` each
-    // time fd is readable (io_read) or writable (io_write), replacing an earlier one.
-    // Takes the node's one reference, also when it throws. A completion engine cannot
-    // wait for readiness and says so.
-    virtual void add_watch(native_socket fd, unsigned which, callback_node* n,
-                           const char* what) = 0;
-    // True if fd had one for `which`.
-    virtual bool remove_watch(native_socket fd, unsigned which) = 0;
-    // A descriptor the networking layer owns, registered for w (old -> now; 0 unwatches).
-    virtual void watch(native_socket fd, unsigned old_events, unsigned new_events,
-                       io_watcher& w) = 0;
-
-    // ---- what every family keeps alike ------------------------------------------------
-
-    // Where every transport of the loop reads into: an idle connection holds no buffer.
-    std::span<char> read_buffer() {
-        if (!read_buffer_) read_buffer_ = std::make_unique<char[]>(read_buffer_size);
-        return {read_buffer_.get(), read_buffer_size};
-    }
-
-    // The open transports and servers, closed with the loop.
-    void add_resource(loop_resource& r) noexcept { resources_.add(r); }
-    void remove_resource(loop_resource& r) noexcept { resources_.remove(r); }
-    void close_resources() noexcept { resources_.close_all(); }
-
-protected:
-    io_engine() = default;
-    ~io_engine() = default;
-
-private:
-    resource_list resources_;
-    std::unique_ptr<char[]> read_buffer_;  // made on first use
-};
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/io_engine.hpp
-// begin file ioloop/net/net_access.hpp
-// ioloop: what the networking layer reaches inside a loop_base: its I/O engine (the
-// backend family's way to move bytes, net/io_engine.hpp), its checks and its queues.
-#ifndef IOLOOP_NET_NET_ACCESS_HPP
-#define IOLOOP_NET_NET_ACCESS_HPP
-
-
-#include <cstddef>
-#include <span>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-struct net_access {
-    static constexpr std::size_t read_buffer_size = io_engine::read_buffer_size;
-
-    static io_engine& engine(loop_base& l) noexcept { return *l.io_; }
-
-    // Registers w for fd's events, going from `old_events` to `new_events` (0 unwatches).
-    static void watch(loop_base& l, native_socket fd, unsigned old_events, unsigned new_events,
-                      io_watcher& w) {
-        l.io_->watch(fd, old_events, new_events, w);
-    }
-
-    static std::span<char> read_buffer(loop_base& l) { return l.io_->read_buffer(); }
-
-    static void add_resource(loop_base& l, loop_resource& r) noexcept { l.io_->add_resource(r); }
-    static void remove_resource(loop_base& l, loop_resource& r) noexcept {
-        l.io_->remove_resource(r);
-    }
-
-    static void check_open(const loop_base& l, const char* what) { l.check_open(what); }
-
-    // A node that runs fn each time it is queued, with no reference counted yet.
-    template <class F>
-    static callback_node* make_persistent_node(loop_base& l, F&& fn) {
-        return l.make_persistent_node(std::forward<F>(fn), source_location::current());
-    }
-    static void enqueue(loop_base& l, callback_node* n) noexcept { l.enqueue(n); }
-    static void unregister(callback_node* n) noexcept { loop_base::unregister(n); }
-};
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/net_access.hpp
-
-#include <cstdint>
-#include <exception>
-#include <memory>
-#include <string>
-#include <system_error>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-template <class Factory, class Base>
-constexpr void check_factory() {
-    static_assert(std::is_base_of_v<Base, protocol_of<Factory>>,
-                  "the protocol factory must return std::unique_ptr<P>, with P derived from "
-                  "ioloop::protocol (ioloop::datagram_protocol for datagram endpoints)");
-}
-
-// A socket of to's family connected to `to` (TCP_NODELAY on for TCP), the way the loop's
-// backend family connects (the same path as loop.sock_connect).
-template <class = void>
-coro<socket> connect_socket(loop_base& loop, endpoint to) {
-    socket s = socket::open(to.family(), socket_type::stream);
-    if (to.family() != address_family::unix_domain) s.set_no_delay(true);
-    co_await net_access::engine(loop).connect(loop, s, std::move(to), "connect");
-    co_return s;
-}
-
-// The first of `addresses` that accepts a connection, tried in order (asyncio's
-// sequential attempts); if none does, the last attempt's error.
-template <class = void>
-coro<socket> connect_any(loop_base& loop, std::vector<endpoint> addresses) {
-    std::exception_ptr failure;
-    for (endpoint& to : addresses) {
-        try {
-            co_return co_await connect_socket(loop, std::move(to));
-        } catch (const std::system_error&) {
-            failure = std::current_exception();
-        }
-    }
-    if (failure) std::rethrow_exception(failure);
-    throw std::system_error(std::make_error_code(std::errc::host_unreachable),
-                            "connect: the host has no address");
-}
-
-template <class P, class Factory>
-coro<std::pair<transport*, P*>> start_connection(loop_base& loop, Factory factory,
-                                                 std::vector<endpoint> addresses) {
-    socket s = co_await connect_any(loop, std::move(addresses));
-    std::unique_ptr<P> proto = factory();
-    P* p = proto.get();
-    transport& t =
-        net_access::engine(loop).start_stream(loop, std::move(s), std::move(proto), nullptr);
-    co_return std::pair<transport*, P*>(&t, p);
-}
-
-template <class P, class Factory>
-coro<std::pair<transport*, P*>> create_connection(loop_base& loop, Factory factory,
-                                                  std::string host, std::uint16_t port) {
-    std::vector<endpoint> addresses = co_await loop.getaddrinfo(host, port, socket_type::stream);
-    co_return co_await start_connection<P>(loop, std::move(factory), std::move(addresses));
-}
-
-}  // namespace detail
-
-template <class Factory>
-coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
-    Factory factory, std::string host, std::uint16_t port) {
-    detail::check_factory<Factory, protocol>();
-    check_open("create_connection");
-    using P = detail::protocol_of<Factory>;
-    return detail::create_connection<P>(*this, std::move(factory), std::move(host), port);
-}
-
-template <class Factory>
-coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_unix_connection(
-    Factory factory, std::string path) {
-    detail::check_factory<Factory, protocol>();
-    check_open("create_unix_connection");
-    using P = detail::protocol_of<Factory>;
-    std::vector<endpoint> addresses{endpoint::unix_path(path)};
-    return detail::start_connection<P>(*this, std::move(factory), std::move(addresses));
-}
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/create_connection.hpp
-// begin file ioloop/net/create_datagram_endpoint.hpp
-// ioloop: loop.create_datagram_endpoint (asyncio's): a UDP or Unix datagram socket,
-// bound to a local address, connected to a remote one, or both, with a transport and the
-// factory's protocol.
-#ifndef IOLOOP_NET_CREATE_DATAGRAM_ENDPOINT_HPP
-#define IOLOOP_NET_CREATE_DATAGRAM_ENDPOINT_HPP
-
-
-#include <memory>
-#include <system_error>
-#include <utility>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-// A datagram socket bound to `local` and connected to `remote`, where given.
-inline socket open_datagram_socket(const endpoint& local, const endpoint& remote) {
-    const bool has_local = local.family() != address_family::unspecified;
-    const bool has_remote = remote.family() != address_family::unspecified;
-    if (!has_local && !has_remote) {
-        throw std::system_error(std::make_error_code(std::errc::invalid_argument),
-                                "create_datagram_endpoint: give a local or a remote address");
-    }
-    if (has_local && has_remote && local.family() != remote.family()) {
-        throw std::system_error(
-            std::make_error_code(std::errc::address_family_not_supported),
-            concat({"create_datagram_endpoint: ", local.to_string(), " and ", remote.to_string(),
-                    " are of different families"}));
-    }
-    socket s = socket::open(has_local ? local.family() : remote.family(), socket_type::datagram);
-    if (has_local) s.bind(local);
-    // A datagram connect only records the peer: it does not wait for anything.
-    if (has_remote && ::connect(s.fd(), remote.native(), remote.native_size()) == -1) {
-        throw_system_error(last_socket_error(),
-                           concat({"create_datagram_endpoint: connect to ", remote.to_string()}));
-    }
-    return s;
-}
-
-template <class P, class Factory>
-coro<std::pair<datagram_transport*, P*>> create_datagram_endpoint(loop_base& loop,
-                                                                  Factory factory,
-                                                                  endpoint local,
-                                                                  endpoint remote) {
-    socket s = open_datagram_socket(local, remote);
-    std::unique_ptr<P> proto = factory();
-    P* p = proto.get();
-    datagram_transport& t =
-        net_access::engine(loop).start_datagram(loop, std::move(s), std::move(proto));
-    co_return std::pair<datagram_transport*, P*>(&t, p);
-}
-
-}  // namespace detail
-
-template <class Factory>
-coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>>
-loop_base::create_datagram_endpoint(Factory factory, endpoint local, endpoint remote) {
-    detail::check_factory<Factory, datagram_protocol>();
-    check_open("create_datagram_endpoint");
-    using P = detail::protocol_of<Factory>;
-    return detail::create_datagram_endpoint<P>(*this, std::move(factory), std::move(local),
-                                               std::move(remote));
-}
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/create_datagram_endpoint.hpp
-// begin file ioloop/net/create_server.hpp
-// ioloop: loop.create_server and loop.create_unix_server (asyncio's): listening sockets
-// with the defaults users expect (SO_REUSEADDR on POSIX, a backlog of 100), serving at once.
-#ifndef IOLOOP_NET_CREATE_SERVER_HPP
-#define IOLOOP_NET_CREATE_SERVER_HPP
-
-// begin file ioloop/net/server.hpp
-// ioloop: server (asyncio's Server): listening sockets that accept connections and give
-// each a transport and a protocol from the server's factory. `server` is a move-only
-// handle on a detail::server_state (net/server_state.hpp); destroying it stops the
-// listening (the connections already made go on).
-#ifndef IOLOOP_NET_SERVER_HPP
-#define IOLOOP_NET_SERVER_HPP
-
-// begin file ioloop/net/server_state.hpp
-// ioloop: server_state, what a server is while it lives: its listening sockets, each
-// served by a listener of the loop's backend family (net/reactive/listener.hpp,
-// net/iocp/listener.hpp), the factory of its connections' protocols, and its count of
-// connections. `server` (net/server.hpp) is the handle users hold.
-//
-// Accepting under EMFILE (no descriptor left): the server reports it once through the
-// loop's exception handler, stops accepting for 100 ms and tries again, so it neither
-// spins nor gives up; the pending clients wait in the kernel's backlog.
-#ifndef IOLOOP_NET_SERVER_STATE_HPP
-#define IOLOOP_NET_SERVER_STATE_HPP
-
-// begin file ioloop/net/stream_core.hpp
-// ioloop: what every stream transport does the same way, whatever moves its bytes: the
-// checks of write(), write_eof and the half-close that waits for the buffer, pausing and
-// resuming reading, the peer's EOF, what follows when the write buffer empties, and a
-// server's count of its connections. Written once for both backend families: Derived
-// (socket_transport, overlapped_socket_transport) only moves the bytes.
-//
-// Derived provides, besides what transport_core asks of it: send_or_buffer(data) (called
-// with data to send on an open transport), has_write_buffer(), shutdown_write().
-#ifndef IOLOOP_NET_STREAM_CORE_HPP
-#define IOLOOP_NET_STREAM_CORE_HPP
-
 // begin file ioloop/net/transport_core.hpp
 // ioloop: what the readiness transports (stream and datagram) share: the socket and its
 // protocol, the backend registration, write flow control, and the way to the end, where
@@ -11814,6 +12307,10 @@ namespace detail {
 
 using protocol_factory = unique_function<std::unique_ptr<protocol>()>;
 
+// How a backend family starts the transport of an accepted connection.
+using start_stream_fn = transport& (*)(loop_base&, socket, std::unique_ptr<protocol>,
+                                       connection_counter*);
+
 // One listening socket of a server, accepting the way its backend family does; it hands
 // each connection, or each failure, to its server.
 class server_listener {
@@ -11840,11 +12337,13 @@ public:
         net_access::add_resource(loop_, *this);
     }
 
-    // A listening socket to serve; `unlink_path` is a Unix socket's file, removed on close.
-    void add_listener(socket s, std::string unlink_path) {
+    // A listening socket to serve, and its family's listener (make_listener(*this, s));
+    // `unlink_path` is a Unix socket's file, removed on close.
+    template <class MakeListener>
+    void add_listener(socket s, std::string unlink_path, MakeListener make_listener) {
         listeners_.reserve(listeners_.size() + 1);
         sockets_.reserve(sockets_.size() + 1);
-        std::unique_ptr<server_listener> l = net_access::engine(loop_).listen(*this, s);
+        std::unique_ptr<server_listener> l = make_listener(*this, s);
         l->unlink_path = std::move(unlink_path);
         listeners_.push_back(std::move(l));
         sockets_.push_back(std::move(s));
@@ -11901,12 +12400,13 @@ public:
 
     // ---- what the listeners report -----------------------------------------------------
 
-    // A connection accepted on a socket of `family`: it gets a transport and a protocol.
-    void accepted(socket conn, int family) noexcept {
+    // A connection accepted on a socket of `family`: it gets a protocol, and a transport
+    // from the listener's family.
+    void accepted(socket conn, int family, start_stream_fn start) noexcept {
         out_of_fds_reported_ = false;
         try {
             if (family == AF_INET || family == AF_INET6) conn.set_no_delay(true);
-            net_access::engine(loop_).start_stream(loop_, std::move(conn), factory_(), this);
+            start(loop_, std::move(conn), factory_(), this);
         } catch (...) {
             report("server: could not set up an accepted connection");
         }
@@ -12008,194 +12508,82 @@ IOLOOP_NAMESPACE_END
 #endif
 // end file ioloop/net/server_state.hpp
 
-#include <utility>
-#include <vector>
+#if defined(IOLOOP_WINDOWS)
 
-IOLOOP_NAMESPACE_BEGIN
-
-class server {
-public:
-    server() noexcept = default;
-    explicit server(detail::server_state* state) noexcept : state_(state) {}
-    server(server&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
-    server& operator=(server&& other) noexcept {
-        if (this != &other) {
-            reset();
-            state_ = std::exchange(other.state_, nullptr);
-        }
-        return *this;
-    }
-    server(const server&) = delete;
-    server& operator=(const server&) = delete;
-    // Stops listening; the connections it made go on.
-    ~server() { reset(); }
-
-    // Stops listening and closes the listening sockets; the connections go on (asyncio).
-    void close() noexcept {
-        if (state_) state_->close();
-    }
-
-    // co_await s.wait_closed(): until close() was called and every connection the server
-    // made is gone (asyncio 3.12).
-    template <class = void>
-    coro<void> wait_closed() {
-        if (!state_) co_return;
-        detail::server_state* st = state_;
-        st->add_ref();  // the handle may go while this waits
-        struct release_on_exit {
-            detail::server_state* st;
-            ~release_on_exit() { st->release(); }
-        } release{st};
-        co_await st->idle().wait();
-    }
-
-    // Serves until close() (then returns) or until the awaiting task is cancelled (then
-    // closes the server and lets cancelled_error through).
-    template <class = void>
-    coro<void> serve_forever() {
-        if (!state_) throw invalid_state_error("server::serve_forever: an empty server handle");
-        detail::server_state* st = state_;
-        st->start_serving();
-        st->add_ref();
-        struct close_on_exit {
-            detail::server_state* st;
-            ~close_on_exit() {
-                st->close();
-                st->release();
-            }
-        } closer{st};
-        co_await st->closed_event().wait();
-    }
-
-    void start_serving() {
-        if (!state_) throw invalid_state_error("server::start_serving: an empty server handle");
-        state_->start_serving();
-    }
-
-    bool is_serving() const noexcept { return state_ && state_->is_serving(); }
-
-    // The listening sockets; empty once closed. With port 0 asked for,
-    // sockets()[0].local_endpoint().port() is the port the system picked.
-    const std::vector<socket>& sockets() const noexcept {
-        static const std::vector<socket> none;
-        return state_ ? state_->sockets() : none;
-    }
-
-private:
-    void reset() noexcept {
-        if (!state_) return;
-        state_->close();
-        std::exchange(state_, nullptr)->release();
-    }
-
-    detail::server_state* state_ = nullptr;
-};
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/server.hpp
-
-#include <cstdint>
-#include <string>
 #include <system_error>
 #include <utility>
-#include <vector>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
-// A listening socket bound to `address`.
-inline socket listen_on(const endpoint& address, int backlog) {
-    socket s = socket::open(address.family(), socket_type::stream);
-    if (listen_with_reuse_address && address.family() != address_family::unix_domain)
-        s.set_reuse_address(true);
-    // Binding "::" must not take the IPv4 port too: "0.0.0.0" is bound separately.
-    if (address.family() == address_family::ipv6) s.set_v6_only(true);
-    s.bind(address);
-    s.listen(backlog);
-    return s;
-}
-
-template <class = void>
-coro<server> create_tcp_server(loop_base& loop, protocol_factory factory, std::string host,
-                               std::uint16_t port, int backlog) {
-    // No host: every interface, IPv4 and IPv6 (where the system has IPv6), as asyncio.
-    const bool any_host = host.empty();
-    std::vector<endpoint> addresses;
-    if (any_host) {
-        addresses = {endpoint::ip("0.0.0.0", port), endpoint::ip("::", port)};
-    } else {
-        addresses = co_await loop.getaddrinfo(host, port, socket_type::stream);
+class iocp_listener final : public server_listener {
+public:
+    // The socket's completions go to the loop's port from now on. `start` makes the
+    // transports of the connections it accepts.
+    iocp_listener(server_state& server, socket& s, start_stream_fn start)
+        : server_(server), fd_(s.fd()), family_(family_of(s.fd())), start_(start) {
+        associate_once(server.loop(), s);
     }
-    auto& state = *new server_state(loop, std::move(factory), backlog);
-    server handle(&state);  // owns it from here: closes it if a bind fails
-    for (const endpoint& address : addresses) {
-        try {
-            state.add_listener(listen_on(address, backlog), {});
-        } catch (const std::system_error& e) {
-            const bool no_ipv6 = e.code() == std::errc::address_family_not_supported ||
-                                 e.code() == std::errc::address_not_available;
-            if (!(any_host && address.family() == address_family::ipv6 && no_ipv6)) throw;
+    ~iocp_listener() override { serve(false); }
+
+    void serve(bool on) noexcept override {
+        if (on) {
+            accept_next();
+        } else if (accepting_) {
+            std::exchange(accepting_, nullptr)->orphan();
         }
     }
-    state.start_serving();
-    co_return handle;
-}
 
-template <class = void>
-coro<server> create_unix_server(loop_base& loop, protocol_factory factory, std::string path,
-                                int backlog) {
-    const endpoint address = endpoint::unix_path(path);
-    // A socket file left by an earlier run would make bind fail: asyncio removes it. Only
-    // a socket is removed, never a regular file; an abstract name has no file.
-    const bool has_file = !path.empty() && path.front() != '\0';
-    if (has_file) remove_stale_socket_file(path.c_str());
-    auto& state = *new server_state(loop, std::move(factory), backlog);
-    server handle(&state);  // owns it from here: closes it if a bind fails
-    state.add_listener(listen_on(address, backlog), has_file ? path : std::string());
-    state.start_serving();
-    co_return handle;
-}
+    // accept_op's report: the connection, or why there is none.
+    void accepted(socket conn, const endpoint& peer, std::error_code ec) noexcept {
+        accepting_ = nullptr;
+        if (!server_.is_serving()) return;  // closes conn
+        if (ec && ec != std::errc::connection_reset && ec != std::errc::connection_aborted) {
+            server_.accept_failed(ec, fd_);
+            return;
+        }
+        if (!ec) server_.accepted(std::move(conn), peer.native()->sa_family, start_);
+        accept_next();
+    }
+
+private:
+    void accept_next() noexcept {
+        if (accepting_ || !server_.is_serving()) return;
+        try {
+            accepting_ = accept_op<iocp_listener>::start(server_.loop(), fd_, family_, *this);
+        } catch (const std::system_error& e) {
+            server_.accept_failed(e.code(), fd_);
+        }
+    }
+
+    server_state& server_;
+    native_socket fd_;
+    address_family family_;  // of what it accepts
+    start_stream_fn start_;
+    accept_op<iocp_listener>* accepting_ = nullptr;
+};
 
 }  // namespace detail
-
-template <class Factory>
-coro<server> loop_base::create_server(Factory factory, std::string host, std::uint16_t port,
-                                      int backlog) {
-    detail::check_factory<Factory, protocol>();
-    check_open("create_server");
-    return detail::create_tcp_server(*this, detail::protocol_factory(std::move(factory)),
-                                     std::move(host), port, backlog);
-}
-
-template <class Factory>
-coro<server> loop_base::create_unix_server(Factory factory, std::string path, int backlog) {
-    detail::check_factory<Factory, protocol>();
-    check_open("create_unix_server");
-    return detail::create_unix_server(*this, detail::protocol_factory(std::move(factory)),
-                                      std::move(path), backlog);
-}
-
 IOLOOP_NAMESPACE_END
 
+#endif  // IOLOOP_WINDOWS
 #endif
-// end file ioloop/net/create_server.hpp
-// begin file ioloop/net/datagram_socket_transport.hpp
-// ioloop: the datagram transport of the readiness backends: a UDP or Unix datagram
-// socket, its protocol, and the datagrams the socket could not take yet (sent in order
-// once it can, as asyncio queues them).
+// end file ioloop/net/iocp/listener.hpp
+// begin file ioloop/net/overlapped_datagram_transport.hpp
+// ioloop: the datagram transport of a completion backend (IOCP): the same protocol-facing
+// behaviour as datagram_socket_transport, over overlapped operations.
 //
-// Reading: every datagram reaches the protocol whole, or not at all. A UDP payload always
-// fits the loop's shared 64 KiB read buffer, so a UDP socket reads straight into it. A Unix
-// datagram may be as large as its sender's SO_SNDBUF allows (over 200,000 bytes by default
-// on Linux), so a Unix socket first asks the size of the next one (FIONREAD) and reads a
-// larger one into a buffer of its own, freed once the protocol has seen it: an idle
-// endpoint holds no buffer. A datagram that still does not fit (another process read the
-// one measured, or no memory for the buffer) is lost: error_received says so with
-// std::errc::message_size, and nothing short is delivered.
-#ifndef IOLOOP_NET_DATAGRAM_SOCKET_TRANSPORT_HPP
-#define IOLOOP_NET_DATAGRAM_SOCKET_TRANSPORT_HPP
+// Reading: a zero-byte WSARecvFrom with MSG_PEEK waits for a datagram without a buffer
+// (a plain zero-byte receive would consume the datagram, truncated to nothing); its
+// completion means "readable", and one non-blocking recvfrom() then reads the datagram
+// into the loop's shared buffer. Sending: sendto() goes straight to the socket while
+// nothing waits; a datagram the socket cannot take is queued, and the queue goes out one
+// WSASendTo at a time, in order. The datagram of a WSASendTo in flight (its bytes and its
+// address) belongs to the kernel until the completion, so it sits in its own member, out
+// of the queue's vector, which may reallocate meanwhile; and the transport itself is
+// freed only once no operation of it is in flight.
+#ifndef IOLOOP_NET_OVERLAPPED_DATAGRAM_TRANSPORT_HPP
+#define IOLOOP_NET_OVERLAPPED_DATAGRAM_TRANSPORT_HPP
 
 // begin file ioloop/net/datagram_core.hpp
 // ioloop: what every datagram transport does the same way, whatever moves its datagrams:
@@ -12337,467 +12725,6 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/net/datagram_core.hpp
-
-#include <cstddef>
-#include <memory>
-#include <new>
-#include <span>
-#include <string>
-#include <string_view>
-#include <vector>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-class datagram_socket_transport final : public datagram_core<datagram_socket_transport> {
-    using core = transport_core<datagram_socket_transport, datagram_transport, datagram_protocol>;
-    friend core;
-    friend datagram_core<datagram_socket_transport>;
-
-public:
-    static datagram_socket_transport& start(loop_base& loop, socket sock,
-                                            std::unique_ptr<datagram_protocol> p) {
-        const bool measure = may_outgrow_read_buffer(sock.fd());
-        return core::start(loop, std::move(sock), std::move(p), measure);
-    }
-
-private:
-    datagram_socket_transport(loop_base& loop, native_socket fd,
-                              std::unique_ptr<datagram_protocol> p, bool measure) noexcept
-        : datagram_core(loop, fd, std::move(p)), measure_(measure) {}
-    ~datagram_socket_transport() override = default;
-
-    // The largest UDP payload: 65,535 bytes less UDP's 8-byte header and, over IPv4, its
-    // 20-byte header (IPv6 does not count its own). The shared buffer must take it.
-    static constexpr std::size_t largest_udp_payload = 65'527;
-    static_assert(net_access::read_buffer_size >= largest_udp_payload,
-                  "a UDP datagram must fit the shared read buffer: UDP reads do not measure");
-
-    // Whether the socket's datagrams may be larger than the shared read buffer: any but a
-    // UDP socket's (in practice a Unix one's). If getsockname fails the family is unknown,
-    // and the socket is measured: that is only slower.
-    static bool may_outgrow_read_buffer(native_socket fd) noexcept {
-        sockaddr_storage address{};
-        socklen_t size = sizeof address;
-        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) return true;
-        return address.ss_family != AF_INET && address.ss_family != AF_INET6;
-    }
-
-    unsigned wanted_events() const noexcept {
-        return (closing_ ? 0u : unsigned(backend::io_read)) |
-               (queue_.empty() ? 0u : unsigned(backend::io_write));
-    }
-    std::size_t buffered() const noexcept { return queue_.bytes(); }
-
-    void on_io(unsigned events) noexcept override {
-        if ((events & backend::io_read) && (watched_ & backend::io_read)) read_ready();
-        if ((events & backend::io_write) && !queue_.empty() && !lost_) write_ready();
-    }
-
-    void read_ready() noexcept {
-        std::span<char> buffer = net_access::read_buffer(loop_);
-        // A datagram larger than the shared buffer: one of its own, for this read only.
-        // (FIONREAD counts every queued datagram on the BSDs and macOS: there a small one
-        // with more than 64 KiB queued behind it gets one too, larger than it needs.)
-        std::unique_ptr<char[]> own;
-        if (measure_) {
-            const std::size_t next = next_datagram_size(fd_);
-            if (next > buffer.size()) {
-                own.reset(new (std::nothrow) char[next]);
-                // No memory for it: the shared buffer cannot hold the datagram either, so it
-                // is lost and reported as too large (message_size).
-                if (own) buffer = {own.get(), next};
-            }
-        }
-        sockaddr_storage from{};
-        socklen_t size = sizeof from;
-        auto* native = reinterpret_cast<sockaddr*>(&from);
-        std::ptrdiff_t n;
-        int err = 0;
-        do {
-            n = socket_recv_datagram(fd_, buffer.data(), buffer.size(), native, &size);
-            if (n == -1) err = last_socket_error();
-        } while (n == -1 && interrupted(err));
-        if (n < 0) {
-            // EMSGSIZE (WSAEMSGSIZE): a datagram larger than the buffer, lost; the protocol
-            // hears std::errc::message_size, and nothing of it is delivered.
-            if (!would_block(err)) report_error(datagram_error_code(err));
-            return;
-        }
-        deliver(std::string_view(buffer.data(), std::size_t(n)), native, size);
-    }
-
-    void write_ready() noexcept {
-        while (!queue_.empty() && !lost_) {
-            const datagram& d = queue_.front();
-            if (!send_one(d.data, d.to)) break;
-            queue_.pop_front();
-        }
-        if (lost_) return;
-        if (queue_.empty()) update_watch();
-        datagrams_sent();
-    }
-
-    // ---- what datagram_core asks of us --------------------------------------------------
-
-    bool can_send_now() const noexcept { return queue_.empty(); }
-    void queued() noexcept { update_watch(); }
-
-    // Sends one datagram; false if the socket cannot take it now. A failure other than
-    // that goes to the protocol's error_received and the datagram is dropped (asyncio).
-    bool send_one(std::string_view data, const endpoint& to) noexcept {
-        const bool connected = to.family() == address_family::unspecified;
-        for (;;) {
-            const std::ptrdiff_t n =
-                connected ? socket_send(fd_, data.data(), data.size())
-                          : socket_sendto(fd_, data.data(), data.size(), to.native(),
-                                          to.native_size());
-            if (n >= 0) return true;
-            const int err = last_socket_error();
-            if (interrupted(err)) continue;
-            if (would_block(err)) return false;
-            report_error(datagram_error_code(err));
-            return true;  // dropped: it counts as handled
-        }
-    }
-
-    bool measure_;  // ask each datagram's size before reading it (not UDP)
-};
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/datagram_socket_transport.hpp
-// begin file ioloop/net/engines.hpp
-// ioloop: the one place that knows the backend families: engine_of<Backend> names the
-// I/O engine a basic_event_loop<Backend> owns (declared in event_loop.hpp). A readiness
-// backend gets the reactive engine; a completion backend (IOCP) the overlapped one. A new
-// family (io_uring) is one more engine and one more line here.
-#ifndef IOLOOP_NET_ENGINES_HPP
-#define IOLOOP_NET_ENGINES_HPP
-
-// begin file ioloop/net/iocp/engine.hpp
-// ioloop: iocp_engine<Backend>, the I/O engine of the completion backends (IOCP):
-// overlapped operations whose buffers the kernel owns until they complete. It counts the
-// operations in flight, starts the overlapped transports and listeners, and makes the
-// sock_* operations' calls.
-#ifndef IOLOOP_NET_IOCP_ENGINE_HPP
-#define IOLOOP_NET_IOCP_ENGINE_HPP
-
-// begin file ioloop/net/iocp/iocp_io.hpp
-// ioloop: iocp_io, the state of the completion family's engine that its transports,
-// listeners and operations reach from a loop: the operations in flight (the loop polls
-// while there is one, and waits for them all when it closes: the kernel owns their
-// memory until then) and the loop's completion port.
-#ifndef IOLOOP_NET_IOCP_IOCP_IO_HPP
-#define IOLOOP_NET_IOCP_IOCP_IO_HPP
-
-
-#if defined(IOLOOP_WINDOWS)
-
-#include <cstddef>
-#include <cstdint>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-class iocp_io : public io_engine {
-public:
-    // The engine of a loop known to run a completion backend (only IOCP code asks).
-    static iocp_io& of(loop_base& loop) noexcept {
-        return static_cast<iocp_io&>(net_access::engine(loop));
-    }
-
-    void operation_started() noexcept { ++in_flight_; }
-    // An operation that failed to start, so no completion will come.
-    void operation_not_started() noexcept { --in_flight_; }
-
-    // Sends s's completions to this loop's port, unless they go there already. A socket
-    // tied to another loop's port cannot move (detail::port_binding): that is an error,
-    // not a wait for completions that would never come.
-    void associate_once(socket& s) {
-        std::uint64_t& bound = s.port_binding().port;
-        if (bound == port_id_) return;
-        if (bound != 0) {
-            throw invalid_state_error(
-                concat({"socket ", decimal(static_cast<long long>(s.fd())),
-                        " belongs to another event loop: IOCP ties a socket to one loop's "
-                        "completion port for its life"}));
-        }
-        associate(s.fd());
-        bound = port_id_;
-    }
-
-    // Readiness is not what a completion port reports: add_reader does not compile on
-    // IOCP, and what reaches these at run time (wait_readable) is told so.
-    void add_watch(native_socket, unsigned, callback_node* n, const char* what) override {
-        n->refs.store(1, memory_order::relaxed);
-        n->release();
-        no_readiness(what);
-    }
-    bool remove_watch(native_socket, unsigned) override { return false; }
-    void watch(native_socket, unsigned, unsigned new_events, io_watcher&) override {
-        if (new_events != 0) no_readiness("watching a descriptor");
-    }
-
-protected:
-    iocp_io() noexcept {
-        static atomic<std::uint64_t> ports{0};
-        port_id_ = ports.fetch_add(1, memory_order::relaxed) + 1;
-    }
-    ~iocp_io() = default;
-
-    virtual void associate(native_socket s) = 0;
-
-    [[noreturn]] static void no_readiness(const char* what) {
-        throw_system_error(
-            ERROR_NOT_SUPPORTED,
-            concat({what, ": a completion backend (IOCP) cannot wait for readiness; use the "
-                          "transports, streams or sock_* operations, or a readiness backend "
-                          "(select)"}));
-    }
-
-    std::size_t in_flight_ = 0;  // operations started and not yet completed
-    std::uint64_t port_id_;      // names this loop's port (never 0)
-};
-
-// Shorthands for IOCP code that holds a loop.
-inline void associate_once(loop_base& loop, socket& s) { iocp_io::of(loop).associate_once(s); }
-inline void operation_started(loop_base& loop) noexcept { iocp_io::of(loop).operation_started(); }
-inline void operation_not_started(loop_base& loop) noexcept {
-    iocp_io::of(loop).operation_not_started();
-}
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_WINDOWS
-#endif
-// end file ioloop/net/iocp/iocp_io.hpp
-// begin file ioloop/net/iocp/listener.hpp
-// ioloop: iocp_listener, a listening socket on a completion backend: one AcceptEx in
-// flight while its server serves, the next started as each completes.
-#ifndef IOLOOP_NET_IOCP_LISTENER_HPP
-#define IOLOOP_NET_IOCP_LISTENER_HPP
-
-// begin file ioloop/net/overlapped_accept.hpp
-// ioloop: AcceptEx on a completion backend: the pieces sock_accept and a server's
-// listeners share, and accept_op, the one AcceptEx a listener keeps in flight. The
-// socket AcceptEx fills and the room for the addresses belong to the kernel until the
-// completion, so the operation owns them and frees itself only then.
-#ifndef IOLOOP_NET_OVERLAPPED_ACCEPT_HPP
-#define IOLOOP_NET_OVERLAPPED_ACCEPT_HPP
-
-
-#if defined(IOLOOP_WINDOWS)
-
-#include <string>
-#include <string_view>
-#include <system_error>
-#include <utility>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-[[noreturn]] inline void throw_overlapped_error(unsigned long err, std::string_view op,
-                                                native_socket s) {
-    throw_system_error(err, concat({op, " on socket ", decimal(static_cast<long long>(s))}));
-}
-
-// AcceptEx wants room for both addresses, each 16 bytes longer than the largest.
-struct accept_buffer {
-    static constexpr DWORD address_room = sizeof(sockaddr_storage) + 16;
-    char bytes[2 * address_room];
-
-    // The peer's address, once AcceptEx completed.
-    endpoint peer() noexcept {
-        sockaddr* local = nullptr;
-        sockaddr* remote = nullptr;
-        int local_size = 0;
-        int remote_size = 0;
-        ::GetAcceptExSockaddrs(bytes, 0, address_room, address_room, &local, &local_size, &remote,
-                               &remote_size);
-        return remote && remote_size > 0 ? endpoint::from_native(remote, remote_size) : endpoint();
-    }
-};
-
-// The family of a bound socket, for the socket AcceptEx fills.
-inline address_family family_of(native_socket s) {
-    sockaddr_storage addr{};
-    int size = sizeof addr;
-    if (::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &size) != 0)
-        throw_overlapped_error(::WSAGetLastError(), "getsockname", s);
-    switch (addr.ss_family) {
-        case AF_INET:
-            return address_family::ipv4;
-        case AF_INET6:
-            return address_family::ipv6;
-        default:
-            return address_family::unix_domain;
-    }
-}
-
-// Completes an accepted socket: it inherits the listener's options only once told.
-inline void update_accept_context(native_socket listener, native_socket conn) {
-    if (::setsockopt(conn, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT,
-                     reinterpret_cast<const char*>(&listener), sizeof listener) != 0)
-        throw_overlapped_error(::WSAGetLastError(), "SO_UPDATE_ACCEPT_CONTEXT", conn);
-}
-
-// Starts AcceptEx on `listener` into `conn` with `o`: 0 once started, or the error.
-inline unsigned long start_accept(native_socket listener, native_socket conn,
-                                  accept_buffer& addresses, OVERLAPPED* o) noexcept {
-    DWORD received = 0;
-    if (::AcceptEx(listener, conn, addresses.bytes, 0, accept_buffer::address_room,
-                   accept_buffer::address_room, &received, o))
-        return 0;
-    const int err = ::WSAGetLastError();
-    return err == ERROR_IO_PENDING ? 0 : static_cast<unsigned long>(err);
-}
-
-// A listener's AcceptEx in flight. Owner::accepted(socket, endpoint peer, std::error_code)
-// noexcept receives the connection, or the error.
-template <class Owner>
-class accept_op final : public overlapped_op {
-public:
-    // Starts accepting on `listener`, a socket of `family` associated with the loop's
-    // port; throws if AcceptEx cannot start.
-    static accept_op* start(loop_base& loop, native_socket listener, address_family family,
-                            Owner& owner) {
-        auto* op = new accept_op(owner, listener, socket::open(family, socket_type::stream));
-        operation_started(loop);
-        if (const unsigned long err =
-                start_accept(listener, op->conn_.fd(), op->addresses_, op->overlapped())) {
-            operation_not_started(loop);
-            delete op;
-            throw_overlapped_error(err, "AcceptEx", listener);
-        }
-        return op;
-    }
-
-    // The owner goes away (or stops accepting): the completion, cancelled, frees the op.
-    void orphan() noexcept {
-        owner_ = nullptr;
-        ::CancelIoEx(reinterpret_cast<HANDLE>(listener_), overlapped());
-    }
-
-    std::string describe() const override {
-        return concat(
-            {"the server accepting on socket ", decimal(static_cast<long long>(listener_))});
-    }
-
-private:
-    accept_op(Owner& owner, native_socket listener, socket conn) noexcept
-        : owner_(&owner), listener_(listener), conn_(std::move(conn)) {}
-
-    void on_io(unsigned) noexcept override {
-        if (Owner* owner = owner_) {
-            unsigned long bytes = 0;
-            const unsigned long err = result(listener_, bytes);
-            std::error_code ec = err == 0 ? std::error_code() : system_error_code(err);
-            endpoint peer;
-            if (!ec) {
-                try {
-                    update_accept_context(listener_, conn_.fd());
-                    peer = addresses_.peer();
-                } catch (const std::system_error& e) {
-                    ec = e.code();
-                }
-            }
-            owner->accepted(std::move(conn_), std::move(peer), ec);
-        }
-        delete this;
-    }
-
-    Owner* owner_;
-    native_socket listener_;
-    socket conn_;
-    accept_buffer addresses_;
-};
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_WINDOWS
-#endif
-// end file ioloop/net/overlapped_accept.hpp
-
-#if defined(IOLOOP_WINDOWS)
-
-#include <system_error>
-#include <utility>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-class iocp_listener final : public server_listener {
-public:
-    // The socket's completions go to the loop's port from now on.
-    iocp_listener(server_state& server, socket& s)
-        : server_(server), fd_(s.fd()), family_(family_of(s.fd())) {
-        associate_once(server.loop(), s);
-    }
-    ~iocp_listener() override { serve(false); }
-
-    void serve(bool on) noexcept override {
-        if (on) {
-            accept_next();
-        } else if (accepting_) {
-            std::exchange(accepting_, nullptr)->orphan();
-        }
-    }
-
-    // accept_op's report: the connection, or why there is none.
-    void accepted(socket conn, const endpoint& peer, std::error_code ec) noexcept {
-        accepting_ = nullptr;
-        if (!server_.is_serving()) return;  // closes conn
-        if (ec && ec != std::errc::connection_reset && ec != std::errc::connection_aborted) {
-            server_.accept_failed(ec, fd_);
-            return;
-        }
-        if (!ec) server_.accepted(std::move(conn), peer.native()->sa_family);
-        accept_next();
-    }
-
-private:
-    void accept_next() noexcept {
-        if (accepting_ || !server_.is_serving()) return;
-        try {
-            accepting_ = accept_op<iocp_listener>::start(server_.loop(), fd_, family_, *this);
-        } catch (const std::system_error& e) {
-            server_.accept_failed(e.code(), fd_);
-        }
-    }
-
-    server_state& server_;
-    native_socket fd_;
-    address_family family_;  // of what it accepts
-    accept_op<iocp_listener>* accepting_ = nullptr;
-};
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_WINDOWS
-#endif
-// end file ioloop/net/iocp/listener.hpp
-// begin file ioloop/net/overlapped_datagram_transport.hpp
-// ioloop: the datagram transport of a completion backend (IOCP): the same protocol-facing
-// behaviour as datagram_socket_transport, over overlapped operations.
-//
-// Reading: a zero-byte WSARecvFrom with MSG_PEEK waits for a datagram without a buffer
-// (a plain zero-byte receive would consume the datagram, truncated to nothing); its
-// completion means "readable", and one non-blocking recvfrom() then reads the datagram
-// into the loop's shared buffer. Sending: sendto() goes straight to the socket while
-// nothing waits; a datagram the socket cannot take is queued, and the queue goes out one
-// WSASendTo at a time, in order. The datagram of a WSASendTo in flight (its bytes and its
-// address) belongs to the kernel until the completion, so it sits in its own member, out
-// of the queue's vector, which may reallocate meanwhile; and the transport itself is
-// freed only once no operation of it is in flight.
-#ifndef IOLOOP_NET_OVERLAPPED_DATAGRAM_TRANSPORT_HPP
-#define IOLOOP_NET_OVERLAPPED_DATAGRAM_TRANSPORT_HPP
-
 // begin file ioloop/net/iocp/overlapped_transport.hpp
 // ioloop: overlapped_transport, what both IOCP transports (stream and datagram) do alike
 // around their two operations: one that waits for data (a zero-byte read or peek, so an
@@ -12887,136 +12814,6 @@ IOLOOP_NAMESPACE_END
 #endif  // IOLOOP_WINDOWS
 #endif
 // end file ioloop/net/iocp/overlapped_transport.hpp
-// begin file ioloop/net/overlapped_call.hpp
-// ioloop: overlapped_call, the current task starts one overlapped operation (WSARecv,
-// WSASend, AcceptEx, ConnectEx, WSARecvFrom, WSASendTo) on a completion backend and waits
-// for its completion: the IOCP side of what fd_ready is on the readiness backends.
-//
-// Buffer ownership: the kernel owns the OVERLAPPED and the buffers until the completion
-// is dequeued. So cancelling the task cancels the operation (CancelIoEx) and the task
-// wakes only with that completion; and an operation whose task is destroyed mid-flight
-// (its loop is closing) waits there for the kernel to let go, then frees itself when the
-// loop dequeues its completion.
-#ifndef IOLOOP_NET_OVERLAPPED_CALL_HPP
-#define IOLOOP_NET_OVERLAPPED_CALL_HPP
-
-
-#if defined(IOLOOP_WINDOWS)
-
-#include <coroutine>
-#include <utility>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-// What an overlapped operation ended with: the bytes moved and Winsock's error (0: none).
-struct overlapped_result {
-    unsigned long bytes = 0;
-    unsigned long error = 0;
-};
-
-class overlapped_wait : public wait_point {
-public:
-    overlapped_wait(const overlapped_wait&) = delete;
-    overlapped_wait& operator=(const overlapped_wait&) = delete;
-
-    bool await_ready() const noexcept { return false; }
-
-    // A cancelled operation throws cancelled_error. One that completed although the task
-    // was cancelled meanwhile returns its result (its bytes are not lost); the cancel
-    // stays pending for the task's next suspension point.
-    overlapped_result await_resume() {
-        if (result_.error == ERROR_OPERATION_ABORTED) task_->throw_if_cancelled();
-        return result_;
-    }
-
-    void on_cancel(task_base&) noexcept override {
-        if (op_) ::CancelIoEx(reinterpret_cast<HANDLE>(s_), op_->overlapped());
-    }
-
-protected:
-    overlapped_wait(loop_base& loop, native_socket s) noexcept : loop_(loop), s_(s) {}
-    ~overlapped_wait() {
-        if (op_) op_->orphan(s_);
-    }
-
-    // Starts the operation through start(OVERLAPPED*), which returns 0 once it is started
-    // (pending or done: either way a completion will come) or Winsock's error.
-    template <class Start>
-    bool suspend_for(std::coroutine_handle<> h, Start& start) {
-        task_ = &current_task_or_throw("waiting for a socket operation");
-        auto* op = new call_op(*this);
-        operation_started(loop_);
-        if (const unsigned long err = start(op->overlapped())) {
-            operation_not_started(loop_);
-            delete op;
-            result_.error = err;
-            return false;  // resumes at once with the error
-        }
-        op_ = op;
-        task_->suspend(h, this);
-        return true;
-    }
-
-private:
-    class call_op final : public overlapped_op {
-    public:
-        explicit call_op(overlapped_wait& owner) noexcept : owner_(&owner) {}
-
-        // The task went away with the operation in flight: cancel it and wait until the
-        // kernel is done with its buffers (they live in the task's frame).
-        void orphan(native_socket s) noexcept {
-            owner_ = nullptr;
-            ::CancelIoEx(reinterpret_cast<HANDLE>(s), overlapped());
-            while (!HasOverlappedIoCompleted(overlapped())) ::SwitchToThread();
-        }
-
-    private:
-        void on_io(unsigned) noexcept override {
-            if (overlapped_wait* w = owner_) {
-                w->op_ = nullptr;
-                w->result_.error = result(w->s_, w->result_.bytes);
-                w->task_->wake();
-            }
-            delete this;
-        }
-
-        overlapped_wait* owner_;
-    };
-
-    loop_base& loop_;
-    native_socket s_;
-    task_base* task_ = nullptr;
-    call_op* op_ = nullptr;  // in flight
-    overlapped_result result_;
-};
-
-// `co_await overlapped_call(loop, s, start)`: start(OVERLAPPED*) makes the Winsock call.
-template <class Start>
-class overlapped_call final : public overlapped_wait {
-public:
-    overlapped_call(loop_base& loop, native_socket s, Start start)
-        : overlapped_wait(loop, s), start_(std::move(start)) {}
-
-    bool await_suspend(std::coroutine_handle<> h) { return suspend_for(h, start_); }
-
-private:
-    Start start_;
-};
-
-// Winsock's answer to an overlapped call: 0 if it started, else the error.
-inline unsigned long started(int rc) noexcept {
-    if (rc == 0) return 0;
-    const int err = ::WSAGetLastError();
-    return err == WSA_IO_PENDING ? 0 : static_cast<unsigned long>(err);
-}
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_WINDOWS
-#endif
-// end file ioloop/net/overlapped_call.hpp
 
 #if defined(IOLOOP_WINDOWS)
 
@@ -13221,210 +13018,6 @@ IOLOOP_NAMESPACE_END
 #endif  // IOLOOP_WINDOWS
 #endif
 // end file ioloop/net/overlapped_datagram_transport.hpp
-// begin file ioloop/net/overlapped_sock_ops.hpp
-// ioloop: the loop's awaitable socket operations (sock_recv, sock_sendall, sock_accept,
-// sock_connect, sock_recvfrom, sock_sendto) on a completion backend. Each tries the
-// non-blocking call first, as the readiness side does, so data already there costs no
-// overlapped operation; only WSAEWOULDBLOCK starts one (detail::overlapped_call).
-#ifndef IOLOOP_NET_OVERLAPPED_SOCK_OPS_HPP
-#define IOLOOP_NET_OVERLAPPED_SOCK_OPS_HPP
-
-
-#if defined(IOLOOP_WINDOWS)
-
-#include <climits>
-#include <cstddef>
-#include <span>
-#include <string>
-#include <string_view>
-#include <system_error>
-#include <utility>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-// One WSABUF over bytes the caller owns; Winsock counts in ULONG.
-inline WSABUF wsa_buffer(const void* data, std::size_t size) noexcept {
-    WSABUF b;
-    b.buf = static_cast<char*>(const_cast<void*>(data));
-    b.len = size > ULONG_MAX ? ULONG_MAX : static_cast<ULONG>(size);
-    return b;
-}
-
-template <class = void>
-coro<std::size_t> overlapped_recv_into(loop_base& loop, socket& s, std::span<std::byte> buf) {
-    const native_socket fd = s.fd();
-    const int len = buf.size() > INT_MAX ? INT_MAX : static_cast<int>(buf.size());
-    const int n = ::recv(fd, reinterpret_cast<char*>(buf.data()), len, 0);
-    if (n >= 0) co_return static_cast<std::size_t>(n);
-    const int err = ::WSAGetLastError();
-    if (err != WSAEWOULDBLOCK) throw_overlapped_error(err, "sock_recv", fd);
-    associate_once(loop, s);
-    WSABUF b = wsa_buffer(buf.data(), buf.size());
-    auto start = [fd, &b](OVERLAPPED* o) {
-        DWORD flags = 0;
-        return started(::WSARecv(fd, &b, 1, nullptr, &flags, o, nullptr));
-    };
-    const overlapped_result r = co_await overlapped_call(loop, fd, start);
-    // A graceful close by the peer is a completion of 0 bytes, as recv's 0 is.
-    if (r.error != 0 && r.error != WSAEDISCON) throw_overlapped_error(r.error, "sock_recv", fd);
-    co_return r.bytes;
-}
-
-template <class = void>
-coro<void> overlapped_sendall(loop_base& loop, socket& s, std::string_view data) {
-    const native_socket fd = s.fd();
-    while (!data.empty()) {
-        const int len = data.size() > INT_MAX ? INT_MAX : static_cast<int>(data.size());
-        const int n = ::send(fd, data.data(), len, 0);
-        if (n >= 0) {
-            data.remove_prefix(static_cast<std::size_t>(n));
-            continue;
-        }
-        const int err = ::WSAGetLastError();
-        if (err != WSAEWOULDBLOCK) throw_overlapped_error(err, "sock_sendall", fd);
-        // The kernel's buffer is full: one overlapped send of all the rest, which
-        // completes once Winsock has taken every byte.
-        associate_once(loop, s);
-        WSABUF b = wsa_buffer(data.data(), data.size());
-        auto start = [fd, &b](OVERLAPPED* o) {
-            return started(::WSASend(fd, &b, 1, nullptr, 0, o, nullptr));
-        };
-        const overlapped_result r = co_await overlapped_call(loop, fd, start);
-        if (r.error != 0) throw_overlapped_error(r.error, "sock_sendall", fd);
-        data.remove_prefix(r.bytes);
-    }
-}
-
-template <class = void>
-coro<std::pair<socket, endpoint>> overlapped_accept(loop_base& loop, socket& listener) {
-    const native_socket lfd = listener.fd();
-    associate_once(loop, listener);
-    for (;;) {
-        socket conn = socket::open(family_of(lfd), socket_type::stream);
-        accept_buffer addresses;
-        const native_socket cfd = conn.fd();
-        auto start = [lfd, cfd, &addresses](OVERLAPPED* o) {
-            return start_accept(lfd, cfd, addresses, o);
-        };
-        const overlapped_result r = co_await overlapped_call(loop, lfd, start);
-        // The client gave up before we took its connection: take the next.
-        if (r.error == WSAECONNRESET || r.error == ERROR_NETNAME_DELETED) continue;
-        if (r.error != 0) throw_overlapped_error(r.error, "sock_accept", lfd);
-        update_accept_context(lfd, cfd);
-        endpoint peer = addresses.peer();
-        co_return std::pair<socket, endpoint>(std::move(conn), std::move(peer));
-    }
-}
-
-// ConnectEx is an extension: Winsock hands out its address on request, once.
-inline LPFN_CONNECTEX connect_ex(native_socket s) {
-    static LPFN_CONNECTEX fn = nullptr;
-    if (fn) return fn;
-    GUID id = WSAID_CONNECTEX;
-    DWORD size = 0;
-    LPFN_CONNECTEX found = nullptr;
-    if (::WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &id, sizeof id, &found, sizeof found,
-                   &size, nullptr, nullptr) != 0)
-        throw_overlapped_error(::WSAGetLastError(), "WSAIoctl(ConnectEx)", s);
-    fn = found;
-    return fn;
-}
-
-// ConnectEx wants a bound socket: bind to the wildcard address of to's family unless
-// the caller bound it already.
-inline void bind_for_connect(native_socket s, const endpoint& to) {
-    sockaddr_storage mine{};
-    int size = sizeof mine;
-    if (::getsockname(s, reinterpret_cast<sockaddr*>(&mine), &size) == 0) return;
-    sockaddr_storage any{};
-    any.ss_family = static_cast<ADDRESS_FAMILY>(to.native()->sa_family);
-    const int any_size = any.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-    if (::bind(s, reinterpret_cast<sockaddr*>(&any), any_size) != 0)
-        throw_overlapped_error(::WSAGetLastError(), "bind before ConnectEx", s);
-}
-
-template <class = void>
-coro<void> overlapped_connect(loop_base& loop, socket& s, endpoint to, const char* what) {
-    const native_socket fd = s.fd();
-    bind_for_connect(fd, to);
-    associate_once(loop, s);
-    LPFN_CONNECTEX connect = connect_ex(fd);
-    auto start = [fd, connect, &to](OVERLAPPED* o) {
-        if (connect(fd, to.native(), static_cast<int>(to.native_size()), nullptr, 0, nullptr, o))
-            return 0ul;
-        const int err = ::WSAGetLastError();
-        return err == ERROR_IO_PENDING ? 0ul : static_cast<unsigned long>(err);
-    };
-    const overlapped_result r = co_await overlapped_call(loop, fd, start);
-    if (r.error != 0) {
-        throw std::system_error(system_error_code(r.error),
-                                concat({what, " to ", to.to_string()}));
-    }
-    // Until told, the socket does not know it is connected (getpeername, shutdown).
-    if (::setsockopt(fd, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, nullptr, 0) != 0)
-        throw_overlapped_error(::WSAGetLastError(), "SO_UPDATE_CONNECT_CONTEXT", fd);
-}
-
-template <class = void>
-coro<std::pair<std::string, endpoint>> overlapped_recvfrom(loop_base& loop, socket& s,
-                                                           std::size_t max_bytes) {
-    const native_socket fd = s.fd();
-    std::string data(max_bytes, '\0');
-    sockaddr_storage addr{};
-    int size = sizeof addr;
-    auto* native = reinterpret_cast<sockaddr*>(&addr);
-    const int len = max_bytes > INT_MAX ? INT_MAX : static_cast<int>(max_bytes);
-    int n = ::recvfrom(fd, data.data(), len, 0, native, &size);
-    if (n < 0) {
-        const int err = ::WSAGetLastError();
-        if (err != WSAEWOULDBLOCK) throw_overlapped_error(err, "sock_recvfrom", fd);
-        associate_once(loop, s);
-        WSABUF b = wsa_buffer(data.data(), data.size());
-        size = sizeof addr;
-        auto start = [fd, &b, native, &size](OVERLAPPED* o) {
-            DWORD flags = 0;
-            return started(::WSARecvFrom(fd, &b, 1, nullptr, &flags, native, &size, o, nullptr));
-        };
-        const overlapped_result r = co_await overlapped_call(loop, fd, start);
-        if (r.error != 0) throw_overlapped_error(r.error, "sock_recvfrom", fd);
-        n = static_cast<int>(r.bytes);
-    }
-    data.resize(static_cast<std::size_t>(n));
-    endpoint from = size <= 0 ? endpoint() : endpoint::from_native(native, size);
-    co_return std::pair<std::string, endpoint>(std::move(data), std::move(from));
-}
-
-template <class = void>
-coro<std::size_t> overlapped_sendto(loop_base& loop, socket& s, std::string_view data,
-                                    endpoint to) {
-    const native_socket fd = s.fd();
-    const int len = data.size() > INT_MAX ? INT_MAX : static_cast<int>(data.size());
-    const int n =
-        ::sendto(fd, data.data(), len, 0, to.native(), static_cast<int>(to.native_size()));
-    if (n >= 0) co_return static_cast<std::size_t>(n);
-    const int err = ::WSAGetLastError();
-    if (err != WSAEWOULDBLOCK) {
-        throw_system_error(err, concat({"sock_sendto ", to.to_string(), " on socket ",
-                                        decimal(static_cast<long long>(fd))}));
-    }
-    associate_once(loop, s);
-    WSABUF b = wsa_buffer(data.data(), data.size());
-    auto start = [fd, &b, &to](OVERLAPPED* o) {
-        return started(::WSASendTo(fd, &b, 1, nullptr, 0, to.native(),
-                                   static_cast<int>(to.native_size()), o, nullptr));
-    };
-    const overlapped_result r = co_await overlapped_call(loop, fd, start);
-    if (r.error != 0) throw_overlapped_error(r.error, "sock_sendto", fd);
-    co_return r.bytes;
-}
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_WINDOWS
-#endif
-// end file ioloop/net/overlapped_sock_ops.hpp
 // begin file ioloop/net/overlapped_socket_transport.hpp
 // ioloop: the stream transport of a completion backend (IOCP): the same protocol-facing
 // behaviour as socket_transport, over overlapped operations.
@@ -13640,94 +13233,35 @@ IOLOOP_NAMESPACE_END
 
 #if defined(IOLOOP_WINDOWS)
 
-#include <chrono>
-#include <cstddef>
 #include <memory>
-#include <span>
-#include <string>
-#include <string_view>
 #include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
-template <class Backend>
-class iocp_engine final : public iocp_io {
-public:
-    iocp_engine(loop_base&, Backend& backend) noexcept : backend_(backend) {}
-    ~iocp_engine() = default;
-
-    // ---- the loop's hooks (basic_event_loop calls these directly) ----------------------
-
-    // An operation is in flight: the poll step must wait for its completion.
-    bool waiting() const noexcept { return in_flight_ != 0; }
-    // Each event is one operation's completion.
-    void event_arrived() noexcept { --in_flight_; }
-    void after_poll() noexcept {}
-    // add_reader does not compile on IOCP: there is no table of watched descriptors.
-    void close_watches(node_queue&) noexcept {}
-    // Closing: the transports, servers and tasks have closed their sockets or cancelled
-    // their operations, but the kernel owns each operation's memory until its completion
-    // is dequeued. So the loop waits for them all (cancelled operations complete at
-    // once), and each frees itself.
-    void finish_operations() noexcept {
-        try {
-            while (in_flight_ != 0) {
-                backend_.wait(std::chrono::nanoseconds(-1), [this](void* data, unsigned) noexcept {
-                    --in_flight_;
-                    static_cast<io_watcher*>(data)->on_io(0);
-                });
-            }
-        } catch (...) {
-            // The port failed: what is left is leaked rather than freed under the kernel.
-        }
-    }
-
-    // ---- io_engine -----------------------------------------------------------------------
-
-    // The socket's completions go to this loop's port first, unless a connect or a sock_*
-    // operation saw to it already.
-    transport& start_stream(loop_base& loop, socket s, std::unique_ptr<protocol> p,
-                            connection_counter* server) override {
-        associate_once(s);
+struct iocp_ops {
+    // As reactive_ops'. The socket's completions go to this loop's port first, unless a
+    // connect or a sock_* operation saw to it already.
+    static transport& start_stream(loop_base& loop, socket s, std::unique_ptr<protocol> p,
+                                   connection_counter* server) {
+        associate_once(loop, s);
         return overlapped_socket_transport::start(loop, std::move(s), std::move(p), server);
     }
-    datagram_transport& start_datagram(loop_base& loop, socket s,
-                                       std::unique_ptr<datagram_protocol> p) override {
-        associate_once(s);
+
+    static datagram_transport& start_datagram(loop_base& loop, socket s,
+                                              std::unique_ptr<datagram_protocol> p) {
+        associate_once(loop, s);
         return overlapped_datagram_transport::start(loop, std::move(s), std::move(p));
     }
-    coro<void> connect(loop_base& loop, socket& s, endpoint to, const char* what) override {
+
+    // ConnectEx.
+    static coro<void> connect(loop_base& loop, socket& s, endpoint to, const char* what) {
         return overlapped_connect(loop, s, std::move(to), what);
     }
-    std::unique_ptr<server_listener> listen(server_state& server, socket& s) override {
-        return std::make_unique<iocp_listener>(server, s);
-    }
 
-    // ---- the sock_* operations (net/overlapped_sock_ops.hpp) ---------------------------
-
-    coro<std::size_t> sock_recv_into(loop_base& loop, socket& s, std::span<std::byte> buf) {
-        return overlapped_recv_into(loop, s, buf);
+    static std::unique_ptr<server_listener> listen(server_state& server, socket& s) {
+        return std::make_unique<iocp_listener>(server, s, &start_stream);
     }
-    coro<void> sock_sendall(loop_base& loop, socket& s, std::string_view data) {
-        return overlapped_sendall(loop, s, data);
-    }
-    coro<std::pair<socket, endpoint>> sock_accept(loop_base& loop, socket& listener) {
-        return overlapped_accept(loop, listener);
-    }
-    coro<std::pair<std::string, endpoint>> sock_recvfrom(loop_base& loop, socket& s,
-                                                         std::size_t max_bytes) {
-        return overlapped_recvfrom(loop, s, max_bytes);
-    }
-    coro<std::size_t> sock_sendto(loop_base& loop, socket& s, std::string_view data,
-                                  endpoint to) {
-        return overlapped_sendto(loop, s, data, std::move(to));
-    }
-
-private:
-    void associate(native_socket s) override { backend_.associate(s); }
-
-    Backend& backend_;
 };
 
 }  // namespace detail
@@ -13735,13 +13269,13 @@ IOLOOP_NAMESPACE_END
 
 #endif  // IOLOOP_WINDOWS
 #endif
-// end file ioloop/net/iocp/engine.hpp
+// end file ioloop/net/iocp/ops.hpp
 // begin file ioloop/net/reactive/engine.hpp
 // ioloop: reactive_engine<Backend>, the I/O engine of the readiness backends (epoll,
 // kqueue, poll, select): try the call, and watch the descriptor only when it would block.
 // It keeps the loop's table of watched descriptors (add_reader / add_writer and every
-// one-shot wait), starts the readiness transports and listeners, and makes the sock_*
-// operations' calls.
+// one-shot wait) and the count of what is watched, and makes the sock_* operations'
+// calls. Its transports, connect and listeners are in net/reactive/ops.hpp.
 #ifndef IOLOOP_NET_REACTIVE_ENGINE_HPP
 #define IOLOOP_NET_REACTIVE_ENGINE_HPP
 
@@ -13826,6 +13360,162 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/net/fd_ready.hpp
+// begin file ioloop/net/reactive/ops.hpp
+// ioloop: reactive_ops, what the networking layer asks of the readiness family (epoll,
+// kqueue, poll, select): its transports, its connect and its listeners. Plain functions,
+// compiled only where a program uses them: a loop that never touches the network pays
+// nothing for them. net/engines.hpp (with_family) is the one place that picks them.
+#ifndef IOLOOP_NET_REACTIVE_OPS_HPP
+#define IOLOOP_NET_REACTIVE_OPS_HPP
+
+// begin file ioloop/net/datagram_socket_transport.hpp
+// ioloop: the datagram transport of the readiness backends: a UDP or Unix datagram
+// socket, its protocol, and the datagrams the socket could not take yet (sent in order
+// once it can, as asyncio queues them).
+//
+// Reading: every datagram reaches the protocol whole, or not at all. A UDP payload always
+// fits the loop's shared 64 KiB read buffer, so a UDP socket reads straight into it. A Unix
+// datagram may be as large as its sender's SO_SNDBUF allows (over 200,000 bytes by default
+// on Linux), so a Unix socket first asks the size of the next one (FIONREAD) and reads a
+// larger one into a buffer of its own, freed once the protocol has seen it: an idle
+// endpoint holds no buffer. A datagram that still does not fit (another process read the
+// one measured, or no memory for the buffer) is lost: error_received says so with
+// std::errc::message_size, and nothing short is delivered.
+#ifndef IOLOOP_NET_DATAGRAM_SOCKET_TRANSPORT_HPP
+#define IOLOOP_NET_DATAGRAM_SOCKET_TRANSPORT_HPP
+
+
+#include <cstddef>
+#include <memory>
+#include <new>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+class datagram_socket_transport final : public datagram_core<datagram_socket_transport> {
+    using core = transport_core<datagram_socket_transport, datagram_transport, datagram_protocol>;
+    friend core;
+    friend datagram_core<datagram_socket_transport>;
+
+public:
+    static datagram_socket_transport& start(loop_base& loop, socket sock,
+                                            std::unique_ptr<datagram_protocol> p) {
+        const bool measure = may_outgrow_read_buffer(sock.fd());
+        return core::start(loop, std::move(sock), std::move(p), measure);
+    }
+
+private:
+    datagram_socket_transport(loop_base& loop, native_socket fd,
+                              std::unique_ptr<datagram_protocol> p, bool measure) noexcept
+        : datagram_core(loop, fd, std::move(p)), measure_(measure) {}
+    ~datagram_socket_transport() override = default;
+
+    // The largest UDP payload: 65,535 bytes less UDP's 8-byte header and, over IPv4, its
+    // 20-byte header (IPv6 does not count its own). The shared buffer must take it.
+    static constexpr std::size_t largest_udp_payload = 65'527;
+    static_assert(net_access::read_buffer_size >= largest_udp_payload,
+                  "a UDP datagram must fit the shared read buffer: UDP reads do not measure");
+
+    // Whether the socket's datagrams may be larger than the shared read buffer: any but a
+    // UDP socket's (in practice a Unix one's). If getsockname fails the family is unknown,
+    // and the socket is measured: that is only slower.
+    static bool may_outgrow_read_buffer(native_socket fd) noexcept {
+        sockaddr_storage address{};
+        socklen_t size = sizeof address;
+        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) return true;
+        return address.ss_family != AF_INET && address.ss_family != AF_INET6;
+    }
+
+    unsigned wanted_events() const noexcept {
+        return (closing_ ? 0u : unsigned(backend::io_read)) |
+               (queue_.empty() ? 0u : unsigned(backend::io_write));
+    }
+    std::size_t buffered() const noexcept { return queue_.bytes(); }
+
+    void on_io(unsigned events) noexcept override {
+        if ((events & backend::io_read) && (watched_ & backend::io_read)) read_ready();
+        if ((events & backend::io_write) && !queue_.empty() && !lost_) write_ready();
+    }
+
+    void read_ready() noexcept {
+        std::span<char> buffer = net_access::read_buffer(loop_);
+        // A datagram larger than the shared buffer: one of its own, for this read only.
+        // (FIONREAD counts every queued datagram on the BSDs and macOS: there a small one
+        // with more than 64 KiB queued behind it gets one too, larger than it needs.)
+        std::unique_ptr<char[]> own;
+        if (measure_) {
+            const std::size_t next = next_datagram_size(fd_);
+            if (next > buffer.size()) {
+                own.reset(new (std::nothrow) char[next]);
+                // No memory for it: the shared buffer cannot hold the datagram either, so it
+                // is lost and reported as too large (message_size).
+                if (own) buffer = {own.get(), next};
+            }
+        }
+        sockaddr_storage from{};
+        socklen_t size = sizeof from;
+        auto* native = reinterpret_cast<sockaddr*>(&from);
+        std::ptrdiff_t n;
+        int err = 0;
+        do {
+            n = socket_recv_datagram(fd_, buffer.data(), buffer.size(), native, &size);
+            if (n == -1) err = last_socket_error();
+        } while (n == -1 && interrupted(err));
+        if (n < 0) {
+            // EMSGSIZE (WSAEMSGSIZE): a datagram larger than the buffer, lost; the protocol
+            // hears std::errc::message_size, and nothing of it is delivered.
+            if (!would_block(err)) report_error(datagram_error_code(err));
+            return;
+        }
+        deliver(std::string_view(buffer.data(), std::size_t(n)), native, size);
+    }
+
+    void write_ready() noexcept {
+        while (!queue_.empty() && !lost_) {
+            const datagram& d = queue_.front();
+            if (!send_one(d.data, d.to)) break;
+            queue_.pop_front();
+        }
+        if (lost_) return;
+        if (queue_.empty()) update_watch();
+        datagrams_sent();
+    }
+
+    // ---- what datagram_core asks of us --------------------------------------------------
+
+    bool can_send_now() const noexcept { return queue_.empty(); }
+    void queued() noexcept { update_watch(); }
+
+    // Sends one datagram; false if the socket cannot take it now. A failure other than
+    // that goes to the protocol's error_received and the datagram is dropped (asyncio).
+    bool send_one(std::string_view data, const endpoint& to) noexcept {
+        const bool connected = to.family() == address_family::unspecified;
+        for (;;) {
+            const std::ptrdiff_t n =
+                connected ? socket_send(fd_, data.data(), data.size())
+                          : socket_sendto(fd_, data.data(), data.size(), to.native(),
+                                          to.native_size());
+            if (n >= 0) return true;
+            const int err = last_socket_error();
+            if (interrupted(err)) continue;
+            if (would_block(err)) return false;
+            report_error(datagram_error_code(err));
+            return true;  // dropped: it counts as handled
+        }
+    }
+
+    bool measure_;  // ask each datagram's size before reading it (not UDP)
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/datagram_socket_transport.hpp
 // begin file ioloop/net/reactive/listener.hpp
 // ioloop: reactive_listener, a listening socket on a readiness backend: watched for
 // readability while its server serves; each report accepts what the backlog holds.
@@ -13840,8 +13530,9 @@ namespace detail {
 
 class reactive_listener final : public server_listener, private io_watcher {
 public:
-    reactive_listener(server_state& server, native_socket fd) noexcept
-        : server_(server), fd_(fd) {}
+    // `start` makes the transports of the connections it accepts.
+    reactive_listener(server_state& server, native_socket fd, start_stream_fn start) noexcept
+        : server_(server), fd_(fd), start_(start) {}
 
     void serve(bool on) noexcept override {
         if (watched_ == on) return;
@@ -13868,7 +13559,7 @@ private:
                 server_.accept_failed(system_error_code(err), fd_);
                 return;
             }
-            server_.accepted(std::move(conn), peer.ss_family);
+            server_.accepted(std::move(conn), peer.ss_family, start_);
         }
     }
 
@@ -13878,6 +13569,7 @@ private:
 
     server_state& server_;
     native_socket fd_;
+    start_stream_fn start_;
     bool watched_ = false;
 };
 
@@ -14040,6 +13732,56 @@ IOLOOP_NAMESPACE_END
 #endif
 // end file ioloop/net/socket_transport.hpp
 
+#include <memory>
+#include <system_error>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+struct reactive_ops {
+    // A transport for a connected stream socket: takes the socket and the protocol, calls
+    // connection_made. If the backend cannot take the socket, the socket is closed, the
+    // protocol dropped without a callback, and the error thrown. `server`: the server that
+    // accepted the connection, if any.
+    static transport& start_stream(loop_base& loop, socket s, std::unique_ptr<protocol> p,
+                                   connection_counter* server) {
+        return socket_transport::start(loop, std::move(s), std::move(p), server);
+    }
+
+    // The same for a datagram socket.
+    static datagram_transport& start_datagram(loop_base& loop, socket s,
+                                              std::unique_ptr<datagram_protocol> p) {
+        return datagram_socket_transport::start(loop, std::move(s), std::move(p));
+    }
+
+    // Connects s to `to`, asyncio's way: a non-blocking connect, then writability, then
+    // SO_ERROR. `what` begins the error's message.
+    template <class = void>
+    static coro<void> connect(loop_base& loop, socket& s, endpoint to, const char* what) {
+        if (::connect(s.fd(), to.native(), to.native_size()) == 0) co_return;
+        const int err = last_socket_error();
+        // The handshake goes on (see connect_pending). The outcome is in SO_ERROR once the
+        // socket is writable, or (Windows) once select reports the connect failed.
+        if (!connect_pending(err)) throw_system_error(err, concat({what, " to ", to.to_string()}));
+        co_await fd_ready(loop, s.fd(), backend::io_write, what);
+        if (const std::error_code ec = s.pending_error()) {
+            throw std::system_error(ec, concat({what, " to ", to.to_string()}));
+        }
+    }
+
+    // Accepts on a listening socket of the server's, once told to serve.
+    static std::unique_ptr<server_listener> listen(server_state& server, socket& s) {
+        return std::make_unique<reactive_listener>(server, s.fd(), &start_stream);
+    }
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/reactive/ops.hpp
+
 #include <cstddef>
 #include <memory>
 #include <span>
@@ -14058,7 +13800,8 @@ namespace detail {
 template <class Backend>
 class reactive_engine final : public io_engine {
 public:
-    reactive_engine(loop_base& loop, Backend& backend) noexcept : loop_(loop), backend_(backend) {}
+    reactive_engine(loop_base& loop, Backend& backend) noexcept
+        : io_engine(io_family::readiness), loop_(loop), backend_(backend) {}
     ~reactive_engine() { free_unwatched(); }
 
     // ---- the loop's hooks (basic_event_loop calls these directly) ----------------------
@@ -14089,33 +13832,6 @@ public:
     void finish_operations() noexcept {}
 
     // ---- io_engine -----------------------------------------------------------------------
-
-    transport& start_stream(loop_base& loop, socket s, std::unique_ptr<protocol> p,
-                            connection_counter* server) override {
-        return socket_transport::start(loop, std::move(s), std::move(p), server);
-    }
-
-    datagram_transport& start_datagram(loop_base& loop, socket s,
-                                       std::unique_ptr<datagram_protocol> p) override {
-        return datagram_socket_transport::start(loop, std::move(s), std::move(p));
-    }
-
-    // asyncio's way: a non-blocking connect, then writability, then SO_ERROR.
-    coro<void> connect(loop_base& loop, socket& s, endpoint to, const char* what) override {
-        if (::connect(s.fd(), to.native(), to.native_size()) == 0) co_return;
-        const int err = last_socket_error();
-        // The handshake goes on (see connect_pending). The outcome is in SO_ERROR once the
-        // socket is writable, or (Windows) once select reports the connect failed.
-        if (!connect_pending(err)) throw_system_error(err, concat({what, " to ", to.to_string()}));
-        co_await fd_ready(loop, s.fd(), backend::io_write, what);
-        if (const std::error_code ec = s.pending_error()) {
-            throw std::system_error(ec, concat({what, " to ", to.to_string()}));
-        }
-    }
-
-    std::unique_ptr<server_listener> listen(server_state& server, socket& s) override {
-        return std::make_unique<reactive_listener>(server, s.fd());
-    }
 
     void add_watch(native_socket fd, unsigned which, callback_node* n, const char* what) override {
         n->refs.store(1, memory_order::relaxed);  // the registration's
@@ -14175,6 +13891,11 @@ public:
     }
 
     // ---- the sock_* operations ---------------------------------------------------------
+
+    coro<void> sock_connect(loop_base& loop, socket& s, endpoint to) {
+        return reactive_ops::connect(loop, s, std::move(to), "sock_connect");
+    }
+
     // Each tries its syscall first, as asyncio does: data that is already there costs no
     // loop iteration. Only EAGAIN (WSAEWOULDBLOCK) makes the task wait, then it retries.
 
@@ -14298,6 +14019,8 @@ IOLOOP_NAMESPACE_END
 #endif
 // end file ioloop/net/reactive/engine.hpp
 
+#include <utility>
+
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
@@ -14315,11 +14038,382 @@ struct engine_of<Backend> {
 };
 #endif
 
+// f(reactive_ops{}) or f(iocp_ops{}), as loop's backend is. Not virtual functions of the
+// engine: those would compile every transport into each program that makes a loop (a
+// timer hello took 40% longer to compile at -O0).
+template <class F>
+decltype(auto) with_family(loop_base& loop, F&& f) {
+#if defined(IOLOOP_WINDOWS)
+    if (net_access::engine(loop).family() == io_family::completion) {
+        return std::forward<F>(f)(iocp_ops{});
+    }
+#else
+    (void)loop;  // no other family is built here
+#endif
+    return std::forward<F>(f)(reactive_ops{});
+}
+
 }  // namespace detail
 IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/net/engines.hpp
+
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+template <class Factory, class Base>
+constexpr void check_factory() {
+    static_assert(std::is_base_of_v<Base, protocol_of<Factory>>,
+                  "the protocol factory must return std::unique_ptr<P>, with P derived from "
+                  "ioloop::protocol (ioloop::datagram_protocol for datagram endpoints)");
+}
+
+// A socket of to's family connected to `to` (TCP_NODELAY on for TCP), the way the loop's
+// backend family connects (the same path as loop.sock_connect).
+template <class = void>
+coro<socket> connect_socket(loop_base& loop, endpoint to) {
+    socket s = socket::open(to.family(), socket_type::stream);
+    if (to.family() != address_family::unix_domain) s.set_no_delay(true);
+    co_await with_family(loop, [&](auto ops) { return ops.connect(loop, s, to, "connect"); });
+    co_return s;
+}
+
+// The first of `addresses` that accepts a connection, tried in order (asyncio's
+// sequential attempts); if none does, the last attempt's error.
+template <class = void>
+coro<socket> connect_any(loop_base& loop, std::vector<endpoint> addresses) {
+    std::exception_ptr failure;
+    for (endpoint& to : addresses) {
+        try {
+            co_return co_await connect_socket(loop, std::move(to));
+        } catch (const std::system_error&) {
+            failure = std::current_exception();
+        }
+    }
+    if (failure) std::rethrow_exception(failure);
+    throw std::system_error(std::make_error_code(std::errc::host_unreachable),
+                            "connect: the host has no address");
+}
+
+template <class P, class Factory>
+coro<std::pair<transport*, P*>> start_connection(loop_base& loop, Factory factory,
+                                                 std::vector<endpoint> addresses) {
+    socket s = co_await connect_any(loop, std::move(addresses));
+    std::unique_ptr<P> proto = factory();
+    P* p = proto.get();
+    transport& t = with_family(loop, [&](auto ops) -> transport& {
+        return ops.start_stream(loop, std::move(s), std::move(proto), nullptr);
+    });
+    co_return std::pair<transport*, P*>(&t, p);
+}
+
+template <class P, class Factory>
+coro<std::pair<transport*, P*>> create_connection(loop_base& loop, Factory factory,
+                                                  std::string host, std::uint16_t port) {
+    std::vector<endpoint> addresses = co_await loop.getaddrinfo(host, port, socket_type::stream);
+    co_return co_await start_connection<P>(loop, std::move(factory), std::move(addresses));
+}
+
+}  // namespace detail
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
+    Factory factory, std::string host, std::uint16_t port) {
+    detail::check_factory<Factory, protocol>();
+    check_open("create_connection");
+    using P = detail::protocol_of<Factory>;
+    return detail::create_connection<P>(*this, std::move(factory), std::move(host), port);
+}
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_unix_connection(
+    Factory factory, std::string path) {
+    detail::check_factory<Factory, protocol>();
+    check_open("create_unix_connection");
+    using P = detail::protocol_of<Factory>;
+    std::vector<endpoint> addresses{endpoint::unix_path(path)};
+    return detail::start_connection<P>(*this, std::move(factory), std::move(addresses));
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/create_connection.hpp
+// begin file ioloop/net/create_datagram_endpoint.hpp
+// ioloop: loop.create_datagram_endpoint (asyncio's): a UDP or Unix datagram socket,
+// bound to a local address, connected to a remote one, or both, with a transport and the
+// factory's protocol.
+#ifndef IOLOOP_NET_CREATE_DATAGRAM_ENDPOINT_HPP
+#define IOLOOP_NET_CREATE_DATAGRAM_ENDPOINT_HPP
+
+
+#include <memory>
+#include <system_error>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// A datagram socket bound to `local` and connected to `remote`, where given.
+inline socket open_datagram_socket(const endpoint& local, const endpoint& remote) {
+    const bool has_local = local.family() != address_family::unspecified;
+    const bool has_remote = remote.family() != address_family::unspecified;
+    if (!has_local && !has_remote) {
+        throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                "create_datagram_endpoint: give a local or a remote address");
+    }
+    if (has_local && has_remote && local.family() != remote.family()) {
+        throw std::system_error(
+            std::make_error_code(std::errc::address_family_not_supported),
+            concat({"create_datagram_endpoint: ", local.to_string(), " and ", remote.to_string(),
+                    " are of different families"}));
+    }
+    socket s = socket::open(has_local ? local.family() : remote.family(), socket_type::datagram);
+    if (has_local) s.bind(local);
+    // A datagram connect only records the peer: it does not wait for anything.
+    if (has_remote && ::connect(s.fd(), remote.native(), remote.native_size()) == -1) {
+        throw_system_error(last_socket_error(),
+                           concat({"create_datagram_endpoint: connect to ", remote.to_string()}));
+    }
+    return s;
+}
+
+template <class P, class Factory>
+coro<std::pair<datagram_transport*, P*>> create_datagram_endpoint(loop_base& loop,
+                                                                  Factory factory,
+                                                                  endpoint local,
+                                                                  endpoint remote) {
+    socket s = open_datagram_socket(local, remote);
+    std::unique_ptr<P> proto = factory();
+    P* p = proto.get();
+    datagram_transport& t = with_family(loop, [&](auto ops) -> datagram_transport& {
+        return ops.start_datagram(loop, std::move(s), std::move(proto));
+    });
+    co_return std::pair<datagram_transport*, P*>(&t, p);
+}
+
+}  // namespace detail
+
+template <class Factory>
+coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>>
+loop_base::create_datagram_endpoint(Factory factory, endpoint local, endpoint remote) {
+    detail::check_factory<Factory, datagram_protocol>();
+    check_open("create_datagram_endpoint");
+    using P = detail::protocol_of<Factory>;
+    return detail::create_datagram_endpoint<P>(*this, std::move(factory), std::move(local),
+                                               std::move(remote));
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/create_datagram_endpoint.hpp
+// begin file ioloop/net/create_server.hpp
+// ioloop: loop.create_server and loop.create_unix_server (asyncio's): listening sockets
+// with the defaults users expect (SO_REUSEADDR on POSIX, a backlog of 100), serving at once.
+#ifndef IOLOOP_NET_CREATE_SERVER_HPP
+#define IOLOOP_NET_CREATE_SERVER_HPP
+
+// begin file ioloop/net/server.hpp
+// ioloop: server (asyncio's Server): listening sockets that accept connections and give
+// each a transport and a protocol from the server's factory. `server` is a move-only
+// handle on a detail::server_state (net/server_state.hpp); destroying it stops the
+// listening (the connections already made go on).
+#ifndef IOLOOP_NET_SERVER_HPP
+#define IOLOOP_NET_SERVER_HPP
+
+
+#include <utility>
+#include <vector>
+
+IOLOOP_NAMESPACE_BEGIN
+
+class server {
+public:
+    server() noexcept = default;
+    explicit server(detail::server_state* state) noexcept : state_(state) {}
+    server(server&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+    server& operator=(server&& other) noexcept {
+        if (this != &other) {
+            reset();
+            state_ = std::exchange(other.state_, nullptr);
+        }
+        return *this;
+    }
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+    // Stops listening; the connections it made go on.
+    ~server() { reset(); }
+
+    // Stops listening and closes the listening sockets; the connections go on (asyncio).
+    void close() noexcept {
+        if (state_) state_->close();
+    }
+
+    // co_await s.wait_closed(): until close() was called and every connection the server
+    // made is gone (asyncio 3.12).
+    template <class = void>
+    coro<void> wait_closed() {
+        if (!state_) co_return;
+        detail::server_state* st = state_;
+        st->add_ref();  // the handle may go while this waits
+        struct release_on_exit {
+            detail::server_state* st;
+            ~release_on_exit() { st->release(); }
+        } release{st};
+        co_await st->idle().wait();
+    }
+
+    // Serves until close() (then returns) or until the awaiting task is cancelled (then
+    // closes the server and lets cancelled_error through).
+    template <class = void>
+    coro<void> serve_forever() {
+        if (!state_) throw invalid_state_error("server::serve_forever: an empty server handle");
+        detail::server_state* st = state_;
+        st->start_serving();
+        st->add_ref();
+        struct close_on_exit {
+            detail::server_state* st;
+            ~close_on_exit() {
+                st->close();
+                st->release();
+            }
+        } closer{st};
+        co_await st->closed_event().wait();
+    }
+
+    void start_serving() {
+        if (!state_) throw invalid_state_error("server::start_serving: an empty server handle");
+        state_->start_serving();
+    }
+
+    bool is_serving() const noexcept { return state_ && state_->is_serving(); }
+
+    // The listening sockets; empty once closed. With port 0 asked for,
+    // sockets()[0].local_endpoint().port() is the port the system picked.
+    const std::vector<socket>& sockets() const noexcept {
+        static const std::vector<socket> none;
+        return state_ ? state_->sockets() : none;
+    }
+
+private:
+    void reset() noexcept {
+        if (!state_) return;
+        state_->close();
+        std::exchange(state_, nullptr)->release();
+    }
+
+    detail::server_state* state_ = nullptr;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/server.hpp
+
+#include <cstdint>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// A listening socket bound to `address`.
+inline socket listen_on(const endpoint& address, int backlog) {
+    socket s = socket::open(address.family(), socket_type::stream);
+    if (listen_with_reuse_address && address.family() != address_family::unix_domain)
+        s.set_reuse_address(true);
+    // Binding "::" must not take the IPv4 port too: "0.0.0.0" is bound separately.
+    if (address.family() == address_family::ipv6) s.set_v6_only(true);
+    s.bind(address);
+    s.listen(backlog);
+    return s;
+}
+
+// What makes a listener of loop's family.
+inline auto make_listener(loop_base& loop) {
+    return [&loop](server_state& state, socket& s) {
+        return with_family(loop, [&](auto ops) { return ops.listen(state, s); });
+    };
+}
+
+template <class = void>
+coro<server> create_tcp_server(loop_base& loop, protocol_factory factory, std::string host,
+                               std::uint16_t port, int backlog) {
+    // No host: every interface, IPv4 and IPv6 (where the system has IPv6), as asyncio.
+    const bool any_host = host.empty();
+    std::vector<endpoint> addresses;
+    if (any_host) {
+        addresses = {endpoint::ip("0.0.0.0", port), endpoint::ip("::", port)};
+    } else {
+        addresses = co_await loop.getaddrinfo(host, port, socket_type::stream);
+    }
+    auto& state = *new server_state(loop, std::move(factory), backlog);
+    server handle(&state);  // owns it from here: closes it if a bind fails
+    for (const endpoint& address : addresses) {
+        try {
+            state.add_listener(listen_on(address, backlog), {}, make_listener(loop));
+        } catch (const std::system_error& e) {
+            const bool no_ipv6 = e.code() == std::errc::address_family_not_supported ||
+                                 e.code() == std::errc::address_not_available;
+            if (!(any_host && address.family() == address_family::ipv6 && no_ipv6)) throw;
+        }
+    }
+    state.start_serving();
+    co_return handle;
+}
+
+template <class = void>
+coro<server> create_unix_server(loop_base& loop, protocol_factory factory, std::string path,
+                                int backlog) {
+    const endpoint address = endpoint::unix_path(path);
+    // A socket file left by an earlier run would make bind fail: asyncio removes it. Only
+    // a socket is removed, never a regular file; an abstract name has no file.
+    const bool has_file = !path.empty() && path.front() != '\0';
+    if (has_file) remove_stale_socket_file(path.c_str());
+    auto& state = *new server_state(loop, std::move(factory), backlog);
+    server handle(&state);  // owns it from here: closes it if a bind fails
+    state.add_listener(listen_on(address, backlog), has_file ? path : std::string(),
+                       make_listener(loop));
+    state.start_serving();
+    co_return handle;
+}
+
+}  // namespace detail
+
+template <class Factory>
+coro<server> loop_base::create_server(Factory factory, std::string host, std::uint16_t port,
+                                      int backlog) {
+    detail::check_factory<Factory, protocol>();
+    check_open("create_server");
+    return detail::create_tcp_server(*this, detail::protocol_factory(std::move(factory)),
+                                     std::move(host), port, backlog);
+}
+
+template <class Factory>
+coro<server> loop_base::create_unix_server(Factory factory, std::string path, int backlog) {
+    detail::check_factory<Factory, protocol>();
+    check_open("create_unix_server");
+    return detail::create_unix_server(*this, detail::protocol_factory(std::move(factory)),
+                                      std::move(path), backlog);
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/create_server.hpp
 // begin file ioloop/net/sock_ops.hpp
 // ioloop: the loop's awaitable socket operations (asyncio's loop.sock_recv, sock_sendall,
 // sock_accept, sock_connect, sock_recvfrom, sock_sendto). Each is its backend family's:
@@ -14363,7 +14457,7 @@ coro<std::pair<socket, endpoint>> basic_event_loop<Backend>::sock_accept(socket&
 
 template <class Backend>
 coro<void> basic_event_loop<Backend>::sock_connect(socket& s, endpoint to) {
-    return engine_.connect(*this, s, std::move(to), "sock_connect");
+    return engine_.sock_connect(*this, s, std::move(to));
 }
 
 template <class Backend>

@@ -13,7 +13,7 @@
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/getaddrinfo.hpp"
-#include "ioloop/net/io_engine.hpp"
+#include "ioloop/net/engines.hpp"
 #include "ioloop/net/net_access.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/socket.hpp"
@@ -43,7 +43,7 @@ template <class = void>
 coro<socket> connect_socket(loop_base& loop, endpoint to) {
     socket s = socket::open(to.family(), socket_type::stream);
     if (to.family() != address_family::unix_domain) s.set_no_delay(true);
-    co_await net_access::engine(loop).connect(loop, s, std::move(to), "connect");
+    co_await with_family(loop, [&](auto ops) { return ops.connect(loop, s, to, "connect"); });
     co_return s;
 }
 
@@ -70,8 +70,9 @@ coro<std::pair<transport*, P*>> start_connection(loop_base& loop, Factory factor
     socket s = co_await connect_any(loop, std::move(addresses));
     std::unique_ptr<P> proto = factory();
     P* p = proto.get();
-    transport& t =
-        net_access::engine(loop).start_stream(loop, std::move(s), std::move(proto), nullptr);
+    transport& t = with_family(loop, [&](auto ops) -> transport& {
+        return ops.start_stream(loop, std::move(s), std::move(proto), nullptr);
+    });
     co_return std::pair<transport*, P*>(&t, p);
 }
 

@@ -11,7 +11,7 @@
 #include "ioloop/detail/windows.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/create_connection.hpp"
-#include "ioloop/net/net_access.hpp"
+#include "ioloop/net/engines.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/socket.hpp"
@@ -55,8 +55,9 @@ coro<std::pair<datagram_transport*, P*>> create_datagram_endpoint(loop_base& loo
     socket s = open_datagram_socket(local, remote);
     std::unique_ptr<P> proto = factory();
     P* p = proto.get();
-    datagram_transport& t =
-        net_access::engine(loop).start_datagram(loop, std::move(s), std::move(proto));
+    datagram_transport& t = with_family(loop, [&](auto ops) -> datagram_transport& {
+        return ops.start_datagram(loop, std::move(s), std::move(proto));
+    });
     co_return std::pair<datagram_transport*, P*>(&t, p);
 }
 

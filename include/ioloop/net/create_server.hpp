@@ -10,6 +10,7 @@
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/create_connection.hpp"
 #include "ioloop/net/endpoint.hpp"
+#include "ioloop/net/engines.hpp"
 #include "ioloop/net/getaddrinfo.hpp"
 #include "ioloop/net/server.hpp"
 #include "ioloop/net/socket.hpp"
@@ -35,6 +36,13 @@ inline socket listen_on(const endpoint& address, int backlog) {
     return s;
 }
 
+// What makes a listener of loop's family.
+inline auto make_listener(loop_base& loop) {
+    return [&loop](server_state& state, socket& s) {
+        return with_family(loop, [&](auto ops) { return ops.listen(state, s); });
+    };
+}
+
 template <class = void>
 coro<server> create_tcp_server(loop_base& loop, protocol_factory factory, std::string host,
                                std::uint16_t port, int backlog) {
@@ -50,7 +58,7 @@ coro<server> create_tcp_server(loop_base& loop, protocol_factory factory, std::s
     server handle(&state);  // owns it from here: closes it if a bind fails
     for (const endpoint& address : addresses) {
         try {
-            state.add_listener(listen_on(address, backlog), {});
+            state.add_listener(listen_on(address, backlog), {}, make_listener(loop));
         } catch (const std::system_error& e) {
             const bool no_ipv6 = e.code() == std::errc::address_family_not_supported ||
                                  e.code() == std::errc::address_not_available;
@@ -71,7 +79,8 @@ coro<server> create_unix_server(loop_base& loop, protocol_factory factory, std::
     if (has_file) remove_stale_socket_file(path.c_str());
     auto& state = *new server_state(loop, std::move(factory), backlog);
     server handle(&state);  // owns it from here: closes it if a bind fails
-    state.add_listener(listen_on(address, backlog), has_file ? path : std::string());
+    state.add_listener(listen_on(address, backlog), has_file ? path : std::string(),
+                       make_listener(loop));
     state.start_serving();
     co_return handle;
 }

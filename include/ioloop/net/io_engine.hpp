@@ -1,9 +1,10 @@
-// ioloop: io_engine, how a loop moves bytes: the one thing that differs between the
-// backend families. A readiness backend (epoll, kqueue, poll, select) tells when a
-// descriptor is ready, and the engine then makes the call (net/reactive/); a completion
-// backend (IOCP) runs overlapped operations whose buffers the kernel owns until they
-// complete (net/iocp/). Everything above it (transports' protocol-facing rules, servers,
-// connections, streams) is written once against this interface.
+// ioloop: io_engine, a loop's I/O state, kept by the engine of its backend's family. A
+// readiness backend (epoll, kqueue, poll, select) tells when a descriptor is ready, and
+// the family's code then makes the call (net/reactive/); a completion backend (IOCP)
+// runs overlapped operations whose buffers the kernel owns until they complete
+// (net/iocp/). Everything above (transports' protocol-facing rules, servers,
+// connections, streams) is written once, and reaches its family's code through
+// net/engines.hpp.
 //
 // Each basic_event_loop<Backend> owns the engine of Backend's family, chosen in one place
 // (net/engines.hpp), and loop_base keeps a pointer to it: its one member for I/O. A third
@@ -11,30 +12,21 @@
 #ifndef IOLOOP_NET_IO_ENGINE_HPP
 #define IOLOOP_NET_IO_ENGINE_HPP
 
-#include "ioloop/coro/coro.hpp"
 #include "ioloop/detail/callback_node.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/io_watcher.hpp"
 #include "ioloop/detail/posix.hpp"
 #include "ioloop/detail/windows.hpp"
-#include "ioloop/net/endpoint.hpp"
-#include "ioloop/net/protocol.hpp"
-#include "ioloop/net/socket.hpp"
-#include "ioloop/net/transport.hpp"
 
 #include <cstddef>
 #include <memory>
 #include <span>
 
 IOLOOP_NAMESPACE_BEGIN
-
-class loop_base;
-
 namespace detail {
 
-class connection_counter;  // net/stream_core.hpp
-class server_state;        // net/server_state.hpp
-class server_listener;     // net/server_state.hpp
+// The backend families: readiness (net/reactive/) and completion (net/iocp/).
+enum class io_family : unsigned char { readiness, completion };
 
 class io_engine {
 public:
@@ -44,21 +36,9 @@ public:
     io_engine(const io_engine&) = delete;
     io_engine& operator=(const io_engine&) = delete;
 
-    // ---- what each family does its own way ---------------------------------------------
-
-    // A transport for a connected stream socket: takes the socket and the protocol, calls
-    // connection_made. If the backend cannot take the socket, the socket is closed, the
-    // protocol dropped without a callback, and the error thrown. `server`: the server that
-    // accepted the connection, if any.
-    virtual transport& start_stream(loop_base& loop, socket s, std::unique_ptr<protocol> p,
-                                    connection_counter* server) = 0;
-    // The same for a datagram socket.
-    virtual datagram_transport& start_datagram(loop_base& loop, socket s,
-                                               std::unique_ptr<datagram_protocol> p) = 0;
-    // Connects s to `to`, waiting for the handshake; `what` begins the error's message.
-    virtual coro<void> connect(loop_base& loop, socket& s, endpoint to, const char* what) = 0;
-    // Accepts on a listening socket of the server's, once told to serve.
-    virtual std::unique_ptr<server_listener> listen(server_state& server, socket& s) = 0;
+    // Which family's code serves this loop: the networking layer asks in one place
+    // (net/engines.hpp, with_family).
+    io_family family() const noexcept { return family_; }
 
     // Readiness, for what waits on a descriptor it does not own (add_reader, wait_readable,
     // the sock_* operations) or watches its own (the readiness transports): runs `n` each
@@ -87,10 +67,11 @@ public:
     void close_resources() noexcept { resources_.close_all(); }
 
 protected:
-    io_engine() = default;
+    explicit io_engine(io_family f) noexcept : family_(f) {}
     ~io_engine() = default;
 
 private:
+    io_family family_;
     resource_list resources_;
     std::unique_ptr<char[]> read_buffer_;  // made on first use
 };

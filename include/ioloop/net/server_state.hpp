@@ -40,6 +40,10 @@ namespace detail {
 
 using protocol_factory = unique_function<std::unique_ptr<protocol>()>;
 
+// How a backend family starts the transport of an accepted connection.
+using start_stream_fn = transport& (*)(loop_base&, socket, std::unique_ptr<protocol>,
+                                       connection_counter*);
+
 // One listening socket of a server, accepting the way its backend family does; it hands
 // each connection, or each failure, to its server.
 class server_listener {
@@ -66,11 +70,13 @@ public:
         net_access::add_resource(loop_, *this);
     }
 
-    // A listening socket to serve; `unlink_path` is a Unix socket's file, removed on close.
-    void add_listener(socket s, std::string unlink_path) {
+    // A listening socket to serve, and its family's listener (make_listener(*this, s));
+    // `unlink_path` is a Unix socket's file, removed on close.
+    template <class MakeListener>
+    void add_listener(socket s, std::string unlink_path, MakeListener make_listener) {
         listeners_.reserve(listeners_.size() + 1);
         sockets_.reserve(sockets_.size() + 1);
-        std::unique_ptr<server_listener> l = net_access::engine(loop_).listen(*this, s);
+        std::unique_ptr<server_listener> l = make_listener(*this, s);
         l->unlink_path = std::move(unlink_path);
         listeners_.push_back(std::move(l));
         sockets_.push_back(std::move(s));
@@ -127,12 +133,13 @@ public:
 
     // ---- what the listeners report -----------------------------------------------------
 
-    // A connection accepted on a socket of `family`: it gets a transport and a protocol.
-    void accepted(socket conn, int family) noexcept {
+    // A connection accepted on a socket of `family`: it gets a protocol, and a transport
+    // from the listener's family.
+    void accepted(socket conn, int family, start_stream_fn start) noexcept {
         out_of_fds_reported_ = false;
         try {
             if (family == AF_INET || family == AF_INET6) conn.set_no_delay(true);
-            net_access::engine(loop_).start_stream(loop_, std::move(conn), factory_(), this);
+            start(loop_, std::move(conn), factory_(), this);
         } catch (...) {
             report("server: could not set up an accepted connection");
         }

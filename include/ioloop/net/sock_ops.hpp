@@ -46,7 +46,7 @@ coro<std::pair<socket, endpoint>> basic_event_loop<Backend>::sock_accept(socket&
 
 template <class Backend>
 coro<void> basic_event_loop<Backend>::sock_connect(socket& s, endpoint to) {
-    return engine_.connect(*this, s, std::move(to), "sock_connect");
+    return engine_.sock_connect(*this, s, std::move(to));
 }
 
 template <class Backend>

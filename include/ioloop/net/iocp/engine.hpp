@@ -1,7 +1,7 @@
 // ioloop: iocp_engine<Backend>, the I/O engine of the completion backends (IOCP):
 // overlapped operations whose buffers the kernel owns until they complete. It counts the
-// operations in flight, starts the overlapped transports and listeners, and makes the
-// sock_* operations' calls.
+// operations in flight and makes the sock_* operations' calls. Its transports, connect
+// and listeners are in net/iocp/ops.hpp.
 #ifndef IOLOOP_NET_IOCP_ENGINE_HPP
 #define IOLOOP_NET_IOCP_ENGINE_HPP
 
@@ -13,10 +13,7 @@
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/iocp/iocp_io.hpp"
-#include "ioloop/net/iocp/listener.hpp"
-#include "ioloop/net/overlapped_datagram_transport.hpp"
 #include "ioloop/net/overlapped_sock_ops.hpp"
-#include "ioloop/net/overlapped_socket_transport.hpp"
 #include "ioloop/net/socket.hpp"
 
 #if defined(IOLOOP_WINDOWS)
@@ -64,28 +61,11 @@ public:
         }
     }
 
-    // ---- io_engine -----------------------------------------------------------------------
-
-    // The socket's completions go to this loop's port first, unless a connect or a sock_*
-    // operation saw to it already.
-    transport& start_stream(loop_base& loop, socket s, std::unique_ptr<protocol> p,
-                            connection_counter* server) override {
-        associate_once(s);
-        return overlapped_socket_transport::start(loop, std::move(s), std::move(p), server);
-    }
-    datagram_transport& start_datagram(loop_base& loop, socket s,
-                                       std::unique_ptr<datagram_protocol> p) override {
-        associate_once(s);
-        return overlapped_datagram_transport::start(loop, std::move(s), std::move(p));
-    }
-    coro<void> connect(loop_base& loop, socket& s, endpoint to, const char* what) override {
-        return overlapped_connect(loop, s, std::move(to), what);
-    }
-    std::unique_ptr<server_listener> listen(server_state& server, socket& s) override {
-        return std::make_unique<iocp_listener>(server, s);
-    }
-
     // ---- the sock_* operations (net/overlapped_sock_ops.hpp) ---------------------------
+
+    coro<void> sock_connect(loop_base& loop, socket& s, endpoint to) {
+        return overlapped_connect(loop, s, std::move(to), "sock_connect");
+    }
 
     coro<std::size_t> sock_recv_into(loop_base& loop, socket& s, std::span<std::byte> buf) {
         return overlapped_recv_into(loop, s, buf);

@@ -63,7 +63,7 @@ public:
     }
 
 protected:
-    iocp_io() noexcept {
+    iocp_io() noexcept : io_engine(io_family::completion) {
         static atomic<std::uint64_t> ports{0};
         port_id_ = ports.fetch_add(1, memory_order::relaxed) + 1;
     }

@@ -21,9 +21,10 @@ namespace detail {
 
 class iocp_listener final : public server_listener {
 public:
-    // The socket's completions go to the loop's port from now on.
-    iocp_listener(server_state& server, socket& s)
-        : server_(server), fd_(s.fd()), family_(family_of(s.fd())) {
+    // The socket's completions go to the loop's port from now on. `start` makes the
+    // transports of the connections it accepts.
+    iocp_listener(server_state& server, socket& s, start_stream_fn start)
+        : server_(server), fd_(s.fd()), family_(family_of(s.fd())), start_(start) {
         associate_once(server.loop(), s);
     }
     ~iocp_listener() override { serve(false); }
@@ -44,7 +45,7 @@ public:
             server_.accept_failed(ec, fd_);
             return;
         }
-        if (!ec) server_.accepted(std::move(conn), peer.native()->sa_family);
+        if (!ec) server_.accepted(std::move(conn), peer.native()->sa_family, start_);
         accept_next();
     }
 
@@ -61,6 +62,7 @@ private:
     server_state& server_;
     native_socket fd_;
     address_family family_;  // of what it accepts
+    start_stream_fn start_;
     accept_op<iocp_listener>* accepting_ = nullptr;
 };
 

@@ -1,8 +1,8 @@
 // ioloop: reactive_engine<Backend>, the I/O engine of the readiness backends (epoll,
 // kqueue, poll, select): try the call, and watch the descriptor only when it would block.
 // It keeps the loop's table of watched descriptors (add_reader / add_writer and every
-// one-shot wait), starts the readiness transports and listeners, and makes the sock_*
-// operations' calls.
+// one-shot wait) and the count of what is watched, and makes the sock_* operations'
+// calls. Its transports, connect and listeners are in net/reactive/ops.hpp.
 #ifndef IOLOOP_NET_REACTIVE_ENGINE_HPP
 #define IOLOOP_NET_REACTIVE_ENGINE_HPP
 
@@ -15,14 +15,12 @@
 #include "ioloop/detail/posix.hpp"
 #include "ioloop/detail/windows.hpp"
 #include "ioloop/loop_base.hpp"
-#include "ioloop/net/datagram_socket_transport.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/fd_ready.hpp"
 #include "ioloop/net/io_engine.hpp"
 #include "ioloop/net/net_access.hpp"
-#include "ioloop/net/reactive/listener.hpp"
+#include "ioloop/net/reactive/ops.hpp"
 #include "ioloop/net/socket.hpp"
-#include "ioloop/net/socket_transport.hpp"
 
 #include <cstddef>
 #include <memory>
@@ -42,7 +40,8 @@ namespace detail {
 template <class Backend>
 class reactive_engine final : public io_engine {
 public:
-    reactive_engine(loop_base& loop, Backend& backend) noexcept : loop_(loop), backend_(backend) {}
+    reactive_engine(loop_base& loop, Backend& backend) noexcept
+        : io_engine(io_family::readiness), loop_(loop), backend_(backend) {}
     ~reactive_engine() { free_unwatched(); }
 
     // ---- the loop's hooks (basic_event_loop calls these directly) ----------------------
@@ -73,33 +72,6 @@ public:
     void finish_operations() noexcept {}
 
     // ---- io_engine -----------------------------------------------------------------------
-
-    transport& start_stream(loop_base& loop, socket s, std::unique_ptr<protocol> p,
-                            connection_counter* server) override {
-        return socket_transport::start(loop, std::move(s), std::move(p), server);
-    }
-
-    datagram_transport& start_datagram(loop_base& loop, socket s,
-                                       std::unique_ptr<datagram_protocol> p) override {
-        return datagram_socket_transport::start(loop, std::move(s), std::move(p));
-    }
-
-    // asyncio's way: a non-blocking connect, then writability, then SO_ERROR.
-    coro<void> connect(loop_base& loop, socket& s, endpoint to, const char* what) override {
-        if (::connect(s.fd(), to.native(), to.native_size()) == 0) co_return;
-        const int err = last_socket_error();
-        // The handshake goes on (see connect_pending). The outcome is in SO_ERROR once the
-        // socket is writable, or (Windows) once select reports the connect failed.
-        if (!connect_pending(err)) throw_system_error(err, concat({what, " to ", to.to_string()}));
-        co_await fd_ready(loop, s.fd(), backend::io_write, what);
-        if (const std::error_code ec = s.pending_error()) {
-            throw std::system_error(ec, concat({what, " to ", to.to_string()}));
-        }
-    }
-
-    std::unique_ptr<server_listener> listen(server_state& server, socket& s) override {
-        return std::make_unique<reactive_listener>(server, s.fd());
-    }
 
     void add_watch(native_socket fd, unsigned which, callback_node* n, const char* what) override {
         n->refs.store(1, memory_order::relaxed);  // the registration's
@@ -159,6 +131,11 @@ public:
     }
 
     // ---- the sock_* operations ---------------------------------------------------------
+
+    coro<void> sock_connect(loop_base& loop, socket& s, endpoint to) {
+        return reactive_ops::connect(loop, s, std::move(to), "sock_connect");
+    }
+
     // Each tries its syscall first, as asyncio does: data that is already there costs no
     // loop iteration. Only EAGAIN (WSAEWOULDBLOCK) makes the task wait, then it retries.
 

@@ -20,8 +20,9 @@ namespace detail {
 
 class reactive_listener final : public server_listener, private io_watcher {
 public:
-    reactive_listener(server_state& server, native_socket fd) noexcept
-        : server_(server), fd_(fd) {}
+    // `start` makes the transports of the connections it accepts.
+    reactive_listener(server_state& server, native_socket fd, start_stream_fn start) noexcept
+        : server_(server), fd_(fd), start_(start) {}
 
     void serve(bool on) noexcept override {
         if (watched_ == on) return;
@@ -48,7 +49,7 @@ private:
                 server_.accept_failed(system_error_code(err), fd_);
                 return;
             }
-            server_.accepted(std::move(conn), peer.ss_family);
+            server_.accepted(std::move(conn), peer.ss_family, start_);
         }
     }
 
@@ -58,6 +59,7 @@ private:
 
     server_state& server_;
     native_socket fd_;
+    start_stream_fn start_;
     bool watched_ = false;
 };
 
