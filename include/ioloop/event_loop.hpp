@@ -227,12 +227,28 @@ private:
         detail::callback_node* writer = nullptr;
     };
 
-    // loop_base::watch_io_: a transport or a listener watches its own descriptor, outside
-    // the add_reader table (it owns the descriptor, so nothing else watches it).
+    // loop_base::watch_io_: a transport, a listener or a waiting task (io_wait) watches a
+    // descriptor itself, outside the add_reader table. A backend keeps one registration per
+    // descriptor, and a second would silently take the first's events (epoll's ADD of a
+    // watched fd is turned into a MOD; poll and select overwrite): so a descriptor that
+    // something of this loop watches already is refused, here and in add_watch.
     static void watch_for_net(loop_base* self, native_socket fd, unsigned old_events,
                               unsigned new_events, detail::io_watcher* w) {
         auto& loop = *static_cast<basic_event_loop*>(self);
-        loop.backend_.watch(fd, old_events, new_events, w);
+        const std::size_t ufd = detail::fd_index(fd);
+        if (old_events == 0 && new_events != 0) {
+            loop.refuse_if_watched(fd, "watching");
+            if (ufd >= loop.net_watched_.size()) loop.net_watched_.resize(ufd + 1, 0);
+            loop.net_watched_[ufd] = 1;
+        } else if (new_events == 0 && ufd < loop.net_watched_.size()) {
+            loop.net_watched_[ufd] = 0;  // even if the backend fails: the caller lets go
+        }
+        try {
+            loop.backend_.watch(fd, old_events, new_events, w);
+        } catch (...) {
+            if (old_events == 0) loop.net_watched_[ufd] = 0;
+            throw;
+        }
         if (old_events == 0 && new_events != 0) ++loop.watched_count_;
         if (old_events != 0 && new_events == 0) --loop.watched_count_;
     }
@@ -320,6 +336,20 @@ private:
         }
     }
 
+    // errc::file_exists if fd is watched by add_reader/add_writer, or (net_watched_) by a
+    // transport, a listener or a waiting task.
+    void refuse_if_watched(native_socket fd, const char* what) {
+        const std::size_t ufd = detail::fd_index(fd);
+        const bool by_callback = ufd < watches_.size() && watches_[ufd] != nullptr;
+        const bool by_net = ufd < net_watched_.size() && net_watched_[ufd] != 0;
+        if (!by_callback && !by_net) return;
+        detail::throw_errno(
+            EEXIST, detail::concat({what, ": fd ", detail::decimal(fd), " is watched already by ",
+                                    by_callback ? "add_reader/add_writer"
+                                                : "a transport, a server or a waiting task",
+                                    " of this loop"}));
+    }
+
     void add_watch(native_socket fd, unsigned which, detail::callback_node* n, const char* what) {
         n->refs.store(1, detail::memory_order::relaxed);  // the registration's
         try {
@@ -329,6 +359,7 @@ private:
                                                            " is not an open descriptor"}));
             }
             const std::size_t ufd = detail::fd_index(fd);
+            if (ufd < net_watched_.size() && net_watched_[ufd] != 0) refuse_if_watched(fd, what);
             if (ufd >= watches_.size()) watches_.resize(ufd + 1);
             if (!watches_[ufd]) watches_[ufd] = new fd_watch(*this, fd);
         } catch (...) {
@@ -371,6 +402,7 @@ private:
     Backend backend_;
     detail::pod_vector<fd_watch*> watches_;  // by fd_index; owned, freed when unwatched or closed
     std::size_t watched_count_ = 0;
+    detail::pod_vector<unsigned char> net_watched_;  // by fd_index: 1 while watch_for_net watches
     detail::pod_vector<fd_watch*> unwatched_;  // removed; freed after the next poll step
 
     detail::signal_target signal_target_;

@@ -1,6 +1,7 @@
-// ioloop: io_wait, the current task waits once until a descriptor the networking layer
-// owns is readable or writable (a non-blocking connect's outcome). It registers itself
-// with the backend directly, not through add_reader: nothing else watches that descriptor.
+// ioloop: io_wait, the current task waits once until a descriptor is readable or writable
+// (a non-blocking connect's outcome; wait_readable / wait_writable). It registers itself
+// with the backend directly, not through add_reader; the loop refuses it (EEXIST) for a
+// descriptor that something else watches already.
 #ifndef IOLOOP_NET_IO_WAIT_HPP
 #define IOLOOP_NET_IO_WAIT_HPP
 
@@ -20,9 +21,11 @@ namespace detail {
 
 class io_wait final : public wait_point, private io_watcher {
 public:
-    // `which` is backend::io_read or backend::io_write.
-    io_wait(loop_base& loop, native_socket fd, unsigned which) noexcept
-        : loop_(loop), fd_(fd), which_(which) {}
+    // `which` is backend::io_read or backend::io_write; `what` names the wait in the error
+    // of an await outside a task.
+    io_wait(loop_base& loop, native_socket fd, unsigned which,
+            const char* what = "waiting for a socket") noexcept
+        : loop_(loop), fd_(fd), which_(which), what_(what) {}
     io_wait(const io_wait&) = delete;
     io_wait& operator=(const io_wait&) = delete;
     // Destroyed while waiting: the task is being abandoned (its loop is closing).
@@ -31,7 +34,7 @@ public:
     bool await_ready() const noexcept { return false; }
 
     void await_suspend(std::coroutine_handle<> h) {
-        task_ = &current_task_or_throw("waiting for a socket");
+        task_ = &current_task_or_throw(what_);
         // Registered before suspend(), which may deliver a pending cancel at once.
         net_access::watch(loop_, fd_, 0, which_, *this);
         watching_ = true;
@@ -65,6 +68,7 @@ private:
     loop_base& loop_;
     native_socket fd_;
     unsigned which_;
+    const char* what_;
     task_base* task_ = nullptr;
     bool watching_ = false;
 };

@@ -1,0 +1,52 @@
+// ioloop: co_await wait_readable(fd) and co_await wait_writable(fd): the current task waits
+// once until fd is readable (or writable), as trio's functions of those names; what
+// add_reader / add_writer are for callbacks. Readiness backends only (epoll, kqueue, poll,
+// select). The descriptor stays the caller's: nothing watches it before or after the
+// wait, so an idle descriptor costs the loop nothing.
+//
+// Cancelling the task ends the wait and leaves the descriptor unwatched and usable. A
+// descriptor that something else of this loop watches (add_reader, another waiting task,
+// a transport) is refused with errc::file_exists, rather than taken from it.
+#ifndef IOLOOP_NET_WAIT_IO_HPP
+#define IOLOOP_NET_WAIT_IO_HPP
+
+#include "ioloop/backend/concept.hpp"
+#include "ioloop/coro/loop_access.hpp"
+#include "ioloop/detail/config.hpp"
+#include "ioloop/detail/posix.hpp"
+#include "ioloop/detail/windows.hpp"
+#include "ioloop/loop_base.hpp"
+#include "ioloop/net/descriptor_check.hpp"
+#include "ioloop/net/io_wait.hpp"
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// The running loop, checked for a wait on fd: it waits for readiness, and fd is open.
+inline loop_base& loop_for_wait(native_socket fd, const char* what) {
+    loop_base& loop = loop_access::running_or_throw(what);
+    require_readiness(loop, what);
+    require_open_descriptor(fd, what);
+    return loop;
+}
+
+}  // namespace detail
+
+// co_await wait_readable(fd): returns once fd is readable (data, EOF, an error, a hang-up:
+// whatever makes a read return at once). The checks run at the call: no running loop,
+// a completion backend (IOCP), a closed descriptor, or one watched already, throw.
+[[nodiscard]] inline detail::io_wait wait_readable(native_socket fd) {
+    return detail::io_wait(detail::loop_for_wait(fd, "wait_readable"), fd, backend::io_read,
+                           "wait_readable");
+}
+
+// co_await wait_writable(fd): returns once fd is writable (room in its buffer, or an error
+// a write would report).
+[[nodiscard]] inline detail::io_wait wait_writable(native_socket fd) {
+    return detail::io_wait(detail::loop_for_wait(fd, "wait_writable"), fd, backend::io_write,
+                           "wait_writable");
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif
