@@ -4,11 +4,12 @@
 // default disposition, as most programs do. So each write blocks SIGPIPE in this thread
 // around the call, and takes back the SIGPIPE its own EPIPE generated.
 //
-// Measured on Linux 6 (x86-64, a 64 KiB write into a pipe a reader empties, 200,000
-// rounds): the plain write() takes 5.0 us, this one 5.4 us: two rt_sigprocmask calls of
-// about 0.1-0.2 us each. A small write (16 bytes) goes from 0.45 us to 0.75 us. sigpending
-// and sigtimedwait run only where they are needed (SIGPIPE blocked already; a failed
-// write), so the usual case costs just the two mask changes.
+// What it costs: two rt_sigprocmask calls per write (strace -c of 2.1 million guarded
+// writes counts 4.2 million), measured at 0.44 us the pair on the Linux 6.18 VM this was
+// written on, where a 16-byte write plus its read takes 0.74 us: 16-byte writes 0.74 ->
+// 1.16 us, 64 KiB writes 11.9 -> 12.2 us (3%). sigpending and sigtimedwait run only where
+// they are needed (SIGPIPE blocked already; a write that failed with EPIPE). Sockets do
+// not pay it: their sends say MSG_NOSIGNAL.
 #ifndef IOLOOP_DETAIL_PIPE_IO_HPP
 #define IOLOOP_DETAIL_PIPE_IO_HPP
 

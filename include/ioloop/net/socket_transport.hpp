@@ -226,9 +226,10 @@ private:
         if (ec != std::errc::not_connected) force_close(ec);
     }
 
-    std::unique_ptr<pending_writes> pending_;  // only while a write is partly sent
+    // First: they fit in stream_core's tail padding, so a socket's transport is no larger.
     descriptor_kind kind_ = descriptor_kind::socket;
     bool watch_hangup_ = false;  // a write pipe: readability means its reader went away
+    std::unique_ptr<pending_writes> pending_;  // only while a write is partly sent
 };
 
 }  // namespace detail
