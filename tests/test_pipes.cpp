@@ -509,6 +509,25 @@ TEST_CASE("a regular file or a directory is refused, naming the file API; a bad 
     }());
 }
 
+TEST_CASE("a socket is taken as a pipe (asyncio takes one too); a connect never awaited closes fd") {
+    nettest::run([]() -> coro<void> {
+        test::fd_pair p = test::fd_pair::sockets();
+        ioloop::stream_reader r = co_await ioloop::connect_read_pipe(p.release_first());
+        test::write_all(p.second(), "over a socket\n");
+        CHECK(co_await r.readline() == "over a socket\n");
+        p.close_second();
+        CHECK(co_await r.read() == "");
+
+        // The call owns the descriptor at once: a coroutine dropped unawaited closes it.
+        test::fd_pair q = test::fd_pair::pipe();
+        const int fd = q.first();
+        {
+            auto never = ioloop::connect_read_pipe(q.release_first());
+        }
+        CHECK_FALSE(is_open(fd));
+    }());
+}
+
 TEST_CASE("wait_readable: returns when data comes; cancelled, it leaves the descriptor usable") {
     nettest::run([]() -> coro<void> {
         test::fd_pair p = test::fd_pair::pipe();
@@ -530,10 +549,10 @@ TEST_CASE("wait_readable: returns when data comes; cancelled, it leaves the desc
         CHECK(test::read_some(fd) == "a");
         if constexpr (test::readiness_backend) {
             auto& loop = ioloop::get_running_loop();
-            int called = 0;
-            loop.add_reader(fd, [&called] { ++called; });
+            record reader;  // counts the callback's runs in `made`
+            loop.add_reader(fd, [&reader] { ++reader.made; });
             test::write_all(p.second(), "b");
-            AWAIT_UNTIL(called > 0);
+            AWAIT_UNTIL(reader.made > 0);
             // Watched by add_reader: a wait is refused, not silently stolen from it.
             try {
                 co_await ioloop::wait_readable(fd);

@@ -33,8 +33,8 @@ inline loop_base& loop_for_wait(native_socket fd, const char* what) {
 }  // namespace detail
 
 // co_await wait_readable(fd): returns once fd is readable (data, EOF, an error, a hang-up:
-// whatever makes a read return at once). The checks run at the call: no running loop,
-// a completion backend (IOCP), a closed descriptor, or one watched already, throw.
+// whatever makes a read return at once). No running loop, a completion backend (IOCP) or
+// a closed descriptor throw at the call; a descriptor watched already, at the co_await.
 [[nodiscard]] inline detail::io_wait wait_readable(native_socket fd) {
     return detail::io_wait(detail::loop_for_wait(fd, "wait_readable"), fd, backend::io_read,
                            "wait_readable");
