@@ -53,7 +53,8 @@ public:
         self().send_or_buffer(data);
     }
 
-    // The socket's sending side shuts down once the buffered bytes are sent.
+    // The socket's sending side shuts down once the buffered bytes are sent (a pipe has no
+    // half-close: it closes then).
     void write_eof() final {
         if (!self().writes()) throw_read_only("write_eof");
         if (this->closing_ || eof_requested_) return;
