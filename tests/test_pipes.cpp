@@ -401,6 +401,15 @@ TEST_CASE("the descriptor is closed when its transport is gone: the other end se
             AWAIT_UNTIL(in.lost == 1);
             CHECK(test::reset_arrived(p.second()));  // POLLERR: no reader left
         }
+        {
+            // A stream_reader alone (a read pipe has no writer): dropping it closes it.
+            test::fd_pair p = test::fd_pair::pipe();
+            {
+                ioloop::stream_reader r = co_await ioloop::connect_read_pipe(p.release_first());
+                test::write_all(p.second(), "unread");
+            }
+            AWAIT_UNTIL(test::reset_arrived(p.second()));
+        }
     }());
 }
 
