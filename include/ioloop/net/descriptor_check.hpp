@@ -28,13 +28,12 @@ namespace detail {
 }
 
 // The loop's backend waits for readiness (epoll, kqueue, poll, select); a completion
-// backend (IOCP) has no such wait: a clear error instead of a call through nothing.
-inline void require_readiness(const loop_base& loop, std::string_view what) {
-    if (!net_access::has_readiness(loop)) {
-        throw_not_supported(what,
-                            "the IOCP backend waits for completed operations, not for "
-                            "readiness; use the sock_* operations, transports or streams");
-    }
+// backend (IOCP) has no such wait: a clear error (`why`) instead of a call through nothing.
+inline void require_readiness(const loop_base& loop, std::string_view what,
+                              std::string_view why = "the IOCP backend waits for completed "
+                                                     "operations, not for readiness; use the "
+                                                     "sock_* operations, transports or streams") {
+    if (!net_access::has_readiness(loop)) throw_not_supported(what, why);
 }
 
 // What a pipe transport needs to know of its descriptor.
@@ -93,9 +92,7 @@ inline void require_open_descriptor(native_socket, std::string_view) {}
 
 inline pipe_descriptor check_pipe_descriptor(const loop_base& loop, native_socket,
                                              std::string_view what) {
-    if (!net_access::has_readiness(loop)) {
-        throw_not_supported(what, "overlapped pipes on the IOCP backend are not implemented yet");
-    }
+    require_readiness(loop, what, "overlapped pipes on the IOCP backend are not implemented yet");
     throw_not_supported(what,
                         "Windows' select waits on sockets only: it cannot wait on a pipe or a "
                         "console (pipes on Windows will need the IOCP backend)");
