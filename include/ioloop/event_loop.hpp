@@ -107,7 +107,7 @@ public:
                     detail::source_location where = detail::source_location::current()) {
         require_readiness_backend();
         engine_.add_watch(fd, backend::io_read, make_persistent_node(std::forward<F>(fn), where),
-                          "add_reader");
+                          "add_reader", true);
     }
 
     // True if fd had a reader.
@@ -121,7 +121,7 @@ public:
                     detail::source_location where = detail::source_location::current()) {
         require_readiness_backend();
         engine_.add_watch(fd, backend::io_write, make_persistent_node(std::forward<F>(fn), where),
-                          "add_writer");
+                          "add_writer", true);
     }
 
     bool remove_writer(native_socket fd) {

@@ -34,14 +34,17 @@
 #include "ioloop/fwd.hpp"
 #include "ioloop/handle.hpp"
 #include "ioloop/loop_base.hpp"
+#include "ioloop/net/connect_pipe.hpp"
 #include "ioloop/net/create_connection.hpp"
 #include "ioloop/net/create_datagram_endpoint.hpp"
 #include "ioloop/net/create_server.hpp"
 #include "ioloop/net/datagram_socket_transport.hpp"
+#include "ioloop/net/descriptor_check.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/engines.hpp"
 #include "ioloop/net/fd_ready.hpp"
 #include "ioloop/net/getaddrinfo.hpp"
+#include "ioloop/net/pipe_transport.hpp"
 #include "ioloop/net/sock_ops.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/server.hpp"
@@ -53,6 +56,7 @@
 #include "ioloop/net/streams.hpp"
 #include "ioloop/net/transport.hpp"
 #include "ioloop/net/transport_core.hpp"
+#include "ioloop/net/wait_io.hpp"
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
 #undef IOLOOP_NOINLINE

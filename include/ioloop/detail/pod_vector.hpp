@@ -34,6 +34,7 @@ public:
     T* end() noexcept { return data_ + size_; }
 
     T& operator[](std::size_t i) noexcept { return data_[i]; }
+    const T& operator[](std::size_t i) const noexcept { return data_[i]; }
     T& front() noexcept { return data_[0]; }
     const T& front() const noexcept { return data_[0]; }
     T& back() noexcept { return data_[size_ - 1]; }

@@ -47,7 +47,7 @@ public:
     static datagram_socket_transport& start(loop_base& loop, socket sock,
                                             std::unique_ptr<datagram_protocol> p) {
         const bool measure = may_outgrow_read_buffer(sock.fd());
-        return core::start(loop, std::move(sock), std::move(p), measure);
+        return core::start(loop, sock.release(), std::move(p), measure);
     }
 
 private:

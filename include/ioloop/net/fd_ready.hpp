@@ -41,7 +41,7 @@ public:
         // on_cancel must then find a registration to remove.
         fd_ready* self = this;
         callback_node* n = net_access::make_persistent_node(loop_, [self] { self->ready(); });
-        net_access::engine(loop_).add_watch(fd_, which_, n, what_);
+        net_access::engine(loop_).add_watch(fd_, which_, n, what_, false);
         watching_ = true;
         task_->suspend(h, this);
     }

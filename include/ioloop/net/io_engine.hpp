@@ -42,11 +42,14 @@ public:
 
     // Readiness, for what waits on a descriptor it does not own (add_reader, wait_readable,
     // the sock_* operations) or watches its own (the readiness transports): runs `n` each
-    // time fd is readable (io_read) or writable (io_write), replacing an earlier one.
-    // Takes the node's one reference, also when it throws. A completion engine cannot
-    // wait for readiness and says so.
-    virtual void add_watch(native_socket fd, unsigned which, callback_node* n,
-                           const char* what) = 0;
+    // time fd is readable (io_read) or writable (io_write). add_reader's kind `replaces`
+    // an earlier one; a one-shot wait does not, and is refused (errc::file_exists) like
+    // a descriptor a transport or a server watches: a backend keeps one registration per
+    // descriptor, and a second would take the first one's events. Takes the node's one
+    // reference, also when it throws. A completion engine cannot wait for readiness and
+    // says so (errc::operation_not_supported).
+    virtual void add_watch(native_socket fd, unsigned which, callback_node* n, const char* what,
+                           bool replaces) = 0;
     // True if fd had one for `which`.
     virtual bool remove_watch(native_socket fd, unsigned which) = 0;
     // A descriptor the networking layer owns, registered for w (old -> now; 0 unwatches).

@@ -55,9 +55,12 @@ class overlapped_datagram_transport final
     friend overlapped_transport;
 
 public:
-    // start(loop, socket, protocol), on a socket whose completions go to the loop's port
-    // (iocp_engine::start_datagram sees to it).
-    using core::start;
+    // As datagram_socket_transport::start, on a socket whose completions go to the loop's
+    // port already (iocp_ops::start_datagram sees to it).
+    static overlapped_datagram_transport& start(loop_base& loop, socket sock,
+                                                std::unique_ptr<datagram_protocol> p) {
+        return core::start(loop, sock.release(), std::move(p));
+    }
 
 private:
     overlapped_datagram_transport(loop_base& loop, native_socket fd,

@@ -48,9 +48,13 @@ class overlapped_socket_transport final
     friend overlapped_transport;
 
 public:
-    // start(loop, socket, protocol, server), on a socket whose completions go to the
-    // loop's port (iocp_engine::start_stream sees to it).
-    using core::start;
+    // As socket_transport::start, on a socket whose completions go to the loop's port
+    // already (iocp_ops::start_stream sees to it).
+    static overlapped_socket_transport& start(loop_base& loop, socket sock,
+                                              std::unique_ptr<protocol> p,
+                                              connection_counter* server) {
+        return core::start(loop, sock.release(), std::move(p), server);
+    }
 
 private:
     // The bytes of the WSASend in flight (the kernel's until it completes), and what was

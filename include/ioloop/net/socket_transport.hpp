@@ -1,5 +1,11 @@
-// ioloop: the stream transport of the readiness backends (epoll, poll, select): a
-// connected socket, its protocol, and the bytes the socket did not take yet.
+// ioloop: the stream transport of the readiness backends (epoll, poll, select, kqueue): a
+// connected socket, or a descriptor that is not one (a pipe, a FIFO, a terminal: POSIX
+// only), its protocol, and the bytes the descriptor did not take yet.
+//
+// The two differ only in how the bytes move, chosen at start: a socket with recv / send
+// (MSG_NOSIGNAL), a pipe with read / write (SIGPIPE held off per write, detail/pipe_io.hpp),
+// one way only, and a pipe's write_eof closes it. Everything else (buffering, flow control,
+// the close path) is the same code.
 //
 // It reads into the loop's shared buffer and holds no read buffer of its own; its write
 // buffer exists only while a write is partly sent. So an idle connection costs this
@@ -9,6 +15,8 @@
 
 #include "ioloop/backend/concept.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/message.hpp"
+#include "ioloop/detail/pipe_io.hpp"
 #include "ioloop/detail/posix.hpp"
 #include "ioloop/detail/windows.hpp"
 #include "ioloop/errors.hpp"
@@ -30,6 +38,9 @@
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
+// Which descriptor a readiness stream transport serves, and so how its bytes move.
+enum class descriptor_kind : unsigned char { socket, read_pipe, write_pipe };
+
 class socket_transport final : public stream_core<socket_transport> {
     using core = transport_core<socket_transport, transport, protocol>;
     friend core;
@@ -41,7 +52,18 @@ public:
     // without a callback, and the error thrown. `server`: the server that accepted it.
     static socket_transport& start(loop_base& loop, socket sock, std::unique_ptr<protocol> p,
                                    connection_counter* server) {
-        return core::start(loop, std::move(sock), std::move(p), server);
+        return core::start(loop, sock.release(), std::move(p), server, descriptor_kind::socket,
+                           false);
+    }
+
+    // Takes `fd`, a descriptor that is not a socket (checked by net/pipe_transport.hpp),
+    // already non-blocking and close-on-exec, and the protocol, as start() does; `kind` is
+    // read_pipe or write_pipe. `watch_hangup`: a write pipe watches its descriptor for
+    // readability, which only the reader going away causes (a pipe or a FIFO opened for
+    // writing alone; asyncio's trick), so an idle pipe learns it too.
+    static socket_transport& start_pipe(loop_base& loop, native_socket fd, descriptor_kind kind,
+                                        bool watch_hangup, std::unique_ptr<protocol> p) {
+        return core::start(loop, fd, std::move(p), nullptr, kind, watch_hangup);
     }
 
 private:
@@ -53,22 +75,36 @@ private:
     };
 
     socket_transport(loop_base& loop, native_socket fd, std::unique_ptr<protocol> p,
-                     connection_counter* server) noexcept
-        : stream_core(loop, fd, std::move(p), server) {}
+                     connection_counter* server, descriptor_kind kind, bool watch_hangup) noexcept
+        : stream_core(loop, fd, std::move(p), server), kind_(kind), watch_hangup_(watch_hangup) {}
     ~socket_transport() override = default;
 
     // ---- what transport_core asks of us ---------------------------------------------------
 
     unsigned wanted_events() const noexcept {
-        return (wants_to_read() ? unsigned(backend::io_read) : 0u) |
+        const bool read = kind_ == descriptor_kind::write_pipe ? watch_hangup_ : wants_to_read();
+        return (read ? unsigned(backend::io_read) : 0u) |
                (pending_ ? unsigned(backend::io_write) : 0u);
     }
     std::size_t buffered() const noexcept { return pending_ ? pending_->size() : 0; }
     void drop_buffer() noexcept { pending_.reset(); }
 
+    // A socket's addresses; a pipe has only its descriptor, as asyncio's extra "pipe".
+    extra_info extra(std::string_view name) const {
+        if (kind_ == descriptor_kind::socket) return core::extra(name);
+        return name == "pipe" ? extra_info(fd_) : extra_info();
+    }
+
+    std::string describe() const override {
+        if (kind_ == descriptor_kind::socket) return core::describe();
+        return concat({"the transport of pipe ", decimal(fd_)});
+    }
+
     // ---- what stream_core asks of us ----------------------------------------------------
 
     bool has_write_buffer() const noexcept { return pending_ != nullptr; }
+    bool reads() const noexcept { return kind_ != descriptor_kind::write_pipe; }
+    bool writes() const noexcept { return kind_ != descriptor_kind::read_pipe; }
 
     // Sends what the socket takes now; the rest waits for writability in pending_.
     void send_or_buffer(std::string_view data) {
@@ -88,7 +124,14 @@ private:
     // ---- events -------------------------------------------------------------------------
 
     void on_io(unsigned events) noexcept override {
-        if ((events & backend::io_read) && (watched_ & backend::io_read)) read_ready();
+        if ((events & backend::io_read) && (watched_ & backend::io_read)) {
+            // A write pipe readable: its reader went away (see start_pipe).
+            if (kind_ == descriptor_kind::write_pipe) {
+                force_close(std::make_error_code(std::errc::broken_pipe));
+                return;
+            }
+            read_ready();
+        }
         if ((events & backend::io_write) && pending_ && !lost_) write_ready();
     }
 
@@ -97,7 +140,7 @@ private:
         std::ptrdiff_t n;
         int err = 0;
         do {
-            n = socket_recv(fd_, buffer.data(), buffer.size());
+            n = receive(buffer.data(), buffer.size());
             if (n == -1) err = last_socket_error();
         } while (n == -1 && interrupted(err));
         if (n > 0) {
@@ -137,7 +180,7 @@ private:
     // error, which has closed the transport.
     std::ptrdiff_t send_some(std::string_view data) noexcept {
         for (;;) {
-            const std::ptrdiff_t n = socket_send(fd_, data.data(), data.size());
+            const std::ptrdiff_t n = transmit(data.data(), data.size());
             if (n >= 0) return n;
             const int err = last_socket_error();
             if (interrupted(err)) continue;
@@ -147,13 +190,35 @@ private:
         }
     }
 
+    // The bytes' one system call each way: a branch on the kind, no extra call for sockets.
+    std::ptrdiff_t receive(char* into, std::size_t size) noexcept {
+#if defined(IOLOOP_POSIX)
+        if (kind_ != descriptor_kind::socket) return read_descriptor(fd_, into, size);
+#endif
+        return socket_recv(fd_, into, size);
+    }
+    std::ptrdiff_t transmit(const char* data, std::size_t size) noexcept {
+#if defined(IOLOOP_POSIX)
+        if (kind_ != descriptor_kind::socket) return write_without_sigpipe(fd_, data, size);
+#endif
+        return socket_send(fd_, data, size);
+    }
+
     void shutdown_write() noexcept {
+        // A pipe has no half-close: its write_eof closes it once the bytes are out (asyncio).
+        if (kind_ != descriptor_kind::socket) {
+            start_closing();
+            return;
+        }
         if (shutdown_send(fd_) == 0) return;
         // ENOTCONN: the peer is gone already; reading will tell the protocol.
         const std::error_code ec = system_error_code(last_socket_error());
         if (ec != std::errc::not_connected) force_close(ec);
     }
 
+    // First: they fit in stream_core's tail padding, so a socket's transport is no larger.
+    descriptor_kind kind_;
+    bool watch_hangup_;  // a write pipe: readability means its reader went away
     std::unique_ptr<pending_writes> pending_;  // only while a write is partly sent
 };
 

@@ -5,11 +5,13 @@
 // (socket_transport, overlapped_socket_transport) only moves the bytes.
 //
 // Derived provides, besides what transport_core asks of it: send_or_buffer(data) (called
-// with data to send on an open transport), has_write_buffer(), shutdown_write().
+// with data to send on an open transport), has_write_buffer(), shutdown_write(). It may
+// hide reads() and writes() (both true here): a pipe moves bytes one way only.
 #ifndef IOLOOP_NET_STREAM_CORE_HPP
 #define IOLOOP_NET_STREAM_CORE_HPP
 
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/message.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/protocol.hpp"
@@ -42,6 +44,7 @@ class stream_core : public transport_core<Derived, transport, protocol> {
 
 public:
     void write(std::string_view data) final {
+        if (!self().writes()) throw_read_only("write");
         if (this->user_closed_) {
             throw invalid_state_error("transport::write: the transport is closed");
         }
@@ -50,25 +53,30 @@ public:
         self().send_or_buffer(data);
     }
 
-    // The socket's sending side shuts down once the buffered bytes are sent.
+    // The socket's sending side shuts down once the buffered bytes are sent (a pipe has no
+    // half-close: it closes then).
     void write_eof() final {
+        if (!self().writes()) throw_read_only("write_eof");
         if (this->closing_ || eof_requested_) return;
         eof_requested_ = true;
         if (!self().has_write_buffer()) self().shutdown_write();
     }
-    bool can_write_eof() const noexcept final { return true; }
+    bool can_write_eof() const noexcept final { return self().writes(); }
 
+    // A transport that does not read (a write pipe) has nothing to pause.
     void pause_reading() final {
-        if (this->closing_ || reading_paused_) return;
+        if (!self().reads() || this->closing_ || reading_paused_) return;
         reading_paused_ = true;
         this->update_watch();
     }
     void resume_reading() final {
-        if (this->closing_ || !reading_paused_) return;
+        if (!self().reads() || this->closing_ || !reading_paused_) return;
         reading_paused_ = false;
         this->update_watch();
     }
-    bool is_reading() const noexcept final { return !reading_paused_ && !this->closing_; }
+    bool is_reading() const noexcept final {
+        return self().reads() && !reading_paused_ && !this->closing_;
+    }
 
 protected:
     stream_core(loop_base& loop, native_socket fd, std::unique_ptr<protocol> p,
@@ -80,6 +88,10 @@ protected:
     bool wants_to_read() const noexcept {
         return !this->closing_ && !reading_paused_ && !eof_received_;
     }
+
+    // Which ways the bytes move: both for a socket. Derived hides these for a pipe.
+    bool reads() const noexcept { return true; }
+    bool writes() const noexcept { return true; }
 
     // transport_core's hooks: a server counts the connection from start to end.
     void opened() noexcept {
@@ -100,7 +112,9 @@ protected:
             this->protocol_failed("eof_received");
             return;
         }
-        if (!keep_open) this->start_closing();
+        // A transport that cannot write has nothing to stay open for (asyncio's read
+        // pipe closes at EOF whatever eof_received says).
+        if (!keep_open || !self().writes()) this->start_closing();
     }
 
     // Derived has sent its whole write buffer and dropped it: the protocol may resume
@@ -119,6 +133,13 @@ protected:
 
 private:
     Derived& self() noexcept { return static_cast<Derived&>(*this); }
+    const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
+
+    [[noreturn]] static void throw_read_only(std::string_view what) {
+        throw invalid_state_error(
+            concat({"transport::", what, ": this transport is a read pipe (connect_read_pipe): "
+                    "it cannot write"}));
+    }
 
     connection_counter* server_;  // the server that accepted it, if any
     bool reading_paused_ = false;

@@ -591,8 +591,19 @@ public:
         std::swap(s_, other.s_);
         return *this;
     }
+    // The last handle of a connection that has no writer (a read pipe) closes it, as the
+    // last stream_writer closes a connection: nobody could read what comes next. With a
+    // live transport, refs_ counts it and the handles: 2 is the transport and this one.
     ~stream_reader() {
-        if (s_) s_->release();
+        if (!s_) return;
+        if (s_->refs_ == 2 && s_->writers_ == 0 && s_->transport_ &&
+            !s_->transport_->is_closing()) {
+            try {
+                s_->transport_->close();
+            } catch (...) {  // a transport's close does not throw; a destructor cannot
+            }
+        }
+        s_->release();
     }
 
     explicit operator bool() const noexcept { return s_ != nullptr; }

@@ -93,7 +93,8 @@ public:
         return wait_awaiter(&state("wait_closed"), wait_awaiter::kind::closed);
     }
 
-    // "peername", "sockname", "socket"; nothing once the connection is gone.
+    // "peername", "sockname", "socket" ("pipe" over a pipe); nothing once the connection is
+    // gone.
     extra_info get_extra_info(std::string_view name) const {
         if (!s_ || !s_->transport_) return extra_info();
         return s_->transport_->get_extra_info(name);

@@ -1,6 +1,7 @@
 // ioloop: asyncio's stream functions: open_connection / open_unix_connection give a
 // connected (stream_reader, stream_writer) pair; start_server / start_unix_server run a
-// coroutine per accepted connection, as a task of its own.
+// coroutine per accepted connection, as a task of its own; connect_read_pipe /
+// connect_write_pipe give a stream_reader or a stream_writer over a pipe or a terminal.
 //
 // Each is a plain function that checks its arguments and returns the coroutine that does
 // the work, so the callback and the strings it was given are moved out of the caller's
@@ -12,8 +13,10 @@
 #include "ioloop/coro/loop_access.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/loop_base.hpp"
+#include "ioloop/net/connect_pipe.hpp"
 #include "ioloop/net/create_connection.hpp"
 #include "ioloop/net/create_server.hpp"
+#include "ioloop/net/pipe_transport.hpp"
 #include "ioloop/net/server.hpp"
 #include "ioloop/net/stream_reader.hpp"
 #include "ioloop/net/stream_writer.hpp"
@@ -42,7 +45,8 @@ inline void check_stream_limit(std::size_t limit, const char* what) {
 }
 
 // A client connection's protocol, and its handles, put where the connecting coroutine
-// keeps them.
+// keeps them. A pipe has one of the two: a null one is not made (a writer made and
+// dropped would close the transport).
 struct stream_client_factory {
     std::size_t limit;
     stream_reader* reader;
@@ -50,8 +54,8 @@ struct stream_client_factory {
 
     std::unique_ptr<stream_reader_protocol> operator()() const {
         std::unique_ptr<stream_reader_protocol> p = stream_reader_protocol::create(limit);
-        *reader = stream_reader(*p);
-        *writer = stream_writer(*p);
+        if (reader) *reader = stream_reader(*p);
+        if (writer) *writer = stream_writer(*p);
         return p;
     }
 };
@@ -100,6 +104,26 @@ coro<std::pair<stream_reader, stream_writer>> open_stream(std::string host, std:
     co_return std::pair<stream_reader, stream_writer>(std::move(reader), std::move(writer));
 }
 
+// connect_read_pipe's and connect_write_pipe's coroutine: one handle of the pair, over the
+// descriptor, owned from the call (closed if the coroutine never runs or fails).
+template <class Handle>
+coro<Handle> open_pipe_stream(owned_descriptor fd, std::size_t limit) {
+    constexpr bool reading = std::is_same_v<Handle, stream_reader>;
+    const char* what = reading ? "connect_read_pipe" : "connect_write_pipe";
+    loop_base& loop = loop_access::running_or_throw(what);
+    Handle handle;
+    if constexpr (reading) {
+        auto connecting = loop.connect_read_pipe(stream_client_factory{limit, &handle, nullptr},
+                                                 fd.release());
+        co_await std::move(connecting);
+    } else {
+        auto connecting = loop.connect_write_pipe(stream_client_factory{limit, nullptr, &handle},
+                                                  fd.release());
+        co_await std::move(connecting);
+    }
+    co_return handle;
+}
+
 // start_server's coroutine, on the loop that runs it.
 template <class Callback>
 coro<server> serve_streams(stream_server_factory<Callback> factory, std::string where,
@@ -133,6 +157,26 @@ coro<std::pair<stream_reader, stream_writer>> open_unix_connection(
     std::string path, std::size_t limit = stream_default_limit) {
     detail::check_stream_limit(limit, "open_unix_connection");
     return detail::open_stream(std::move(path), 0, true, limit);
+}
+
+// co_await connect_read_pipe(fd) -> stream_reader (asyncio's StreamReader over
+// loop.connect_read_pipe): fd, a pipe, a FIFO, a terminal or a character device (POSIX),
+// is the stream's from the call on, and closed at EOF, when the last stream_reader of it
+// goes, or when the loop closes. `limit` is the reader's (see stream_reader).
+template <class = void>  // a template: compiled only where it is used
+coro<stream_reader> connect_read_pipe(native_socket fd, std::size_t limit = stream_default_limit) {
+    detail::owned_descriptor owned(fd);
+    detail::check_stream_limit(limit, "connect_read_pipe");
+    return detail::open_pipe_stream<stream_reader>(std::move(owned), limit);
+}
+
+// co_await connect_write_pipe(fd) -> stream_writer: every stream_writer method works on it,
+// drain included; write_eof and close send what is buffered, then close fd. The reader
+// going away is errc::broken_pipe (from drain or wait_closed), never SIGPIPE.
+template <class = void>  // a template: compiled only where it is used
+coro<stream_writer> connect_write_pipe(native_socket fd) {
+    return detail::open_pipe_stream<stream_writer>(detail::owned_descriptor(fd),
+                                                   stream_default_limit);
 }
 
 // co_await start_server(cb, host, port) -> server (asyncio's start_server), serving at

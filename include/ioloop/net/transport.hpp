@@ -75,7 +75,9 @@ public:
     // True once close() or abort() was called, or the connection was lost.
     virtual bool is_closing() const noexcept = 0;
 
-    // "peername", "sockname" (addresses), "socket" (the descriptor); nothing otherwise.
+    // "peername", "sockname" (addresses), "socket" (the descriptor); a pipe transport
+    // (connect_read_pipe, connect_write_pipe) has "pipe" (its descriptor) alone; nothing
+    // otherwise.
     virtual extra_info get_extra_info(std::string_view name) const = 0;
 
     virtual std::size_t get_write_buffer_size() const noexcept = 0;

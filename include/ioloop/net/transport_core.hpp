@@ -82,18 +82,8 @@ public:
     }
     write_buffer_limits get_write_buffer_limits() const noexcept final { return {low_, high_}; }
 
-    extra_info get_extra_info(std::string_view name) const final {
-        if (name == "socket") return extra_info(fd_);
-        sockaddr_storage addr{};
-        socklen_t size = sizeof addr;
-        auto* native = reinterpret_cast<sockaddr*>(&addr);
-        int rc = -1;
-        if (name == "peername") rc = ::getpeername(fd_, native, &size);
-        if (name == "sockname") rc = ::getsockname(fd_, native, &size);
-        // An unnamed Unix socket has an address of just its family: nothing to say.
-        if (rc == -1 || size <= family_size) return {};
-        return extra_info(endpoint::from_native(native, size));
-    }
+    // What Derived knows of its descriptor (a socket's addresses, a pipe's number).
+    extra_info get_extra_info(std::string_view name) const final { return self().extra(name); }
 
 protected:
     std::string describe() const override {
@@ -104,14 +94,19 @@ protected:
         : loop_(loop), protocol_(std::move(p)), fd_(fd) {}
     ~transport_core() override = default;
 
-    // Makes a Derived(loop, fd, protocol, extra...) that owns the socket, watches it and
-    // tells the protocol. If watching fails (the backend cannot take the descriptor), the
-    // socket is closed and the protocol dropped without a callback, and the error is thrown.
+    // Makes a Derived(loop, fd, protocol, extra...) that owns fd, watches it and tells the
+    // protocol. If that fails (no memory; the backend cannot take the descriptor), fd is
+    // closed and the protocol dropped without a callback, and the error is thrown.
     template <class... Extra>
-    static Derived& start(loop_base& loop, socket sock, std::unique_ptr<Protocol> p,
+    static Derived& start(loop_base& loop, native_socket fd, std::unique_ptr<Protocol> p,
                           Extra&&... extra) {
-        auto* t = new Derived(loop, sock.fd(), std::move(p), std::forward<Extra>(extra)...);
-        sock.release();
+        Derived* t;
+        try {
+            t = new Derived(loop, fd, std::move(p), std::forward<Extra>(extra)...);
+        } catch (...) {
+            close_socket(fd);
+            throw;
+        }
         try {
             t->update_watch_or_throw();
         } catch (...) {
@@ -219,6 +214,21 @@ protected:
     // Hooks for Derived (a server's connection count): the transport started, ended.
     void opened() noexcept {}
     void ended() noexcept {}
+
+    // get_extra_info for a socket: "socket", "peername", "sockname". Derived hides this
+    // when its descriptor is something else.
+    extra_info extra(std::string_view name) const {
+        if (name == "socket") return extra_info(fd_);
+        sockaddr_storage addr{};
+        socklen_t size = sizeof addr;
+        auto* native = reinterpret_cast<sockaddr*>(&addr);
+        int rc = -1;
+        if (name == "peername") rc = ::getpeername(fd_, native, &size);
+        if (name == "sockname") rc = ::getsockname(fd_, native, &size);
+        // An unnamed Unix socket has an address of just its family: nothing to say.
+        if (rc == -1 || size <= family_size) return {};
+        return extra_info(endpoint::from_native(native, size));
+    }
 
     loop_base& loop_;
     std::unique_ptr<Protocol> protocol_;

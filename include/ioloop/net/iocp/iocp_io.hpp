@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <system_error>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -52,7 +53,7 @@ public:
 
     // Readiness is not what a completion port reports: add_reader does not compile on
     // IOCP, and what reaches these at run time (wait_readable) is told so.
-    void add_watch(native_socket, unsigned, callback_node* n, const char* what) override {
+    void add_watch(native_socket, unsigned, callback_node* n, const char* what, bool) override {
         n->refs.store(1, memory_order::relaxed);
         n->release();
         no_readiness(what);
@@ -72,8 +73,8 @@ protected:
     virtual void associate(native_socket s) = 0;
 
     [[noreturn]] static void no_readiness(const char* what) {
-        throw_system_error(
-            ERROR_NOT_SUPPORTED,
+        throw std::system_error(
+            std::make_error_code(std::errc::operation_not_supported),
             concat({what, ": a completion backend (IOCP) cannot wait for readiness; use the "
                           "transports, streams or sock_* operations, or a readiness backend "
                           "(select)"}));

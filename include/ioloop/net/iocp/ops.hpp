@@ -6,6 +6,7 @@
 
 #include "ioloop/coro/coro.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/message.hpp"
 #include "ioloop/detail/windows.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
@@ -14,6 +15,7 @@
 #include "ioloop/net/overlapped_datagram_transport.hpp"
 #include "ioloop/net/overlapped_sock_ops.hpp"
 #include "ioloop/net/overlapped_socket_transport.hpp"
+#include "ioloop/net/pipe_transport.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/server_state.hpp"
 #include "ioloop/net/socket.hpp"
@@ -23,6 +25,7 @@
 #if defined(IOLOOP_WINDOWS)
 
 #include <memory>
+#include <system_error>
 #include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
@@ -46,6 +49,15 @@ struct iocp_ops {
     // ConnectEx.
     static coro<void> connect(loop_base& loop, socket& s, endpoint to, const char* what) {
         return overlapped_connect(loop, s, std::move(to), what);
+    }
+
+    // Overlapped pipes are to come. The descriptor stays the caller's (owned_descriptor
+    // does not close it on Windows).
+    static transport& start_pipe(loop_base&, owned_descriptor, descriptor_kind kind,
+                                 std::unique_ptr<protocol>) {
+        throw std::system_error(std::make_error_code(std::errc::operation_not_supported),
+                                concat({pipe_call(kind), ": overlapped pipes on the IOCP backend "
+                                                         "are not implemented yet"}));
     }
 
     static std::unique_ptr<server_listener> listen(server_state& server, socket& s) {

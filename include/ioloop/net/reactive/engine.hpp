@@ -73,7 +73,8 @@ public:
 
     // ---- io_engine -----------------------------------------------------------------------
 
-    void add_watch(native_socket fd, unsigned which, callback_node* n, const char* what) override {
+    void add_watch(native_socket fd, unsigned which, callback_node* n, const char* what,
+                   bool replaces) override {
         n->refs.store(1, memory_order::relaxed);  // the registration's
         try {
             net_access::check_open(loop_, what);
@@ -82,6 +83,11 @@ public:
                             concat({what, ": fd ", decimal(fd), " is not an open descriptor"}));
             }
             const std::size_t ufd = fd_index(fd);
+            if (watched_by_net(ufd)) refuse_watched(fd, what, "a transport or a server");
+            if (!replaces && ufd < watches_.size() && watches_[ufd] &&
+                (which == backend::io_read ? watches_[ufd]->reader : watches_[ufd]->writer)) {
+                refuse_watched(fd, what, "add_reader/add_writer or another waiting task");
+            }
             if (ufd >= watches_.size()) watches_.resize(ufd + 1);
             if (!watches_[ufd]) watches_[ufd] = new fd_watch(loop_, fd);
         } catch (...) {
@@ -121,13 +127,27 @@ public:
         return true;
     }
 
-    // A transport or a listener watches its own descriptor, outside the table above (it
-    // owns the descriptor, so nothing else watches it).
+    // A transport or a listener watches its own descriptor, outside the table above; one
+    // that something else of this loop watches already is refused (see add_watch).
     void watch(native_socket fd, unsigned old_events, unsigned new_events,
                io_watcher& w) override {
+        const std::size_t ufd = fd_index(fd);
+        if (old_events != 0 && new_events == 0) {
+            // Forgotten even if the backend fails: the caller lets go of the descriptor.
+            net_watched_[ufd] = 0;
+            --watched_count_;
+        } else if (old_events == 0 && new_events != 0) {
+            if (ufd < watches_.size() && watches_[ufd]) {
+                refuse_watched(fd, "watching", "add_reader/add_writer or a waiting task");
+            }
+            if (watched_by_net(ufd)) refuse_watched(fd, "watching", "a transport or a server");
+            if (ufd >= net_watched_.size()) net_watched_.resize(ufd + 1, 0);
+            backend_.watch(fd, old_events, new_events, &w);
+            net_watched_[ufd] = 1;
+            ++watched_count_;
+            return;
+        }
         backend_.watch(fd, old_events, new_events, &w);
-        if (old_events == 0 && new_events != 0) ++watched_count_;
-        if (old_events != 0 && new_events == 0) --watched_count_;
     }
 
     // ---- the sock_* operations ---------------------------------------------------------
@@ -241,6 +261,15 @@ private:
         callback_node* writer = nullptr;
     };
 
+    bool watched_by_net(std::size_t ufd) const noexcept {
+        return ufd < net_watched_.size() && net_watched_[ufd] != 0;
+    }
+
+    [[noreturn]] static void refuse_watched(native_socket fd, const char* what, const char* by) {
+        throw_errno(EEXIST, concat({what, ": fd ", decimal(fd), " is watched already by ", by,
+                                    " of this loop"}));
+    }
+
     void free_unwatched() noexcept {
         for (fd_watch* w : unwatched_) delete w;
         unwatched_.clear();
@@ -251,6 +280,8 @@ private:
     pod_vector<fd_watch*> watches_;  // by fd_index; owned, freed when unwatched or closed
     std::size_t watched_count_ = 0;  // descriptors watched, in the table or not
     pod_vector<fd_watch*> unwatched_;  // removed; freed after the next poll step
+    pod_vector<unsigned char> net_watched_;  // by fd_index: 1 while a transport or a server
+                                             // watches it (watch)
 };
 
 }  // namespace detail

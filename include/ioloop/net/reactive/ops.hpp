@@ -13,8 +13,10 @@
 #include "ioloop/detail/windows.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/datagram_socket_transport.hpp"
+#include "ioloop/net/descriptor_check.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/fd_ready.hpp"
+#include "ioloop/net/pipe_transport.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/reactive/listener.hpp"
 #include "ioloop/net/server_state.hpp"
@@ -59,6 +61,26 @@ struct reactive_ops {
         if (const std::error_code ec = s.pending_error()) {
             throw std::system_error(ec, concat({what, " to ", to.to_string()}));
         }
+    }
+
+    // A pipe transport (connect_read_pipe, connect_write_pipe): checks the descriptor,
+    // makes it non-blocking and close-on-exec, and starts the transport (connection_made).
+    // On failure the descriptor is closed, the protocol dropped without a callback, and
+    // the error thrown.
+    static transport& start_pipe(loop_base& loop, owned_descriptor fd, descriptor_kind kind,
+                                 std::unique_ptr<protocol> p) {
+        const pipe_descriptor d = check_pipe_descriptor(loop, fd.get(), pipe_call(kind));
+#if defined(IOLOOP_POSIX)
+        try {
+            set_nonblocking_cloexec(fd.get());
+        } catch (const std::system_error& e) {
+            throw std::system_error(
+                e.code(), concat({pipe_call(kind), ": fd ", decimal(fd.get()),
+                                  " (making it non-blocking and close-on-exec)"}));
+        }
+#endif
+        const bool watch_hangup = kind == descriptor_kind::write_pipe && d.reader_gone_is_readable;
+        return socket_transport::start_pipe(loop, fd.release(), kind, watch_hangup, std::move(p));
     }
 
     // Accepts on a listening socket of the server's, once told to serve.
