@@ -43,7 +43,8 @@
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
-using protocol_factory = unique_function<std::unique_ptr<protocol>()>;
+// A stream protocol factory: a plain protocol's or a buffered one's.
+using protocol_factory = unique_function<owned_stream_protocol()>;
 
 class server_state final : public loop_resource, public connection_counter {
 public:

@@ -1,9 +1,10 @@
 // ioloop: the stream transport of the readiness backends (epoll, poll, select): a
 // connected socket, its protocol, and the bytes the socket did not take yet.
 //
-// It reads into the loop's shared buffer and holds no read buffer of its own; its write
-// buffer exists only while a write is partly sent. So an idle connection costs this
-// object and its protocol, nothing more.
+// It holds no read buffer of its own: a plain protocol's bytes land in the loop's shared
+// buffer, a buffered protocol's in the protocol's (stream_core::receive). Its write buffer
+// exists only while a write is partly sent. So an idle connection costs this object and
+// its protocol, nothing more.
 #ifndef IOLOOP_NET_SOCKET_TRANSPORT_HPP
 #define IOLOOP_NET_SOCKET_TRANSPORT_HPP
 
@@ -31,7 +32,7 @@ IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
 class socket_transport final : public stream_core<socket_transport> {
-    using core = transport_core<socket_transport, transport, protocol>;
+    using core = transport_core<socket_transport, transport, base_protocol>;
     friend core;
     friend stream_core<socket_transport>;
 
@@ -39,7 +40,7 @@ public:
     // Takes the connected socket and the protocol, watches the socket and calls
     // connection_made. If watching fails, the socket is closed, the protocol dropped
     // without a callback, and the error thrown. `server`: the server that accepted it.
-    static socket_transport& start(loop_base& loop, socket sock, std::unique_ptr<protocol> p,
+    static socket_transport& start(loop_base& loop, socket sock, owned_stream_protocol p,
                                    connection_counter* server) {
         auto* t = new socket_transport(loop, sock.fd(), std::move(p), server);
         sock.release();
@@ -54,7 +55,7 @@ private:
         std::size_t size() const noexcept { return data.size() - sent; }
     };
 
-    socket_transport(loop_base& loop, native_socket fd, std::unique_ptr<protocol> p,
+    socket_transport(loop_base& loop, native_socket fd, owned_stream_protocol p,
                      connection_counter* server) noexcept
         : stream_core(loop, fd, std::move(p), server) {}
     ~socket_transport() override = default;
@@ -95,24 +96,16 @@ private:
     }
 
     void read_ready() noexcept {
-        const std::span<char> buffer = net_access::read_buffer(loop_);
-        std::ptrdiff_t n;
-        int err = 0;
-        do {
-            n = socket_recv(fd_, buffer.data(), buffer.size());
-            if (n == -1) err = last_socket_error();
-        } while (n == -1 && interrupted(err));
-        if (n > 0) {
-            try {
-                protocol_->data_received(std::string_view(buffer.data(), std::size_t(n)));
-            } catch (...) {
-                protocol_failed("data_received");
-            }
-        } else if (n == 0) {
-            eof_received();
-        } else if (!would_block(err)) {
-            force_close(system_error_code(err));
-        }
+        receive([this](std::span<char> buffer) noexcept {
+            std::ptrdiff_t n;
+            int err = 0;
+            do {
+                n = socket_recv(fd_, buffer.data(), buffer.size());
+                if (n == -1) err = last_socket_error();
+            } while (n == -1 && interrupted(err));
+            if (n == -1 && !would_block(err)) force_close(system_error_code(err));
+            return n;
+        });
     }
 
     void write_ready() noexcept {

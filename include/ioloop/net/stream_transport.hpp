@@ -11,6 +11,7 @@
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/socket.hpp"
 #include "ioloop/net/socket_transport.hpp"
+#include "ioloop/net/stream_core.hpp"
 #include "ioloop/net/transport.hpp"
 
 #include <memory>
@@ -21,7 +22,7 @@ namespace detail {
 
 // Takes the socket and the protocol, and calls connection_made (see socket_transport::
 // start). `server`: the server that accepted the connection, if any.
-inline transport& start_stream_transport(loop_base& loop, socket sock, std::unique_ptr<protocol> p,
+inline transport& start_stream_transport(loop_base& loop, socket sock, owned_stream_protocol p,
                                          connection_counter* server) {
 #if defined(IOLOOP_HAS_IOCP)
     if (!net_access::has_readiness(loop))

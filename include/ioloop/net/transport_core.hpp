@@ -117,7 +117,7 @@ protected:
         net_access::add_resource(t->loop_, *t);
         t->opened();
         try {
-            t->protocol_->connection_made(*t);
+            t->tell_connection_made();
         } catch (...) {
             t->protocol_failed("connection_made");
         }
@@ -214,6 +214,9 @@ protected:
     // Hooks for Derived (a server's connection count): the transport started, ended.
     void opened() noexcept {}
     void ended() noexcept {}
+    // The protocol hears of its new transport. Derived hides this when its protocol may
+    // be of more than one kind (a stream's: plain or buffered).
+    void tell_connection_made() { protocol_->connection_made(*this); }
 
     loop_base& loop_;
     std::unique_ptr<Protocol> protocol_;
