@@ -12,14 +12,15 @@
 // no frame; one that waits is woken only once the buffer can serve it.
 //
 // The protocol is a buffered_protocol: the transport receives straight into the read
-// buffer, and a read copies its result out of it once (before, each chunk was copied from
-// the loop's shared buffer into a string of its own, which the read then handed on). The
+// buffer, and a read copies its result out of it once, into the string it returns. The
 // buffer is a block of 64 KiB, the size of one read, from the thread's recycler
-// (detail/recycler.hpp explains why they are kept), taken when bytes arrive and given back
-// as soon as reads have taken them all: an idle connection holds no read buffer, and a
-// busy one mallocs nothing for reading. It grows beyond a block only while more than that
-// is unread (a long line, or reads slower than the peer, up to twice the limit and one
-// read more).
+// (detail/recycler.hpp says why blocks are kept, with the numbers), taken when a read is
+// about to receive and given back as soon as reads have taken every byte: an idle
+// connection holds no read buffer, and a busy one mallocs nothing for its buffer (only
+// each read's result). It grows beyond a block only while more than that is unread (a
+// long line, or reads slower than the peer: up to twice the limit and one read more).
+// A read that brings nothing (a spurious wakeup) leaves the block lent until bytes come;
+// EOF and connection_lost give an empty one back.
 #ifndef IOLOOP_NET_STREAM_READER_HPP
 #define IOLOOP_NET_STREAM_READER_HPP
 
