@@ -33,7 +33,7 @@ struct buffered_record {
     std::vector<std::size_t> hints;  // get_buffer's size_hint, call by call
     std::size_t updates = 0;
     std::size_t largest_update = 0;
-    bool update_beyond_span = false;  // buffer_updated(n) with n larger than the span lent
+    bool update_beyond_span = false;   // buffer_updated(n) with n larger than the span lent
     bool update_without_span = false;  // buffer_updated with no get_buffer before it
     int made = 0;
     int eofs = 0;

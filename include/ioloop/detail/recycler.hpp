@@ -146,7 +146,9 @@ inline void* allocate_recycled(std::size_t size) {
 inline void deallocate_recycled(void* p, std::size_t size) noexcept {
     this_thread_instance<recycler>().deallocate(p, size);
 }
-inline char* allocate_read_block() { return this_thread_instance<recycler>().allocate_read_block(); }
+inline char* allocate_read_block() {
+    return this_thread_instance<recycler>().allocate_read_block();
+}
 inline void deallocate_read_block(char* p) noexcept {
     this_thread_instance<recycler>().deallocate_read_block(p);
 }

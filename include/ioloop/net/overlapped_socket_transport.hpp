@@ -59,8 +59,7 @@ class overlapped_socket_transport final : public stream_core<overlapped_socket_t
 
 public:
     // As socket_transport::start: the socket is associated with the loop's port first.
-    static overlapped_socket_transport& start(loop_base& loop, socket sock,
-                                              owned_stream_protocol p,
+    static overlapped_socket_transport& start(loop_base& loop, socket sock, owned_stream_protocol p,
                                               connection_counter* server) {
         associate_once(loop, sock);  // a connect or sock_* may have done it
         auto* t = new overlapped_socket_transport(loop, sock.fd(), std::move(p), server);
@@ -157,7 +156,9 @@ private:
             const int n = ::recv(fd_, buffer.data(), len, 0);
             if (n < 0) {
                 const int err = ::WSAGetLastError();
-                if (err != WSAEWOULDBLOCK) force_close(system_error_code(static_cast<unsigned long>(err)));
+                if (err != WSAEWOULDBLOCK) {
+                    force_close(system_error_code(static_cast<unsigned long>(err)));
+                }
             }
             return std::ptrdiff_t(n);
         });
