@@ -316,6 +316,41 @@ TEST_CASE("the stream reader receives into its own buffer, and holds none while 
     }());
 }
 
+TEST_CASE("a busy stream reader takes its block from the thread's recycler, then gives it back") {
+    if (!ioloop::detail::recycling) {
+        MESSAGE("this build allocates without the recycler (a sanitizer): nothing to check");
+        return;
+    }
+    nettest::run([]() -> ioloop::coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        auto echo_factory = [] { return std::make_unique<nettest::echo>(); };
+        ioloop::server s = co_await loop.create_server(echo_factory, "127.0.0.1", 0);
+        ioloop::stream_reader_protocol* p = nullptr;
+        auto factory = [&p] {
+            auto owned = ioloop::stream_reader_protocol::create();
+            p = owned.get();
+            return owned;
+        };
+        (void)co_await loop.create_connection(factory, "127.0.0.1", nettest::port_of(s));
+        ioloop::stream_reader reader(*p);
+        ioloop::stream_writer writer(*p);
+        auto& blocks = ioloop::detail::this_thread_instance<ioloop::detail::recycler>();
+        const std::string message = nettest::random_bytes(16384, 4);
+        writer.write(message);  // the first one may take a new block
+        CHECK(co_await reader.readexactly(message.size()) == message);
+        const std::size_t kept = blocks.read_blocks_free();
+        REQUIRE(kept >= 1);  // its block came back
+        for (int i = 0; i < 20; ++i) {
+            writer.write(message);
+            AWAIT_UNTIL(p->buffered() != 0);
+            CHECK(blocks.read_blocks_free() == kept - 1);  // taken from the kept ones
+            CHECK(co_await reader.readexactly(message.size()) == message);
+            CHECK(blocks.read_blocks_free() == kept);  // and given back
+            CHECK(p->buffer_capacity() == 0);
+        }
+    }());
+}
+
 TEST_CASE("start_server's coroutines: 1 MiB per connection echoed through stream readers") {
     nettest::run([]() -> ioloop::coro<void> {
         auto echo = [](ioloop::stream_reader r, ioloop::stream_writer w) -> ioloop::coro<void> {

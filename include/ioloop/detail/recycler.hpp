@@ -100,6 +100,9 @@ public:
         return static_cast<char*>(::operator new(read_block_size));
     }
 
+    // How many read blocks are kept now, ready to be taken (the tests look).
+    std::size_t read_blocks_free() const noexcept { return read_blocks_count_; }
+
     void deallocate_read_block(char* p) noexcept {
         if (read_blocks_count_ == read_blocks_kept) {
             ::operator delete(p);
@@ -129,6 +132,7 @@ private:
 };
 
 #ifdef IOLOOP_RECYCLER_BYPASS
+inline constexpr bool recycling = false;
 inline void* allocate_recycled(std::size_t size) { return ::operator new(size); }
 inline void deallocate_recycled(void* p, std::size_t) noexcept { ::operator delete(p); }
 inline char* allocate_read_block() {
@@ -140,6 +144,7 @@ inline void deallocate_read_block(char* p) noexcept { ::operator delete(p); }
 // not from an `inline thread_local` variable: for one with a destructor, mingw-w64's GCC
 // emits the TLS init function in every translation unit as a plain symbol (a program that
 // includes the header twice fails to link), and runs the destructor on freed memory.
+inline constexpr bool recycling = true;
 inline void* allocate_recycled(std::size_t size) {
     return this_thread_instance<recycler>().allocate(size);
 }
