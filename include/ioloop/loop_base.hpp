@@ -176,7 +176,8 @@ public:
 
     // ---- transports and protocols (defined in net/) -----------------------------------
     // `factory()` makes the connection's protocol: a std::unique_ptr<P>, P derived from
-    // ioloop::protocol (or datagram_protocol). The transport owns it from then on.
+    // ioloop::protocol or ioloop::buffered_protocol (datagram_protocol for datagrams). The
+    // transport owns it from then on.
 
     // co_await loop.create_connection(factory, host, port) -> std::pair<transport*, P*>:
     // tries host's addresses in order; the error of the last one if none connects.

@@ -39,7 +39,6 @@ coro<std::pair<transport*, protocol_of<Factory>*>> connect_pipe_call(loop_base& 
                                                                      Factory factory,
                                                                      native_socket fd,
                                                                      descriptor_kind kind) {
-    check_factory<Factory, protocol>();
     owned_descriptor owned(fd);
     net_access::check_open(loop, pipe_call(kind));
     return connect_pipe<protocol_of<Factory>>(loop, std::move(factory), std::move(owned), kind);

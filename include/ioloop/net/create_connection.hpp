@@ -34,7 +34,7 @@ template <class Factory, class Base>
 constexpr void check_factory() {
     static_assert(std::is_base_of_v<Base, protocol_of<Factory>>,
                   "the protocol factory must return std::unique_ptr<P>, with P derived from "
-                  "ioloop::protocol (ioloop::datagram_protocol for datagram endpoints)");
+                  "ioloop::datagram_protocol");
 }
 
 // A socket of to's family connected to `to` (TCP_NODELAY on for TCP), the way the loop's
@@ -88,7 +88,6 @@ coro<std::pair<transport*, P*>> create_connection(loop_base& loop, Factory facto
 template <class Factory>
 coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
     Factory factory, std::string host, std::uint16_t port) {
-    detail::check_factory<Factory, protocol>();
     check_open("create_connection");
     using P = detail::protocol_of<Factory>;
     return detail::create_connection<P>(*this, std::move(factory), std::move(host), port);
@@ -97,7 +96,6 @@ coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_con
 template <class Factory>
 coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_unix_connection(
     Factory factory, std::string path) {
-    detail::check_factory<Factory, protocol>();
     check_open("create_unix_connection");
     using P = detail::protocol_of<Factory>;
     std::vector<endpoint> addresses{endpoint::unix_path(path)};

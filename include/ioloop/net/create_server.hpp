@@ -90,7 +90,6 @@ coro<server> create_unix_server(loop_base& loop, protocol_factory factory, std::
 template <class Factory>
 coro<server> loop_base::create_server(Factory factory, std::string host, std::uint16_t port,
                                       int backlog) {
-    detail::check_factory<Factory, protocol>();
     check_open("create_server");
     return detail::create_tcp_server(*this, detail::protocol_factory(std::move(factory)),
                                      std::move(host), port, backlog);
@@ -98,7 +97,6 @@ coro<server> loop_base::create_server(Factory factory, std::string host, std::ui
 
 template <class Factory>
 coro<server> loop_base::create_unix_server(Factory factory, std::string path, int backlog) {
-    detail::check_factory<Factory, protocol>();
     check_open("create_unix_server");
     return detail::create_unix_server(*this, detail::protocol_factory(std::move(factory)),
                                       std::move(path), backlog);

@@ -3,7 +3,8 @@
 //
 // Reading: a zero-byte WSARecv waits for data without a buffer, so an idle connection
 // holds no read buffer here either; its completion means "readable", and one
-// non-blocking recv() then reads into the loop's shared buffer. Writing: a write first
+// non-blocking recv() then reads where stream_core::receive says (the loop's shared
+// buffer, or a buffered protocol's own). Writing: a write first
 // tries send(); what the socket does not take goes out through one WSASend at a time. The
 // bytes of a WSASend in flight belong to the kernel until it completes, so writes made
 // meanwhile queue behind them in a second buffer, and the transport itself is freed only
@@ -42,7 +43,7 @@ namespace detail {
 class overlapped_socket_transport final
     : public overlapped_transport<overlapped_socket_transport,
                                   stream_core<overlapped_socket_transport>> {
-    using core = transport_core<overlapped_socket_transport, transport, protocol>;
+    using core = transport_core<overlapped_socket_transport, transport, base_protocol>;
     friend core;
     friend stream_core<overlapped_socket_transport>;
     friend overlapped_transport;
@@ -51,7 +52,7 @@ public:
     // As socket_transport::start, on a socket whose completions go to the loop's port
     // already (iocp_ops::start_stream sees to it).
     static overlapped_socket_transport& start(loop_base& loop, socket sock,
-                                              std::unique_ptr<protocol> p,
+                                              owned_stream_protocol p,
                                               connection_counter* server) {
         return core::start(loop, sock.release(), std::move(p), server);
     }
@@ -65,7 +66,7 @@ private:
         std::size_t size() const noexcept { return in_flight.size() + queued.size(); }
     };
 
-    overlapped_socket_transport(loop_base& loop, native_socket fd, std::unique_ptr<protocol> p,
+    overlapped_socket_transport(loop_base& loop, native_socket fd, owned_stream_protocol p,
                                 connection_counter* server) noexcept
         : overlapped_transport(loop, fd, std::move(p), server), read_op_(*this), write_op_(*this) {}
     ~overlapped_socket_transport() override = default;
@@ -124,19 +125,17 @@ private:
     }
 
     void read_some() noexcept {
-        const std::span<char> buffer = net_access::read_buffer(loop_);
-        const int n = ::recv(fd_, buffer.data(), static_cast<int>(buffer.size()), 0);
-        if (n > 0) {
-            try {
-                protocol_->data_received(std::string_view(buffer.data(), std::size_t(n)));
-            } catch (...) {
-                protocol_failed("data_received");
+        receive([this](std::span<char> buffer) noexcept {
+            const int len = buffer.size() > INT_MAX ? INT_MAX : static_cast<int>(buffer.size());
+            const int n = ::recv(fd_, buffer.data(), len, 0);
+            if (n < 0) {
+                const int err = ::WSAGetLastError();
+                if (err != WSAEWOULDBLOCK) {
+                    force_close(system_error_code(static_cast<unsigned long>(err)));
+                }
             }
-        } else if (n == 0) {
-            eof_received();
-        } else if (const int err = ::WSAGetLastError(); err != WSAEWOULDBLOCK) {
-            force_close(system_error_code(static_cast<unsigned long>(err)));
-        }
+            return std::ptrdiff_t(n);
+        });
     }
 
     // ---- writing ------------------------------------------------------------------------

@@ -7,6 +7,8 @@
 
 #include "ioloop/detail/config.hpp"
 
+#include <cstddef>
+#include <span>
 #include <string_view>
 #include <system_error>
 
@@ -40,6 +42,29 @@ public:
 
     // Bytes that arrived. The view points into a buffer the loop reuses: copy what you keep.
     virtual void data_received(std::string_view data) { (void)data; }
+
+    // The peer will send no more. Return false (the default) to close the transport, true
+    // to keep it open for writing (half-close).
+    virtual bool eof_received() { return false; }
+};
+
+// A stream whose protocol lends the buffer the bytes are received into (asyncio's
+// BufferedProtocol): the transport reads straight into it, with no copy through the loop's
+// shared buffer. Accepted wherever a `protocol` factory is.
+class buffered_protocol : public base_protocol {
+public:
+    // The connection is up; `t` stays valid until connection_lost returns.
+    virtual void connection_made(transport& t) { (void)t; }
+
+    // Where the next read goes. `size_hint` is what the transport would like (the size of
+    // its own reads, 64 KiB); a smaller span is fine. An empty span, or an exception, is a
+    // fatal error: the loop's exception handler hears of it and the transport is aborted
+    // (connection_lost gets errc::connection_aborted).
+    virtual std::span<char> get_buffer(std::size_t size_hint) = 0;
+
+    // The last span get_buffer gave now holds `n` new bytes at its start (0 < n <= its
+    // size). An exception is fatal, as from get_buffer.
+    virtual void buffer_updated(std::size_t n) = 0;
 
     // The peer will send no more. Return false (the default) to close the transport, true
     // to keep it open for writing (half-close).

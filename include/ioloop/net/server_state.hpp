@@ -38,10 +38,11 @@
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
-using protocol_factory = unique_function<std::unique_ptr<protocol>()>;
+// A stream protocol factory: a plain protocol's or a buffered one's.
+using protocol_factory = unique_function<owned_stream_protocol()>;
 
 // How a backend family starts the transport of an accepted connection.
-using start_stream_fn = transport& (*)(loop_base&, socket, std::unique_ptr<protocol>,
+using start_stream_fn = transport& (*)(loop_base&, socket, owned_stream_protocol,
                                        connection_counter*);
 
 // One listening socket of a server, accepting the way its backend family does; it hands

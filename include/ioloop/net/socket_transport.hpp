@@ -7,9 +7,10 @@
 // one way only, and a pipe's write_eof closes it. Everything else (buffering, flow control,
 // the close path) is the same code.
 //
-// It reads into the loop's shared buffer and holds no read buffer of its own; its write
-// buffer exists only while a write is partly sent. So an idle connection costs this
-// object and its protocol, nothing more.
+// It holds no read buffer of its own: a plain protocol's bytes land in the loop's shared
+// buffer, a buffered protocol's in the protocol's (stream_core::receive). Its write buffer
+// exists only while a write is partly sent. So an idle connection costs this object and
+// its protocol, nothing more.
 #ifndef IOLOOP_NET_SOCKET_TRANSPORT_HPP
 #define IOLOOP_NET_SOCKET_TRANSPORT_HPP
 
@@ -42,7 +43,7 @@ namespace detail {
 enum class descriptor_kind : unsigned char { socket, read_pipe, write_pipe };
 
 class socket_transport final : public stream_core<socket_transport> {
-    using core = transport_core<socket_transport, transport, protocol>;
+    using core = transport_core<socket_transport, transport, base_protocol>;
     friend core;
     friend stream_core<socket_transport>;
 
@@ -50,7 +51,7 @@ public:
     // Takes the connected socket and the protocol, watches the socket and calls
     // connection_made. If watching fails, the socket is closed, the protocol dropped
     // without a callback, and the error thrown. `server`: the server that accepted it.
-    static socket_transport& start(loop_base& loop, socket sock, std::unique_ptr<protocol> p,
+    static socket_transport& start(loop_base& loop, socket sock, owned_stream_protocol p,
                                    connection_counter* server) {
         return core::start(loop, sock.release(), std::move(p), server, descriptor_kind::socket,
                            false);
@@ -62,7 +63,7 @@ public:
     // readability, which only the reader going away causes (a pipe or a FIFO opened for
     // writing alone; asyncio's trick), so an idle pipe learns it too.
     static socket_transport& start_pipe(loop_base& loop, native_socket fd, descriptor_kind kind,
-                                        bool watch_hangup, std::unique_ptr<protocol> p) {
+                                        bool watch_hangup, owned_stream_protocol p) {
         return core::start(loop, fd, std::move(p), nullptr, kind, watch_hangup);
     }
 
@@ -74,7 +75,7 @@ private:
         std::size_t size() const noexcept { return data.size() - sent; }
     };
 
-    socket_transport(loop_base& loop, native_socket fd, std::unique_ptr<protocol> p,
+    socket_transport(loop_base& loop, native_socket fd, owned_stream_protocol p,
                      connection_counter* server, descriptor_kind kind, bool watch_hangup) noexcept
         : stream_core(loop, fd, std::move(p), server), kind_(kind), watch_hangup_(watch_hangup) {}
     ~socket_transport() override = default;
@@ -136,24 +137,16 @@ private:
     }
 
     void read_ready() noexcept {
-        const std::span<char> buffer = net_access::read_buffer(loop_);
-        std::ptrdiff_t n;
-        int err = 0;
-        do {
-            n = receive(buffer.data(), buffer.size());
-            if (n == -1) err = last_socket_error();
-        } while (n == -1 && interrupted(err));
-        if (n > 0) {
-            try {
-                protocol_->data_received(std::string_view(buffer.data(), std::size_t(n)));
-            } catch (...) {
-                protocol_failed("data_received");
-            }
-        } else if (n == 0) {
-            eof_received();
-        } else if (!would_block(err)) {
-            force_close(system_error_code(err));
-        }
+        receive([this](std::span<char> buffer) noexcept {
+            std::ptrdiff_t n;
+            int err = 0;
+            do {
+                n = recv_bytes(buffer.data(), buffer.size());
+                if (n == -1) err = last_socket_error();
+            } while (n == -1 && interrupted(err));
+            if (n == -1 && !would_block(err)) force_close(system_error_code(err));
+            return n;
+        });
     }
 
     void write_ready() noexcept {
@@ -180,7 +173,7 @@ private:
     // error, which has closed the transport.
     std::ptrdiff_t send_some(std::string_view data) noexcept {
         for (;;) {
-            const std::ptrdiff_t n = transmit(data.data(), data.size());
+            const std::ptrdiff_t n = send_bytes(data.data(), data.size());
             if (n >= 0) return n;
             const int err = last_socket_error();
             if (interrupted(err)) continue;
@@ -191,13 +184,13 @@ private:
     }
 
     // The bytes' one system call each way: a branch on the kind, no extra call for sockets.
-    std::ptrdiff_t receive(char* into, std::size_t size) noexcept {
+    std::ptrdiff_t recv_bytes(char* into, std::size_t size) noexcept {
 #if defined(IOLOOP_POSIX)
         if (kind_ != descriptor_kind::socket) return read_descriptor(fd_, into, size);
 #endif
         return socket_recv(fd_, into, size);
     }
-    std::ptrdiff_t transmit(const char* data, std::size_t size) noexcept {
+    std::ptrdiff_t send_bytes(const char* data, std::size_t size) noexcept {
 #if defined(IOLOOP_POSIX)
         if (kind_ != descriptor_kind::socket) return write_without_sigpipe(fd_, data, size);
 #endif

@@ -9,9 +9,18 @@
 // handles stay valid, and the object goes with the last of them.
 //
 // Reads are awaiters, not coroutines: a read the buffer can serve costs no suspension and
-// no frame; one that waits is woken only once the buffer can serve it. The buffer is a
-// std::string with a read offset: a read that takes all of it moves the string out (no
-// copy), and an emptied buffer frees its storage, so an idle connection holds none.
+// no frame; one that waits is woken only once the buffer can serve it.
+//
+// The protocol is a buffered_protocol: the transport receives straight into the read
+// buffer, and a read copies its result out of it once, into the string it returns. The
+// buffer is a block of 64 KiB, the size of one read, from the thread's recycler
+// (detail/recycler.hpp says why blocks are kept, with the numbers), taken when a read is
+// about to receive and given back as soon as reads have taken every byte: an idle
+// connection holds no read buffer, and a busy one mallocs nothing for its buffer (only
+// each read's result). It grows beyond a block only while more than that is unread (a
+// long line, or reads slower than the peer: up to twice the limit and one read more).
+// A read that brings nothing (a spurious wakeup) leaves the block lent until bytes come;
+// EOF and connection_lost give an empty one back.
 #ifndef IOLOOP_NET_STREAM_READER_HPP
 #define IOLOOP_NET_STREAM_READER_HPP
 
@@ -29,8 +38,10 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <new>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -91,8 +102,9 @@ struct stream_read_request {
 //     auto p = stream_reader_protocol::create();
 //     stream_reader r(*p);  stream_writer w(*p);
 //     ... hand `p` to the transport (create_connection's factory), which calls
-//     connection_made, data_received, eof_received, connection_lost.
-class stream_reader_protocol final : public protocol {
+//     connection_made, get_buffer and buffer_updated, eof_received, connection_lost.
+// data_received feeds it bytes by hand (asyncio's StreamReader.feed_data).
+class stream_reader_protocol final : public buffered_protocol {
 public:
     // The largest limit (the state keeps it in 32 bits).
     static constexpr std::size_t max_limit = 0xffffffffu;
@@ -109,7 +121,7 @@ public:
     stream_reader_protocol(const stream_reader_protocol&) = delete;
     stream_reader_protocol& operator=(const stream_reader_protocol&) = delete;
     // Runs when the last reference goes; `delete` does not run it (see operator delete).
-    ~stream_reader_protocol() override = default;
+    ~stream_reader_protocol() override { release_buffer(); }
 
     // Allocated like coroutine frames (connections come and go in bursts too).
     static void* operator new(std::size_t size) { return detail::allocate_recycled(size); }
@@ -130,23 +142,35 @@ public:
         if (pending_) start_pending();
     }
 
-    void data_received(std::string_view data) override {
+    // Where the transport receives: after the unread bytes, in the block (taken now if
+    // none is held). It lends all the room there is, at least a quarter block (or the
+    // hint, if smaller): less, and the unread bytes move down or to a larger buffer.
+    std::span<char> get_buffer(std::size_t size_hint) override {
+        const std::size_t quarter = detail::recycler::read_block_size / 4;
+        reserve(size_hint == 0 ? 1 : size_hint < quarter ? size_hint : quarter);
+        return {buf_ + end_, cap_ - end_};
+    }
+
+    void buffer_updated(std::size_t n) override {
+        end_ += n;
+        received();
+    }
+
+    // Bytes received some other way, as if the transport had brought them (asyncio's
+    // feed_data).
+    void data_received(std::string_view data) {
         if (data.empty()) return;
-        append(data);
-        if (reading_ && !reading_woken_ && can_finish(reading_request())) wake_reader();
-        // Above twice the limit the transport stops reading until reads take the buffer
-        // back to the limit. Not while a read waits for more: it needs the data (asyncio
-        // resumes reading whenever a read starts to wait).
-        if (!read_paused_ && transport_ && above_twice_limit() && (!reading_ || reading_woken_)) {
-            transport_->pause_reading();
-            read_paused_ = true;
-        }
+        reserve(data.size());
+        std::memcpy(buf_ + end_, data.data(), data.size());
+        end_ += data.size();
+        received();
     }
 
     // The peer sent EOF: reads return what is left, then "". The transport stays open for
     // writing (asyncio's streams keep a half-closed connection).
     bool eof_received() override {
         eof_ = true;
+        if (unread() == 0) release_buffer();  // lent for a read that found EOF
         if (reading_ && !reading_woken_) wake_reader();
         return true;
     }
@@ -156,6 +180,7 @@ public:
     void connection_lost(std::error_code ec) override {
         transport_ = nullptr;
         lost_ = true;
+        if (unread() == 0) release_buffer();
         if (ec) {
             error_ = ec;
         } else {
@@ -183,12 +208,21 @@ public:
     std::size_t buffered() const noexcept { return unread(); }
     // Bytes of storage the read buffer holds: 0 whenever it is empty (an idle
     // connection holds no read buffer).
-    std::size_t buffer_capacity() const noexcept {
-        const std::size_t inline_capacity = std::string().capacity();  // no allocation
-        return buf_.capacity() > inline_capacity ? buf_.capacity() : 0;
-    }
+    std::size_t buffer_capacity() const noexcept { return cap_; }
 
 private:
+    // New bytes are in the buffer: the waiting read may finish now.
+    void received() {
+        if (reading_ && !reading_woken_ && can_finish(reading_request())) wake_reader();
+        // Above twice the limit the transport stops reading until reads take the buffer
+        // back to the limit. Not while a read waits for more: it needs the data (asyncio
+        // resumes reading whenever a read starts to wait).
+        if (!read_paused_ && transport_ && above_twice_limit() && (!reading_ || reading_woken_)) {
+            transport_->pause_reading();
+            read_paused_ = true;
+        }
+    }
+
     friend class stream_reader;
     friend class stream_writer;
     friend class detail::stream_read_awaiter;
@@ -223,50 +257,69 @@ private:
 
     // ---- the buffer ------------------------------------------------------------------
 
-    std::size_t unread() const noexcept { return buf_.size() - start_; }
-    const char* data() const noexcept { return buf_.data() + start_; }
+    std::size_t unread() const noexcept { return end_ - start_; }
+    const char* data() const noexcept { return buf_ + start_; }
 
-    void append(std::string_view data) {
-        if (start_ == buf_.size()) {
-            // Empty: a string of exactly this size (it may leave as a read's result).
-            buf_.assign(data.data(), data.size());
-            start_ = 0;
-            return;
+    // Makes room for `want` bytes after the unread ones: in place, by moving the unread
+    // bytes down once the consumed ones outnumber them (each byte moves at most once per
+    // time the buffer's length doubles), or in a buffer twice as large. Unread bytes are
+    // never more than twice the limit and one read (the transport pauses above that),
+    // unless a read waits for more than that.
+    void reserve(std::size_t want) {
+        if (cap_ - end_ >= want) return;
+        const std::size_t n = unread();
+        if (buf_ && start_ >= n && cap_ - n >= want) {
+            std::memmove(buf_, buf_ + start_, n);
+        } else {
+            const std::size_t block = detail::recycler::read_block_size;
+            std::size_t cap = n + want > 2 * cap_ ? n + want : 2 * cap_;
+            char* larger;
+            if (cap <= block) {
+                cap = block;
+                larger = detail::allocate_read_block();
+            } else {
+                larger = static_cast<char*>(::operator new(cap));
+            }
+            if (n != 0) std::memcpy(larger, buf_ + start_, n);
+            release_buffer();
+            buf_ = larger;
+            cap_ = cap;
         }
-        // Consumed bytes go once they outnumber the unread ones: each byte moves at most
-        // once per time the buffer's length doubles.
-        if (start_ >= unread()) {
-            buf_.erase(0, start_);
-            start_ = 0;
-        }
-        buf_.append(data.data(), data.size());
+        start_ = 0;
+        end_ = n;
     }
 
-    // Takes the first k unread bytes (all of them if k is larger). All of them: the
-    // string itself leaves, and the buffer holds no storage.
-    std::string take(std::size_t k) {
-        std::string out;
-        if (k >= unread()) {
-            if (start_ != 0) buf_.erase(0, start_);
-            out = std::move(buf_);
-            std::string().swap(buf_);
-            start_ = 0;
+    // Gives the storage back: a block to the recycler, a larger buffer to malloc.
+    void release_buffer() noexcept {
+        if (!buf_) return;
+        if (cap_ == detail::recycler::read_block_size) {
+            detail::deallocate_read_block(buf_);
         } else {
-            out.assign(data(), k);
-            start_ += k;
+            ::operator delete(buf_);
         }
+        buf_ = nullptr;
+        cap_ = start_ = end_ = 0;
+    }
+
+    // The first k unread bytes are read: an emptied buffer is given back.
+    void consume(std::size_t k) noexcept {
+        start_ += k;
+        if (start_ == end_) release_buffer();
+    }
+
+    // Takes the first k unread bytes (all of them if k is larger), in a string of their
+    // own: the buffer's block stays with the reader (or goes back to the recycler).
+    std::string take(std::size_t k) {
+        if (k > unread()) k = unread();
+        std::string out(data(), k);
+        consume(k);
         maybe_resume_transport();
         return out;
     }
 
     // Drops the first k unread bytes.
     void discard(std::size_t k) noexcept {
-        if (k >= unread()) {
-            std::string().swap(buf_);
-            start_ = 0;
-        } else {
-            start_ += k;
-        }
+        consume(k < unread() ? k : unread());
         maybe_resume_transport();
     }
 
@@ -392,8 +445,12 @@ private:
     // Whether the writer is closing: asyncio's transport.is_closing().
     bool closing() const noexcept { return !transport_ || transport_->is_closing(); }
 
-    std::string buf_;
-    std::size_t start_ = 0;  // where the unread bytes begin in buf_
+    // The read buffer: the unread bytes are [start_, end_) of buf_'s cap_ bytes. No
+    // storage (null, all 0) while none are unread.
+    char* buf_ = nullptr;
+    std::size_t cap_ = 0;
+    std::size_t start_ = 0;
+    std::size_t end_ = 0;
     ioloop::transport* transport_ = nullptr;
     detail::stream_read_awaiter* reading_ = nullptr;  // the read waiting for data
     detail::waiter_queue waiting_;                    // drain() and wait_closed() callers

@@ -97,9 +97,8 @@ protected:
     // Makes a Derived(loop, fd, protocol, extra...) that owns fd, watches it and tells the
     // protocol. If that fails (no memory; the backend cannot take the descriptor), fd is
     // closed and the protocol dropped without a callback, and the error is thrown.
-    template <class... Extra>
-    static Derived& start(loop_base& loop, native_socket fd, std::unique_ptr<Protocol> p,
-                          Extra&&... extra) {
+    template <class P, class... Extra>
+    static Derived& start(loop_base& loop, native_socket fd, P p, Extra&&... extra) {
         Derived* t;
         try {
             t = new Derived(loop, fd, std::move(p), std::forward<Extra>(extra)...);
@@ -117,7 +116,7 @@ protected:
         net_access::add_resource(t->loop_, *t);
         t->opened();
         try {
-            t->protocol_->connection_made(*t);
+            t->tell_connection_made();
         } catch (...) {
             t->protocol_failed("connection_made");
         }
@@ -214,6 +213,9 @@ protected:
     // Hooks for Derived (a server's connection count): the transport started, ended.
     void opened() noexcept {}
     void ended() noexcept {}
+    // The protocol hears of its new transport. Derived hides this when its protocol may
+    // be of more than one kind (a stream's: plain or buffered).
+    void tell_connection_made() { protocol_->connection_made(*this); }
 
     // get_extra_info for a socket: "socket", "peername", "sockname". Derived hides this
     // when its descriptor is something else.

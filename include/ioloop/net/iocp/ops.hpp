@@ -34,7 +34,7 @@ namespace detail {
 struct iocp_ops {
     // As reactive_ops'. The socket's completions go to this loop's port first, unless a
     // connect or a sock_* operation saw to it already.
-    static transport& start_stream(loop_base& loop, socket s, std::unique_ptr<protocol> p,
+    static transport& start_stream(loop_base& loop, socket s, owned_stream_protocol p,
                                    connection_counter* server) {
         associate_once(loop, s);
         return overlapped_socket_transport::start(loop, std::move(s), std::move(p), server);
@@ -54,7 +54,7 @@ struct iocp_ops {
     // Overlapped pipes are to come. The descriptor stays the caller's (owned_descriptor
     // does not close it on Windows).
     static transport& start_pipe(loop_base&, owned_descriptor, descriptor_kind kind,
-                                 std::unique_ptr<protocol>) {
+                                 owned_stream_protocol) {
         throw std::system_error(std::make_error_code(std::errc::operation_not_supported),
                                 concat({pipe_call(kind), ": overlapped pipes on the IOCP backend "
                                                          "are not implemented yet"}));

@@ -37,7 +37,7 @@ struct reactive_ops {
     // connection_made. If the backend cannot take the socket, the socket is closed, the
     // protocol dropped without a callback, and the error thrown. `server`: the server that
     // accepted the connection, if any.
-    static transport& start_stream(loop_base& loop, socket s, std::unique_ptr<protocol> p,
+    static transport& start_stream(loop_base& loop, socket s, owned_stream_protocol p,
                                    connection_counter* server) {
         return socket_transport::start(loop, std::move(s), std::move(p), server);
     }
@@ -68,7 +68,7 @@ struct reactive_ops {
     // On failure the descriptor is closed, the protocol dropped without a callback, and
     // the error thrown.
     static transport& start_pipe(loop_base& loop, owned_descriptor fd, descriptor_kind kind,
-                                 std::unique_ptr<protocol> p) {
+                                 owned_stream_protocol p) {
         const pipe_descriptor d = check_pipe_descriptor(loop, fd.get(), pipe_call(kind));
 #if defined(IOLOOP_POSIX)
         try {
