@@ -11204,21 +11204,21 @@ IOLOOP_NAMESPACE_END
 #endif  // IOLOOP_WINDOWS
 #endif
 // end file ioloop/net/iocp/iocp_io.hpp
-// begin file ioloop/net/overlapped_sock_ops.hpp
+// begin file ioloop/net/iocp/overlapped_sock_ops.hpp
 // ioloop: the loop's awaitable socket operations (sock_recv, sock_sendall, sock_accept,
 // sock_connect, sock_recvfrom, sock_sendto) on a completion backend. Each tries the
 // non-blocking call first, as the readiness side does, so data already there costs no
 // overlapped operation; only WSAEWOULDBLOCK starts one (detail::overlapped_call).
-#ifndef IOLOOP_NET_OVERLAPPED_SOCK_OPS_HPP
-#define IOLOOP_NET_OVERLAPPED_SOCK_OPS_HPP
+#ifndef IOLOOP_NET_IOCP_OVERLAPPED_SOCK_OPS_HPP
+#define IOLOOP_NET_IOCP_OVERLAPPED_SOCK_OPS_HPP
 
-// begin file ioloop/net/overlapped_accept.hpp
+// begin file ioloop/net/iocp/overlapped_accept.hpp
 // ioloop: AcceptEx on a completion backend: the pieces sock_accept and a server's
 // listeners share, and accept_op, the one AcceptEx a listener keeps in flight. The
 // socket AcceptEx fills and the room for the addresses belong to the kernel until the
 // completion, so the operation owns them and frees itself only then.
-#ifndef IOLOOP_NET_OVERLAPPED_ACCEPT_HPP
-#define IOLOOP_NET_OVERLAPPED_ACCEPT_HPP
+#ifndef IOLOOP_NET_IOCP_OVERLAPPED_ACCEPT_HPP
+#define IOLOOP_NET_IOCP_OVERLAPPED_ACCEPT_HPP
 
 
 #if defined(IOLOOP_WINDOWS)
@@ -11352,8 +11352,8 @@ IOLOOP_NAMESPACE_END
 
 #endif  // IOLOOP_WINDOWS
 #endif
-// end file ioloop/net/overlapped_accept.hpp
-// begin file ioloop/net/overlapped_call.hpp
+// end file ioloop/net/iocp/overlapped_accept.hpp
+// begin file ioloop/net/iocp/overlapped_call.hpp
 // ioloop: overlapped_call, the current task starts one overlapped operation (WSARecv,
 // WSASend, AcceptEx, ConnectEx, WSARecvFrom, WSASendTo) on a completion backend and waits
 // for its completion: the IOCP side of what fd_ready is on the readiness backends.
@@ -11363,8 +11363,8 @@ IOLOOP_NAMESPACE_END
 // wakes only with that completion; and an operation whose task is destroyed mid-flight
 // (its loop is closing) waits there for the kernel to let go, then frees itself when the
 // loop dequeues its completion.
-#ifndef IOLOOP_NET_OVERLAPPED_CALL_HPP
-#define IOLOOP_NET_OVERLAPPED_CALL_HPP
+#ifndef IOLOOP_NET_IOCP_OVERLAPPED_CALL_HPP
+#define IOLOOP_NET_IOCP_OVERLAPPED_CALL_HPP
 
 
 #if defined(IOLOOP_WINDOWS)
@@ -11482,7 +11482,7 @@ IOLOOP_NAMESPACE_END
 
 #endif  // IOLOOP_WINDOWS
 #endif
-// end file ioloop/net/overlapped_call.hpp
+// end file ioloop/net/iocp/overlapped_call.hpp
 
 #if defined(IOLOOP_WINDOWS)
 
@@ -11678,7 +11678,7 @@ IOLOOP_NAMESPACE_END
 
 #endif  // IOLOOP_WINDOWS
 #endif
-// end file ioloop/net/overlapped_sock_ops.hpp
+// end file ioloop/net/iocp/overlapped_sock_ops.hpp
 
 #if defined(IOLOOP_WINDOWS)
 
@@ -12815,7 +12815,7 @@ IOLOOP_NAMESPACE_END
 #endif  // IOLOOP_WINDOWS
 #endif
 // end file ioloop/net/iocp/listener.hpp
-// begin file ioloop/net/overlapped_datagram_transport.hpp
+// begin file ioloop/net/iocp/overlapped_datagram_transport.hpp
 // ioloop: the datagram transport of a completion backend (IOCP): the same protocol-facing
 // behaviour as datagram_socket_transport, over overlapped operations.
 //
@@ -12828,8 +12828,8 @@ IOLOOP_NAMESPACE_END
 // address) belongs to the kernel until the completion, so it sits in its own member, out
 // of the queue's vector, which may reallocate meanwhile; and the transport itself is
 // freed only once no operation of it is in flight.
-#ifndef IOLOOP_NET_OVERLAPPED_DATAGRAM_TRANSPORT_HPP
-#define IOLOOP_NET_OVERLAPPED_DATAGRAM_TRANSPORT_HPP
+#ifndef IOLOOP_NET_IOCP_OVERLAPPED_DATAGRAM_TRANSPORT_HPP
+#define IOLOOP_NET_IOCP_OVERLAPPED_DATAGRAM_TRANSPORT_HPP
 
 // begin file ioloop/net/datagram_core.hpp
 // ioloop: what every datagram transport does the same way, whatever moves its datagrams:
@@ -13266,8 +13266,8 @@ IOLOOP_NAMESPACE_END
 
 #endif  // IOLOOP_WINDOWS
 #endif
-// end file ioloop/net/overlapped_datagram_transport.hpp
-// begin file ioloop/net/overlapped_socket_transport.hpp
+// end file ioloop/net/iocp/overlapped_datagram_transport.hpp
+// begin file ioloop/net/iocp/overlapped_socket_transport.hpp
 // ioloop: the stream transport of a completion backend (IOCP): the same protocol-facing
 // behaviour as socket_transport, over overlapped operations.
 //
@@ -13279,8 +13279,8 @@ IOLOOP_NAMESPACE_END
 // bytes of a WSASend in flight belong to the kernel until it completes, so writes made
 // meanwhile queue behind them in a second buffer, and the transport itself is freed only
 // once no operation of it is in flight.
-#ifndef IOLOOP_NET_OVERLAPPED_SOCKET_TRANSPORT_HPP
-#define IOLOOP_NET_OVERLAPPED_SOCKET_TRANSPORT_HPP
+#ifndef IOLOOP_NET_IOCP_OVERLAPPED_SOCKET_TRANSPORT_HPP
+#define IOLOOP_NET_IOCP_OVERLAPPED_SOCKET_TRANSPORT_HPP
 
 
 #if defined(IOLOOP_WINDOWS)
@@ -13481,7 +13481,7 @@ IOLOOP_NAMESPACE_END
 
 #endif  // IOLOOP_WINDOWS
 #endif
-// end file ioloop/net/overlapped_socket_transport.hpp
+// end file ioloop/net/iocp/overlapped_socket_transport.hpp
 // begin file ioloop/net/pipe_transport.hpp
 // ioloop: what connect_read_pipe and connect_write_pipe hand to the loop's backend family
 // (reactive_ops::start_pipe, iocp_ops::start_pipe): a descriptor that is not a socket (a
@@ -13492,7 +13492,7 @@ IOLOOP_NAMESPACE_END
 #ifndef IOLOOP_NET_PIPE_TRANSPORT_HPP
 #define IOLOOP_NET_PIPE_TRANSPORT_HPP
 
-// begin file ioloop/net/socket_transport.hpp
+// begin file ioloop/net/reactive/socket_transport.hpp
 // ioloop: the stream transport of the readiness backends (epoll, poll, select, kqueue): a
 // connected socket, or a descriptor that is not one (a pipe, a FIFO, a terminal: POSIX
 // only), its protocol, and the bytes the descriptor did not take yet.
@@ -13506,8 +13506,8 @@ IOLOOP_NAMESPACE_END
 // buffer, a buffered protocol's in the protocol's (stream_core::receive). Its write buffer
 // exists only while a write is partly sent. So an idle connection costs this object and
 // its protocol, nothing more.
-#ifndef IOLOOP_NET_SOCKET_TRANSPORT_HPP
-#define IOLOOP_NET_SOCKET_TRANSPORT_HPP
+#ifndef IOLOOP_NET_REACTIVE_SOCKET_TRANSPORT_HPP
+#define IOLOOP_NET_REACTIVE_SOCKET_TRANSPORT_HPP
 
 // begin file ioloop/detail/pipe_io.hpp
 // ioloop: how a descriptor that is not a socket moves its bytes (POSIX): read(), and a
@@ -13775,7 +13775,7 @@ private:
 IOLOOP_NAMESPACE_END
 
 #endif
-// end file ioloop/net/socket_transport.hpp
+// end file ioloop/net/reactive/socket_transport.hpp
 
 #include <utility>
 
@@ -13961,7 +13961,7 @@ IOLOOP_NAMESPACE_END
 #ifndef IOLOOP_NET_REACTIVE_OPS_HPP
 #define IOLOOP_NET_REACTIVE_OPS_HPP
 
-// begin file ioloop/net/datagram_socket_transport.hpp
+// begin file ioloop/net/reactive/datagram_socket_transport.hpp
 // ioloop: the datagram transport of the readiness backends: a UDP or Unix datagram
 // socket, its protocol, and the datagrams the socket could not take yet (sent in order
 // once it can, as asyncio queues them).
@@ -13974,8 +13974,8 @@ IOLOOP_NAMESPACE_END
 // endpoint holds no buffer. A datagram that still does not fit (another process read the
 // one measured, or no memory for the buffer) is lost: error_received says so with
 // std::errc::message_size, and nothing short is delivered.
-#ifndef IOLOOP_NET_DATAGRAM_SOCKET_TRANSPORT_HPP
-#define IOLOOP_NET_DATAGRAM_SOCKET_TRANSPORT_HPP
+#ifndef IOLOOP_NET_REACTIVE_DATAGRAM_SOCKET_TRANSPORT_HPP
+#define IOLOOP_NET_REACTIVE_DATAGRAM_SOCKET_TRANSPORT_HPP
 
 
 #include <cstddef>
@@ -14108,7 +14108,7 @@ private:
 IOLOOP_NAMESPACE_END
 
 #endif
-// end file ioloop/net/datagram_socket_transport.hpp
+// end file ioloop/net/reactive/datagram_socket_transport.hpp
 // begin file ioloop/net/descriptor_check.hpp
 // ioloop: what a descriptor must be before the loop waits on it (wait_readable) or makes
 // it a pipe transport (connect_read_pipe, connect_write_pipe). Checked here, before any

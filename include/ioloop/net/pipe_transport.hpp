@@ -10,7 +10,7 @@
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/posix.hpp"
 #include "ioloop/detail/windows.hpp"
-#include "ioloop/net/socket_transport.hpp"
+#include "ioloop/net/reactive/socket_transport.hpp"
 
 #include <utility>
 

@@ -13,7 +13,7 @@
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/iocp/iocp_io.hpp"
-#include "ioloop/net/overlapped_sock_ops.hpp"
+#include "ioloop/net/iocp/overlapped_sock_ops.hpp"
 #include "ioloop/net/socket.hpp"
 
 #if defined(IOLOOP_WINDOWS)

@@ -7,7 +7,7 @@
 #include "ioloop/detail/windows.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/iocp/iocp_io.hpp"
-#include "ioloop/net/overlapped_accept.hpp"
+#include "ioloop/net/iocp/overlapped_accept.hpp"
 #include "ioloop/net/server_state.hpp"
 #include "ioloop/net/socket.hpp"
 

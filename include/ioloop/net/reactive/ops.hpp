@@ -12,7 +12,7 @@
 #include "ioloop/detail/posix.hpp"
 #include "ioloop/detail/windows.hpp"
 #include "ioloop/loop_base.hpp"
-#include "ioloop/net/datagram_socket_transport.hpp"
+#include "ioloop/net/reactive/datagram_socket_transport.hpp"
 #include "ioloop/net/descriptor_check.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/fd_ready.hpp"
@@ -21,7 +21,7 @@
 #include "ioloop/net/reactive/listener.hpp"
 #include "ioloop/net/server_state.hpp"
 #include "ioloop/net/socket.hpp"
-#include "ioloop/net/socket_transport.hpp"
+#include "ioloop/net/reactive/socket_transport.hpp"
 #include "ioloop/net/stream_core.hpp"
 #include "ioloop/net/transport.hpp"
 

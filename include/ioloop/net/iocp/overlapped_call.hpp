@@ -7,8 +7,8 @@
 // wakes only with that completion; and an operation whose task is destroyed mid-flight
 // (its loop is closing) waits there for the kernel to let go, then frees itself when the
 // loop dequeues its completion.
-#ifndef IOLOOP_NET_OVERLAPPED_CALL_HPP
-#define IOLOOP_NET_OVERLAPPED_CALL_HPP
+#ifndef IOLOOP_NET_IOCP_OVERLAPPED_CALL_HPP
+#define IOLOOP_NET_IOCP_OVERLAPPED_CALL_HPP
 
 #include "ioloop/coro/task_base.hpp"
 #include "ioloop/detail/config.hpp"

@@ -11,8 +11,8 @@
 // buffer, a buffered protocol's in the protocol's (stream_core::receive). Its write buffer
 // exists only while a write is partly sent. So an idle connection costs this object and
 // its protocol, nothing more.
-#ifndef IOLOOP_NET_SOCKET_TRANSPORT_HPP
-#define IOLOOP_NET_SOCKET_TRANSPORT_HPP
+#ifndef IOLOOP_NET_REACTIVE_SOCKET_TRANSPORT_HPP
+#define IOLOOP_NET_REACTIVE_SOCKET_TRANSPORT_HPP
 
 #include "ioloop/backend/concept.hpp"
 #include "ioloop/detail/config.hpp"

@@ -10,8 +10,8 @@
 // endpoint holds no buffer. A datagram that still does not fit (another process read the
 // one measured, or no memory for the buffer) is lost: error_received says so with
 // std::errc::message_size, and nothing short is delivered.
-#ifndef IOLOOP_NET_DATAGRAM_SOCKET_TRANSPORT_HPP
-#define IOLOOP_NET_DATAGRAM_SOCKET_TRANSPORT_HPP
+#ifndef IOLOOP_NET_REACTIVE_DATAGRAM_SOCKET_TRANSPORT_HPP
+#define IOLOOP_NET_REACTIVE_DATAGRAM_SOCKET_TRANSPORT_HPP
 
 #include "ioloop/backend/concept.hpp"
 #include "ioloop/detail/config.hpp"

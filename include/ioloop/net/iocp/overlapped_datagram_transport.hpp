@@ -10,8 +10,8 @@
 // address) belongs to the kernel until the completion, so it sits in its own member, out
 // of the queue's vector, which may reallocate meanwhile; and the transport itself is
 // freed only once no operation of it is in flight.
-#ifndef IOLOOP_NET_OVERLAPPED_DATAGRAM_TRANSPORT_HPP
-#define IOLOOP_NET_OVERLAPPED_DATAGRAM_TRANSPORT_HPP
+#ifndef IOLOOP_NET_IOCP_OVERLAPPED_DATAGRAM_TRANSPORT_HPP
+#define IOLOOP_NET_IOCP_OVERLAPPED_DATAGRAM_TRANSPORT_HPP
 
 #include "ioloop/backend/concept.hpp"
 #include "ioloop/detail/config.hpp"
@@ -24,7 +24,7 @@
 #include "ioloop/net/iocp/iocp_io.hpp"
 #include "ioloop/net/iocp/overlapped_transport.hpp"
 #include "ioloop/net/net_access.hpp"
-#include "ioloop/net/overlapped_call.hpp"
+#include "ioloop/net/iocp/overlapped_call.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/socket.hpp"
 #include "ioloop/net/transport.hpp"

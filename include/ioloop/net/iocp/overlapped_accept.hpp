@@ -2,8 +2,8 @@
 // listeners share, and accept_op, the one AcceptEx a listener keeps in flight. The
 // socket AcceptEx fills and the room for the addresses belong to the kernel until the
 // completion, so the operation owns them and frees itself only then.
-#ifndef IOLOOP_NET_OVERLAPPED_ACCEPT_HPP
-#define IOLOOP_NET_OVERLAPPED_ACCEPT_HPP
+#ifndef IOLOOP_NET_IOCP_OVERLAPPED_ACCEPT_HPP
+#define IOLOOP_NET_IOCP_OVERLAPPED_ACCEPT_HPP
 
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/message.hpp"

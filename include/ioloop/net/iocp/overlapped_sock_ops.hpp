@@ -2,8 +2,8 @@
 // sock_connect, sock_recvfrom, sock_sendto) on a completion backend. Each tries the
 // non-blocking call first, as the readiness side does, so data already there costs no
 // overlapped operation; only WSAEWOULDBLOCK starts one (detail::overlapped_call).
-#ifndef IOLOOP_NET_OVERLAPPED_SOCK_OPS_HPP
-#define IOLOOP_NET_OVERLAPPED_SOCK_OPS_HPP
+#ifndef IOLOOP_NET_IOCP_OVERLAPPED_SOCK_OPS_HPP
+#define IOLOOP_NET_IOCP_OVERLAPPED_SOCK_OPS_HPP
 
 #include "ioloop/coro/coro.hpp"
 #include "ioloop/detail/config.hpp"
@@ -12,8 +12,8 @@
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/net_access.hpp"
-#include "ioloop/net/overlapped_accept.hpp"
-#include "ioloop/net/overlapped_call.hpp"
+#include "ioloop/net/iocp/overlapped_accept.hpp"
+#include "ioloop/net/iocp/overlapped_call.hpp"
 #include "ioloop/net/socket.hpp"
 
 #if defined(IOLOOP_WINDOWS)

@@ -9,8 +9,8 @@
 // bytes of a WSASend in flight belong to the kernel until it completes, so writes made
 // meanwhile queue behind them in a second buffer, and the transport itself is freed only
 // once no operation of it is in flight.
-#ifndef IOLOOP_NET_OVERLAPPED_SOCKET_TRANSPORT_HPP
-#define IOLOOP_NET_OVERLAPPED_SOCKET_TRANSPORT_HPP
+#ifndef IOLOOP_NET_IOCP_OVERLAPPED_SOCKET_TRANSPORT_HPP
+#define IOLOOP_NET_IOCP_OVERLAPPED_SOCKET_TRANSPORT_HPP
 
 #include "ioloop/backend/concept.hpp"
 #include "ioloop/detail/config.hpp"
@@ -20,7 +20,7 @@
 #include "ioloop/net/iocp/iocp_io.hpp"
 #include "ioloop/net/iocp/overlapped_transport.hpp"
 #include "ioloop/net/net_access.hpp"
-#include "ioloop/net/overlapped_call.hpp"
+#include "ioloop/net/iocp/overlapped_call.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/socket.hpp"
 #include "ioloop/net/stream_core.hpp"
