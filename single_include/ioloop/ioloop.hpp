@@ -13492,295 +13492,14 @@ IOLOOP_NAMESPACE_END
 #ifndef IOLOOP_NET_PIPE_TRANSPORT_HPP
 #define IOLOOP_NET_PIPE_TRANSPORT_HPP
 
-// begin file ioloop/net/reactive/socket_transport.hpp
-// ioloop: the stream transport of the readiness backends (epoll, poll, select, kqueue): a
-// connected socket, or a descriptor that is not one (a pipe, a FIFO, a terminal: POSIX
-// only), its protocol, and the bytes the descriptor did not take yet.
-//
-// The two differ only in how the bytes move, chosen at start: a socket with recv / send
-// (MSG_NOSIGNAL), a pipe with read / write (SIGPIPE held off per write, detail/pipe_io.hpp),
-// one way only, and a pipe's write_eof closes it. Everything else (buffering, flow control,
-// the close path) is the same code.
-//
-// It holds no read buffer of its own: a plain protocol's bytes land in the loop's shared
-// buffer, a buffered protocol's in the protocol's (stream_core::receive). Its write buffer
-// exists only while a write is partly sent. So an idle connection costs this object and
-// its protocol, nothing more.
-#ifndef IOLOOP_NET_REACTIVE_SOCKET_TRANSPORT_HPP
-#define IOLOOP_NET_REACTIVE_SOCKET_TRANSPORT_HPP
-
-// begin file ioloop/detail/pipe_io.hpp
-// ioloop: how a descriptor that is not a socket moves its bytes (POSIX): read(), and a
-// write() that never raises SIGPIPE. A socket's send says MSG_NOSIGNAL; write() has no such
-// flag, and a pipe whose reader is gone would kill a process that keeps SIGPIPE at its
-// default disposition, as most programs do. So each write blocks SIGPIPE in this thread
-// around the call, and takes back the SIGPIPE its own EPIPE generated.
-//
-// What it costs: two rt_sigprocmask calls per write (strace -c of 2.1 million guarded
-// writes counts 4.2 million), measured at 0.44 us the pair on the Linux 6.18 VM this was
-// written on, where a 16-byte write plus its read takes 0.74 us: 16-byte writes 0.74 ->
-// 1.16 us, 64 KiB writes 11.9 -> 12.2 us (3%). sigpending and sigtimedwait run only where
-// they are needed (SIGPIPE blocked already; a write that failed with EPIPE). Sockets do
-// not pay it: their sends say MSG_NOSIGNAL.
-#ifndef IOLOOP_DETAIL_PIPE_IO_HPP
-#define IOLOOP_DETAIL_PIPE_IO_HPP
-
-
-#if defined(IOLOOP_POSIX)
-
-#include <cerrno>
-#include <csignal>
-#include <cstddef>
-#include <ctime>
-
-#include <pthread.h>
-#include <signal.h>
-#include <unistd.h>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-// One write(): the bytes written, or -1 (errno says why: EPIPE once the reader is gone).
-// No SIGPIPE reaches the process, and the thread's signal mask is as it was.
-inline std::ptrdiff_t write_without_sigpipe(int fd, const char* data, std::size_t size) noexcept {
-    sigset_t pipe_only;
-    sigset_t before;
-    sigemptyset(&pipe_only);
-    sigaddset(&pipe_only, SIGPIPE);
-    ::pthread_sigmask(SIG_BLOCK, &pipe_only, &before);
-    const bool was_blocked = sigismember(&before, SIGPIPE) == 1;
-    // A SIGPIPE pending before our write is someone else's, and must stay pending. One can
-    // be pending only if this thread blocked it already: an unblocked one would have been
-    // delivered. So only then is it worth a system call to look.
-    bool was_pending = false;
-    if (was_blocked) {
-        sigset_t pending;
-        was_pending = ::sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
-    }
-    const ::ssize_t n = ::write(fd, data, size);
-    const int err = errno;
-    if (n == -1 && err == EPIPE && !was_pending) {
-        // Our write generated it, directed at this thread, where it is blocked: take it.
-        const timespec now{0, 0};
-        while (::sigtimedwait(&pipe_only, nullptr, &now) == -1 && errno == EINTR) {
-        }
-    }
-    if (!was_blocked) ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
-    errno = err;
-    return n;
-}
-
-// One read(): the bytes read, 0 at EOF, or -1 (errno says why). A pseudo-terminal's master
-// reads EIO once its slave side is closed (Linux): that is the device's end of file.
-inline std::ptrdiff_t read_descriptor(int fd, char* data, std::size_t size) noexcept {
-    const ::ssize_t n = ::read(fd, data, size);
-    if (n == -1 && errno == EIO) return 0;
-    return n;
-}
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_POSIX
-#endif
-// end file ioloop/detail/pipe_io.hpp
-
-#include <cstddef>
-#include <memory>
-#include <span>
-#include <string>
-#include <string_view>
-#include <system_error>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-// Which descriptor a readiness stream transport serves, and so how its bytes move.
-enum class descriptor_kind : unsigned char { socket, read_pipe, write_pipe };
-
-class socket_transport final : public stream_core<socket_transport> {
-    using core = transport_core<socket_transport, transport, base_protocol>;
-    friend core;
-    friend stream_core<socket_transport>;
-
-public:
-    // Takes the connected socket and the protocol, watches the socket and calls
-    // connection_made. If watching fails, the socket is closed, the protocol dropped
-    // without a callback, and the error thrown. `server`: the server that accepted it.
-    static socket_transport& start(loop_base& loop, socket sock, owned_stream_protocol p,
-                                   connection_counter* server) {
-        return core::start(loop, sock.release(), std::move(p), server, descriptor_kind::socket,
-                           false);
-    }
-
-    // Takes `fd`, a descriptor that is not a socket (checked by net/pipe_transport.hpp),
-    // already non-blocking and close-on-exec, and the protocol, as start() does; `kind` is
-    // read_pipe or write_pipe. `watch_hangup`: a write pipe watches its descriptor for
-    // readability, which only the reader going away causes (a pipe or a FIFO opened for
-    // writing alone; asyncio's trick), so an idle pipe learns it too.
-    static socket_transport& start_pipe(loop_base& loop, native_socket fd, descriptor_kind kind,
-                                        bool watch_hangup, owned_stream_protocol p) {
-        return core::start(loop, fd, std::move(p), nullptr, kind, watch_hangup);
-    }
-
-private:
-    // The bytes a partial send left, and how many of them went out since.
-    struct pending_writes {
-        std::string data;
-        std::size_t sent = 0;
-        std::size_t size() const noexcept { return data.size() - sent; }
-    };
-
-    socket_transport(loop_base& loop, native_socket fd, owned_stream_protocol p,
-                     connection_counter* server, descriptor_kind kind, bool watch_hangup) noexcept
-        : stream_core(loop, fd, std::move(p), server), kind_(kind), watch_hangup_(watch_hangup) {}
-    ~socket_transport() override = default;
-
-    // ---- what transport_core asks of us ---------------------------------------------------
-
-    unsigned wanted_events() const noexcept {
-        const bool read = kind_ == descriptor_kind::write_pipe ? watch_hangup_ : wants_to_read();
-        return (read ? unsigned(backend::io_read) : 0u) |
-               (pending_ ? unsigned(backend::io_write) : 0u);
-    }
-    std::size_t buffered() const noexcept { return pending_ ? pending_->size() : 0; }
-    void drop_buffer() noexcept { pending_.reset(); }
-
-    // A socket's addresses; a pipe has only its descriptor, as asyncio's extra "pipe".
-    extra_info extra(std::string_view name) const {
-        if (kind_ == descriptor_kind::socket) return core::extra(name);
-        return name == "pipe" ? extra_info(fd_) : extra_info();
-    }
-
-    std::string describe() const override {
-        if (kind_ == descriptor_kind::socket) return core::describe();
-        return concat({"the transport of pipe ", decimal(fd_)});
-    }
-
-    // ---- what stream_core asks of us ----------------------------------------------------
-
-    bool has_write_buffer() const noexcept { return pending_ != nullptr; }
-    bool reads() const noexcept { return kind_ != descriptor_kind::write_pipe; }
-    bool writes() const noexcept { return kind_ != descriptor_kind::read_pipe; }
-
-    // Sends what the socket takes now; the rest waits for writability in pending_.
-    void send_or_buffer(std::string_view data) {
-        if (!pending_) {
-            const std::ptrdiff_t n = send_some(data);
-            if (n < 0) return;  // a fatal error closed the transport
-            data.remove_prefix(static_cast<std::size_t>(n));
-            if (data.empty()) return;
-            pending_ = std::make_unique<pending_writes>();
-            update_watch();
-            if (lost_) return;  // the backend could not watch for writability
-        }
-        pending_->data.append(data);
-        maybe_pause_protocol();
-    }
-
-    // ---- events -------------------------------------------------------------------------
-
-    void on_io(unsigned events) noexcept override {
-        if ((events & backend::io_read) && (watched_ & backend::io_read)) {
-            // A write pipe readable: its reader went away (see start_pipe).
-            if (kind_ == descriptor_kind::write_pipe) {
-                force_close(std::make_error_code(std::errc::broken_pipe));
-                return;
-            }
-            read_ready();
-        }
-        if ((events & backend::io_write) && pending_ && !lost_) write_ready();
-    }
-
-    void read_ready() noexcept {
-        receive([this](std::span<char> buffer) noexcept {
-            std::ptrdiff_t n;
-            int err = 0;
-            do {
-                n = recv_bytes(buffer.data(), buffer.size());
-                if (n == -1) err = last_socket_error();
-            } while (n == -1 && interrupted(err));
-            if (n == -1 && !would_block(err)) force_close(system_error_code(err));
-            return n;
-        });
-    }
-
-    void write_ready() noexcept {
-        const std::string_view rest = std::string_view(pending_->data).substr(pending_->sent);
-        const std::ptrdiff_t n = send_some(rest);
-        if (n <= 0) return;  // would block, or a fatal error closed the transport
-        pending_->sent += static_cast<std::size_t>(n);
-        if (pending_->size() == 0) {
-            pending_.reset();
-            update_watch();
-            writes_done();
-            return;
-        }
-        // Sent bytes are dropped once they are half the buffer: each byte moves at most
-        // once more, however the sends split.
-        if (pending_->sent >= pending_->data.size() / 2) {
-            pending_->data.erase(0, pending_->sent);
-            pending_->sent = 0;
-        }
-        maybe_resume_protocol();
-    }
-
-    // One send of what it can take: the count (0 if it would block), or -1 after a fatal
-    // error, which has closed the transport.
-    std::ptrdiff_t send_some(std::string_view data) noexcept {
-        for (;;) {
-            const std::ptrdiff_t n = send_bytes(data.data(), data.size());
-            if (n >= 0) return n;
-            const int err = last_socket_error();
-            if (interrupted(err)) continue;
-            if (would_block(err)) return 0;
-            force_close(system_error_code(err));
-            return -1;
-        }
-    }
-
-    // The bytes' one system call each way: a branch on the kind, no extra call for sockets.
-    std::ptrdiff_t recv_bytes(char* into, std::size_t size) noexcept {
-#if defined(IOLOOP_POSIX)
-        if (kind_ != descriptor_kind::socket) return read_descriptor(fd_, into, size);
-#endif
-        return socket_recv(fd_, into, size);
-    }
-    std::ptrdiff_t send_bytes(const char* data, std::size_t size) noexcept {
-#if defined(IOLOOP_POSIX)
-        if (kind_ != descriptor_kind::socket) return write_without_sigpipe(fd_, data, size);
-#endif
-        return socket_send(fd_, data, size);
-    }
-
-    void shutdown_write() noexcept {
-        // A pipe has no half-close: its write_eof closes it once the bytes are out (asyncio).
-        if (kind_ != descriptor_kind::socket) {
-            start_closing();
-            return;
-        }
-        if (shutdown_send(fd_) == 0) return;
-        // ENOTCONN: the peer is gone already; reading will tell the protocol.
-        const std::error_code ec = system_error_code(last_socket_error());
-        if (ec != std::errc::not_connected) force_close(ec);
-    }
-
-    // First: they fit in stream_core's tail padding, so a socket's transport is no larger.
-    descriptor_kind kind_;
-    bool watch_hangup_;  // a write pipe: readability means its reader went away
-    std::unique_ptr<pending_writes> pending_;  // only while a write is partly sent
-};
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/reactive/socket_transport.hpp
 
 #include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
+
+// Which descriptor a stream transport serves, and so how its bytes move.
+enum class descriptor_kind : unsigned char { socket, read_pipe, write_pipe };
 
 // The descriptor given to connect_read_pipe / connect_write_pipe, owned from the call on:
 // closed unless a transport takes it, so a refused descriptor, a factory that throws or a
@@ -14261,6 +13980,287 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/net/reactive/listener.hpp
+// begin file ioloop/net/reactive/socket_transport.hpp
+// ioloop: the stream transport of the readiness backends (epoll, poll, select, kqueue): a
+// connected socket, or a descriptor that is not one (a pipe, a FIFO, a terminal: POSIX
+// only), its protocol, and the bytes the descriptor did not take yet.
+//
+// The two differ only in how the bytes move, chosen at start: a socket with recv / send
+// (MSG_NOSIGNAL), a pipe with read / write (SIGPIPE held off per write, detail/pipe_io.hpp),
+// one way only, and a pipe's write_eof closes it. Everything else (buffering, flow control,
+// the close path) is the same code.
+//
+// It holds no read buffer of its own: a plain protocol's bytes land in the loop's shared
+// buffer, a buffered protocol's in the protocol's (stream_core::receive). Its write buffer
+// exists only while a write is partly sent. So an idle connection costs this object and
+// its protocol, nothing more.
+#ifndef IOLOOP_NET_REACTIVE_SOCKET_TRANSPORT_HPP
+#define IOLOOP_NET_REACTIVE_SOCKET_TRANSPORT_HPP
+
+// begin file ioloop/detail/pipe_io.hpp
+// ioloop: how a descriptor that is not a socket moves its bytes (POSIX): read(), and a
+// write() that never raises SIGPIPE. A socket's send says MSG_NOSIGNAL; write() has no such
+// flag, and a pipe whose reader is gone would kill a process that keeps SIGPIPE at its
+// default disposition, as most programs do. So each write blocks SIGPIPE in this thread
+// around the call, and takes back the SIGPIPE its own EPIPE generated.
+//
+// What it costs: two rt_sigprocmask calls per write (strace -c of 2.1 million guarded
+// writes counts 4.2 million), measured at 0.44 us the pair on the Linux 6.18 VM this was
+// written on, where a 16-byte write plus its read takes 0.74 us: 16-byte writes 0.74 ->
+// 1.16 us, 64 KiB writes 11.9 -> 12.2 us (3%). sigpending and sigtimedwait run only where
+// they are needed (SIGPIPE blocked already; a write that failed with EPIPE). Sockets do
+// not pay it: their sends say MSG_NOSIGNAL.
+#ifndef IOLOOP_DETAIL_PIPE_IO_HPP
+#define IOLOOP_DETAIL_PIPE_IO_HPP
+
+
+#if defined(IOLOOP_POSIX)
+
+#include <cerrno>
+#include <csignal>
+#include <cstddef>
+#include <ctime>
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// One write(): the bytes written, or -1 (errno says why: EPIPE once the reader is gone).
+// No SIGPIPE reaches the process, and the thread's signal mask is as it was.
+inline std::ptrdiff_t write_without_sigpipe(int fd, const char* data, std::size_t size) noexcept {
+    sigset_t pipe_only;
+    sigset_t before;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    ::pthread_sigmask(SIG_BLOCK, &pipe_only, &before);
+    const bool was_blocked = sigismember(&before, SIGPIPE) == 1;
+    // A SIGPIPE pending before our write is someone else's, and must stay pending. One can
+    // be pending only if this thread blocked it already: an unblocked one would have been
+    // delivered. So only then is it worth a system call to look.
+    bool was_pending = false;
+    if (was_blocked) {
+        sigset_t pending;
+        was_pending = ::sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+    }
+    const ::ssize_t n = ::write(fd, data, size);
+    const int err = errno;
+    if (n == -1 && err == EPIPE && !was_pending) {
+        // Our write generated it, directed at this thread, where it is blocked: take it.
+        const timespec now{0, 0};
+        while (::sigtimedwait(&pipe_only, nullptr, &now) == -1 && errno == EINTR) {
+        }
+    }
+    if (!was_blocked) ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    errno = err;
+    return n;
+}
+
+// One read(): the bytes read, 0 at EOF, or -1 (errno says why). A pseudo-terminal's master
+// reads EIO once its slave side is closed (Linux): that is the device's end of file.
+inline std::ptrdiff_t read_descriptor(int fd, char* data, std::size_t size) noexcept {
+    const ::ssize_t n = ::read(fd, data, size);
+    if (n == -1 && errno == EIO) return 0;
+    return n;
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+#endif
+// end file ioloop/detail/pipe_io.hpp
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+class socket_transport final : public stream_core<socket_transport> {
+    using core = transport_core<socket_transport, transport, base_protocol>;
+    friend core;
+    friend stream_core<socket_transport>;
+
+public:
+    // Takes the connected socket and the protocol, watches the socket and calls
+    // connection_made. If watching fails, the socket is closed, the protocol dropped
+    // without a callback, and the error thrown. `server`: the server that accepted it.
+    static socket_transport& start(loop_base& loop, socket sock, owned_stream_protocol p,
+                                   connection_counter* server) {
+        return core::start(loop, sock.release(), std::move(p), server, descriptor_kind::socket,
+                           false);
+    }
+
+    // Takes `fd`, a descriptor that is not a socket (checked by net/pipe_transport.hpp),
+    // already non-blocking and close-on-exec, and the protocol, as start() does; `kind` is
+    // read_pipe or write_pipe. `watch_hangup`: a write pipe watches its descriptor for
+    // readability, which only the reader going away causes (a pipe or a FIFO opened for
+    // writing alone; asyncio's trick), so an idle pipe learns it too.
+    static socket_transport& start_pipe(loop_base& loop, native_socket fd, descriptor_kind kind,
+                                        bool watch_hangup, owned_stream_protocol p) {
+        return core::start(loop, fd, std::move(p), nullptr, kind, watch_hangup);
+    }
+
+private:
+    // The bytes a partial send left, and how many of them went out since.
+    struct pending_writes {
+        std::string data;
+        std::size_t sent = 0;
+        std::size_t size() const noexcept { return data.size() - sent; }
+    };
+
+    socket_transport(loop_base& loop, native_socket fd, owned_stream_protocol p,
+                     connection_counter* server, descriptor_kind kind, bool watch_hangup) noexcept
+        : stream_core(loop, fd, std::move(p), server), kind_(kind), watch_hangup_(watch_hangup) {}
+    ~socket_transport() override = default;
+
+    // ---- what transport_core asks of us ---------------------------------------------------
+
+    unsigned wanted_events() const noexcept {
+        const bool read = kind_ == descriptor_kind::write_pipe ? watch_hangup_ : wants_to_read();
+        return (read ? unsigned(backend::io_read) : 0u) |
+               (pending_ ? unsigned(backend::io_write) : 0u);
+    }
+    std::size_t buffered() const noexcept { return pending_ ? pending_->size() : 0; }
+    void drop_buffer() noexcept { pending_.reset(); }
+
+    // A socket's addresses; a pipe has only its descriptor, as asyncio's extra "pipe".
+    extra_info extra(std::string_view name) const {
+        if (kind_ == descriptor_kind::socket) return core::extra(name);
+        return name == "pipe" ? extra_info(fd_) : extra_info();
+    }
+
+    std::string describe() const override {
+        if (kind_ == descriptor_kind::socket) return core::describe();
+        return concat({"the transport of pipe ", decimal(fd_)});
+    }
+
+    // ---- what stream_core asks of us ----------------------------------------------------
+
+    bool has_write_buffer() const noexcept { return pending_ != nullptr; }
+    bool reads() const noexcept { return kind_ != descriptor_kind::write_pipe; }
+    bool writes() const noexcept { return kind_ != descriptor_kind::read_pipe; }
+
+    // Sends what the socket takes now; the rest waits for writability in pending_.
+    void send_or_buffer(std::string_view data) {
+        if (!pending_) {
+            const std::ptrdiff_t n = send_some(data);
+            if (n < 0) return;  // a fatal error closed the transport
+            data.remove_prefix(static_cast<std::size_t>(n));
+            if (data.empty()) return;
+            pending_ = std::make_unique<pending_writes>();
+            update_watch();
+            if (lost_) return;  // the backend could not watch for writability
+        }
+        pending_->data.append(data);
+        maybe_pause_protocol();
+    }
+
+    // ---- events -------------------------------------------------------------------------
+
+    void on_io(unsigned events) noexcept override {
+        if ((events & backend::io_read) && (watched_ & backend::io_read)) {
+            // A write pipe readable: its reader went away (see start_pipe).
+            if (kind_ == descriptor_kind::write_pipe) {
+                force_close(std::make_error_code(std::errc::broken_pipe));
+                return;
+            }
+            read_ready();
+        }
+        if ((events & backend::io_write) && pending_ && !lost_) write_ready();
+    }
+
+    void read_ready() noexcept {
+        receive([this](std::span<char> buffer) noexcept {
+            std::ptrdiff_t n;
+            int err = 0;
+            do {
+                n = recv_bytes(buffer.data(), buffer.size());
+                if (n == -1) err = last_socket_error();
+            } while (n == -1 && interrupted(err));
+            if (n == -1 && !would_block(err)) force_close(system_error_code(err));
+            return n;
+        });
+    }
+
+    void write_ready() noexcept {
+        const std::string_view rest = std::string_view(pending_->data).substr(pending_->sent);
+        const std::ptrdiff_t n = send_some(rest);
+        if (n <= 0) return;  // would block, or a fatal error closed the transport
+        pending_->sent += static_cast<std::size_t>(n);
+        if (pending_->size() == 0) {
+            pending_.reset();
+            update_watch();
+            writes_done();
+            return;
+        }
+        // Sent bytes are dropped once they are half the buffer: each byte moves at most
+        // once more, however the sends split.
+        if (pending_->sent >= pending_->data.size() / 2) {
+            pending_->data.erase(0, pending_->sent);
+            pending_->sent = 0;
+        }
+        maybe_resume_protocol();
+    }
+
+    // One send of what it can take: the count (0 if it would block), or -1 after a fatal
+    // error, which has closed the transport.
+    std::ptrdiff_t send_some(std::string_view data) noexcept {
+        for (;;) {
+            const std::ptrdiff_t n = send_bytes(data.data(), data.size());
+            if (n >= 0) return n;
+            const int err = last_socket_error();
+            if (interrupted(err)) continue;
+            if (would_block(err)) return 0;
+            force_close(system_error_code(err));
+            return -1;
+        }
+    }
+
+    // The bytes' one system call each way: a branch on the kind, no extra call for sockets.
+    std::ptrdiff_t recv_bytes(char* into, std::size_t size) noexcept {
+#if defined(IOLOOP_POSIX)
+        if (kind_ != descriptor_kind::socket) return read_descriptor(fd_, into, size);
+#endif
+        return socket_recv(fd_, into, size);
+    }
+    std::ptrdiff_t send_bytes(const char* data, std::size_t size) noexcept {
+#if defined(IOLOOP_POSIX)
+        if (kind_ != descriptor_kind::socket) return write_without_sigpipe(fd_, data, size);
+#endif
+        return socket_send(fd_, data, size);
+    }
+
+    void shutdown_write() noexcept {
+        // A pipe has no half-close: its write_eof closes it once the bytes are out (asyncio).
+        if (kind_ != descriptor_kind::socket) {
+            start_closing();
+            return;
+        }
+        if (shutdown_send(fd_) == 0) return;
+        // ENOTCONN: the peer is gone already; reading will tell the protocol.
+        const std::error_code ec = system_error_code(last_socket_error());
+        if (ec != std::errc::not_connected) force_close(ec);
+    }
+
+    // First: they fit in stream_core's tail padding, so a socket's transport is no larger.
+    descriptor_kind kind_;
+    bool watch_hangup_;  // a write pipe: readability means its reader went away
+    std::unique_ptr<pending_writes> pending_;  // only while a write is partly sent
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/reactive/socket_transport.hpp
 
 #include <memory>
 #include <system_error>

@@ -10,12 +10,14 @@
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/posix.hpp"
 #include "ioloop/detail/windows.hpp"
-#include "ioloop/net/reactive/socket_transport.hpp"
 
 #include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
+
+// Which descriptor a stream transport serves, and so how its bytes move.
+enum class descriptor_kind : unsigned char { socket, read_pipe, write_pipe };
 
 // The descriptor given to connect_read_pipe / connect_write_pipe, owned from the call on:
 // closed unless a transport takes it, so a refused descriptor, a factory that throws or a

@@ -23,6 +23,7 @@
 #include "ioloop/errors.hpp"
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/net_access.hpp"
+#include "ioloop/net/pipe_transport.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/socket.hpp"
 #include "ioloop/net/stream_core.hpp"
@@ -38,9 +39,6 @@
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
-
-// Which descriptor a readiness stream transport serves, and so how its bytes move.
-enum class descriptor_kind : unsigned char { socket, read_pipe, write_pipe };
 
 class socket_transport final : public stream_core<socket_transport> {
     using core = transport_core<socket_transport, transport, base_protocol>;
