@@ -524,6 +524,57 @@ TEST_CASE("a descriptor >= FD_SETSIZE") {
 }
 #endif
 
+#if defined(IOLOOP_POSIX)
+TEST_CASE("a descriptor a transport watches is refused by add_reader, and the other way round") {
+    // A backend keeps one registration per descriptor: a second would take the first one's
+    // events (epoll turns a second ADD into a MOD, poll and select overwrite it), and the
+    // first watcher would hang. So the loop refuses it: errc::file_exists.
+    INFO("backend: " << backend_name);
+    ioloop::event_loop loop;
+    fd_pair taken = fd_pair::pipe();
+    fd_pair watched = fd_pair::pipe();
+    struct sink : ioloop::protocol {
+        std::string got;
+        ioloop::event arrived;
+        void data_received(std::string_view data) override {
+            got.append(data);
+            arrived.set();
+        }
+    };
+    const int transport_fd = taken.first();
+    sink* s = loop.run_until_complete([&]() -> ioloop::coro<sink*> {
+        auto made = co_await loop.connect_read_pipe([] { return std::make_unique<sink>(); },
+                                                    taken.release_first());
+        co_return made.second;
+    }());
+    try {
+        loop.add_reader(transport_fd, [] {});
+        FAIL("add_reader took the descriptor of a transport");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::file_exists);
+    }
+    // The transport still hears its bytes.
+    write_all(taken.second(), "still mine");
+    loop.run_until_complete([](sink* t) -> ioloop::coro<void> { co_await t->arrived.wait(); }(s));
+    CHECK(s->got == "still mine");
+
+    int reader_runs = 0;
+    loop.add_reader(watched.first(), [&reader_runs] { ++reader_runs; });
+    const int reader_fd = watched.first();
+    try {
+        loop.run_until_complete(loop.connect_read_pipe(
+            [] { return std::make_unique<sink>(); }, watched.release_first()));
+        FAIL("a transport took the descriptor add_reader watches");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::file_exists);
+    }
+    // The refused transport closed the descriptor it was given, as it promises.
+    CHECK(::fcntl(reader_fd, F_GETFD) == -1);
+    CHECK(reader_runs == 0);
+    loop.close();
+}
+#endif
+
 #if defined(IOLOOP_WINDOWS)
 TEST_CASE("select on Windows watches more sockets than FD_SETSIZE at once") {
     // Winsock's fd_set holds FD_SETSIZE (64) sockets unless sized otherwise; the backend
