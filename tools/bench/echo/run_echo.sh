@@ -39,7 +39,7 @@ servers=(raw_epoll ioloop ioloop_coro libuv libev asio asio_coro)
 # Targets (the two ioloop servers only): requests/s ratio against raw epoll in every
 # cell, and user-space bytes per idle connection.
 declare -A rps_target=([ioloop]=0.95 [ioloop_coro]=0.95)
-declare -A idle_target=([ioloop]=200 [ioloop_coro]=1024)
+declare -A idle_target=([ioloop]=200 [ioloop_coro]=512)
 
 failed=0
 fail() { echo "FAIL: $*" >&2; failed=1; }
