@@ -269,17 +269,24 @@ TEST_CASE("create_unix_server and create_unix_connection take buffered protocols
 
 // ---- the stream reader over a real transport -------------------------------------------
 
+namespace {
+// A factory of stream reader protocols that tells `made` where the last one is.
+auto reader_factory(ioloop::stream_reader_protocol*& made) {
+    return [&made] {
+        auto owned = ioloop::stream_reader_protocol::create();
+        made = owned.get();
+        return owned;
+    };
+}
+}  // namespace
+
 TEST_CASE("the stream reader receives into its own buffer, and holds none while idle") {
     nettest::run([]() -> ioloop::coro<void> {
         auto& loop = ioloop::get_running_loop();
         auto echo_factory = [] { return std::make_unique<nettest::echo>(); };
         ioloop::server s = co_await loop.create_server(echo_factory, "127.0.0.1", 0);
         ioloop::stream_reader_protocol* p = nullptr;
-        auto factory = [&p] {
-            auto owned = ioloop::stream_reader_protocol::create();
-            p = owned.get();
-            return owned;
-        };
+        auto factory = reader_factory(p);
         auto [t, made] = co_await loop.create_connection(factory, "127.0.0.1", nettest::port_of(s));
         REQUIRE(made == p);
         ioloop::stream_reader reader(*p);
@@ -316,21 +323,16 @@ TEST_CASE("the stream reader receives into its own buffer, and holds none while 
     }());
 }
 
-TEST_CASE("a busy stream reader takes its block from the thread's recycler, then gives it back") {
-    if (!ioloop::detail::recycling) {
-        MESSAGE("this build allocates without the recycler (a sanitizer): nothing to check");
-        return;
-    }
+// A sanitizer build allocates without the recycler (so a use after free is caught): there
+// the case is reported as skipped, not passed.
+TEST_CASE("a busy stream reader takes its block from the thread's recycler, then gives it back" *
+          doctest::skip(!ioloop::detail::recycling)) {
     nettest::run([]() -> ioloop::coro<void> {
         auto& loop = ioloop::get_running_loop();
         auto echo_factory = [] { return std::make_unique<nettest::echo>(); };
         ioloop::server s = co_await loop.create_server(echo_factory, "127.0.0.1", 0);
         ioloop::stream_reader_protocol* p = nullptr;
-        auto factory = [&p] {
-            auto owned = ioloop::stream_reader_protocol::create();
-            p = owned.get();
-            return owned;
-        };
+        auto factory = reader_factory(p);
         (void)co_await loop.create_connection(factory, "127.0.0.1", nettest::port_of(s));
         ioloop::stream_reader reader(*p);
         ioloop::stream_writer writer(*p);

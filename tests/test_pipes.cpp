@@ -438,6 +438,18 @@ TEST_CASE("a pseudo-terminal in raw mode, read as lines with readline, written b
     }());
 }
 
+namespace {
+// Both ends of the FIFO at `path`, non-blocking. The reader first: opening a FIFO's write
+// end without one fails (ENXIO).
+std::pair<int, int> open_fifo(const std::string& path) {
+    const int r = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    REQUIRE(r != -1);
+    const int w = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    REQUIRE(w != -1);
+    return {r, w};
+}
+}  // namespace
+
 TEST_CASE("a FIFO (mkfifo) works both ways, and its reader going away is broken_pipe") {
     require_default_sigpipe();
     temp_dir dir;
@@ -445,11 +457,7 @@ TEST_CASE("a FIFO (mkfifo) works both ways, and its reader going away is broken_
     REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
     record out;
     nettest::run([&]() -> coro<void> {
-        // The reader first: opening a FIFO's write end without one fails (ENXIO).
-        const int r = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        REQUIRE(r != -1);
-        const int w = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-        REQUIRE(w != -1);
+        const auto [r, w] = open_fifo(path);
         auto& loop = ioloop::get_running_loop();
         ioloop::stream_reader reader = co_await ioloop::connect_read_pipe(r);
         auto [t, proto] = co_await loop.connect_write_pipe(probe_of(out), w);
@@ -465,10 +473,7 @@ TEST_CASE("a FIFO (mkfifo) works both ways, and its reader going away is broken_
 
     record gone;
     nettest::run([&]() -> coro<void> {
-        const int r = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        REQUIRE(r != -1);
-        const int w = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-        REQUIRE(w != -1);
+        const auto [r, w] = open_fifo(path);
         auto& loop = ioloop::get_running_loop();
         auto started = co_await loop.connect_write_pipe(probe_of(gone), w);
         (void)started;

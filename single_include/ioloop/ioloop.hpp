@@ -13870,8 +13870,7 @@ inline void require_open_descriptor(native_socket fd, std::string_view what) {
 // A descriptor a pipe transport can take: a pipe, a FIFO, a terminal, a character device,
 // a socket (asyncio takes one too; it is then read and written as a pipe). A regular file
 // or a directory is refused: it is always "ready", and reading it belongs to the file API.
-inline pipe_descriptor check_pipe_descriptor(const loop_base&, native_socket fd,
-                                             std::string_view what) {
+inline pipe_descriptor check_pipe_descriptor(native_socket fd, std::string_view what) {
     struct stat st{};
     if (::fstat(fd, &st) == -1) {
         const int err = errno;
@@ -13904,8 +13903,7 @@ inline pipe_descriptor check_pipe_descriptor(const loop_base&, native_socket fd,
 
 inline void require_open_descriptor(native_socket, std::string_view) {}
 
-inline pipe_descriptor check_pipe_descriptor(const loop_base&, native_socket,
-                                             std::string_view what) {
+inline pipe_descriptor check_pipe_descriptor(native_socket, std::string_view what) {
     throw_not_supported(what,
                         "Windows' select waits on sockets only: it cannot wait on a pipe or a "
                         "console (pipes on Windows will need the IOCP backend)");
@@ -14306,7 +14304,7 @@ struct reactive_ops {
     // the error thrown.
     static transport& start_pipe(loop_base& loop, owned_descriptor fd, descriptor_kind kind,
                                  owned_stream_protocol p) {
-        const pipe_descriptor d = check_pipe_descriptor(loop, fd.get(), pipe_call(kind));
+        const pipe_descriptor d = check_pipe_descriptor(fd.get(), pipe_call(kind));
 #if defined(IOLOOP_POSIX)
         try {
             set_nonblocking_cloexec(fd.get());

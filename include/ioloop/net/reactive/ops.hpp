@@ -69,7 +69,7 @@ struct reactive_ops {
     // the error thrown.
     static transport& start_pipe(loop_base& loop, owned_descriptor fd, descriptor_kind kind,
                                  owned_stream_protocol p) {
-        const pipe_descriptor d = check_pipe_descriptor(loop, fd.get(), pipe_call(kind));
+        const pipe_descriptor d = check_pipe_descriptor(fd.get(), pipe_call(kind));
 #if defined(IOLOOP_POSIX)
         try {
             set_nonblocking_cloexec(fd.get());
