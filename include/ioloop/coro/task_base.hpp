@@ -57,19 +57,15 @@ protected:
     ~wait_point() = default;
 };
 
-class task_base : public future_base, public registered_task {
+class task_base : public future_base, public registered_task, private embedded_node {
 public:
     task_base(loop_base& loop, std::coroutine_handle<> body, coroutine_origin origin)
         : future_base(loop),
+          embedded_node(&run_step),
           body_(body),
           resume_at_(body),
           id_(loop_access::next_task_id(loop)),
-          origin_(origin) {
-        // The step node is the task's own, queued by wake(): a pending task is alive (its
-        // loop's list holds it), so the queue needs no reference.
-        step_.fn.emplace(step_callback{this});
-        step_.embedded = true;
-    }
+          origin_(origin) {}
 
     // Links the task into its loop and schedules its first step. The loop's list keeps a
     // reference until the task is done.
@@ -79,7 +75,7 @@ public:
         loop_access::tasks(l).link(
             this, [](registered_task* r) noexcept { static_cast<task_base*>(r)->abandon_now(); });
         scheduled_ = true;
-        loop_access::schedule(l, &step_);
+        loop_access::schedule(l, step_node());
     }
 
     // ---- the awaiter protocol ---------------------------------------------------------
@@ -99,7 +95,7 @@ public:
         wait_ = nullptr;
         if (scheduled_) return;
         scheduled_ = true;
-        if (loop_base* l = loop()) loop_access::schedule(*l, &step_);
+        if (loop_base* l = loop()) loop_access::schedule(*l, step_node());
     }
 
     // From await_resume: true once if a cancel is to be thrown at this suspension point.
@@ -179,12 +175,20 @@ protected:
     std::coroutine_handle<> body_;  // the task's own coroutine, until it finishes
 
 private:
-    // The loop callback that runs one step. It describes itself for debug reports.
-    struct step_callback {
-        task_base* task;
-        void operator()() const noexcept { task->step(); }
-        std::string describe() const { return task->describe(); }
-    };
+    // The node the loop queues to run the next step: the task's own (embedded_node is a
+    // base), queued by wake(). A pending task is alive (its loop's list holds it), so the
+    // queue needs no reference.
+    embedded_node* step_node() noexcept { return this; }
+
+    // The step node's function. It describes the task for debug reports.
+    static void run_step(embedded_node& node, std::string* describe) noexcept {
+        auto& t = static_cast<task_base&>(node);
+        if (describe) {
+            *describe = t.describe();
+        } else {
+            t.step();
+        }
+    }
 
     void step() noexcept {
         scheduled_ = false;
@@ -222,7 +226,6 @@ private:
         release();
     }
 
-    ready_node step_;                    // queued on the loop to run the next step
     std::coroutine_handle<> resume_at_;  // where the next step resumes
     wait_point* wait_ = nullptr;
     std::string* name_ = nullptr;  // set_name's; most tasks have none, and no string

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
@@ -20,15 +21,26 @@ namespace detail {
 class node_pool;
 struct node_chunk;
 
-// What the ready queue links and runs. Most are callback_nodes; a task's step is a bare
-// ready_node that lives inside the task.
+// What the ready queue links and runs. Most are callback_nodes; a task's step is an
+// embedded_node that lives inside the task.
 struct ready_node {
     ready_node* next = nullptr;  // ready queue, or its chunk's idle list
-    unique_function<void()> fn;
-    // Lives inside its owner (a task's step), which keeps it alive while it is queued: the
-    // queue counts no reference, and the loop does not touch it once it has run (its
-    // owner may be gone by then). Its callable must not throw.
+    // An embedded_node: lives inside its owner (a task's step), which keeps it alive while
+    // it is queued: the queue counts no reference, and the loop does not touch it once it
+    // has run (its owner may be gone by then).
     bool embedded = false;
+};
+
+// A node that runs one fixed function of its owner: a task's step. One function pointer
+// instead of a callback_node's unique_function: 24 bytes instead of 48 in every task
+// (measured: an idle coroutine connection of tools/bench/echo 32 bytes smaller).
+struct embedded_node : ready_node {
+    // Runs the owner's step; or, given `describe`, only says what it would run (debug
+    // mode's slow-callback report). Must not throw.
+    using run_fn = void (*)(embedded_node& self, std::string* describe) noexcept;
+    run_fn run = nullptr;
+
+    explicit embedded_node(run_fn f) noexcept : run(f) { embedded = true; }
 };
 
 // One scheduled callback: a call_soon, a timer, a reader/writer or a signal handler.
@@ -41,6 +53,7 @@ struct callback_node : ready_node {
     // Loop-thread nodes only load and store these (plain moves); threadsafe nodes are
     // shared with other threads and use read-modify-write.
     atomic<std::uint32_t> refs{0};
+    unique_function<void()> fn;
     bool persistent = false;      // runs each time it is queued (a reader, a signal handler)
     source_location where;        // where it was scheduled, for debug reports
     node_chunk* chunk = nullptr;  // where it lives; null for threadsafe nodes

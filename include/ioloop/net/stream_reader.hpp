@@ -68,14 +68,18 @@ struct stream_access;  // net/streams.hpp
 struct stream_read_request {
     enum class op : unsigned char { some, all, exactly, until, line };
 
-    std::string_view sep;  // until, line
-    // some, exactly: the byte count. until, line: where the separator starts, relative to
-    // the unread data, once found (npos before).
+    // Packed: every co_await on a read keeps its awaiter, and so this, in the coroutine's
+    // frame (24 bytes instead of 40: an idle coroutine connection 16 bytes smaller).
+    const char* sep_data = nullptr;  // until, line: the separator
+    // some, exactly: the byte count. until, line: until the separator is found, how many
+    // unread bytes are known not to start it (asyncio's `offset`), so that new data is
+    // scanned once; then where it starts, relative to the unread data.
     std::size_t n = 0;
-    // until, line: how many unread bytes are known not to start the separator (asyncio's
-    // `offset`), so that new data is scanned once.
-    std::size_t scanned = 0;
+    std::uint32_t sep_size = 0;
     op kind = op::some;
+    bool found = false;  // until, line: the separator was found
+
+    std::string_view sep() const noexcept { return {sep_data, sep_size}; }
 
     // The method's name, for errors.
     const char* name() const noexcept {
@@ -351,18 +355,19 @@ private:
     // asyncio's readuntil loop, without the waiting: true when the separator is found,
     // or the bytes without it exceed the limit.
     bool scan(detail::stream_read_request& r) const noexcept {
-        if (r.n != std::string_view::npos) return true;
+        if (r.found) return true;
         const std::size_t len = unread();
-        const std::size_t seplen = r.sep.size();
-        if (len - r.scanned >= seplen) {
-            const std::size_t at = std::string_view(data(), len).find(r.sep, r.scanned);
+        const std::size_t seplen = r.sep_size;
+        if (len - r.n >= seplen) {
+            const std::size_t at = std::string_view(data(), len).find(r.sep(), r.n);
             if (at != std::string_view::npos) {
                 r.n = at;
+                r.found = true;
                 return true;
             }
-            r.scanned = len + 1 - seplen;
+            r.n = len + 1 - seplen;
         }
-        return r.scanned > limit_;
+        return r.n > limit_;
     }
 
     // True when the read can finish now, with a result or an error, without more data.
@@ -406,12 +411,12 @@ private:
                 break;
         }
         const bool line = r.kind == op::line;
-        const std::size_t seplen = r.sep.size();
+        const std::size_t seplen = r.sep_size;
         std::size_t consumed = 0;
         const char* message = nullptr;
         if (scan(r)) {
-            if (r.n == std::string_view::npos) {
-                consumed = r.scanned;
+            if (!r.found) {
+                consumed = r.n;
                 message = "the separator is not found, and the chunk exceeds the limit";
             } else if (r.n > limit_) {
                 consumed = r.n;
@@ -428,7 +433,7 @@ private:
         // Past the limit: readuntil leaves the data for the caller; readline drops the
         // chunk, and the separator too if it ends the chunk (asyncio's readline).
         if (line) {
-            if (std::string_view(data(), unread()).substr(consumed).starts_with(r.sep)) {
+            if (std::string_view(data(), unread()).substr(consumed).starts_with(r.sep())) {
                 discard(consumed + seplen);
             } else {
                 discard(unread());
@@ -682,8 +687,8 @@ public:
     [[nodiscard]] read_awaiter readline() {
         detail::stream_read_request r;
         r.kind = detail::stream_read_request::op::line;
-        r.sep = "\n";
-        r.n = std::string_view::npos;
+        r.sep_data = "\n";
+        r.sep_size = 1;
         return read_awaiter(&state("readline"), r);
     }
 
@@ -700,10 +705,13 @@ public:
     // limit: limit_overrun_error, and the data stays in the stream.
     [[nodiscard]] read_awaiter readuntil(std::string_view sep = "\n") {
         if (sep.empty()) throw std::invalid_argument("readuntil: the separator is empty");
+        if (static_cast<std::uint64_t>(sep.size()) > 0xffffffffu) {
+            throw std::invalid_argument("readuntil: the separator is longer than 4 GiB");
+        }
         detail::stream_read_request r;
         r.kind = detail::stream_read_request::op::until;
-        r.sep = sep;
-        r.n = std::string_view::npos;
+        r.sep_data = sep.data();
+        r.sep_size = static_cast<std::uint32_t>(sep.size());
         return read_awaiter(&state("readuntil"), r);
     }
 
