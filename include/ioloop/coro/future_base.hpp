@@ -156,32 +156,33 @@ public:
         finish(is_cancellation(error_) ? status::cancelled : status::failed);
     }
 
-    // `l` is told when the future finishes. The future must be pending.
+    // `l` is told when the future finishes. The future must be pending. The links form a
+    // ring: the first is head_, the last its prev_ (one pointer in every future and task
+    // instead of two: a task 16 bytes smaller, with the recycler's rounding).
     void add_link(done_link* l) noexcept {
         l->linked_ = true;
-        l->next_ = nullptr;
-        l->prev_ = tail_;
-        if (tail_) {
-            tail_->next_ = l;
-        } else {
+        if (!head_) {
+            l->prev_ = l->next_ = l;
             head_ = l;
+            return;
         }
-        tail_ = l;
+        done_link* last = head_->prev_;
+        l->prev_ = last;
+        l->next_ = head_;
+        last->next_ = l;
+        head_->prev_ = l;
     }
 
     void remove_link(done_link* l) noexcept {
         if (!l->linked_) return;
-        if (l->prev_) {
-            l->prev_->next_ = l->next_;
-        } else {
-            head_ = l->next_;
-        }
-        if (l->next_) {
-            l->next_->prev_ = l->prev_;
-        } else {
-            tail_ = l->prev_;
-        }
         l->linked_ = false;
+        if (l->next_ == l) {
+            head_ = nullptr;
+            return;
+        }
+        l->prev_->next_ = l->next_;
+        l->next_->prev_ = l->prev_;
+        if (head_ == l) head_ = l->next_;
     }
 
     // How the exception handler names this future ("future", "task Task-3 (...)").
@@ -238,8 +239,7 @@ private:
     }
 
     loop_anchor* anchor_;
-    done_link* head_ = nullptr;
-    done_link* tail_ = nullptr;
+    done_link* head_ = nullptr;  // the first of a ring (see add_link)
     std::uint32_t refs_ = 1;
     status status_ = status::pending;
     bool retrieved_ = false;
