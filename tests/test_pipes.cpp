@@ -37,6 +37,26 @@ using ioloop::coro;
 using nettest::probe;
 using nettest::record;
 
+namespace {
+
+// The error that awaiting call() throws; the test fails if it returns instead.
+template <class Call>
+coro<std::system_error> failure_of(Call call, const char* what) {
+    try {
+        (void)co_await call();
+    } catch (const std::system_error& e) {
+        co_return e;
+    }
+    FAIL(what);
+    co_return std::system_error(std::error_code());
+}
+
+auto probe_of(record& r) {
+    return [&r] { return std::make_unique<probe>(r); };
+}
+
+}  // namespace
+
 #if defined(TEST_PIPES)  // POSIX, and Windows' IOCP backend: see platform.hpp
 
 namespace {
@@ -68,8 +88,13 @@ bool sigpipe_left_behind() { return false; }
 
 #endif
 
-auto probe_of(record& r) {
-    return [&r] { return std::make_unique<probe>(r); };
+// Runs body(pipe) on a fresh loop once per orientation of the pipe (see pipe_pair).
+template <class Body>
+void for_each_pipe(Body body) {
+    for (const bool reader_is_server : test::pipe_orientations) {
+        CAPTURE(reader_is_server);
+        nettest::run(body(test::pipe_pair::make(reader_is_server)));
+    }
 }
 
 }  // namespace
@@ -110,61 +135,53 @@ TEST_CASE("1 MiB through a pipe, protocol to protocol, byte for byte; EOF, then 
 }
 
 TEST_CASE("1 MiB through a pipe by streams: drain on the writer, read() to EOF on the reader") {
-    for (const bool reader_is_server : test::pipe_orientations) {
-        CAPTURE(reader_is_server);
-        nettest::run([reader_is_server]() -> coro<void> {
-            test::pipe_pair p = test::pipe_pair::make(reader_is_server);
-            const std::string payload = nettest::random_bytes(1 << 20, 21);
-            ioloop::stream_reader r = co_await ioloop::connect_read_pipe(p.release_reader());
-            ioloop::stream_writer w = co_await ioloop::connect_write_pipe(p.release_writer());
-            CHECK(w.can_write_eof());
-            auto sender = ioloop::create_task(
-                [](ioloop::stream_writer& to, const std::string& data) -> coro<void> {
-                    for (std::size_t at = 0; at < data.size(); at += 100000) {
-                        to.write(std::string_view(data).substr(at, 100000));
-                        co_await to.drain();
-                    }
-                    to.write_eof();  // a pipe's write_eof: closed once the bytes are out
-                    co_await to.wait_closed();
-                }(w, payload));
-            const std::string back = co_await r.read();
-            CHECK(back.size() == payload.size());
-            CHECK(back == payload);
-            CHECK(r.at_eof());
-            co_await sender;
-        }());
-    }
+    for_each_pipe([](test::pipe_pair p) -> coro<void> {
+        const std::string payload = nettest::random_bytes(1 << 20, 21);
+        ioloop::stream_reader r = co_await ioloop::connect_read_pipe(p.release_reader());
+        ioloop::stream_writer w = co_await ioloop::connect_write_pipe(p.release_writer());
+        CHECK(w.can_write_eof());
+        auto sender = ioloop::create_task(
+            [](ioloop::stream_writer& to, const std::string& data) -> coro<void> {
+                for (std::size_t at = 0; at < data.size(); at += 100000) {
+                    to.write(std::string_view(data).substr(at, 100000));
+                    co_await to.drain();
+                }
+                to.write_eof();  // a pipe's write_eof: closed once the bytes are out
+                co_await to.wait_closed();
+            }(w, payload));
+        const std::string back = co_await r.read();
+        CHECK(back.size() == payload.size());
+        CHECK(back == payload);
+        CHECK(r.at_eof());
+        co_await sender;
+    });
 }
 
 TEST_CASE("a slow stream reader at a pipe's end pauses its writer; drain waits for the reader") {
-    for (const bool reader_is_server : test::pipe_orientations) {
-        CAPTURE(reader_is_server);
+    for_each_pipe([](test::pipe_pair p) -> coro<void> {
+        auto& loop = ioloop::get_running_loop();
         record out;
-        nettest::run([&]() -> coro<void> {
-            auto& loop = ioloop::get_running_loop();
-            test::pipe_pair p = test::pipe_pair::make(reader_is_server);
-            ioloop::stream_reader r = co_await ioloop::connect_read_pipe(p.release_reader());
-            auto [t, proto] = co_await loop.connect_write_pipe(probe_of(out), p.release_writer());
-            (void)proto;
-            const std::string payload = nettest::random_bytes(1 << 20, 34);
-            t->write(payload);
-            CHECK(out.pauses == 1);
-            CHECK(out.paused);
-            t->close();  // sends the rest first
-            std::string got;
-            for (;;) {  // 4 KiB at a time, a loop iteration between reads
-                const std::string piece = co_await r.read(4096);
-                if (piece.empty()) break;
-                got += piece;
-                co_await ioloop::sleep(0ms);
-            }
-            CHECK(got == payload);
-            AWAIT_UNTIL(out.lost == 1);
-            CHECK(out.resumes == 1);
-            CHECK_FALSE(out.paused);
-        }());
+        ioloop::stream_reader r = co_await ioloop::connect_read_pipe(p.release_reader());
+        auto [t, proto] = co_await loop.connect_write_pipe(probe_of(out), p.release_writer());
+        (void)proto;
+        const std::string payload = nettest::random_bytes(1 << 20, 34);
+        t->write(payload);
+        CHECK(out.pauses == 1);
+        CHECK(out.paused);
+        t->close();  // sends the rest first
+        std::string got;
+        for (;;) {  // 4 KiB at a time, a loop iteration between reads
+            const std::string piece = co_await r.read(4096);
+            if (piece.empty()) break;
+            got += piece;
+            co_await ioloop::sleep(0ms);
+        }
+        CHECK(got == payload);
+        AWAIT_UNTIL(out.lost == 1);
+        CHECK(out.resumes == 1);
+        CHECK_FALSE(out.paused);
         CHECK_FALSE(out.lost_code);
-    }
+    });
 
     nettest::run([]() -> coro<void> {
         test::pipe_pair p = test::pipe_pair::make();
@@ -196,115 +213,92 @@ TEST_CASE("a slow stream reader at a pipe's end pauses its writer; drain waits f
 }
 
 TEST_CASE("a read pipe: EOF reaches eof_received, then connection_lost; it cannot write") {
-    for (const bool reader_is_server : test::pipe_orientations) {
-        CAPTURE(reader_is_server);
+    for_each_pipe([](test::pipe_pair p) -> coro<void> {
+        auto& loop = ioloop::get_running_loop();
         record in;
         in.keep_open_on_eof = true;  // a read pipe closes at EOF whatever eof_received says
-        nettest::run([&]() -> coro<void> {
-            auto& loop = ioloop::get_running_loop();
-            test::pipe_pair p = test::pipe_pair::make(reader_is_server);
-            const ioloop::native_descriptor fd = p.reader();
-            auto [t, proto] = co_await loop.connect_read_pipe(probe_of(in), p.release_reader());
-            (void)proto;
-            CHECK(t->is_reading());
-            CHECK_FALSE(t->can_write_eof());
-            CHECK(t->get_extra_info("pipe").pipe() == fd);
-            CHECK_FALSE(t->get_extra_info("socket"));
-            CHECK_FALSE(t->get_extra_info("peername"));
-            CHECK_FALSE(t->get_extra_info("sockname"));
-            try {
-                t->write("x");
-                FAIL("write on a read pipe");
-            } catch (const ioloop::invalid_state_error& e) {
-                CHECK(std::string_view(e.what()).find("read pipe") != std::string_view::npos);
-            }
-            CHECK_THROWS_AS(t->write_eof(), ioloop::invalid_state_error);
-            test::write_to_pipe(p.writer(), "last words");
-            p.close_writer();
-            AWAIT_UNTIL(in.lost == 1);
-            CHECK_FALSE(test::descriptor_open(fd));  // closed with its transport
-        }());
+        const ioloop::native_descriptor fd = p.reader();
+        auto [t, proto] = co_await loop.connect_read_pipe(probe_of(in), p.release_reader());
+        (void)proto;
+        CHECK(t->is_reading());
+        CHECK_FALSE(t->can_write_eof());
+        CHECK(t->get_extra_info("pipe").pipe() == fd);
+        CHECK_FALSE(t->get_extra_info("socket"));
+        CHECK_FALSE(t->get_extra_info("peername"));
+        CHECK_FALSE(t->get_extra_info("sockname"));
+        try {
+            t->write("x");
+            FAIL("write on a read pipe");
+        } catch (const ioloop::invalid_state_error& e) {
+            CHECK(std::string_view(e.what()).find("read pipe") != std::string_view::npos);
+        }
+        CHECK_THROWS_AS(t->write_eof(), ioloop::invalid_state_error);
+        test::write_to_pipe(p.writer(), "last words");
+        p.close_writer();
+        AWAIT_UNTIL(in.lost == 1);
+        CHECK_FALSE(test::descriptor_open(fd));  // closed with its transport
         CHECK(in.data == "last words");
         CHECK(in.eofs == 1);
         CHECK_FALSE(in.lost_code);
-    }
+    });
 }
 
 TEST_CASE("the reader going away while the writer writes: connection_lost(broken_pipe)") {
     require_default_sigpipe();
     SUBCASE("a write to a reader gone: EPIPE, taken without a signal") {
-        for (const bool reader_is_server : test::pipe_orientations) {
-            CAPTURE(reader_is_server);
+        for_each_pipe([](test::pipe_pair p) -> coro<void> {
+            auto& loop = ioloop::get_running_loop();
             record out;
-            nettest::run([&]() -> coro<void> {
-                auto& loop = ioloop::get_running_loop();
-                test::pipe_pair p = test::pipe_pair::make(reader_is_server);
-                auto [t, proto] = co_await loop.connect_write_pipe(probe_of(out),
-                                                                   p.release_writer());
-                (void)proto;
-                p.close_reader();
-                t->write("into nothing");  // at once, before the loop sees the hang-up
-                CHECK(t->is_closing());
-                AWAIT_UNTIL(out.lost == 1);
-            }());
+            auto [t, proto] = co_await loop.connect_write_pipe(probe_of(out), p.release_writer());
+            (void)proto;
+            p.close_reader();
+            t->write("into nothing");  // at once, before the loop sees the hang-up
+            CHECK(t->is_closing());
+            AWAIT_UNTIL(out.lost == 1);
             CHECK(out.lost_code == std::errc::broken_pipe);
             CHECK_FALSE(sigpipe_left_behind());
-        }
+        });
     }
     SUBCASE("with bytes buffered: they are dropped; drain reports broken_pipe") {
-        for (const bool reader_is_server : test::pipe_orientations) {
-            CAPTURE(reader_is_server);
-            nettest::run([reader_is_server]() -> coro<void> {
-                test::pipe_pair p = test::pipe_pair::make(reader_is_server);
-                ioloop::stream_writer w = co_await ioloop::connect_write_pipe(p.release_writer());
-                w.write(std::string(1 << 20, 'z'));
-                p.close_reader();
-                try {
-                    co_await w.drain();
-                    FAIL("drain after the reader went away");
-                } catch (const std::system_error& e) {
-                    CHECK(e.code() == std::errc::broken_pipe);
-                }
-            }());
-        }
+        for_each_pipe([](test::pipe_pair p) -> coro<void> {
+            ioloop::stream_writer w = co_await ioloop::connect_write_pipe(p.release_writer());
+            w.write(std::string(1 << 20, 'z'));
+            p.close_reader();
+            const std::system_error e =
+                co_await failure_of([&w] { return w.drain(); }, "drain, its reader gone");
+            CHECK(e.code() == std::errc::broken_pipe);
+        });
     }
 }
 
 TEST_CASE("the descriptor is closed when its transport is gone: the other end sees it") {
-    for (const bool reader_is_server : test::pipe_orientations) {
-        CAPTURE(reader_is_server);
-        nettest::run([reader_is_server]() -> coro<void> {
+    for (const bool writing : {true, false}) {
+        CAPTURE(writing);
+        for_each_pipe([writing](test::pipe_pair p) -> coro<void> {
             auto& loop = ioloop::get_running_loop();
-            {
-                record out;
-                test::pipe_pair p = test::pipe_pair::make(reader_is_server);
-                auto [t, proto] = co_await loop.connect_write_pipe(probe_of(out),
-                                                                   p.release_writer());
-                (void)proto;
+            record r;
+            auto [t, proto] =
+                writing ? co_await loop.connect_write_pipe(probe_of(r), p.release_writer())
+                        : co_await loop.connect_read_pipe(probe_of(r), p.release_reader());
+            (void)proto;
+            if (writing) {
                 t->abort();
-                AWAIT_UNTIL(out.lost == 1);
-                AWAIT_UNTIL(test::pipe_peer_gone(p.reader()));  // EOF: no writer left
-            }
-            {
-                record in;
-                test::pipe_pair p = test::pipe_pair::make(reader_is_server);
-                auto [t, proto] = co_await loop.connect_read_pipe(probe_of(in), p.release_reader());
-                (void)proto;
+            } else {
                 t->close();
-                AWAIT_UNTIL(in.lost == 1);
-                AWAIT_UNTIL(test::pipe_peer_gone(p.writer()));  // no reader left
             }
-            {
-                // A stream_reader alone (a read pipe has no writer): dropping it closes it.
-                test::pipe_pair p = test::pipe_pair::make(reader_is_server);
-                {
-                    ioloop::stream_reader r = co_await ioloop::connect_read_pipe(p.release_reader());
-                    test::write_to_pipe(p.writer(), "unread");
-                }
-                AWAIT_UNTIL(test::pipe_peer_gone(p.writer()));
-            }
-        }());
+            AWAIT_UNTIL(r.lost == 1);
+            // The other end sees it: EOF (no writer left), or no reader left.
+            AWAIT_UNTIL(test::pipe_peer_gone(writing ? p.reader() : p.writer()));
+        });
     }
+    // A stream_reader alone (a read pipe has no writer): dropping it closes it.
+    for_each_pipe([](test::pipe_pair p) -> coro<void> {
+        {
+            ioloop::stream_reader r = co_await ioloop::connect_read_pipe(p.release_reader());
+            test::write_to_pipe(p.writer(), "unread");
+        }
+        AWAIT_UNTIL(test::pipe_peer_gone(p.writer()));
+    });
 }
 
 #endif  // TEST_PIPES
@@ -410,33 +404,7 @@ TEST_CASE("a pipe's reader that is slow pauses the writer; drain waits until it 
     }());
     CHECK(out.lost == 1);
     CHECK_FALSE(out.lost_code);
-
-    nettest::run([]() -> coro<void> {
-        test::fd_pair p = test::fd_pair::pipe();
-        ioloop::stream_writer w = co_await ioloop::connect_write_pipe(p.release_second());
-        w.write(std::string(1 << 20, 'y'));
-        auto draining = ioloop::create_task(
-            [](ioloop::stream_writer& to) -> coro<void> { co_await to.drain(); }(w));
-        // Nobody reads: the pipe is full and the transport holds the rest, above its mark.
-        for (int i = 0; i < 20; ++i) co_await ioloop::sleep(0ms);
-        CHECK_FALSE(draining.done());
-        CHECK(w.transport()->get_write_buffer_size() >
-              w.transport()->get_write_buffer_limits().high);
-        // A slow reader: drain returns once the buffer is down to the low mark.
-        std::string got;
-        char buf[4096];
-        while (!draining.done()) {
-            const long n = test::read_some_into(p.first(), buf, sizeof buf);
-            if (n > 0) got.append(buf, static_cast<std::size_t>(n));
-            co_await ioloop::sleep(0ms);
-        }
-        co_await draining;
-        CHECK(w.transport()->get_write_buffer_size() <=
-              w.transport()->get_write_buffer_limits().low);
-        w.close();
-        got += co_await read_to_eof(p.first(), true);
-        CHECK(got == std::string(1 << 20, 'y'));
-    }());
+    // drain on a full pipe: in "a slow stream reader at a pipe's end ...", above.
 }
 
 TEST_CASE("a write pipe: write_eof and close send everything first; reading calls do nothing") {
@@ -475,7 +443,7 @@ TEST_CASE("a write pipe: write_eof and close send everything first; reading call
     }
 }
 
-TEST_CASE("the reader going away from an idle pipe, or with SIGPIPE blocked: broken_pipe, no signal") {
+TEST_CASE("the reader going away, the pipe idle or SIGPIPE blocked: broken_pipe, no signal") {
     require_default_sigpipe();
     SUBCASE("idle: seen by watching the write end, no write needed") {
         record out;
@@ -742,20 +710,16 @@ struct temp_file {
     ~temp_file() { ::DeleteFileA(path.c_str()); }
 };
 
-// What connect_read_pipe says of h: the error it failed with (none if it took h, which
-// the test then fails); the handle must be closed either way.
+// The error connect_read_pipe refuses h with (the test fails if it takes h); h is closed.
 coro<std::system_error> refusal_of(ioloop::native_descriptor h) {
     auto& loop = ioloop::get_running_loop();
     record r;
-    try {
-        (void)co_await loop.connect_read_pipe(probe_of(r), h);
-    } catch (const std::system_error& e) {
-        CHECK(r.made == 0);
-        CHECK_FALSE(test::descriptor_open(h));  // the call owned it, and closed it
-        co_return e;
-    }
-    FAIL("connect_read_pipe took a handle it should refuse");
-    co_return std::system_error(std::error_code());
+    const std::system_error e =
+        co_await failure_of([&] { return loop.connect_read_pipe(probe_of(r), h); },
+                            "connect_read_pipe took a handle to refuse");
+    CHECK(r.made == 0);
+    CHECK_FALSE(test::descriptor_open(h));  // the call owned it, and closed it
+    co_return e;
 }
 
 bool says(const std::system_error& e, std::string_view words) {
@@ -777,8 +741,9 @@ TEST_CASE("IOCP refuses a disk file (the file API), a device, a synchronous pipe
 
         // A directory is a disk file too.
         const HANDLE directory =
-            ::CreateFileA(test::temp_dir().c_str(), GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE,
-                          nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, nullptr);
+            ::CreateFileA(test::temp_dir().c_str(), GENERIC_READ,
+                          FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr, OPEN_EXISTING,
+                          FILE_FLAG_BACKUP_SEMANTICS, nullptr);
         REQUIRE(directory != INVALID_HANDLE_VALUE);
         CHECK((co_await refusal_of(directory)).code() == std::errc::operation_not_permitted);
 
@@ -797,26 +762,21 @@ TEST_CASE("IOCP refuses a disk file (the file API), a device, a synchronous pipe
         const std::system_error on_anonymous = co_await refusal_of(read_end);
         CHECK(on_anonymous.code() == std::errc::operation_not_supported);
         CHECK(says(on_anonymous, "FILE_FLAG_OVERLAPPED"));
-        try {
-            (void)co_await ioloop::connect_write_pipe(write_end);
-            FAIL("a synchronous pipe's write end was taken");
-        } catch (const std::system_error& e) {
-            CHECK(e.code() == std::errc::operation_not_supported);
-        }
+        const std::system_error on_write_end =
+            co_await failure_of([=] { return ioloop::connect_write_pipe(write_end); },
+                                "a synchronous pipe's write end was taken");
+        CHECK(on_write_end.code() == std::errc::operation_not_supported);
         CHECK_FALSE(test::descriptor_open(write_end));
 
         // A handle closed already, and no handle at all.
         const HANDLE gone = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
         REQUIRE(gone != nullptr);
         ::CloseHandle(gone);
-        record r;
         for (const HANDLE bad : {gone, INVALID_HANDLE_VALUE}) {
-            try {
-                (void)co_await ioloop::get_running_loop().connect_read_pipe(probe_of(r), bad);
-                FAIL("a handle that is not open was taken");
-            } catch (const std::system_error& e) {
-                CHECK(e.code() == std::errc::bad_file_descriptor);
-            }
+            const std::system_error e =
+                co_await failure_of([=] { return ioloop::connect_read_pipe(bad); },
+                                    "a handle that is not open was taken");
+            CHECK(e.code() == std::errc::bad_file_descriptor);
         }
     }());
 }
@@ -832,7 +792,8 @@ TEST_CASE("IOCP: a loop closed with a pipe's read and write in flight waits for 
             auto& loop = ioloop::get_running_loop();
             // A read waiting for data that never comes, and a write the reader never takes.
             (void)co_await loop.connect_read_pipe(probe_of(in), idle.release_reader());
-            auto [t, proto] = co_await loop.connect_write_pipe(probe_of(out), full.release_writer());
+            auto [t, proto] =
+                co_await loop.connect_write_pipe(probe_of(out), full.release_writer());
             (void)proto;
             t->write(std::string(1 << 20, 'w'));
             CHECK(t->get_write_buffer_size() > 0);
@@ -868,20 +829,22 @@ TEST_CASE("Windows' select refuses pipes clearly (it waits on sockets only) and 
         for (const bool reading : {true, false}) {
             CAPTURE(reading);
             test::pipe_pair p = test::pipe_pair::make();
-            const ioloop::native_descriptor mine = reading ? p.release_reader() : p.release_writer();
-            try {
-                if (reading) {
-                    (void)co_await ioloop::connect_read_pipe(mine);
-                } else {
-                    (void)co_await ioloop::connect_write_pipe(mine);
-                }
-                FAIL("a pipe transport on Windows' select");
-            } catch (const std::system_error& e) {
-                CHECK(e.code() == std::errc::operation_not_supported);
-                const std::string_view what = e.what();
-                CHECK(what.find("sockets only") != std::string_view::npos);
-                CHECK(what.find("IOCP backend") != std::string_view::npos);
-            }
+            const ioloop::native_descriptor mine =
+                reading ? p.release_reader() : p.release_writer();
+            auto& loop = ioloop::get_running_loop();
+            record r;
+            const std::system_error e =
+                reading
+                    ? co_await failure_of([=] { return ioloop::connect_read_pipe(mine); },
+                                          "a read pipe")
+                    : co_await failure_of(
+                          [&] { return loop.connect_write_pipe(probe_of(r), mine); },
+                          "a write pipe");
+            CHECK(e.code() == std::errc::operation_not_supported);
+            const std::string_view what = e.what();
+            CHECK(what.find("sockets only") != std::string_view::npos);
+            CHECK(what.find("IOCP backend") != std::string_view::npos);
+            CHECK(r.made == 0);
             CHECK_FALSE(test::descriptor_open(mine));  // owned from the call, and closed
             CHECK(test::pipe_peer_gone(reading ? p.writer() : p.reader()));
         }

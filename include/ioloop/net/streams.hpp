@@ -161,8 +161,9 @@ coro<std::pair<stream_reader, stream_writer>> open_unix_connection(
 
 // co_await connect_read_pipe(fd) -> stream_reader (asyncio's StreamReader over
 // loop.connect_read_pipe): fd, a pipe, a FIFO, a terminal or a character device (POSIX),
-// or an overlapped named pipe's HANDLE (Windows, IOCP), is the stream's from the call on, and closed at EOF, when the last stream_reader of it
-// goes, or when the loop closes. `limit` is the reader's (see stream_reader).
+// or an overlapped named pipe's HANDLE (Windows, IOCP), is the stream's from the call on,
+// and closed at EOF, when the last stream_reader of it goes, or when the loop closes.
+// `limit` is the reader's (see stream_reader).
 template <class = void>  // a template: compiled only where it is used
 coro<stream_reader> connect_read_pipe(native_descriptor fd,
                                       std::size_t limit = stream_default_limit) {

@@ -174,7 +174,8 @@ private:
         } else {
             WSABUF none{0, nullptr};
             DWORD flags = 0;
-            err = started(::WSARecv(fd_, &none, 1, nullptr, &flags, read_op_.overlapped(), nullptr));
+            err = started(
+                ::WSARecv(fd_, &none, 1, nullptr, &flags, read_op_.overlapped(), nullptr));
         }
         if (err == 0) {
             reading_ = true;
@@ -349,7 +350,7 @@ private:
         return is_pipe() ? op.file_result(handle(), bytes) : op.result(fd_, bytes);
     }
 
-    // First: it fits in stream_core's tail padding, so a socket's transport is no larger.
+    // First, right after stream_core's flags, whose padding it may fill.
     descriptor_kind kind_;
     std::unique_ptr<write_buffers> writes_;  // only while a write is partly sent (a pipe: kept)
     member_op<overlapped_socket_transport, &overlapped_socket_transport::read_done> read_op_;
