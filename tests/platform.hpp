@@ -49,6 +49,14 @@
 #define TEST_WINE_SELECT 1
 #endif
 
+// Pipes the loop can take (connect_read_pipe, connect_write_pipe): POSIX's pipes on every
+// backend, Windows' overlapped named pipes on IOCP. Windows' select waits on sockets only:
+// the TEST_CASEs that need a pipe transport are left out of that build, and
+// test_pipes.cpp checks its error there instead.
+#if defined(IOLOOP_POSIX) || !defined(IOLOOP_BACKEND_SELECT)
+#define TEST_PIPES 1
+#endif
+
 // AddressSanitizer (g++ says __SANITIZE_ADDRESS__, clang __has_feature): its allocator
 // and quarantine hold freed memory back, so a check of heap bytes or peak RSS has no
 // meaning there; such a TEST_CASE or check is left out of that build.
@@ -260,6 +268,136 @@ inline long read_some_into(ioloop::native_socket fd, char* buf, std::size_t size
     return ::recv(fd, buf, static_cast<int>(size), 0);
 }
 inline bool last_would_block() { return ::WSAGetLastError() == WSAEWOULDBLOCK; }
+
+#endif
+
+// ---- pipes --------------------------------------------------------------------------------
+
+// A pipe as connect_read_pipe and connect_write_pipe take one, its two ends closed on scope
+// exit unless released (to a transport) or closed already: pipe2(O_CLOEXEC) on POSIX (the
+// transports make their ends non-blocking); on Windows a named pipe, both ends overlapped,
+// as the IOCP backend needs. `reader_is_server` (Windows) says which end CreateNamedPipeW
+// makes, the other being CreateFileW's client end: their errors differ, so tests take
+// both; on POSIX it means nothing.
+class pipe_pair {
+public:
+    static pipe_pair make(bool reader_is_server = true);
+
+    ioloop::native_descriptor reader() const { return ends_[0]; }
+    ioloop::native_descriptor writer() const { return ends_[1]; }
+    ioloop::native_descriptor release_reader() { return std::exchange(ends_[0], none()); }
+    ioloop::native_descriptor release_writer() { return std::exchange(ends_[1], none()); }
+    void close_reader() { close_one(0); }
+    void close_writer() { close_one(1); }
+
+    pipe_pair() = default;
+    pipe_pair(pipe_pair&& o) noexcept : ends_{o.release_reader(), o.release_writer()} {}
+    pipe_pair& operator=(pipe_pair&&) = delete;
+    ~pipe_pair() {
+        close_reader();
+        close_writer();
+    }
+
+private:
+    static ioloop::native_descriptor none() { return ioloop::detail::no_descriptor(); }
+    void close_one(int i) {
+        if (ends_[i] != none()) ioloop::detail::close_descriptor(ends_[i]);
+        ends_[i] = none();
+    }
+
+    ioloop::native_descriptor ends_[2] = {none(), none()};
+};
+
+// The orientations of a pipe_pair worth running a test with: both on Windows.
+#if defined(IOLOOP_POSIX)
+inline constexpr bool pipe_orientations[] = {true};
+#elif defined(IOLOOP_WINDOWS)
+inline constexpr bool pipe_orientations[] = {true, false};
+#endif
+
+#if defined(IOLOOP_POSIX)
+
+inline pipe_pair pipe_pair::make(bool) {
+    pipe_pair p;
+    REQUIRE(::pipe2(p.ends_, O_CLOEXEC) == 0);
+    return p;
+}
+
+// All of data into the pipe's write end, blocking (the tests write less than it holds).
+inline void write_to_pipe(ioloop::native_descriptor fd, std::string_view data) {
+    REQUIRE(::write(fd, data.data(), data.size()) == static_cast<long>(data.size()));
+}
+
+inline bool descriptor_open(ioloop::native_descriptor fd) { return ::fcntl(fd, F_GETFD) != -1; }
+
+// Whether the other end of this pipe end has gone: the write end's reader (POLLERR), the
+// read end's writer (POLLHUP, once what it wrote is read).
+inline bool pipe_peer_gone(ioloop::native_descriptor fd) {
+    pollfd p{fd, 0, 0};
+    return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)) != 0;
+}
+
+#elif defined(IOLOOP_WINDOWS)
+
+inline pipe_pair pipe_pair::make(bool reader_is_server) {
+    static int made = 0;
+    const std::wstring name = L"\\\\.\\pipe\\ioloop-test-" + std::to_wstring(process_id()) +
+                              L"-" + std::to_wstring(++made);
+    const DWORD direction = reader_is_server ? PIPE_ACCESS_INBOUND : PIPE_ACCESS_OUTBOUND;
+    const HANDLE server = ::CreateNamedPipeW(
+        name.c_str(), direction | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
+        PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, 1, 65536,
+        65536, 0, nullptr);
+    REQUIRE_MESSAGE(server != INVALID_HANDLE_VALUE, "CreateNamedPipeW: error " << ::GetLastError());
+    pipe_pair p;
+    p.ends_[reader_is_server ? 0 : 1] = server;
+    const HANDLE client =
+        ::CreateFileW(name.c_str(), reader_is_server ? GENERIC_WRITE : GENERIC_READ, 0, nullptr,
+                      OPEN_EXISTING, FILE_FLAG_OVERLAPPED, nullptr);
+    REQUIRE_MESSAGE(client != INVALID_HANDLE_VALUE, "CreateFileW: error " << ::GetLastError());
+    p.ends_[reader_is_server ? 1 : 0] = client;
+    // The client's open connected the server end: ConnectNamedPipe says so at once.
+    OVERLAPPED o{};
+    const BOOL connected = ::ConnectNamedPipe(server, &o);
+    REQUIRE((connected || ::GetLastError() == ERROR_PIPE_CONNECTED));
+    return p;
+}
+
+// Waits for an overlapped call on a handle no port knows of: its OVERLAPPED has no event,
+// so the handle itself is signalled.
+inline DWORD finish_overlapped(HANDLE h, OVERLAPPED& o, BOOL started, DWORD& moved) {
+    if (!started && ::GetLastError() != ERROR_IO_PENDING) return ::GetLastError();
+    return ::GetOverlappedResult(h, &o, &moved, TRUE) ? 0 : ::GetLastError();
+}
+
+inline void write_to_pipe(ioloop::native_descriptor h, std::string_view data) {
+    OVERLAPPED o{};
+    DWORD written = 0;
+    const BOOL started =
+        ::WriteFile(h, data.data(), static_cast<DWORD>(data.size()), nullptr, &o);
+    REQUIRE(finish_overlapped(h, o, started, written) == 0);
+    REQUIRE(written == data.size());
+}
+
+inline bool descriptor_open(ioloop::native_descriptor h) {
+    DWORD flags = 0;
+    return ::GetHandleInformation(h, &flags) != 0;
+}
+
+// A read end: PeekNamedPipe says the writer went away (its bytes read). A write end: a
+// zero-byte write says the reader did (ERROR_NO_DATA).
+inline bool pipe_peer_gone(ioloop::native_descriptor h) {
+    DWORD available = 0;
+    if (::PeekNamedPipe(h, nullptr, 0, nullptr, &available, nullptr)) return false;
+    const DWORD peeked = ::GetLastError();
+    if (peeked != ERROR_ACCESS_DENIED) {  // a read end
+        return peeked == ERROR_BROKEN_PIPE || peeked == ERROR_PIPE_NOT_CONNECTED;
+    }
+    OVERLAPPED o{};
+    DWORD written = 0;
+    const DWORD err = finish_overlapped(h, o, ::WriteFile(h, "", 0, nullptr, &o), written);
+    return err == ERROR_NO_DATA || err == ERROR_BROKEN_PIPE;
+}
 
 #endif
 

@@ -178,6 +178,35 @@ TEST_CASE("a buffered client through create_connection: the echo comes back byte
     }());
 }
 
+#if defined(TEST_PIPES)  // see platform.hpp
+TEST_CASE("a buffered protocol reads a pipe: 1 MiB through a 4 KiB buffer, in place, then EOF") {
+    for (const bool reader_is_server : test::pipe_orientations) {
+        CAPTURE(reader_is_server);
+        buffered_record in;
+        const std::string payload = nettest::random_bytes(1 << 20, 89);
+        nettest::run([&]() -> ioloop::coro<void> {
+            auto& loop = ioloop::get_running_loop();
+            test::pipe_pair p = test::pipe_pair::make(reader_is_server);
+            auto factory = [&in] { return std::make_unique<collector>(in); };
+            (void)co_await loop.connect_read_pipe(factory, p.release_reader());
+            ioloop::stream_writer w = co_await ioloop::connect_write_pipe(p.release_writer());
+            w.write(payload);
+            w.close();  // sends it all, then closes: the reader's EOF
+            co_await w.wait_closed();
+            AWAIT_UNTIL(in.lost == 1);
+        }());
+        CHECK(in.made == 1);
+        CHECK(in.data.size() == payload.size());
+        CHECK(in.data == payload);
+        CHECK(in.largest_update <= 4096);
+        CHECK_FALSE(in.update_beyond_span);
+        CHECK_FALSE(in.update_without_span);
+        CHECK(in.eofs == 1);
+        CHECK_FALSE(in.lost_code);
+    }
+}
+#endif
+
 TEST_CASE("eof_received: false closes the transport, true keeps it open for writing") {
     nettest::run([]() -> ioloop::coro<void> {
         auto& loop = ioloop::get_running_loop();

@@ -204,19 +204,21 @@ public:
         Factory factory, endpoint local, endpoint remote);
 
     // co_await loop.connect_read_pipe(factory, fd) -> std::pair<transport*, P*>: a
-    // descriptor that is not a socket (a pipe, a FIFO, a terminal, a character device;
-    // POSIX) read as a stream. fd is the transport's from the call on: made non-blocking
-    // and close-on-exec, closed when the transport is gone or when the call fails. EOF
-    // reaches eof_received, then connection_lost. A regular file is refused (the file API
-    // reads files). connect_write_pipe writes one: buffering, water marks and close as a
-    // socket's; write_eof closes it once the bytes are out; the reader going away is
-    // connection_lost(errc::broken_pipe), never SIGPIPE. Defined in net/connect_pipe.hpp.
+    // descriptor that is not a socket (POSIX: a pipe, a FIFO, a terminal, a character
+    // device; Windows, on IOCP: the HANDLE of a connected named pipe opened with
+    // FILE_FLAG_OVERLAPPED) read as a stream. fd is the transport's from the call on:
+    // (POSIX) made non-blocking and close-on-exec, closed when the transport is gone or
+    // when the call fails. EOF reaches eof_received, then connection_lost. A regular file
+    // is refused (the file API reads files). connect_write_pipe writes one: buffering,
+    // water marks and close as a socket's; write_eof closes it once the bytes are out; the
+    // reader going away is connection_lost(errc::broken_pipe), never SIGPIPE. Defined in
+    // net/connect_pipe.hpp.
     template <class Factory>
     coro<std::pair<transport*, detail::protocol_of<Factory>*>> connect_read_pipe(
-        Factory factory, native_socket fd);
+        Factory factory, native_descriptor fd);
     template <class Factory>
     coro<std::pair<transport*, detail::protocol_of<Factory>*>> connect_write_pipe(
-        Factory factory, native_socket fd);
+        Factory factory, native_descriptor fd);
 
     // run_in_executor sends work here from now on; the loop does not own it. It must
     // outlive the work sent to it.

@@ -1186,7 +1186,19 @@ IOLOOP_NAMESPACE_BEGIN
 using native_socket = int;
 inline constexpr native_socket invalid_socket = -1;
 
+// A descriptor that is not a socket (a pipe, a FIFO, a terminal), as connect_read_pipe and
+// connect_write_pipe take it: a descriptor here too, a HANDLE on Windows.
+using native_descriptor = int;
+
 namespace detail {
+
+// No descriptor (an owner that gave its own away), and closing one.
+inline constexpr native_descriptor no_descriptor() noexcept { return -1; }
+inline void close_descriptor(native_descriptor fd) noexcept { ::close(fd); }
+
+// A transport keeps its descriptor where it keeps a socket's: here they are the same int.
+inline native_socket descriptor_as_socket(native_descriptor fd) noexcept { return fd; }
+inline native_descriptor socket_as_descriptor(native_socket fd) noexcept { return fd; }
 
 [[noreturn]] inline void throw_errno(int err, const std::string& what) {
     throw std::system_error(err, std::generic_category(), what);
@@ -1994,7 +2006,27 @@ IOLOOP_NAMESPACE_BEGIN
 using native_socket = SOCKET;
 inline constexpr native_socket invalid_socket = INVALID_SOCKET;
 
+// A descriptor that is not a socket (an overlapped named pipe), as connect_read_pipe and
+// connect_write_pipe take it: a HANDLE here, a descriptor on POSIX.
+using native_descriptor = HANDLE;
+
 namespace detail {
+
+// No descriptor (an owner that gave its own away), and closing one. (A function, not a
+// constant: INVALID_HANDLE_VALUE is a cast, which no constexpr may hold.)
+inline native_descriptor no_descriptor() noexcept { return INVALID_HANDLE_VALUE; }
+inline void close_descriptor(native_descriptor h) noexcept {
+    if (h != nullptr && h != INVALID_HANDLE_VALUE) ::CloseHandle(h);
+}
+
+// A transport keeps a pipe's HANDLE where it keeps a socket's SOCKET: both are kernel
+// handles of pointer size (IOCP code casts a SOCKET to a HANDLE the same way).
+inline native_socket descriptor_as_socket(native_descriptor h) noexcept {
+    return reinterpret_cast<native_socket>(h);
+}
+inline native_descriptor socket_as_descriptor(native_socket s) noexcept {
+    return reinterpret_cast<native_descriptor>(s);
+}
 
 // Winsock must be started once per process before any socket call. WSAStartup counts its
 // callers, so the one started here stays up until the process exits.
@@ -2036,7 +2068,13 @@ inline int portable_errno(unsigned long err) noexcept {
         case WSAENOBUFS: generic = ENOBUFS; break;
         case WSAENOTCONN: generic = ENOTCONN; break;
         case WSAEISCONN: generic = EISCONN; break;
-        case WSAESHUTDOWN: generic = EPIPE; break;
+        case WSAESHUTDOWN:
+        // A pipe whose reader went away: a write fails with one of these, as EPIPE does on
+        // POSIX (a read of a pipe whose writer went away says ERROR_BROKEN_PIPE too: the
+        // pipe transport takes that as EOF before it could become an error).
+        case ERROR_BROKEN_PIPE:
+        case ERROR_NO_DATA:
+        case ERROR_PIPE_NOT_CONNECTED: generic = EPIPE; break;
         case WSAEMSGSIZE:
         case ERROR_MORE_DATA: generic = EMSGSIZE; break;
         case WSAEINVAL:
@@ -2619,19 +2657,21 @@ public:
         Factory factory, endpoint local, endpoint remote);
 
     // co_await loop.connect_read_pipe(factory, fd) -> std::pair<transport*, P*>: a
-    // descriptor that is not a socket (a pipe, a FIFO, a terminal, a character device;
-    // POSIX) read as a stream. fd is the transport's from the call on: made non-blocking
-    // and close-on-exec, closed when the transport is gone or when the call fails. EOF
-    // reaches eof_received, then connection_lost. A regular file is refused (the file API
-    // reads files). connect_write_pipe writes one: buffering, water marks and close as a
-    // socket's; write_eof closes it once the bytes are out; the reader going away is
-    // connection_lost(errc::broken_pipe), never SIGPIPE. Defined in net/connect_pipe.hpp.
+    // descriptor that is not a socket (POSIX: a pipe, a FIFO, a terminal, a character
+    // device; Windows, on IOCP: the HANDLE of a connected named pipe opened with
+    // FILE_FLAG_OVERLAPPED) read as a stream. fd is the transport's from the call on:
+    // (POSIX) made non-blocking and close-on-exec, closed when the transport is gone or
+    // when the call fails. EOF reaches eof_received, then connection_lost. A regular file
+    // is refused (the file API reads files). connect_write_pipe writes one: buffering,
+    // water marks and close as a socket's; write_eof closes it once the bytes are out; the
+    // reader going away is connection_lost(errc::broken_pipe), never SIGPIPE. Defined in
+    // net/connect_pipe.hpp.
     template <class Factory>
     coro<std::pair<transport*, detail::protocol_of<Factory>*>> connect_read_pipe(
-        Factory factory, native_socket fd);
+        Factory factory, native_descriptor fd);
     template <class Factory>
     coro<std::pair<transport*, detail::protocol_of<Factory>*>> connect_write_pipe(
-        Factory factory, native_socket fd);
+        Factory factory, native_descriptor fd);
 
     // run_in_executor sends work here from now on; the loop does not own it. It must
     // outlive the work sent to it.
@@ -6528,10 +6568,11 @@ concept readiness_backend = event_backend<B> && requires(B& b, native_socket fd,
 };
 
 template <class B>
-concept completion_backend = event_backend<B> && requires(B& b, native_socket s) {
-    // Sends the completions of s's operations to this backend's wait(), which reports
-    // each to the detail::overlapped_op (an io_watcher) that started it.
-    b.associate(s);
+concept completion_backend = event_backend<B> && requires(B& b, native_descriptor h) {
+    // Sends the completions of h's operations (a socket's or a pipe's handle) to this
+    // backend's wait(), which reports each to the detail::overlapped_op (an io_watcher)
+    // that started it.
+    b.associate(h);
 };
 
 // Optional: a backend that reports signals itself (kqueue's EVFILT_SIGNAL). watch_signal
@@ -7216,6 +7257,15 @@ public:
         return ok ? 0 : static_cast<unsigned long>(::WSAGetLastError());
     }
 
+    // The same on a pipe's (or any file's) handle h, the error as Win32 names it (a
+    // cancelled operation: ERROR_OPERATION_ABORTED).
+    unsigned long file_result(HANDLE h, unsigned long& bytes) noexcept {
+        DWORD moved = 0;
+        const bool ok = ::GetOverlappedResult(h, overlapped(), &moved, FALSE);
+        bytes = moved;
+        return ok ? 0 : ::GetLastError();
+    }
+
     // Makes the OVERLAPPED ready for the next operation.
     void reset() noexcept { slot_.overlapped = OVERLAPPED{}; }
 
@@ -7261,12 +7311,20 @@ public:
     iocp& operator=(const iocp&) = delete;
     ~iocp() { ::CloseHandle(port_); }
 
-    // Makes the completions of s's overlapped operations come to this port. A socket is
-    // associated once, for its whole life.
-    void associate(native_socket s) {
-        if (::CreateIoCompletionPort(reinterpret_cast<HANDLE>(s), port_, 0, 0) == nullptr) {
+    // Makes the completions of h's overlapped operations come to this port. A handle (a
+    // socket, a pipe) is associated once, for its whole life.
+    void associate(HANDLE h) {
+        if (::CreateIoCompletionPort(h, port_, 0, 0) == nullptr) {
             detail::throw_system_error(::GetLastError(),
-                                       "CreateIoCompletionPort: associating a socket");
+                                       "CreateIoCompletionPort: associating a handle");
+        }
+    }
+
+    // Queues a completion for an operation the kernel did not start (wait() reports it as
+    // any other): so an operation that ended at its start still ends through the port.
+    void post(OVERLAPPED* o) {
+        if (!::PostQueuedCompletionStatus(port_, 0, 0, o)) {
+            detail::throw_system_error(::GetLastError(), "PostQueuedCompletionStatus");
         }
     }
 
@@ -11070,7 +11128,8 @@ IOLOOP_NAMESPACE_END
 // ioloop: iocp_io, the state of the completion family's engine that its transports,
 // listeners and operations reach from a loop: the operations in flight (the loop polls
 // while there is one, and waits for them all when it closes: the kernel owns their
-// memory until then) and the loop's completion port.
+// memory until then), the loop's completion port, and the event its pipe transports'
+// reads of data already there wait on (net/iocp/pipe_io.hpp).
 #ifndef IOLOOP_NET_IOCP_IOCP_IO_HPP
 #define IOLOOP_NET_IOCP_IOCP_IO_HPP
 
@@ -11126,6 +11185,7 @@ IOLOOP_NAMESPACE_END
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <system_error>
 
 IOLOOP_NAMESPACE_BEGIN
@@ -11154,9 +11214,42 @@ public:
                         " belongs to another event loop: IOCP ties a socket to one loop's "
                         "completion port for its life"}));
         }
-        associate(s.fd());
+        associate(reinterpret_cast<HANDLE>(s.fd()));
         bound = port_id_;
     }
+
+    // Sends a pipe's completions to this loop's port. A handle tied to another port (an
+    // earlier loop's) cannot move: CreateIoCompletionPort fails, and `what` says so.
+    void associate_pipe(HANDLE h, std::string_view what) {
+        try {
+            associate(h);
+        } catch (const std::system_error& e) {
+            throw std::system_error(
+                e.code(), concat({what, ": the pipe's completions cannot come to this loop (is "
+                                        "it tied to another loop's completion port?)"}));
+        }
+    }
+
+    // Queues op's completion through the port, for an operation that ended at its start
+    // with no completion of its own. Counted in flight like any other.
+    void post(overlapped_op& op) {
+        operation_started();
+        try {
+            queue_completion(op.overlapped());
+        } catch (...) {
+            operation_not_started();
+            throw;
+        }
+    }
+
+    // A manual-reset event, made by the first pipe transport: an overlapped call given it
+    // (tagged, see pipe_io.hpp) signals it instead of queuing a completion on the port.
+    void make_quiet_event() {
+        if (quiet_event_ != nullptr) return;
+        quiet_event_ = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
+        if (quiet_event_ == nullptr) throw_system_error(::GetLastError(), "CreateEventW");
+    }
+    HANDLE quiet_event() const noexcept { return quiet_event_; }
 
     // Readiness is not what a completion port reports: add_reader does not compile on
     // IOCP, and what reaches these at run time (wait_readable) is told so.
@@ -11175,9 +11268,12 @@ protected:
         static atomic<std::uint64_t> ports{0};
         port_id_ = ports.fetch_add(1, memory_order::relaxed) + 1;
     }
-    ~iocp_io() = default;
+    ~iocp_io() {
+        if (quiet_event_ != nullptr) ::CloseHandle(quiet_event_);
+    }
 
-    virtual void associate(native_socket s) = 0;
+    virtual void associate(HANDLE h) = 0;
+    virtual void queue_completion(OVERLAPPED* o) = 0;
 
     [[noreturn]] static void no_readiness(const char* what) {
         throw std::system_error(
@@ -11189,6 +11285,7 @@ protected:
 
     std::size_t in_flight_ = 0;  // operations started and not yet completed
     std::uint64_t port_id_;      // names this loop's port (never 0)
+    HANDLE quiet_event_ = nullptr;
 };
 
 // Shorthands for IOCP code that holds a loop.
@@ -11750,7 +11847,8 @@ public:
     }
 
 private:
-    void associate(native_socket s) override { backend_.associate(s); }
+    void associate(HANDLE h) override { backend_.associate(h); }
+    void queue_completion(OVERLAPPED* o) override { backend_.post(o); }
 
     Backend& backend_;
 };
@@ -11768,6 +11866,170 @@ IOLOOP_NAMESPACE_END
 #ifndef IOLOOP_NET_IOCP_OPS_HPP
 #define IOLOOP_NET_IOCP_OPS_HPP
 
+// begin file ioloop/net/descriptor_check.hpp
+// ioloop: what a descriptor must be before the loop waits on it (wait_readable) or makes
+// it a pipe transport (connect_read_pipe, connect_write_pipe). Checked here, before any
+// backend sees it, so that every backend refuses the same descriptors with the same
+// words: epoll refuses a regular file (EPERM) where poll and select would take it and
+// report it always ready, and poll would take a closed descriptor and report POLLNVAL.
+// On Windows a pipe is a HANDLE: the IOCP backend checks it here (check_pipe_handle), and
+// select, which waits on sockets only, refuses every one.
+
+#ifndef IOLOOP_NET_DESCRIPTOR_CHECK_HPP
+#define IOLOOP_NET_DESCRIPTOR_CHECK_HPP
+
+
+#include <cstdint>
+#include <string_view>
+#include <system_error>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+[[noreturn]] inline void throw_not_supported(std::string_view what, std::string_view why) {
+    throw std::system_error(std::make_error_code(std::errc::operation_not_supported),
+                            concat({what, ": ", why}));
+}
+
+// The end of the message that refuses a regular file, on every platform.
+inline constexpr std::string_view use_the_file_api =
+    "read files with ioloop::open_file (the file API)";
+
+// What a pipe transport needs to know of its descriptor.
+struct pipe_descriptor {
+    // Readability of the write end can only mean that the reader went away: a pipe or a
+    // FIFO opened for writing alone (asyncio watches for it; a terminal opened for reading
+    // and writing would be readable when someone types).
+    bool reader_gone_is_readable = false;
+};
+
+#if defined(IOLOOP_POSIX)
+
+// Throws EBADF unless fd is an open descriptor.
+inline void require_open_descriptor(native_socket fd, std::string_view what) {
+    if (!is_open_fd(fd)) {
+        throw_errno(EBADF, concat({what, ": fd ", decimal(fd), " is not an open descriptor"}));
+    }
+}
+
+// A descriptor a pipe transport can take: a pipe, a FIFO, a terminal, a character device,
+// a socket (asyncio takes one too; it is then read and written as a pipe). A regular file
+// or a directory is refused: it is always "ready", and reading it belongs to the file API.
+inline pipe_descriptor check_pipe_descriptor(native_descriptor fd, std::string_view what) {
+    struct stat st{};
+    if (::fstat(fd, &st) == -1) {
+        const int err = errno;
+        throw_errno(err, concat({what, ": fd ", decimal(fd), err == EBADF
+                                                                 ? " is not an open descriptor"
+                                                                 : ": fstat failed"}));
+    }
+    if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+        throw_errno(EPERM, concat({what, ": fd ", decimal(fd),
+                                   S_ISREG(st.st_mode) ? " is a regular file" : " is a directory",
+                                   ": pipes and terminals only; ", use_the_file_api}));
+    }
+    const int flags = ::fcntl(fd, F_GETFL);
+    const int access = flags == -1 ? O_RDWR : (flags & O_ACCMODE);
+    pipe_descriptor d;
+#if defined(__linux__)
+    // Linux pipes are one-way: the write end is O_WRONLY. A FIFO opened O_RDWR would be
+    // readable with its own bytes.
+    d.reader_gone_is_readable = S_ISFIFO(st.st_mode) && access == O_WRONLY;
+#else
+    // The BSDs' and macOS's pipes are two-way, both ends O_RDWR: the write end's read
+    // side reports EOF when the other end closes.
+    d.reader_gone_is_readable = S_ISFIFO(st.st_mode) && access != O_RDONLY;
+#endif
+    return d;
+}
+
+#elif defined(IOLOOP_WINDOWS)
+
+inline void require_open_descriptor(native_socket, std::string_view) {}
+
+// The readiness family on Windows is select, and Winsock's select takes sockets only.
+inline pipe_descriptor check_pipe_descriptor(native_descriptor, std::string_view what) {
+    throw_not_supported(what,
+                        "Windows' select waits on sockets only: it cannot wait on a pipe or a "
+                        "console; use the IOCP backend (Windows' default) for pipes");
+}
+
+// Whether h was opened for synchronous I/O (without FILE_FLAG_OVERLAPPED: CreatePipe's
+// pipes, a named pipe opened so). The I/O manager runs such a handle's "overlapped"
+// ReadFile to its end before returning, so the IOCP backend would block the loop in it
+// until data came. ntdll's NtQueryInformationFile (FileModeInformation) tells, for the
+// price of one system call; false if ntdll does not have it (the call is then not made).
+inline bool opened_for_synchronous_io(native_descriptor h) noexcept {
+    struct io_status {  // IO_STATUS_BLOCK (<winternl.h>): the status shares a pointer's room
+        void* status;
+        ULONG_PTR information;
+    };
+    using query_information_file = long(WINAPI*)(HANDLE, io_status*, void*, ULONG, int);
+    constexpr int file_mode_information = 16;
+    constexpr ULONG synchronous_io = 0x10 | 0x20;  // FILE_SYNCHRONOUS_IO_ALERT | _NONALERT
+    static const auto query = [] {
+        const HMODULE ntdll = ::GetModuleHandleW(L"ntdll.dll");
+        // Through void(*)(): the one function type a cast from FARPROC need not warn about.
+        const auto any = reinterpret_cast<void (*)()>(
+            ntdll ? ::GetProcAddress(ntdll, "NtQueryInformationFile") : nullptr);
+        return reinterpret_cast<query_information_file>(any);
+    }();
+    if (query == nullptr) return false;
+    io_status status{};
+    ULONG mode = 0;
+    return query(h, &status, &mode, sizeof mode, file_mode_information) >= 0 &&
+           (mode & synchronous_io) != 0;
+}
+
+// A HANDLE the IOCP backend can make a pipe transport of: an open pipe (GetFileType),
+// opened for overlapped I/O. A disk file is refused as POSIX refuses a regular file
+// (EPERM, naming the file API); a console or another character device cannot be read
+// through a completion port (operation_not_supported), nor can a handle opened for
+// synchronous I/O. The pipe must be connected (a server end that ConnectNamedPipe has
+// connected, or a client end); that is not checked: its first read or write fails.
+inline void check_pipe_handle(native_descriptor h, std::string_view what) {
+    const decimal number(static_cast<long long>(reinterpret_cast<std::intptr_t>(h)));
+    DWORD flags = 0;
+    // INVALID_HANDLE_VALUE is also the current process's pseudo-handle, which
+    // GetHandleInformation takes.
+    if (h == nullptr || h == INVALID_HANDLE_VALUE || !::GetHandleInformation(h, &flags)) {
+        throw std::system_error(std::make_error_code(std::errc::bad_file_descriptor),
+                                concat({what, ": handle ", number, " is not an open handle"}));
+    }
+    switch (::GetFileType(h)) {
+        case FILE_TYPE_PIPE: break;
+        case FILE_TYPE_DISK:
+            throw std::system_error(
+                std::make_error_code(std::errc::operation_not_permitted),
+                concat({what, ": handle ", number,
+                        " is a disk file (a regular file or a directory): pipes only; ",
+                        use_the_file_api}));
+        case FILE_TYPE_CHAR:
+            throw_not_supported(what, concat({"handle ", number,
+                                              " is a console or a character device: the IOCP "
+                                              "backend cannot wait on one (it has no "
+                                              "overlapped reads); pipes only"}));
+        default:
+            throw_not_supported(what, concat({"handle ", number,
+                                              " is not a pipe: the IOCP backend takes "
+                                              "overlapped named pipes only"}));
+    }
+    if (opened_for_synchronous_io(h)) {
+        throw_not_supported(
+            what, concat({"handle ", number,
+                          " was opened for synchronous I/O (as CreatePipe's pipes are): the "
+                          "IOCP backend needs a named pipe opened with FILE_FLAG_OVERLAPPED "
+                          "(CreateNamedPipeW, CreateFileW), or it would block the loop"}));
+    }
+}
+
+#endif
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/descriptor_check.hpp
 // begin file ioloop/net/iocp/listener.hpp
 // ioloop: iocp_listener, a listening socket on a completion backend: one AcceptEx in
 // flight while its server serves, the next started as each completes.
@@ -11918,8 +12180,8 @@ IOLOOP_NAMESPACE_END
 IOLOOP_NAMESPACE_BEGIN
 
 // What get_extra_info returns: an address ("peername", "sockname"), a descriptor
-// ("socket": a SOCKET on Windows), or nothing (an unknown name, or a transport already
-// closed).
+// ("socket": a SOCKET on Windows; "pipe": read it with pipe(), a HANDLE on Windows), or
+// nothing (an unknown name, or a transport already closed).
 class extra_info {
 public:
     extra_info() noexcept = default;
@@ -11939,6 +12201,9 @@ public:
         if (kind_ != kind::descriptor) throw invalid_state_error("extra_info: not a descriptor");
         return fd_;
     }
+    // A pipe transport's descriptor ("pipe"), as connect_read_pipe / connect_write_pipe
+    // took it: fd() on POSIX, the pipe's HANDLE on Windows.
+    native_descriptor pipe() const { return detail::socket_as_descriptor(fd()); }
 
 private:
     enum class kind : unsigned char { none, address, descriptor };
@@ -12126,16 +12391,15 @@ protected:
     static Derived& start(loop_base& loop, native_socket fd, P p, Extra&&... extra) {
         Derived* t;
         try {
-            t = new Derived(loop, fd, std::move(p), std::forward<Extra>(extra)...);
+            t = new Derived(loop, fd, std::move(p), extra...);
         } catch (...) {
-            close_socket(fd);
+            Derived::close_unmade(fd, extra...);
             throw;
         }
         try {
             t->update_watch_or_throw();
         } catch (...) {
-            close_socket(t->fd_);
-            delete t;
+            t->close_and_free();
             throw;
         }
         net_access::add_resource(t->loop_, *t);
@@ -12233,6 +12497,13 @@ protected:
         } catch (...) {
             force_close(std::make_error_code(std::errc::not_enough_memory));
         }
+    }
+
+    // Closes the descriptor of a transport that could not be made (no memory); `extra` are
+    // start's. Derived hides this when its descriptor may be other than a socket.
+    template <class... Extra>
+    static void close_unmade(native_socket fd, const Extra&...) noexcept {
+        close_socket(fd);
     }
 
     // Hooks for Derived (a server's connection count): the transport started, ended.
@@ -12980,7 +13251,8 @@ IOLOOP_NAMESPACE_END
 //
 // Core is the protocol-facing part (stream_core<Derived>, or transport_core for
 // datagrams). Derived provides start_waiting_for_data() (throws if it cannot start),
-// read_op() and write_op().
+// read_op() and write_op(); it may hide close_now() and close_last() (how a socket
+// closes, below) when its handle is something else.
 #ifndef IOLOOP_NET_IOCP_OVERLAPPED_TRANSPORT_HPP
 #define IOLOOP_NET_IOCP_OVERLAPPED_TRANSPORT_HPP
 
@@ -13027,13 +13299,18 @@ protected:
         }
     }
 
-    // transport_core's hook: the socket closes now, which cancels what is in flight; the
-    // memory goes when the last completion has come.
+    // transport_core's hook: what is in flight is cancelled (close_now); the memory goes
+    // when the last completion has come (close_last, then delete).
     void close_and_free() noexcept {
         closed_ = true;
-        ::closesocket(this->fd_);
+        self().close_now();
         free_if_idle();
     }
+
+    // A socket closes at once, which cancels its operations, and their completions still
+    // come to the port.
+    void close_now() noexcept { ::closesocket(this->fd_); }
+    void close_last() noexcept {}
 
     void cancel_all() noexcept {
         const auto h = reinterpret_cast<HANDLE>(this->fd_);
@@ -13043,12 +13320,14 @@ protected:
 
     // After close, each completion asks whether it was the last.
     void free_if_idle() noexcept {
-        if (!reading_ && !writing_) delete this;  // the destructor is virtual
+        if (reading_ || writing_) return;
+        self().close_last();
+        delete this;  // the destructor is virtual
     }
 
     bool reading_ = false;  // the operation waiting for data is in flight
     bool writing_ = false;  // a send is in flight
-    bool closed_ = false;   // the socket is closed: only completions are awaited
+    bool closed_ = false;   // closed: only completions are awaited
 
 private:
     Derived& self() noexcept { return static_cast<Derived&>(*this); }
@@ -13269,24 +13548,174 @@ IOLOOP_NAMESPACE_END
 // end file ioloop/net/iocp/overlapped_datagram_transport.hpp
 // begin file ioloop/net/iocp/overlapped_socket_transport.hpp
 // ioloop: the stream transport of a completion backend (IOCP): the same protocol-facing
-// behaviour as socket_transport, over overlapped operations.
+// behaviour as socket_transport, over overlapped operations, on a connected socket or on
+// an overlapped named pipe (connect_read_pipe, connect_write_pipe). The two differ only
+// in the calls that move the bytes, chosen by the kind given at start; the buffering, the
+// flow control and the close path are the same code.
 //
-// Reading: a zero-byte WSARecv waits for data without a buffer, so an idle connection
-// holds no read buffer here either; its completion means "readable", and one
-// non-blocking recv() then reads where stream_core::receive says (the loop's shared
-// buffer, or a buffered protocol's own). Writing: a write first
-// tries send(); what the socket does not take goes out through one WSASend at a time. The
-// bytes of a WSASend in flight belong to the kernel until it completes, so writes made
-// meanwhile queue behind them in a second buffer, and the transport itself is freed only
-// once no operation of it is in flight.
+// Reading: a zero-byte WSARecv (a pipe: a zero-byte ReadFile) waits for data without a
+// buffer, so an idle connection holds no read buffer here either; its completion means
+// "readable", and one read that takes what is there then reads where
+// stream_core::receive says (the loop's shared buffer, or a buffered protocol's own): a
+// non-blocking recv(), or a ReadFile whose completion skips the port (net/iocp/pipe_io.hpp).
+// Writing: a socket first tries send(); what it does not take goes out through one WSASend
+// at a time. A pipe has no non-blocking write, so its bytes all go through WriteFile, one
+// at a time. The bytes of a send in flight belong to the kernel until it completes, so
+// writes made meanwhile queue behind them in a second buffer, and the transport itself is
+// freed only once no operation of it is in flight. A pipe keeps its two buffers between
+// writes (up to 64 KiB each), so writing to it allocates nothing in steady state.
+//
+// A pipe's write_eof closes it once the bytes are out (asyncio: a pipe has no half-close).
+// Closing a pipe's transport cancels its operations and closes the handle once their
+// completions have come. Unlike the readiness backends, an idle write pipe does not watch
+// for its reader going away (its handle may not even be readable): the next write tells.
 #ifndef IOLOOP_NET_IOCP_OVERLAPPED_SOCKET_TRANSPORT_HPP
 #define IOLOOP_NET_IOCP_OVERLAPPED_SOCKET_TRANSPORT_HPP
 
+// begin file ioloop/net/iocp/pipe_io.hpp
+// ioloop: how the IOCP backend moves a pipe's bytes (Windows): the Win32 calls of the
+// overlapped stream transport when its handle is a named pipe, under the names of what
+// they do for it. What Windows' pipes say, learnt from the documentation and checked under
+// Wine:
+// - A zero-byte overlapped ReadFile stays pending until data arrives, then completes and
+//   takes nothing: the pipe's form of the zero-byte WSARecv, so an idle pipe holds no read
+//   buffer either.
+// - The end of the stream is an error, not a zero-byte read: ERROR_BROKEN_PIPE once the
+//   writer has gone and the bytes it left are read (ERROR_PIPE_NOT_CONNECTED and
+//   ERROR_HANDLE_EOF say the same of a disconnected server end).
+// - A reader gone makes writes fail with ERROR_NO_DATA (at once) or ERROR_BROKEN_PIPE (a
+//   write in flight); detail/windows.hpp maps both to errc::broken_pipe.
+// - A call that fails at its start queues no completion, unless its error is a warning:
+//   ERROR_MORE_DATA (a message-mode pipe's message larger than the read) queues one.
+#ifndef IOLOOP_NET_IOCP_PIPE_IO_HPP
+#define IOLOOP_NET_IOCP_PIPE_IO_HPP
+
+
+#if defined(IOLOOP_WINDOWS)
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// A read's error that means the writer has gone: the stream's EOF.
+inline bool pipe_read_ended(unsigned long err) noexcept {
+    return err == ERROR_BROKEN_PIPE || err == ERROR_PIPE_NOT_CONNECTED || err == ERROR_HANDLE_EOF;
+}
+
+// ReadFile's or WriteFile's answer to an overlapped call: 0 if it started (pending, or
+// done: either way its completion will come to the port), else its error.
+inline unsigned long file_call_started(BOOL ok) noexcept {
+    if (ok) return 0;
+    const unsigned long err = ::GetLastError();
+    return err == ERROR_IO_PENDING || err == ERROR_MORE_DATA ? 0 : err;
+}
+
+inline DWORD file_call_size(std::size_t size) noexcept {
+    return size > MAXDWORD ? MAXDWORD : static_cast<DWORD>(size);
+}
+
+// A zero-byte read on h: its completion says data is there (or the writer went away).
+inline unsigned long start_waiting_for_pipe_data(HANDLE h, OVERLAPPED* o) noexcept {
+    static char nothing;  // never written: the read takes 0 bytes
+    return file_call_started(::ReadFile(h, &nothing, 0, nullptr, o));
+}
+
+inline unsigned long start_pipe_write(HANDLE h, const char* data, std::size_t size,
+                                      OVERLAPPED* o) noexcept {
+    return file_call_started(::WriteFile(h, data, file_call_size(size), nullptr, o));
+}
+
+// One read of what h holds now, into `into`, without the port: the OVERLAPPED names the
+// loop's quiet event with its lowest bit set, which tells Windows to signal the event and
+// queue no completion. Data is there (a zero-byte read said so), so the read completes at
+// once; if another reader took it first, the read is cancelled and waited for (it may
+// have got bytes meanwhile). Returns 0 and the count in `bytes` (0: nothing after all),
+// or the error (pipe_read_ended: EOF).
+inline unsigned long read_pipe_now(HANDLE h, std::span<char> into, HANDLE quiet_event,
+                                   unsigned long& bytes) noexcept {
+    bytes = 0;
+    OVERLAPPED o{};
+    o.hEvent = reinterpret_cast<HANDLE>(reinterpret_cast<std::uintptr_t>(quiet_event) | 1);
+    if (!::ReadFile(h, into.data(), file_call_size(into.size()), nullptr, &o)) {
+        const unsigned long err = ::GetLastError();
+        if (err == ERROR_IO_PENDING) {
+            ::CancelIoEx(h, &o);
+        } else if (err != ERROR_MORE_DATA) {
+            return err;  // failed at its start: nothing is in flight
+        }
+    }
+    if (!HasOverlappedIoCompleted(&o)) ::WaitForSingleObject(quiet_event, INFINITE);
+    DWORD moved = 0;
+    const bool ok = ::GetOverlappedResult(h, &o, &moved, FALSE);
+    bytes = moved;
+    if (ok) return 0;
+    // ERROR_MORE_DATA: a message-mode pipe's message goes on in the next read.
+    const unsigned long err = ::GetLastError();
+    return err == ERROR_MORE_DATA || err == ERROR_OPERATION_ABORTED ? 0 : err;
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_WINDOWS
+#endif
+// end file ioloop/net/iocp/pipe_io.hpp
+// begin file ioloop/net/pipe_transport.hpp
+// ioloop: what connect_read_pipe and connect_write_pipe hand to the loop's backend family
+// (reactive_ops::start_pipe, iocp_ops::start_pipe): a descriptor that is not a socket (a
+// pipe, a FIFO, a terminal, a character device on POSIX; an overlapped named pipe's HANDLE
+// on Windows), owned from the call on. On the readiness backends the socket transport
+// moves its bytes with read() and write() (POSIX); on IOCP the overlapped stream transport
+// with ReadFile and WriteFile. Windows' select waits on sockets only, and says so.
+#ifndef IOLOOP_NET_PIPE_TRANSPORT_HPP
+#define IOLOOP_NET_PIPE_TRANSPORT_HPP
+
+
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// Which descriptor a stream transport serves, and so how its bytes move.
+enum class descriptor_kind : unsigned char { socket, read_pipe, write_pipe };
+
+// The descriptor given to connect_read_pipe / connect_write_pipe, owned from the call on:
+// closed unless a transport takes it, so a refused descriptor, a factory that throws or a
+// connect never awaited leaves nothing open (close() on POSIX, CloseHandle on Windows).
+class owned_descriptor {
+public:
+    explicit owned_descriptor(native_descriptor fd) noexcept : fd_(fd) {}
+    owned_descriptor(owned_descriptor&& other) noexcept : fd_(other.release()) {}
+    owned_descriptor& operator=(owned_descriptor&&) = delete;
+    ~owned_descriptor() {
+        if (fd_ != no_descriptor()) close_descriptor(fd_);
+    }
+
+    native_descriptor get() const noexcept { return fd_; }
+    native_descriptor release() noexcept { return std::exchange(fd_, no_descriptor()); }
+
+private:
+    native_descriptor fd_;
+};
+
+inline const char* pipe_call(descriptor_kind kind) noexcept {
+    return kind == descriptor_kind::read_pipe ? "connect_read_pipe" : "connect_write_pipe";
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/pipe_transport.hpp
 
 #if defined(IOLOOP_WINDOWS)
 
 #include <climits>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -13310,11 +13739,20 @@ public:
     static overlapped_socket_transport& start(loop_base& loop, socket sock,
                                               owned_stream_protocol p,
                                               connection_counter* server) {
-        return core::start(loop, sock.release(), std::move(p), server);
+        return core::start(loop, sock.release(), std::move(p), server, descriptor_kind::socket);
+    }
+
+    // The same on a pipe's handle h, checked and associated with the loop's port, the
+    // loop's quiet event made (iocp_ops::start_pipe sees to both); `kind` is read_pipe or
+    // write_pipe. The transport owns h from the call on.
+    static overlapped_socket_transport& start_pipe(loop_base& loop, native_descriptor h,
+                                                   descriptor_kind kind,
+                                                   owned_stream_protocol p) {
+        return core::start(loop, descriptor_as_socket(h), std::move(p), nullptr, kind);
     }
 
 private:
-    // The bytes of the WSASend in flight (the kernel's until it completes), and what was
+    // The bytes of the send in flight (the kernel's until it completes), and what was
     // written since, sent next.
     struct write_buffers {
         std::string in_flight;
@@ -13322,14 +13760,25 @@ private:
         std::size_t size() const noexcept { return in_flight.size() + queued.size(); }
     };
 
+    // A pipe keeps write buffers of up to this capacity between writes.
+    static constexpr std::size_t kept_write_capacity = 64 * 1024;
+
     overlapped_socket_transport(loop_base& loop, native_socket fd, owned_stream_protocol p,
-                                connection_counter* server) noexcept
-        : overlapped_transport(loop, fd, std::move(p), server), read_op_(*this), write_op_(*this) {}
+                                connection_counter* server, descriptor_kind kind) noexcept
+        : overlapped_transport(loop, fd, std::move(p), server),
+          kind_(kind),
+          read_op_(*this),
+          write_op_(*this) {}
     ~overlapped_socket_transport() override = default;
+
+    bool is_pipe() const noexcept { return kind_ != descriptor_kind::socket; }
+    HANDLE handle() const noexcept { return socket_as_descriptor(fd_); }
 
     // ---- what transport_core asks of us ---------------------------------------------------
 
-    unsigned wanted_events() const noexcept { return wants_to_read() ? backend::io_read : 0u; }
+    unsigned wanted_events() const noexcept {
+        return reads() && wants_to_read() ? backend::io_read : 0u;
+    }
     // Once lost, the bytes in flight are not the protocol's any more (see drop_buffer).
     std::size_t buffered() const noexcept {
         if (!writes_) return 0;
@@ -13339,24 +13788,82 @@ private:
     void drop_buffer() noexcept {
         if (writes_) writes_->queued.clear();
     }
+
+    // A socket's addresses; a pipe has only its handle, as asyncio's extra "pipe".
+    extra_info extra(std::string_view name) const {
+        if (!is_pipe()) return core::extra(name);
+        return name == "pipe" ? extra_info(fd_) : extra_info();
+    }
+
+    std::string describe() const override {
+        if (!is_pipe()) return core::describe();
+        return concat({"the transport of pipe handle ",
+                       decimal(static_cast<long long>(reinterpret_cast<std::intptr_t>(handle())))});
+    }
+
+    static void close_unmade(native_socket fd, connection_counter*, descriptor_kind kind) noexcept {
+        if (kind == descriptor_kind::socket) {
+            close_socket(fd);
+        } else {
+            close_descriptor(socket_as_descriptor(fd));
+        }
+    }
+
+    // ---- what overlapped_transport asks of us -------------------------------------------
+
     auto& read_op() noexcept { return read_op_; }
     auto& write_op() noexcept { return write_op_; }
+
+    // A pipe's operations are cancelled, and its handle closed once their completions
+    // have come: so each surely comes to the port while the handle is open.
+    void close_now() noexcept {
+        if (is_pipe()) {
+            cancel_all();
+        } else {
+            overlapped_transport::close_now();
+        }
+    }
+    void close_last() noexcept {
+        if (is_pipe()) ::CloseHandle(handle());
+    }
+
+    // ---- what stream_core asks of us ----------------------------------------------------
+
+    bool reads() const noexcept { return kind_ != descriptor_kind::write_pipe; }
+    bool writes() const noexcept { return kind_ != descriptor_kind::read_pipe; }
 
     // ---- reading ------------------------------------------------------------------------
 
     // A zero-byte read: its completion means data is there.
     void start_waiting_for_data() {
         read_op_.reset();
-        WSABUF none{0, nullptr};
-        DWORD flags = 0;
         operation_started(loop_);
-        const unsigned long err =
-            started(::WSARecv(fd_, &none, 1, nullptr, &flags, read_op_.overlapped(), nullptr));
-        if (err != 0) {
-            operation_not_started(loop_);
-            throw_system_error(err, "WSARecv (waiting for data)");
+        unsigned long err;
+        if (is_pipe()) {
+            err = start_waiting_for_pipe_data(handle(), read_op_.overlapped());
+        } else {
+            WSABUF none{0, nullptr};
+            DWORD flags = 0;
+            err = started(
+                ::WSARecv(fd_, &none, 1, nullptr, &flags, read_op_.overlapped(), nullptr));
         }
-        reading_ = true;
+        if (err == 0) {
+            reading_ = true;
+            return;
+        }
+        operation_not_started(loop_);
+        if (is_pipe() && pipe_read_ended(err)) {
+            // The writer has gone, and no completion comes for a call that failed at its
+            // start. One is queued, so the EOF reaches the protocol from the loop, as every
+            // read's does, never inside the call that asked to read (a transport's start,
+            // resume_reading).
+            read_op_.reset();
+            iocp_io::of(loop_).post(read_op_);
+            reading_ = true;
+            return;
+        }
+        throw_system_error(err, is_pipe() ? "ReadFile (waiting for data)"
+                                          : "WSARecv (waiting for data)");
     }
 
     void read_done() noexcept {
@@ -13365,8 +13872,12 @@ private:
         // Lost, or paused since: resume_reading posts the next zero-byte read.
         if (lost_ || !(watched_ & backend::io_read)) return;
         unsigned long bytes = 0;
-        const unsigned long err = read_op_.result(fd_, bytes);
-        if (err != 0 && err != WSAEDISCON) {
+        const unsigned long err = result_of(read_op_, bytes);
+        // A socket's graceful close, a pipe's writer gone: the read says EOF. A message
+        // longer than the read (a message-mode pipe): data is there.
+        const bool goes_on = is_pipe() ? pipe_read_ended(err) || err == ERROR_MORE_DATA
+                                       : err == WSAEDISCON;
+        if (err != 0 && !goes_on) {
             force_close(system_error_code(err));
             return;
         }
@@ -13381,6 +13892,18 @@ private:
     }
 
     void read_some() noexcept {
+        if (is_pipe()) {
+            receive([this](std::span<char> buffer) noexcept {
+                unsigned long n = 0;
+                const unsigned long err =
+                    read_pipe_now(handle(), buffer, iocp_io::of(loop_).quiet_event(), n);
+                if (err == 0) return n > 0 ? std::ptrdiff_t(n) : std::ptrdiff_t(-1);
+                if (pipe_read_ended(err)) return std::ptrdiff_t(0);
+                force_close(system_error_code(err));
+                return std::ptrdiff_t(-1);
+            });
+            return;
+        }
         receive([this](std::span<char> buffer) noexcept {
             const int len = buffer.size() > INT_MAX ? INT_MAX : static_cast<int>(buffer.size());
             const int n = ::recv(fd_, buffer.data(), len, 0);
@@ -13396,16 +13919,19 @@ private:
 
     // ---- writing ------------------------------------------------------------------------
 
-    bool has_write_buffer() const noexcept { return writes_ != nullptr; }
+    bool has_write_buffer() const noexcept { return writes_ && writes_->size() != 0; }
 
-    // Sends what the socket takes now; the rest goes out through WSASend, one at a time.
+    // Sends what the socket takes now; the rest (a pipe: all) goes out through WSASend or
+    // WriteFile, one at a time.
     void send_or_buffer(std::string_view data) {
-        if (!writes_) {
-            const int n = send_some(data);
-            if (n < 0) return;  // a fatal error closed the transport
-            data.remove_prefix(static_cast<std::size_t>(n));
-            if (data.empty()) return;
-            writes_ = std::make_unique<write_buffers>();
+        if (!has_write_buffer()) {
+            if (!is_pipe()) {
+                const int n = send_some(data);
+                if (n < 0) return;  // a fatal error closed the transport
+                data.remove_prefix(static_cast<std::size_t>(n));
+                if (data.empty()) return;
+            }
+            if (!writes_) writes_ = std::make_unique<write_buffers>();
             writes_->queued.assign(data);
             send_queued();
         } else {
@@ -13426,18 +13952,24 @@ private:
         return -1;
     }
 
-    // Moves the queued bytes in flight: one WSASend, completed once Winsock took them all.
+    // Moves the queued bytes in flight: one WSASend or WriteFile, completed once the
+    // system took them all.
     void send_queued() noexcept {
         writes_->in_flight.swap(writes_->queued);
         writes_->queued.clear();
         write_op_.reset();
-        WSABUF b{static_cast<ULONG>(writes_->in_flight.size()), writes_->in_flight.data()};
+        std::string& bytes = writes_->in_flight;
         operation_started(loop_);
-        const unsigned long err =
-            started(::WSASend(fd_, &b, 1, nullptr, 0, write_op_.overlapped(), nullptr));
+        unsigned long err;
+        if (is_pipe()) {
+            err = start_pipe_write(handle(), bytes.data(), bytes.size(), write_op_.overlapped());
+        } else {
+            WSABUF b{static_cast<ULONG>(bytes.size()), bytes.data()};
+            err = started(::WSASend(fd_, &b, 1, nullptr, 0, write_op_.overlapped(), nullptr));
+        }
         if (err != 0) {
             operation_not_started(loop_);
-            writes_->in_flight.clear();
+            bytes.clear();
             force_close(system_error_code(err));
             return;
         }
@@ -13448,8 +13980,11 @@ private:
         writing_ = false;
         if (closed_) return free_if_idle();
         unsigned long bytes = 0;
-        const unsigned long err = write_op_.result(fd_, bytes);
-        writes_->in_flight.clear();
+        const unsigned long err = result_of(write_op_, bytes);
+        std::string& sent = writes_->in_flight;
+        // Taken in part (a pipe in PIPE_NOWAIT mode can): the rest goes first.
+        if (err == 0 && !lost_ && bytes < sent.size()) writes_->queued.insert(0, sent, bytes);
+        sent.clear();
         if (lost_) return;
         if (err != 0) {
             force_close(system_error_code(err));
@@ -13460,18 +13995,34 @@ private:
             maybe_resume_protocol();
             return;
         }
-        writes_.reset();
+        if (!is_pipe() || sent.capacity() > kept_write_capacity ||
+            writes_->queued.capacity() > kept_write_capacity) {
+            writes_.reset();
+        }
         writes_done();
     }
 
     void shutdown_write() noexcept {
+        // A pipe has no half-close: its write_eof closes it once the bytes are out (asyncio).
+        if (is_pipe()) {
+            start_closing();
+            return;
+        }
         if (::shutdown(fd_, SD_SEND) != 0) {
             const int err = ::WSAGetLastError();
             if (err != WSAENOTCONN) force_close(system_error_code(static_cast<unsigned long>(err)));
         }
     }
 
-    std::unique_ptr<write_buffers> writes_;  // only while a write is partly sent
+    // An operation's outcome as its handle's kind reports it.
+    template <class Op>
+    unsigned long result_of(Op& op, unsigned long& bytes) noexcept {
+        return is_pipe() ? op.file_result(handle(), bytes) : op.result(fd_, bytes);
+    }
+
+    // First, right after stream_core's flags, whose padding it may fill.
+    descriptor_kind kind_;
+    std::unique_ptr<write_buffers> writes_;  // only while a write is partly sent (a pipe: kept)
     member_op<overlapped_socket_transport, &overlapped_socket_transport::read_done> read_op_;
     member_op<overlapped_socket_transport, &overlapped_socket_transport::write_done> write_op_;
 };
@@ -13482,56 +14033,6 @@ IOLOOP_NAMESPACE_END
 #endif  // IOLOOP_WINDOWS
 #endif
 // end file ioloop/net/iocp/overlapped_socket_transport.hpp
-// begin file ioloop/net/pipe_transport.hpp
-// ioloop: what connect_read_pipe and connect_write_pipe hand to the loop's backend family
-// (reactive_ops::start_pipe, iocp_ops::start_pipe): a descriptor that is not a socket (a
-// pipe, a FIFO, a terminal, a character device), owned from the call on. On the readiness
-// backends the socket transport moves its bytes with read() and write() (POSIX). Windows
-// has none yet: overlapped pipes on IOCP are to come, and Windows' select waits on
-// sockets only; both say so.
-#ifndef IOLOOP_NET_PIPE_TRANSPORT_HPP
-#define IOLOOP_NET_PIPE_TRANSPORT_HPP
-
-
-#include <utility>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-// Which descriptor a stream transport serves, and so how its bytes move.
-enum class descriptor_kind : unsigned char { socket, read_pipe, write_pipe };
-
-// The descriptor given to connect_read_pipe / connect_write_pipe, owned from the call on:
-// closed unless a transport takes it, so a refused descriptor, a factory that throws or a
-// connect never awaited leaves nothing open. (Windows: not taken, since nothing can use it
-// yet; it stays the caller's.)
-class owned_descriptor {
-public:
-    explicit owned_descriptor(native_socket fd) noexcept : fd_(fd) {}
-    owned_descriptor(owned_descriptor&& other) noexcept : fd_(other.release()) {}
-    owned_descriptor& operator=(owned_descriptor&&) = delete;
-    ~owned_descriptor() {
-#if defined(IOLOOP_POSIX)
-        if (fd_ != invalid_socket) ::close(fd_);
-#endif
-    }
-
-    native_socket get() const noexcept { return fd_; }
-    native_socket release() noexcept { return std::exchange(fd_, invalid_socket); }
-
-private:
-    native_socket fd_;
-};
-
-inline const char* pipe_call(descriptor_kind kind) noexcept {
-    return kind == descriptor_kind::read_pipe ? "connect_read_pipe" : "connect_write_pipe";
-}
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/pipe_transport.hpp
 
 #if defined(IOLOOP_WINDOWS)
 
@@ -13562,13 +14063,18 @@ struct iocp_ops {
         return overlapped_connect(loop, s, std::move(to), what);
     }
 
-    // Overlapped pipes are to come. The descriptor stays the caller's (owned_descriptor
-    // does not close it on Windows).
-    static transport& start_pipe(loop_base&, owned_descriptor, descriptor_kind kind,
-                                 owned_stream_protocol) {
-        throw std::system_error(std::make_error_code(std::errc::operation_not_supported),
-                                concat({pipe_call(kind), ": overlapped pipes on the IOCP backend "
-                                                         "are not implemented yet"}));
+    // A pipe transport over an overlapped named pipe's handle (connect_read_pipe,
+    // connect_write_pipe): checks the handle (net/descriptor_check.hpp), sends its
+    // completions to this loop's port and starts the transport (connection_made). On
+    // failure the handle is closed, the protocol dropped without a callback, and the error
+    // thrown.
+    static transport& start_pipe(loop_base& loop, owned_descriptor h, descriptor_kind kind,
+                                 owned_stream_protocol p) {
+        check_pipe_handle(h.get(), pipe_call(kind));
+        iocp_io& io = iocp_io::of(loop);
+        io.make_quiet_event();
+        io.associate_pipe(h.get(), pipe_call(kind));
+        return overlapped_socket_transport::start_pipe(loop, h.release(), kind, std::move(p));
     }
 
     static std::unique_ptr<server_listener> listen(server_state& server, socket& s) {
@@ -13828,94 +14334,6 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/net/reactive/datagram_socket_transport.hpp
-// begin file ioloop/net/descriptor_check.hpp
-// ioloop: what a descriptor must be before the loop waits on it (wait_readable) or makes
-// it a pipe transport (connect_read_pipe, connect_write_pipe). Checked here, before any
-// backend sees it, so that every backend refuses the same descriptors with the same
-// words: epoll refuses a regular file (EPERM) where poll and select would take it and
-// report it always ready, and poll would take a closed descriptor and report POLLNVAL.
-
-#ifndef IOLOOP_NET_DESCRIPTOR_CHECK_HPP
-#define IOLOOP_NET_DESCRIPTOR_CHECK_HPP
-
-
-#include <string_view>
-#include <system_error>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-[[noreturn]] inline void throw_not_supported(std::string_view what, std::string_view why) {
-    throw std::system_error(std::make_error_code(std::errc::operation_not_supported),
-                            concat({what, ": ", why}));
-}
-
-// What a pipe transport needs to know of its descriptor.
-struct pipe_descriptor {
-    // Readability of the write end can only mean that the reader went away: a pipe or a
-    // FIFO opened for writing alone (asyncio watches for it; a terminal opened for reading
-    // and writing would be readable when someone types).
-    bool reader_gone_is_readable = false;
-};
-
-#if defined(IOLOOP_POSIX)
-
-// Throws EBADF unless fd is an open descriptor.
-inline void require_open_descriptor(native_socket fd, std::string_view what) {
-    if (!is_open_fd(fd)) {
-        throw_errno(EBADF, concat({what, ": fd ", decimal(fd), " is not an open descriptor"}));
-    }
-}
-
-// A descriptor a pipe transport can take: a pipe, a FIFO, a terminal, a character device,
-// a socket (asyncio takes one too; it is then read and written as a pipe). A regular file
-// or a directory is refused: it is always "ready", and reading it belongs to the file API.
-inline pipe_descriptor check_pipe_descriptor(native_socket fd, std::string_view what) {
-    struct stat st{};
-    if (::fstat(fd, &st) == -1) {
-        const int err = errno;
-        throw_errno(err, concat({what, ": fd ", decimal(fd), err == EBADF
-                                                                 ? " is not an open descriptor"
-                                                                 : ": fstat failed"}));
-    }
-    if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
-        throw_errno(EPERM, concat({what, ": fd ", decimal(fd),
-                                   S_ISREG(st.st_mode) ? " is a regular file" : " is a directory",
-                                   ": pipes and terminals only; read files with ioloop::open_file "
-                                   "(the file API)"}));
-    }
-    const int flags = ::fcntl(fd, F_GETFL);
-    const int access = flags == -1 ? O_RDWR : (flags & O_ACCMODE);
-    pipe_descriptor d;
-#if defined(__linux__)
-    // Linux pipes are one-way: the write end is O_WRONLY. A FIFO opened O_RDWR would be
-    // readable with its own bytes.
-    d.reader_gone_is_readable = S_ISFIFO(st.st_mode) && access == O_WRONLY;
-#else
-    // The BSDs' and macOS's pipes are two-way, both ends O_RDWR: the write end's read
-    // side reports EOF when the other end closes.
-    d.reader_gone_is_readable = S_ISFIFO(st.st_mode) && access != O_RDONLY;
-#endif
-    return d;
-}
-
-#elif defined(IOLOOP_WINDOWS)
-
-inline void require_open_descriptor(native_socket, std::string_view) {}
-
-inline pipe_descriptor check_pipe_descriptor(native_socket, std::string_view what) {
-    throw_not_supported(what,
-                        "Windows' select waits on sockets only: it cannot wait on a pipe or a "
-                        "console (pipes on Windows will need the IOCP backend)");
-}
-
-#endif
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/descriptor_check.hpp
 // begin file ioloop/net/reactive/listener.hpp
 // ioloop: reactive_listener, a listening socket on a readiness backend: watched for
 // readability while its server serves; each report accepts what the backlog holds.
@@ -14301,7 +14719,7 @@ struct reactive_ops {
     // A pipe transport (connect_read_pipe, connect_write_pipe): checks the descriptor,
     // makes it non-blocking and close-on-exec, and starts the transport (connection_made).
     // On failure the descriptor is closed, the protocol dropped without a callback, and
-    // the error thrown.
+    // the error thrown. (Windows' select refuses every pipe in the check.)
     static transport& start_pipe(loop_base& loop, owned_descriptor fd, descriptor_kind kind,
                                  owned_stream_protocol p) {
         const pipe_descriptor d = check_pipe_descriptor(fd.get(), pipe_call(kind));
@@ -14315,7 +14733,8 @@ struct reactive_ops {
         }
 #endif
         const bool watch_hangup = kind == descriptor_kind::write_pipe && d.reader_gone_is_readable;
-        return socket_transport::start_pipe(loop, fd.release(), kind, watch_hangup, std::move(p));
+        return socket_transport::start_pipe(loop, descriptor_as_socket(fd.release()), kind,
+                                            watch_hangup, std::move(p));
     }
 
     // Accepts on a listening socket of the server's, once told to serve.
@@ -14749,7 +15168,7 @@ coro<std::pair<transport*, P*>> connect_pipe(loop_base& loop, Factory factory,
 template <class Factory>
 coro<std::pair<transport*, protocol_of<Factory>*>> connect_pipe_call(loop_base& loop,
                                                                      Factory factory,
-                                                                     native_socket fd,
+                                                                     native_descriptor fd,
                                                                      descriptor_kind kind) {
     owned_descriptor owned(fd);
     net_access::check_open(loop, pipe_call(kind));
@@ -14760,14 +15179,14 @@ coro<std::pair<transport*, protocol_of<Factory>*>> connect_pipe_call(loop_base& 
 
 template <class Factory>
 coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::connect_read_pipe(
-    Factory factory, native_socket fd) {
+    Factory factory, native_descriptor fd) {
     return detail::connect_pipe_call(*this, std::move(factory), fd,
                                      detail::descriptor_kind::read_pipe);
 }
 
 template <class Factory>
 coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::connect_write_pipe(
-    Factory factory, native_socket fd) {
+    Factory factory, native_descriptor fd) {
     return detail::connect_pipe_call(*this, std::move(factory), fd,
                                      detail::descriptor_kind::write_pipe);
 }
@@ -16114,10 +16533,12 @@ coro<std::pair<stream_reader, stream_writer>> open_unix_connection(
 
 // co_await connect_read_pipe(fd) -> stream_reader (asyncio's StreamReader over
 // loop.connect_read_pipe): fd, a pipe, a FIFO, a terminal or a character device (POSIX),
-// is the stream's from the call on, and closed at EOF, when the last stream_reader of it
-// goes, or when the loop closes. `limit` is the reader's (see stream_reader).
+// or an overlapped named pipe's HANDLE (Windows, IOCP), is the stream's from the call on,
+// and closed at EOF, when the last stream_reader of it goes, or when the loop closes.
+// `limit` is the reader's (see stream_reader).
 template <class = void>  // a template: compiled only where it is used
-coro<stream_reader> connect_read_pipe(native_socket fd, std::size_t limit = stream_default_limit) {
+coro<stream_reader> connect_read_pipe(native_descriptor fd,
+                                      std::size_t limit = stream_default_limit) {
     detail::owned_descriptor owned(fd);
     detail::check_stream_limit(limit, "connect_read_pipe");
     return detail::open_pipe_stream<stream_reader>(std::move(owned), limit);
@@ -16127,7 +16548,7 @@ coro<stream_reader> connect_read_pipe(native_socket fd, std::size_t limit = stre
 // drain included; write_eof and close send what is buffered, then close fd. The reader
 // going away is errc::broken_pipe (from drain or wait_closed), never SIGPIPE.
 template <class = void>  // a template: compiled only where it is used
-coro<stream_writer> connect_write_pipe(native_socket fd) {
+coro<stream_writer> connect_write_pipe(native_descriptor fd) {
     return detail::open_pipe_stream<stream_writer>(detail::owned_descriptor(fd),
                                                    stream_default_limit);
 }

@@ -46,10 +46,11 @@ concept readiness_backend = event_backend<B> && requires(B& b, native_socket fd,
 };
 
 template <class B>
-concept completion_backend = event_backend<B> && requires(B& b, native_socket s) {
-    // Sends the completions of s's operations to this backend's wait(), which reports
-    // each to the detail::overlapped_op (an io_watcher) that started it.
-    b.associate(s);
+concept completion_backend = event_backend<B> && requires(B& b, native_descriptor h) {
+    // Sends the completions of h's operations (a socket's or a pipe's handle) to this
+    // backend's wait(), which reports each to the detail::overlapped_op (an io_watcher)
+    // that started it.
+    b.associate(h);
 };
 
 // Optional: a backend that reports signals itself (kqueue's EVFILT_SIGNAL). watch_signal

@@ -33,12 +33,20 @@ public:
     iocp& operator=(const iocp&) = delete;
     ~iocp() { ::CloseHandle(port_); }
 
-    // Makes the completions of s's overlapped operations come to this port. A socket is
-    // associated once, for its whole life.
-    void associate(native_socket s) {
-        if (::CreateIoCompletionPort(reinterpret_cast<HANDLE>(s), port_, 0, 0) == nullptr) {
+    // Makes the completions of h's overlapped operations come to this port. A handle (a
+    // socket, a pipe) is associated once, for its whole life.
+    void associate(HANDLE h) {
+        if (::CreateIoCompletionPort(h, port_, 0, 0) == nullptr) {
             detail::throw_system_error(::GetLastError(),
-                                       "CreateIoCompletionPort: associating a socket");
+                                       "CreateIoCompletionPort: associating a handle");
+        }
+    }
+
+    // Queues a completion for an operation the kernel did not start (wait() reports it as
+    // any other): so an operation that ended at its start still ends through the port.
+    void post(OVERLAPPED* o) {
+        if (!::PostQueuedCompletionStatus(port_, 0, 0, o)) {
+            detail::throw_system_error(::GetLastError(), "PostQueuedCompletionStatus");
         }
     }
 

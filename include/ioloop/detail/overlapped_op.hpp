@@ -33,6 +33,15 @@ public:
         return ok ? 0 : static_cast<unsigned long>(::WSAGetLastError());
     }
 
+    // The same on a pipe's (or any file's) handle h, the error as Win32 names it (a
+    // cancelled operation: ERROR_OPERATION_ABORTED).
+    unsigned long file_result(HANDLE h, unsigned long& bytes) noexcept {
+        DWORD moved = 0;
+        const bool ok = ::GetOverlappedResult(h, overlapped(), &moved, FALSE);
+        bytes = moved;
+        return ok ? 0 : ::GetLastError();
+    }
+
     // Makes the OVERLAPPED ready for the next operation.
     void reset() noexcept { slot_.overlapped = OVERLAPPED{}; }
 

@@ -39,7 +39,19 @@ IOLOOP_NAMESPACE_BEGIN
 using native_socket = int;
 inline constexpr native_socket invalid_socket = -1;
 
+// A descriptor that is not a socket (a pipe, a FIFO, a terminal), as connect_read_pipe and
+// connect_write_pipe take it: a descriptor here too, a HANDLE on Windows.
+using native_descriptor = int;
+
 namespace detail {
+
+// No descriptor (an owner that gave its own away), and closing one.
+inline constexpr native_descriptor no_descriptor() noexcept { return -1; }
+inline void close_descriptor(native_descriptor fd) noexcept { ::close(fd); }
+
+// A transport keeps its descriptor where it keeps a socket's: here they are the same int.
+inline native_socket descriptor_as_socket(native_descriptor fd) noexcept { return fd; }
+inline native_descriptor socket_as_descriptor(native_socket fd) noexcept { return fd; }
 
 [[noreturn]] inline void throw_errno(int err, const std::string& what) {
     throw std::system_error(err, std::generic_category(), what);

@@ -49,7 +49,27 @@ IOLOOP_NAMESPACE_BEGIN
 using native_socket = SOCKET;
 inline constexpr native_socket invalid_socket = INVALID_SOCKET;
 
+// A descriptor that is not a socket (an overlapped named pipe), as connect_read_pipe and
+// connect_write_pipe take it: a HANDLE here, a descriptor on POSIX.
+using native_descriptor = HANDLE;
+
 namespace detail {
+
+// No descriptor (an owner that gave its own away), and closing one. (A function, not a
+// constant: INVALID_HANDLE_VALUE is a cast, which no constexpr may hold.)
+inline native_descriptor no_descriptor() noexcept { return INVALID_HANDLE_VALUE; }
+inline void close_descriptor(native_descriptor h) noexcept {
+    if (h != nullptr && h != INVALID_HANDLE_VALUE) ::CloseHandle(h);
+}
+
+// A transport keeps a pipe's HANDLE where it keeps a socket's SOCKET: both are kernel
+// handles of pointer size (IOCP code casts a SOCKET to a HANDLE the same way).
+inline native_socket descriptor_as_socket(native_descriptor h) noexcept {
+    return reinterpret_cast<native_socket>(h);
+}
+inline native_descriptor socket_as_descriptor(native_socket s) noexcept {
+    return reinterpret_cast<native_descriptor>(s);
+}
 
 // Winsock must be started once per process before any socket call. WSAStartup counts its
 // callers, so the one started here stays up until the process exits.
@@ -91,7 +111,13 @@ inline int portable_errno(unsigned long err) noexcept {
         case WSAENOBUFS: generic = ENOBUFS; break;
         case WSAENOTCONN: generic = ENOTCONN; break;
         case WSAEISCONN: generic = EISCONN; break;
-        case WSAESHUTDOWN: generic = EPIPE; break;
+        case WSAESHUTDOWN:
+        // A pipe whose reader went away: a write fails with one of these, as EPIPE does on
+        // POSIX (a read of a pipe whose writer went away says ERROR_BROKEN_PIPE too: the
+        // pipe transport takes that as EOF before it could become an error).
+        case ERROR_BROKEN_PIPE:
+        case ERROR_NO_DATA:
+        case ERROR_PIPE_NOT_CONNECTED: generic = EPIPE; break;
         case WSAEMSGSIZE:
         case ERROR_MORE_DATA: generic = EMSGSIZE; break;
         case WSAEINVAL:

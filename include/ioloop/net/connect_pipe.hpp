@@ -37,7 +37,7 @@ coro<std::pair<transport*, P*>> connect_pipe(loop_base& loop, Factory factory,
 template <class Factory>
 coro<std::pair<transport*, protocol_of<Factory>*>> connect_pipe_call(loop_base& loop,
                                                                      Factory factory,
-                                                                     native_socket fd,
+                                                                     native_descriptor fd,
                                                                      descriptor_kind kind) {
     owned_descriptor owned(fd);
     net_access::check_open(loop, pipe_call(kind));
@@ -48,14 +48,14 @@ coro<std::pair<transport*, protocol_of<Factory>*>> connect_pipe_call(loop_base& 
 
 template <class Factory>
 coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::connect_read_pipe(
-    Factory factory, native_socket fd) {
+    Factory factory, native_descriptor fd) {
     return detail::connect_pipe_call(*this, std::move(factory), fd,
                                      detail::descriptor_kind::read_pipe);
 }
 
 template <class Factory>
 coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::connect_write_pipe(
-    Factory factory, native_socket fd) {
+    Factory factory, native_descriptor fd) {
     return detail::connect_pipe_call(*this, std::move(factory), fd,
                                      detail::descriptor_kind::write_pipe);
 }

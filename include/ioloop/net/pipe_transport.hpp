@@ -1,9 +1,9 @@
 // ioloop: what connect_read_pipe and connect_write_pipe hand to the loop's backend family
 // (reactive_ops::start_pipe, iocp_ops::start_pipe): a descriptor that is not a socket (a
-// pipe, a FIFO, a terminal, a character device), owned from the call on. On the readiness
-// backends the socket transport moves its bytes with read() and write() (POSIX). Windows
-// has none yet: overlapped pipes on IOCP are to come, and Windows' select waits on
-// sockets only; both say so.
+// pipe, a FIFO, a terminal, a character device on POSIX; an overlapped named pipe's HANDLE
+// on Windows), owned from the call on. On the readiness backends the socket transport
+// moves its bytes with read() and write() (POSIX); on IOCP the overlapped stream transport
+// with ReadFile and WriteFile. Windows' select waits on sockets only, and says so.
 #ifndef IOLOOP_NET_PIPE_TRANSPORT_HPP
 #define IOLOOP_NET_PIPE_TRANSPORT_HPP
 
@@ -21,24 +21,21 @@ enum class descriptor_kind : unsigned char { socket, read_pipe, write_pipe };
 
 // The descriptor given to connect_read_pipe / connect_write_pipe, owned from the call on:
 // closed unless a transport takes it, so a refused descriptor, a factory that throws or a
-// connect never awaited leaves nothing open. (Windows: not taken, since nothing can use it
-// yet; it stays the caller's.)
+// connect never awaited leaves nothing open (close() on POSIX, CloseHandle on Windows).
 class owned_descriptor {
 public:
-    explicit owned_descriptor(native_socket fd) noexcept : fd_(fd) {}
+    explicit owned_descriptor(native_descriptor fd) noexcept : fd_(fd) {}
     owned_descriptor(owned_descriptor&& other) noexcept : fd_(other.release()) {}
     owned_descriptor& operator=(owned_descriptor&&) = delete;
     ~owned_descriptor() {
-#if defined(IOLOOP_POSIX)
-        if (fd_ != invalid_socket) ::close(fd_);
-#endif
+        if (fd_ != no_descriptor()) close_descriptor(fd_);
     }
 
-    native_socket get() const noexcept { return fd_; }
-    native_socket release() noexcept { return std::exchange(fd_, invalid_socket); }
+    native_descriptor get() const noexcept { return fd_; }
+    native_descriptor release() noexcept { return std::exchange(fd_, no_descriptor()); }
 
 private:
-    native_socket fd_;
+    native_descriptor fd_;
 };
 
 inline const char* pipe_call(descriptor_kind kind) noexcept {

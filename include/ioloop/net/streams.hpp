@@ -161,10 +161,12 @@ coro<std::pair<stream_reader, stream_writer>> open_unix_connection(
 
 // co_await connect_read_pipe(fd) -> stream_reader (asyncio's StreamReader over
 // loop.connect_read_pipe): fd, a pipe, a FIFO, a terminal or a character device (POSIX),
-// is the stream's from the call on, and closed at EOF, when the last stream_reader of it
-// goes, or when the loop closes. `limit` is the reader's (see stream_reader).
+// or an overlapped named pipe's HANDLE (Windows, IOCP), is the stream's from the call on,
+// and closed at EOF, when the last stream_reader of it goes, or when the loop closes.
+// `limit` is the reader's (see stream_reader).
 template <class = void>  // a template: compiled only where it is used
-coro<stream_reader> connect_read_pipe(native_socket fd, std::size_t limit = stream_default_limit) {
+coro<stream_reader> connect_read_pipe(native_descriptor fd,
+                                      std::size_t limit = stream_default_limit) {
     detail::owned_descriptor owned(fd);
     detail::check_stream_limit(limit, "connect_read_pipe");
     return detail::open_pipe_stream<stream_reader>(std::move(owned), limit);
@@ -174,7 +176,7 @@ coro<stream_reader> connect_read_pipe(native_socket fd, std::size_t limit = stre
 // drain included; write_eof and close send what is buffered, then close fd. The reader
 // going away is errc::broken_pipe (from drain or wait_closed), never SIGPIPE.
 template <class = void>  // a template: compiled only where it is used
-coro<stream_writer> connect_write_pipe(native_socket fd) {
+coro<stream_writer> connect_write_pipe(native_descriptor fd) {
     return detail::open_pipe_stream<stream_writer>(detail::owned_descriptor(fd),
                                                    stream_default_limit);
 }

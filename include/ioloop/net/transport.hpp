@@ -26,8 +26,8 @@
 IOLOOP_NAMESPACE_BEGIN
 
 // What get_extra_info returns: an address ("peername", "sockname"), a descriptor
-// ("socket": a SOCKET on Windows), or nothing (an unknown name, or a transport already
-// closed).
+// ("socket": a SOCKET on Windows; "pipe": read it with pipe(), a HANDLE on Windows), or
+// nothing (an unknown name, or a transport already closed).
 class extra_info {
 public:
     extra_info() noexcept = default;
@@ -47,6 +47,9 @@ public:
         if (kind_ != kind::descriptor) throw invalid_state_error("extra_info: not a descriptor");
         return fd_;
     }
+    // A pipe transport's descriptor ("pipe"), as connect_read_pipe / connect_write_pipe
+    // took it: fd() on POSIX, the pipe's HANDLE on Windows.
+    native_descriptor pipe() const { return detail::socket_as_descriptor(fd()); }
 
 private:
     enum class kind : unsigned char { none, address, descriptor };

@@ -101,16 +101,15 @@ protected:
     static Derived& start(loop_base& loop, native_socket fd, P p, Extra&&... extra) {
         Derived* t;
         try {
-            t = new Derived(loop, fd, std::move(p), std::forward<Extra>(extra)...);
+            t = new Derived(loop, fd, std::move(p), extra...);
         } catch (...) {
-            close_socket(fd);
+            Derived::close_unmade(fd, extra...);
             throw;
         }
         try {
             t->update_watch_or_throw();
         } catch (...) {
-            close_socket(t->fd_);
-            delete t;
+            t->close_and_free();
             throw;
         }
         net_access::add_resource(t->loop_, *t);
@@ -208,6 +207,13 @@ protected:
         } catch (...) {
             force_close(std::make_error_code(std::errc::not_enough_memory));
         }
+    }
+
+    // Closes the descriptor of a transport that could not be made (no memory); `extra` are
+    // start's. Derived hides this when its descriptor may be other than a socket.
+    template <class... Extra>
+    static void close_unmade(native_socket fd, const Extra&...) noexcept {
+        close_socket(fd);
     }
 
     // Hooks for Derived (a server's connection count): the transport started, ended.

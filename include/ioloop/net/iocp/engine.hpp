@@ -86,7 +86,8 @@ public:
     }
 
 private:
-    void associate(native_socket s) override { backend_.associate(s); }
+    void associate(HANDLE h) override { backend_.associate(h); }
+    void queue_completion(OVERLAPPED* o) override { backend_.post(o); }
 
     Backend& backend_;
 };

@@ -9,6 +9,7 @@
 #include "ioloop/detail/message.hpp"
 #include "ioloop/detail/windows.hpp"
 #include "ioloop/loop_base.hpp"
+#include "ioloop/net/descriptor_check.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/iocp/iocp_io.hpp"
 #include "ioloop/net/iocp/listener.hpp"
@@ -51,13 +52,18 @@ struct iocp_ops {
         return overlapped_connect(loop, s, std::move(to), what);
     }
 
-    // Overlapped pipes are to come. The descriptor stays the caller's (owned_descriptor
-    // does not close it on Windows).
-    static transport& start_pipe(loop_base&, owned_descriptor, descriptor_kind kind,
-                                 owned_stream_protocol) {
-        throw std::system_error(std::make_error_code(std::errc::operation_not_supported),
-                                concat({pipe_call(kind), ": overlapped pipes on the IOCP backend "
-                                                         "are not implemented yet"}));
+    // A pipe transport over an overlapped named pipe's handle (connect_read_pipe,
+    // connect_write_pipe): checks the handle (net/descriptor_check.hpp), sends its
+    // completions to this loop's port and starts the transport (connection_made). On
+    // failure the handle is closed, the protocol dropped without a callback, and the error
+    // thrown.
+    static transport& start_pipe(loop_base& loop, owned_descriptor h, descriptor_kind kind,
+                                 owned_stream_protocol p) {
+        check_pipe_handle(h.get(), pipe_call(kind));
+        iocp_io& io = iocp_io::of(loop);
+        io.make_quiet_event();
+        io.associate_pipe(h.get(), pipe_call(kind));
+        return overlapped_socket_transport::start_pipe(loop, h.release(), kind, std::move(p));
     }
 
     static std::unique_ptr<server_listener> listen(server_state& server, socket& s) {

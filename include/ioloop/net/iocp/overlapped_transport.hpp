@@ -6,7 +6,8 @@
 //
 // Core is the protocol-facing part (stream_core<Derived>, or transport_core for
 // datagrams). Derived provides start_waiting_for_data() (throws if it cannot start),
-// read_op() and write_op().
+// read_op() and write_op(); it may hide close_now() and close_last() (how a socket
+// closes, below) when its handle is something else.
 #ifndef IOLOOP_NET_IOCP_OVERLAPPED_TRANSPORT_HPP
 #define IOLOOP_NET_IOCP_OVERLAPPED_TRANSPORT_HPP
 
@@ -57,13 +58,18 @@ protected:
         }
     }
 
-    // transport_core's hook: the socket closes now, which cancels what is in flight; the
-    // memory goes when the last completion has come.
+    // transport_core's hook: what is in flight is cancelled (close_now); the memory goes
+    // when the last completion has come (close_last, then delete).
     void close_and_free() noexcept {
         closed_ = true;
-        ::closesocket(this->fd_);
+        self().close_now();
         free_if_idle();
     }
+
+    // A socket closes at once, which cancels its operations, and their completions still
+    // come to the port.
+    void close_now() noexcept { ::closesocket(this->fd_); }
+    void close_last() noexcept {}
 
     void cancel_all() noexcept {
         const auto h = reinterpret_cast<HANDLE>(this->fd_);
@@ -73,12 +79,14 @@ protected:
 
     // After close, each completion asks whether it was the last.
     void free_if_idle() noexcept {
-        if (!reading_ && !writing_) delete this;  // the destructor is virtual
+        if (reading_ || writing_) return;
+        self().close_last();
+        delete this;  // the destructor is virtual
     }
 
     bool reading_ = false;  // the operation waiting for data is in flight
     bool writing_ = false;  // a send is in flight
-    bool closed_ = false;   // the socket is closed: only completions are awaited
+    bool closed_ = false;   // closed: only completions are awaited
 
 private:
     Derived& self() noexcept { return static_cast<Derived&>(*this); }

@@ -66,7 +66,7 @@ struct reactive_ops {
     // A pipe transport (connect_read_pipe, connect_write_pipe): checks the descriptor,
     // makes it non-blocking and close-on-exec, and starts the transport (connection_made).
     // On failure the descriptor is closed, the protocol dropped without a callback, and
-    // the error thrown.
+    // the error thrown. (Windows' select refuses every pipe in the check.)
     static transport& start_pipe(loop_base& loop, owned_descriptor fd, descriptor_kind kind,
                                  owned_stream_protocol p) {
         const pipe_descriptor d = check_pipe_descriptor(fd.get(), pipe_call(kind));
@@ -80,7 +80,8 @@ struct reactive_ops {
         }
 #endif
         const bool watch_hangup = kind == descriptor_kind::write_pipe && d.reader_gone_is_readable;
-        return socket_transport::start_pipe(loop, fd.release(), kind, watch_hangup, std::move(p));
+        return socket_transport::start_pipe(loop, descriptor_as_socket(fd.release()), kind,
+                                            watch_hangup, std::move(p));
     }
 
     // Accepts on a listening socket of the server's, once told to serve.
