@@ -16,6 +16,7 @@
 #include "ioloop/net/iocp/overlapped_datagram_transport.hpp"
 #include "ioloop/net/iocp/overlapped_sock_ops.hpp"
 #include "ioloop/net/iocp/overlapped_socket_transport.hpp"
+#include "ioloop/net/iocp/pipe_io.hpp"
 #include "ioloop/net/pipe_transport.hpp"
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/server_state.hpp"
@@ -53,7 +54,7 @@ struct iocp_ops {
     }
 
     // A pipe transport over an overlapped named pipe's handle (connect_read_pipe,
-    // connect_write_pipe): checks the handle (net/descriptor_check.hpp), sends its
+    // connect_write_pipe): checks the handle (net/iocp/pipe_io.hpp), sends its
     // completions to this loop's port and starts the transport (connection_made). On
     // failure the handle is closed, the protocol dropped without a callback, and the error
     // thrown.
