@@ -50,7 +50,7 @@ public:
                         " belongs to another event loop: IOCP ties a socket to one loop's "
                         "completion port for its life"}));
         }
-        associate(reinterpret_cast<HANDLE>(s.fd()));
+        associate(socket_as_descriptor(s.fd()));
         bound = port_id_;
     }
 

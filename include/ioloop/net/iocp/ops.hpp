@@ -9,7 +9,6 @@
 #include "ioloop/detail/message.hpp"
 #include "ioloop/detail/windows.hpp"
 #include "ioloop/loop_base.hpp"
-#include "ioloop/net/descriptor_check.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/iocp/iocp_io.hpp"
 #include "ioloop/net/iocp/listener.hpp"
