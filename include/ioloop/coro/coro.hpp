@@ -33,7 +33,8 @@ class task_state;
 
 class coro_promise_base {
 public:
-    explicit coro_promise_base(coroutine_origin origin) noexcept : origin_(origin) {}
+    explicit coro_promise_base(coroutine_origin origin) noexcept
+        : function_(origin.function), file_(origin.file), line_(origin.line) {}
 
     // Frames come from the thread's recycler (tasks' frames come and go in bursts).
     static void* operator new(std::size_t size) { return detail::allocate_recycled(size); }
@@ -59,7 +60,7 @@ public:
 
     void unhandled_exception() noexcept { error_ = std::current_exception(); }
 
-    const coroutine_origin& origin() const noexcept { return origin_; }
+    coroutine_origin origin() const noexcept { return {function_, file_, line_}; }
     std::exception_ptr& error() noexcept { return error_; }
 
     // Awaited: the awaiting coroutine resumes when this one is done.
@@ -79,7 +80,12 @@ private:
         task_base* root_;
     };
     std::exception_ptr error_;
-    coroutine_origin origin_;
+    // The origin's fields, not a coroutine_origin: so the flags, and coro_promise<void>'s
+    // result, fill the 4 bytes after the line and the promise is 40 bytes, not 48 (every
+    // coroutine frame holds one).
+    const char* function_;
+    const char* file_;
+    std::uint32_t line_;
     bool inline_ = false;
     bool is_root_ = false;
 };
@@ -195,7 +201,7 @@ private:
     void drop() noexcept {
         loop_base* l = detail::loop_access::running();
         if (l && l->get_debug()) {
-            const detail::coroutine_origin& o = h_.promise().origin();
+            const detail::coroutine_origin o = h_.promise().origin();
             try {
                 l->call_exception_handler(
                     {detail::concat({"coroutine ", o.function, " (", o.file, ":",
