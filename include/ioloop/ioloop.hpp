@@ -55,6 +55,8 @@
 #include "ioloop/net/transport.hpp"
 #include "ioloop/net/transport_core.hpp"
 #include "ioloop/net/wait_io.hpp"
+#include "ioloop/subprocess/process.hpp"
+#include "ioloop/subprocess/stdio.hpp"
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
 #undef IOLOOP_NOINLINE

@@ -723,6 +723,7 @@ public:
     std::error_code exception() const noexcept { return s_ ? s_->error_ : std::error_code(); }
 
 private:
+    friend struct detail::stream_access;
     stream_reader_protocol& state(const char* what) const {
         if (!s_) throw invalid_state_error(detail::concat({what, ": the stream_reader is empty"}));
         return *s_;

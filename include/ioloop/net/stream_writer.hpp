@@ -105,6 +105,7 @@ public:
     transport_type* transport() const noexcept { return s_ ? s_->transport_ : nullptr; }
 
 private:
+    friend struct detail::stream_access;
     stream_reader_protocol& state(const char* what) const {
         if (!s_) throw invalid_state_error(detail::concat({what, ": the stream_writer is empty"}));
         return *s_;

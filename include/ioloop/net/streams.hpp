@@ -36,6 +36,11 @@ struct stream_access {
     static void set_pending(stream_reader_protocol& p, coro<void> c) noexcept {
         p.pending_ = std::move(c);
     }
+    // The stream a handle is of (the handle is not empty).
+    template <class Handle>
+    static stream_reader_protocol& protocol_of(const Handle& h) noexcept {
+        return *h.s_;
+    }
 };
 
 inline void check_stream_limit(std::size_t limit, const char* what) {

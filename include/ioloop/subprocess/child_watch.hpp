@@ -1,0 +1,207 @@
+// ioloop: a child process as its loop knows it, from its start until it is reaped: the
+// returncode once it has exited, and the tasks waiting for that.
+//
+// How the end is learned: the loop watches the child's pidfd like any descriptor (Linux >=
+// 5.3: no thread, no signal handler); without one, a thread waits for that child's pid
+// alone and tells the loop (asyncio's ThreadedChildWatcher). Neither takes a SIGCHLD
+// disposition, which a program's own handler (or SIG_IGN) would fight over, and neither
+// reaps a child it did not start.
+//
+// The loop closing with the child still running: the child is not killed (it may be meant
+// to outlive the program, as a daemon's helper); the loop's exception handler hears of it,
+// as asyncio warns, and a thread waits for the child's end so that no zombie is left.
+#ifndef IOLOOP_SUBPROCESS_CHILD_WATCH_HPP
+#define IOLOOP_SUBPROCESS_CHILD_WATCH_HPP
+
+#include "ioloop/backend/concept.hpp"
+#include "ioloop/coro/event.hpp"
+#include "ioloop/detail/config.hpp"
+#include "ioloop/detail/io_watcher.hpp"
+#include "ioloop/detail/message.hpp"
+#include "ioloop/detail/spawn.hpp"
+#include "ioloop/detail/threads.hpp"
+#include "ioloop/loop_base.hpp"
+#include "ioloop/net/net_access.hpp"
+
+// POSIX's for now: Windows' children (CreateProcessW, overlapped pipes) are still to come.
+#if defined(IOLOOP_POSIX)
+
+#include <optional>
+#include <string>
+
+#include <pthread.h>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// For the tests: take the thread's way even where pidfds exist.
+inline bool force_thread_child_watch = false;
+
+// A thread that waits for one child (blocking waitpid on its pid) and, unless its owner
+// let go meanwhile, tells the owner's loop. Shared by the two; the last to let go frees it.
+class reaper_thread {
+public:
+    using done_fn = void (*)(void* owner, int returncode) noexcept;
+
+    // Starts the thread; the owner holds one reference. `owner` null: nobody is told (the
+    // loop is gone), the child is only reaped.
+    static reaper_thread* start(int pid, loop_base* loop, void* owner, done_fn done) {
+        auto* r = new reaper_thread(pid, loop, owner, done);
+        pthread_t id;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        const int err = pthread_create(&id, &attr, &reaper_thread::main, r);
+        pthread_attr_destroy(&attr);
+        if (err != 0) {
+            delete r;
+            throw_errno(err, concat({"waiting for child process ", decimal(pid), ": no thread"}));
+        }
+        return r;
+    }
+
+    // The owner no longer wants to hear (reaped, or its loop is closing).
+    void let_go() noexcept {
+        m_.lock();
+        owner_ = nullptr;
+        const bool last = --refs_ == 0;
+        m_.unlock();
+        if (last) delete this;
+    }
+
+private:
+    reaper_thread(int pid, loop_base* loop, void* owner, done_fn done) noexcept
+        : pid_(pid), loop_(loop), owner_(owner), done_(done), refs_(owner ? 2 : 1) {}
+
+    static void* main(void* self) {
+        auto* r = static_cast<reaper_thread*>(self);
+        int rc = 0;
+        reap_child(r->pid_, rc, true);
+        r->m_.lock();
+        // Under the lock: the owner's loop cannot finish closing while the call is queued.
+        if (void* owner = r->owner_) {
+            done_fn done = r->done_;
+            try {
+                r->loop_->call_soon_threadsafe([owner, done, rc] { done(owner, rc); });
+            } catch (...) {  // the loop closed: it no longer runs callbacks
+            }
+        }
+        const bool last = --r->refs_ == 0;
+        r->m_.unlock();
+        if (last) delete r;
+        return nullptr;
+    }
+
+    pool_mutex m_;
+    int pid_;
+    loop_base* loop_;
+    void* owner_;
+    done_fn done_;
+    int refs_;
+};
+
+// One child: alive while a process handle holds it or it is still watched.
+class child final : public io_watcher, public loop_resource {
+public:
+    child(loop_base& loop, int pid, std::string program) noexcept
+        : loop_(&loop), pid_(pid), program_(std::move(program)) {}
+
+    // Starts watching for the child's end (one reference for the watch).
+    void watch() {
+        pidfd_ = force_thread_child_watch ? -1 : open_pidfd(pid_);
+        if (pidfd_ >= 0) {
+            try {
+                net_access::watch(*loop_, pidfd_, 0, backend::io_read, *this);
+            } catch (...) {
+                ::close(std::exchange(pidfd_, -1));
+            }
+        }
+        if (pidfd_ < 0) thread_ = reaper_thread::start(pid_, loop_, this, &child::thread_done);
+        net_access::add_resource(*loop_, *this);
+        watched_ = true;
+        ++refs_;
+    }
+
+    void add_ref() noexcept { ++refs_; }
+    void release() noexcept {
+        if (--refs_ == 0) delete this;
+    }
+
+    int pid() const noexcept { return pid_; }
+    const std::optional<int>& returncode() const noexcept { return returncode_; }
+    event& exited() noexcept { return exited_; }
+    loop_base& loop() const noexcept { return *loop_; }
+
+    // The pidfd is readable: the child has exited.
+    void on_io(unsigned) noexcept override {
+        int rc = 0;
+        if (reap_child(pid_, rc, false)) finish(rc);
+    }
+
+    std::string describe() const override {
+        return concat({"child process ", decimal(pid_), " (", program_, ")"});
+    }
+
+    void on_loop_close() noexcept override {
+        if (!watched_) return;
+        stop_watching();
+        if (!returncode_) {
+            loop_->call_exception_handler(
+                {concat({"the event loop closed while ", describe(),
+                         " was still running; it is left running, and reaped when it exits"}),
+                 nullptr,
+                 {}});
+            try {
+                reaper_thread::start(pid_, nullptr, nullptr, nullptr);
+            } catch (...) {  // no thread: the child stays a zombie until this process ends
+            }
+        }
+        watched_ = false;
+        release();
+    }
+
+private:
+    ~child() override = default;
+
+    static void thread_done(void* self, int rc) noexcept {
+        auto* c = static_cast<child*>(self);
+        if (c->watched_) c->finish(rc);
+    }
+
+    void finish(int rc) noexcept {
+        returncode_ = rc;
+        stop_watching();
+        net_access::remove_resource(*loop_, *this);
+        watched_ = false;
+        exited_.set();
+        release();  // the watch's reference; a handle may keep the child
+    }
+
+    void stop_watching() noexcept {
+        if (pidfd_ >= 0) {
+            try {
+                net_access::watch(*loop_, pidfd_, backend::io_read, 0, *this);
+            } catch (...) {
+            }
+            ::close(std::exchange(pidfd_, -1));
+        }
+        if (thread_) std::exchange(thread_, nullptr)->let_go();
+    }
+
+    loop_base* loop_;
+    int pid_;
+    int pidfd_ = -1;
+    reaper_thread* thread_ = nullptr;
+    std::string program_;
+    std::optional<int> returncode_;
+    event exited_;
+    int refs_ = 0;
+    bool watched_ = false;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+
+#endif
