@@ -25,6 +25,7 @@
 #if defined(IOLOOP_POSIX)
 
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -262,11 +263,7 @@ inline void spawn_process(spawned& out, loop_base& loop, std::string& program,
                 req.child_fds[i] = fd;
                 break;
             }
-            case stdio::kind::to_stdout:
-                if (i != 2) {
-                    throw std::invalid_argument(
-                        concat({what, ": stdio::to_stdout is for err only"}));
-                }
+            case stdio::kind::to_stdout:  // err only (check_options)
                 req.err_to_out = true;
                 break;
             case stdio::kind::descriptor:
@@ -323,6 +320,18 @@ inline coro<process> start_process(std::string program, std::vector<std::string>
 
 }  // namespace detail
 
+namespace detail {
+
+// What is wrong with the options is an error of the call, before any child starts.
+inline void check_options(const subprocess_options& o, const char* what) {
+    check_stream_limit(o.limit, what);
+    if (o.in.what() == stdio::kind::to_stdout || o.out.what() == stdio::kind::to_stdout) {
+        throw std::invalid_argument(concat({what, ": stdio::to_stdout is for err only"}));
+    }
+}
+
+}  // namespace detail
+
 // co_await create_subprocess_exec(program, args, options) -> process (asyncio's
 // create_subprocess_exec): program is looked up on PATH as execvp does; one that cannot
 // start is a std::system_error from this call (errc::no_such_file_or_directory,
@@ -330,7 +339,7 @@ inline coro<process> start_process(std::string program, std::vector<std::string>
 template <class = void>  // a template: compiled only where it is used
 coro<process> create_subprocess_exec(std::string program, detail::arg_list args = {},
                                      const subprocess_options& options = {}) {
-    detail::check_stream_limit(options.limit, "create_subprocess_exec");
+    detail::check_options(options, "create_subprocess_exec");
     return detail::start_process(std::move(program), std::move(args.get()), options,
                                  "create_subprocess_exec");
 }
@@ -338,7 +347,7 @@ coro<process> create_subprocess_exec(std::string program, detail::arg_list args 
 // co_await create_subprocess_shell(cmd, options) -> process: cmd run by /bin/sh -c.
 template <class = void>
 coro<process> create_subprocess_shell(std::string cmd, const subprocess_options& options = {}) {
-    detail::check_stream_limit(options.limit, "create_subprocess_shell");
+    detail::check_options(options, "create_subprocess_shell");
     std::vector<std::string> args;
     args.reserve(2);
     args.emplace_back("-c");
