@@ -15,7 +15,11 @@
 
 #if defined(IOLOOP_POSIX)
 
+#include <algorithm>
 #include <cerrno>
+#include <memory>
+#include <optional>
+#include <string_view>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -234,7 +238,7 @@ TEST_CASE("no descriptor of the parent reaches the child: only 0, 1 and 2") {
         REQUIRE(leaky >= 0);
         ioloop::process p = co_await ioloop::create_subprocess_exec(
             "ls", {"/proc/self/fd"}, {.out = stdio::pipe});
-        auto [out, err] = co_await p.communicate();
+        const std::string out = (co_await p.communicate()).first;
         ::close(leaky);
         CHECK(co_await p.wait() == 0);
         // ls's own descriptor of the directory it lists is the one more it may show.
@@ -327,6 +331,102 @@ TEST_CASE("the loop closing with a child running: reported, the child left runni
         }
         CHECK_FALSE(process_exists(pid));
     }
+}
+
+namespace {
+
+// What a subprocess_protocol heard, in order.
+struct child_record {
+    std::vector<std::string> calls;
+    std::string out;
+    std::string err;
+    ioloop::subprocess_transport* t = nullptr;
+    std::optional<int> returncode_at_exit;
+    bool lost = false;
+};
+
+class child_probe final : public ioloop::subprocess_protocol {
+public:
+    explicit child_probe(child_record& r) : r_(r) {}
+    void connection_made(ioloop::subprocess_transport& t) override {
+        r_.calls.push_back("made");
+        r_.t = &t;
+    }
+    void pipe_data_received(int fd, std::string_view data) override {
+        (fd == 1 ? r_.out : r_.err).append(data);
+    }
+    void pipe_connection_lost(int fd, std::error_code ec) override {
+        r_.calls.push_back("pipe_lost " + std::to_string(fd) + (ec ? " error" : ""));
+    }
+    void process_exited() override {
+        r_.calls.push_back("exited");
+        r_.returncode_at_exit = r_.t->get_returncode();
+    }
+    void connection_lost(std::error_code ec) override {
+        r_.calls.push_back(ec ? "lost error" : "lost");
+        r_.lost = true;
+        r_.t = nullptr;
+    }
+
+private:
+    child_record& r_;
+};
+
+}  // namespace
+
+TEST_CASE("loop.subprocess_exec: protocol calls in asyncio's order, the pipes' transports, and connection_lost last") {
+    for_each_child_watch([]() -> coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        child_record r;
+        auto [t, p] = co_await loop.subprocess_exec(
+            [&r] { return std::make_unique<child_probe>(r); }, "sh",
+            {"-c", "echo out; echo err >&2; read x; echo got-$x; exit 5"},
+            {.in = stdio::pipe, .out = stdio::pipe, .err = stdio::pipe});
+        REQUIRE(t != nullptr);
+        CHECK(p != nullptr);
+        CHECK(r.calls.at(0) == "made");
+        CHECK(t->get_pid() > 0);
+        CHECK_FALSE(t->get_returncode().has_value());
+        REQUIRE(t->get_pipe_transport(0) != nullptr);
+        CHECK(t->get_pipe_transport(1) != nullptr);
+        CHECK(t->get_pipe_transport(3) == nullptr);
+        t->get_pipe_transport(0)->write("x\n");
+        t->get_pipe_transport(0)->close();
+        AWAIT_UNTIL(r.lost);
+        CHECK(r.out == "out\ngot-x\n");
+        CHECK(r.err == "err\n");
+        CHECK(r.returncode_at_exit == 5);
+        // made first, lost last, each pipe lost once, exited once.
+        REQUIRE(r.calls.size() == 6);
+        CHECK(r.calls.front() == "made");
+        CHECK(r.calls.back() == "lost");
+        for (const char* c : {"pipe_lost 0", "pipe_lost 1", "pipe_lost 2", "exited"}) {
+            CHECK(std::count(r.calls.begin(), r.calls.end(), c) == 1);
+        }
+    });
+}
+
+TEST_CASE("subprocess_transport::close kills a running child; subprocess_shell; a missing program") {
+    nettest::run([]() -> coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        child_record r;
+        auto [t, p] = co_await loop.subprocess_shell(
+            [&r] { return std::make_unique<child_probe>(r); }, "echo started; exec sleep 30",
+            {.out = stdio::pipe});
+        AWAIT_UNTIL(r.out == "started\n");
+        t->close();
+        CHECK(t->is_closing());
+        AWAIT_UNTIL(r.lost);
+        CHECK(r.returncode_at_exit == -SIGKILL);
+        CHECK(r.calls.back() == "lost");
+        const std::system_error missing = co_await failure_of(
+            [&] {
+                return loop.subprocess_exec([&r] { return std::make_unique<child_probe>(r); },
+                                            "ioloop-no-such-program", {}, {});
+            },
+            "a missing program started");
+        CHECK(missing.code() == std::errc::no_such_file_or_directory);
+    }());
 }
 
 TEST_CASE("an empty process handle is a clear error") {

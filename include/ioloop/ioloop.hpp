@@ -57,6 +57,7 @@
 #include "ioloop/net/wait_io.hpp"
 #include "ioloop/subprocess/process.hpp"
 #include "ioloop/subprocess/stdio.hpp"
+#include "ioloop/subprocess/subprocess_transport.hpp"
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
 #undef IOLOOP_NOINLINE

@@ -45,6 +45,8 @@ enum class socket_type : int;  // net/socket.hpp
 class server;                  // net/server.hpp
 class transport;               // net/transport.hpp
 class datagram_transport;      // net/transport.hpp
+class subprocess_transport;    // subprocess/subprocess_transport.hpp
+struct subprocess_options;     // subprocess/stdio.hpp
 
 namespace detail {
 
@@ -52,6 +54,7 @@ namespace detail {
 struct loop_access;  // the coroutine front end's way in
 struct net_access;   // the networking layer's (net/net_access.hpp)
 class io_engine;     // net/io_engine.hpp
+class arg_list;      // subprocess/stdio.hpp
 
 // Its address names a backend type at run time, without RTTI.
 template <class Backend>
@@ -219,6 +222,17 @@ public:
     template <class Factory>
     coro<std::pair<transport*, detail::protocol_of<Factory>*>> connect_write_pipe(
         Factory factory, native_descriptor fd);
+
+    // co_await loop.subprocess_exec(factory, program, args, options) ->
+    // std::pair<subprocess_transport*, P*>, and subprocess_shell(factory, cmd, options):
+    // asyncio's, with a subprocess_protocol. Defined in subprocess/subprocess_transport.hpp.
+    template <class Factory>
+    coro<std::pair<subprocess_transport*, detail::protocol_of<Factory>*>> subprocess_exec(
+        Factory factory, std::string program, detail::arg_list args,
+        const subprocess_options& options);
+    template <class Factory>
+    coro<std::pair<subprocess_transport*, detail::protocol_of<Factory>*>> subprocess_shell(
+        Factory factory, std::string cmd, const subprocess_options& options);
 
     // run_in_executor sends work here from now on; the loop does not own it. It must
     // outlive the work sent to it.

@@ -2511,6 +2511,8 @@ enum class socket_type : int;  // net/socket.hpp
 class server;                  // net/server.hpp
 class transport;               // net/transport.hpp
 class datagram_transport;      // net/transport.hpp
+class subprocess_transport;    // subprocess/subprocess_transport.hpp
+struct subprocess_options;     // subprocess/stdio.hpp
 
 namespace detail {
 
@@ -2518,6 +2520,7 @@ namespace detail {
 struct loop_access;  // the coroutine front end's way in
 struct net_access;   // the networking layer's (net/net_access.hpp)
 class io_engine;     // net/io_engine.hpp
+class arg_list;      // subprocess/stdio.hpp
 
 // Its address names a backend type at run time, without RTTI.
 template <class Backend>
@@ -2685,6 +2688,17 @@ public:
     template <class Factory>
     coro<std::pair<transport*, detail::protocol_of<Factory>*>> connect_write_pipe(
         Factory factory, native_descriptor fd);
+
+    // co_await loop.subprocess_exec(factory, program, args, options) ->
+    // std::pair<subprocess_transport*, P*>, and subprocess_shell(factory, cmd, options):
+    // asyncio's, with a subprocess_protocol. Defined in subprocess/subprocess_transport.hpp.
+    template <class Factory>
+    coro<std::pair<subprocess_transport*, detail::protocol_of<Factory>*>> subprocess_exec(
+        Factory factory, std::string program, detail::arg_list args,
+        const subprocess_options& options);
+    template <class Factory>
+    coro<std::pair<subprocess_transport*, detail::protocol_of<Factory>*>> subprocess_shell(
+        Factory factory, std::string cmd, const subprocess_options& options);
 
     // run_in_executor sends work here from now on; the loop does not own it. It must
     // outlive the work sent to it.
@@ -17009,6 +17023,13 @@ public:
         ++refs_;
     }
 
+    // Told (on the loop's thread) when the child has exited, after the waiters are woken.
+    using exit_hook = void (*)(void* arg) noexcept;
+    void set_exit_hook(exit_hook h, void* arg) noexcept {
+        hook_ = h;
+        hook_arg_ = arg;
+    }
+
     void add_ref() noexcept { ++refs_; }
     void release() noexcept {
         if (--refs_ == 0) delete this;
@@ -17061,6 +17082,7 @@ private:
         net_access::remove_resource(*loop_, *this);
         watched_ = false;
         exited_.set();
+        if (hook_) hook_(hook_arg_);
         release();  // the watch's reference; a handle may keep the child
     }
 
@@ -17079,6 +17101,8 @@ private:
     int pid_;
     int pidfd_ = -1;
     reaper_thread* thread_ = nullptr;
+    exit_hook hook_ = nullptr;
+    void* hook_arg_ = nullptr;
     std::string program_;
     std::optional<int> returncode_;
     event exited_;
@@ -17209,6 +17233,7 @@ class process;
 
 namespace detail {
 struct spawned;
+class subprocess_pipes;
 // Templates only so that a program that starts no child does not compile them (a
 // coroutine's body is transformed where it is defined: 0.17 s of every -O0 compile).
 template <class = void>
@@ -17290,6 +17315,7 @@ public:
     stream_reader& err() { return pipe_end(err_, "err"); }
 
 private:
+    friend class detail::subprocess_pipes;
     template <class>
     friend coro<process> detail::start_process(std::string, std::vector<std::string>,
                                                subprocess_options, const char*);
@@ -17548,6 +17574,276 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/subprocess/process.hpp
+// begin file ioloop/subprocess/subprocess_transport.hpp
+// ioloop: asyncio's subprocess API on the callback front end: loop.subprocess_exec /
+// subprocess_shell, subprocess_protocol and subprocess_transport.
+//
+//   auto [t, p] = co_await loop.subprocess_exec(factory, "ls", {"-l"}, {.out = stdio::pipe});
+//
+// The order of the protocol's calls is asyncio's: connection_made first; then, as they
+// happen, pipe_data_received(fd, data), pipe_connection_lost(fd, error) and
+// process_exited(); connection_lost last, once the child has exited and every pipe is
+// closed. Each pipe is an ordinary pipe transport (get_pipe_transport(fd)) whose protocol
+// forwards to this one; pause_writing / resume_writing come from the stdin pipe.
+#ifndef IOLOOP_SUBPROCESS_SUBPROCESS_TRANSPORT_HPP
+#define IOLOOP_SUBPROCESS_SUBPROCESS_TRANSPORT_HPP
+
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+// POSIX's for now, as process.hpp.
+#if defined(IOLOOP_POSIX)
+
+IOLOOP_NAMESPACE_BEGIN
+
+// asyncio's SubprocessTransport. Valid from connection_made until connection_lost returns.
+class subprocess_transport {
+public:
+    virtual int get_pid() const = 0;
+    // The exit code once the child has exited, -N if signal N ended it; empty before.
+    virtual std::optional<int> get_returncode() const = 0;
+    // The pipe transport of the child's fd (0, 1 or 2), or null: not a pipe, or closed.
+    virtual transport* get_pipe_transport(int fd) const = 0;
+    // On an exited child, nothing happens.
+    virtual void send_signal(int sig) = 0;
+    void terminate() { send_signal(detail::terminate_signal); }
+    void kill() { send_signal(detail::kill_signal); }
+    // Closes the pipes, and kills the child if it still runs (as asyncio).
+    virtual void close() = 0;
+    virtual bool is_closing() const = 0;
+
+protected:
+    subprocess_transport() = default;
+    subprocess_transport(const subprocess_transport&) = delete;
+    subprocess_transport& operator=(const subprocess_transport&) = delete;
+    ~subprocess_transport() = default;
+};
+
+// asyncio's SubprocessProtocol (pause_writing / resume_writing and connection_lost are
+// base_protocol's).
+class subprocess_protocol : public base_protocol {
+public:
+    virtual void connection_made(subprocess_transport& t) { (void)t; }
+    // Bytes the child wrote on fd 1 or 2. The view points into a buffer the loop reuses.
+    virtual void pipe_data_received(int fd, std::string_view data) {
+        (void)fd;
+        (void)data;
+    }
+    // The pipe of fd (0, 1 or 2) is closed; an error says why, if there was one.
+    virtual void pipe_connection_lost(int fd, std::error_code ec) {
+        (void)fd;
+        (void)ec;
+    }
+    virtual void process_exited() {}
+};
+
+namespace detail {
+
+// The subprocess transport: the child, its pipes, the user's protocol. Freed after
+// connection_lost, or without a callback when the loop closes.
+class subprocess_pipes final : public subprocess_transport, public loop_resource {
+public:
+    // The protocol of one pipe: forwards to the subprocess protocol.
+    class pipe_end final : public protocol {
+    public:
+        pipe_end(subprocess_pipes& owner, int fd) noexcept : owner_(owner), fd_(fd) {}
+        void connection_made(transport& t) override { owner_.pipes_[fd_] = &t; }
+        void data_received(std::string_view data) override {
+            owner_.call("pipe_data_received", [&] { owner_.proto_->pipe_data_received(fd_, data); });
+        }
+        void connection_lost(std::error_code ec) override { owner_.pipe_lost(fd_, ec); }
+        void pause_writing() override {
+            owner_.call("pause_writing", [&] { owner_.proto_->pause_writing(); });
+        }
+        void resume_writing() override {
+            owner_.call("resume_writing", [&] { owner_.proto_->resume_writing(); });
+        }
+
+    private:
+        subprocess_pipes& owner_;
+        int fd_;
+    };
+
+    subprocess_pipes(loop_base& loop, process p, std::unique_ptr<subprocess_protocol> proto)
+        : loop_(loop), process_(std::move(p)), proto_(std::move(proto)) {
+        net_access::add_resource(loop_, *this);
+        child_().set_exit_hook(&subprocess_pipes::exited, this);
+    }
+
+    // The pipes are connected: the protocol hears of the transport, then of what happened
+    // meanwhile (nothing can: no iteration ran since the child started).
+    void made() {
+        made_ = true;
+        call("connection_made", [&] { proto_->connection_made(*this); });
+        try_finish();
+    }
+
+    int get_pid() const override { return child_().pid(); }
+    std::optional<int> get_returncode() const override { return child_().returncode(); }
+    transport* get_pipe_transport(int fd) const override {
+        return fd >= 0 && fd < 3 ? pipes_[fd] : nullptr;
+    }
+    void send_signal(int sig) override {
+        if (!child_().returncode()) signal_child(child_().pid(), sig);
+    }
+    void close() override {
+        if (closing_) return;
+        closing_ = true;
+        for (transport* t : pipes_) {
+            if (t) t->close();
+        }
+        if (!child_().returncode()) signal_child(child_().pid(), kill_signal);
+    }
+    bool is_closing() const override { return closing_; }
+
+    void on_loop_close() noexcept override {
+        child_().set_exit_hook(nullptr, nullptr);
+        delete this;  // the pipes' transports are closed by the loop too, with no callback
+    }
+
+    ~subprocess_pipes() override = default;
+
+private:
+    child& child_() const { return *process_.child_; }
+
+    template <class F>
+    void call(const char* hook, F&& f) noexcept {
+        try {
+            f();
+        } catch (...) {
+            report_protocol_error(loop_, hook);
+        }
+    }
+
+    static void exited(void* self) noexcept {
+        auto* s = static_cast<subprocess_pipes*>(self);
+        s->child_().set_exit_hook(nullptr, nullptr);
+        // From the poll step (or a posted callback): the protocol hears of it on its own.
+        try {
+            loop_access::post(s->loop_, [s] {
+                s->exit_told_ = true;
+                s->call("process_exited", [s] { s->proto_->process_exited(); });
+                s->try_finish();
+            });
+        } catch (...) {  // the loop is closing: on_loop_close frees it
+        }
+    }
+
+    void pipe_lost(int fd, std::error_code ec) noexcept {
+        pipes_[fd] = nullptr;
+        call("pipe_connection_lost", [&] { proto_->pipe_connection_lost(fd, ec); });
+        try_finish();
+    }
+
+    // connection_lost once the child has exited and every pipe is closed.
+    void try_finish() noexcept {
+        if (!made_ || !exit_told_ || finished_) return;
+        for (transport* t : pipes_) {
+            if (t) return;
+        }
+        finished_ = true;
+        net_access::remove_resource(loop_, *this);
+        call("connection_lost", [&] { proto_->connection_lost({}); });
+        delete this;
+    }
+
+    loop_base& loop_;
+    process process_;
+    std::unique_ptr<subprocess_protocol> proto_;
+    transport* pipes_[3] = {};
+    bool made_ = false;
+    bool exit_told_ = false;
+    bool closing_ = false;
+    bool finished_ = false;
+
+    friend class pipe_end;
+};
+
+// Factories for the pipes' transports.
+struct pipe_end_factory {
+    subprocess_pipes* owner;
+    int fd;
+    std::unique_ptr<subprocess_pipes::pipe_end> operator()() const {
+        return std::make_unique<subprocess_pipes::pipe_end>(*owner, fd);
+    }
+};
+
+template <class P, class Factory>
+coro<std::pair<subprocess_transport*, P*>> subprocess_call(loop_base& loop, Factory factory,
+                                                          std::string program,
+                                                          std::vector<std::string> args,
+                                                          subprocess_options options,
+                                                          const char* what) {
+    // The child's pipes as plain descriptors: this layer makes its own transports.
+    spawned s;
+    spawn_process(s, loop, program, args, options, what);
+    std::unique_ptr<P> proto = factory();
+    P* p = proto.get();
+    auto* t = new subprocess_pipes(loop, std::move(s.p), std::move(proto));
+    // From here the transport owns the pipes: a failure closes what is connected.
+    try {
+        if (s.ours[0].get() >= 0) {
+            co_await loop.connect_write_pipe(pipe_end_factory{t, 0}, s.ours[0].release());
+        }
+        for (int fd = 1; fd < 3; ++fd) {
+            if (s.ours[fd].get() >= 0) {
+                co_await loop.connect_read_pipe(pipe_end_factory{t, fd}, s.ours[fd].release());
+            }
+        }
+    } catch (...) {
+        t->close();
+        throw;
+    }
+    t->made();
+    co_return std::pair<subprocess_transport*, P*>(t, p);
+}
+
+}  // namespace detail
+
+// co_await loop.subprocess_exec(factory, program, args, options) ->
+// std::pair<subprocess_transport*, P*> (asyncio's loop.subprocess_exec); P derives from
+// subprocess_protocol. Errors as create_subprocess_exec's.
+template <class Factory>
+coro<std::pair<subprocess_transport*, detail::protocol_of<Factory>*>> loop_base::subprocess_exec(
+    Factory factory, std::string program, detail::arg_list args,
+    const subprocess_options& options) {
+    static_assert(std::is_base_of_v<subprocess_protocol, detail::protocol_of<Factory>>,
+                  "subprocess_exec: the factory must make a subprocess_protocol");
+    detail::check_options(options, "subprocess_exec");
+    detail::net_access::check_open(*this, "subprocess_exec");
+    return detail::subprocess_call<detail::protocol_of<Factory>>(
+        *this, std::move(factory), std::move(program), std::move(args.get()), options,
+        "subprocess_exec");
+}
+
+// co_await loop.subprocess_shell(factory, cmd, options): cmd run by /bin/sh -c.
+template <class Factory>
+coro<std::pair<subprocess_transport*, detail::protocol_of<Factory>*>> loop_base::subprocess_shell(
+    Factory factory, std::string cmd, const subprocess_options& options) {
+    static_assert(std::is_base_of_v<subprocess_protocol, detail::protocol_of<Factory>>,
+                  "subprocess_shell: the factory must make a subprocess_protocol");
+    detail::check_options(options, "subprocess_shell");
+    detail::net_access::check_open(*this, "subprocess_shell");
+    std::vector<std::string> args;
+    args.reserve(2);
+    args.emplace_back("-c");
+    args.push_back(std::move(cmd));
+    return detail::subprocess_call<detail::protocol_of<Factory>>(
+        *this, std::move(factory), "/bin/sh", std::move(args), options, "subprocess_shell");
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_POSIX
+
+#endif
+// end file ioloop/subprocess/subprocess_transport.hpp
 
 // Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
 #undef IOLOOP_NOINLINE

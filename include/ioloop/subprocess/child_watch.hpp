@@ -122,6 +122,13 @@ public:
         ++refs_;
     }
 
+    // Told (on the loop's thread) when the child has exited, after the waiters are woken.
+    using exit_hook = void (*)(void* arg) noexcept;
+    void set_exit_hook(exit_hook h, void* arg) noexcept {
+        hook_ = h;
+        hook_arg_ = arg;
+    }
+
     void add_ref() noexcept { ++refs_; }
     void release() noexcept {
         if (--refs_ == 0) delete this;
@@ -174,6 +181,7 @@ private:
         net_access::remove_resource(*loop_, *this);
         watched_ = false;
         exited_.set();
+        if (hook_) hook_(hook_arg_);
         release();  // the watch's reference; a handle may keep the child
     }
 
@@ -192,6 +200,8 @@ private:
     int pid_;
     int pidfd_ = -1;
     reaper_thread* thread_ = nullptr;
+    exit_hook hook_ = nullptr;
+    void* hook_arg_ = nullptr;
     std::string program_;
     std::optional<int> returncode_;
     event exited_;

@@ -37,6 +37,7 @@ class process;
 
 namespace detail {
 struct spawned;
+class subprocess_pipes;
 // Templates only so that a program that starts no child does not compile them (a
 // coroutine's body is transformed where it is defined: 0.17 s of every -O0 compile).
 template <class = void>
@@ -118,6 +119,7 @@ public:
     stream_reader& err() { return pipe_end(err_, "err"); }
 
 private:
+    friend class detail::subprocess_pipes;
     template <class>
     friend coro<process> detail::start_process(std::string, std::vector<std::string>,
                                                subprocess_options, const char*);
