@@ -28,11 +28,11 @@ while (($#)); do
 done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --runs must be a positive integer" >&2; exit 2; }
 
-n_callbacks=2000000 n_timers=1000000 timer_args=() n_tasks=1000000 compile_runs=3
+n_callbacks=2000000 n_timers=1000000 timer_args=() n_tasks=1000000 n_spawn=1000 compile_runs=3
 if ((quick)); then
     # Tiny counts, and deadlines within 50 ms instead of 1 s, so the timers finish fast.
     # Tasks: two batches of 10,000, so gathering more than one batch is still exercised.
-    runs=1 n_callbacks=10000 n_timers=2000 timer_args=(--span-ms=50) n_tasks=20000 compile_runs=1
+    runs=1 n_callbacks=10000 n_timers=2000 timer_args=(--span-ms=50) n_tasks=20000 n_spawn=20 compile_runs=1
 fi
 
 failed=0
@@ -66,11 +66,16 @@ results=$build/results.txt
 
 # run_one <binary> <expected N> [args...]: runs one program, checks its exit status and
 # its result line, and appends "<workload> <impl> <ops/s>" to $results.
+# A <binary> ending in .py is a Python script of this folder, run by python3.
 run_one() {
     local bin=$build/$1 n=$2 out
     shift 2
-    if [[ ! -x $bin ]]; then fail "$(basename "$bin"): not built"; return; fi
-    if ! out=$("$bin" "$n" "$@"); then fail "$(basename "$bin") $n $*: exited non-zero"; return; fi
+    local cmd=("$bin")
+    if [[ $bin == *.py ]]; then
+        bin=$here/$(basename "$bin") cmd=(python3 "$here/$(basename "$bin")")
+        command -v python3 >/dev/null || { fail "python3 not found (for $(basename "$bin"))"; return; }
+    elif [[ ! -x $bin ]]; then fail "$(basename "$bin"): not built"; return; fi
+    if ! out=$("${cmd[@]}" "$n" "$@"); then fail "$(basename "$bin") $n $*: exited non-zero"; return; fi
     local workload impl count ops secs s rate unit extra
     read -r workload impl count ops secs s rate unit extra <<<"$out"
     if [[ $ops != ops || $s != s || $unit != ops/s || -n $extra ]]; then
@@ -91,6 +96,7 @@ for ((r = 1; r <= runs; r++)); do
     for impl in "${peers[@]}"; do run_one "timers_$impl" "$n_timers" "${timer_args[@]}"; done
     for impl in "${peers[@]}"; do run_one "timers_$impl" "$n_timers" --cancel "${timer_args[@]}"; done
     for impl in ioloop asio; do run_one "tasks_$impl" "$n_tasks"; done
+    for prog in spawn_ioloop spawn_libuv spawn_asyncio.py; do run_one "$prog" "$n_spawn"; done
 done
 
 # median <workload> <impl>: median ops/s over the runs, empty if there were none.
@@ -140,8 +146,10 @@ report_workload callbacks "$fastest" 1.10 0.90
 report_workload timers libev 1.50
 report_workload timers-cancel libev 1.50
 report_workload tasks asio 3.00 "" asio
+report_workload spawn libuv 1.00 "" "libuv asyncio"
 echo "(callbacks: ${n_callbacks} in 64 chains, wall time; timers: ${n_timers} per run, per CPU-second;"
-echo " tasks: ${n_tasks} gathered 10000 at a time, wall time; medians of $runs)"
+echo " tasks: ${n_tasks} gathered 10000 at a time, wall time; spawn: /bin/true started and"
+echo " waited for ${n_spawn} times, one at a time, wall time; medians of $runs)"
 
 # Footprint: compile time of the timer hello and of the coroutine hello at -O0 against
 # asio's, and the timer hello's -Os -s size, dynamic and static, against a plain puts hello.
