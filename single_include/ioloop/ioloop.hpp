@@ -16781,6 +16781,7 @@ struct spawn_request {
     const char* cwd = nullptr;
     int child_fds[3] = {-1, -1, -1};
     bool err_to_out = false;
+    bool new_session = false;  // setsid() in the child: its own session and process group
 };
 
 // A spawn's resources, freed on every path.
@@ -16833,7 +16834,16 @@ inline int spawn_child(const spawn_request& r) {
     sigemptyset(&defaults);
     sigaddset(&defaults, SIGPIPE);
     check(::posix_spawnattr_setsigdefault(&sa.attr_, &defaults));
-    check(::posix_spawnattr_setflags(&sa.attr_, POSIX_SPAWN_SETSIGDEF));
+    short flags = POSIX_SPAWN_SETSIGDEF;
+    if (r.new_session) {
+#if defined(POSIX_SPAWN_SETSID)
+        flags |= POSIX_SPAWN_SETSID;
+#else
+        throw_errno(ENOTSUP, concat({"spawning \"", r.program, "\": start_new_session needs "
+                                     "POSIX_SPAWN_SETSID"}));
+#endif
+    }
+    check(::posix_spawnattr_setflags(&sa.attr_, flags));
     pid_t pid = -1;
     check(::posix_spawnp(&pid, r.program, &sa.actions_, &sa.attr_, r.argv,
                          r.envp ? r.envp : environ));
@@ -17210,6 +17220,10 @@ struct subprocess_options {
     // way.
     const std::vector<std::string>* env = nullptr;
     std::size_t limit = stream_default_limit;  // of the out() and err() readers
+    // The child starts a session of its own (setsid): its own process group, whose
+    // id is its pid, so that killpg(pid, sig) reaches what it starts too (Popen's
+    // start_new_session, which asyncio passes on).
+    bool start_new_session = false;
 };
 
 IOLOOP_NAMESPACE_END
@@ -17497,6 +17511,7 @@ void spawn_process(spawned& out, loop_base& loop, std::string& program,
     req.program = program.c_str();
     req.argv = argv.data();
     req.cwd = options.cwd;
+    req.new_session = options.start_new_session;
 
     const int pid = spawn_child(req);
     // From here the child runs: it is watched (and so reaped) whatever happens next.

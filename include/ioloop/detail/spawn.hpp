@@ -53,6 +53,7 @@ struct spawn_request {
     const char* cwd = nullptr;
     int child_fds[3] = {-1, -1, -1};
     bool err_to_out = false;
+    bool new_session = false;  // setsid() in the child: its own session and process group
 };
 
 // A spawn's resources, freed on every path.
@@ -105,7 +106,16 @@ inline int spawn_child(const spawn_request& r) {
     sigemptyset(&defaults);
     sigaddset(&defaults, SIGPIPE);
     check(::posix_spawnattr_setsigdefault(&sa.attr_, &defaults));
-    check(::posix_spawnattr_setflags(&sa.attr_, POSIX_SPAWN_SETSIGDEF));
+    short flags = POSIX_SPAWN_SETSIGDEF;
+    if (r.new_session) {
+#if defined(POSIX_SPAWN_SETSID)
+        flags |= POSIX_SPAWN_SETSID;
+#else
+        throw_errno(ENOTSUP, concat({"spawning \"", r.program, "\": start_new_session needs "
+                                     "POSIX_SPAWN_SETSID"}));
+#endif
+    }
+    check(::posix_spawnattr_setflags(&sa.attr_, flags));
     pid_t pid = -1;
     check(::posix_spawnp(&pid, r.program, &sa.actions_, &sa.attr_, r.argv,
                          r.envp ? r.envp : environ));

@@ -301,6 +301,7 @@ void spawn_process(spawned& out, loop_base& loop, std::string& program,
     req.program = program.c_str();
     req.argv = argv.data();
     req.cwd = options.cwd;
+    req.new_session = options.start_new_session;
 
     const int pid = spawn_child(req);
     // From here the child runs: it is watched (and so reaped) whatever happens next.

@@ -94,6 +94,10 @@ struct subprocess_options {
     // way.
     const std::vector<std::string>* env = nullptr;
     std::size_t limit = stream_default_limit;  // of the out() and err() readers
+    // The child starts a session of its own (setsid): its own process group, whose
+    // id is its pid, so that killpg(pid, sig) reaches what it starts too (Popen's
+    // start_new_session, which asyncio passes on).
+    bool start_new_session = false;
 };
 
 IOLOOP_NAMESPACE_END
