@@ -6653,6 +6653,16 @@ concept signal_backend = requires(B& b, int sig, void* data, Saved& saved) {
     { b.unwatch_signal(sig, saved) } noexcept;
 };
 
+// Optional: a backend that learns of a child process's exit itself (kqueue's EVFILT_PROC).
+// watch_process reports the exit of `pid` once, with `data` (io_read), and then forgets it;
+// false if it cannot watch that child (the caller then finds another way).
+// unwatch_process forgets it before that.
+template <class B>
+concept process_backend = requires(B& b, int pid, void* data) {
+    requires std::is_convertible_v<decltype(b.watch_process(pid, data)), bool>;
+    { b.unwatch_process(pid) } noexcept;
+};
+
 }  // namespace backend
 IOLOOP_NAMESPACE_END
 
@@ -7586,6 +7596,11 @@ public:
                 case EVFILT_SIGNAL:
                     ready = io_read;  // the count in ev.data: handlers run once per wakeup
                     break;
+#if defined(EVFILT_PROC)
+                case EVFILT_PROC:
+                    ready = io_read;  // NOTE_EXIT: the child has exited (and is not reaped)
+                    break;
+#endif
                 default:
                     continue;  // EVFILT_USER: interrupt() woke the wait, nothing to report
             }
@@ -7644,6 +7659,32 @@ public:
     void unwatch_signal(int sig, const struct sigaction& saved) noexcept {
         ::sigaction(sig, &saved, nullptr);
         delete_signal_event(sig);
+    }
+
+    // A child's exit as an event (EVFILT_PROC, backend::process_backend): reported once,
+    // then the kernel drops the event. A child that is gone already (ESRCH) or a system
+    // without EVFILT_PROC: false, and the caller waits for it another way.
+    bool watch_process(int pid, void* data) noexcept {
+#if defined(EVFILT_PROC) && defined(NOTE_EXIT)
+        struct kevent ev;
+        set(ev, static_cast<std::uintptr_t>(pid), EVFILT_PROC, EV_ADD | EV_ONESHOT, NOTE_EXIT,
+            data);
+        return ::kevent(kq_, &ev, 1, nullptr, 0, nullptr) == 0;
+#else
+        (void)pid;
+        (void)data;
+        return false;
+#endif
+    }
+
+    void unwatch_process(int pid) noexcept {
+#if defined(EVFILT_PROC)
+        struct kevent ev;
+        set(ev, static_cast<std::uintptr_t>(pid), EVFILT_PROC, EV_DELETE, 0, nullptr);
+        (void)::kevent(kq_, &ev, 1, nullptr, 0, nullptr);  // ENOENT: reported and dropped
+#else
+        (void)pid;
+#endif
     }
 
 private:
@@ -11155,6 +11196,19 @@ public:
     // A descriptor the networking layer owns, registered for w (old -> now; 0 unwatches).
     virtual void watch(native_socket fd, unsigned old_events, unsigned new_events,
                        io_watcher& w) = 0;
+    // A child's exit reported to w (io_read, once) by the backend itself, where it can
+    // (backend::process_backend: kqueue's EVFILT_PROC); false elsewhere.
+    virtual bool watch_process(int pid, io_watcher& w) noexcept {
+        (void)pid;
+        (void)w;
+        return false;
+    }
+    // After the exit was reported (`reported`: the backend dropped the event then), or to
+    // give up watching before.
+    virtual void unwatch_process(int pid, bool reported) noexcept {
+        (void)pid;
+        (void)reported;
+    }
 
     // ---- what every family keeps alike ------------------------------------------------
 
@@ -14946,6 +15000,27 @@ public:
         backend_.watch(fd, old_events, new_events, &w);
     }
 
+    bool watch_process(int pid, io_watcher& w) noexcept override {
+        if constexpr (backend::process_backend<Backend>) {
+            if (!backend_.watch_process(pid, static_cast<io_watcher*>(&w))) return false;
+            ++watched_count_;  // the poll step must ask the backend
+            return true;
+        } else {
+            (void)pid;
+            (void)w;
+            return false;
+        }
+    }
+    void unwatch_process(int pid, bool reported) noexcept override {
+        if constexpr (backend::process_backend<Backend>) {
+            if (!reported) backend_.unwatch_process(pid);
+            --watched_count_;
+        } else {
+            (void)pid;
+            (void)reported;
+        }
+    }
+
     // ---- the sock_* operations ---------------------------------------------------------
 
     coro<void> sock_connect(loop_base& loop, socket& s, endpoint to) {
@@ -16921,9 +16996,10 @@ IOLOOP_NAMESPACE_END
 // ioloop: a child process as its loop knows it, from its start until it is reaped: the
 // returncode once it has exited, and the tasks waiting for that.
 //
-// How the end is learned: the loop watches the child's pidfd like any descriptor (Linux >=
-// 5.3: no thread, no signal handler); without one, a thread waits for that child's pid
-// alone and tells the loop (asyncio's ThreadedChildWatcher). Neither takes a SIGCHLD
+// How the end is learned: from the backend where it watches processes (kqueue's
+// EVFILT_PROC); else the loop watches the child's pidfd like any descriptor (Linux >= 5.3);
+// without either, a thread waits for that child's pid alone and tells the loop (asyncio's
+// ThreadedChildWatcher). No thread and no signal handler in the first two. Neither takes a SIGCHLD
 // disposition, which a program's own handler (or SIG_IGN) would fight over, and neither
 // reaps a child it did not start.
 //
@@ -17017,9 +17093,15 @@ public:
     child(loop_base& loop, int pid, std::string program) noexcept
         : loop_(&loop), pid_(pid), program_(std::move(program)) {}
 
-    // Starts watching for the child's end (one reference for the watch).
+    // Starts watching for the child's end (one reference for the watch): the backend's own
+    // way (kqueue's EVFILT_PROC), else a pidfd, else a thread.
     void watch() {
-        pidfd_ = force_thread_child_watch ? -1 : open_pidfd(pid_);
+        if (!force_thread_child_watch &&
+            net_access::engine(*loop_).watch_process(pid_, *this)) {
+            by_backend_ = true;
+        } else {
+            pidfd_ = force_thread_child_watch ? -1 : open_pidfd(pid_);
+        }
         if (pidfd_ >= 0) {
             try {
                 net_access::watch(*loop_, pidfd_, 0, backend::io_read, *this);
@@ -17027,7 +17109,9 @@ public:
                 ::close(std::exchange(pidfd_, -1));
             }
         }
-        if (pidfd_ < 0) thread_ = reaper_thread::start(pid_, loop_, this, &child::thread_done);
+        if (!by_backend_ && pidfd_ < 0) {
+            thread_ = reaper_thread::start(pid_, loop_, this, &child::thread_done);
+        }
         net_access::add_resource(*loop_, *this);
         watched_ = true;
         ++refs_;
@@ -17050,8 +17134,17 @@ public:
     event& exited() noexcept { return exited_; }
     loop_base& loop() const noexcept { return *loop_; }
 
-    // The pidfd is readable: the child has exited.
+    // The pidfd is readable, or the backend says so: the child has exited.
     void on_io(unsigned) noexcept override {
+        if (by_backend_) {
+            // Reported once: the backend has dropped its event.
+            by_backend_ = false;
+            net_access::engine(*loop_).unwatch_process(pid_, true);
+            int rc = 0;
+            reap_child(pid_, rc, true);  // it has exited: waitpid returns at once
+            finish(rc);
+            return;
+        }
         int rc = 0;
         if (reap_child(pid_, rc, false)) finish(rc);
     }
@@ -17097,6 +17190,10 @@ private:
     }
 
     void stop_watching() noexcept {
+        if (by_backend_) {
+            by_backend_ = false;
+            net_access::engine(*loop_).unwatch_process(pid_, false);
+        }
         if (pidfd_ >= 0) {
             try {
                 net_access::watch(*loop_, pidfd_, backend::io_read, 0, *this);
@@ -17118,6 +17215,7 @@ private:
     event exited_;
     int refs_ = 0;
     bool watched_ = false;
+    bool by_backend_ = false;  // the backend reports the exit (watch_process)
 };
 
 }  // namespace detail

@@ -63,6 +63,16 @@ concept signal_backend = requires(B& b, int sig, void* data, Saved& saved) {
     { b.unwatch_signal(sig, saved) } noexcept;
 };
 
+// Optional: a backend that learns of a child process's exit itself (kqueue's EVFILT_PROC).
+// watch_process reports the exit of `pid` once, with `data` (io_read), and then forgets it;
+// false if it cannot watch that child (the caller then finds another way).
+// unwatch_process forgets it before that.
+template <class B>
+concept process_backend = requires(B& b, int pid, void* data) {
+    requires std::is_convertible_v<decltype(b.watch_process(pid, data)), bool>;
+    { b.unwatch_process(pid) } noexcept;
+};
+
 }  // namespace backend
 IOLOOP_NAMESPACE_END
 

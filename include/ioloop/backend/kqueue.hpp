@@ -149,6 +149,11 @@ public:
                 case EVFILT_SIGNAL:
                     ready = io_read;  // the count in ev.data: handlers run once per wakeup
                     break;
+#if defined(EVFILT_PROC)
+                case EVFILT_PROC:
+                    ready = io_read;  // NOTE_EXIT: the child has exited (and is not reaped)
+                    break;
+#endif
                 default:
                     continue;  // EVFILT_USER: interrupt() woke the wait, nothing to report
             }
@@ -207,6 +212,32 @@ public:
     void unwatch_signal(int sig, const struct sigaction& saved) noexcept {
         ::sigaction(sig, &saved, nullptr);
         delete_signal_event(sig);
+    }
+
+    // A child's exit as an event (EVFILT_PROC, backend::process_backend): reported once,
+    // then the kernel drops the event. A child that is gone already (ESRCH) or a system
+    // without EVFILT_PROC: false, and the caller waits for it another way.
+    bool watch_process(int pid, void* data) noexcept {
+#if defined(EVFILT_PROC) && defined(NOTE_EXIT)
+        struct kevent ev;
+        set(ev, static_cast<std::uintptr_t>(pid), EVFILT_PROC, EV_ADD | EV_ONESHOT, NOTE_EXIT,
+            data);
+        return ::kevent(kq_, &ev, 1, nullptr, 0, nullptr) == 0;
+#else
+        (void)pid;
+        (void)data;
+        return false;
+#endif
+    }
+
+    void unwatch_process(int pid) noexcept {
+#if defined(EVFILT_PROC)
+        struct kevent ev;
+        set(ev, static_cast<std::uintptr_t>(pid), EVFILT_PROC, EV_DELETE, 0, nullptr);
+        (void)::kevent(kq_, &ev, 1, nullptr, 0, nullptr);  // ENOENT: reported and dropped
+#else
+        (void)pid;
+#endif
     }
 
 private:

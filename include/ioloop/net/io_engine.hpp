@@ -55,6 +55,19 @@ public:
     // A descriptor the networking layer owns, registered for w (old -> now; 0 unwatches).
     virtual void watch(native_socket fd, unsigned old_events, unsigned new_events,
                        io_watcher& w) = 0;
+    // A child's exit reported to w (io_read, once) by the backend itself, where it can
+    // (backend::process_backend: kqueue's EVFILT_PROC); false elsewhere.
+    virtual bool watch_process(int pid, io_watcher& w) noexcept {
+        (void)pid;
+        (void)w;
+        return false;
+    }
+    // After the exit was reported (`reported`: the backend dropped the event then), or to
+    // give up watching before.
+    virtual void unwatch_process(int pid, bool reported) noexcept {
+        (void)pid;
+        (void)reported;
+    }
 
     // ---- what every family keeps alike ------------------------------------------------
 

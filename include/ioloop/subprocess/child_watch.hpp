@@ -1,9 +1,10 @@
 // ioloop: a child process as its loop knows it, from its start until it is reaped: the
 // returncode once it has exited, and the tasks waiting for that.
 //
-// How the end is learned: the loop watches the child's pidfd like any descriptor (Linux >=
-// 5.3: no thread, no signal handler); without one, a thread waits for that child's pid
-// alone and tells the loop (asyncio's ThreadedChildWatcher). Neither takes a SIGCHLD
+// How the end is learned: from the backend where it watches processes (kqueue's
+// EVFILT_PROC); else the loop watches the child's pidfd like any descriptor (Linux >= 5.3);
+// without either, a thread waits for that child's pid alone and tells the loop (asyncio's
+// ThreadedChildWatcher). No thread and no signal handler in the first two. Neither takes a SIGCHLD
 // disposition, which a program's own handler (or SIG_IGN) would fight over, and neither
 // reaps a child it did not start.
 //
@@ -106,9 +107,15 @@ public:
     child(loop_base& loop, int pid, std::string program) noexcept
         : loop_(&loop), pid_(pid), program_(std::move(program)) {}
 
-    // Starts watching for the child's end (one reference for the watch).
+    // Starts watching for the child's end (one reference for the watch): the backend's own
+    // way (kqueue's EVFILT_PROC), else a pidfd, else a thread.
     void watch() {
-        pidfd_ = force_thread_child_watch ? -1 : open_pidfd(pid_);
+        if (!force_thread_child_watch &&
+            net_access::engine(*loop_).watch_process(pid_, *this)) {
+            by_backend_ = true;
+        } else {
+            pidfd_ = force_thread_child_watch ? -1 : open_pidfd(pid_);
+        }
         if (pidfd_ >= 0) {
             try {
                 net_access::watch(*loop_, pidfd_, 0, backend::io_read, *this);
@@ -116,7 +123,9 @@ public:
                 ::close(std::exchange(pidfd_, -1));
             }
         }
-        if (pidfd_ < 0) thread_ = reaper_thread::start(pid_, loop_, this, &child::thread_done);
+        if (!by_backend_ && pidfd_ < 0) {
+            thread_ = reaper_thread::start(pid_, loop_, this, &child::thread_done);
+        }
         net_access::add_resource(*loop_, *this);
         watched_ = true;
         ++refs_;
@@ -139,8 +148,17 @@ public:
     event& exited() noexcept { return exited_; }
     loop_base& loop() const noexcept { return *loop_; }
 
-    // The pidfd is readable: the child has exited.
+    // The pidfd is readable, or the backend says so: the child has exited.
     void on_io(unsigned) noexcept override {
+        if (by_backend_) {
+            // Reported once: the backend has dropped its event.
+            by_backend_ = false;
+            net_access::engine(*loop_).unwatch_process(pid_, true);
+            int rc = 0;
+            reap_child(pid_, rc, true);  // it has exited: waitpid returns at once
+            finish(rc);
+            return;
+        }
         int rc = 0;
         if (reap_child(pid_, rc, false)) finish(rc);
     }
@@ -186,6 +204,10 @@ private:
     }
 
     void stop_watching() noexcept {
+        if (by_backend_) {
+            by_backend_ = false;
+            net_access::engine(*loop_).unwatch_process(pid_, false);
+        }
         if (pidfd_ >= 0) {
             try {
                 net_access::watch(*loop_, pidfd_, backend::io_read, 0, *this);
@@ -207,6 +229,7 @@ private:
     event exited_;
     int refs_ = 0;
     bool watched_ = false;
+    bool by_backend_ = false;  // the backend reports the exit (watch_process)
 };
 
 }  // namespace detail

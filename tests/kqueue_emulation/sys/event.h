@@ -5,7 +5,8 @@
 //
 //   filters  EVFILT_READ, EVFILT_WRITE (one epoll registration per descriptor, shared by
 //            both filters, each with its own udata), EVFILT_USER (an eventfd per event,
-//            NOTE_TRIGGER only), EVFILT_SIGNAL (a signalfd per signal);
+//            NOTE_TRIGGER only), EVFILT_SIGNAL (a signalfd per signal), EVFILT_PROC
+//            (NOTE_EXIT only: a pidfd per process, reported once, the child unreaped);
 //   flags    EV_ADD, EV_DELETE, EV_ENABLE, EV_DISABLE, EV_ONESHOT, EV_CLEAR in; EV_EOF and
 //            EV_ERROR out.
 //
@@ -49,6 +50,8 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,7 +67,9 @@ struct kevent {
 // FreeBSD's values.
 #define EVFILT_READ (-1)
 #define EVFILT_WRITE (-2)
+#define EVFILT_PROC (-5)
 #define EVFILT_SIGNAL (-6)
+#define NOTE_EXIT 0x80000000u
 #if !defined(KQUEUE_EMULATION_NO_EVFILT_USER)  // as on OpenBSD: the backend's pipe path
 #define EVFILT_USER (-11)
 #define NOTE_TRIGGER 0x01000000u
@@ -155,7 +160,7 @@ inline bool is_known_filter(short filter) {
 #if defined(EVFILT_USER)
     if (filter == EVFILT_USER) return true;
 #endif
-    return is_fd_filter(filter) || filter == EVFILT_SIGNAL;
+    return is_fd_filter(filter) || filter == EVFILT_SIGNAL || filter == EVFILT_PROC;
 }
 
 // Drops what is known of a descriptor that was closed (and maybe reused): kqueue deleted
@@ -243,6 +248,14 @@ inline int open_aux(knote& n, sigset_t& caller) {
         return n.aux == -1 ? errno : 0;
     }
 #endif
+    if (n.ev.filter == EVFILT_PROC) {
+        // A pidfd: readable once the process has exited. ESRCH for no such process.
+        if (n.ev.ident == 0 || n.ev.ident > static_cast<uintptr_t>(INT_MAX)) return ESRCH;
+        const long fd = ::syscall(SYS_pidfd_open, static_cast<int>(n.ev.ident), 0);
+        if (fd < 0) return errno;
+        n.aux = static_cast<int>(fd);
+        return 0;
+    }
     const int sig = static_cast<int>(n.ev.ident);
     if (n.ev.ident == 0 || n.ev.ident >= static_cast<uintptr_t>(NSIG)) return EINVAL;
     sigset_t one;
@@ -336,6 +349,20 @@ inline int translate(queue& q, const epoll_event& e, struct kevent* out, int roo
         if (n.ev.filter == EVFILT_SIGNAL) {
             ev.data = drain_signals(n.aux);
             if (ev.data == 0) return 0;
+        } else if (n.ev.filter == EVFILT_PROC) {
+            // NOTE_EXIT with the wait status, the process left unreaped (WNOWAIT); then the
+            // event is gone, as kqueue drops it once the process has exited.
+            siginfo_t info{};
+            ev.fflags = NOTE_EXIT;
+            ev.flags |= EV_EOF;
+            if (::waitid(P_PID, static_cast<id_t>(n.ev.ident), &info,
+                         WEXITED | WNOHANG | WNOWAIT) == 0) {
+                ev.data = info.si_code == CLD_EXITED ? (info.si_status & 0xff) << 8
+                                                      : info.si_status & 0x7f;
+            }
+            out[placed++] = ev;
+            remove(q, it, caller);
+            return placed;
         } else if (n.ev.flags & EV_CLEAR) {
             std::uint64_t count;
             (void)!::read(n.aux, &count, sizeof count);  // back to untriggered

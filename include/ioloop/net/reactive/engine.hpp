@@ -150,6 +150,27 @@ public:
         backend_.watch(fd, old_events, new_events, &w);
     }
 
+    bool watch_process(int pid, io_watcher& w) noexcept override {
+        if constexpr (backend::process_backend<Backend>) {
+            if (!backend_.watch_process(pid, static_cast<io_watcher*>(&w))) return false;
+            ++watched_count_;  // the poll step must ask the backend
+            return true;
+        } else {
+            (void)pid;
+            (void)w;
+            return false;
+        }
+    }
+    void unwatch_process(int pid, bool reported) noexcept override {
+        if constexpr (backend::process_backend<Backend>) {
+            if (!reported) backend_.unwatch_process(pid);
+            --watched_count_;
+        } else {
+            (void)pid;
+            (void)reported;
+        }
+    }
+
     // ---- the sock_* operations ---------------------------------------------------------
 
     coro<void> sock_connect(loop_base& loop, socket& s, endpoint to) {
