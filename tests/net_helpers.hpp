@@ -158,6 +158,18 @@ private:
 #define AWAIT_UNTIL(cond) \
     for (::nettest::deadline until_deadline_(#cond); !(cond);) co_await until_deadline_.tick()
 
+// The error that awaiting call() throws; the test fails if it returns instead.
+template <class Call>
+ioloop::coro<std::system_error> failure_of(Call call, const char* what) {
+    try {
+        (void)co_await call();
+    } catch (const std::system_error& e) {
+        co_return e;
+    }
+    FAIL(what);
+    co_return std::system_error(std::error_code());
+}
+
 // Runs a coroutine test body on a fresh loop with a time limit, so a hang fails the test.
 template <class T>
 T run(ioloop::coro<T> body, std::chrono::seconds limit = 60s) {

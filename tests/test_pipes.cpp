@@ -34,22 +34,11 @@
 
 using namespace std::chrono_literals;
 using ioloop::coro;
+using nettest::failure_of;
 using nettest::probe;
 using nettest::record;
 
 namespace {
-
-// The error that awaiting call() throws; the test fails if it returns instead.
-template <class Call>
-coro<std::system_error> failure_of(Call call, const char* what) {
-    try {
-        (void)co_await call();
-    } catch (const std::system_error& e) {
-        co_return e;
-    }
-    FAIL(what);
-    co_return std::system_error(std::error_code());
-}
 
 auto probe_of(record& r) {
     return [&r] { return std::make_unique<probe>(r); };

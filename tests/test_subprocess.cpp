@@ -35,21 +35,10 @@
 
 using namespace std::chrono_literals;
 using ioloop::coro;
+using nettest::failure_of;
 using ioloop::stdio;
 
 namespace {
-
-// The error that awaiting call() throws; the test fails if it returns instead.
-template <class Call>
-coro<std::system_error> failure_of(Call call, const char* what) {
-    try {
-        (void)co_await call();
-    } catch (const std::system_error& e) {
-        co_return e;
-    }
-    FAIL(what);
-    co_return std::system_error(std::error_code());
-}
 
 // Whether pid is still a process of the system (running, or a zombie nobody reaped).
 bool process_exists(int pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
