@@ -272,10 +272,9 @@ inline std::error_code close_native_file(native_file h) noexcept {
 
 #endif
 
-// Reads from the position to the end of the file into `out` (replacing what it held),
-// with one allocation when the size is known. `out`'s capacity is reused.
+// Reads from the position to the end of the file, appended to `out` (what it holds stays
+// in front), with one allocation when the size is known.
 inline std::error_code read_native_file_to_end(native_file f, std::string& out) {
-    out.clear();
     long long size = native_file_size(f);
     long long at = 0;
     if (size >= 0 && !seek_native_file(f, 0, 1, at)) {
@@ -285,9 +284,8 @@ inline std::error_code read_native_file_to_end(native_file f, std::string& out) 
     }
     // One byte more than the size: the read that returns 0 proves the end without a
     // second allocation (a file that grew meanwhile grows the string).
-    std::size_t room = size >= 0 ? static_cast<std::size_t>(size) + 1 : std::size_t{64} << 10;
-    std::size_t length = 0;
-    out.resize(room);
+    std::size_t length = out.size();
+    out.resize(length + (size >= 0 ? static_cast<std::size_t>(size) + 1 : std::size_t{64} << 10));
     for (;;) {
         if (length == out.size()) out.resize(out.size() * 2);
         std::size_t got = 0;
