@@ -121,6 +121,7 @@ inline int portable_errno(unsigned long err) noexcept {
         case WSAEMSGSIZE:
         case ERROR_MORE_DATA: generic = EMSGSIZE; break;
         case WSAEINVAL:
+        case ERROR_NEGATIVE_SEEK:  // a file position before the start, as lseek's EINVAL
         case ERROR_INVALID_PARAMETER: generic = EINVAL; break;
         case WSAENOTSOCK:
         case WSAEBADF:
