@@ -394,7 +394,8 @@ inline void file_core::complete() noexcept {
 
 // ---- the operations: each a coroutine holding its own reference to the file -------------
 
-inline coro<std::string> file_read(file_ref ref, long long n) {
+template <class = void>  // a template: compiled only where it is used
+coro<std::string> file_read(file_ref ref, long long n) {
     file_core& f = *ref;
     co_await f.turn.acquire();
     file_turn turn(f);
@@ -420,7 +421,8 @@ inline coro<std::string> file_read(file_ref ref, long long n) {
     co_return f.take(want < f.buffered() ? want : f.buffered());
 }
 
-inline coro<std::string> file_readline(file_ref ref) {
+template <class = void>  // a template: compiled only where it is used
+coro<std::string> file_readline(file_ref ref) {
     file_core& f = *ref;
     co_await f.turn.acquire();
     file_turn turn(f);
@@ -438,7 +440,8 @@ inline coro<std::string> file_readline(file_ref ref) {
     }
 }
 
-inline coro<std::size_t> file_write(file_ref ref, std::string bytes) {
+template <class = void>  // a template: compiled only where it is used
+coro<std::size_t> file_write(file_ref ref, std::string bytes) {
     file_core& f = *ref;
     co_await f.turn.acquire();
     file_turn turn(f);
@@ -452,7 +455,8 @@ inline coro<std::size_t> file_write(file_ref ref, std::string bytes) {
     co_return f.moved;
 }
 
-inline coro<long long> file_seek(file_ref ref, long long offset, int whence) {
+template <class = void>  // a template: compiled only where it is used
+coro<long long> file_seek(file_ref ref, long long offset, int whence) {
     file_core& f = *ref;
     co_await f.turn.acquire();
     file_turn turn(f);
@@ -468,7 +472,8 @@ inline coro<long long> file_seek(file_ref ref, long long offset, int whence) {
 }
 
 // size < 0: at the current position (Python's truncate(None)).
-inline coro<long long> file_truncate(file_ref ref, long long size) {
+template <class = void>  // a template: compiled only where it is used
+coro<long long> file_truncate(file_ref ref, long long size) {
     file_core& f = *ref;
     co_await f.turn.acquire();
     file_turn turn(f);
@@ -483,7 +488,8 @@ inline coro<long long> file_truncate(file_ref ref, long long size) {
     co_return size;
 }
 
-inline coro<long long> file_tell(file_ref ref) {
+template <class = void>  // a template: compiled only where it is used
+coro<long long> file_tell(file_ref ref) {
     file_core& f = *ref;
     co_await f.turn.acquire();
     file_turn turn(f);
@@ -491,14 +497,16 @@ inline coro<long long> file_tell(file_ref ref) {
     co_return f.position();
 }
 
-inline coro<void> file_flush(file_ref ref) {
+template <class = void>  // a template: compiled only where it is used
+coro<void> file_flush(file_ref ref) {
     file_core& f = *ref;
     co_await f.turn.acquire();
     file_turn turn(f);
     f.check_open("file::flush");
 }
 
-inline coro<void> file_close(file_ref ref) {
+template <class = void>  // a template: compiled only where it is used
+coro<void> file_close(file_ref ref) {
     file_core& f = *ref;
     co_await f.turn.acquire();
     file_turn turn(f);
@@ -544,7 +552,7 @@ struct open_in_pool {
     }
 };
 
-coro<file> open_file_in_pool(std::string path, file_access access);
+struct file_factory;
 
 }  // namespace detail
 
@@ -561,22 +569,27 @@ public:
     ~file() = default;  // the last reference closes (see the top of this file)
 
     // Up to n bytes, fewer only at the end of the file; n < 0: everything to the end.
+    template <class = void>
     [[nodiscard]] coro<std::string> read(long long n = -1) {
         return detail::file_read(ref("file::read"), n);
     }
     // One line with its '\n'; the last line may lack it; "" at the end of the file.
+    template <class = void>
     [[nodiscard]] coro<std::string> readline() {
         return detail::file_readline(ref("file::readline"));
     }
     // All of data, at the position (at the end in "a" modes); the count written. The bytes
     // are copied at the call: the caller's may go at once.
+    template <class = void>
     [[nodiscard]] coro<std::size_t> write(std::string_view data) {
         return detail::file_write(ref("file::write"), std::string(data));
     }
     // Returns once the operations before it are done (writes are not buffered).
+    template <class = void>
     [[nodiscard]] coro<void> flush() { return detail::file_flush(ref("file::flush")); }
     // whence: seek_set, seek_cur or seek_end (anything else is std::invalid_argument at the
     // call); the new position.
+    template <class = void>
     [[nodiscard]] coro<long long> seek(long long offset, int whence = seek_set) {
         if (whence != seek_set && whence != seek_cur && whence != seek_end) {
             throw std::invalid_argument(
@@ -585,10 +598,13 @@ public:
         }
         return detail::file_seek(ref("file::seek"), offset, whence);
     }
+    template <class = void>
     [[nodiscard]] coro<long long> tell() { return detail::file_tell(ref("file::tell")); }
     // The file's size becomes `size` (default: the current position); the position does not
     // move. Returns the new size.
+    template <class = void>
     [[nodiscard]] coro<long long> truncate() { return detail::file_truncate(ref("file::truncate"), -1); }
+    template <class = void>
     [[nodiscard]] coro<long long> truncate(long long size) {
         if (size < 0) {
             throw std::invalid_argument(detail::concat(
@@ -597,6 +613,7 @@ public:
         return detail::file_truncate(ref("file::truncate"), size);
     }
     // Closes once the operations before it are done; idempotent.
+    template <class = void>
     [[nodiscard]] coro<void> close() { return detail::file_close(ref("file::close")); }
 
     // Whether close() was called (Python's `closed`).
@@ -608,7 +625,7 @@ public:
     }
 
 private:
-    friend coro<file> detail::open_file_in_pool(std::string, detail::file_access);
+    friend struct detail::file_factory;
     explicit file(detail::file_core* c) noexcept : core_(c) {}
 
     detail::file_ref ref(const char* what) const {
@@ -624,17 +641,25 @@ private:
 
 namespace detail {
 
-inline coro<file> open_file_in_pool(std::string path, file_access access) {
+// How open_file makes a file of a new core.
+struct file_factory {
+    static file make(file_core* c) noexcept { return file(c); }
+};
+
+// A template on its work, so that nothing of run_in_executor is compiled where it is not
+// used (a non-dependent call would be, in every program that includes the header).
+template <class Work = open_in_pool>
+coro<file> open_file_in_pool(std::string path, file_access access) {
     loop_base& loop = loop_access::running_or_throw("open_file");
     // Submitted in a statement of its own: g++ 12 mishandles a temporary of class type
     // (here the work, holding a string) made inside a co_await expression, and frees memory
     // that is not its own when the work is destroyed on the pool.
-    auto job = loop.run_in_executor(open_in_pool{path, access});
+    auto job = loop.run_in_executor(Work{path, access});
     opened_file opened = co_await std::move(job);
     if (opened.error) throw_file_error(opened.error, "open_file", path);
     auto* core = new file_core(loop, std::move(path), opened.handle, access, opened.position);
     opened.handle = no_file();  // the core's now
-    co_return file(core);
+    co_return file_factory::make(core);
 }
 
 }  // namespace detail
@@ -642,7 +667,8 @@ inline coro<file> open_file_in_pool(std::string path, file_access access) {
 // Opens path (UTF-8) in the pool; a bad mode throws std::invalid_argument here, at the
 // call. Errors: std::system_error naming the path, as `open_file "/x/y": No such file or
 // directory`; a directory is std::errc::is_a_directory.
-[[nodiscard]] inline coro<file> open_file(std::string path, std::string_view mode = "r") {
+template <class = void>  // a template: compiled only where it is used
+[[nodiscard]] coro<file> open_file(std::string path, std::string_view mode = "r") {
     const detail::file_access access = detail::parse_open_mode(mode);
     return detail::open_file_in_pool(std::move(path), access);
 }

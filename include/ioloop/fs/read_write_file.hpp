@@ -68,15 +68,19 @@ struct write_whole_file {
     }
 };
 
-inline coro<std::string> read_file_in_pool(std::string path) {
+// Templates on their work, so that nothing of run_in_executor is compiled where they are
+// not used (a non-dependent call would be, in every program that includes the header).
+template <class Work = read_whole_file>
+coro<std::string> read_file_in_pool(std::string path) {
     loop_base& loop = loop_access::running_or_throw("read_file");
-    auto job = loop.run_in_executor(read_whole_file{path});  // (open_file_in_pool says why apart)
+    auto job = loop.run_in_executor(Work{path});  // (open_file_in_pool says why apart)
     whole_file got = co_await std::move(job);
     if (got.error) throw_file_error(got.error, "read_file", path);
     co_return std::move(got.data);
 }
 
-inline coro<void> write_file_in_pool(write_whole_file work) {
+template <class Work = write_whole_file>
+coro<void> write_file_in_pool(Work work) {
     loop_base& loop = loop_access::running_or_throw("write_file");
     const std::string path = work.path;
     auto job = loop.run_in_executor(std::move(work));
@@ -88,13 +92,15 @@ inline coro<void> write_file_in_pool(write_whole_file work) {
 
 // The whole file at path (UTF-8), read on the executor; std::system_error naming the path,
 // as `read_file "/x": No such file or directory`.
-[[nodiscard]] inline coro<std::string> read_file(std::string path) {
+template <class = void>  // a template: compiled only where it is used
+[[nodiscard]] coro<std::string> read_file(std::string path) {
     return detail::read_file_in_pool(std::move(path));
 }
 
 // Replaces the file at path (created if missing, as mode "w") with data, written on the
 // executor. data is copied at the call.
-[[nodiscard]] inline coro<void> write_file(std::string path, std::string_view data) {
+template <class = void>  // a template: compiled only where it is used
+[[nodiscard]] coro<void> write_file(std::string path, std::string_view data) {
     return detail::write_file_in_pool(detail::write_whole_file{std::move(path), std::string(data)});
 }
 
