@@ -427,6 +427,39 @@ TEST_CASE("operations on a closed file are invalid_state_error; close is idempot
     }());
 }
 
+TEST_CASE("a file is used on the loop that opened it only") {
+    test::scoped_temp_dir dir("files");
+    const std::string path = dir.path("f");
+    const std::string refused = "\" was opened on another event loop than the one running "
+                                "here (if any)";
+    ioloop::file kept;
+    ioloop::event_loop first;
+    ioloop::task<void> opening = test::run_task_with_watchdog(first, [&]() -> coro<void> {
+        co_await ioloop::write_file(path, "x");
+        kept = co_await ioloop::open_file(path);
+    }());
+    REQUIRE(opening.done());
+    opening.result();
+    // Outside any running loop, and in another loop: refused at the call.
+    try {
+        (void)kept.read();
+        FAIL_CHECK("no invalid_state_error");
+    } catch (const ioloop::invalid_state_error& e) {
+        CHECK(std::string(e.what()) == "file::read: \"" + path + refused);
+    }
+    run([&]() -> coro<void> {
+        CHECK_THROWS_AS((void)kept.tell(), ioloop::invalid_state_error);
+        co_return;
+    }());
+    // Back on its own loop, it works.
+    ioloop::task<void> reading = test::run_task_with_watchdog(first, [&]() -> coro<void> {
+        CHECK(co_await kept.read() == "x");
+        co_await kept.close();
+    }());
+    REQUIRE(reading.done());
+    reading.result();
+}
+
 TEST_CASE("a cancelled read: the task sees cancelled_error at once; no byte is lost") {
     test::scoped_temp_dir dir("files");
     const std::string path = dir.path("f");

@@ -10922,6 +10922,13 @@ public:
         buffer.clear();
         consumed = 0;
     }
+    // For an operation that moves the position (write, seek, truncate): the buffer is
+    // dropped, and its job first moves the system's position back over it (`rewind`), so
+    // that the file's position is where the reading stopped.
+    void unread_buffer() noexcept {
+        rewind = static_cast<long long>(buffered());
+        drop_buffer();
+    }
 
     // The checks each operation makes when its turn comes.
     void check_open(const char* what) const {
@@ -10946,9 +10953,7 @@ public:
         if (error) throw_file_error(error, what, path);
     }
 
-    // Sends the job (its fields set) to the loop's executor. The buffered bytes are given
-    // up by the operations that move the position: the system's position is moved back over
-    // them first (`rewind`), on the pool, so that the file's position stays where it was.
+    // Sends the job (its fields set) to the loop's executor.
     void start(file_job_kind k);
 
     // The job, on a pool thread.
@@ -11045,11 +11050,14 @@ private:
     file_core* core_;
 };
 
-// The operation's wait for its job: woken by complete(), or cancelled (then the job goes on
-// without it, orphaned when the operation's turn ends).
+// One job of an operation: started when made, awaited at once. The task is woken by
+// complete(), then the job's error is thrown, named `what`; or it is cancelled (then the
+// job goes on without it, orphaned when the operation's turn ends).
 class file_job_wait final : public wait_point {
 public:
-    explicit file_job_wait(file_core& c) noexcept : core_(c) {}
+    file_job_wait(file_core& c, file_job_kind kind, const char* what) : core_(c), what_(what) {
+        core_.start(kind);
+    }
     file_job_wait(const file_job_wait&) = delete;
     file_job_wait& operator=(const file_job_wait&) = delete;
     ~file_job_wait() {
@@ -11064,6 +11072,7 @@ public:
     }
     void await_resume() {
         if (task_) task_->throw_if_cancelled();
+        core_.throw_if_failed(what_);
     }
 
     void on_cancel(task_base& t) noexcept override {
@@ -11077,6 +11086,7 @@ public:
 
 private:
     file_core& core_;
+    const char* what_;
     task_base* task_ = nullptr;
 };
 
@@ -11209,18 +11219,14 @@ coro<std::string> file_read(file_ref ref, long long n) {
         // What is buffered goes first, in the same string: one allocation for the whole
         // file when its size is known, and nothing lost if the read is cancelled.
         f.data = f.take(f.buffered());
-        f.start(file_job_kind::read_to_end);
-        co_await file_job_wait(f);
-        f.throw_if_failed("file::read");
+        co_await file_job_wait(f, file_job_kind::read_to_end, "file::read");
         co_return f.take(f.buffered());
     }
     const std::size_t want = static_cast<std::size_t>(n);
     while (f.buffered() < want) {
         const std::size_t missing = want - f.buffered();
         f.want = missing > file_core::buffer_size ? missing : file_core::buffer_size;
-        f.start(file_job_kind::read);
-        co_await file_job_wait(f);
-        f.throw_if_failed("file::read");
+        co_await file_job_wait(f, file_job_kind::read, "file::read");
         if (f.moved == 0) break;  // end of file
     }
     co_return f.take(want < f.buffered() ? want : f.buffered());
@@ -11238,9 +11244,7 @@ coro<std::string> file_readline(file_ref ref) {
         if (at != std::string::npos) co_return f.take(at + 1 - f.consumed);
         scanned = f.buffered();
         f.want = file_core::buffer_size;
-        f.start(file_job_kind::read);
-        co_await file_job_wait(f);
-        f.throw_if_failed("file::readline");
+        co_await file_job_wait(f, file_job_kind::read, "file::readline");
         if (f.moved == 0) co_return f.take(f.buffered());  // the last line, without '\n'
     }
 }
@@ -11251,12 +11255,9 @@ coro<std::size_t> file_write(file_ref ref, std::string bytes) {
     co_await f.turn.acquire();
     file_turn turn(f);
     f.check_writable("file::write");
-    f.rewind = static_cast<long long>(f.buffered());
-    f.drop_buffer();
+    f.unread_buffer();
     f.data = std::move(bytes);
-    f.start(file_job_kind::write);
-    co_await file_job_wait(f);
-    f.throw_if_failed("file::write");
+    co_await file_job_wait(f, file_job_kind::write, "file::write");
     co_return f.moved;
 }
 
@@ -11266,13 +11267,10 @@ coro<long long> file_seek(file_ref ref, long long offset, int whence) {
     co_await f.turn.acquire();
     file_turn turn(f);
     f.check_open("file::seek");
-    f.rewind = static_cast<long long>(f.buffered());
-    f.drop_buffer();
+    f.unread_buffer();
     f.offset = offset;
     f.whence = whence;
-    f.start(file_job_kind::seek);
-    co_await file_job_wait(f);
-    f.throw_if_failed("file::seek");
+    co_await file_job_wait(f, file_job_kind::seek, "file::seek");
     co_return f.os_position;
 }
 
@@ -11284,12 +11282,9 @@ coro<long long> file_truncate(file_ref ref, long long size) {
     file_turn turn(f);
     f.check_writable("file::truncate");
     if (size < 0) size = f.position();
-    f.rewind = static_cast<long long>(f.buffered());
-    f.drop_buffer();
+    f.unread_buffer();
     f.offset = size;
-    f.start(file_job_kind::truncate);
-    co_await file_job_wait(f);
-    f.throw_if_failed("file::truncate");
+    co_await file_job_wait(f, file_job_kind::truncate, "file::truncate");
     co_return size;
 }
 
@@ -11318,9 +11313,7 @@ coro<void> file_close(file_ref ref) {
     if (f.closed) co_return;  // close is idempotent, as Python's
     f.closed = true;          // from here the operations queued behind fail
     f.drop_buffer();
-    f.start(file_job_kind::close);
-    co_await file_job_wait(f);
-    f.throw_if_failed("file::close");
+    co_await file_job_wait(f, file_job_kind::close, "file::close");
 }
 
 // What the pool's open gives back: a descriptor that closes itself if nobody takes it (the
@@ -11433,10 +11426,17 @@ private:
     friend struct detail::file_factory;
     explicit file(detail::file_core* c) noexcept : core_(c) {}
 
+    // The file, for an operation called on its loop's thread while that loop runs: its
+    // jobs go to that loop's executor and come back to it.
     detail::file_ref ref(const char* what) const {
         if (!core_.get()) {
             throw invalid_state_error(
                 detail::concat({what, ": no file (default-constructed or moved from)"}));
+        }
+        if (detail::loop_access::running() != core_.get()->loop) {
+            throw invalid_state_error(detail::concat(
+                {what, ": \"", core_.get()->path,
+                 "\" was opened on another event loop than the one running here (if any)"}));
         }
         return core_;
     }
