@@ -11208,8 +11208,10 @@ inline void file_core::complete() noexcept {
 }
 
 // ---- the operations: each a coroutine holding its own reference to the file -------------
+// Templates (as net/streams.hpp's), so that a program that uses no file compiles none of
+// them.
 
-template <class = void>  // a template: compiled only where it is used
+template <class = void>
 coro<std::string> file_read(file_ref ref, long long n) {
     file_core& f = *ref;
     co_await f.turn.acquire();
@@ -11232,7 +11234,7 @@ coro<std::string> file_read(file_ref ref, long long n) {
     co_return f.take(want < f.buffered() ? want : f.buffered());
 }
 
-template <class = void>  // a template: compiled only where it is used
+template <class = void>
 coro<std::string> file_readline(file_ref ref) {
     file_core& f = *ref;
     co_await f.turn.acquire();
@@ -11249,7 +11251,7 @@ coro<std::string> file_readline(file_ref ref) {
     }
 }
 
-template <class = void>  // a template: compiled only where it is used
+template <class = void>
 coro<std::size_t> file_write(file_ref ref, std::string bytes) {
     file_core& f = *ref;
     co_await f.turn.acquire();
@@ -11261,7 +11263,7 @@ coro<std::size_t> file_write(file_ref ref, std::string bytes) {
     co_return f.moved;
 }
 
-template <class = void>  // a template: compiled only where it is used
+template <class = void>
 coro<long long> file_seek(file_ref ref, long long offset, int whence) {
     file_core& f = *ref;
     co_await f.turn.acquire();
@@ -11275,7 +11277,7 @@ coro<long long> file_seek(file_ref ref, long long offset, int whence) {
 }
 
 // size < 0: at the current position (Python's truncate(None)).
-template <class = void>  // a template: compiled only where it is used
+template <class = void>
 coro<long long> file_truncate(file_ref ref, long long size) {
     file_core& f = *ref;
     co_await f.turn.acquire();
@@ -11288,7 +11290,7 @@ coro<long long> file_truncate(file_ref ref, long long size) {
     co_return size;
 }
 
-template <class = void>  // a template: compiled only where it is used
+template <class = void>
 coro<long long> file_tell(file_ref ref) {
     file_core& f = *ref;
     co_await f.turn.acquire();
@@ -11297,7 +11299,7 @@ coro<long long> file_tell(file_ref ref) {
     co_return f.position();
 }
 
-template <class = void>  // a template: compiled only where it is used
+template <class = void>
 coro<void> file_flush(file_ref ref) {
     file_core& f = *ref;
     co_await f.turn.acquire();
@@ -11305,7 +11307,7 @@ coro<void> file_flush(file_ref ref) {
     f.check_open("file::flush");
 }
 
-template <class = void>  // a template: compiled only where it is used
+template <class = void>
 coro<void> file_close(file_ref ref) {
     file_core& f = *ref;
     co_await f.turn.acquire();
@@ -11551,7 +11553,7 @@ struct write_whole_file {
 template <class Work = read_whole_file>
 coro<std::string> read_file_in_pool(std::string path) {
     loop_base& loop = loop_access::running_or_throw("read_file");
-    auto job = loop.run_in_executor(Work{path});  // (open_file_in_pool says why apart)
+    auto job = loop.run_in_executor(Work{path});  // a statement of its own: see open_file_in_pool
     whole_file got = co_await std::move(job);
     if (got.error) throw_file_error(got.error, "read_file", path);
     co_return std::move(got.data);

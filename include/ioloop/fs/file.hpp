@@ -403,8 +403,10 @@ inline void file_core::complete() noexcept {
 }
 
 // ---- the operations: each a coroutine holding its own reference to the file -------------
+// Templates (as net/streams.hpp's), so that a program that uses no file compiles none of
+// them.
 
-template <class = void>  // a template: compiled only where it is used
+template <class = void>
 coro<std::string> file_read(file_ref ref, long long n) {
     file_core& f = *ref;
     co_await f.turn.acquire();
@@ -427,7 +429,7 @@ coro<std::string> file_read(file_ref ref, long long n) {
     co_return f.take(want < f.buffered() ? want : f.buffered());
 }
 
-template <class = void>  // a template: compiled only where it is used
+template <class = void>
 coro<std::string> file_readline(file_ref ref) {
     file_core& f = *ref;
     co_await f.turn.acquire();
@@ -444,7 +446,7 @@ coro<std::string> file_readline(file_ref ref) {
     }
 }
 
-template <class = void>  // a template: compiled only where it is used
+template <class = void>
 coro<std::size_t> file_write(file_ref ref, std::string bytes) {
     file_core& f = *ref;
     co_await f.turn.acquire();
@@ -456,7 +458,7 @@ coro<std::size_t> file_write(file_ref ref, std::string bytes) {
     co_return f.moved;
 }
 
-template <class = void>  // a template: compiled only where it is used
+template <class = void>
 coro<long long> file_seek(file_ref ref, long long offset, int whence) {
     file_core& f = *ref;
     co_await f.turn.acquire();
@@ -470,7 +472,7 @@ coro<long long> file_seek(file_ref ref, long long offset, int whence) {
 }
 
 // size < 0: at the current position (Python's truncate(None)).
-template <class = void>  // a template: compiled only where it is used
+template <class = void>
 coro<long long> file_truncate(file_ref ref, long long size) {
     file_core& f = *ref;
     co_await f.turn.acquire();
@@ -483,7 +485,7 @@ coro<long long> file_truncate(file_ref ref, long long size) {
     co_return size;
 }
 
-template <class = void>  // a template: compiled only where it is used
+template <class = void>
 coro<long long> file_tell(file_ref ref) {
     file_core& f = *ref;
     co_await f.turn.acquire();
@@ -492,7 +494,7 @@ coro<long long> file_tell(file_ref ref) {
     co_return f.position();
 }
 
-template <class = void>  // a template: compiled only where it is used
+template <class = void>
 coro<void> file_flush(file_ref ref) {
     file_core& f = *ref;
     co_await f.turn.acquire();
@@ -500,7 +502,7 @@ coro<void> file_flush(file_ref ref) {
     f.check_open("file::flush");
 }
 
-template <class = void>  // a template: compiled only where it is used
+template <class = void>
 coro<void> file_close(file_ref ref) {
     file_core& f = *ref;
     co_await f.turn.acquire();

@@ -73,7 +73,7 @@ struct write_whole_file {
 template <class Work = read_whole_file>
 coro<std::string> read_file_in_pool(std::string path) {
     loop_base& loop = loop_access::running_or_throw("read_file");
-    auto job = loop.run_in_executor(Work{path});  // (open_file_in_pool says why apart)
+    auto job = loop.run_in_executor(Work{path});  // a statement of its own: see open_file_in_pool
     whole_file got = co_await std::move(job);
     if (got.error) throw_file_error(got.error, "read_file", path);
     co_return std::move(got.data);
