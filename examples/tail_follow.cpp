@@ -9,12 +9,10 @@
 //   ./tail_follow --from-start --interval 50 app.log
 #include <ioloop/ioloop.hpp>
 
-#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <exception>
 #include <string>
 #include <system_error>
