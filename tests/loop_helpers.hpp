@@ -77,7 +77,8 @@ public:
         CHECK_MESSAGE(!ec, "removing " << dir_.string() << ": " << ec.message());
     }
 
-    // The directory, and a name in it, as UTF-8 strings.
+    // The directory, and a name in it, as the file API takes paths (UTF-8; on Windows the
+    // temporary directory's path is ASCII in practice).
     std::string path() const { return dir_.string(); }
     std::string path(std::string_view name) const { return (dir_ / std::string(name)).string(); }
 
