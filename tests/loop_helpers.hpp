@@ -1,6 +1,7 @@
 // Helpers the test files share: run a loop for exactly one iteration, or until a callback
 // stops it, with a watchdog that fails the test instead of hanging; every way a coroutine
-// awaits a task or a future, to check that all of them refuse another loop's.
+// awaits a task or a future, to check that all of them refuse another loop's; a temporary
+// directory of a test's own.
 #ifndef IOLOOP_TESTS_LOOP_HELPERS_HPP
 #define IOLOOP_TESTS_LOOP_HELPERS_HPP
 
@@ -11,7 +12,10 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <filesystem>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -46,6 +50,41 @@ ioloop::task<T> run_task_with_watchdog(ioloop::event_loop& loop, ioloop::coro<T>
     run_with_watchdog(loop, limit);
     return t;
 }
+
+// A new directory under the system's temporary one (std::filesystem: the same code on POSIX
+// and Windows), removed with what the test left in it.
+class scoped_temp_dir {
+public:
+    explicit scoped_temp_dir(std::string_view tag) {
+        namespace fs = std::filesystem;
+        const fs::path base = fs::temp_directory_path();
+        // The clock's count as a name, moved on until the name is free: two test programs
+        // running at once (one per backend) never share a directory.
+        auto n = std::chrono::steady_clock::now().time_since_epoch().count();
+        for (;; ++n) {
+            fs::path p = base / ("ioloop-" + std::string(tag) + "-" + std::to_string(n));
+            if (fs::create_directory(p)) {
+                dir_ = p;
+                break;
+            }
+        }
+    }
+    scoped_temp_dir(const scoped_temp_dir&) = delete;
+    scoped_temp_dir& operator=(const scoped_temp_dir&) = delete;
+    ~scoped_temp_dir() {
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+        CHECK_MESSAGE(!ec, "removing " << dir_.string() << ": " << ec.message());
+    }
+
+    // The directory, and a name in it, as the file API takes paths (UTF-8; on Windows the
+    // temporary directory's path is ASCII in practice).
+    std::string path() const { return dir_.string(); }
+    std::string path(std::string_view name) const { return (dir_ / std::string(name)).string(); }
+
+private:
+    std::filesystem::path dir_;
+};
 
 // ---- every way to await a task or a future ------------------------------------------
 // Each form awaits the task t or the future f once (the other is not touched), through

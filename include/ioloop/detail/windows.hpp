@@ -121,6 +121,7 @@ inline int portable_errno(unsigned long err) noexcept {
         case WSAEMSGSIZE:
         case ERROR_MORE_DATA: generic = EMSGSIZE; break;
         case WSAEINVAL:
+        case ERROR_NEGATIVE_SEEK:  // a file position before the start, as lseek's EINVAL
         case ERROR_INVALID_PARAMETER: generic = EINVAL; break;
         case WSAENOTSOCK:
         case WSAEBADF:
@@ -130,6 +131,12 @@ inline int portable_errno(unsigned long err) noexcept {
         case WSAEOPNOTSUPP: generic = EOPNOTSUPP; break;
         case WSAEPROTONOSUPPORT: generic = EPROTONOSUPPORT; break;
         case ERROR_OPERATION_ABORTED: generic = ECANCELED; break;
+        // The file calls' (detail/file_io.hpp): open_file of a missing path, "x" of an
+        // existing one.
+        case ERROR_FILE_NOT_FOUND:
+        case ERROR_PATH_NOT_FOUND: generic = ENOENT; break;
+        case ERROR_FILE_EXISTS:
+        case ERROR_ALREADY_EXISTS: generic = EEXIST; break;
         default: break;
     }
     return generic;
