@@ -130,6 +130,11 @@ inline int portable_errno(unsigned long err) noexcept {
         case WSAEOPNOTSUPP: generic = EOPNOTSUPP; break;
         case WSAEPROTONOSUPPORT: generic = EPROTONOSUPPORT; break;
         case ERROR_OPERATION_ABORTED: generic = ECANCELED; break;
+        // A program or directory that is not there (CreateProcessW, CreateFileW).
+        case ERROR_FILE_NOT_FOUND:
+        case ERROR_PATH_NOT_FOUND: generic = ENOENT; break;
+        case ERROR_DIRECTORY: generic = ENOTDIR; break;  // a cwd that is not a directory
+        case ERROR_BAD_EXE_FORMAT: generic = ENOEXEC; break;
         default: break;
     }
     return generic;
