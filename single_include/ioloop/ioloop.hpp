@@ -8394,6 +8394,7 @@ IOLOOP_NAMESPACE_END
 #define IOLOOP_DETAIL_THREADS_HPP
 
 
+#include <cerrno>
 #include <cstddef>
 #include <system_error>
 
@@ -8535,6 +8536,8 @@ inline int start_detached_thread(void* (*main)(void*), void* arg) noexcept {
         return 0;
     } catch (const std::system_error& e) {
         return e.code().value();
+    } catch (...) {  // no memory for the thread's state
+        return ENOMEM;
     }
 }
 

@@ -9,6 +9,7 @@
 
 #include "ioloop/detail/config.hpp"
 
+#include <cerrno>
 #include <cstddef>
 #include <system_error>
 
@@ -150,6 +151,8 @@ inline int start_detached_thread(void* (*main)(void*), void* arg) noexcept {
         return 0;
     } catch (const std::system_error& e) {
         return e.code().value();
+    } catch (...) {  // no memory for the thread's state
+        return ENOMEM;
     }
 }
 
