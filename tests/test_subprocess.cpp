@@ -367,6 +367,16 @@ TEST_CASE("Windows: the command line is quoted as the C runtime splits it (Pytho
 #endif
 }
 
+TEST_CASE("Windows: the environment block is sorted by name, case-insensitively, and ends in two NULs") {
+    using ioloop::detail::environment_block;
+    const std::vector<std::string> env{"ZED=1", "abc=2", "=C:=C:\\x", "Path=p", "PATH_EXT=e",
+                                       "\xc3\xa9t\xc3\xa9=3"};
+    // '=' (0x3D) sorts before letters; "Path" before "PATH_EXT" (a prefix first); é after Z.
+    const std::wstring expected(L"=C:=C:\\x\0abc=2\0Path=p\0PATH_EXT=e\0ZED=1\0\u00e9t\u00e9=3\0\0", 46);
+    CHECK(environment_block(env, "test") == expected);
+    CHECK(environment_block({}, "test") == std::wstring(2, L'\0'));
+}
+
 #endif  // IOLOOP_WINDOWS
 
 #if defined(TEST_PIPES)
