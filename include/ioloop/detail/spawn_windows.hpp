@@ -258,7 +258,9 @@ public:
         }
         if (!::UpdateProcThreadAttribute(list_, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, handles,
                                          count * sizeof(HANDLE), nullptr, nullptr)) {
-            throw_system_error(::GetLastError(), concat({what, ": UpdateProcThreadAttribute"}));
+            const unsigned long err = ::GetLastError();
+            ::DeleteProcThreadAttributeList(std::exchange(list_, nullptr));  // no destructor runs
+            throw_system_error(err, concat({what, ": UpdateProcThreadAttribute"}));
         }
     }
     inherit_only(const inherit_only&) = delete;
