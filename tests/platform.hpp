@@ -16,6 +16,7 @@
 #include <string_view>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #if defined(IOLOOP_POSIX)
 #include <cerrno>
@@ -55,6 +56,14 @@
 // test_pipes.cpp checks its error there instead.
 #if defined(IOLOOP_POSIX) || !defined(IOLOOP_BACKEND_SELECT)
 #define TEST_PIPES 1
+#endif
+
+// What only POSIX's processes have: fork(), /proc/self/fd, signals other than SIGTERM, a
+// file without the execute bit. The TEST_CASEs and checks about them are POSIX-only; the
+// Windows build checks its own counterparts (TerminateProcess's exit code, the handles a
+// child inherits) instead.
+#if defined(IOLOOP_POSIX)
+#define TEST_POSIX_PROCESSES 1
 #endif
 
 // AddressSanitizer (g++ says __SANITIZE_ADDRESS__, clang __has_feature): its allocator
@@ -110,6 +119,147 @@ inline void unset_env(const char* name) { ::unsetenv(name); }
 // Note: on Windows an empty value removes the variable, so set_env(name, "") is unset_env.
 inline void set_env(const char* name, const char* value) { ::_putenv_s(name, value); }
 inline void unset_env(const char* name) { ::_putenv_s(name, ""); }
+#endif
+
+// ---- child processes ----------------------------------------------------------------------
+
+// The programs and shell commands the subprocess tests run: POSIX's own (sh, cat, sleep);
+// on Windows cmd.exe and tests/child_helper.cpp's ioloop_test_child (Wine has no cat).
+struct child_command {
+    std::string program;
+    std::vector<std::string> args;
+};
+
+#if defined(IOLOOP_POSIX)
+// How the shell's echo ends a line.
+inline constexpr std::string_view shell_newline = "\n";
+// Two shell commands, one after the other.
+inline std::string shell_then(std::string_view a, std::string_view b) {
+    return std::string(a) + "; " + std::string(b);
+}
+// Prints "out" on stdout, then "err" on stderr.
+inline constexpr const char* shell_out_then_err = "echo out; echo err >&2";
+// Prints the working directory; and a directory to run it in.
+inline constexpr const char* shell_print_cwd = "pwd";
+inline constexpr const char* some_directory = "/usr";
+// Prints the value of IOLOOP_TEST_VAR in brackets.
+inline constexpr const char* shell_print_test_var = "echo \"[$IOLOOP_TEST_VAR]\"";
+// What a replaced environment needs besides the variables a test sets.
+inline const std::vector<std::string> base_env{"PATH=/usr/bin:/bin"};
+// Copies stdin to stdout, byte for byte; sleeps 30 s; answers each line x with "line-x\n".
+inline child_command copy_command() { return {"cat", {}}; }
+inline child_command sleep_command() { return {"sleep", {"30"}}; }
+inline child_command lines_command() {
+    return {"sh", {"-c", "while read x; do echo line-$x; done"}};
+}
+// The returncode after terminate() and after kill(): -SIGTERM and -SIGKILL.
+inline constexpr int terminated_returncode = -SIGTERM;
+inline constexpr int killed_returncode = -SIGKILL;
+// A cwd that does not exist: CreateProcessW and posix_spawn say it differently.
+inline constexpr std::errc missing_cwd_error = std::errc::no_such_file_or_directory;
+// How many children a test starts at once (cmd.exe under Wine starts slowly).
+inline constexpr int many_children = 50;
+
+// Whether pid is still a process of the system (running, or a zombie nobody reaped).
+inline bool process_exists(int pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+// Ends pid as another program would (SIGKILL).
+inline bool end_process(int pid) { return ::kill(pid, SIGKILL) == 0; }
+#elif defined(IOLOOP_WINDOWS)
+inline constexpr std::string_view shell_newline = "\r\n";
+// (No space before '&': cmd.exe's echo would print it.)
+inline std::string shell_then(std::string_view a, std::string_view b) {
+    return std::string(a) + "& " + std::string(b);
+}
+inline constexpr const char* shell_out_then_err = "echo out& echo err>&2";
+inline constexpr const char* shell_print_cwd = "cd";
+inline constexpr const char* some_directory = "C:\\windows";
+inline constexpr const char* shell_print_test_var = "echo [%IOLOOP_TEST_VAR%]";
+// cmd.exe needs SystemRoot (Windows' own libraries look for it).
+inline const std::vector<std::string> base_env{"SystemRoot=C:\\windows"};
+inline child_command copy_command() { return {"ioloop_test_child", {"copy"}}; }
+inline child_command sleep_command() { return {"ioloop_test_child", {"sleep", "30000"}}; }
+inline child_command lines_command() { return {"ioloop_test_child", {"lines"}}; }
+// TerminateProcess(handle, 1), as Python's Popen.terminate, for both.
+inline constexpr int terminated_returncode = 1;
+inline constexpr int killed_returncode = 1;
+// ERROR_DIRECTORY, which Python raises as NotADirectoryError.
+inline constexpr std::errc missing_cwd_error = std::errc::not_a_directory;
+inline constexpr int many_children = 20;
+
+// Whether pid is still a process of the system: running, or exited while a handle of it
+// is open somewhere (Windows' zombie: the loop's handle not closed yet).
+inline bool process_exists(int pid) {
+    const HANDLE h = ::OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, static_cast<DWORD>(pid));
+    if (h == nullptr) return false;
+    ::CloseHandle(h);
+    return true;
+}
+inline bool end_process(int pid) {
+    const HANDLE h = ::OpenProcess(PROCESS_TERMINATE, FALSE, static_cast<DWORD>(pid));
+    if (h == nullptr) return false;
+    const bool ended = ::TerminateProcess(h, 9) != 0;
+    ::CloseHandle(h);
+    return ended;
+}
+#endif
+
+// A file of this process's own, open for reading and writing, removed with it: what a
+// test gives a child as stdio(handle).
+class temp_file {
+public:
+    temp_file();
+    temp_file(const temp_file&) = delete;
+    temp_file& operator=(const temp_file&) = delete;
+    ~temp_file();
+    ioloop::native_descriptor handle() const { return h_; }
+    // Everything in it now, read from its start.
+    std::string contents() const;
+
+private:
+    ioloop::native_descriptor h_;
+    std::string path_;
+};
+
+#if defined(IOLOOP_POSIX)
+inline temp_file::temp_file() {
+    char path[] = "/tmp/ioloop-test-XXXXXX";
+    h_ = ::mkstemp(path);
+    REQUIRE(h_ >= 0);
+    path_ = path;
+}
+inline temp_file::~temp_file() {
+    ::close(h_);
+    ::unlink(path_.c_str());
+}
+inline std::string temp_file::contents() const {
+    std::string all(4096, '\0');
+    const long n = ::pread(h_, all.data(), all.size(), 0);
+    all.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    return all;
+}
+#elif defined(IOLOOP_WINDOWS)
+inline temp_file::temp_file() {
+    char dir[MAX_PATH + 1];
+    char path[MAX_PATH + 1];
+    REQUIRE(::GetTempPathA(sizeof dir, dir) > 0);
+    REQUIRE(::GetTempFileNameA(dir, "iol", 0, path) != 0);
+    path_ = path;
+    h_ = ::CreateFileA(path, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE,
+                       nullptr, CREATE_ALWAYS, FILE_ATTRIBUTE_TEMPORARY, nullptr);
+    REQUIRE(h_ != INVALID_HANDLE_VALUE);
+}
+inline temp_file::~temp_file() {
+    ::CloseHandle(h_);
+    ::DeleteFileA(path_.c_str());
+}
+inline std::string temp_file::contents() const {
+    std::string all(4096, '\0');
+    OVERLAPPED at_start{};  // the offset to read from (the handle is synchronous)
+    DWORD n = 0;
+    if (!::ReadFile(h_, all.data(), static_cast<DWORD>(all.size()), &n, &at_start)) n = 0;
+    all.resize(n);
+    return all;
+}
 #endif
 
 // ---- memory -------------------------------------------------------------------------------

@@ -2101,12 +2101,14 @@ inline int portable_errno(unsigned long err) noexcept {
         case WSAEOPNOTSUPP: generic = EOPNOTSUPP; break;
         case WSAEPROTONOSUPPORT: generic = EPROTONOSUPPORT; break;
         case ERROR_OPERATION_ABORTED: generic = ECANCELED; break;
-        // The file calls' (detail/file_io.hpp): open_file of a missing path, "x" of an
-        // existing one.
+        // A file or program that is not there (CreateFileW, CreateProcessW), and "x" of an
+        // existing file.
         case ERROR_FILE_NOT_FOUND:
         case ERROR_PATH_NOT_FOUND: generic = ENOENT; break;
         case ERROR_FILE_EXISTS:
         case ERROR_ALREADY_EXISTS: generic = EEXIST; break;
+        case ERROR_DIRECTORY: generic = ENOTDIR; break;  // a cwd that is not a directory
+        case ERROR_BAD_EXE_FORMAT: generic = ENOEXEC; break;
         default: break;
     }
     return generic;
@@ -8451,6 +8453,7 @@ IOLOOP_NAMESPACE_END
 #define IOLOOP_DETAIL_THREADS_HPP
 
 
+#include <cerrno>
 #include <cstddef>
 #include <system_error>
 
@@ -8534,6 +8537,18 @@ private:
     void* arg_ = nullptr;
 };
 
+// Runs main(arg) on a new thread nobody joins (it frees what it holds itself); the error
+// number if none can be made, else 0.
+inline int start_detached_thread(void* (*main)(void*), void* arg) noexcept {
+    pthread_t id;
+    pthread_attr_t attr;
+    if (int err = pthread_attr_init(&attr)) return err;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    const int err = pthread_create(&id, &attr, main, arg);
+    pthread_attr_destroy(&attr);
+    return err;
+}
+
 #else
 
 class pool_mutex {
@@ -8573,6 +8588,17 @@ public:
 private:
     std::thread t_;
 };
+
+inline int start_detached_thread(void* (*main)(void*), void* arg) noexcept {
+    try {
+        std::thread(main, arg).detach();
+        return 0;
+    } catch (const std::system_error& e) {
+        return e.code().value();
+    } catch (...) {  // no memory for the thread's state
+        return ENOMEM;
+    }
+}
 
 #endif
 
@@ -12283,6 +12309,100 @@ IOLOOP_NAMESPACE_END
 #ifndef IOLOOP_NET_ENGINES_HPP
 #define IOLOOP_NET_ENGINES_HPP
 
+// begin file ioloop/net/descriptor_check.hpp
+// ioloop: what a descriptor must be before the loop waits on it (wait_readable) or makes
+// it a pipe transport (connect_read_pipe, connect_write_pipe). Checked here, before any
+// backend sees it, so that every backend refuses the same descriptors with the same
+// words: epoll refuses a regular file (EPERM) where poll and select would take it and
+// report it always ready, and poll would take a closed descriptor and report POLLNVAL.
+// On Windows a pipe is a HANDLE: select, which waits on sockets only, refuses every one
+// here; the IOCP backend checks its own (net/iocp/pipe_io.hpp, check_pipe_handle).
+
+#ifndef IOLOOP_NET_DESCRIPTOR_CHECK_HPP
+#define IOLOOP_NET_DESCRIPTOR_CHECK_HPP
+
+
+#include <string_view>
+#include <system_error>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+[[noreturn]] inline void throw_not_supported(std::string_view what, std::string_view why) {
+    throw std::system_error(std::make_error_code(std::errc::operation_not_supported),
+                            concat({what, ": ", why}));
+}
+
+// The end of the message that refuses a regular file, on every platform.
+inline constexpr std::string_view use_the_file_api =
+    "read files with ioloop::open_file (the file API)";
+
+// What a pipe transport needs to know of its descriptor.
+struct pipe_descriptor {
+    // Readability of the write end can only mean that the reader went away: a pipe or a
+    // FIFO opened for writing alone (asyncio watches for it; a terminal opened for reading
+    // and writing would be readable when someone types).
+    bool reader_gone_is_readable = false;
+};
+
+#if defined(IOLOOP_POSIX)
+
+// Throws EBADF unless fd is an open descriptor.
+inline void require_open_descriptor(native_socket fd, std::string_view what) {
+    if (!is_open_fd(fd)) {
+        throw_errno(EBADF, concat({what, ": fd ", decimal(fd), " is not an open descriptor"}));
+    }
+}
+
+// A descriptor a pipe transport can take: a pipe, a FIFO, a terminal, a character device,
+// a socket (asyncio takes one too; it is then read and written as a pipe). A regular file
+// or a directory is refused: it is always "ready", and reading it belongs to the file API.
+inline pipe_descriptor check_pipe_descriptor(native_descriptor fd, std::string_view what) {
+    struct stat st{};
+    if (::fstat(fd, &st) == -1) {
+        const int err = errno;
+        throw_errno(err, concat({what, ": fd ", decimal(fd), err == EBADF
+                                                                 ? " is not an open descriptor"
+                                                                 : ": fstat failed"}));
+    }
+    if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+        throw_errno(EPERM, concat({what, ": fd ", decimal(fd),
+                                   S_ISREG(st.st_mode) ? " is a regular file" : " is a directory",
+                                   ": pipes and terminals only; ", use_the_file_api}));
+    }
+    const int flags = ::fcntl(fd, F_GETFL);
+    const int access = flags == -1 ? O_RDWR : (flags & O_ACCMODE);
+    pipe_descriptor d;
+#if defined(__linux__)
+    // Linux pipes are one-way: the write end is O_WRONLY. A FIFO opened O_RDWR would be
+    // readable with its own bytes.
+    d.reader_gone_is_readable = S_ISFIFO(st.st_mode) && access == O_WRONLY;
+#else
+    // The BSDs' and macOS's pipes are two-way, both ends O_RDWR: the write end's read
+    // side reports EOF when the other end closes.
+    d.reader_gone_is_readable = S_ISFIFO(st.st_mode) && access != O_RDONLY;
+#endif
+    return d;
+}
+
+#elif defined(IOLOOP_WINDOWS)
+
+inline void require_open_descriptor(native_socket, std::string_view) {}
+
+// The readiness family on Windows is select, and Winsock's select takes sockets only.
+inline pipe_descriptor check_pipe_descriptor(native_descriptor, std::string_view what) {
+    throw_not_supported(what,
+                        "Windows' select waits on sockets only: it cannot wait on a pipe or a "
+                        "console; use the IOCP backend (Windows' default) for pipes");
+}
+
+#endif
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/descriptor_check.hpp
 // begin file ioloop/net/io_engine.hpp
 // ioloop: io_engine, a loop's I/O state, kept by the engine of its backend's family. A
 // readiness backend (epoll, kqueue, poll, select) tells when a descriptor is ready, and
@@ -14688,100 +14808,6 @@ IOLOOP_NAMESPACE_END
 #ifndef IOLOOP_NET_IOCP_PIPE_IO_HPP
 #define IOLOOP_NET_IOCP_PIPE_IO_HPP
 
-// begin file ioloop/net/descriptor_check.hpp
-// ioloop: what a descriptor must be before the loop waits on it (wait_readable) or makes
-// it a pipe transport (connect_read_pipe, connect_write_pipe). Checked here, before any
-// backend sees it, so that every backend refuses the same descriptors with the same
-// words: epoll refuses a regular file (EPERM) where poll and select would take it and
-// report it always ready, and poll would take a closed descriptor and report POLLNVAL.
-// On Windows a pipe is a HANDLE: select, which waits on sockets only, refuses every one
-// here; the IOCP backend checks its own (net/iocp/pipe_io.hpp, check_pipe_handle).
-
-#ifndef IOLOOP_NET_DESCRIPTOR_CHECK_HPP
-#define IOLOOP_NET_DESCRIPTOR_CHECK_HPP
-
-
-#include <string_view>
-#include <system_error>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-[[noreturn]] inline void throw_not_supported(std::string_view what, std::string_view why) {
-    throw std::system_error(std::make_error_code(std::errc::operation_not_supported),
-                            concat({what, ": ", why}));
-}
-
-// The end of the message that refuses a regular file, on every platform.
-inline constexpr std::string_view use_the_file_api =
-    "read files with ioloop::open_file (the file API)";
-
-// What a pipe transport needs to know of its descriptor.
-struct pipe_descriptor {
-    // Readability of the write end can only mean that the reader went away: a pipe or a
-    // FIFO opened for writing alone (asyncio watches for it; a terminal opened for reading
-    // and writing would be readable when someone types).
-    bool reader_gone_is_readable = false;
-};
-
-#if defined(IOLOOP_POSIX)
-
-// Throws EBADF unless fd is an open descriptor.
-inline void require_open_descriptor(native_socket fd, std::string_view what) {
-    if (!is_open_fd(fd)) {
-        throw_errno(EBADF, concat({what, ": fd ", decimal(fd), " is not an open descriptor"}));
-    }
-}
-
-// A descriptor a pipe transport can take: a pipe, a FIFO, a terminal, a character device,
-// a socket (asyncio takes one too; it is then read and written as a pipe). A regular file
-// or a directory is refused: it is always "ready", and reading it belongs to the file API.
-inline pipe_descriptor check_pipe_descriptor(native_descriptor fd, std::string_view what) {
-    struct stat st{};
-    if (::fstat(fd, &st) == -1) {
-        const int err = errno;
-        throw_errno(err, concat({what, ": fd ", decimal(fd), err == EBADF
-                                                                 ? " is not an open descriptor"
-                                                                 : ": fstat failed"}));
-    }
-    if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
-        throw_errno(EPERM, concat({what, ": fd ", decimal(fd),
-                                   S_ISREG(st.st_mode) ? " is a regular file" : " is a directory",
-                                   ": pipes and terminals only; ", use_the_file_api}));
-    }
-    const int flags = ::fcntl(fd, F_GETFL);
-    const int access = flags == -1 ? O_RDWR : (flags & O_ACCMODE);
-    pipe_descriptor d;
-#if defined(__linux__)
-    // Linux pipes are one-way: the write end is O_WRONLY. A FIFO opened O_RDWR would be
-    // readable with its own bytes.
-    d.reader_gone_is_readable = S_ISFIFO(st.st_mode) && access == O_WRONLY;
-#else
-    // The BSDs' and macOS's pipes are two-way, both ends O_RDWR: the write end's read
-    // side reports EOF when the other end closes.
-    d.reader_gone_is_readable = S_ISFIFO(st.st_mode) && access != O_RDONLY;
-#endif
-    return d;
-}
-
-#elif defined(IOLOOP_WINDOWS)
-
-inline void require_open_descriptor(native_socket, std::string_view) {}
-
-// The readiness family on Windows is select, and Winsock's select takes sockets only.
-inline pipe_descriptor check_pipe_descriptor(native_descriptor, std::string_view what) {
-    throw_not_supported(what,
-                        "Windows' select waits on sockets only: it cannot wait on a pipe or a "
-                        "console; use the IOCP backend (Windows' default) for pipes");
-}
-
-#endif
-
-}  // namespace detail
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/descriptor_check.hpp
 
 #if defined(IOLOOP_WINDOWS)
 
@@ -14950,9 +14976,16 @@ enum class descriptor_kind : unsigned char { socket, read_pipe, write_pipe };
 // connect never awaited leaves nothing open (close() on POSIX, CloseHandle on Windows).
 class owned_descriptor {
 public:
+    owned_descriptor() noexcept : fd_(no_descriptor()) {}
     explicit owned_descriptor(native_descriptor fd) noexcept : fd_(fd) {}
     owned_descriptor(owned_descriptor&& other) noexcept : fd_(other.release()) {}
-    owned_descriptor& operator=(owned_descriptor&&) = delete;
+    owned_descriptor& operator=(owned_descriptor&& other) noexcept {
+        if (this != &other) {
+            if (fd_ != no_descriptor()) close_descriptor(fd_);
+            fd_ = other.release();
+        }
+        return *this;
+    }
     ~owned_descriptor() {
         if (fd_ != no_descriptor()) close_descriptor(fd_);
     }
@@ -16301,6 +16334,7 @@ IOLOOP_NAMESPACE_END
 #endif
 // end file ioloop/net/reactive/engine.hpp
 
+#include <string_view>
 #include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
@@ -16333,6 +16367,20 @@ decltype(auto) with_family(loop_base& loop, F&& f) {
     (void)loop;  // no other family is built here
 #endif
     return std::forward<F>(f)(reactive_ops{});
+}
+
+// Throws what connect_read_pipe would (errc::operation_not_supported) where loop's backend
+// can make no pipe transport (Windows' select: it waits on sockets only): for a call that
+// would otherwise make a pipe first (a child's stdio::pipe) and fail only after.
+inline void check_pipes_possible(loop_base& loop, std::string_view what) {
+#if defined(IOLOOP_WINDOWS)
+    if (net_access::engine(loop).family() != io_family::completion) {
+        check_pipe_descriptor(no_descriptor(), what);  // which refuses every pipe there
+    }
+#else
+    (void)loop;  // every POSIX backend takes pipes
+    (void)what;
+#endif
 }
 
 }  // namespace detail
@@ -17944,9 +17992,33 @@ IOLOOP_NAMESPACE_END
 #define IOLOOP_SUBPROCESS_PROCESS_HPP
 
 // begin file ioloop/detail/spawn.hpp
-// ioloop: starting a child process and learning how it ended (POSIX). The subprocess layer
-// (subprocess/) asks for a child with these three descriptors and this environment, and
-// for its end; everything system-specific about that is here.
+// ioloop: starting a child process and learning how it ended. The one place that chooses
+// the system's way: detail/spawn_posix.hpp (posix_spawnp, pidfd, waitpid) or
+// detail/spawn_windows.hpp (CreateProcessW, the process handle); each file is whole under
+// its platform's macro. Both give the subprocess layer (subprocess/) the same names:
+//
+//   child_id                          names a child: its pid (and Windows' process handle)
+//   spawn_child(spawn_request) -> child_id
+//                                     starts it; one that cannot start is a
+//                                     std::system_error naming the program
+//   shell_program()                   what runs create_subprocess_shell's command
+//   make_child_pipe(ours, childs, child_reads, what)
+//                                     a pipe for one of the child's descriptors: this
+//                                     process's end as connect_read_pipe / write_pipe take
+//                                     it, the child's end as spawn_request takes it
+//   open_devnull(what)                /dev/null, NUL
+//   open_pidfd(id)                    a descriptor the loop can watch for the child's end,
+//                                     or no_descriptor() (a thread waits instead)
+//   reap_child(id, returncode, block) whether it has ended, and asyncio's returncode
+//   copy_child_id(id), close_child_id(id)
+//                                     a second handle for a thread that waits; freeing one
+//   check_signal(sig, what), signal_child(id, sig), terminate_signal, kill_signal
+#ifndef IOLOOP_DETAIL_SPAWN_HPP
+#define IOLOOP_DETAIL_SPAWN_HPP
+
+// begin file ioloop/detail/spawn_posix.hpp
+// ioloop: starting a child process and learning how it ended (POSIX): the names
+// detail/spawn.hpp lists, for the subprocess layer (subprocess/).
 //
 // Why posix_spawnp and not fork or vfork + exec: glibc's posix_spawn is clone(CLONE_VM |
 // CLONE_VFORK) + exec, so it copies no page tables however large the parent is (what makes
@@ -17962,9 +18034,49 @@ IOLOOP_NAMESPACE_END
 // loop watches it like any descriptor; waitpid on the child's own pid then reaps it. Without
 // pidfds, a thread per child waits for that pid alone (see subprocess/child_watch.hpp). Never
 // waitpid(-1): children the program made some other way are its own to reap.
-#ifndef IOLOOP_DETAIL_SPAWN_HPP
-#define IOLOOP_DETAIL_SPAWN_HPP
+#ifndef IOLOOP_DETAIL_SPAWN_POSIX_HPP
+#define IOLOOP_DETAIL_SPAWN_POSIX_HPP
 
+// begin file ioloop/detail/spawn_request.hpp
+// ioloop: what the subprocess layer asks of the system when it starts a child: the program,
+// its arguments, environment and directory, and the child's three standard descriptors.
+// detail/spawn_posix.hpp and detail/spawn_windows.hpp turn it into a running child (see
+// detail/spawn.hpp for the whole contract).
+#ifndef IOLOOP_DETAIL_SPAWN_REQUEST_HPP
+#define IOLOOP_DETAIL_SPAWN_REQUEST_HPP
+
+
+#include <string>
+#include <vector>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+struct spawn_request {
+    // POSIX: looked up on PATH when it has no '/', as execvp. Windows: as CreateProcessW
+    // looks up a command line's first word (detail/spawn_windows.hpp).
+    const std::string* program = nullptr;
+    const std::vector<std::string>* args = nullptr;  // after the program's own name
+    // args holds one shell command, which program (shell_program()) runs: "/bin/sh -c cmd"
+    // on POSIX, `cmd.exe /c "cmd"` on Windows, the command given as it is, unquoted.
+    bool shell = false;
+    const std::vector<std::string>* env = nullptr;  // "NAME=value" each; null: inherited
+    const char* cwd = nullptr;                      // UTF-8; null: this process's
+    // child_fds[i] becomes the child's descriptor i (the child gets its own copy); none
+    // (no_descriptor()): this process's own i, inherited. err_to_out makes the child's 2 a
+    // copy of its 1.
+    native_descriptor child_fds[3] = {no_descriptor(), no_descriptor(), no_descriptor()};
+    bool err_to_out = false;
+    // POSIX: setsid() in the child, its own session and process group (Popen's
+    // start_new_session). Windows has no such thing and ignores it, as Popen does.
+    bool new_session = false;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/detail/spawn_request.hpp
 
 #if defined(IOLOOP_POSIX)
 
@@ -17972,6 +18084,7 @@ IOLOOP_NAMESPACE_END
 #include <csignal>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -17987,17 +18100,13 @@ extern char** environ;
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
-// What the child gets. child_fds[i] is dup2'ed onto i (-1: the parent's i, inherited);
-// err_to_out makes 2 a copy of the child's 1. envp null: the parent's environment.
-struct spawn_request {
-    const char* program = nullptr;  // looked up on PATH when it has no '/', as execvp
-    char* const* argv = nullptr;
-    char* const* envp = nullptr;
-    const char* cwd = nullptr;
-    int child_fds[3] = {-1, -1, -1};
-    bool err_to_out = false;
-    bool new_session = false;  // setsid() in the child: its own session and process group
+// A child, as the calls below name it.
+struct child_id {
+    int pid = -1;
 };
+
+// What create_subprocess_shell's command runs in: `/bin/sh -c cmd`.
+inline std::string shell_program() { return "/bin/sh"; }
 
 // A spawn's resources, freed on every path.
 class spawn_actions {
@@ -18020,12 +18129,26 @@ public:
     posix_spawnattr_t attr_;
 };
 
-// Starts the child; its pid. A program that cannot start (not found, not executable, a cwd
-// that does not exist) is a std::system_error naming it.
-inline int spawn_child(const spawn_request& r) {
+// Starts the child. A program that cannot start (not found, not executable, a cwd that
+// does not exist) is a std::system_error naming it.
+inline child_id spawn_child(const spawn_request& r) {
+    const char* program = r.program->c_str();
+    std::vector<char*> argv;
+    argv.reserve(r.args->size() + 3);
+    argv.push_back(const_cast<char*>(program));
+    if (r.shell) argv.push_back(const_cast<char*>("-c"));
+    for (const std::string& a : *r.args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::vector<char*> envp;
+    if (r.env) {
+        envp.reserve(r.env->size() + 1);
+        for (const std::string& e : *r.env) envp.push_back(const_cast<char*>(e.c_str()));
+        envp.push_back(nullptr);
+    }
+
     spawn_actions sa;
     auto check = [&](int e) {
-        if (e != 0) throw_errno(e, concat({"spawning \"", r.program, "\""}));
+        if (e != 0) throw_errno(e, concat({"spawning \"", program, "\""}));
     };
     for (int i = 0; i < 3; ++i) {
         if (r.child_fds[i] >= 0) check(::posix_spawn_file_actions_adddup2(&sa.actions_, r.child_fds[i], i));
@@ -18039,7 +18162,7 @@ inline int spawn_child(const spawn_request& r) {
     defined(__APPLE__) || defined(__FreeBSD__)
         check(::posix_spawn_file_actions_addchdir_np(&sa.actions_, r.cwd));
 #else
-        throw_errno(ENOTSUP, concat({"spawning \"", r.program, "\": cwd needs "
+        throw_errno(ENOTSUP, concat({"spawning \"", program, "\": cwd needs "
                                      "posix_spawn_file_actions_addchdir_np"}));
 #endif
     }
@@ -18054,15 +18177,15 @@ inline int spawn_child(const spawn_request& r) {
 #if defined(POSIX_SPAWN_SETSID)
         flags |= POSIX_SPAWN_SETSID;
 #else
-        throw_errno(ENOTSUP, concat({"spawning \"", r.program, "\": start_new_session needs "
+        throw_errno(ENOTSUP, concat({"spawning \"", program, "\": start_new_session needs "
                                      "POSIX_SPAWN_SETSID"}));
 #endif
     }
     check(::posix_spawnattr_setflags(&sa.attr_, flags));
     pid_t pid = -1;
-    check(::posix_spawnp(&pid, r.program, &sa.actions_, &sa.attr_, r.argv,
-                         r.envp ? r.envp : environ));
-    return static_cast<int>(pid);
+    check(::posix_spawnp(&pid, program, &sa.actions_, &sa.attr_, argv.data(),
+                         r.env ? envp.data() : environ));
+    return child_id{static_cast<int>(pid)};
 }
 
 // A pipe whose two ends are close-on-exec from the start where the system can (pipe2): a
@@ -18078,16 +18201,33 @@ inline bool make_cloexec_pipe(int (&fds)[2]) noexcept {
 #endif
 }
 
-// A descriptor that becomes readable when the child exits, or -1 where the kernel has none
-// (Linux < 5.3, a seccomp filter, not Linux).
-inline int open_pidfd(int pid) noexcept {
+// A pipe for one of the child's descriptors, both ends close-on-exec (the child gets its
+// end through spawn_child's dup2): `ours` reads if the child writes, and writes if it
+// reads (child_reads: its stdin).
+inline void make_child_pipe(native_descriptor& ours, native_descriptor& childs, bool child_reads,
+                            const char* what) {
+    int fds[2];
+    if (!make_cloexec_pipe(fds)) throw_errno(errno, concat({what, ": pipe"}));
+    ours = fds[child_reads ? 1 : 0];
+    childs = fds[child_reads ? 0 : 1];
+}
+
+inline native_descriptor open_devnull(const char* what) {
+    const int fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (fd == -1) throw_errno(errno, concat({what, ": opening /dev/null"}));
+    return fd;
+}
+
+// A descriptor that becomes readable when the child exits, or none where the kernel has
+// none (Linux < 5.3, a seccomp filter, not Linux).
+inline native_descriptor open_pidfd(const child_id& id) noexcept {
 #if defined(__linux__) && defined(SYS_pidfd_open)
-    const long fd = ::syscall(SYS_pidfd_open, pid, 0);
+    const long fd = ::syscall(SYS_pidfd_open, id.pid, 0);
     if (fd < 0) return -1;
     ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);  // pidfds are close-on-exec already
     return static_cast<int>(fd);
 #else
-    (void)pid;
+    (void)id;
     return -1;
 #endif
 }
@@ -18099,11 +18239,11 @@ inline int returncode_of(int status) noexcept {
 }
 
 // Reaps the child if it has exited: true, and its returncode. `block` waits for it.
-inline bool reap_child(int pid, int& returncode, bool block) noexcept {
+inline bool reap_child(const child_id& id, int& returncode, bool block) noexcept {
     int status = 0;
     for (;;) {
-        const pid_t r = ::waitpid(pid, &status, block ? 0 : WNOHANG);
-        if (r == pid) {
+        const pid_t r = ::waitpid(id.pid, &status, block ? 0 : WNOHANG);
+        if (r == id.pid) {
             returncode = returncode_of(status);
             return true;
         }
@@ -18118,17 +18258,413 @@ inline bool reap_child(int pid, int& returncode, bool block) noexcept {
     }
 }
 
-// The signals of terminate() and kill().
+// A pid needs no second handle: a thread that waits uses the same one.
+inline child_id copy_child_id(const child_id& id) noexcept { return id; }
+inline void close_child_id(child_id&) noexcept {}
+
+// The signals of terminate() and kill(); every signal may be sent.
 inline constexpr int terminate_signal = SIGTERM;
 inline constexpr int kill_signal = SIGKILL;
+inline void check_signal(int, const char*) noexcept {}
 
 // Sends sig to the child; false if it is gone already.
-inline bool signal_child(int pid, int sig) noexcept { return ::kill(pid, sig) == 0; }
+inline bool signal_child(const child_id& id, int sig) noexcept { return ::kill(id.pid, sig) == 0; }
 
 }  // namespace detail
 IOLOOP_NAMESPACE_END
 
 #endif  // IOLOOP_POSIX
+
+#endif
+// end file ioloop/detail/spawn_posix.hpp
+// begin file ioloop/detail/spawn_windows.hpp
+// ioloop: starting a child process and learning how it ended (Windows): the names
+// detail/spawn.hpp lists, for the subprocess layer (subprocess/).
+//
+// The command line: Windows hands a child one string, which the child's C runtime splits
+// into arguments. It is built from the program and its arguments with the rules the
+// Microsoft C runtime splits by (those of Python's subprocess.list2cmdline): an argument
+// with a space or a tab, or an empty one, is put in double quotes; a double quote is
+// escaped with a backslash; backslashes are doubled where they come before a double quote
+// (one of the argument's, or the closing one), and left alone elsewhere. A program that
+// splits its command line its own way (cmd.exe) may read it otherwise: that is why
+// create_subprocess_shell passes its command as it is, `cmd.exe /c "<cmd>"` (Python's
+// shell=True, with %ComSpec% when set).
+//
+// The program: CreateProcessW is given no application name, so it takes the command
+// line's first word and looks it up as it documents: a name with no extension gets
+// ".exe"; a name without a path is searched in the directory of this program's .exe, the
+// current directory, the 32-bit system directory (System32), the 16-bit one, the Windows
+// directory, then the directories of this process's PATH (not of `env`'s).
+//
+// Handles: the child's standard handles are inheritable copies made for it alone, and only
+// those are inherited: STARTUPINFOEXW with PROC_THREAD_ATTRIBUTE_HANDLE_LIST (Windows
+// Vista and later; Wine 8 takes it too), so that a handle some other part of the program
+// made inheritable does not leak into the child (Python's close_fds). A pipe is a named
+// pipe: this process's end overlapped (FILE_FLAG_OVERLAPPED: the IOCP backend's pipe
+// transport needs it), the child's synchronous (what a child's C runtime expects).
+//
+// The end of a child: its process handle is signalled when it exits; a thread waits on it
+// (subprocess/child_watch.hpp) and GetExitCodeProcess gives the returncode. An exit status
+// above INT_MAX (an NTSTATUS such as 0xC0000005, an access violation) reads as the negative
+// int of the same 32 bits.
+//
+// Signals, as asyncio on Windows: SIGTERM is TerminateProcess with exit code 1 (so that
+// terminate() and kill(), which do the same, leave returncode 1, as Python's Popen);
+// CTRL_C_EVENT and CTRL_BREAK_EVENT go to the child's console process group through
+// GenerateConsoleCtrlEvent (Windows delivers them only to a child that is a process group's
+// leader and shares this console); any other number is an error (asyncio's ValueError).
+#ifndef IOLOOP_DETAIL_SPAWN_WINDOWS_HPP
+#define IOLOOP_DETAIL_SPAWN_WINDOWS_HPP
+
+
+#if defined(IOLOOP_WINDOWS)
+
+#include <algorithm>
+#include <climits>
+#include <csignal>
+#include <cstddef>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// A child, as the calls below name it: its id, and a handle of its process.
+struct child_id {
+    int pid = -1;
+    HANDLE process = nullptr;
+};
+
+// UTF-8 to UTF-16; a string that is not UTF-8 is an error of `what`.
+inline std::wstring to_utf16(std::string_view s, std::string_view what) {
+    if (s.empty()) return {};
+    if (s.size() > static_cast<std::size_t>(INT_MAX)) {
+        throw std::length_error(concat({what, ": a string longer than INT_MAX bytes"}));
+    }
+    const int size = static_cast<int>(s.size());
+    const int n = ::MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s.data(), size, nullptr, 0);
+    if (n == 0) throw_system_error(::GetLastError(), concat({what, ": a string that is not UTF-8"}));
+    std::wstring w(static_cast<std::size_t>(n), L'\0');
+    ::MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s.data(), size, w.data(), n);
+    return w;
+}
+
+// UTF-16 (the system's) to UTF-8; unpaired surrogates become U+FFFD.
+inline std::string to_utf8(std::wstring_view w) {
+    if (w.empty()) return {};
+    const int size = static_cast<int>(w.size());
+    const int n = ::WideCharToMultiByte(CP_UTF8, 0, w.data(), size, nullptr, 0, nullptr, nullptr);
+    std::string s(static_cast<std::size_t>(n), '\0');
+    ::WideCharToMultiByte(CP_UTF8, 0, w.data(), size, s.data(), n, nullptr, nullptr);
+    return s;
+}
+
+// Appends one argument to a command line, quoted as the C runtime splits (see the top).
+// UTF-8 as it is: no byte of a multibyte sequence is a space, a tab, '"' or '\\'.
+inline void append_argument(std::string& line, std::string_view arg) {
+    const bool quoted = arg.empty() || arg.find_first_of(" \t") != std::string_view::npos;
+    if (quoted) line += '"';
+    std::size_t backslashes = 0;  // seen and not written yet
+    for (const char c : arg) {
+        if (c == '\\') {
+            ++backslashes;
+            continue;
+        }
+        // Before a double quote, each backslash is doubled and one more escapes the quote.
+        line.append(c == '"' ? backslashes * 2 + 1 : backslashes, '\\');
+        backslashes = 0;
+        line += c;
+    }
+    // Before the closing quote, doubled too.
+    line.append(quoted ? backslashes * 2 : backslashes, '\\');
+    if (quoted) line += '"';
+}
+
+// The command line of program and args, as list2cmdline builds it.
+inline std::string command_line(const std::string& program, const std::vector<std::string>& args) {
+    std::string line;
+    append_argument(line, program);
+    for (const std::string& a : args) {
+        line += ' ';
+        append_argument(line, a);
+    }
+    return line;
+}
+
+// What create_subprocess_shell's command runs in: %ComSpec% (Windows sets it to cmd.exe's
+// full path), else "cmd.exe", found in the system directory.
+inline std::string shell_program() {
+    wchar_t buffer[MAX_PATH];
+    const DWORD n = ::GetEnvironmentVariableW(L"ComSpec", buffer, MAX_PATH);
+    if (n == 0 || n >= MAX_PATH) return "cmd.exe";
+    return to_utf8(std::wstring_view(buffer, n));
+}
+
+// The environment block CreateProcessW takes with CREATE_UNICODE_ENVIRONMENT: each
+// "NAME=value" and a NUL, then one more NUL; sorted by name, case-insensitively and in
+// Unicode order with no locale, as Windows documents that it wants it. A name may begin
+// with '=' (cmd.exe's "=C:=C:\dir"): its end is the first '=' after that.
+inline std::wstring environment_block(const std::vector<std::string>& env, std::string_view what) {
+    std::vector<std::wstring> vars;
+    vars.reserve(env.size());
+    for (const std::string& e : env) vars.push_back(to_utf16(e, what));
+    const auto name = [](const std::wstring& v) {
+        const std::size_t end = v.find(L'=', 1);
+        return std::wstring_view(v).substr(0, end == std::wstring::npos ? v.size() : end);
+    };
+    std::stable_sort(vars.begin(), vars.end(), [&](const std::wstring& a, const std::wstring& b) {
+        const std::wstring_view x = name(a);
+        const std::wstring_view y = name(b);
+        return ::CompareStringOrdinal(x.data(), static_cast<int>(x.size()), y.data(),
+                                      static_cast<int>(y.size()), TRUE) == CSTR_LESS_THAN;
+    });
+    std::wstring block;
+    for (const std::wstring& v : vars) {
+        block += v;
+        block += L'\0';
+    }
+    if (vars.empty()) block += L'\0';  // an empty block is two NULs
+    block += L'\0';
+    return block;
+}
+
+// A pipe for one of the child's descriptors: a named pipe whose server end is ours,
+// overlapped, and whose client end is the child's, synchronous; neither inheritable
+// (spawn_child makes the child's copy). `ours` reads if the child writes, and writes if
+// it reads (child_reads: its stdin).
+inline void make_child_pipe(native_descriptor& ours, native_descriptor& childs, bool child_reads,
+                            const char* what) {
+    static volatile LONG serial = 0;
+    const std::wstring name = L"\\\\.\\pipe\\ioloop-child-" + std::to_wstring(::GetCurrentProcessId()) +
+                              L"-" + std::to_wstring(::InterlockedIncrement(&serial));
+    // FIRST_PIPE_INSTANCE and one instance: a name someone else made first is an error,
+    // not a pipe shared with them.
+    const HANDLE server = ::CreateNamedPipeW(
+        name.c_str(),
+        (child_reads ? PIPE_ACCESS_OUTBOUND : PIPE_ACCESS_INBOUND) | FILE_FLAG_OVERLAPPED |
+            FILE_FLAG_FIRST_PIPE_INSTANCE,
+        PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, 1, 65536,
+        65536, 0, nullptr);
+    if (server == INVALID_HANDLE_VALUE) {
+        throw_system_error(::GetLastError(), concat({what, ": CreateNamedPipeW"}));
+    }
+    const HANDLE client = ::CreateFileW(name.c_str(), child_reads ? GENERIC_READ : GENERIC_WRITE,
+                                        0, nullptr, OPEN_EXISTING, 0, nullptr);
+    if (client == INVALID_HANDLE_VALUE) {
+        const unsigned long err = ::GetLastError();
+        ::CloseHandle(server);
+        throw_system_error(err, concat({what, ": opening a named pipe's client end"}));
+    }
+    // The client's open connected the server end: ConnectNamedPipe says so at once.
+    OVERLAPPED o{};
+    if (!::ConnectNamedPipe(server, &o)) {
+        unsigned long err = ::GetLastError();
+        DWORD unused = 0;
+        if (err == ERROR_IO_PENDING) err = ::GetOverlappedResult(server, &o, &unused, TRUE) ? 0 : ::GetLastError();
+        if (err != 0 && err != ERROR_PIPE_CONNECTED) {
+            ::CloseHandle(client);
+            ::CloseHandle(server);
+            throw_system_error(err, concat({what, ": ConnectNamedPipe"}));
+        }
+    }
+    ours = server;
+    childs = client;
+}
+
+inline native_descriptor open_devnull(const char* what) {
+    const HANDLE h = ::CreateFileW(L"NUL", GENERIC_READ | GENERIC_WRITE,
+                                   FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr, OPEN_EXISTING, 0,
+                                   nullptr);
+    if (h == INVALID_HANDLE_VALUE) throw_system_error(::GetLastError(), concat({what, ": opening NUL"}));
+    return h;
+}
+
+// The inheritable copies of the child's three handles, closed once it has its own.
+class child_handles {
+public:
+    child_handles() = default;
+    child_handles(const child_handles&) = delete;
+    child_handles& operator=(const child_handles&) = delete;
+    ~child_handles() {
+        for (std::size_t i = 0; i < count_; ++i) ::CloseHandle(copies_[i]);
+    }
+
+    // An inheritable copy of h (a handle of this process); null if `optional` and h cannot
+    // be copied (this process has no such standard handle: a GUI program's).
+    HANDLE add(HANDLE h, bool optional, std::string_view what) {
+        HANDLE copy = nullptr;
+        const HANDLE self = ::GetCurrentProcess();
+        if (h == nullptr || h == INVALID_HANDLE_VALUE ||
+            !::DuplicateHandle(self, h, self, &copy, 0, TRUE, DUPLICATE_SAME_ACCESS)) {
+            if (optional) return nullptr;
+            throw_system_error(h == nullptr || h == INVALID_HANDLE_VALUE ? ERROR_INVALID_HANDLE
+                                                                         : ::GetLastError(),
+                               concat({what, ": a handle for the child"}));
+        }
+        copies_[count_++] = copy;
+        return copy;
+    }
+
+    HANDLE* data() noexcept { return copies_; }
+    std::size_t size() const noexcept { return count_; }
+
+private:
+    HANDLE copies_[3] = {};
+    std::size_t count_ = 0;
+};
+
+// PROC_THREAD_ATTRIBUTE_HANDLE_LIST over the given handles: the only ones the child
+// inherits.
+class inherit_only {
+public:
+    inherit_only(HANDLE* handles, std::size_t count, std::string_view what) {
+        SIZE_T size = 0;
+        ::InitializeProcThreadAttributeList(nullptr, 1, 0, &size);  // says the size it needs
+        storage_.resize(size);
+        list_ = reinterpret_cast<LPPROC_THREAD_ATTRIBUTE_LIST>(storage_.data());
+        if (!::InitializeProcThreadAttributeList(list_, 1, 0, &size)) {
+            list_ = nullptr;
+            throw_system_error(::GetLastError(), concat({what, ": InitializeProcThreadAttributeList"}));
+        }
+        if (!::UpdateProcThreadAttribute(list_, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, handles,
+                                         count * sizeof(HANDLE), nullptr, nullptr)) {
+            const unsigned long err = ::GetLastError();
+            ::DeleteProcThreadAttributeList(std::exchange(list_, nullptr));  // no destructor runs
+            throw_system_error(err, concat({what, ": UpdateProcThreadAttribute"}));
+        }
+    }
+    inherit_only(const inherit_only&) = delete;
+    inherit_only& operator=(const inherit_only&) = delete;
+    ~inherit_only() {
+        if (list_) ::DeleteProcThreadAttributeList(list_);
+    }
+
+    LPPROC_THREAD_ATTRIBUTE_LIST get() const noexcept { return list_; }
+
+private:
+    std::vector<unsigned char> storage_;  // new's alignment, which the list needs
+    LPPROC_THREAD_ATTRIBUTE_LIST list_ = nullptr;
+};
+
+// Starts the child. A program that cannot start (not found: errc::no_such_file_or_directory;
+// a cwd that is not a directory: errc::not_a_directory, as Python's NotADirectoryError) is
+// a std::system_error naming it.
+inline child_id spawn_child(const spawn_request& r) {
+    const std::string what = concat({"spawning \"", *r.program, "\""});
+    std::string line;
+    if (r.shell) {
+        append_argument(line, *r.program);
+        line += " /c \"";
+        line += r.args->front();
+        line += '"';
+    } else {
+        line = command_line(*r.program, *r.args);
+    }
+    std::wstring wide_line = to_utf16(line, what);  // CreateProcessW may write into it
+    const std::wstring cwd = r.cwd ? to_utf16(r.cwd, what) : std::wstring();
+    std::wstring env = r.env ? environment_block(*r.env, what) : std::wstring();
+
+    child_handles handles;
+    HANDLE std_handles[3] = {};
+    const DWORD std_ids[3] = {STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE};
+    for (int i = 0; i < 3; ++i) {
+        if (i == 2 && r.err_to_out) {
+            std_handles[2] = std_handles[1];
+        } else if (r.child_fds[i] != no_descriptor()) {
+            std_handles[i] = handles.add(r.child_fds[i], false, what);
+        } else {
+            std_handles[i] = handles.add(::GetStdHandle(std_ids[i]), true, what);
+        }
+    }
+
+    STARTUPINFOEXW si{};
+    si.StartupInfo.cb = sizeof si;
+    si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
+    si.StartupInfo.hStdInput = std_handles[0];
+    si.StartupInfo.hStdOutput = std_handles[1];
+    si.StartupInfo.hStdError = std_handles[2];
+    DWORD flags = CREATE_UNICODE_ENVIRONMENT;
+    BOOL inherit = FALSE;
+    std::optional<inherit_only> only;
+    if (handles.size() > 0) {  // an empty handle list is an error: then inherit nothing
+        only.emplace(handles.data(), handles.size(), what);
+        si.lpAttributeList = only->get();
+        flags |= EXTENDED_STARTUPINFO_PRESENT;
+        inherit = TRUE;
+    }
+    PROCESS_INFORMATION pi{};
+    if (!::CreateProcessW(nullptr, wide_line.data(), nullptr, nullptr, inherit, flags,
+                          r.env ? env.data() : nullptr, r.cwd ? cwd.c_str() : nullptr,
+                          &si.StartupInfo, &pi)) {
+        throw_system_error(::GetLastError(), what);
+    }
+    ::CloseHandle(pi.hThread);
+    return child_id{static_cast<int>(pi.dwProcessId), pi.hProcess};
+}
+
+// Windows has no descriptor the loop could watch for a process's end: a thread waits.
+inline native_descriptor open_pidfd(const child_id&) noexcept { return no_descriptor(); }
+
+// Whether the child has exited: true, and its exit code. `block` waits for it.
+inline bool reap_child(const child_id& id, int& returncode, bool block) noexcept {
+    const DWORD waited = ::WaitForSingleObject(id.process, block ? INFINITE : 0);
+    if (waited == WAIT_TIMEOUT) return false;
+    DWORD code = 0;
+    if (waited != WAIT_OBJECT_0 || !::GetExitCodeProcess(id.process, &code)) {
+        returncode = 255;  // the handle is unusable: the status is lost (POSIX's ECHILD)
+        return true;
+    }
+    returncode = static_cast<int>(code);
+    return true;
+}
+
+// A second handle of the child's process, for a thread that waits on it while the first
+// may be closed.
+inline child_id copy_child_id(const child_id& id) {
+    child_id copy{id.pid, nullptr};
+    const HANDLE self = ::GetCurrentProcess();
+    if (!::DuplicateHandle(self, id.process, self, &copy.process, 0, FALSE, DUPLICATE_SAME_ACCESS)) {
+        throw_system_error(::GetLastError(), concat({"child process ", decimal(id.pid), ": DuplicateHandle"}));
+    }
+    return copy;
+}
+
+inline void close_child_id(child_id& id) noexcept {
+    if (id.process) ::CloseHandle(std::exchange(id.process, nullptr));
+}
+
+// terminate() and kill() both end the child with TerminateProcess (see the top).
+inline constexpr int terminate_signal = SIGTERM;
+inline constexpr int kill_signal = SIGTERM;
+
+// The numbers send_signal takes here, as asyncio on Windows; any other is an error.
+inline void check_signal(int sig, const char* what) {
+    if (sig == SIGTERM || sig == CTRL_C_EVENT || sig == CTRL_BREAK_EVENT) return;
+    throw std::invalid_argument(
+        concat({what, ": signal ", decimal(sig),
+                " cannot be sent on Windows: SIGTERM (TerminateProcess), CTRL_C_EVENT and "
+                "CTRL_BREAK_EVENT only"}));
+}
+
+// Sends sig (check_signal's) to the child; false if it did not go (the child has exited).
+inline bool signal_child(const child_id& id, int sig) noexcept {
+    if (sig == SIGTERM) return ::TerminateProcess(id.process, 1) != 0;
+    return ::GenerateConsoleCtrlEvent(static_cast<DWORD>(sig), static_cast<DWORD>(id.pid)) != 0;
+}
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif  // IOLOOP_WINDOWS
+
+#endif
+// end file ioloop/detail/spawn_windows.hpp
 
 #endif
 // end file ioloop/detail/spawn.hpp
@@ -18138,25 +18674,22 @@ IOLOOP_NAMESPACE_END
 //
 // How the end is learned: from the backend where it watches processes (kqueue's
 // EVFILT_PROC); else the loop watches the child's pidfd like any descriptor (Linux >= 5.3);
-// without either, a thread waits for that child's pid alone and tells the loop (asyncio's
-// ThreadedChildWatcher). No thread and no signal handler in the first two. Neither takes a SIGCHLD
-// disposition, which a program's own handler (or SIG_IGN) would fight over, and neither
-// reaps a child it did not start.
+// without either, a thread waits for that child alone (its pid; on Windows its process
+// handle) and tells the loop (asyncio's ThreadedChildWatcher). No thread and no signal
+// handler in the first two. None takes a SIGCHLD disposition, which a program's own
+// handler (or SIG_IGN) would fight over, and none reaps a child it did not start.
 //
 // The loop closing with the child still running: the child is not killed (it may be meant
 // to outlive the program, as a daemon's helper); the loop's exception handler hears of it,
-// as asyncio warns, and a thread waits for the child's end so that no zombie is left.
+// as asyncio warns, and a thread waits for the child's end so that no zombie is left (on
+// Windows, so that its process handle is closed then).
 #ifndef IOLOOP_SUBPROCESS_CHILD_WATCH_HPP
 #define IOLOOP_SUBPROCESS_CHILD_WATCH_HPP
 
 
-// POSIX's for now: Windows' children (CreateProcessW, overlapped pipes) are still to come.
-#if defined(IOLOOP_POSIX)
-
 #include <optional>
 #include <string>
-
-#include <pthread.h>
+#include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -18164,25 +18697,26 @@ namespace detail {
 // For the tests: take the thread's way even where pidfds exist.
 inline bool force_thread_child_watch = false;
 
-// A thread that waits for one child (blocking waitpid on its pid) and, unless its owner
-// let go meanwhile, tells the owner's loop. Shared by the two; the last to let go frees it.
+// A thread that waits for one child (reap_child, blocking) and, unless its owner let go
+// meanwhile, tells the owner's loop. Shared by the two; the last to let go frees it.
 class reaper_thread {
 public:
     using done_fn = void (*)(void* owner, int returncode) noexcept;
 
-    // Starts the thread; the owner holds one reference. `owner` null: nobody is told (the
-    // loop is gone), the child is only reaped.
-    static reaper_thread* start(int pid, loop_base* loop, void* owner, done_fn done) {
-        auto* r = new reaper_thread(pid, loop, owner, done);
-        pthread_t id;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        const int err = pthread_create(&id, &attr, &reaper_thread::main, r);
-        pthread_attr_destroy(&attr);
-        if (err != 0) {
+    // Starts the thread, which waits on its own copy of the child's id; the owner holds one
+    // reference. `owner` null: nobody is told (the loop is gone), the child is only reaped.
+    static reaper_thread* start(const child_id& id, loop_base* loop, void* owner, done_fn done) {
+        auto* r = new reaper_thread(loop, owner, done);
+        try {
+            r->id_ = copy_child_id(id);
+        } catch (...) {
             delete r;
-            throw_errno(err, concat({"waiting for child process ", decimal(pid), ": no thread"}));
+            throw;
+        }
+        if (const int err = start_detached_thread(&reaper_thread::main, r)) {
+            close_child_id(r->id_);
+            delete r;
+            throw_errno(err, concat({"waiting for child process ", decimal(id.pid), ": no thread"}));
         }
         return r;
     }
@@ -18197,13 +18731,14 @@ public:
     }
 
 private:
-    reaper_thread(int pid, loop_base* loop, void* owner, done_fn done) noexcept
-        : pid_(pid), loop_(loop), owner_(owner), done_(done), refs_(owner ? 2 : 1) {}
+    reaper_thread(loop_base* loop, void* owner, done_fn done) noexcept
+        : loop_(loop), owner_(owner), done_(done), refs_(owner ? 2 : 1) {}
 
     static void* main(void* self) {
         auto* r = static_cast<reaper_thread*>(self);
         int rc = 0;
-        reap_child(r->pid_, rc, true);
+        reap_child(r->id_, rc, true);
+        close_child_id(r->id_);
         r->m_.lock();
         // Under the lock: the owner's loop cannot finish closing while the call is queued.
         if (void* owner = r->owner_) {
@@ -18220,7 +18755,7 @@ private:
     }
 
     pool_mutex m_;
-    int pid_;
+    child_id id_;
     loop_base* loop_;
     void* owner_;
     done_fn done_;
@@ -18230,27 +18765,27 @@ private:
 // One child: alive while a process handle holds it or it is still watched.
 class child final : public io_watcher, public loop_resource {
 public:
-    child(loop_base& loop, int pid, std::string program) noexcept
-        : loop_(&loop), pid_(pid), program_(std::move(program)) {}
+    child(loop_base& loop, child_id id, std::string program) noexcept
+        : loop_(&loop), id_(id), program_(std::move(program)) {}
 
     // Starts watching for the child's end (one reference for the watch): the backend's own
     // way (kqueue's EVFILT_PROC), else a pidfd, else a thread.
     void watch() {
         if (!force_thread_child_watch &&
-            net_access::engine(*loop_).watch_process(pid_, *this)) {
+            net_access::engine(*loop_).watch_process(id_.pid, *this)) {
             by_backend_ = true;
         } else {
-            pidfd_ = force_thread_child_watch ? -1 : open_pidfd(pid_);
+            pidfd_ = force_thread_child_watch ? no_descriptor() : open_pidfd(id_);
         }
-        if (pidfd_ >= 0) {
+        if (pidfd_ != no_descriptor()) {
             try {
-                net_access::watch(*loop_, pidfd_, 0, backend::io_read, *this);
+                net_access::watch(*loop_, descriptor_as_socket(pidfd_), 0, backend::io_read, *this);
             } catch (...) {
-                ::close(std::exchange(pidfd_, -1));
+                close_descriptor(std::exchange(pidfd_, no_descriptor()));
             }
         }
-        if (!by_backend_ && pidfd_ < 0) {
-            thread_ = reaper_thread::start(pid_, loop_, this, &child::thread_done);
+        if (!by_backend_ && pidfd_ == no_descriptor()) {
+            thread_ = reaper_thread::start(id_, loop_, this, &child::thread_done);
         }
         net_access::add_resource(*loop_, *this);
         watched_ = true;
@@ -18269,7 +18804,8 @@ public:
         if (--refs_ == 0) delete this;
     }
 
-    int pid() const noexcept { return pid_; }
+    int pid() const noexcept { return id_.pid; }
+    const child_id& id() const noexcept { return id_; }
     const std::optional<int>& returncode() const noexcept { return returncode_; }
     event& exited() noexcept { return exited_; }
     loop_base& loop() const noexcept { return *loop_; }
@@ -18279,18 +18815,18 @@ public:
         if (by_backend_) {
             // Reported once: the backend has dropped its event.
             by_backend_ = false;
-            net_access::engine(*loop_).unwatch_process(pid_, true);
+            net_access::engine(*loop_).unwatch_process(id_.pid, true);
             int rc = 0;
-            reap_child(pid_, rc, true);  // it has exited: waitpid returns at once
+            reap_child(id_, rc, true);  // it has exited: waitpid returns at once
             finish(rc);
             return;
         }
         int rc = 0;
-        if (reap_child(pid_, rc, false)) finish(rc);
+        if (reap_child(id_, rc, false)) finish(rc);
     }
 
     std::string describe() const override {
-        return concat({"child process ", decimal(pid_), " (", program_, ")"});
+        return concat({"child process ", decimal(id_.pid), " (", program_, ")"});
     }
 
     void on_loop_close() noexcept override {
@@ -18303,7 +18839,7 @@ public:
                  nullptr,
                  {}});
             try {
-                reaper_thread::start(pid_, nullptr, nullptr, nullptr);
+                reaper_thread::start(id_, nullptr, nullptr, nullptr);
             } catch (...) {  // no thread: the child stays a zombie until this process ends
             }
         }
@@ -18312,7 +18848,7 @@ public:
     }
 
 private:
-    ~child() override = default;
+    ~child() override { close_child_id(id_); }
 
     static void thread_done(void* self, int rc) noexcept {
         auto* c = static_cast<child*>(self);
@@ -18332,21 +18868,21 @@ private:
     void stop_watching() noexcept {
         if (by_backend_) {
             by_backend_ = false;
-            net_access::engine(*loop_).unwatch_process(pid_, false);
+            net_access::engine(*loop_).unwatch_process(id_.pid, false);
         }
-        if (pidfd_ >= 0) {
+        if (pidfd_ != no_descriptor()) {
             try {
-                net_access::watch(*loop_, pidfd_, backend::io_read, 0, *this);
+                net_access::watch(*loop_, descriptor_as_socket(pidfd_), backend::io_read, 0, *this);
             } catch (...) {
             }
-            ::close(std::exchange(pidfd_, -1));
+            close_descriptor(std::exchange(pidfd_, no_descriptor()));
         }
         if (thread_) std::exchange(thread_, nullptr)->let_go();
     }
 
     loop_base* loop_;
-    int pid_;
-    int pidfd_ = -1;
+    child_id id_;
+    native_descriptor pidfd_ = no_descriptor();
     reaper_thread* thread_ = nullptr;
     exit_hook hook_ = nullptr;
     void* hook_arg_ = nullptr;
@@ -18360,8 +18896,6 @@ private:
 
 }  // namespace detail
 IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_POSIX
 
 #endif
 // end file ioloop/subprocess/child_watch.hpp
@@ -18469,9 +19003,6 @@ IOLOOP_NAMESPACE_END
 #endif
 // end file ioloop/subprocess/stdio.hpp
 
-// POSIX's for now: Windows' children (CreateProcessW, overlapped pipes) are still to come.
-#if defined(IOLOOP_POSIX)
-
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -18489,11 +19020,12 @@ class subprocess_pipes;
 // Templates only so that a program that starts no child does not compile them (a
 // coroutine's body is transformed where it is defined: 0.17 s of every -O0 compile).
 template <class = void>
-coro<process> start_process(std::string program, std::vector<std::string> args,
+coro<process> start_process(std::string program, std::vector<std::string> args, bool shell,
                             subprocess_options options, const char* what);
 template <class = void>
 void spawn_process(spawned& out, loop_base& loop, std::string& program,
-                   std::vector<std::string>& args, subprocess_options& options, const char* what);
+                   std::vector<std::string>& args, bool shell, subprocess_options& options,
+                   const char* what);
 }  // namespace detail
 
 // A child process (asyncio's asyncio.subprocess.Process). Move-only; dropping it leaves the
@@ -18552,12 +19084,18 @@ public:
                               err_ ? clone(err_) : stream_reader());
     }
 
-    // Sends the signal; on a child that has exited, nothing happens (asyncio 3.12).
+    // Sends the signal; on a child that has exited, nothing happens (asyncio 3.12). On
+    // Windows, as asyncio there: SIGTERM is TerminateProcess (returncode 1), CTRL_C_EVENT
+    // and CTRL_BREAK_EVENT go to the child's process group, and any other number is a
+    // std::invalid_argument (asyncio's ValueError), whether the child runs or not.
     void send_signal(int sig) {
         detail::child& c = child("send_signal");
-        if (!c.returncode()) detail::signal_child(c.pid(), sig);
+        detail::check_signal(sig, "send_signal");
+        if (!c.returncode()) detail::signal_child(c.id(), sig);
     }
+    // SIGTERM on POSIX (returncode -SIGTERM); on Windows TerminateProcess (returncode 1).
     void terminate() { send_signal(detail::terminate_signal); }
+    // SIGKILL on POSIX (returncode -SIGKILL); on Windows the same as terminate().
     void kill() { send_signal(detail::kill_signal); }
 
     // The child's descriptors that are pipes (stdio::pipe); any other is an
@@ -18569,11 +19107,11 @@ public:
 private:
     friend class detail::subprocess_pipes;
     template <class>
-    friend coro<process> detail::start_process(std::string, std::vector<std::string>,
+    friend coro<process> detail::start_process(std::string, std::vector<std::string>, bool,
                                                subprocess_options, const char*);
     template <class>
     friend void detail::spawn_process(detail::spawned&, loop_base&, std::string&,
-                                      std::vector<std::string>&, subprocess_options&,
+                                      std::vector<std::string>&, bool, subprocess_options&,
                                       const char*);
 
     detail::child& child(const char* what) const {
@@ -18661,50 +19199,21 @@ private:
 
 namespace detail {
 
-// A descriptor of this process closed when its owner goes (the parent's copy of a
-// child's end, /dev/null).
-class spawn_fd {
-public:
-    spawn_fd() noexcept = default;
-    explicit spawn_fd(int fd) noexcept : fd_(fd) {}
-    spawn_fd(spawn_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    spawn_fd& operator=(spawn_fd o) noexcept {
-        std::swap(fd_, o.fd_);
-        return *this;
-    }
-    ~spawn_fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const noexcept { return fd_; }
-    int release() noexcept { return std::exchange(fd_, -1); }
-
-private:
-    int fd_ = -1;
-};
-
-// A pipe's two ends, close-on-exec: [0] reads, [1] writes.
-inline void make_pipe(spawn_fd (&ends)[2], const char* what) {
-    int fds[2];
-    if (!make_cloexec_pipe(fds)) throw_errno(errno, concat({what, ": pipe"}));
-    ends[0] = spawn_fd(fds[0]);
-    ends[1] = spawn_fd(fds[1]);
-}
-
 // What start_process has once the child runs: the process, and this process's ends of
 // the child's pipes, still to be made streams.
 struct spawned {
     process p;
-    spawn_fd ours[3];
+    owned_descriptor ours[3];
 };
 
 // The synchronous part of start_process (a plain function: g++ 12 cannot keep arrays in a
 // coroutine's frame).
 template <class>
 void spawn_process(spawned& out, loop_base& loop, std::string& program,
-                   std::vector<std::string>& args, subprocess_options& options,
+                   std::vector<std::string>& args, bool shell, subprocess_options& options,
                    const char* what) {
     // The child's ends: closed here once the child has its copies.
-    spawn_fd child_end[3];
+    owned_descriptor child_end[3];
     spawn_request req;
     const stdio* choice[3] = {&options.in, &options.out, &options.err};
     for (int i = 0; i < 3; ++i) {
@@ -18712,20 +19221,18 @@ void spawn_process(spawned& out, loop_base& loop, std::string& program,
             case stdio::kind::inherit:
                 break;
             case stdio::kind::pipe: {
-                spawn_fd ends[2];
-                make_pipe(ends, what);
-                child_end[i] = std::move(ends[i == 0 ? 0 : 1]);
-                out.ours[i] = std::move(ends[i == 0 ? 1 : 0]);
+                native_descriptor ours = no_descriptor();
+                native_descriptor childs = no_descriptor();
+                make_child_pipe(ours, childs, i == 0, what);
+                out.ours[i] = owned_descriptor(ours);
+                child_end[i] = owned_descriptor(childs);
+                req.child_fds[i] = childs;
+                break;
+            }
+            case stdio::kind::devnull:
+                child_end[i] = owned_descriptor(open_devnull(what));
                 req.child_fds[i] = child_end[i].get();
                 break;
-            }
-            case stdio::kind::devnull: {
-                const int fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-                if (fd == -1) throw_errno(errno, concat({what, ": opening /dev/null"}));
-                child_end[i] = spawn_fd(fd);
-                req.child_fds[i] = fd;
-                break;
-            }
             case stdio::kind::to_stdout:  // err only (check_options)
                 req.err_to_out = true;
                 break;
@@ -18734,50 +19241,44 @@ void spawn_process(spawned& out, loop_base& loop, std::string& program,
                 break;
         }
     }
-    std::vector<char*> argv;
-    argv.reserve(args.size() + 2);
-    argv.push_back(program.data());
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    if (options.env) {
-        envp.reserve(options.env->size() + 1);
-        for (const std::string& e : *options.env) envp.push_back(const_cast<char*>(e.c_str()));
-        envp.push_back(nullptr);
-        req.envp = envp.data();
-    }
-    req.program = program.c_str();
-    req.argv = argv.data();
+    req.program = &program;
+    req.args = &args;
+    req.shell = shell;
+    req.env = options.env;
     req.cwd = options.cwd;
     req.new_session = options.start_new_session;
 
-    const int pid = spawn_child(req);
+    const child_id id = spawn_child(req);
     // From here the child runs: it is watched (and so reaped) whatever happens next.
-    auto* c = new child(loop, pid, program);
+    auto* c = new child(loop, id, program);
     c->add_ref();  // the handle's
     out.p.child_ = c;
     try {
         c->watch();
     } catch (...) {
         // No way to learn of its end: better no child than a zombie nobody waits for.
-        signal_child(pid, kill_signal);
+        signal_child(id, kill_signal);
         int rc = 0;
-        reap_child(pid, rc, true);
+        reap_child(id, rc, true);
         throw;
     }
 }
 
 template <class>
-coro<process> start_process(std::string program, std::vector<std::string> args,
+coro<process> start_process(std::string program, std::vector<std::string> args, bool shell,
                             subprocess_options options, const char* what) {
     loop_base& loop = loop_access::running_or_throw(what);
+    if (options.in.what() == stdio::kind::pipe || options.out.what() == stdio::kind::pipe ||
+        options.err.what() == stdio::kind::pipe) {
+        check_pipes_possible(loop, what);  // before a child starts with pipes nobody can use
+    }
     spawned s;
-    spawn_process(s, loop, program, args, options, what);
-    if (s.ours[0].get() >= 0) s.p.in_ = co_await connect_write_pipe(s.ours[0].release());
-    if (s.ours[1].get() >= 0) {
+    spawn_process(s, loop, program, args, shell, options, what);
+    if (s.ours[0].get() != no_descriptor()) s.p.in_ = co_await connect_write_pipe(s.ours[0].release());
+    if (s.ours[1].get() != no_descriptor()) {
         s.p.out_ = co_await connect_read_pipe(s.ours[1].release(), options.limit);
     }
-    if (s.ours[2].get() >= 0) {
+    if (s.ours[2].get() != no_descriptor()) {
         s.p.err_ = co_await connect_read_pipe(s.ours[2].release(), options.limit);
     }
     co_return std::move(s.p);
@@ -18798,32 +19299,30 @@ inline void check_options(const subprocess_options& o, const char* what) {
 }  // namespace detail
 
 // co_await create_subprocess_exec(program, args, options) -> process (asyncio's
-// create_subprocess_exec): program is looked up on PATH as execvp does; one that cannot
-// start is a std::system_error from this call (errc::no_such_file_or_directory,
-// permission_denied...), never a child that exits 127.
+// create_subprocess_exec): program is looked up on PATH as execvp does (on Windows as
+// CreateProcessW does, and the arguments quoted as the C runtime splits them: see
+// detail/spawn_windows.hpp); one that cannot start is a std::system_error from this call
+// (errc::no_such_file_or_directory, permission_denied...), never a child that exits 127.
 template <class = void>  // a template: compiled only where it is used
 coro<process> create_subprocess_exec(std::string program, detail::arg_list args = {},
                                      const subprocess_options& options = {}) {
     detail::check_options(options, "create_subprocess_exec");
-    return detail::start_process(std::move(program), std::move(args.get()), options,
+    return detail::start_process(std::move(program), std::move(args.get()), false, options,
                                  "create_subprocess_exec");
 }
 
-// co_await create_subprocess_shell(cmd, options) -> process: cmd run by /bin/sh -c.
+// co_await create_subprocess_shell(cmd, options) -> process: cmd run by `/bin/sh -c` (POSIX)
+// or `cmd.exe /c` (Windows: %ComSpec% when set; the command passed as it is, in quotes).
 template <class = void>
 coro<process> create_subprocess_shell(std::string cmd, const subprocess_options& options = {}) {
     detail::check_options(options, "create_subprocess_shell");
     std::vector<std::string> args;
-    args.reserve(2);
-    args.emplace_back("-c");
     args.push_back(std::move(cmd));
-    return detail::start_process("/bin/sh", std::move(args), options,
+    return detail::start_process(detail::shell_program(), std::move(args), true, options,
                                  "create_subprocess_shell");
 }
 
 IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_POSIX
 
 #endif
 // end file ioloop/subprocess/process.hpp
@@ -18849,9 +19348,6 @@ IOLOOP_NAMESPACE_END
 #include <system_error>
 #include <utility>
 #include <vector>
-
-// POSIX's for now, as process.hpp.
-#if defined(IOLOOP_POSIX)
 
 IOLOOP_NAMESPACE_BEGIN
 
@@ -18943,7 +19439,8 @@ public:
         return fd >= 0 && fd < 3 ? pipes_[fd] : nullptr;
     }
     void send_signal(int sig) override {
-        if (!child_().returncode()) signal_child(child_().pid(), sig);
+        check_signal(sig, "send_signal");
+        if (!child_().returncode()) signal_child(child_().id(), sig);
     }
     void close() override {
         if (closing_) return;
@@ -18951,7 +19448,7 @@ public:
         for (transport* t : pipes_) {
             if (t) t->close();
         }
-        if (!child_().returncode()) signal_child(child_().pid(), kill_signal);
+        if (!child_().returncode()) signal_child(child_().id(), kill_signal);
     }
     bool is_closing() const override { return closing_; }
 
@@ -19031,21 +19528,25 @@ template <class P, class Factory>
 coro<std::pair<subprocess_transport*, P*>> subprocess_call(loop_base& loop, Factory factory,
                                                           std::string program,
                                                           std::vector<std::string> args,
-                                                          subprocess_options options,
+                                                          bool shell, subprocess_options options,
                                                           const char* what) {
+    if (options.in.what() == stdio::kind::pipe || options.out.what() == stdio::kind::pipe ||
+        options.err.what() == stdio::kind::pipe) {
+        check_pipes_possible(loop, what);  // before a child starts with pipes nobody can use
+    }
     // The child's pipes as plain descriptors: this layer makes its own transports.
     spawned s;
-    spawn_process(s, loop, program, args, options, what);
+    spawn_process(s, loop, program, args, shell, options, what);
     std::unique_ptr<P> proto = factory();
     P* p = proto.get();
     auto* t = new subprocess_pipes(loop, std::move(s.p), std::move(proto));
     // From here the transport owns the pipes: a failure closes what is connected.
     try {
-        if (s.ours[0].get() >= 0) {
+        if (s.ours[0].get() != no_descriptor()) {
             co_await loop.connect_write_pipe(pipe_end_factory{t, 0}, s.ours[0].release());
         }
         for (int fd = 1; fd < 3; ++fd) {
-            if (s.ours[fd].get() >= 0) {
+            if (s.ours[fd].get() != no_descriptor()) {
                 co_await loop.connect_read_pipe(pipe_end_factory{t, fd}, s.ours[fd].release());
             }
         }
@@ -19071,11 +19572,12 @@ coro<std::pair<subprocess_transport*, detail::protocol_of<Factory>*>> loop_base:
     detail::check_options(options, "subprocess_exec");
     detail::net_access::check_open(*this, "subprocess_exec");
     return detail::subprocess_call<detail::protocol_of<Factory>>(
-        *this, std::move(factory), std::move(program), std::move(args.get()), options,
+        *this, std::move(factory), std::move(program), std::move(args.get()), false, options,
         "subprocess_exec");
 }
 
-// co_await loop.subprocess_shell(factory, cmd, options): cmd run by /bin/sh -c.
+// co_await loop.subprocess_shell(factory, cmd, options): cmd run as create_subprocess_shell
+// runs it (/bin/sh -c; cmd.exe /c on Windows).
 template <class Factory>
 coro<std::pair<subprocess_transport*, detail::protocol_of<Factory>*>> loop_base::subprocess_shell(
     Factory factory, std::string cmd, const subprocess_options& options) {
@@ -19084,16 +19586,13 @@ coro<std::pair<subprocess_transport*, detail::protocol_of<Factory>*>> loop_base:
     detail::check_options(options, "subprocess_shell");
     detail::net_access::check_open(*this, "subprocess_shell");
     std::vector<std::string> args;
-    args.reserve(2);
-    args.emplace_back("-c");
     args.push_back(std::move(cmd));
     return detail::subprocess_call<detail::protocol_of<Factory>>(
-        *this, std::move(factory), "/bin/sh", std::move(args), options, "subprocess_shell");
+        *this, std::move(factory), detail::shell_program(), std::move(args), true, options,
+        "subprocess_shell");
 }
 
 IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_POSIX
 
 #endif
 // end file ioloop/subprocess/subprocess_transport.hpp

@@ -9,6 +9,7 @@
 
 #include "ioloop/detail/config.hpp"
 
+#include <cerrno>
 #include <cstddef>
 #include <system_error>
 
@@ -92,6 +93,18 @@ private:
     void* arg_ = nullptr;
 };
 
+// Runs main(arg) on a new thread nobody joins (it frees what it holds itself); the error
+// number if none can be made, else 0.
+inline int start_detached_thread(void* (*main)(void*), void* arg) noexcept {
+    pthread_t id;
+    pthread_attr_t attr;
+    if (int err = pthread_attr_init(&attr)) return err;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    const int err = pthread_create(&id, &attr, main, arg);
+    pthread_attr_destroy(&attr);
+    return err;
+}
+
 #else
 
 class pool_mutex {
@@ -131,6 +144,17 @@ public:
 private:
     std::thread t_;
 };
+
+inline int start_detached_thread(void* (*main)(void*), void* arg) noexcept {
+    try {
+        std::thread(main, arg).detach();
+        return 0;
+    } catch (const std::system_error& e) {
+        return e.code().value();
+    } catch (...) {  // no memory for the thread's state
+        return ENOMEM;
+    }
+}
 
 #endif
 

@@ -131,12 +131,14 @@ inline int portable_errno(unsigned long err) noexcept {
         case WSAEOPNOTSUPP: generic = EOPNOTSUPP; break;
         case WSAEPROTONOSUPPORT: generic = EPROTONOSUPPORT; break;
         case ERROR_OPERATION_ABORTED: generic = ECANCELED; break;
-        // The file calls' (detail/file_io.hpp): open_file of a missing path, "x" of an
-        // existing one.
+        // A file or program that is not there (CreateFileW, CreateProcessW), and "x" of an
+        // existing file.
         case ERROR_FILE_NOT_FOUND:
         case ERROR_PATH_NOT_FOUND: generic = ENOENT; break;
         case ERROR_FILE_EXISTS:
         case ERROR_ALREADY_EXISTS: generic = EEXIST; break;
+        case ERROR_DIRECTORY: generic = ENOTDIR; break;  // a cwd that is not a directory
+        case ERROR_BAD_EXE_FORMAT: generic = ENOEXEC; break;
         default: break;
     }
     return generic;

@@ -12,6 +12,7 @@
 #include "ioloop/detail/config.hpp"
 #include "ioloop/event_loop.hpp"
 #include "ioloop/loop_base.hpp"
+#include "ioloop/net/descriptor_check.hpp"
 #include "ioloop/net/io_engine.hpp"
 #include "ioloop/net/iocp/engine.hpp"
 #include "ioloop/net/iocp/ops.hpp"
@@ -19,6 +20,7 @@
 #include "ioloop/net/reactive/engine.hpp"
 #include "ioloop/net/reactive/ops.hpp"
 
+#include <string_view>
 #include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
@@ -51,6 +53,20 @@ decltype(auto) with_family(loop_base& loop, F&& f) {
     (void)loop;  // no other family is built here
 #endif
     return std::forward<F>(f)(reactive_ops{});
+}
+
+// Throws what connect_read_pipe would (errc::operation_not_supported) where loop's backend
+// can make no pipe transport (Windows' select: it waits on sockets only): for a call that
+// would otherwise make a pipe first (a child's stdio::pipe) and fail only after.
+inline void check_pipes_possible(loop_base& loop, std::string_view what) {
+#if defined(IOLOOP_WINDOWS)
+    if (net_access::engine(loop).family() != io_family::completion) {
+        check_pipe_descriptor(no_descriptor(), what);  // which refuses every pipe there
+    }
+#else
+    (void)loop;  // every POSIX backend takes pipes
+    (void)what;
+#endif
 }
 
 }  // namespace detail

@@ -24,9 +24,16 @@ enum class descriptor_kind : unsigned char { socket, read_pipe, write_pipe };
 // connect never awaited leaves nothing open (close() on POSIX, CloseHandle on Windows).
 class owned_descriptor {
 public:
+    owned_descriptor() noexcept : fd_(no_descriptor()) {}
     explicit owned_descriptor(native_descriptor fd) noexcept : fd_(fd) {}
     owned_descriptor(owned_descriptor&& other) noexcept : fd_(other.release()) {}
-    owned_descriptor& operator=(owned_descriptor&&) = delete;
+    owned_descriptor& operator=(owned_descriptor&& other) noexcept {
+        if (this != &other) {
+            if (fd_ != no_descriptor()) close_descriptor(fd_);
+            fd_ = other.release();
+        }
+        return *this;
+    }
     ~owned_descriptor() {
         if (fd_ != no_descriptor()) close_descriptor(fd_);
     }

@@ -3,14 +3,15 @@
 //
 // How the end is learned: from the backend where it watches processes (kqueue's
 // EVFILT_PROC); else the loop watches the child's pidfd like any descriptor (Linux >= 5.3);
-// without either, a thread waits for that child's pid alone and tells the loop (asyncio's
-// ThreadedChildWatcher). No thread and no signal handler in the first two. Neither takes a SIGCHLD
-// disposition, which a program's own handler (or SIG_IGN) would fight over, and neither
-// reaps a child it did not start.
+// without either, a thread waits for that child alone (its pid; on Windows its process
+// handle) and tells the loop (asyncio's ThreadedChildWatcher). No thread and no signal
+// handler in the first two. None takes a SIGCHLD disposition, which a program's own
+// handler (or SIG_IGN) would fight over, and none reaps a child it did not start.
 //
 // The loop closing with the child still running: the child is not killed (it may be meant
 // to outlive the program, as a daemon's helper); the loop's exception handler hears of it,
-// as asyncio warns, and a thread waits for the child's end so that no zombie is left.
+// as asyncio warns, and a thread waits for the child's end so that no zombie is left (on
+// Windows, so that its process handle is closed then).
 #ifndef IOLOOP_SUBPROCESS_CHILD_WATCH_HPP
 #define IOLOOP_SUBPROCESS_CHILD_WATCH_HPP
 
@@ -24,13 +25,9 @@
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/net_access.hpp"
 
-// POSIX's for now: Windows' children (CreateProcessW, overlapped pipes) are still to come.
-#if defined(IOLOOP_POSIX)
-
 #include <optional>
 #include <string>
-
-#include <pthread.h>
+#include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -38,25 +35,26 @@ namespace detail {
 // For the tests: take the thread's way even where pidfds exist.
 inline bool force_thread_child_watch = false;
 
-// A thread that waits for one child (blocking waitpid on its pid) and, unless its owner
-// let go meanwhile, tells the owner's loop. Shared by the two; the last to let go frees it.
+// A thread that waits for one child (reap_child, blocking) and, unless its owner let go
+// meanwhile, tells the owner's loop. Shared by the two; the last to let go frees it.
 class reaper_thread {
 public:
     using done_fn = void (*)(void* owner, int returncode) noexcept;
 
-    // Starts the thread; the owner holds one reference. `owner` null: nobody is told (the
-    // loop is gone), the child is only reaped.
-    static reaper_thread* start(int pid, loop_base* loop, void* owner, done_fn done) {
-        auto* r = new reaper_thread(pid, loop, owner, done);
-        pthread_t id;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        const int err = pthread_create(&id, &attr, &reaper_thread::main, r);
-        pthread_attr_destroy(&attr);
-        if (err != 0) {
+    // Starts the thread, which waits on its own copy of the child's id; the owner holds one
+    // reference. `owner` null: nobody is told (the loop is gone), the child is only reaped.
+    static reaper_thread* start(const child_id& id, loop_base* loop, void* owner, done_fn done) {
+        auto* r = new reaper_thread(loop, owner, done);
+        try {
+            r->id_ = copy_child_id(id);
+        } catch (...) {
             delete r;
-            throw_errno(err, concat({"waiting for child process ", decimal(pid), ": no thread"}));
+            throw;
+        }
+        if (const int err = start_detached_thread(&reaper_thread::main, r)) {
+            close_child_id(r->id_);
+            delete r;
+            throw_errno(err, concat({"waiting for child process ", decimal(id.pid), ": no thread"}));
         }
         return r;
     }
@@ -71,13 +69,14 @@ public:
     }
 
 private:
-    reaper_thread(int pid, loop_base* loop, void* owner, done_fn done) noexcept
-        : pid_(pid), loop_(loop), owner_(owner), done_(done), refs_(owner ? 2 : 1) {}
+    reaper_thread(loop_base* loop, void* owner, done_fn done) noexcept
+        : loop_(loop), owner_(owner), done_(done), refs_(owner ? 2 : 1) {}
 
     static void* main(void* self) {
         auto* r = static_cast<reaper_thread*>(self);
         int rc = 0;
-        reap_child(r->pid_, rc, true);
+        reap_child(r->id_, rc, true);
+        close_child_id(r->id_);
         r->m_.lock();
         // Under the lock: the owner's loop cannot finish closing while the call is queued.
         if (void* owner = r->owner_) {
@@ -94,7 +93,7 @@ private:
     }
 
     pool_mutex m_;
-    int pid_;
+    child_id id_;
     loop_base* loop_;
     void* owner_;
     done_fn done_;
@@ -104,27 +103,27 @@ private:
 // One child: alive while a process handle holds it or it is still watched.
 class child final : public io_watcher, public loop_resource {
 public:
-    child(loop_base& loop, int pid, std::string program) noexcept
-        : loop_(&loop), pid_(pid), program_(std::move(program)) {}
+    child(loop_base& loop, child_id id, std::string program) noexcept
+        : loop_(&loop), id_(id), program_(std::move(program)) {}
 
     // Starts watching for the child's end (one reference for the watch): the backend's own
     // way (kqueue's EVFILT_PROC), else a pidfd, else a thread.
     void watch() {
         if (!force_thread_child_watch &&
-            net_access::engine(*loop_).watch_process(pid_, *this)) {
+            net_access::engine(*loop_).watch_process(id_.pid, *this)) {
             by_backend_ = true;
         } else {
-            pidfd_ = force_thread_child_watch ? -1 : open_pidfd(pid_);
+            pidfd_ = force_thread_child_watch ? no_descriptor() : open_pidfd(id_);
         }
-        if (pidfd_ >= 0) {
+        if (pidfd_ != no_descriptor()) {
             try {
-                net_access::watch(*loop_, pidfd_, 0, backend::io_read, *this);
+                net_access::watch(*loop_, descriptor_as_socket(pidfd_), 0, backend::io_read, *this);
             } catch (...) {
-                ::close(std::exchange(pidfd_, -1));
+                close_descriptor(std::exchange(pidfd_, no_descriptor()));
             }
         }
-        if (!by_backend_ && pidfd_ < 0) {
-            thread_ = reaper_thread::start(pid_, loop_, this, &child::thread_done);
+        if (!by_backend_ && pidfd_ == no_descriptor()) {
+            thread_ = reaper_thread::start(id_, loop_, this, &child::thread_done);
         }
         net_access::add_resource(*loop_, *this);
         watched_ = true;
@@ -143,7 +142,8 @@ public:
         if (--refs_ == 0) delete this;
     }
 
-    int pid() const noexcept { return pid_; }
+    int pid() const noexcept { return id_.pid; }
+    const child_id& id() const noexcept { return id_; }
     const std::optional<int>& returncode() const noexcept { return returncode_; }
     event& exited() noexcept { return exited_; }
     loop_base& loop() const noexcept { return *loop_; }
@@ -153,18 +153,18 @@ public:
         if (by_backend_) {
             // Reported once: the backend has dropped its event.
             by_backend_ = false;
-            net_access::engine(*loop_).unwatch_process(pid_, true);
+            net_access::engine(*loop_).unwatch_process(id_.pid, true);
             int rc = 0;
-            reap_child(pid_, rc, true);  // it has exited: waitpid returns at once
+            reap_child(id_, rc, true);  // it has exited: waitpid returns at once
             finish(rc);
             return;
         }
         int rc = 0;
-        if (reap_child(pid_, rc, false)) finish(rc);
+        if (reap_child(id_, rc, false)) finish(rc);
     }
 
     std::string describe() const override {
-        return concat({"child process ", decimal(pid_), " (", program_, ")"});
+        return concat({"child process ", decimal(id_.pid), " (", program_, ")"});
     }
 
     void on_loop_close() noexcept override {
@@ -177,7 +177,7 @@ public:
                  nullptr,
                  {}});
             try {
-                reaper_thread::start(pid_, nullptr, nullptr, nullptr);
+                reaper_thread::start(id_, nullptr, nullptr, nullptr);
             } catch (...) {  // no thread: the child stays a zombie until this process ends
             }
         }
@@ -186,7 +186,7 @@ public:
     }
 
 private:
-    ~child() override = default;
+    ~child() override { close_child_id(id_); }
 
     static void thread_done(void* self, int rc) noexcept {
         auto* c = static_cast<child*>(self);
@@ -206,21 +206,21 @@ private:
     void stop_watching() noexcept {
         if (by_backend_) {
             by_backend_ = false;
-            net_access::engine(*loop_).unwatch_process(pid_, false);
+            net_access::engine(*loop_).unwatch_process(id_.pid, false);
         }
-        if (pidfd_ >= 0) {
+        if (pidfd_ != no_descriptor()) {
             try {
-                net_access::watch(*loop_, pidfd_, backend::io_read, 0, *this);
+                net_access::watch(*loop_, descriptor_as_socket(pidfd_), backend::io_read, 0, *this);
             } catch (...) {
             }
-            ::close(std::exchange(pidfd_, -1));
+            close_descriptor(std::exchange(pidfd_, no_descriptor()));
         }
         if (thread_) std::exchange(thread_, nullptr)->let_go();
     }
 
     loop_base* loop_;
-    int pid_;
-    int pidfd_ = -1;
+    child_id id_;
+    native_descriptor pidfd_ = no_descriptor();
     reaper_thread* thread_ = nullptr;
     exit_hook hook_ = nullptr;
     void* hook_arg_ = nullptr;
@@ -234,7 +234,5 @@ private:
 
 }  // namespace detail
 IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_POSIX
 
 #endif

@@ -17,12 +17,11 @@
 #include "ioloop/detail/message.hpp"
 #include "ioloop/detail/spawn.hpp"
 #include "ioloop/errors.hpp"
+#include "ioloop/net/engines.hpp"
+#include "ioloop/net/pipe_transport.hpp"
 #include "ioloop/net/streams.hpp"
 #include "ioloop/subprocess/child_watch.hpp"
 #include "ioloop/subprocess/stdio.hpp"
-
-// POSIX's for now: Windows' children (CreateProcessW, overlapped pipes) are still to come.
-#if defined(IOLOOP_POSIX)
 
 #include <optional>
 #include <stdexcept>
@@ -41,11 +40,12 @@ class subprocess_pipes;
 // Templates only so that a program that starts no child does not compile them (a
 // coroutine's body is transformed where it is defined: 0.17 s of every -O0 compile).
 template <class = void>
-coro<process> start_process(std::string program, std::vector<std::string> args,
+coro<process> start_process(std::string program, std::vector<std::string> args, bool shell,
                             subprocess_options options, const char* what);
 template <class = void>
 void spawn_process(spawned& out, loop_base& loop, std::string& program,
-                   std::vector<std::string>& args, subprocess_options& options, const char* what);
+                   std::vector<std::string>& args, bool shell, subprocess_options& options,
+                   const char* what);
 }  // namespace detail
 
 // A child process (asyncio's asyncio.subprocess.Process). Move-only; dropping it leaves the
@@ -104,12 +104,18 @@ public:
                               err_ ? clone(err_) : stream_reader());
     }
 
-    // Sends the signal; on a child that has exited, nothing happens (asyncio 3.12).
+    // Sends the signal; on a child that has exited, nothing happens (asyncio 3.12). On
+    // Windows, as asyncio there: SIGTERM is TerminateProcess (returncode 1), CTRL_C_EVENT
+    // and CTRL_BREAK_EVENT go to the child's process group, and any other number is a
+    // std::invalid_argument (asyncio's ValueError), whether the child runs or not.
     void send_signal(int sig) {
         detail::child& c = child("send_signal");
-        if (!c.returncode()) detail::signal_child(c.pid(), sig);
+        detail::check_signal(sig, "send_signal");
+        if (!c.returncode()) detail::signal_child(c.id(), sig);
     }
+    // SIGTERM on POSIX (returncode -SIGTERM); on Windows TerminateProcess (returncode 1).
     void terminate() { send_signal(detail::terminate_signal); }
+    // SIGKILL on POSIX (returncode -SIGKILL); on Windows the same as terminate().
     void kill() { send_signal(detail::kill_signal); }
 
     // The child's descriptors that are pipes (stdio::pipe); any other is an
@@ -121,11 +127,11 @@ public:
 private:
     friend class detail::subprocess_pipes;
     template <class>
-    friend coro<process> detail::start_process(std::string, std::vector<std::string>,
+    friend coro<process> detail::start_process(std::string, std::vector<std::string>, bool,
                                                subprocess_options, const char*);
     template <class>
     friend void detail::spawn_process(detail::spawned&, loop_base&, std::string&,
-                                      std::vector<std::string>&, subprocess_options&,
+                                      std::vector<std::string>&, bool, subprocess_options&,
                                       const char*);
 
     detail::child& child(const char* what) const {
@@ -213,50 +219,21 @@ private:
 
 namespace detail {
 
-// A descriptor of this process closed when its owner goes (the parent's copy of a
-// child's end, /dev/null).
-class spawn_fd {
-public:
-    spawn_fd() noexcept = default;
-    explicit spawn_fd(int fd) noexcept : fd_(fd) {}
-    spawn_fd(spawn_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    spawn_fd& operator=(spawn_fd o) noexcept {
-        std::swap(fd_, o.fd_);
-        return *this;
-    }
-    ~spawn_fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const noexcept { return fd_; }
-    int release() noexcept { return std::exchange(fd_, -1); }
-
-private:
-    int fd_ = -1;
-};
-
-// A pipe's two ends, close-on-exec: [0] reads, [1] writes.
-inline void make_pipe(spawn_fd (&ends)[2], const char* what) {
-    int fds[2];
-    if (!make_cloexec_pipe(fds)) throw_errno(errno, concat({what, ": pipe"}));
-    ends[0] = spawn_fd(fds[0]);
-    ends[1] = spawn_fd(fds[1]);
-}
-
 // What start_process has once the child runs: the process, and this process's ends of
 // the child's pipes, still to be made streams.
 struct spawned {
     process p;
-    spawn_fd ours[3];
+    owned_descriptor ours[3];
 };
 
 // The synchronous part of start_process (a plain function: g++ 12 cannot keep arrays in a
 // coroutine's frame).
 template <class>
 void spawn_process(spawned& out, loop_base& loop, std::string& program,
-                   std::vector<std::string>& args, subprocess_options& options,
+                   std::vector<std::string>& args, bool shell, subprocess_options& options,
                    const char* what) {
     // The child's ends: closed here once the child has its copies.
-    spawn_fd child_end[3];
+    owned_descriptor child_end[3];
     spawn_request req;
     const stdio* choice[3] = {&options.in, &options.out, &options.err};
     for (int i = 0; i < 3; ++i) {
@@ -264,20 +241,18 @@ void spawn_process(spawned& out, loop_base& loop, std::string& program,
             case stdio::kind::inherit:
                 break;
             case stdio::kind::pipe: {
-                spawn_fd ends[2];
-                make_pipe(ends, what);
-                child_end[i] = std::move(ends[i == 0 ? 0 : 1]);
-                out.ours[i] = std::move(ends[i == 0 ? 1 : 0]);
+                native_descriptor ours = no_descriptor();
+                native_descriptor childs = no_descriptor();
+                make_child_pipe(ours, childs, i == 0, what);
+                out.ours[i] = owned_descriptor(ours);
+                child_end[i] = owned_descriptor(childs);
+                req.child_fds[i] = childs;
+                break;
+            }
+            case stdio::kind::devnull:
+                child_end[i] = owned_descriptor(open_devnull(what));
                 req.child_fds[i] = child_end[i].get();
                 break;
-            }
-            case stdio::kind::devnull: {
-                const int fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-                if (fd == -1) throw_errno(errno, concat({what, ": opening /dev/null"}));
-                child_end[i] = spawn_fd(fd);
-                req.child_fds[i] = fd;
-                break;
-            }
             case stdio::kind::to_stdout:  // err only (check_options)
                 req.err_to_out = true;
                 break;
@@ -286,50 +261,44 @@ void spawn_process(spawned& out, loop_base& loop, std::string& program,
                 break;
         }
     }
-    std::vector<char*> argv;
-    argv.reserve(args.size() + 2);
-    argv.push_back(program.data());
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    if (options.env) {
-        envp.reserve(options.env->size() + 1);
-        for (const std::string& e : *options.env) envp.push_back(const_cast<char*>(e.c_str()));
-        envp.push_back(nullptr);
-        req.envp = envp.data();
-    }
-    req.program = program.c_str();
-    req.argv = argv.data();
+    req.program = &program;
+    req.args = &args;
+    req.shell = shell;
+    req.env = options.env;
     req.cwd = options.cwd;
     req.new_session = options.start_new_session;
 
-    const int pid = spawn_child(req);
+    const child_id id = spawn_child(req);
     // From here the child runs: it is watched (and so reaped) whatever happens next.
-    auto* c = new child(loop, pid, program);
+    auto* c = new child(loop, id, program);
     c->add_ref();  // the handle's
     out.p.child_ = c;
     try {
         c->watch();
     } catch (...) {
         // No way to learn of its end: better no child than a zombie nobody waits for.
-        signal_child(pid, kill_signal);
+        signal_child(id, kill_signal);
         int rc = 0;
-        reap_child(pid, rc, true);
+        reap_child(id, rc, true);
         throw;
     }
 }
 
 template <class>
-coro<process> start_process(std::string program, std::vector<std::string> args,
+coro<process> start_process(std::string program, std::vector<std::string> args, bool shell,
                             subprocess_options options, const char* what) {
     loop_base& loop = loop_access::running_or_throw(what);
+    if (options.in.what() == stdio::kind::pipe || options.out.what() == stdio::kind::pipe ||
+        options.err.what() == stdio::kind::pipe) {
+        check_pipes_possible(loop, what);  // before a child starts with pipes nobody can use
+    }
     spawned s;
-    spawn_process(s, loop, program, args, options, what);
-    if (s.ours[0].get() >= 0) s.p.in_ = co_await connect_write_pipe(s.ours[0].release());
-    if (s.ours[1].get() >= 0) {
+    spawn_process(s, loop, program, args, shell, options, what);
+    if (s.ours[0].get() != no_descriptor()) s.p.in_ = co_await connect_write_pipe(s.ours[0].release());
+    if (s.ours[1].get() != no_descriptor()) {
         s.p.out_ = co_await connect_read_pipe(s.ours[1].release(), options.limit);
     }
-    if (s.ours[2].get() >= 0) {
+    if (s.ours[2].get() != no_descriptor()) {
         s.p.err_ = co_await connect_read_pipe(s.ours[2].release(), options.limit);
     }
     co_return std::move(s.p);
@@ -350,31 +319,29 @@ inline void check_options(const subprocess_options& o, const char* what) {
 }  // namespace detail
 
 // co_await create_subprocess_exec(program, args, options) -> process (asyncio's
-// create_subprocess_exec): program is looked up on PATH as execvp does; one that cannot
-// start is a std::system_error from this call (errc::no_such_file_or_directory,
-// permission_denied...), never a child that exits 127.
+// create_subprocess_exec): program is looked up on PATH as execvp does (on Windows as
+// CreateProcessW does, and the arguments quoted as the C runtime splits them: see
+// detail/spawn_windows.hpp); one that cannot start is a std::system_error from this call
+// (errc::no_such_file_or_directory, permission_denied...), never a child that exits 127.
 template <class = void>  // a template: compiled only where it is used
 coro<process> create_subprocess_exec(std::string program, detail::arg_list args = {},
                                      const subprocess_options& options = {}) {
     detail::check_options(options, "create_subprocess_exec");
-    return detail::start_process(std::move(program), std::move(args.get()), options,
+    return detail::start_process(std::move(program), std::move(args.get()), false, options,
                                  "create_subprocess_exec");
 }
 
-// co_await create_subprocess_shell(cmd, options) -> process: cmd run by /bin/sh -c.
+// co_await create_subprocess_shell(cmd, options) -> process: cmd run by `/bin/sh -c` (POSIX)
+// or `cmd.exe /c` (Windows: %ComSpec% when set; the command passed as it is, in quotes).
 template <class = void>
 coro<process> create_subprocess_shell(std::string cmd, const subprocess_options& options = {}) {
     detail::check_options(options, "create_subprocess_shell");
     std::vector<std::string> args;
-    args.reserve(2);
-    args.emplace_back("-c");
     args.push_back(std::move(cmd));
-    return detail::start_process("/bin/sh", std::move(args), options,
+    return detail::start_process(detail::shell_program(), std::move(args), true, options,
                                  "create_subprocess_shell");
 }
 
 IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_POSIX
 
 #endif

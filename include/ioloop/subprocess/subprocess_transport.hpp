@@ -31,9 +31,6 @@
 #include <utility>
 #include <vector>
 
-// POSIX's for now, as process.hpp.
-#if defined(IOLOOP_POSIX)
-
 IOLOOP_NAMESPACE_BEGIN
 
 // asyncio's SubprocessTransport. Valid from connection_made until connection_lost returns.
@@ -124,7 +121,8 @@ public:
         return fd >= 0 && fd < 3 ? pipes_[fd] : nullptr;
     }
     void send_signal(int sig) override {
-        if (!child_().returncode()) signal_child(child_().pid(), sig);
+        check_signal(sig, "send_signal");
+        if (!child_().returncode()) signal_child(child_().id(), sig);
     }
     void close() override {
         if (closing_) return;
@@ -132,7 +130,7 @@ public:
         for (transport* t : pipes_) {
             if (t) t->close();
         }
-        if (!child_().returncode()) signal_child(child_().pid(), kill_signal);
+        if (!child_().returncode()) signal_child(child_().id(), kill_signal);
     }
     bool is_closing() const override { return closing_; }
 
@@ -212,21 +210,25 @@ template <class P, class Factory>
 coro<std::pair<subprocess_transport*, P*>> subprocess_call(loop_base& loop, Factory factory,
                                                           std::string program,
                                                           std::vector<std::string> args,
-                                                          subprocess_options options,
+                                                          bool shell, subprocess_options options,
                                                           const char* what) {
+    if (options.in.what() == stdio::kind::pipe || options.out.what() == stdio::kind::pipe ||
+        options.err.what() == stdio::kind::pipe) {
+        check_pipes_possible(loop, what);  // before a child starts with pipes nobody can use
+    }
     // The child's pipes as plain descriptors: this layer makes its own transports.
     spawned s;
-    spawn_process(s, loop, program, args, options, what);
+    spawn_process(s, loop, program, args, shell, options, what);
     std::unique_ptr<P> proto = factory();
     P* p = proto.get();
     auto* t = new subprocess_pipes(loop, std::move(s.p), std::move(proto));
     // From here the transport owns the pipes: a failure closes what is connected.
     try {
-        if (s.ours[0].get() >= 0) {
+        if (s.ours[0].get() != no_descriptor()) {
             co_await loop.connect_write_pipe(pipe_end_factory{t, 0}, s.ours[0].release());
         }
         for (int fd = 1; fd < 3; ++fd) {
-            if (s.ours[fd].get() >= 0) {
+            if (s.ours[fd].get() != no_descriptor()) {
                 co_await loop.connect_read_pipe(pipe_end_factory{t, fd}, s.ours[fd].release());
             }
         }
@@ -252,11 +254,12 @@ coro<std::pair<subprocess_transport*, detail::protocol_of<Factory>*>> loop_base:
     detail::check_options(options, "subprocess_exec");
     detail::net_access::check_open(*this, "subprocess_exec");
     return detail::subprocess_call<detail::protocol_of<Factory>>(
-        *this, std::move(factory), std::move(program), std::move(args.get()), options,
+        *this, std::move(factory), std::move(program), std::move(args.get()), false, options,
         "subprocess_exec");
 }
 
-// co_await loop.subprocess_shell(factory, cmd, options): cmd run by /bin/sh -c.
+// co_await loop.subprocess_shell(factory, cmd, options): cmd run as create_subprocess_shell
+// runs it (/bin/sh -c; cmd.exe /c on Windows).
 template <class Factory>
 coro<std::pair<subprocess_transport*, detail::protocol_of<Factory>*>> loop_base::subprocess_shell(
     Factory factory, std::string cmd, const subprocess_options& options) {
@@ -265,15 +268,12 @@ coro<std::pair<subprocess_transport*, detail::protocol_of<Factory>*>> loop_base:
     detail::check_options(options, "subprocess_shell");
     detail::net_access::check_open(*this, "subprocess_shell");
     std::vector<std::string> args;
-    args.reserve(2);
-    args.emplace_back("-c");
     args.push_back(std::move(cmd));
     return detail::subprocess_call<detail::protocol_of<Factory>>(
-        *this, std::move(factory), "/bin/sh", std::move(args), options, "subprocess_shell");
+        *this, std::move(factory), detail::shell_program(), std::move(args), true, options,
+        "subprocess_shell");
 }
 
 IOLOOP_NAMESPACE_END
-
-#endif  // IOLOOP_POSIX
 
 #endif
