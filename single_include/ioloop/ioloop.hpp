@@ -19284,10 +19284,6 @@ coro<process> start_process(std::string program, std::vector<std::string> args, 
     co_return std::move(s.p);
 }
 
-}  // namespace detail
-
-namespace detail {
-
 // What is wrong with the options is an error of the call, before any child starts.
 inline void check_options(const subprocess_options& o, const char* what) {
     check_stream_limit(o.limit, what);
@@ -19452,6 +19448,15 @@ public:
     }
     bool is_closing() const override { return closing_; }
 
+    // The pipes could not all be connected (the call throws): the protocol, which never
+    // heard of the transport, hears nothing more; the child is killed, and the transport
+    // goes once it has been reaped and its pipes are closed.
+    void abandon() noexcept {
+        silent_ = true;
+        made_ = true;
+        close();
+    }
+
     void on_loop_close() noexcept override {
         child_().set_exit_hook(nullptr, nullptr);
         delete this;  // the pipes' transports are closed by the loop too, with no callback
@@ -19464,6 +19469,7 @@ private:
 
     template <class F>
     void call(const char* hook, F&& f) noexcept {
+        if (silent_) return;
         try {
             f();
         } catch (...) {
@@ -19511,6 +19517,7 @@ private:
     bool exit_told_ = false;
     bool closing_ = false;
     bool finished_ = false;
+    bool silent_ = false;  // abandon()ed
 
     friend class pipe_end;
 };
@@ -19551,7 +19558,7 @@ coro<std::pair<subprocess_transport*, P*>> subprocess_call(loop_base& loop, Fact
             }
         }
     } catch (...) {
-        t->close();
+        t->abandon();
         throw;
     }
     t->made();

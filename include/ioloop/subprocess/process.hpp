@@ -304,10 +304,6 @@ coro<process> start_process(std::string program, std::vector<std::string> args, 
     co_return std::move(s.p);
 }
 
-}  // namespace detail
-
-namespace detail {
-
 // What is wrong with the options is an error of the call, before any child starts.
 inline void check_options(const subprocess_options& o, const char* what) {
     check_stream_limit(o.limit, what);

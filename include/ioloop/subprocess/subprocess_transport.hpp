@@ -134,6 +134,15 @@ public:
     }
     bool is_closing() const override { return closing_; }
 
+    // The pipes could not all be connected (the call throws): the protocol, which never
+    // heard of the transport, hears nothing more; the child is killed, and the transport
+    // goes once it has been reaped and its pipes are closed.
+    void abandon() noexcept {
+        silent_ = true;
+        made_ = true;
+        close();
+    }
+
     void on_loop_close() noexcept override {
         child_().set_exit_hook(nullptr, nullptr);
         delete this;  // the pipes' transports are closed by the loop too, with no callback
@@ -146,6 +155,7 @@ private:
 
     template <class F>
     void call(const char* hook, F&& f) noexcept {
+        if (silent_) return;
         try {
             f();
         } catch (...) {
@@ -193,6 +203,7 @@ private:
     bool exit_told_ = false;
     bool closing_ = false;
     bool finished_ = false;
+    bool silent_ = false;  // abandon()ed
 
     friend class pipe_end;
 };
@@ -233,7 +244,7 @@ coro<std::pair<subprocess_transport*, P*>> subprocess_call(loop_base& loop, Fact
             }
         }
     } catch (...) {
-        t->close();
+        t->abandon();
         throw;
     }
     t->made();
