@@ -403,7 +403,7 @@ TEST_CASE("a cancelled wait leaves the child alone; lines read while the child r
         CHECK(co_await p.out().read() == "");
         stop.set();
         co_await ticker;
-        CHECK(ticks >= ticks_between);
+        CHECK(ticks_between > 0);  // the ticker ran while the first line was awaited
         CHECK(ticks > 0);
     });
 }

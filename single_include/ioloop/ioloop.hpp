@@ -19139,12 +19139,15 @@ private:
         return stream_reader(detail::stream_access::protocol_of(r));
     }
 
+    // The reference wait() and communicate() took, given back when their coroutine ends.
+    struct child_hold {
+        detail::child* c;
+        ~child_hold() { c->release(); }
+    };
+
     template <class = void>
     static coro<int> wait_on(detail::child* c) {
-        struct ref {
-            detail::child* c;
-            ~ref() { c->release(); }
-        } hold{c};
+        const child_hold hold{c};
         co_await c->exited().wait();
         co_return *c->returncode();
     }
@@ -19176,10 +19179,7 @@ private:
                                                                     stream_writer in,
                                                                     stream_reader out,
                                                                     stream_reader err) {
-        struct ref {
-            detail::child* c;
-            ~ref() { c->release(); }
-        } hold{c};
+        const child_hold hold{c};
         auto [fed, o, e] = co_await gather(feed(std::move(in), std::move(input)),
                                            drain_all(std::move(out)), drain_all(std::move(err)));
         (void)fed;
@@ -19212,6 +19212,10 @@ template <class>
 void spawn_process(spawned& out, loop_base& loop, std::string& program,
                    std::vector<std::string>& args, bool shell, subprocess_options& options,
                    const char* what) {
+    if (options.in.what() == stdio::kind::pipe || options.out.what() == stdio::kind::pipe ||
+        options.err.what() == stdio::kind::pipe) {
+        check_pipes_possible(loop, what);  // before a child starts with pipes nobody can use
+    }
     // The child's ends: closed here once the child has its copies.
     owned_descriptor child_end[3];
     spawn_request req;
@@ -19268,10 +19272,6 @@ template <class>
 coro<process> start_process(std::string program, std::vector<std::string> args, bool shell,
                             subprocess_options options, const char* what) {
     loop_base& loop = loop_access::running_or_throw(what);
-    if (options.in.what() == stdio::kind::pipe || options.out.what() == stdio::kind::pipe ||
-        options.err.what() == stdio::kind::pipe) {
-        check_pipes_possible(loop, what);  // before a child starts with pipes nobody can use
-    }
     spawned s;
     spawn_process(s, loop, program, args, shell, options, what);
     if (s.ours[0].get() != no_descriptor()) s.p.in_ = co_await connect_write_pipe(s.ours[0].release());
@@ -19537,10 +19537,6 @@ coro<std::pair<subprocess_transport*, P*>> subprocess_call(loop_base& loop, Fact
                                                           std::vector<std::string> args,
                                                           bool shell, subprocess_options options,
                                                           const char* what) {
-    if (options.in.what() == stdio::kind::pipe || options.out.what() == stdio::kind::pipe ||
-        options.err.what() == stdio::kind::pipe) {
-        check_pipes_possible(loop, what);  // before a child starts with pipes nobody can use
-    }
     // The child's pipes as plain descriptors: this layer makes its own transports.
     spawned s;
     spawn_process(s, loop, program, args, shell, options, what);

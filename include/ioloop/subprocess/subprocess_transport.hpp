@@ -223,10 +223,6 @@ coro<std::pair<subprocess_transport*, P*>> subprocess_call(loop_base& loop, Fact
                                                           std::vector<std::string> args,
                                                           bool shell, subprocess_options options,
                                                           const char* what) {
-    if (options.in.what() == stdio::kind::pipe || options.out.what() == stdio::kind::pipe ||
-        options.err.what() == stdio::kind::pipe) {
-        check_pipes_possible(loop, what);  // before a child starts with pipes nobody can use
-    }
     // The child's pipes as plain descriptors: this layer makes its own transports.
     spawned s;
     spawn_process(s, loop, program, args, shell, options, what);
