@@ -247,6 +247,12 @@ public:
         ++handler_version_;
     }
 
+    // The handler set_exception_handler set; empty for the default (asyncio's
+    // get_exception_handler returns None then). It is move-only, so this lends it: call it,
+    // or take it over with set_exception_handler(std::move(...)) to wrap it. While it runs,
+    // it is lent to that call, and this is empty.
+    exception_handler& get_exception_handler() noexcept { return handler_; }
+
     void call_exception_handler(const exception_context& ctx) noexcept {
         if (!handler_) {
             default_exception_handler(ctx);

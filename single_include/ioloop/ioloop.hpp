@@ -2722,6 +2722,12 @@ public:
         ++handler_version_;
     }
 
+    // The handler set_exception_handler set; empty for the default (asyncio's
+    // get_exception_handler returns None then). It is move-only, so this lends it: call it,
+    // or take it over with set_exception_handler(std::move(...)) to wrap it. While it runs,
+    // it is lent to that call, and this is empty.
+    exception_handler& get_exception_handler() noexcept { return handler_; }
+
     void call_exception_handler(const exception_context& ctx) noexcept {
         if (!handler_) {
             default_exception_handler(ctx);
@@ -3528,6 +3534,14 @@ public:
         return true;
     }
 
+    // cancel() whose cancelled_error carries msg (asyncio's cancel(msg)).
+    virtual bool cancel_with(std::string msg) {
+        if (done()) return false;
+        error_ = std::make_exception_ptr(cancelled_error(msg));
+        finish(status::cancelled);
+        return true;
+    }
+
     // Throws unless the future finished with a value: cancelled_error if cancelled, the
     // exception it failed with, invalid_state_error if it is still pending.
     void rethrow_if_not_finished(const char* what) {
@@ -3669,6 +3683,7 @@ IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
 class task_base;
+class coro_promise_base;  // coro/coro.hpp
 
 // The task whose step runs on this thread now, if any.
 inline thread_local task_base* current_task = nullptr;
@@ -3771,7 +3786,7 @@ public:
     }
 
     void throw_if_cancelled() {
-        if (take_cancel()) throw cancelled_error();
+        if (take_cancel()) throw cancellation();
     }
 
     // For a wait_point that passed the cancellation on (see wait_point::on_cancel).
@@ -3789,6 +3804,25 @@ public:
         return true;
     }
 
+    // cancel() with a message, which the cancelled_error thrown where the task waits carries
+    // (asyncio's Task.cancel(msg)); the last message given wins.
+    bool cancel_with(std::string msg) override {
+        if (done()) return false;
+        extras().cancel_message = std::move(msg);
+        return cancel();
+    }
+
+    // The message of the last cancel(msg), or empty.
+    const std::string* cancel_message() const noexcept {
+        return extras_ && !extras_->cancel_message.empty() ? &extras_->cancel_message : nullptr;
+    }
+
+    // The cancelled_error a cancel of this task throws: with cancel(msg)'s message, if any.
+    cancelled_error cancellation() const {
+        const std::string* msg = cancel_message();
+        return msg ? cancelled_error(*msg) : cancelled_error();
+    }
+
     // Pending cancel requests (asyncio's Task.cancelling()).
     std::size_t cancelling() const noexcept { return cancel_requests_; }
 
@@ -3801,14 +3835,12 @@ public:
     }
 
     std::string get_name() const {
-        return name_ ? *name_ : concat({"Task-", decimal(static_cast<long long>(id_))});
+        return extras_ && extras_->named ? extras_->name
+                                         : concat({"Task-", decimal(static_cast<long long>(id_))});
     }
     void set_name(std::string name) {
-        if (name_) {
-            *name_ = std::move(name);
-        } else {
-            name_ = new std::string(std::move(name));
-        }
+        extras().name = std::move(name);
+        extras_->named = true;
     }
 
     // "task Task-3 (coroutine fetch at app.cpp:12)"
@@ -3822,9 +3854,12 @@ public:
     // suspension: takes the result, destroys the coroutine, finishes the task.
     virtual void body_finished() noexcept = 0;
 
+    // The promise of the task's own coroutine, until it finishes (the top of its stack).
+    virtual const coro_promise_base* body_promise() const noexcept = 0;
+
 protected:
     ~task_base() override {
-        delete name_;
+        delete extras_;
         if (body_) body_.destroy();
     }
 
@@ -3866,7 +3901,7 @@ private:
         if (!started_ && must_cancel_) {
             // Cancelled before its first step: nothing of the body runs.
             must_cancel_ = false;
-            error_ = std::make_exception_ptr(cancelled_error());
+            error_ = std::make_exception_ptr(cancellation());
             complete(status::cancelled);
         } else {
             started_ = true;
@@ -3895,9 +3930,20 @@ private:
         release();
     }
 
+    // What few tasks have, kept apart so that the others carry one pointer for it.
+    struct task_extras {
+        std::string name;            // set_name's
+        std::string cancel_message;  // cancel(msg)'s
+        bool named = false;
+    };
+    task_extras& extras() {
+        if (!extras_) extras_ = new task_extras();
+        return *extras_;
+    }
+
     std::coroutine_handle<> resume_at_;  // where the next step resumes
     wait_point* wait_ = nullptr;
-    std::string* name_ = nullptr;  // set_name's; most tasks have none, and no string
+    task_extras* extras_ = nullptr;
     std::uint64_t id_;
     bool must_cancel_ = false;  // a cancel to throw at the next suspension point
     bool interrupted_ = false;  // the current wait was ended by a cancel
@@ -3975,6 +4021,10 @@ public:
         is_root_ = true;
     }
 
+    // The coroutine this one awaits now, if that is a coro (its task's stack, get_stack()).
+    const coro_promise_base* awaited_child() const noexcept { return child_; }
+    void set_awaited_child(const coro_promise_base* c) noexcept { child_ = c; }
+
 private:
     // A coroutine is awaited or made a task, never both: one word serves either.
     union {
@@ -3982,8 +4032,9 @@ private:
         task_base* root_;
     };
     std::exception_ptr error_;
+    const coro_promise_base* child_ = nullptr;
     // The origin's fields, not a coroutine_origin: so the flags, and coro_promise<void>'s
-    // result, fill the 4 bytes after the line and the promise is 40 bytes, not 48 (every
+    // result, fill the 4 bytes after the line and the promise is 48 bytes, not 56 (every
     // coroutine frame holds one).
     const char* function_;
     const char* file_;
@@ -4064,8 +4115,13 @@ public:
         // Runs the coroutine until it first suspends or finishes. Finished: the awaiting
         // coroutine goes on without suspending. Suspended: it resumes the awaiting one
         // when it finishes.
-        bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
+        template <class AwaitingPromise>
+        bool await_suspend(std::coroutine_handle<AwaitingPromise> awaiting) noexcept {
             promise_type& p = h_.promise();
+            if constexpr (std::is_base_of_v<detail::coro_promise_base, AwaitingPromise>) {
+                parent_ = &awaiting.promise();
+                parent_->set_awaited_child(&p);
+            }
             p.set_continuation(awaiting);
             p.set_inline(true);
             h_.resume();
@@ -4073,6 +4129,7 @@ public:
             return !h_.done();
         }
         T await_resume() {
+            if (parent_) parent_->set_awaited_child(nullptr);
             promise_type& p = h_.promise();
             if (p.error()) std::rethrow_exception(p.error());
             if constexpr (!std::is_void_v<T>) return std::move(p.value().get());
@@ -4080,6 +4137,7 @@ public:
 
     private:
         std::coroutine_handle<promise_type> h_;
+        detail::coro_promise_base* parent_ = nullptr;  // the awaiting coroutine's, if a coro
     };
 
     // Runs the coroutine inline, in the awaiting task; its result or exception comes out.
@@ -4857,6 +4915,7 @@ IOLOOP_NAMESPACE_END
 
 #include <coroutine>
 #include <exception>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -4911,7 +4970,16 @@ public:
     void on_done() noexcept override { task_->wake(); }
 
     void on_cancel(task_base& t) noexcept override {
-        if (state_->cancel()) t.cancel_passed_on();
+        // The task's cancel(msg) message goes on to what it awaits, as in asyncio.
+        // (Out of memory for the message's copy: the cancel goes on without it.)
+        const std::string* msg = t.cancel_message();
+        bool passed = false;
+        try {
+            passed = msg ? state_->cancel_with(*msg) : state_->cancel();
+        } catch (...) {
+            passed = state_->cancel();
+        }
+        if (passed) t.cancel_passed_on();
     }
 
 private:
@@ -5006,6 +5074,8 @@ public:
     // A future is cancelled at once; a task gets cancelled_error where it waits. False if
     // already done.
     bool cancel() noexcept { return state_->cancel(); }
+    // The same, and the cancelled_error carries msg (asyncio's cancel(msg)).
+    bool cancel(std::string msg) { return state_->cancel_with(std::move(msg)); }
 
     // The exception it failed with, or null; throws cancelled_error if it was cancelled
     // and invalid_state_error if it is not done.
@@ -5150,6 +5220,7 @@ IOLOOP_NAMESPACE_END
 
 #include <coroutine>
 #include <cstddef>
+#include <cstdio>
 #include <exception>
 #include <string>
 #include <type_traits>
@@ -5170,6 +5241,10 @@ public:
 
     result_value<T>& value() noexcept { return value_; }
 
+    const coro_promise_base* body_promise() const noexcept override {
+        return body_ ? &body_handle::from_address(body_.address()).promise() : nullptr;
+    }
+
     void body_finished() noexcept override {
         coro_promise<T>& p = body_handle::from_address(body_.address()).promise();
         if (p.error()) {
@@ -5180,7 +5255,7 @@ public:
         if (take_cancel()) {
             // Cancelled while it ran, and it returned without suspending again: asyncio
             // marks such a task cancelled.
-            error_ = std::make_exception_ptr(cancelled_error());
+            error_ = std::make_exception_ptr(cancellation());
             complete(status::cancelled);
             return;
         }
@@ -5204,6 +5279,9 @@ private:
 
 }  // namespace detail
 
+// One coroutine of a task's stack: the coroutine function, and where it is defined.
+using stack_frame = detail::coroutine_origin;
+
 class any_task : public any_future {
 public:
     using any_future::any_future;
@@ -5220,6 +5298,32 @@ public:
     template <class F>
     void add_done_callback(F&& fn) {
         add_done_callback_as<any_task>(std::forward<F>(fn));
+    }
+
+    // The coroutines the task is suspended in, its own first and the innermost last
+    // (asyncio's Task.get_stack(), oldest frame first): each coroutine awaited as a coro
+    // is one frame. Empty once the task is done, as asyncio's for a finished task.
+    std::vector<stack_frame> get_stack() const {
+        std::vector<stack_frame> frames;
+        for (const detail::coro_promise_base* p = base()->body_promise(); p; p = p->awaited_child())
+            frames.push_back(p->origin());
+        return frames;
+    }
+
+    // Prints get_stack() to `out`, one coroutine a line (asyncio's Task.print_stack()):
+    //   Stack for task Task-3 (coroutine fetch at app.cpp:12) (most recent call last):
+    //     coroutine fetch at app.cpp:12
+    //     coroutine read_reply at app.cpp:30
+    void print_stack(std::FILE* out = stderr) const {
+        const std::vector<stack_frame> frames = get_stack();
+        const std::string who = base()->describe();
+        if (frames.empty()) {
+            std::fprintf(out, "No stack for %s\n", who.c_str());
+            return;
+        }
+        std::fprintf(out, "Stack for %s (most recent call last):\n", who.c_str());
+        for (const stack_frame& f : frames)
+            std::fprintf(out, "  coroutine %s at %s:%u\n", f.function, f.file, static_cast<unsigned>(f.line));
     }
 
     // Waits for the task to be done, without its result (its exception still comes out).
@@ -8283,28 +8387,85 @@ struct dependent {
 };
 }  // namespace detail
 
+// What asyncio.run and asyncio.Runner take besides the coroutine: {.debug = true} turns on
+// the loop's debug mode (loop.set_debug) from the start.
+struct run_options {
+    bool debug = false;
+};
+
+// asyncio.Runner: one event loop for several run() calls, made at the first of them (or at
+// get_loop()), closed by close() or the destructor as asyncio.run closes its own: the tasks
+// still unfinished are cancelled and given the chance to finish, then the loop closes (which
+// shuts its default executor down).
+//   ioloop::runner r({.debug = true});
+//   r.run(setup());
+//   int n = r.run(work());   // the same loop: what setup() left running still runs
+template <class Loop = event_loop>
+class basic_runner {
+public:
+    explicit basic_runner(run_options options = {}) noexcept : options_(options) {}
+    basic_runner(const basic_runner&) = delete;
+    basic_runner& operator=(const basic_runner&) = delete;
+    ~basic_runner() {
+        try {
+            close();
+        } catch (...) {  // destroyed while its loop runs: nothing can be closed from here
+        }
+    }
+
+    // Runs main to completion on the runner's loop; its result, or its exception.
+    template <class T>
+    T run(coro<T> main) {
+        if (detail::loop_access::running())
+            throw invalid_state_error("runner::run: cannot be called while an event loop is running");
+        return get_loop().run_until_complete(std::move(main));
+    }
+
+    // The runner's loop, made now if no run() made it yet.
+    Loop& get_loop() {
+        if (closed_) throw invalid_state_error("runner: the runner is closed");
+        if (!loop_) {
+            loop_ = new Loop();
+            loop_->set_debug(options_.debug);
+        }
+        return *loop_;
+    }
+
+    // Cancels what is left, closes the loop; a closed runner runs nothing more. Closing
+    // twice does nothing; closing from inside the runner's own run() is an error.
+    void close() {
+        if (loop_ && loop_->is_running())
+            throw invalid_state_error("runner::close: the runner's loop is running");
+        closed_ = true;
+        if (!loop_) return;
+        try {
+            detail::cancel_remaining_tasks(*loop_);
+        } catch (...) {  // the loop will abandon what is left
+        }
+        loop_->close();  // not running: cannot throw
+        delete std::exchange(loop_, nullptr);
+    }
+
+private:
+    Loop* loop_ = nullptr;
+    run_options options_;
+    bool closed_ = false;
+};
+
+// Named through T (below): the loop type is completed where run is used, after the
+// networking layer has defined its I/O engine (net/engines.hpp).
+using runner = basic_runner<>;
+
 // asyncio.run: a new event loop runs `main` to completion; the tasks still unfinished
 // are then cancelled and given the chance to finish, the default executor is shut down,
 // and the loop is closed. Returns main's result or throws its exception.
 template <class T>
-T run(coro<T> main) {
+T run(coro<T> main, run_options options = {}) {
     if (detail::loop_access::running())
         throw invalid_state_error("run: cannot be called while an event loop is running");
-    // Named through T: the loop type is completed where run is used, after the networking
-    // layer has defined its I/O engine (net/engines.hpp).
     using loop_type = typename detail::dependent<event_loop, T>::type;
-    loop_type loop;
-    struct shutdown {
-        loop_type& loop;
-        ~shutdown() {
-            try {
-                detail::cancel_remaining_tasks(loop);
-            } catch (...) {  // the loop will abandon what is left
-            }
-            loop.close();
-        }
-    } at_exit{loop};
-    return loop.run_until_complete(std::move(main));
+    basic_runner<loop_type> r(options);
+    return r.run(std::move(main));
 }
 
 // The loop running the caller (asyncio.get_running_loop()). Throws invalid_state_error

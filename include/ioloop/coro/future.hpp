@@ -16,6 +16,7 @@
 
 #include <coroutine>
 #include <exception>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -70,7 +71,16 @@ public:
     void on_done() noexcept override { task_->wake(); }
 
     void on_cancel(task_base& t) noexcept override {
-        if (state_->cancel()) t.cancel_passed_on();
+        // The task's cancel(msg) message goes on to what it awaits, as in asyncio.
+        // (Out of memory for the message's copy: the cancel goes on without it.)
+        const std::string* msg = t.cancel_message();
+        bool passed = false;
+        try {
+            passed = msg ? state_->cancel_with(*msg) : state_->cancel();
+        } catch (...) {
+            passed = state_->cancel();
+        }
+        if (passed) t.cancel_passed_on();
     }
 
 private:
@@ -165,6 +175,8 @@ public:
     // A future is cancelled at once; a task gets cancelled_error where it waits. False if
     // already done.
     bool cancel() noexcept { return state_->cancel(); }
+    // The same, and the cancelled_error carries msg (asyncio's cancel(msg)).
+    bool cancel(std::string msg) { return state_->cancel_with(std::move(msg)); }
 
     // The exception it failed with, or null; throws cancelled_error if it was cancelled
     // and invalid_state_error if it is not done.

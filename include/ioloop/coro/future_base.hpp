@@ -120,6 +120,14 @@ public:
         return true;
     }
 
+    // cancel() whose cancelled_error carries msg (asyncio's cancel(msg)).
+    virtual bool cancel_with(std::string msg) {
+        if (done()) return false;
+        error_ = std::make_exception_ptr(cancelled_error(msg));
+        finish(status::cancelled);
+        return true;
+    }
+
     // Throws unless the future finished with a value: cancelled_error if cancelled, the
     // exception it failed with, invalid_state_error if it is still pending.
     void rethrow_if_not_finished(const char* what) {

@@ -16,6 +16,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <cstdio>
 #include <exception>
 #include <string>
 #include <type_traits>
@@ -36,6 +37,10 @@ public:
 
     result_value<T>& value() noexcept { return value_; }
 
+    const coro_promise_base* body_promise() const noexcept override {
+        return body_ ? &body_handle::from_address(body_.address()).promise() : nullptr;
+    }
+
     void body_finished() noexcept override {
         coro_promise<T>& p = body_handle::from_address(body_.address()).promise();
         if (p.error()) {
@@ -46,7 +51,7 @@ public:
         if (take_cancel()) {
             // Cancelled while it ran, and it returned without suspending again: asyncio
             // marks such a task cancelled.
-            error_ = std::make_exception_ptr(cancelled_error());
+            error_ = std::make_exception_ptr(cancellation());
             complete(status::cancelled);
             return;
         }
@@ -70,6 +75,9 @@ private:
 
 }  // namespace detail
 
+// One coroutine of a task's stack: the coroutine function, and where it is defined.
+using stack_frame = detail::coroutine_origin;
+
 class any_task : public any_future {
 public:
     using any_future::any_future;
@@ -86,6 +94,32 @@ public:
     template <class F>
     void add_done_callback(F&& fn) {
         add_done_callback_as<any_task>(std::forward<F>(fn));
+    }
+
+    // The coroutines the task is suspended in, its own first and the innermost last
+    // (asyncio's Task.get_stack(), oldest frame first): each coroutine awaited as a coro
+    // is one frame. Empty once the task is done, as asyncio's for a finished task.
+    std::vector<stack_frame> get_stack() const {
+        std::vector<stack_frame> frames;
+        for (const detail::coro_promise_base* p = base()->body_promise(); p; p = p->awaited_child())
+            frames.push_back(p->origin());
+        return frames;
+    }
+
+    // Prints get_stack() to `out`, one coroutine a line (asyncio's Task.print_stack()):
+    //   Stack for task Task-3 (coroutine fetch at app.cpp:12) (most recent call last):
+    //     coroutine fetch at app.cpp:12
+    //     coroutine read_reply at app.cpp:30
+    void print_stack(std::FILE* out = stderr) const {
+        const std::vector<stack_frame> frames = get_stack();
+        const std::string who = base()->describe();
+        if (frames.empty()) {
+            std::fprintf(out, "No stack for %s\n", who.c_str());
+            return;
+        }
+        std::fprintf(out, "Stack for %s (most recent call last):\n", who.c_str());
+        for (const stack_frame& f : frames)
+            std::fprintf(out, "  coroutine %s at %s:%u\n", f.function, f.file, static_cast<unsigned>(f.line));
     }
 
     // Waits for the task to be done, without its result (its exception still comes out).
