@@ -2547,6 +2547,23 @@ struct loop_anchor {
 
 }  // namespace detail
 
+// What create_task takes besides the coroutine: {.name = "fetch", .eager_start = true}.
+// The name points at the caller's string (copied by the call); eager_start runs the
+// coroutine at once, inside create_task, until it first suspends (asyncio's eager_start,
+// 3.14), when the loop is running on this thread; a coroutine that finishes without
+// suspending gives a task that is already done and never scheduled.
+struct task_options {
+    const char* name = nullptr;
+    bool eager_start = false;
+};
+
+// How the loop's create_task starts tasks (asyncio's loop.set_task_factory): `standard`
+// schedules them, `eager` starts them eagerly as above (asyncio.eager_task_factory). A
+// task factory of asyncio's kind, a function of any coroutine, has no C++ counterpart: a
+// coro<T> is a different type for every T; these are the two factories asyncio ships.
+enum class task_factory : unsigned char { standard, eager };
+inline constexpr task_factory eager_task_factory = task_factory::eager;
+
 class loop_base {
     static_assert(std::is_same_v<std::chrono::steady_clock::duration, std::chrono::nanoseconds>,
                   "ioloop counts time in steady_clock's nanoseconds");
@@ -2639,7 +2656,21 @@ public:
     // Schedules the coroutine to start on the next iteration; the task runs even if
     // nobody awaits it. An empty name becomes "Task-<n>".
     template <class T>
-    task<T> create_task(coro<T> body, std::string name = {});
+    task<T> create_task(coro<T> body);
+    // (A template: a braced {.name = ...} must not be taken for a std::string.)
+    template <class T, class Name>
+        requires std::is_convertible_v<Name&&, std::string>
+    task<T> create_task(coro<T> body, Name&& name);
+    template <class T>
+    task<T> create_task(coro<T> body, task_options options);
+
+    // set_task_factory(ioloop::eager_task_factory): every create_task starts eagerly;
+    // set_task_factory(nullptr), or task_factory::standard, undoes it.
+    void set_task_factory(task_factory f) noexcept { eager_tasks_ = f == task_factory::eager; }
+    void set_task_factory(std::nullptr_t) noexcept { eager_tasks_ = false; }
+    task_factory get_task_factory() const noexcept {
+        return eager_tasks_ ? task_factory::eager : task_factory::standard;
+    }
 
     // Runs fn() on the default executor; the task completes on the loop's thread.
     template <class F>
@@ -3093,6 +3124,7 @@ protected:
     duration slow_callback_ = std::chrono::milliseconds(100);
     std::uint64_t iterations_ = 0;
     bool debug_ = false;
+    bool eager_tasks_ = false;  // set_task_factory(eager_task_factory)
     bool running_ = false;
     bool stopping_ = false;
     bool closed_ = false;
@@ -3445,6 +3477,9 @@ public:
 
     bool linked() const noexcept { return linked_; }
 
+    // A done callback's number (remove_done_callback); 0 for every other link.
+    virtual std::uint64_t callback_number() const noexcept { return 0; }
+
 protected:
     ~done_link() = default;
 
@@ -3607,6 +3642,24 @@ public:
         if (head_ == l) head_ = l->next_;
     }
 
+    // Takes off, and destroys, the done callback `l` numbered `number`, if it is still on
+    // the list (not yet scheduled). The number tells it from a link made later at the same
+    // address.
+    bool remove_callback(const void* l, std::uint64_t number) noexcept {
+        done_link* first = head_;
+        if (!first || number == 0) return false;
+        done_link* at = first;
+        do {
+            if (at == l && at->callback_number() == number) {
+                remove_link(at);
+                at->on_future_destroyed();  // a callback link deletes itself
+                return true;
+            }
+            at = at->next_;
+        } while (at != first);
+        return false;
+    }
+
     // How the exception handler names this future ("future", "task Task-3 (...)").
     virtual std::string describe() const { return "future"; }
 
@@ -3745,13 +3798,18 @@ public:
           resume_at_(body),
           id_(loop_access::next_task_id(loop)) {}
 
-    // Links the task into its loop and schedules its first step. The loop's list keeps a
-    // reference until the task is done.
-    void start() {
+    // Links the task into its loop and schedules its first step, or (eager) takes it now,
+    // up to the coroutine's first suspension. The loop's list keeps a reference until the
+    // task is done.
+    void start(bool eager = false) {
         loop_base& l = *loop();
         add_ref();
         loop_access::tasks(l).link(
             this, [](registered_task* r) noexcept { static_cast<task_base*>(r)->abandon_now(); });
+        if (eager) {
+            step();
+            return;
+        }
         scheduled_ = true;
         loop_access::schedule(l, step_node());
     }
@@ -4914,6 +4972,8 @@ IOLOOP_NAMESPACE_END
 
 
 #include <coroutine>
+#include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <string>
 #include <type_traits>
@@ -4997,11 +5057,16 @@ private:
     task_base* task_ = nullptr;
 };
 
+// Numbers the done callbacks of this thread, from 1 (remove_done_callback tells them apart).
+inline thread_local std::uint64_t last_callback_number = 0;
+
 // A done callback: runs on the loop, like a call_soon made when the future finished.
 template <class Handle, class F>
 class callback_link final : public done_link {
 public:
-    explicit callback_link(F&& fn) : fn_(std::move(fn)) {}
+    explicit callback_link(F&& fn) : fn_(std::move(fn)), number_(++last_callback_number) {}
+
+    std::uint64_t callback_number() const noexcept override { return number_; }
 
     void on_done() noexcept override { post_or_delete(); }
     void on_future_destroyed() noexcept override { delete this; }
@@ -5046,9 +5111,22 @@ private:
 
     F fn_;
     future_base* state_ = nullptr;
+    std::uint64_t number_;
 };
 
 }  // namespace detail
+
+// What add_done_callback returns: names the callback to remove_done_callback.
+class done_callback {
+public:
+    done_callback() noexcept = default;
+
+private:
+    friend class any_future;
+    done_callback(const void* link, std::uint64_t number) noexcept : link_(link), number_(number) {}
+    const void* link_ = nullptr;
+    std::uint64_t number_ = 0;
+};
 
 class any_future {
 public:
@@ -5073,6 +5151,13 @@ public:
 
     // A future is cancelled at once; a task gets cancelled_error where it waits. False if
     // already done.
+    // Takes back a callback add_done_callback added, if it has not been scheduled yet
+    // (asyncio's remove_done_callback): 1 if it was, else 0. C++ callables have no identity
+    // to compare, so the callback is named by what add_done_callback returned.
+    std::size_t remove_done_callback(done_callback c) noexcept {
+        return state_->remove_callback(c.link_, c.number_) ? 1 : 0;
+    }
+
     bool cancel() noexcept { return state_->cancel(); }
     // The same, and the cancelled_error carries msg (asyncio's cancel(msg)).
     bool cancel(std::string msg) { return state_->cancel_with(std::move(msg)); }
@@ -5094,15 +5179,17 @@ public:
 protected:
     // fn() or fn(self) runs on the loop once the future is done (at once if it is).
     template <class Handle, class F>
-    void add_done_callback_as(F&& fn) {
+    done_callback add_done_callback_as(F&& fn) {
         using link = detail::callback_link<Handle, std::decay_t<F>>;
         auto* l = new link(std::decay_t<F>(std::forward<F>(fn)));
+        const done_callback added{l, l->callback_number()};
         if (state_->done()) {
             l->schedule_now(state_);
         } else {
             l->bind(state_);
             state_->add_link(l);
         }
+        return added;
     }
 
     detail::future_base* state_ = nullptr;
@@ -5138,8 +5225,8 @@ public:
 
     // fn() or fn(future<T>&) runs on the loop once the future is done.
     template <class F>
-    void add_done_callback(F&& fn) {
-        add_done_callback_as<future>(std::forward<F>(fn));
+    done_callback add_done_callback(F&& fn) {
+        return add_done_callback_as<future>(std::forward<F>(fn));
     }
 
     // Throws invalid_state_error if the future belongs to another loop than the running one.
@@ -5296,8 +5383,8 @@ public:
 
     // fn() or fn(any_task&) runs on the loop once the task is done.
     template <class F>
-    void add_done_callback(F&& fn) {
-        add_done_callback_as<any_task>(std::forward<F>(fn));
+    done_callback add_done_callback(F&& fn) {
+        return add_done_callback_as<any_task>(std::forward<F>(fn));
     }
 
     // The coroutines the task is suspended in, its own first and the innermost last
@@ -5351,8 +5438,8 @@ public:
 
     // fn() or fn(task<T>&) runs on the loop once the task is done.
     template <class F>
-    void add_done_callback(F&& fn) {
-        add_done_callback_as<task>(std::forward<F>(fn));
+    done_callback add_done_callback(F&& fn) {
+        return add_done_callback_as<task>(std::forward<F>(fn));
     }
 
     auto operator co_await() & {
@@ -5400,31 +5487,69 @@ std::vector<H> checked_copy(const std::vector<H>& handles, const char* what) {
 
 }  // namespace detail
 
-template <class T>
-task<T> loop_base::create_task(coro<T> body, std::string name) {
-    check_open("create_task");
+namespace detail {
+
+// create_task's body; `name` is set before an eager start, which may finish the task.
+template <class T, class Name>
+task<T> make_task(loop_base& loop, coro<T> body, Name name, bool eager_start) {
     if (!body) throw invalid_state_error("create_task: the coro was already awaited or moved from");
     auto h = body.release();
-    detail::task_state<T>* t;
+    task_state<T>* t;
     try {
-        t = new detail::task_state<T>(*this, h);
+        t = new task_state<T>(loop, h);
     } catch (...) {
         h.destroy();
         throw;
     }
     task<T> result(t);  // adopts the first reference
-    if (!name.empty()) t->set_name(std::move(name));
-    t->start();
+    if constexpr (std::is_same_v<Name, std::string>) {
+        if (!name.empty()) t->set_name(std::move(name));
+    } else if constexpr (!std::is_null_pointer_v<Name>) {
+        if (name) t->set_name(name);
+    }
+    const bool eager = (eager_start || loop.get_task_factory() == task_factory::eager) &&
+                       loop_access::running() == &loop;
+    t->start(eager);
     return result;
+}
+
+}  // namespace detail
+
+template <class T>
+task<T> loop_base::create_task(coro<T> body) {
+    check_open("create_task");
+    return detail::make_task(*this, std::move(body), nullptr, false);
+}
+
+template <class T, class Name>
+    requires std::is_convertible_v<Name&&, std::string>
+task<T> loop_base::create_task(coro<T> body, Name&& name) {
+    check_open("create_task");
+    return detail::make_task(*this, std::move(body), std::string(std::forward<Name>(name)), false);
+}
+
+template <class T>
+task<T> loop_base::create_task(coro<T> body, task_options options) {
+    check_open("create_task");
+    return detail::make_task(*this, std::move(body), options.name, options.eager_start);
 }
 
 // Schedules the coroutine on the running loop (asyncio.create_task).
 template <class T>
-task<T> create_task(coro<T> body, std::string name = {}) {
-    // The name is set afterwards: most tasks have none, and then no string moves at all.
-    task<T> t = detail::loop_access::running_or_throw("create_task").create_task(std::move(body));
-    if (!name.empty()) t.set_name(std::move(name));
-    return t;
+task<T> create_task(coro<T> body) {
+    return detail::loop_access::running_or_throw("create_task").create_task(std::move(body));
+}
+
+template <class T, class Name>
+    requires std::is_convertible_v<Name&&, std::string>
+task<T> create_task(coro<T> body, Name&& name) {
+    return detail::loop_access::running_or_throw("create_task")
+        .create_task(std::move(body), std::forward<Name>(name));
+}
+
+template <class T>
+task<T> create_task(coro<T> body, task_options options) {
+    return detail::loop_access::running_or_throw("create_task").create_task(std::move(body), options);
 }
 
 // The task running the caller; an empty any_task outside a task.

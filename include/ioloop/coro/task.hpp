@@ -92,8 +92,8 @@ public:
 
     // fn() or fn(any_task&) runs on the loop once the task is done.
     template <class F>
-    void add_done_callback(F&& fn) {
-        add_done_callback_as<any_task>(std::forward<F>(fn));
+    done_callback add_done_callback(F&& fn) {
+        return add_done_callback_as<any_task>(std::forward<F>(fn));
     }
 
     // The coroutines the task is suspended in, its own first and the innermost last
@@ -147,8 +147,8 @@ public:
 
     // fn() or fn(task<T>&) runs on the loop once the task is done.
     template <class F>
-    void add_done_callback(F&& fn) {
-        add_done_callback_as<task>(std::forward<F>(fn));
+    done_callback add_done_callback(F&& fn) {
+        return add_done_callback_as<task>(std::forward<F>(fn));
     }
 
     auto operator co_await() & {
@@ -196,31 +196,69 @@ std::vector<H> checked_copy(const std::vector<H>& handles, const char* what) {
 
 }  // namespace detail
 
-template <class T>
-task<T> loop_base::create_task(coro<T> body, std::string name) {
-    check_open("create_task");
+namespace detail {
+
+// create_task's body; `name` is set before an eager start, which may finish the task.
+template <class T, class Name>
+task<T> make_task(loop_base& loop, coro<T> body, Name name, bool eager_start) {
     if (!body) throw invalid_state_error("create_task: the coro was already awaited or moved from");
     auto h = body.release();
-    detail::task_state<T>* t;
+    task_state<T>* t;
     try {
-        t = new detail::task_state<T>(*this, h);
+        t = new task_state<T>(loop, h);
     } catch (...) {
         h.destroy();
         throw;
     }
     task<T> result(t);  // adopts the first reference
-    if (!name.empty()) t->set_name(std::move(name));
-    t->start();
+    if constexpr (std::is_same_v<Name, std::string>) {
+        if (!name.empty()) t->set_name(std::move(name));
+    } else if constexpr (!std::is_null_pointer_v<Name>) {
+        if (name) t->set_name(name);
+    }
+    const bool eager = (eager_start || loop.get_task_factory() == task_factory::eager) &&
+                       loop_access::running() == &loop;
+    t->start(eager);
     return result;
+}
+
+}  // namespace detail
+
+template <class T>
+task<T> loop_base::create_task(coro<T> body) {
+    check_open("create_task");
+    return detail::make_task(*this, std::move(body), nullptr, false);
+}
+
+template <class T, class Name>
+    requires std::is_convertible_v<Name&&, std::string>
+task<T> loop_base::create_task(coro<T> body, Name&& name) {
+    check_open("create_task");
+    return detail::make_task(*this, std::move(body), std::string(std::forward<Name>(name)), false);
+}
+
+template <class T>
+task<T> loop_base::create_task(coro<T> body, task_options options) {
+    check_open("create_task");
+    return detail::make_task(*this, std::move(body), options.name, options.eager_start);
 }
 
 // Schedules the coroutine on the running loop (asyncio.create_task).
 template <class T>
-task<T> create_task(coro<T> body, std::string name = {}) {
-    // The name is set afterwards: most tasks have none, and then no string moves at all.
-    task<T> t = detail::loop_access::running_or_throw("create_task").create_task(std::move(body));
-    if (!name.empty()) t.set_name(std::move(name));
-    return t;
+task<T> create_task(coro<T> body) {
+    return detail::loop_access::running_or_throw("create_task").create_task(std::move(body));
+}
+
+template <class T, class Name>
+    requires std::is_convertible_v<Name&&, std::string>
+task<T> create_task(coro<T> body, Name&& name) {
+    return detail::loop_access::running_or_throw("create_task")
+        .create_task(std::move(body), std::forward<Name>(name));
+}
+
+template <class T>
+task<T> create_task(coro<T> body, task_options options) {
+    return detail::loop_access::running_or_throw("create_task").create_task(std::move(body), options);
 }
 
 // The task running the caller; an empty any_task outside a task.

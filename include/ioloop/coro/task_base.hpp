@@ -87,13 +87,18 @@ public:
           resume_at_(body),
           id_(loop_access::next_task_id(loop)) {}
 
-    // Links the task into its loop and schedules its first step. The loop's list keeps a
-    // reference until the task is done.
-    void start() {
+    // Links the task into its loop and schedules its first step, or (eager) takes it now,
+    // up to the coroutine's first suspension. The loop's list keeps a reference until the
+    // task is done.
+    void start(bool eager = false) {
         loop_base& l = *loop();
         add_ref();
         loop_access::tasks(l).link(
             this, [](registered_task* r) noexcept { static_cast<task_base*>(r)->abandon_now(); });
+        if (eager) {
+            step();
+            return;
+        }
         scheduled_ = true;
         loop_access::schedule(l, step_node());
     }

@@ -122,7 +122,7 @@ TEST_CASE("get_stack: the coroutines a task is suspended in, its own first; prin
         CHECK(contains(frames[1].function, "middle"));
         CHECK(contains(frames[2].function, "innermost"));
         for (const ioloop::stack_frame& f : frames) {
-            CHECK(contains(f.file, "test_runner.cpp"));
+            CHECK(contains(f.file, "test_task_api.cpp"));
             CHECK(f.line > 0);
         }
         CHECK(frames[0].line > frames[1].line);  // outermost is defined below middle
@@ -234,4 +234,100 @@ TEST_CASE("get_exception_handler: empty for the default, the handler once set, a
     loop.set_exception_handler({});
     CHECK_FALSE(loop.get_exception_handler());
     loop.close();
+}
+
+namespace {
+
+ioloop::coro<int> record_then_suspend(std::vector<std::string>& log) {
+    log.push_back("body starts");
+    co_await ioloop::sleep(0ms);
+    log.push_back("body resumes");
+    co_return 7;
+}
+
+}  // namespace
+
+TEST_CASE("eager_start: the body runs inside create_task up to its first suspension") {
+    ioloop::run([]() -> ioloop::coro<void> {
+        std::vector<std::string> log;
+        ioloop::task<int> t =
+            ioloop::create_task(record_then_suspend(log), {.name = "eager", .eager_start = true});
+        log.push_back("create_task returned");
+        CHECK(t.get_name() == "eager");
+        CHECK_FALSE(t.done());
+        CHECK(co_await t == 7);
+        CHECK(log == std::vector<std::string>{"body starts", "create_task returned", "body resumes"});
+
+        // Without it, nothing runs before the next iteration.
+        log.clear();
+        ioloop::task<int> lazy = ioloop::create_task(record_then_suspend(log));
+        log.push_back("create_task returned");
+        CHECK(co_await lazy == 7);
+        CHECK(log.front() == "create_task returned");
+
+        // A body that never suspends: the task is done when create_task returns, and it is
+        // the current task while it runs.
+        ioloop::any_task inside;
+        ioloop::task<void> quick = ioloop::create_task(
+            [](ioloop::any_task& seen) -> ioloop::coro<void> {
+                seen = ioloop::current_task();
+                co_return;
+            }(inside),
+            {.eager_start = true});
+        CHECK(quick.done());
+        CHECK(inside.get_name() == quick.get_name());
+        CHECK(ioloop::current_task().get_name() != quick.get_name());  // back to ours
+    }());
+}
+
+TEST_CASE("set_task_factory(eager_task_factory): every create_task of the loop starts eagerly") {
+    ioloop::event_loop loop;
+    CHECK(loop.get_task_factory() == ioloop::task_factory::standard);
+    loop.set_task_factory(ioloop::eager_task_factory);
+    CHECK(loop.get_task_factory() == ioloop::task_factory::eager);
+    std::vector<std::string> log;
+    // Not running yet: scheduled as usual.
+    ioloop::task<int> before = loop.create_task(record_then_suspend(log));
+    CHECK(log.empty());
+    loop.run_until_complete([](std::vector<std::string>& l, ioloop::task<int> first) -> ioloop::coro<void> {
+        CHECK(co_await first == 7);
+        l.clear();
+        ioloop::task<int> t = ioloop::create_task(record_then_suspend(l));
+        CHECK(l == std::vector<std::string>{"body starts"});  // already ran, inside create_task
+        CHECK(co_await t == 7);
+    }(log, before));
+    loop.set_task_factory(nullptr);
+    CHECK(loop.get_task_factory() == ioloop::task_factory::standard);
+    loop.close();
+}
+
+TEST_CASE("remove_done_callback takes back a callback not yet scheduled, by what add_done_callback returned") {
+    ioloop::run([]() -> ioloop::coro<void> {
+        std::vector<int> ran;
+        ioloop::future<int> f = ioloop::get_running_loop().create_future<int>();
+        const ioloop::done_callback one = f.add_done_callback([&] { ran.push_back(1); });
+        const ioloop::done_callback two = f.add_done_callback([&] { ran.push_back(2); });
+        f.add_done_callback([&] { ran.push_back(3); });
+        CHECK(f.remove_done_callback(two) == 1);
+        CHECK(f.remove_done_callback(two) == 0);             // already taken back
+        CHECK(f.remove_done_callback(ioloop::done_callback()) == 0);
+        f.set_result(5);
+        CHECK(f.remove_done_callback(one) == 0);  // scheduled when the future finished
+        co_await ioloop::sleep(0ms);
+        CHECK(ran == std::vector<int>{1, 3});
+
+        // A task's, and a callback of another future is not this one's to remove.
+        ioloop::task<int> t = ioloop::create_task(answer());
+        ioloop::future<int> other = ioloop::get_running_loop().create_future<int>();
+        const ioloop::done_callback on_other = other.add_done_callback([&] { ran.push_back(9); });
+        const ioloop::done_callback on_task = t.add_done_callback([&] { ran.push_back(4); });
+        CHECK(t.remove_done_callback(on_other) == 0);
+        CHECK(t.remove_done_callback(on_task) == 1);
+        CHECK(co_await t == 42);
+        co_await ioloop::sleep(0ms);
+        CHECK(ran == std::vector<int>{1, 3});
+        other.cancel();
+        co_await ioloop::sleep(0ms);
+        CHECK(ran == std::vector<int>{1, 3, 9});
+    }());
 }
