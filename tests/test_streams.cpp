@@ -257,6 +257,58 @@ TEST_CASE("readuntil: a multi-byte separator split across two chunks") {
     });
 }
 
+TEST_CASE("readuntil of several separators: the shortest result that ends in one (asyncio 3.13)") {
+    run_test([]() -> coro<void> {
+        fake_connection c;
+        // The one that ends first wins, whatever its place in the list. (Named arrays: g++
+        // 12 cannot make a braced array inside a co_await expression.)
+        c.feed("a\r\nb\nc");
+        const std::string_view lf_first[] = {"\n", "\r\n"};
+        const std::string_view crlf_first[] = {"\r\n", "\n"};
+        CHECK(co_await c.reader.readuntil(lf_first) == "a\r\n");
+        CHECK(co_await c.reader.readuntil(crlf_first) == "b\n");
+        // Waiting, with a separator split across two chunks.
+        static constexpr std::string_view ends[] = {"END", "STOP"};
+        auto t = ioloop::create_task([](stream_reader& r) -> coro<std::string> {
+            co_return co_await r.readuntil(ends);
+        }(c.reader));
+        co_await ioloop::sleep(0ms);
+        c.feed("ST");
+        co_await ioloop::sleep(0ms);
+        CHECK_FALSE(t.done());
+        c.feed("OP and END");
+        CHECK(co_await t == "cSTOP");
+        CHECK(co_await c.reader.readuntil(ends) == " and END");
+        CHECK_THROWS_AS((void)c.reader.readuntil({"x", ""}), std::invalid_argument);
+        // EOF before any: incomplete_read_error with what there was.
+        c.feed("tail");
+        c.feed_eof();
+        try {
+            (void)co_await c.reader.readuntil(lf_first);
+            FAIL_CHECK("readuntil returned without a separator");
+        } catch (const ioloop::incomplete_read_error& e) {
+            CHECK(e.partial() == "tail");
+        }
+    });
+}
+
+TEST_CASE("readuntil of several separators over the limit: limit_overrun_error, the data stays") {
+    run_test([]() -> coro<void> {
+        fake_connection c(8);
+        c.feed(std::string(12, 'x') + ";");
+        const std::string_view seps[] = {"\n", ";"};
+        try {
+            (void)co_await c.reader.readuntil(seps);
+            FAIL_CHECK("readuntil returned past the limit");
+        } catch (const ioloop::limit_overrun_error& e) {
+            CHECK(e.consumed() == 12);
+            CHECK(std::string_view(e.what()).find("longer than the limit") != std::string_view::npos);
+        }
+        CHECK(c.protocol->buffered() == 13);
+        CHECK(co_await c.reader.readexactly(13) == std::string(12, 'x') + ";");
+    });
+}
+
 TEST_CASE("readuntil at EOF without the separator: incomplete_read_error with the partial bytes") {
     run_test([]() -> coro<void> {
         fake_connection c;

@@ -196,6 +196,32 @@ TEST_CASE("as_completed hands out the handles in the order they finish") {
     ioloop::run(amain());
 }
 
+TEST_CASE("as_completed as a range: one awaitable per handle, each the next done") {
+    ioloop::run([]() -> ioloop::coro<void> {
+        std::vector<ioloop::coro<int>> coros;
+        for (int i = 0; i < 3; ++i) coros.push_back(value_after_turns(3 - i, i));
+        std::vector<int> results;
+        int rounds = 0;
+        for (auto next : ioloop::as_completed(std::move(coros))) {
+            ioloop::task<int> t = co_await next;
+            results.push_back(co_await t);
+            ++rounds;
+        }
+        CHECK(rounds == 3);
+        CHECK(results == std::vector<int>{2, 1, 0});
+
+        // What next() already gave is not given again: the range has what is left.
+        std::vector<ioloop::coro<int>> more;
+        for (int i = 0; i < 3; ++i) more.push_back(value_after_turns(i + 1, i));
+        auto set = ioloop::as_completed(std::move(more));
+        CHECK(co_await (co_await set.next()) == 0);
+        results.clear();
+        for (auto next : set) results.push_back(co_await (co_await next));
+        CHECK(results == std::vector<int>{1, 2});
+        CHECK(set.empty());
+    }());
+}
+
 TEST_CASE("as_completed with a timeout: the done ones first, then timeout_error for each left") {
     auto amain = []() -> ioloop::coro<void> {
         auto& loop = ioloop::get_running_loop();

@@ -268,6 +268,29 @@ public:
     // co_await next(): the next handle done. One task at a time may wait in next().
     next_awaiter next() noexcept { return next_awaiter(*this); }
 
+    // A range of size() awaitables, each the next handle done (asyncio's plain `for f in
+    // as_completed(fs): await f`):
+    //   for (auto next : ioloop::as_completed(std::move(tasks))) {
+    //       ioloop::task<int> t = co_await next;
+    //   }
+    class iterator {
+    public:
+        next_awaiter operator*() const noexcept { return set_->next(); }
+        iterator& operator++() noexcept {
+            ++at_;
+            return *this;
+        }
+        bool operator==(const iterator& other) const noexcept { return at_ == other.at_; }
+
+    private:
+        friend as_completed_set;
+        iterator(as_completed_set* s, std::size_t at) noexcept : set_(s), at_(at) {}
+        as_completed_set* set_;
+        std::size_t at_;
+    };
+    iterator begin() noexcept { return iterator(this, 0); }
+    iterator end() noexcept { return iterator(this, left_); }  // as many as are left
+
     class next_awaiter final : public detail::wait_point {
     public:
         explicit next_awaiter(as_completed_set& s) noexcept : set_(s) {}

@@ -66,20 +66,26 @@ struct stream_access;  // net/streams.hpp
 
 // What a read asks for, and what it found so far in the buffer.
 struct stream_read_request {
-    enum class op : unsigned char { some, all, exactly, until, line };
+    enum class op : unsigned char { some, all, exactly, until, line, until_any };
 
     // Packed: every co_await on a read keeps its awaiter, and so this, in the coroutine's
     // frame (24 bytes instead of 40: an idle coroutine connection 16 bytes smaller).
-    const char* sep_data = nullptr;  // until, line: the separator
-    // some, exactly: the byte count. until, line: until the separator is found, how many
-    // unread bytes are known not to start it (asyncio's `offset`), so that new data is
-    // scanned once; then where it starts, relative to the unread data.
+    union {
+        const char* sep_data = nullptr;  // until, line: the separator
+        const std::string_view* seps;    // until_any: the separators
+    };
+    // some, exactly: the byte count. until, line, until_any: until a separator is found,
+    // how many unread bytes are known not to start one (asyncio's `offset`), so that new
+    // data is scanned once; then where it starts, relative to the unread data.
     std::size_t n = 0;
-    std::uint32_t sep_size = 0;
+    std::uint32_t sep_size = 0;  // until, line: the separator's size; until_any: the count
     op kind = op::some;
-    bool found = false;  // until, line: the separator was found
+    bool found = false;       // until, line, until_any: a separator was found
+    std::uint8_t match = 0;   // until_any: which one
 
-    std::string_view sep() const noexcept { return {sep_data, sep_size}; }
+    std::string_view sep() const noexcept {
+        return kind == op::until_any ? seps[match] : std::string_view(sep_data, sep_size);
+    }
 
     // The method's name, for errors.
     const char* name() const noexcept {
@@ -90,6 +96,7 @@ struct stream_read_request {
             case op::exactly:
                 return "readexactly";
             case op::until:
+            case op::until_any:
                 return "readuntil";
             case op::line:
                 return "readline";
@@ -356,6 +363,7 @@ private:
     // or the bytes without it exceed the limit.
     bool scan(detail::stream_read_request& r) const noexcept {
         if (r.found) return true;
+        if (r.kind == detail::stream_read_request::op::until_any) return scan_any(r);
         const std::size_t len = unread();
         const std::size_t seplen = r.sep_size;
         if (len - r.n >= seplen) {
@@ -367,6 +375,30 @@ private:
             }
             r.n = len + 1 - seplen;
         }
+        return r.n > limit_;
+    }
+
+    // scan() for several separators (asyncio 3.13's readuntil of a tuple): of the ones
+    // found, the one that ends first, so that the result is the shortest that ends in one.
+    bool scan_any(detail::stream_read_request& r) const noexcept {
+        const std::string_view unread_data(data(), unread());
+        std::size_t best_end = std::string_view::npos;
+        std::size_t longest = 0;
+        for (std::uint32_t i = 0; i < r.sep_size; ++i) {
+            const std::string_view sep = r.seps[i];
+            longest = sep.size() > longest ? sep.size() : longest;
+            const std::size_t at = unread_data.find(sep, r.n);
+            if (at != std::string_view::npos && at + sep.size() < best_end) {
+                best_end = at + sep.size();
+                r.match = static_cast<std::uint8_t>(i);
+            }
+        }
+        if (best_end != std::string_view::npos) {
+            r.n = best_end - r.seps[r.match].size();
+            r.found = true;
+            return true;
+        }
+        if (unread_data.size() + 1 >= longest) r.n = unread_data.size() + 1 - longest;
         return r.n > limit_;
     }
 
@@ -383,6 +415,7 @@ private:
                 return r.n == 0 || unread() >= r.n || eof_;
             case op::until:
             case op::line:
+            case op::until_any:
                 return scan(r) || eof_;
         }
         return true;
@@ -408,13 +441,14 @@ private:
                 }
             case op::until:
             case op::line:
+            case op::until_any:
                 break;
         }
         const bool line = r.kind == op::line;
-        const std::size_t seplen = r.sep_size;
         std::size_t consumed = 0;
         const char* message = nullptr;
         if (scan(r)) {
+            const std::size_t seplen = r.sep().size();  // the one found, of several
             if (!r.found) {
                 consumed = r.n;
                 message = "the separator is not found, and the chunk exceeds the limit";
@@ -434,7 +468,7 @@ private:
         // chunk, and the separator too if it ends the chunk (asyncio's readline).
         if (line) {
             if (std::string_view(data(), unread()).substr(consumed).starts_with(r.sep())) {
-                discard(consumed + seplen);
+                discard(consumed + r.sep_size);
             } else {
                 discard(unread());
             }
@@ -703,7 +737,39 @@ public:
     // The data up to and including `sep`. EOF first: incomplete_read_error (expected()
     // is incomplete_read_error::unknown), carrying what was read. No separator within the
     // limit: limit_overrun_error, and the data stays in the stream.
-    [[nodiscard]] read_awaiter readuntil(std::string_view sep = "\n") {
+    [[nodiscard]] read_awaiter readuntil() { return readuntil_one("\n"); }
+    // (A template: a braced list of separators must not be taken for a string_view's
+    // iterator pair; it goes to the overload below.)
+    template <class Sep>
+        requires std::is_convertible_v<const Sep&, std::string_view>
+    [[nodiscard]] read_awaiter readuntil(const Sep& sep) {
+        return readuntil_one(sep);
+    }
+
+    // The data up to and including whichever separator ends first (asyncio 3.13's
+    // readuntil of a tuple), from an array that outlives the await:
+    //   static constexpr std::string_view ends[] = {"\r\n", "\n"};
+    //   std::string line = co_await reader.readuntil(ends);
+    // (A braced list in the co_await expression would do, but g++ 12 refuses a braced array
+    // there.) Errors as readuntil's; 1 to 255 separators.
+    template <std::size_t N>
+    [[nodiscard]] read_awaiter readuntil(const std::string_view (&seps)[N]) {
+        static_assert(N > 0 && N < 256, "readuntil: give 1 to 255 separators");
+        for (const std::string_view sep : seps) {
+            if (sep.empty()) throw std::invalid_argument("readuntil: a separator is empty");
+            if (static_cast<std::uint64_t>(sep.size()) > 0xffffffffu) {
+                throw std::invalid_argument("readuntil: a separator is longer than 4 GiB");
+            }
+        }
+        detail::stream_read_request r;
+        r.kind = detail::stream_read_request::op::until_any;
+        r.seps = seps;
+        r.sep_size = static_cast<std::uint32_t>(N);
+        return read_awaiter(&state("readuntil"), r);
+    }
+
+private:
+    read_awaiter readuntil_one(std::string_view sep) {
         if (sep.empty()) throw std::invalid_argument("readuntil: the separator is empty");
         if (static_cast<std::uint64_t>(sep.size()) > 0xffffffffu) {
             throw std::invalid_argument("readuntil: the separator is longer than 4 GiB");
@@ -715,6 +781,7 @@ public:
         return read_awaiter(&state("readuntil"), r);
     }
 
+public:
     // EOF was received and the buffer is empty.
     bool at_eof() const noexcept { return s_ && s_->eof_ && s_->unread() == 0; }
 
