@@ -166,6 +166,13 @@ public:
     template <class T>
     task<T> create_task(coro<T> body, std::string name = {});
 
+    // The same for a callable returning a coro: fn is moved into the task and lives (with
+    // what it captured) as long as the coroutine it made runs, so that
+    // `loop.create_task([x] () -> coro<void> { ... })` is safe. Defined in coro/task.hpp.
+    template <class F>
+    requires std::is_invocable_v<std::decay_t<F>&>
+    auto create_task(F&& fn, std::string name = {});
+
     // Runs fn() on the default executor; the task completes on the loop's thread.
     template <class F>
     auto run_in_executor(F fn);

@@ -162,6 +162,37 @@ std::vector<H> checked_copy(const std::vector<H>& handles, const char* what) {
 
 }  // namespace detail
 
+namespace detail {
+
+template <class R>
+inline constexpr bool is_coro_type = false;
+template <class T>
+inline constexpr bool is_coro_type<coro<T>> = true;
+
+// A callable that makes a coro when called with nothing (a lambda `[&]() -> coro<T> {...}`).
+template <class F>
+concept coro_callable = std::is_invocable_v<std::decay_t<F>&> &&
+                        is_coro_type<std::invoke_result_t<std::decay_t<F>&>>;
+
+// Calls fn, which lives in this frame: a lambda's captures outlive the coroutine it made
+// (a coroutine lambda refers to its closure, which a temporary would take away at the
+// end of the create_task expression).
+template <class F>
+std::invoke_result_t<F&> call_kept(F fn) {
+    co_return co_await fn();
+}
+
+}  // namespace detail
+
+template <class F>
+requires std::is_invocable_v<std::decay_t<F>&>
+auto loop_base::create_task(F&& fn, std::string name) {
+    static_assert(detail::coro_callable<F>,
+                  "loop.create_task: the callable must return an ioloop::coro<T> (write the "
+                  "lambda as [x]() -> ioloop::coro<void> { ... })");
+    return create_task(detail::call_kept(std::decay_t<F>(std::forward<F>(fn))), std::move(name));
+}
+
 template <class T>
 task<T> loop_base::create_task(coro<T> body, std::string name) {
     check_open("create_task");
@@ -187,6 +218,13 @@ task<T> create_task(coro<T> body, std::string name = {}) {
     task<T> t = detail::loop_access::running_or_throw("create_task").create_task(std::move(body));
     if (!name.empty()) t.set_name(std::move(name));
     return t;
+}
+
+// Schedules fn() on the running loop, fn kept alive in the task (see loop_base).
+template <class F>
+requires detail::coro_callable<F>
+auto create_task(F&& fn, std::string name = {}) {
+    return create_task(detail::call_kept(std::decay_t<F>(std::forward<F>(fn))), std::move(name));
 }
 
 // The task running the caller; an empty any_task outside a task.
