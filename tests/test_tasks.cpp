@@ -510,3 +510,47 @@ TEST_CASE("wait_for and shield may be made outside the loop that then awaits the
     ioloop::task<int> u = loop.create_task(answer());
     CHECK(loop.run_until_complete(ioloop::wait_for(ioloop::shield(u), 10s)) == 42);
 }
+
+// ---- create_task of a callable: the closure lives as long as the task ---------------------
+
+TEST_CASE("create_task of a lambda keeps its captures alive while the task runs") {
+    auto amain = []() -> ioloop::coro<void> {
+        // Captures that own memory: the closure is moved into the task, not left to die
+        // with the create_task expression (ASan would see a use after free).
+        std::string prefix = "captured ";
+        ioloop::task<std::string> t = ioloop::create_task(
+            [prefix, tail = std::string(64, 'x')]() -> ioloop::coro<std::string> {
+                co_await ioloop::sleep(std::chrono::milliseconds(0));
+                co_await ioloop::sleep(std::chrono::milliseconds(0));
+                co_return prefix + std::to_string(tail.size());
+            },
+            "kept");
+        CHECK(t.get_name() == "kept");
+        CHECK(co_await t == "captured 64");
+
+        // The loop's own create_task, and a callable object that is not a lambda.
+        struct maker {
+            std::vector<int> values;
+            ioloop::coro<int> operator()() {
+                co_await ioloop::sleep(std::chrono::milliseconds(0));
+                co_return static_cast<int>(values.size());
+            }
+        };
+        ioloop::task<int> u = ioloop::get_running_loop().create_task(maker{{1, 2, 3}});
+        CHECK(co_await u == 3);
+
+        // A void coroutine; its exception comes out of the task as usual.
+        auto v = ioloop::create_task([]() -> ioloop::coro<void> {
+            co_await ioloop::sleep(std::chrono::milliseconds(0));
+            throw std::runtime_error("from the callable's coroutine");
+        });
+        std::string what;
+        try {
+            co_await v;
+        } catch (const std::runtime_error& e) {
+            what = e.what();
+        }
+        CHECK(what == "from the callable's coroutine");
+    };
+    ioloop::run(amain());
+}

@@ -61,20 +61,18 @@ public:
         --pending_;
         if (winner_ == no_winner) {
             winner_ = static_cast<std::size_t>(&l - links_);
-            cancel_running();
+            stop_the_rest();
         }
-        if (pending_ == 0) task_->wake();
+        // No task_ yet: a future cancelled by start() finished within the cancel.
+        if (pending_ == 0 && task_) task_->wake();
     }
 
-    // The awaiting task was cancelled: every child still running is cancelled, and the
-    // race ends in cancelled_error once they are all done.
+    // The awaiting task was cancelled: every child still running is cancelled (unless
+    // they already were), and the race ends in cancelled_error once they are all done.
     void on_cancel(task_base& t) noexcept override {
         cancel_requested_ = true;
-        if (cancel_running()) {
-            t.cancel_passed_on();
-        } else {  // nothing left to cancel: the task throws where it waits
-            t.wake();
-        }
+        stop_the_rest();
+        t.cancel_passed_on();  // suspended: some child is still running, and wakes it
     }
 
 protected:
@@ -100,7 +98,7 @@ protected:
                 ++pending_;
             }
         }
-        if (winner_ != no_winner) cancel_running();
+        if (winner_ != no_winner) stop_the_rest();
         if (pending_ == 0) return false;
         task_ = &t;
         t.suspend(h, this);
@@ -117,14 +115,15 @@ protected:
     }
 
 private:
-    // Cancels every child not done yet; false if there was none.
-    bool cancel_running() noexcept {
-        bool any = false;
+    // Cancels every child not done yet, once: a second cancel would reach a loser in its
+    // cleanup (a winner found after the race was cancelled, or the other way round).
+    void stop_the_rest() noexcept {
+        if (stopping_) return;
+        stopping_ = true;
         for (std::size_t i = 0; i < count_; ++i) {
             future_base* s = links_[i].state;
-            if (!s->done() && s->cancel()) any = true;
+            if (!s->done()) s->cancel();
         }
-        return any;
     }
 
     // Destroyed while children still run: the loop is closing with the task unfinished.
@@ -139,6 +138,7 @@ private:
     std::size_t pending_ = 0;
     std::size_t winner_ = no_winner;
     bool cancel_requested_ = false;
+    bool stopping_ = false;  // the children still running were cancelled
 };
 
 // The handle race keeps for an argument: a coro's task, a task or future as given, and
