@@ -188,8 +188,8 @@ template <class F>
 requires std::is_invocable_v<std::decay_t<F>&>
 auto loop_base::create_task(F&& fn, std::string name) {
     static_assert(detail::coro_callable<F>,
-                  "loop.create_task: the callable must return an ioloop::coro<T> (write the "
-                  "lambda as [x]() -> ioloop::coro<void> { ... })");
+                  "create_task: the callable must return an ioloop::coro<T> (write the lambda as "
+                  "[x]() -> ioloop::coro<void> { ... }, and pass the lambda, not its call)");
     return create_task(detail::call_kept(std::decay_t<F>(std::forward<F>(fn))), std::move(name));
 }
 
@@ -222,8 +222,11 @@ task<T> create_task(coro<T> body, std::string name = {}) {
 
 // Schedules fn() on the running loop, fn kept alive in the task (see loop_base).
 template <class F>
-requires detail::coro_callable<F>
+requires std::is_invocable_v<std::decay_t<F>&>
 auto create_task(F&& fn, std::string name = {}) {
+    static_assert(detail::coro_callable<F>,
+                  "create_task: the callable must return an ioloop::coro<T> (write the lambda as "
+                  "[x]() -> ioloop::coro<void> { ... }, and pass the lambda, not its call)");
     return create_task(detail::call_kept(std::decay_t<F>(std::forward<F>(fn))), std::move(name));
 }
 

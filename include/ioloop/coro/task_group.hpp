@@ -350,8 +350,11 @@ public:
     // the expression, hands over a coroutine whose closure dies with the expression: pass
     // the lambda itself.)
     template <class F>
-    requires detail::coro_callable<F>
+    requires std::is_invocable_v<std::decay_t<F>&>
     auto create_task(F&& fn, std::string name = {}) {
+        static_assert(detail::coro_callable<F>,
+                      "task_group::create_task: the callable must return an ioloop::coro<T> "
+                      "(write the lambda as [x]() -> ioloop::coro<void> { ... })");
         return create_task(detail::call_kept(std::decay_t<F>(std::forward<F>(fn))),
                            std::move(name));
     }
