@@ -4,6 +4,8 @@
 // sequenced with sleep(0) (one loop iteration each), never with timing.
 #include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
 
+#include "loop_helpers.hpp"
+
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -246,4 +248,19 @@ TEST_CASE("a loser's own error is not lost: its task reports it") {
         what = e.what();
     }
     CHECK(what == "failed while stopping");
+}
+
+TEST_CASE("a loop closed while a race waits takes the race and its children down cleanly") {
+    ioloop::event_loop loop;
+    int started = 0;
+    std::vector<std::string> log;
+    auto t = loop.create_task([&]() -> ioloop::coro<void> {
+        (void)co_await ioloop::race(slow_loser(log, 0, &started), slow_loser(log, 0, &started));
+    });
+    for (int i = 0; i < 10 && started < 2; ++i) test::run_one_iteration(loop);
+    REQUIRE(started == 2);
+    CHECK_FALSE(t.done());
+    loop.close();  // destroys the coroutines where they wait
+    CHECK(t.cancelled());
+    CHECK(log.empty());
 }

@@ -81,7 +81,7 @@ protected:
     race_core() noexcept = default;
     // Only before the race is awaited: no link is bound yet.
     race_core(race_core&&) noexcept {}
-    ~race_core() { unlink_all(); }
+    ~race_core() = default;
 
     // await_suspend's work, once the links name their children. False if every child is
     // already done.
@@ -114,6 +114,13 @@ protected:
         return winner_;
     }
 
+    // Destroyed while children still run (the loop is closing with the task unfinished):
+    // called by the derived class, whose links go before this base's destructor runs.
+    void unlink_all() noexcept {
+        if (pending_ == 0) return;
+        for (std::size_t i = 0; i < count_; ++i) links_[i].unlink();
+    }
+
 private:
     // Cancels every child not done yet, once: a second cancel would reach a loser in its
     // cleanup (a winner found after the race was cancelled, or the other way round).
@@ -124,12 +131,6 @@ private:
             future_base* s = links_[i].state;
             if (!s->done()) s->cancel();
         }
-    }
-
-    // Destroyed while children still run: the loop is closing with the task unfinished.
-    void unlink_all() noexcept {
-        if (pending_ == 0) return;
-        for (std::size_t i = 0; i < count_; ++i) links_[i].unlink();
     }
 
     task_base* task_ = nullptr;
@@ -185,6 +186,7 @@ public:
     race_tuple(race_tuple&& o) noexcept(std::is_nothrow_move_constructible_v<
                                         std::tuple<typename Specs::handle...>>)
         : race_core(std::move(o)), children_(std::move(o.children_)) {}
+    ~race_tuple() { unlink_all(); }
 
     bool await_ready() const noexcept { return false; }
 
