@@ -642,9 +642,9 @@ inline void stream_reader_protocol::start_pending() noexcept {
 // (or the transport does). One task reads at a time: a read started while another one is
 // waiting throws invalid_state_error.
 //
-// Each read is an awaiter, to be awaited at once (co_await reader.readline()), or given
-// to wait_for / timeout in the expression that made it. The separator given to readuntil
-// must outlive the await. Cancelling a task in a read leaves the stream as it was: the
+// Each read is an awaiter, awaited at once (co_await reader.readline()) or given to
+// wait_for / timeout / race, which move it in and may be kept and awaited later. The
+// separator given to readuntil must outlive the await. Cancelling a task in a read leaves the stream as it was: the
 // data already received stays for the next read.
 class stream_reader {
 public:
