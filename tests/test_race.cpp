@@ -169,6 +169,13 @@ TEST_CASE("race takes tasks, futures and any awaitable; the caller's task is can
         REQUIRE(r2.index() == 1);
         CHECK(std::get<1>(r2) == "set");
         never.set();  // no waiter is left to wake
+
+        // shield(t): the race's cancel ends only its own wait; t goes on and finishes.
+        ioloop::task<int> kept = ioloop::create_task(after_turns(20, 9, log, "kept"));
+        auto r3 = co_await ioloop::race(ioloop::shield(kept), ioloop::sleep(0ms));
+        CHECK(r3.index() == 1);
+        CHECK_FALSE(kept.done());
+        CHECK(co_await kept == 9);
     };
     ioloop::run(amain());
 }

@@ -32,17 +32,22 @@ concept awaitable = requires(Aw&& aw) {
 template <class Aw>
 using await_result_t = decltype(get_awaiter(std::declval<Aw>()).await_resume());
 
+// What a coro that awaits Aw gives: a copy of a result given by reference (an lvalue
+// task's, a shield's of a named task), since coro<T&> holds no reference.
+template <class Aw>
+using awaited_value_t = std::remove_cvref_t<await_result_t<Aw>>;
+
 // Awaits `aw` where it lies: the caller named it (an lvalue), so it outlives the coro as
 // long as the caller's scope does.
 template <class Aw>
-coro<await_result_t<Aw&>> await_in_place(Aw& aw) {
+coro<awaited_value_t<Aw&>> await_in_place(Aw& aw) {
     co_return co_await aw;
 }
 
 // Awaits an awaitable moved into the coro's frame: the coro may be kept, moved, made a
 // task; nothing it refers to was a temporary of the caller's expression.
 template <class Aw>
-coro<await_result_t<Aw>> await_value(Aw aw) {
+coro<awaited_value_t<Aw>> await_value(Aw aw) {
     co_return co_await std::move(aw);
 }
 

@@ -151,7 +151,7 @@ struct race_spec {
 };
 template <class A>
 struct race_spec<A, false> {
-    using handle = task<await_result_t<A>>;
+    using handle = task<awaited_value_t<A>>;
     static constexpr bool move = true;
 };
 
