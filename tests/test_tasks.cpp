@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -536,8 +537,23 @@ TEST_CASE("create_task of a lambda keeps its captures alive while the task runs"
                 co_return static_cast<int>(values.size());
             }
         };
-        ioloop::task<int> u = ioloop::get_running_loop().create_task(maker{{1, 2, 3}});
+        ioloop::task<int> u = ioloop::get_running_loop().create_task(maker{{1, 2, 3}}, "maker");
+        CHECK(u.get_name() == "maker");
         CHECK(co_await u == 3);
+
+        // With task_options: an eager start runs the callable's coroutine inside create_task
+        // up to its first suspension, the closure already kept by the task.
+        std::vector<std::string> steps;
+        auto e = ioloop::create_task(
+            [&steps, label = std::string(40, 'e')]() -> ioloop::coro<std::size_t> {
+                steps.push_back("started");
+                co_await ioloop::sleep(std::chrono::milliseconds(0));
+                co_return label.size();
+            },
+            {.name = "eager", .eager_start = true});
+        CHECK(steps == std::vector<std::string>{"started"});
+        CHECK(e.get_name() == "eager");
+        CHECK(co_await e == 40);
 
         // A void coroutine; its exception comes out of the task as usual.
         auto v = ioloop::create_task([]() -> ioloop::coro<void> {
