@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -144,14 +145,19 @@ TEST_CASE("an unconnected UDP endpoint sends to the address given with each data
     ioloop::event_loop loop;
     auto server = open<echo_protocol>(loop, endpoint::ip("127.0.0.1", 0), {}).first;
     const endpoint to = server->get_extra_info("sockname").address();
+    CHECK(server->sockname() == to);
     auto [client, p] = open<recorder>(loop, endpoint::ip("127.0.0.1", 0), {});
     p->loop = &loop;
-    p->expected = 1;
+    p->expected = 2;
     CHECK_FALSE(client->get_extra_info("peername"));
+    CHECK(client->peername().family() == ioloop::address_family::unspecified);
     client->sendto("hello", to);
+    const std::byte raw[] = {std::byte{'r'}, std::byte{0}, std::byte{'w'}};
+    client->sendto(std::span<const std::byte>(raw), to);  // raw bytes, in order after it
     test::run_with_watchdog(loop);
-    REQUIRE(p->received.size() == 1);
+    REQUIRE(p->received.size() == 2);
     CHECK(p->received[0] == "hello");
+    CHECK(p->received[1] == std::string("r\0w", 3));
 }
 
 #if !defined(TEST_WINE_SELECT)  // see platform.hpp

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -545,6 +546,8 @@ TEST_CASE("writer: write, writelines, write_eof, extra info; close; write after 
         CHECK_THROWS_AS(c.writer.write("later"), ioloop::invalid_state_error);
         CHECK(c.writer.transport() == nullptr);
         CHECK_FALSE(c.writer.get_extra_info("peername"));
+        CHECK(c.writer.peername().family() == ioloop::address_family::unspecified);
+        CHECK(c.writer.sockname().family() == ioloop::address_family::unspecified);
         co_await c.writer.wait_closed();  // lost without an error: returns
     });
 }
@@ -625,6 +628,12 @@ TEST_CASE("TCP: start_server on port 0, open_connection, lines both ways, addres
         auto [r, w] = co_await ioloop::open_connection("127.0.0.1", port);
         CHECK(w.get_extra_info("peername").address().port() == port);
         CHECK(w.get_extra_info("sockname").address().port() != port);
+        CHECK(w.peername() == ioloop::endpoint::ip("127.0.0.1", port));
+        CHECK(w.sockname() == w.get_extra_info("sockname").address());
+        const std::byte raw[] = {std::byte{'b'}, std::byte{'y'}, std::byte{'t'}, std::byte{'e'},
+                                 std::byte{'s'}, std::byte{'\n'}};
+        w.write(std::span<const std::byte>(raw));
+        CHECK(co_await r.readline() == "bytes\n");
         w.write("hello\n");
         w.writelines({"wor", "ld\n"});
         co_await w.drain();
@@ -969,4 +978,40 @@ TEST_CASE("start_server and open_connection made outside the loop run on the loo
         co_return co_await r.readline();
     };
     CHECK(loop.run_until_complete(read_line(reader)) == "ping\n");
+}
+
+// ---- a read kept in a wait_for or a race past the expression that made it ----------------
+
+TEST_CASE("a wait_for of a read can be kept and awaited later; a lost race leaves the data") {
+    run_test([]() -> coro<void> {
+        fake_connection c;
+        // The read awaiter is moved into the wait_for: nothing it refers to is a temporary.
+        auto w = ioloop::wait_for(c.reader.readline(), 1h);
+        auto feeder = ioloop::create_task([&c]() -> coro<void> {
+            co_await ioloop::sleep(0ms);
+            c.feed("kept\nnext");
+        });
+        CHECK(co_await std::move(w) == "kept\n");
+        co_await feeder;
+
+        auto t = ioloop::timeout(1ms, c.reader.readline());
+        bool timed_out = false;
+        try {
+            (void)co_await t;
+        } catch (const ioloop::timeout_error&) {
+            timed_out = true;
+        }
+        CHECK(timed_out);
+
+        // A read that loses a race is cancelled: what was buffered stays for the next read.
+        auto r = co_await ioloop::race(c.reader.readline(), ioloop::sleep(0ms));
+        CHECK(r.index() == 1);
+        c.feed(" line\n");
+        CHECK(co_await c.reader.readline() == "next line\n");
+
+        // Bytes as std::span<const std::byte> go out as they are.
+        const std::byte raw[] = {std::byte{0}, std::byte{0xff}, std::byte{'z'}};
+        c.writer.write(std::span<const std::byte>(raw));
+        CHECK(c.transport.written == std::string("\0\xff" "z", 3));
+    });
 }

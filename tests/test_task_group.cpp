@@ -604,3 +604,29 @@ TEST_CASE("a task group takes tasks made elsewhere (to_thread), and cancels them
     };
     ioloop::run(amain());
 }
+
+TEST_CASE("task_group::create_task of a lambda keeps its captures alive while the child runs") {
+    auto amain = []() -> ioloop::coro<void> {
+        std::vector<std::string> seen;
+        co_await ioloop::task_group::run([&](ioloop::task_group& tg) -> ioloop::coro<void> {
+            for (int i = 0; i < 3; ++i) {
+                // By value, owning memory: the closure is the task's, not the loop body's.
+                tg.create_task(
+                    [&seen, name = "child-" + std::to_string(i)]() -> ioloop::coro<void> {
+                        co_await ioloop::sleep(std::chrono::milliseconds(0));
+                        seen.push_back(name);
+                    });
+            }
+            ioloop::task<int> t = tg.create_task(
+                [n = std::vector<int>(5, 1)]() -> ioloop::coro<int> {
+                    co_await ioloop::sleep(std::chrono::milliseconds(0));
+                    co_return static_cast<int>(n.size());
+                },
+                "sized");
+            CHECK(t.get_name() == "sized");
+            CHECK(co_await t == 5);
+        });
+        CHECK(seen == std::vector<std::string>{"child-0", "child-1", "child-2"});
+    };
+    ioloop::run(amain());
+}

@@ -427,3 +427,41 @@ TEST_CASE(
     };
     ioloop::run(amain());
 }
+
+// ---- a wait_for or timeout kept past the expression that made it ---------------------------
+
+TEST_CASE("a wait_for or timeout of an awaiter can be kept and awaited later") {
+    auto amain = []() -> ioloop::coro<void> {
+        ioloop::queue<std::string> q;
+        // The awaiter of q.get() is a temporary: it is moved into the wait_for, so the
+        // wait_for refers to nothing that died with its first statement.
+        auto w = ioloop::wait_for(q.get(), 1h);
+        q.put_nowait(std::string(100, 'q'));
+        CHECK(co_await std::move(w) == std::string(100, 'q'));
+
+        ioloop::lock l;
+        auto kept = ioloop::timeout(1h, l.acquire());
+        co_await kept;  // the timeout awaiter itself stays where it is
+        CHECK(l.locked());
+        auto blocked = ioloop::wait_for(l.acquire(), 1ms);
+        bool timed_out = false;
+        try {
+            co_await std::move(blocked);
+        } catch (const ioloop::timeout_error&) {
+            timed_out = true;
+        }
+        CHECK(timed_out);
+        l.release();
+        CHECK_FALSE(l.locked());  // the timed-out acquire took nothing
+
+        auto nap = ioloop::wait_for(ioloop::sleep(0ms), 1h);
+        co_await std::move(nap);
+
+        // A named awaiter is awaited where it lies: it outlives the wait_for here.
+        ioloop::event e;
+        auto named = e.wait();
+        e.set();
+        co_await ioloop::wait_for(named, 1h);
+    };
+    ioloop::run(amain());
+}

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -613,6 +614,15 @@ TEST_CASE("get_extra_info: peername, sockname, socket, and nothing for an unknow
         // The server's view is the mirror image.
         CHECK(st.get_extra_info("peername").address() == mine.address());
         CHECK(st.get_extra_info("sockname").address() == peer.address());
+        // The typed forms.
+        CHECK(ct.peername() == peer.address());
+        CHECK(ct.sockname() == mine.address());
+        CHECK(st.peername() == mine.address());
+        // Raw bytes through the std::span<const std::byte> overload.
+        const std::byte raw[] = {std::byte{0}, std::byte{'o'}, std::byte{'k'}, std::byte{0xfe}};
+        ct.write(std::span<const std::byte>(raw));
+        AWAIT_UNTIL(srv[0].data.size() == 4);
+        CHECK(srv[0].data == std::string("\0ok\xfe", 4));
 
         const ioloop::extra_info sock = ct.get_extra_info("socket");
         REQUIRE(sock.is_descriptor());
@@ -646,6 +656,8 @@ TEST_CASE("get_extra_info: peername, sockname, socket, and nothing for an unknow
         CHECK(upeer.address().family() == address_family::unix_domain);
         CHECK(upeer.address().path() == path);
         CHECK_FALSE(u.t->get_extra_info("sockname").has_value());
+        CHECK(u.t->peername().path() == path);
+        CHECK(u.t->sockname().family() == address_family::unspecified);
         CHECK(u.t->get_extra_info("socket").is_descriptor());
         u.t->close();
         AWAIT_UNTIL(u.lost == 1);

@@ -14,6 +14,7 @@
 #include "ioloop/coro/lock.hpp"
 #include "ioloop/coro/outcome.hpp"
 #include "ioloop/coro/queue.hpp"
+#include "ioloop/coro/race.hpp"
 #include "ioloop/coro/run.hpp"
 #include "ioloop/coro/run_coroutine_threadsafe.hpp"
 #include "ioloop/coro/run_in_executor.hpp"

@@ -188,6 +188,18 @@ public:
     task<T> create_task(coro<T> body, Name&& name);
     template <class T>
     task<T> create_task(coro<T> body, task_options options);
+    // The same for a callable returning a coro: fn is moved into the task and lives (with
+    // what it captured) as long as the coroutine it made runs, so that
+    // `loop.create_task([x]() -> coro<void> { ... })` is safe. Defined in coro/task.hpp.
+    template <class F>
+        requires std::is_invocable_v<std::decay_t<F>&>
+    auto create_task(F&& fn);
+    template <class F, class Name>
+        requires std::is_invocable_v<std::decay_t<F>&> && std::is_convertible_v<Name&&, std::string>
+    auto create_task(F&& fn, Name&& name);
+    template <class F>
+        requires std::is_invocable_v<std::decay_t<F>&>
+    auto create_task(F&& fn, task_options options);
 
     // set_task_factory(ioloop::eager_task_factory): every create_task starts eagerly;
     // set_task_factory(nullptr), or task_factory::standard, undoes it.
@@ -196,6 +208,7 @@ public:
     task_factory get_task_factory() const noexcept {
         return eager_tasks_ ? task_factory::eager : task_factory::standard;
     }
+
 
     // Runs fn() on the default executor; the task completes on the loop's thread.
     template <class F>

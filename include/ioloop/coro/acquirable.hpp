@@ -22,6 +22,7 @@ class acquire_wait : public queued_wait {
 public:
     explicit acquire_wait(Primitive& p) noexcept
         : queued_wait(p.waiting_, Primitive::acquire_name), p_(p) {}
+    acquire_wait(acquire_wait&&) noexcept = default;  // before it is awaited (see waiter)
     ~acquire_wait() {
         if (linked()) p_.leave_queue(*this);
     }

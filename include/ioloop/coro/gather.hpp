@@ -31,6 +31,7 @@
 #include "ioloop/coro/outcome.hpp"
 #include "ioloop/coro/task.hpp"
 #include "ioloop/coro/task_base.hpp"
+#include "ioloop/coro/void_result.hpp"
 #include "ioloop/detail/config.hpp"
 #include "ioloop/errors.hpp"
 
@@ -45,11 +46,6 @@
 
 IOLOOP_NAMESPACE_BEGIN
 
-// A void child's place in a tuple or vector of results (Python's None in gather's list).
-struct void_result {
-    friend constexpr bool operator==(void_result, void_result) noexcept { return true; }
-};
-
 // gather(return_exceptions, ...): every child finishes, each gives an outcome<T>
 // (asyncio's return_exceptions=True).
 struct return_exceptions_t {
@@ -58,9 +54,6 @@ struct return_exceptions_t {
 inline constexpr return_exceptions_t return_exceptions{};
 
 namespace detail {
-
-template <class T>
-using gathered_t = std::conditional_t<std::is_void_v<T>, void_result, T>;
 
 // A child's place in the results: its value, or with return_exceptions its outcome.
 template <class T, bool Outcomes>
@@ -127,6 +120,8 @@ public:
 
 protected:
     explicit gather_core(bool return_exceptions) noexcept : return_exceptions_(return_exceptions) {}
+    // Only before the gather is awaited (into a wait_for, a race): no link is bound yet.
+    gather_core(gather_core&& o) noexcept : return_exceptions_(o.return_exceptions_) {}
     ~gather_core() = default;
 
     // await_suspend's work, once the links name their children: links to those still
@@ -244,6 +239,8 @@ public:
 
     explicit gather_vector(std::vector<H>&& children) noexcept
         : gather_core(Outcomes), children_(std::move(children)) {}
+    gather_vector(gather_vector&& o) noexcept  // before it is awaited (see gather_core)
+        : gather_core(std::move(o)), children_(std::move(o.children_)) {}
     ~gather_vector() { unlink_all(); }
 
     bool await_ready() const noexcept { return children_.empty(); }
@@ -298,8 +295,11 @@ public:
 
     // Braces: the children are made (coros become tasks) in argument order.
     template <class... A>
+    requires(sizeof...(A) == count && (!std::is_same_v<std::remove_cvref_t<A>, gather_tuple> && ...))
     explicit gather_tuple(A&&... aws)
         : gather_core(Outcomes), children_{make_child(std::forward<A>(aws))...} {}
+    gather_tuple(gather_tuple&& o)  // before it is awaited (see gather_core)
+        : gather_core(std::move(o)), children_(std::move(o.children_)) {}
     ~gather_tuple() { unlink_all(); }
 
     bool await_ready() const noexcept { return count == 0; }

@@ -51,6 +51,7 @@ public:
 
 protected:
     queue_waiter(waiter_queue& line, const char* what) noexcept : queued_wait(line, what) {}
+    queue_waiter(queue_waiter&&) noexcept = default;  // before it is awaited (see waiter)
     ~queue_waiter() = default;
 
     // Resumed unlinked and not cancelled: told of a shutdown; or granted, then detached by
@@ -214,6 +215,7 @@ template <class Queue>
 class queue_get final : public queue_waiter {
 public:
     explicit queue_get(Queue& q) noexcept : queue_waiter(q.getters_, "get"), q_(q) {}
+    queue_get(queue_get&&) noexcept = default;  // before it is awaited (see waiter)
     // Destroyed while promised an item (the loop is closing): the item is free again.
     ~queue_get() {
         if (!linked() || outcome_ != outcome::granted) return;
@@ -261,6 +263,7 @@ class queue_put final : public queue_waiter {
 public:
     queue_put(Queue& q, item_ptr item) noexcept
         : queue_waiter(q.putters_, "put"), q_(q), item_(item) {}
+    queue_put(queue_put&&) noexcept = default;  // before it is awaited (see waiter)
     // Destroyed with a slot reserved (the loop is closing): the slot is free again.
     ~queue_put() {
         if (!linked() || outcome_ != outcome::granted) return;

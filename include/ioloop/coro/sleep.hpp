@@ -18,6 +18,8 @@ namespace detail {
 class sleep_awaiter final : public wait_point {
 public:
     explicit sleep_awaiter(std::chrono::steady_clock::duration d) noexcept : delay_(d) {}
+    // Before it is awaited (into a wait_for, a race): no timer is set yet.
+    sleep_awaiter(sleep_awaiter&& o) noexcept : delay_(o.delay_) {}
     sleep_awaiter(const sleep_awaiter&) = delete;
     sleep_awaiter& operator=(const sleep_awaiter&) = delete;
     ~sleep_awaiter() { timer_.cancel(); }  // destroyed while asleep: the loop is closing

@@ -243,6 +243,56 @@ task<T> loop_base::create_task(coro<T> body, task_options options) {
     return detail::make_task(*this, std::move(body), options.name, options.eager_start);
 }
 
+namespace detail {
+
+template <class R>
+inline constexpr bool is_coro_type = false;
+template <class T>
+inline constexpr bool is_coro_type<coro<T>> = true;
+
+// A callable that makes a coro when called with nothing (a lambda `[&]() -> coro<T> {...}`).
+template <class F>
+concept coro_callable = std::is_invocable_v<std::decay_t<F>&> &&
+                        is_coro_type<std::invoke_result_t<std::decay_t<F>&>>;
+
+// Calls fn, which lives in this frame: a lambda's captures outlive the coroutine it made
+// (a coroutine lambda refers to its closure, which a temporary would take away at the
+// end of the create_task expression).
+template <class F>
+std::invoke_result_t<F&> call_kept(F fn) {
+    co_return co_await fn();
+}
+
+// The callable moved into call_kept's frame; the static_assert names the mistake of a
+// callable that makes no coro (a lambda without its `-> ioloop::coro<T>`).
+template <class F>
+auto kept_call(F&& fn) {
+    static_assert(coro_callable<F>,
+                  "create_task: the callable must return an ioloop::coro<T> (write the lambda as "
+                  "[x]() -> ioloop::coro<void> { ... }, and pass the lambda, not its call)");
+    return call_kept(std::decay_t<F>(std::forward<F>(fn)));
+}
+
+}  // namespace detail
+
+template <class F>
+    requires std::is_invocable_v<std::decay_t<F>&>
+auto loop_base::create_task(F&& fn) {
+    return create_task(detail::kept_call(std::forward<F>(fn)));
+}
+
+template <class F, class Name>
+    requires std::is_invocable_v<std::decay_t<F>&> && std::is_convertible_v<Name&&, std::string>
+auto loop_base::create_task(F&& fn, Name&& name) {
+    return create_task(detail::kept_call(std::forward<F>(fn)), std::forward<Name>(name));
+}
+
+template <class F>
+    requires std::is_invocable_v<std::decay_t<F>&>
+auto loop_base::create_task(F&& fn, task_options options) {
+    return create_task(detail::kept_call(std::forward<F>(fn)), options);
+}
+
 // Schedules the coroutine on the running loop (asyncio.create_task).
 template <class T>
 task<T> create_task(coro<T> body) {
@@ -259,6 +309,25 @@ task<T> create_task(coro<T> body, Name&& name) {
 template <class T>
 task<T> create_task(coro<T> body, task_options options) {
     return detail::loop_access::running_or_throw("create_task").create_task(std::move(body), options);
+}
+
+// Schedules fn() on the running loop, fn kept alive in the task (see loop_base).
+template <class F>
+    requires std::is_invocable_v<std::decay_t<F>&>
+auto create_task(F&& fn) {
+    return create_task(detail::kept_call(std::forward<F>(fn)));
+}
+
+template <class F, class Name>
+    requires std::is_invocable_v<std::decay_t<F>&> && std::is_convertible_v<Name&&, std::string>
+auto create_task(F&& fn, Name&& name) {
+    return create_task(detail::kept_call(std::forward<F>(fn)), std::forward<Name>(name));
+}
+
+template <class F>
+    requires std::is_invocable_v<std::decay_t<F>&>
+auto create_task(F&& fn, task_options options) {
+    return create_task(detail::kept_call(std::forward<F>(fn)), options);
 }
 
 // The task running the caller; an empty any_task outside a task.

@@ -344,6 +344,21 @@ public:
         return state_->create_task(std::move(body), std::move(name));
     }
 
+    // A callable returning a coro (`tg.create_task([x]() -> coro<void> { ... })`): moved
+    // into the task, so that it lives, with what it captured, as long as the coroutine it
+    // made runs. (`tg.create_task([&]() -> coro<void> { ... }())`, the lambda called in
+    // the expression, hands over a coroutine whose closure dies with the expression: pass
+    // the lambda itself.)
+    template <class F>
+    requires std::is_invocable_v<std::decay_t<F>&>
+    auto create_task(F&& fn, std::string name = {}) {
+        static_assert(detail::coro_callable<F>,
+                      "task_group::create_task: the callable must return an ioloop::coro<T> "
+                      "(write the lambda as [x]() -> ioloop::coro<void> { ... })");
+        return create_task(detail::call_kept(std::decay_t<F>(std::forward<F>(fn))),
+                           std::move(name));
+    }
+
     // A task or future made elsewhere (to_thread, run_in_executor) joins the group through
     // a child that awaits it: cancelling the child cancels it. One of another loop than the
     // running one throws invalid_state_error here, rather than in the child; and before the

@@ -294,7 +294,7 @@ struct body_traits<B, shielded<H, M>> {
 };
 
 // A body that is none of the above but can be awaited (a lock's acquire(), a queue's
-// get()): it is awaited in place, within the expression that made it.
+// get()): a temporary is moved into the scope's coro, a named one awaited where it lies.
 template <class D>
 inline constexpr bool is_handle_body = is_coro_argument<D>;
 template <class T>
@@ -341,7 +341,7 @@ private:
 template <class Body>
 auto timeout_scope::run(Body&& body) & {
     if constexpr (detail::in_place_body<Body>) {
-        return run(detail::await_in_place(body));
+        return run(detail::hold_awaitable(std::forward<Body>(body)));
     } else {
         detail::check_body_loop(body);
         using traits = detail::body_traits<Body&&>;
@@ -353,7 +353,7 @@ auto timeout_scope::run(Body&& body) & {
 template <class Body>
 auto timeout_at(timeout_scope::time_point when, Body&& body) {
     if constexpr (detail::in_place_body<Body>) {
-        return timeout_at(when, detail::await_in_place(body));
+        return timeout_at(when, detail::hold_awaitable(std::forward<Body>(body)));
     } else {
         detail::check_body_loop(body);
         using traits = detail::body_traits<Body&&>;

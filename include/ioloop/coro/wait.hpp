@@ -90,6 +90,9 @@ public:
         : children_(std::move(children)), timeout_(timeout), when_(when) {
         if (children_.empty()) throw error("wait: the set of tasks and futures is empty");
     }
+    // Before it is awaited (into a wait_for, a race): no link is made yet.
+    wait_awaiter(wait_awaiter&& o) noexcept
+        : children_(std::move(o.children_)), timeout_(o.timeout_), when_(o.when_) {}
     wait_awaiter(const wait_awaiter&) = delete;
     wait_awaiter& operator=(const wait_awaiter&) = delete;
     ~wait_awaiter() { stop_watching(); }
@@ -294,6 +297,8 @@ public:
     class next_awaiter final : public detail::wait_point {
     public:
         explicit next_awaiter(as_completed_set& s) noexcept : set_(s) {}
+        // Before it is awaited (into a wait_for, a race): the set does not know it yet.
+        next_awaiter(next_awaiter&& o) noexcept : set_(o.set_) {}
         next_awaiter(const next_awaiter&) = delete;
         next_awaiter& operator=(const next_awaiter&) = delete;
         ~next_awaiter() {

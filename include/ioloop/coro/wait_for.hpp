@@ -146,13 +146,13 @@ requires detail::wait_for_arg<std::remove_cvref_t<A>>::valid auto wait_for(
     return detail::wait_for_impl<T, move>(held(std::forward<A>(aw)), timeout);
 }
 
-// Any other awaitable (a lock's acquire(), a queue's get(), an event's wait()): awaited in
-// place, so the wait_for must be awaited in the expression that made it:
-// `co_await wait_for(q.get(), 1s)`.
+// Any other awaitable (a lock's acquire(), a queue's get(), a stream's readline()): a
+// temporary is moved into the wait_for, which may then be kept and awaited later; a named
+// one is awaited where it lies, and must outlive the wait_for.
 template <class A, class Rep, class Period>
 requires(!detail::wait_for_arg<std::remove_cvref_t<A>>::valid &&
          detail::awaitable<A>) auto wait_for(A&& aw, std::chrono::duration<Rep, Period> timeout) {
-    return wait_for(detail::await_in_place(aw), timeout);
+    return wait_for(detail::hold_awaitable(std::forward<A>(aw)), timeout);
 }
 
 IOLOOP_NAMESPACE_END

@@ -20,6 +20,9 @@ class waiter_queue;
 class waiter {
 public:
     waiter() noexcept = default;
+    // Awaiters are moved only before they are first awaited (into a wait_for, a timeout,
+    // a race: see hold_awaitable), that is before they are linked: the new one is not.
+    waiter(waiter&& o) noexcept : task(o.task) {}
     waiter(const waiter&) = delete;
     waiter& operator=(const waiter&) = delete;
 
@@ -125,6 +128,7 @@ inline void waiter::unlink() noexcept {
 class queued_wait : public waiter, public wait_point {
 public:
     queued_wait(waiter_queue& join, const char* what) noexcept : join_(&join), what_(what) {}
+    queued_wait(queued_wait&&) noexcept = default;  // before it is awaited (see waiter)
     ~queued_wait() { unlink(); }  // destroyed while waiting: the loop is closing
 
     bool await_ready() const noexcept { return false; }

@@ -81,6 +81,7 @@ class datagram_core : public transport_core<Derived, datagram_transport, datagra
     using core = transport_core<Derived, datagram_transport, datagram_protocol>;
 
 public:
+    using datagram_transport::sendto;  // the std::span<const std::byte> form
     void sendto(std::string_view data, const endpoint& to) final {
         if (this->user_closed_) {
             throw invalid_state_error("datagram_transport::sendto: the transport is closed");

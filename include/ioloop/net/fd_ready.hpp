@@ -26,6 +26,8 @@ public:
     // `which` is backend::io_read or backend::io_write; `what` names the wait in errors.
     fd_ready(loop_base& loop, native_socket fd, unsigned which, const char* what) noexcept
         : loop_(loop), fd_(fd), which_(which), what_(what) {}
+    // Before it is awaited (into a wait_for, a race): nothing is watched yet.
+    fd_ready(fd_ready&& o) noexcept : loop_(o.loop_), fd_(o.fd_), which_(o.which_), what_(o.what_) {}
     fd_ready(const fd_ready&) = delete;
     fd_ready& operator=(const fd_ready&) = delete;
     // Destroyed while waiting: the loop is closing with the task unfinished. The loop may

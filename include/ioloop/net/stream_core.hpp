@@ -71,6 +71,7 @@ class stream_core : public transport_core<Derived, transport, base_protocol> {
     using core = transport_core<Derived, transport, base_protocol>;
 
 public:
+    using transport::write;  // the std::span<const std::byte> form
     void write(std::string_view data) final {
         if (!self().writes()) throw_read_only("write");
         if (this->user_closed_) {

@@ -514,6 +514,8 @@ namespace detail {
 class stream_read_awaiter final : public wait_point {
 public:
     stream_read_awaiter(stream_reader_protocol* s, stream_read_request r) noexcept : s_(s), r_(r) {}
+    // Before it is awaited (into a wait_for, a race): the reader does not know it yet.
+    stream_read_awaiter(stream_read_awaiter&& o) noexcept : s_(o.s_), r_(o.r_) {}
     stream_read_awaiter(const stream_read_awaiter&) = delete;
     stream_read_awaiter& operator=(const stream_read_awaiter&) = delete;
     // Destroyed while waiting: the loop is closing with the task unfinished.
@@ -572,6 +574,8 @@ public:
     enum class kind : unsigned char { drain, closed };
 
     stream_wait_awaiter(stream_reader_protocol* s, kind k) noexcept : s_(s), kind_(k) {}
+    // Before it is awaited (into a wait_for, a race): not in the reader's list yet.
+    stream_wait_awaiter(stream_wait_awaiter&& o) noexcept : waiter(std::move(o)), s_(o.s_), kind_(o.kind_) {}
     ~stream_wait_awaiter() { unlink(); }  // destroyed while waiting: the loop is closing
 
     bool await_ready() const noexcept {
@@ -672,9 +676,9 @@ inline void stream_reader_protocol::start_pending() noexcept {
 // (or the transport does). One task reads at a time: a read started while another one is
 // waiting throws invalid_state_error.
 //
-// Each read is an awaiter, to be awaited at once (co_await reader.readline()), or given
-// to wait_for / timeout in the expression that made it. The separator given to readuntil
-// must outlive the await. Cancelling a task in a read leaves the stream as it was: the
+// Each read is an awaiter, awaited at once (co_await reader.readline()) or given to
+// wait_for / timeout / race, which move it in and may be kept and awaited later. The
+// separator given to readuntil must outlive the await. Cancelling a task in a read leaves the stream as it was: the
 // data already received stays for the next read.
 class stream_reader {
 public:

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <initializer_list>
+#include <span>
 #include <string_view>
 #include <utility>
 
@@ -50,6 +51,7 @@ public:
     void write(std::string_view data) {
         if (transport_type* t = connected("write")) t->write(data);
     }
+    void write(std::span<const std::byte> data) { write(detail::as_chars(data)); }
 
     // The pieces, in order, as one write.
     template <class Range>
@@ -99,6 +101,11 @@ public:
         if (!s_ || !s_->transport_) return extra_info();
         return s_->transport_->get_extra_info(name);
     }
+
+    // get_extra_info("peername") / ("sockname") typed: the unspecified endpoint once the
+    // connection is gone, or over a pipe (see base_transport::peername).
+    endpoint peername() const { return s_ && s_->transport_ ? s_->transport_->peername() : endpoint(); }
+    endpoint sockname() const { return s_ && s_->transport_ ? s_->transport_->sockname() : endpoint(); }
 
     // The transport while the connection is up; null before it is made and once it is
     // gone (the transport destroys itself after connection_lost).

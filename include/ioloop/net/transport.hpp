@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -83,6 +84,13 @@ public:
     // otherwise.
     virtual extra_info get_extra_info(std::string_view name) const = 0;
 
+    // get_extra_info("peername") and ("sockname"), typed. An endpoint rather than an
+    // optional: endpoint has its own empty value, the unspecified address
+    // (family() == address_family::unspecified), given when there is no address: a pipe,
+    // a transport already closed, a datagram socket with no peer.
+    endpoint peername() const { return address_of("peername"); }
+    endpoint sockname() const { return address_of("sockname"); }
+
     virtual std::size_t get_write_buffer_size() const noexcept = 0;
     // asyncio's rule: high alone sets low to high / 4; low alone sets high to 4 * low;
     // neither gives the defaults. `low` must not exceed `high` (std::invalid_argument).
@@ -94,7 +102,22 @@ public:
 protected:
     base_transport() = default;
     ~base_transport() override = default;
+
+private:
+    endpoint address_of(std::string_view name) const {
+        extra_info info = get_extra_info(name);
+        return info.is_address() ? info.address() : endpoint();
+    }
 };
+
+namespace detail {
+
+// Bytes as the transports take them: std::byte and char have the same representation.
+inline std::string_view as_chars(std::span<const std::byte> data) noexcept {
+    return std::string_view(reinterpret_cast<const char*>(data.data()), data.size());
+}
+
+}  // namespace detail
 
 class transport : public base_transport {
 public:
@@ -102,6 +125,8 @@ public:
     // After close(), abort() or write_eof(): invalid_state_error (a bug in the caller).
     // After the connection was lost to an error: dropped (connection_lost reports it).
     virtual void write(std::string_view data) = 0;
+    // The same for raw bytes (std::as_bytes(std::span(v)) of any trivially copyable v).
+    void write(std::span<const std::byte> data) { write(detail::as_chars(data)); }
 
     // The pieces, in order, as one write.
     template <class Range>
@@ -134,6 +159,9 @@ public:
     // Sends one datagram to `to` (or to the connected peer when `to` is unspecified).
     // Datagrams the socket cannot take now are queued and sent in order.
     virtual void sendto(std::string_view data, const endpoint& to = endpoint()) = 0;
+    void sendto(std::span<const std::byte> data, const endpoint& to = endpoint()) {
+        sendto(detail::as_chars(data), to);
+    }
 
 protected:
     datagram_transport() = default;
