@@ -1,0 +1,1 @@
+#include <ioloop/ioloop.hpp>
