@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstddef>
 #include <stdexcept>
+#include <type_traits>
 
 IOLOOP_NAMESPACE_BEGIN
 
@@ -50,6 +51,9 @@ struct connect_options {
     // address's error (asyncio's ExceptionGroup).
     bool all_errors = false;
 };
+// What keeps it safe as a braced temporary in a co_await expression (see above).
+static_assert(std::is_trivially_copyable_v<connect_options> &&
+              std::is_trivially_destructible_v<connect_options>);
 
 namespace detail {
 

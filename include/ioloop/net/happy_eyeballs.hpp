@@ -145,7 +145,11 @@ struct connect_attempts {
     connect_attempts& operator=(const connect_attempts&) = delete;
     ~connect_attempts() {
         for (task<socket>& t : tasks) {
-            if (!t.done()) t.cancel();
+            if (!t.done()) {
+                t.cancel();
+            } else if (!t.cancelled()) {
+                (void)t.exception();  // read: a failure nobody looked at is not reported
+            }
         }
     }
 };

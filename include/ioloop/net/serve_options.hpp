@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 IOLOOP_NAMESPACE_BEGIN
@@ -46,6 +47,9 @@ struct serve_options {
     // host argument alone.
     const std::vector<std::string>* hosts = nullptr;
 };
+// What keeps it safe as a braced temporary in a co_await expression (see above).
+static_assert(std::is_trivially_copyable_v<serve_options> &&
+              std::is_trivially_destructible_v<serve_options>);
 
 namespace detail {
 
