@@ -20,6 +20,7 @@
 #include "ioloop/net/engines.hpp"
 #include "ioloop/net/socket.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <string>
@@ -138,7 +139,7 @@ coro<socket> connect_in_turn(loop_base& loop, std::vector<endpoint> addresses,
 // task ends.
 struct connect_attempts {
     std::vector<task<socket>> tasks;
-    std::vector<endpoint> to;
+    std::vector<std::size_t> index;  // of each task's address
 
     connect_attempts() = default;
     connect_attempts(const connect_attempts&) = delete;
@@ -154,51 +155,68 @@ struct connect_attempts {
     }
 };
 
-// RFC 8305's staggered attempts (asyncio's staggered_race); addresses is not empty.
+// RFC 8305's staggered attempts (asyncio's staggered_race); addresses is not empty. As
+// asyncio, the next attempt starts when the latest one has run the delay or has failed
+// (an earlier one failing does not hurry it).
 template <class = void>
 coro<socket> connect_staggered(loop_base& loop, std::vector<endpoint> addresses,
                                connect_options o, const char* what) {
-    std::vector<connect_failure> failures;
+    // Each address's failure, in its slot: the errors come out in the addresses' order.
+    std::vector<connect_failure> failed(addresses.size());
+    std::vector<bool> did_fail(addresses.size(), false);
     std::exception_ptr last;
     connect_attempts running;
     std::size_t next = 0;
+    loop_base::time_point latest_start{};
     const auto start_next = [&] {
-        running.tasks.push_back(loop.create_task(connect_socket(loop, addresses[next], o.local_addr)));
-        running.to.push_back(addresses[next]);
+        running.tasks.push_back(
+            loop.create_task(connect_socket(loop, addresses[next], o.local_addr)));
+        running.index.push_back(next);
         ++next;
+        latest_start = loop.time();
     };
     start_next();
     socket winner;
     while (!running.tasks.empty() && !winner.is_open()) {
         if (next < addresses.size()) {
-            (void)co_await wait(running.tasks, o.happy_eyeballs_delay, first_completed);
+            using duration = std::chrono::steady_clock::duration;
+            const duration waited = loop.time() - latest_start;
+            const duration left =
+                waited < o.happy_eyeballs_delay ? o.happy_eyeballs_delay - waited : duration{};
+            (void)co_await wait(running.tasks, left, first_completed);
         } else {
             (void)co_await wait(running.tasks, first_completed);
         }
         // The attempts done: a failure is kept, the first success wins (another that
         // connected in the same turn is closed with its task).
+        bool latest_failed = false;
         for (std::size_t i = 0; i < running.tasks.size();) {
             task<socket>& t = running.tasks[i];
             if (!t.done()) {
                 ++i;
                 continue;
             }
+            const std::size_t k = running.index[i];
             if (std::exception_ptr e = t.exception()) {
                 try {
-                    std::rethrow_exception(e);
+                    std::rethrow_exception(e);  // anything but a system_error leaves at once
                 } catch (const std::system_error& err) {
-                    failures.push_back({running.to[i], err.code(), err.what()});
+                    failed[k] = {addresses[k], err.code(), err.what()};
+                    did_fail[k] = true;
                     last = e;
+                    latest_failed = latest_failed || k + 1 == next;
                 }
-                // Anything else (no memory) leaves at once; the others are cancelled.
             } else if (!winner.is_open()) {
                 winner = std::move(t.result());
             }
             running.tasks.erase(running.tasks.begin() + static_cast<std::ptrdiff_t>(i));
-            running.to.erase(running.to.begin() + static_cast<std::ptrdiff_t>(i));
+            running.index.erase(running.index.begin() + static_cast<std::ptrdiff_t>(i));
         }
-        // The delay passed, or an attempt failed: the next address.
-        if (!winner.is_open() && next < addresses.size()) start_next();
+        if (winner.is_open() || next == addresses.size()) continue;
+        if (latest_failed || running.tasks.empty() ||
+            loop.time() - latest_start >= o.happy_eyeballs_delay) {
+            start_next();
+        }
     }
     if (winner.is_open()) {
         // The losers are cancelled and waited for, so that their sockets are closed when
@@ -209,8 +227,13 @@ coro<socket> connect_staggered(loop_base& loop, std::vector<endpoint> addresses,
             for (task<socket>& t : running.tasks) {
                 if (!t.cancelled()) (void)t.exception();  // read, so it is not reported
             }
+            running.tasks.clear();
         }
         co_return winner;
+    }
+    std::vector<connect_failure> failures;
+    for (std::size_t k = 0; k < addresses.size(); ++k) {
+        if (did_fail[k]) failures.push_back(std::move(failed[k]));
     }
     throw_connect_failure(std::move(failures), std::move(last), o.all_errors, what);
 }
