@@ -245,7 +245,7 @@ TEST_CASE("the sock= form: a server on a socket bound already, listening or not"
 }
 
 #if defined(TEST_UNIX_SOCKETS)
-TEST_CASE("a Unix server with options, and one on a Unix socket passed as sock=") {
+TEST_CASE("Unix servers with options (loop and streams), and one on a Unix socket as sock=") {
     nettest::run([]() -> ioloop::coro<void> {
         auto& loop = ioloop::get_running_loop();
         auto factory = &make_echo;
@@ -264,6 +264,16 @@ TEST_CASE("a Unix server with options, and one on a Unix socket passed as sock="
         co_await w.wait_closed();
         u.close();
         std::remove(path.c_str());
+        // start_unix_server with options.
+        ioloop::server v = co_await ioloop::start_unix_server(echo_handler, path,
+                                                              {.limit = 32, .start_serving = false});
+        CHECK_FALSE(v.is_serving());
+        v.start_serving();
+        auto [r2, w2] = co_await ioloop::open_unix_connection(path);
+        w2.write("streams\n");
+        CHECK((co_await r2.readline()) == "streams\n");
+        w2.close();
+        co_await w2.wait_closed();
     }());
 }
 #endif

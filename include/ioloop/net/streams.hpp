@@ -156,14 +156,14 @@ coro<Handle> open_pipe_stream(owned_descriptor fd, std::size_t limit) {
 // start_server's coroutine, on the loop that runs it.
 template <class Callback>
 coro<server> serve_streams(stream_server_factory<Callback> factory, std::string where,
-                           std::uint16_t port, bool unix_path, int backlog) {
+                           std::uint16_t port, bool unix_path, serve_options o) {
     loop_base& loop = loop_access::running_or_throw(unix_path ? "start_unix_server"
                                                               : "start_server");
     if (unix_path) {
-        auto starting = loop.create_unix_server(std::move(factory), std::move(where), backlog);
+        auto starting = loop.create_unix_server(std::move(factory), std::move(where), o);
         co_return co_await std::move(starting);
     }
-    auto starting = loop.create_server(std::move(factory), std::move(where), port, backlog);
+    auto starting = loop.create_server(std::move(factory), std::move(where), port, o);
     co_return co_await std::move(starting);
 }
 
@@ -261,8 +261,10 @@ coro<server> start_server(Callback cb, std::string host, std::uint16_t port,
                           std::size_t limit = stream_default_limit, int backlog = 100) {
     detail::check_stream_callback<Callback>();
     detail::check_stream_limit(limit, "start_server");
+    serve_options o;
+    o.backlog = backlog;
     return detail::serve_streams(detail::stream_server_factory<Callback>{std::move(cb), limit},
-                                 std::move(host), port, false, backlog);
+                                 std::move(host), port, false, o);
 }
 
 // With options (serve_options: limit, backlog, reuse_address, reuse_port, keep_alive,
@@ -297,8 +299,25 @@ coro<server> start_unix_server(Callback cb, std::string path,
                                std::size_t limit = stream_default_limit, int backlog = 100) {
     detail::check_stream_callback<Callback>();
     detail::check_stream_limit(limit, "start_unix_server");
+    serve_options o;
+    o.backlog = backlog;
     return detail::serve_streams(detail::stream_server_factory<Callback>{std::move(cb), limit},
-                                 std::move(path), 0, true, backlog);
+                                 std::move(path), 0, true, o);
+}
+
+// With options (serve_options: limit, backlog, start_serving; the TCP ones, reuse_port,
+// keep_alive and hosts, do not apply to a Unix socket).
+template <class Callback>
+coro<server> start_unix_server(Callback cb, std::string path, const serve_options& options) {
+    detail::check_stream_callback<Callback>();
+    detail::check_stream_limit(options.limit, "start_unix_server");
+    detail::check_serve_options(options, "start_unix_server");
+    if (options.hosts && !options.hosts->empty()) {
+        throw std::invalid_argument("start_unix_server: hosts do not apply to a Unix socket");
+    }
+    return detail::serve_streams(
+        detail::stream_server_factory<Callback>{std::move(cb), options.limit}, std::move(path), 0,
+        true, options);
 }
 
 IOLOOP_NAMESPACE_END
