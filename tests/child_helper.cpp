@@ -5,8 +5,11 @@
 //   ioloop_test_child copy         stdin to stdout, byte for byte, until EOF
 //   ioloop_test_child lines        each line read becomes "line-<line>\n" at once
 //   ioloop_test_child sleep MS     sleeps, then exits 0
+//   ioloop_test_child started      "started\n" on stdout, then sleeps 30 s
 //   ioloop_test_child args ...     each argument as the C runtime split it, "[arg]\n" (UTF-8)
 //   ioloop_test_child handle N     exits 1 if N is an open handle here (inherited), else 0
+//   ioloop_test_child protocol     "out\n" on stdout, "err\n" on stderr, then reads a line x
+//                                  and answers "got-x\n"; exits 5 (as POSIX's protocol_command)
 #include <windows.h>
 
 #include <cwchar>
@@ -63,12 +66,27 @@ int wmain(int argc, wchar_t** argv) {
         ::Sleep(static_cast<DWORD>(std::wcstoul(argv[2], nullptr, 10)));
         return 0;
     }
+    if (mode == L"started") {
+        if (!write_all(out, "started\n", 8)) return 2;
+        ::Sleep(30000);
+        return 0;
+    }
     if (mode == L"args") {
         for (int i = 2; i < argc; ++i) {
             const std::string a = "[" + utf8(argv[i]) + "]\n";
             if (!write_all(out, a.data(), static_cast<DWORD>(a.size()))) return 2;
         }
         return 0;
+    }
+    if (mode == L"protocol") {
+        if (!write_all(out, "out\n", 4) || !write_all(::GetStdHandle(STD_ERROR_HANDLE), "err\n", 4))
+            return 2;
+        std::string line;
+        char c = 0;
+        DWORD n = 0;
+        while (::ReadFile(in, &c, 1, &n, nullptr) && n == 1 && c != '\n') line += c;
+        const std::string reply = "got-" + line + "\n";
+        return write_all(out, reply.data(), static_cast<DWORD>(reply.size())) ? 5 : 2;
     }
     if (mode == L"handle" && argc > 2) {
         const auto h = reinterpret_cast<HANDLE>(static_cast<ULONG_PTR>(std::wcstoull(argv[2], nullptr, 10)));

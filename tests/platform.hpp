@@ -152,6 +152,14 @@ inline child_command sleep_command() { return {"sleep", {"30"}}; }
 inline child_command lines_command() {
     return {"sh", {"-c", "while read x; do echo line-$x; done"}};
 }
+// Prints "out" on stdout and "err" on stderr, reads a line x, prints "got-x", exits 5.
+inline child_command protocol_command() {
+    return {"sh", {"-c", "echo out; echo err >&2; read x; echo got-$x; exit 5"}};
+}
+// Prints "started", then runs for 30 s.
+inline child_command started_then_sleep_command() {
+    return {"sh", {"-c", "echo started; exec sleep 30"}};
+}
 // The returncode after terminate() and after kill(): -SIGTERM and -SIGKILL.
 inline constexpr int terminated_returncode = -SIGTERM;
 inline constexpr int killed_returncode = -SIGKILL;
@@ -179,6 +187,8 @@ inline const std::vector<std::string> base_env{"SystemRoot=C:\\windows"};
 inline child_command copy_command() { return {"ioloop_test_child", {"copy"}}; }
 inline child_command sleep_command() { return {"ioloop_test_child", {"sleep", "30000"}}; }
 inline child_command lines_command() { return {"ioloop_test_child", {"lines"}}; }
+inline child_command protocol_command() { return {"ioloop_test_child", {"protocol"}}; }
+inline child_command started_then_sleep_command() { return {"ioloop_test_child", {"started"}}; }
 // TerminateProcess(handle, 1), as Python's Popen.terminate, for both.
 inline constexpr int terminated_returncode = 1;
 inline constexpr int killed_returncode = 1;

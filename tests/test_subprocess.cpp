@@ -194,6 +194,17 @@ TEST_CASE("Windows' select: stdio::pipe is an error of the call, and no child st
             "a child with a pipe started on select");
         CHECK(refused.code() == std::errc::operation_not_supported);
         CHECK(std::string(refused.what()).find("create_subprocess_exec") != std::string::npos);
+        // The callback front end the same.
+        struct no_calls : ioloop::subprocess_protocol {};
+        const test::child_command c = test::copy_command();
+        const std::system_error refused_too = co_await failure_of(
+            [&c] {
+                return ioloop::get_running_loop().subprocess_exec(
+                    [] { return std::make_unique<no_calls>(); }, c.program, c.args,
+                    {.out = stdio::pipe});
+            },
+            "loop.subprocess_exec with a pipe started on select");
+        CHECK(refused_too.code() == std::errc::operation_not_supported);
         ioloop::process p = co_await ioloop::create_subprocess_shell(
             "exit 4", {.in = stdio::devnull, .out = stdio::devnull, .err = stdio::to_stdout});
         CHECK(co_await p.wait() == 4);
@@ -452,7 +463,7 @@ TEST_CASE("the loop closing with a child running: reported, the child left runni
 }
 
 // The callback front end (loop.subprocess_exec): POSIX's for now.
-#if defined(TEST_POSIX_PROCESSES)
+#if defined(TEST_PIPES)
 
 namespace {
 
@@ -499,9 +510,9 @@ TEST_CASE("loop.subprocess_exec: protocol calls in asyncio's order, the pipes' t
     for_each_child_watch([]() -> coro<void> {
         auto& loop = ioloop::get_running_loop();
         child_record r;
+        const test::child_command c = test::protocol_command();
         auto [t, p] = co_await loop.subprocess_exec(
-            [&r] { return std::make_unique<child_probe>(r); }, "sh",
-            {"-c", "echo out; echo err >&2; read x; echo got-$x; exit 5"},
+            [&r] { return std::make_unique<child_probe>(r); }, c.program, c.args,
             {.in = stdio::pipe, .out = stdio::pipe, .err = stdio::pipe});
         REQUIRE(t != nullptr);
         CHECK(p != nullptr);
@@ -531,15 +542,26 @@ TEST_CASE("subprocess_transport::close kills a running child; subprocess_shell; 
     nettest::run([]() -> coro<void> {
         auto& loop = ioloop::get_running_loop();
         child_record r;
-        auto [t, p] = co_await loop.subprocess_shell(
-            [&r] { return std::make_unique<child_probe>(r); }, "echo started; exec sleep 30",
+        const test::child_command c = test::started_then_sleep_command();
+        auto [t, p] = co_await loop.subprocess_exec(
+            [&r] { return std::make_unique<child_probe>(r); }, c.program, c.args,
             {.out = stdio::pipe});
         AWAIT_UNTIL(r.out == "started\n");
         t->close();
         CHECK(t->is_closing());
         AWAIT_UNTIL(r.lost);
-        CHECK(r.returncode_at_exit == -SIGKILL);
+        CHECK(r.returncode_at_exit == test::killed_returncode);
         CHECK(r.calls.back() == "lost");
+
+        child_record shell;
+        co_await loop.subprocess_shell([&shell] { return std::make_unique<child_probe>(shell); },
+                                       test::shell_out_then_err,
+                                       {.out = stdio::pipe, .err = stdio::pipe});
+        AWAIT_UNTIL(shell.lost);
+        CHECK(shell.out == lines({"out"}));
+        CHECK(shell.err == lines({"err"}));
+        CHECK(shell.returncode_at_exit == 0);
+
         const std::system_error missing = co_await failure_of(
             [&] {
                 return loop.subprocess_exec([&r] { return std::make_unique<child_probe>(r); },
@@ -550,7 +572,7 @@ TEST_CASE("subprocess_transport::close kills a running child; subprocess_shell; 
     }());
 }
 
-#endif  // TEST_POSIX_PROCESSES
+#endif  // TEST_PIPES
 
 TEST_CASE("an empty process handle is a clear error") {
     ioloop::process empty;

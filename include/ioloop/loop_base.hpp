@@ -75,6 +75,23 @@ struct loop_anchor {
 
 }  // namespace detail
 
+// What create_task takes besides the coroutine: {.name = "fetch", .eager_start = true}.
+// The name points at the caller's string (copied by the call); eager_start runs the
+// coroutine at once, inside create_task, until it first suspends (asyncio's eager_start,
+// 3.14), when the loop is running on this thread; a coroutine that finishes without
+// suspending gives a task that is already done and never scheduled.
+struct task_options {
+    const char* name = nullptr;
+    bool eager_start = false;
+};
+
+// How the loop's create_task starts tasks (asyncio's loop.set_task_factory): `standard`
+// schedules them, `eager` starts them eagerly as above (asyncio.eager_task_factory). A
+// task factory of asyncio's kind, a function of any coroutine, has no C++ counterpart: a
+// coro<T> is a different type for every T; these are the two factories asyncio ships.
+enum class task_factory : unsigned char { standard, eager };
+inline constexpr task_factory eager_task_factory = task_factory::eager;
+
 class loop_base {
     static_assert(std::is_same_v<std::chrono::steady_clock::duration, std::chrono::nanoseconds>,
                   "ioloop counts time in steady_clock's nanoseconds");
@@ -167,7 +184,21 @@ public:
     // Schedules the coroutine to start on the next iteration; the task runs even if
     // nobody awaits it. An empty name becomes "Task-<n>".
     template <class T>
-    task<T> create_task(coro<T> body, std::string name = {});
+    task<T> create_task(coro<T> body);
+    // (A template: a braced {.name = ...} must not be taken for a std::string.)
+    template <class T, class Name>
+        requires std::is_convertible_v<Name&&, std::string>
+    task<T> create_task(coro<T> body, Name&& name);
+    template <class T>
+    task<T> create_task(coro<T> body, task_options options);
+
+    // set_task_factory(ioloop::eager_task_factory): every create_task starts eagerly;
+    // set_task_factory(nullptr), or task_factory::standard, undoes it.
+    void set_task_factory(task_factory f) noexcept { eager_tasks_ = f == task_factory::eager; }
+    void set_task_factory(std::nullptr_t) noexcept { eager_tasks_ = false; }
+    task_factory get_task_factory() const noexcept {
+        return eager_tasks_ ? task_factory::eager : task_factory::standard;
+    }
 
     // Runs fn() on the default executor; the task completes on the loop's thread.
     template <class F>
@@ -284,6 +315,12 @@ public:
         handler_ = std::move(h);
         ++handler_version_;
     }
+
+    // The handler set_exception_handler set; empty for the default (asyncio's
+    // get_exception_handler returns None then). It is move-only, so this lends it: call it,
+    // or take it over with set_exception_handler(std::move(...)) to wrap it. While it runs,
+    // it is lent to that call, and this is empty.
+    exception_handler& get_exception_handler() noexcept { return handler_; }
 
     void call_exception_handler(const exception_context& ctx) noexcept {
         if (!handler_) {
@@ -650,6 +687,7 @@ protected:
     duration slow_callback_ = std::chrono::milliseconds(100);
     std::uint64_t iterations_ = 0;
     bool debug_ = false;
+    bool eager_tasks_ = false;  // set_task_factory(eager_task_factory)
     bool running_ = false;
     bool stopping_ = false;
     bool closed_ = false;

@@ -2547,6 +2547,23 @@ struct loop_anchor {
 
 }  // namespace detail
 
+// What create_task takes besides the coroutine: {.name = "fetch", .eager_start = true}.
+// The name points at the caller's string (copied by the call); eager_start runs the
+// coroutine at once, inside create_task, until it first suspends (asyncio's eager_start,
+// 3.14), when the loop is running on this thread; a coroutine that finishes without
+// suspending gives a task that is already done and never scheduled.
+struct task_options {
+    const char* name = nullptr;
+    bool eager_start = false;
+};
+
+// How the loop's create_task starts tasks (asyncio's loop.set_task_factory): `standard`
+// schedules them, `eager` starts them eagerly as above (asyncio.eager_task_factory). A
+// task factory of asyncio's kind, a function of any coroutine, has no C++ counterpart: a
+// coro<T> is a different type for every T; these are the two factories asyncio ships.
+enum class task_factory : unsigned char { standard, eager };
+inline constexpr task_factory eager_task_factory = task_factory::eager;
+
 class loop_base {
     static_assert(std::is_same_v<std::chrono::steady_clock::duration, std::chrono::nanoseconds>,
                   "ioloop counts time in steady_clock's nanoseconds");
@@ -2639,7 +2656,21 @@ public:
     // Schedules the coroutine to start on the next iteration; the task runs even if
     // nobody awaits it. An empty name becomes "Task-<n>".
     template <class T>
-    task<T> create_task(coro<T> body, std::string name = {});
+    task<T> create_task(coro<T> body);
+    // (A template: a braced {.name = ...} must not be taken for a std::string.)
+    template <class T, class Name>
+        requires std::is_convertible_v<Name&&, std::string>
+    task<T> create_task(coro<T> body, Name&& name);
+    template <class T>
+    task<T> create_task(coro<T> body, task_options options);
+
+    // set_task_factory(ioloop::eager_task_factory): every create_task starts eagerly;
+    // set_task_factory(nullptr), or task_factory::standard, undoes it.
+    void set_task_factory(task_factory f) noexcept { eager_tasks_ = f == task_factory::eager; }
+    void set_task_factory(std::nullptr_t) noexcept { eager_tasks_ = false; }
+    task_factory get_task_factory() const noexcept {
+        return eager_tasks_ ? task_factory::eager : task_factory::standard;
+    }
 
     // Runs fn() on the default executor; the task completes on the loop's thread.
     template <class F>
@@ -2721,6 +2752,12 @@ public:
         handler_ = std::move(h);
         ++handler_version_;
     }
+
+    // The handler set_exception_handler set; empty for the default (asyncio's
+    // get_exception_handler returns None then). It is move-only, so this lends it: call it,
+    // or take it over with set_exception_handler(std::move(...)) to wrap it. While it runs,
+    // it is lent to that call, and this is empty.
+    exception_handler& get_exception_handler() noexcept { return handler_; }
 
     void call_exception_handler(const exception_context& ctx) noexcept {
         if (!handler_) {
@@ -3087,6 +3124,7 @@ protected:
     duration slow_callback_ = std::chrono::milliseconds(100);
     std::uint64_t iterations_ = 0;
     bool debug_ = false;
+    bool eager_tasks_ = false;  // set_task_factory(eager_task_factory)
     bool running_ = false;
     bool stopping_ = false;
     bool closed_ = false;
@@ -3439,6 +3477,9 @@ public:
 
     bool linked() const noexcept { return linked_; }
 
+    // A done callback's number (remove_done_callback); 0 for every other link.
+    virtual std::uint64_t callback_number() const noexcept { return 0; }
+
 protected:
     ~done_link() = default;
 
@@ -3528,6 +3569,14 @@ public:
         return true;
     }
 
+    // cancel() whose cancelled_error carries msg (asyncio's cancel(msg)).
+    virtual bool cancel_with(std::string msg) {
+        if (done()) return false;
+        error_ = std::make_exception_ptr(cancelled_error(msg));
+        finish(status::cancelled);
+        return true;
+    }
+
     // Throws unless the future finished with a value: cancelled_error if cancelled, the
     // exception it failed with, invalid_state_error if it is still pending.
     void rethrow_if_not_finished(const char* what) {
@@ -3591,6 +3640,24 @@ public:
         l->prev_->next_ = l->next_;
         l->next_->prev_ = l->prev_;
         if (head_ == l) head_ = l->next_;
+    }
+
+    // Takes off, and destroys, the done callback `l` numbered `number`, if it is still on
+    // the list (not yet scheduled). The number tells it from a link made later at the same
+    // address.
+    bool remove_callback(const void* l, std::uint64_t number) noexcept {
+        done_link* first = head_;
+        if (!first || number == 0) return false;
+        done_link* at = first;
+        do {
+            if (at == l && at->callback_number() == number) {
+                remove_link(at);
+                at->on_future_destroyed();  // a callback link deletes itself
+                return true;
+            }
+            at = at->next_;
+        } while (at != first);
+        return false;
     }
 
     // How the exception handler names this future ("future", "task Task-3 (...)").
@@ -3669,6 +3736,7 @@ IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
 class task_base;
+class coro_promise_base;  // coro/coro.hpp
 
 // The task whose step runs on this thread now, if any.
 inline thread_local task_base* current_task = nullptr;
@@ -3730,13 +3798,18 @@ public:
           resume_at_(body),
           id_(loop_access::next_task_id(loop)) {}
 
-    // Links the task into its loop and schedules its first step. The loop's list keeps a
-    // reference until the task is done.
-    void start() {
+    // Links the task into its loop and schedules its first step, or (eager) takes it now,
+    // up to the coroutine's first suspension. The loop's list keeps a reference until the
+    // task is done.
+    void start(bool eager = false) {
         loop_base& l = *loop();
         add_ref();
         loop_access::tasks(l).link(
             this, [](registered_task* r) noexcept { static_cast<task_base*>(r)->abandon_now(); });
+        if (eager) {
+            step();
+            return;
+        }
         scheduled_ = true;
         loop_access::schedule(l, step_node());
     }
@@ -3771,7 +3844,7 @@ public:
     }
 
     void throw_if_cancelled() {
-        if (take_cancel()) throw cancelled_error();
+        if (take_cancel()) throw cancellation();
     }
 
     // For a wait_point that passed the cancellation on (see wait_point::on_cancel).
@@ -3789,6 +3862,25 @@ public:
         return true;
     }
 
+    // cancel() with a message, which the cancelled_error thrown where the task waits carries
+    // (asyncio's Task.cancel(msg)); the last message given wins.
+    bool cancel_with(std::string msg) override {
+        if (done()) return false;
+        extras().cancel_message = std::move(msg);
+        return cancel();
+    }
+
+    // The message of the last cancel(msg), or empty.
+    const std::string* cancel_message() const noexcept {
+        return extras_ && !extras_->cancel_message.empty() ? &extras_->cancel_message : nullptr;
+    }
+
+    // The cancelled_error a cancel of this task throws: with cancel(msg)'s message, if any.
+    cancelled_error cancellation() const {
+        const std::string* msg = cancel_message();
+        return msg ? cancelled_error(*msg) : cancelled_error();
+    }
+
     // Pending cancel requests (asyncio's Task.cancelling()).
     std::size_t cancelling() const noexcept { return cancel_requests_; }
 
@@ -3801,14 +3893,12 @@ public:
     }
 
     std::string get_name() const {
-        return name_ ? *name_ : concat({"Task-", decimal(static_cast<long long>(id_))});
+        return extras_ && extras_->named ? extras_->name
+                                         : concat({"Task-", decimal(static_cast<long long>(id_))});
     }
     void set_name(std::string name) {
-        if (name_) {
-            *name_ = std::move(name);
-        } else {
-            name_ = new std::string(std::move(name));
-        }
+        extras().name = std::move(name);
+        extras_->named = true;
     }
 
     // "task Task-3 (coroutine fetch at app.cpp:12)"
@@ -3822,9 +3912,12 @@ public:
     // suspension: takes the result, destroys the coroutine, finishes the task.
     virtual void body_finished() noexcept = 0;
 
+    // The promise of the task's own coroutine, until it finishes (the top of its stack).
+    virtual const coro_promise_base* body_promise() const noexcept = 0;
+
 protected:
     ~task_base() override {
-        delete name_;
+        delete extras_;
         if (body_) body_.destroy();
     }
 
@@ -3866,7 +3959,7 @@ private:
         if (!started_ && must_cancel_) {
             // Cancelled before its first step: nothing of the body runs.
             must_cancel_ = false;
-            error_ = std::make_exception_ptr(cancelled_error());
+            error_ = std::make_exception_ptr(cancellation());
             complete(status::cancelled);
         } else {
             started_ = true;
@@ -3895,9 +3988,20 @@ private:
         release();
     }
 
+    // What few tasks have, kept apart so that the others carry one pointer for it.
+    struct task_extras {
+        std::string name;            // set_name's
+        std::string cancel_message;  // cancel(msg)'s
+        bool named = false;
+    };
+    task_extras& extras() {
+        if (!extras_) extras_ = new task_extras();
+        return *extras_;
+    }
+
     std::coroutine_handle<> resume_at_;  // where the next step resumes
     wait_point* wait_ = nullptr;
-    std::string* name_ = nullptr;  // set_name's; most tasks have none, and no string
+    task_extras* extras_ = nullptr;
     std::uint64_t id_;
     bool must_cancel_ = false;  // a cancel to throw at the next suspension point
     bool interrupted_ = false;  // the current wait was ended by a cancel
@@ -3975,6 +4079,10 @@ public:
         is_root_ = true;
     }
 
+    // The coroutine this one awaits now, if that is a coro (its task's stack, get_stack()).
+    const coro_promise_base* awaited_child() const noexcept { return child_; }
+    void set_awaited_child(const coro_promise_base* c) noexcept { child_ = c; }
+
 private:
     // A coroutine is awaited or made a task, never both: one word serves either.
     union {
@@ -3982,8 +4090,9 @@ private:
         task_base* root_;
     };
     std::exception_ptr error_;
+    const coro_promise_base* child_ = nullptr;
     // The origin's fields, not a coroutine_origin: so the flags, and coro_promise<void>'s
-    // result, fill the 4 bytes after the line and the promise is 40 bytes, not 48 (every
+    // result, fill the 4 bytes after the line and the promise is 48 bytes, not 56 (every
     // coroutine frame holds one).
     const char* function_;
     const char* file_;
@@ -4064,8 +4173,13 @@ public:
         // Runs the coroutine until it first suspends or finishes. Finished: the awaiting
         // coroutine goes on without suspending. Suspended: it resumes the awaiting one
         // when it finishes.
-        bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
+        template <class AwaitingPromise>
+        bool await_suspend(std::coroutine_handle<AwaitingPromise> awaiting) noexcept {
             promise_type& p = h_.promise();
+            if constexpr (std::is_base_of_v<detail::coro_promise_base, AwaitingPromise>) {
+                parent_ = &awaiting.promise();
+                parent_->set_awaited_child(&p);
+            }
             p.set_continuation(awaiting);
             p.set_inline(true);
             h_.resume();
@@ -4073,6 +4187,7 @@ public:
             return !h_.done();
         }
         T await_resume() {
+            if (parent_) parent_->set_awaited_child(nullptr);
             promise_type& p = h_.promise();
             if (p.error()) std::rethrow_exception(p.error());
             if constexpr (!std::is_void_v<T>) return std::move(p.value().get());
@@ -4080,6 +4195,7 @@ public:
 
     private:
         std::coroutine_handle<promise_type> h_;
+        detail::coro_promise_base* parent_ = nullptr;  // the awaiting coroutine's, if a coro
     };
 
     // Runs the coroutine inline, in the awaiting task; its result or exception comes out.
@@ -4856,7 +4972,10 @@ IOLOOP_NAMESPACE_END
 
 
 #include <coroutine>
+#include <cstddef>
+#include <cstdint>
 #include <exception>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -4911,7 +5030,16 @@ public:
     void on_done() noexcept override { task_->wake(); }
 
     void on_cancel(task_base& t) noexcept override {
-        if (state_->cancel()) t.cancel_passed_on();
+        // The task's cancel(msg) message goes on to what it awaits, as in asyncio.
+        // (Out of memory for the message's copy: the cancel goes on without it.)
+        const std::string* msg = t.cancel_message();
+        bool passed = false;
+        try {
+            passed = msg ? state_->cancel_with(*msg) : state_->cancel();
+        } catch (...) {
+            passed = state_->cancel();
+        }
+        if (passed) t.cancel_passed_on();
     }
 
 private:
@@ -4929,11 +5057,16 @@ private:
     task_base* task_ = nullptr;
 };
 
+// Numbers the done callbacks of this thread, from 1 (remove_done_callback tells them apart).
+inline thread_local std::uint64_t last_callback_number = 0;
+
 // A done callback: runs on the loop, like a call_soon made when the future finished.
 template <class Handle, class F>
 class callback_link final : public done_link {
 public:
-    explicit callback_link(F&& fn) : fn_(std::move(fn)) {}
+    explicit callback_link(F&& fn) : fn_(std::move(fn)), number_(++last_callback_number) {}
+
+    std::uint64_t callback_number() const noexcept override { return number_; }
 
     void on_done() noexcept override { post_or_delete(); }
     void on_future_destroyed() noexcept override { delete this; }
@@ -4978,9 +5111,22 @@ private:
 
     F fn_;
     future_base* state_ = nullptr;
+    std::uint64_t number_;
 };
 
 }  // namespace detail
+
+// What add_done_callback returns: names the callback to remove_done_callback.
+class done_callback {
+public:
+    done_callback() noexcept = default;
+
+private:
+    friend class any_future;
+    done_callback(const void* link, std::uint64_t number) noexcept : link_(link), number_(number) {}
+    const void* link_ = nullptr;
+    std::uint64_t number_ = 0;
+};
 
 class any_future {
 public:
@@ -5005,7 +5151,16 @@ public:
 
     // A future is cancelled at once; a task gets cancelled_error where it waits. False if
     // already done.
+    // Takes back a callback add_done_callback added, if it has not been scheduled yet
+    // (asyncio's remove_done_callback): 1 if it was, else 0. C++ callables have no identity
+    // to compare, so the callback is named by what add_done_callback returned.
+    std::size_t remove_done_callback(done_callback c) noexcept {
+        return state_->remove_callback(c.link_, c.number_) ? 1 : 0;
+    }
+
     bool cancel() noexcept { return state_->cancel(); }
+    // The same, and the cancelled_error carries msg (asyncio's cancel(msg)).
+    bool cancel(std::string msg) { return state_->cancel_with(std::move(msg)); }
 
     // The exception it failed with, or null; throws cancelled_error if it was cancelled
     // and invalid_state_error if it is not done.
@@ -5024,15 +5179,17 @@ public:
 protected:
     // fn() or fn(self) runs on the loop once the future is done (at once if it is).
     template <class Handle, class F>
-    void add_done_callback_as(F&& fn) {
+    done_callback add_done_callback_as(F&& fn) {
         using link = detail::callback_link<Handle, std::decay_t<F>>;
         auto* l = new link(std::decay_t<F>(std::forward<F>(fn)));
+        const done_callback added{l, l->callback_number()};
         if (state_->done()) {
             l->schedule_now(state_);
         } else {
             l->bind(state_);
             state_->add_link(l);
         }
+        return added;
     }
 
     detail::future_base* state_ = nullptr;
@@ -5068,8 +5225,8 @@ public:
 
     // fn() or fn(future<T>&) runs on the loop once the future is done.
     template <class F>
-    void add_done_callback(F&& fn) {
-        add_done_callback_as<future>(std::forward<F>(fn));
+    done_callback add_done_callback(F&& fn) {
+        return add_done_callback_as<future>(std::forward<F>(fn));
     }
 
     // Throws invalid_state_error if the future belongs to another loop than the running one.
@@ -5150,6 +5307,7 @@ IOLOOP_NAMESPACE_END
 
 #include <coroutine>
 #include <cstddef>
+#include <cstdio>
 #include <exception>
 #include <string>
 #include <type_traits>
@@ -5170,6 +5328,10 @@ public:
 
     result_value<T>& value() noexcept { return value_; }
 
+    const coro_promise_base* body_promise() const noexcept override {
+        return body_ ? &body_handle::from_address(body_.address()).promise() : nullptr;
+    }
+
     void body_finished() noexcept override {
         coro_promise<T>& p = body_handle::from_address(body_.address()).promise();
         if (p.error()) {
@@ -5180,7 +5342,7 @@ public:
         if (take_cancel()) {
             // Cancelled while it ran, and it returned without suspending again: asyncio
             // marks such a task cancelled.
-            error_ = std::make_exception_ptr(cancelled_error());
+            error_ = std::make_exception_ptr(cancellation());
             complete(status::cancelled);
             return;
         }
@@ -5204,6 +5366,9 @@ private:
 
 }  // namespace detail
 
+// One coroutine of a task's stack: the coroutine function, and where it is defined.
+using stack_frame = detail::coroutine_origin;
+
 class any_task : public any_future {
 public:
     using any_future::any_future;
@@ -5218,8 +5383,34 @@ public:
 
     // fn() or fn(any_task&) runs on the loop once the task is done.
     template <class F>
-    void add_done_callback(F&& fn) {
-        add_done_callback_as<any_task>(std::forward<F>(fn));
+    done_callback add_done_callback(F&& fn) {
+        return add_done_callback_as<any_task>(std::forward<F>(fn));
+    }
+
+    // The coroutines the task is suspended in, its own first and the innermost last
+    // (asyncio's Task.get_stack(), oldest frame first): each coroutine awaited as a coro
+    // is one frame. Empty once the task is done, as asyncio's for a finished task.
+    std::vector<stack_frame> get_stack() const {
+        std::vector<stack_frame> frames;
+        for (const detail::coro_promise_base* p = base()->body_promise(); p; p = p->awaited_child())
+            frames.push_back(p->origin());
+        return frames;
+    }
+
+    // Prints get_stack() to `out`, one coroutine a line (asyncio's Task.print_stack()):
+    //   Stack for task Task-3 (coroutine fetch at app.cpp:12) (most recent call last):
+    //     coroutine fetch at app.cpp:12
+    //     coroutine read_reply at app.cpp:30
+    void print_stack(std::FILE* out = stderr) const {
+        const std::vector<stack_frame> frames = get_stack();
+        const std::string who = base()->describe();
+        if (frames.empty()) {
+            std::fprintf(out, "No stack for %s\n", who.c_str());
+            return;
+        }
+        std::fprintf(out, "Stack for %s (most recent call last):\n", who.c_str());
+        for (const stack_frame& f : frames)
+            std::fprintf(out, "  coroutine %s at %s:%u\n", f.function, f.file, static_cast<unsigned>(f.line));
     }
 
     // Waits for the task to be done, without its result (its exception still comes out).
@@ -5247,8 +5438,8 @@ public:
 
     // fn() or fn(task<T>&) runs on the loop once the task is done.
     template <class F>
-    void add_done_callback(F&& fn) {
-        add_done_callback_as<task>(std::forward<F>(fn));
+    done_callback add_done_callback(F&& fn) {
+        return add_done_callback_as<task>(std::forward<F>(fn));
     }
 
     auto operator co_await() & {
@@ -5296,31 +5487,69 @@ std::vector<H> checked_copy(const std::vector<H>& handles, const char* what) {
 
 }  // namespace detail
 
-template <class T>
-task<T> loop_base::create_task(coro<T> body, std::string name) {
-    check_open("create_task");
+namespace detail {
+
+// create_task's body; `name` is set before an eager start, which may finish the task.
+template <class T, class Name>
+task<T> make_task(loop_base& loop, coro<T> body, Name name, bool eager_start) {
     if (!body) throw invalid_state_error("create_task: the coro was already awaited or moved from");
     auto h = body.release();
-    detail::task_state<T>* t;
+    task_state<T>* t;
     try {
-        t = new detail::task_state<T>(*this, h);
+        t = new task_state<T>(loop, h);
     } catch (...) {
         h.destroy();
         throw;
     }
     task<T> result(t);  // adopts the first reference
-    if (!name.empty()) t->set_name(std::move(name));
-    t->start();
+    if constexpr (std::is_same_v<Name, std::string>) {
+        if (!name.empty()) t->set_name(std::move(name));
+    } else if constexpr (!std::is_null_pointer_v<Name>) {
+        if (name) t->set_name(name);
+    }
+    const bool eager = (eager_start || loop.get_task_factory() == task_factory::eager) &&
+                       loop_access::running() == &loop;
+    t->start(eager);
     return result;
+}
+
+}  // namespace detail
+
+template <class T>
+task<T> loop_base::create_task(coro<T> body) {
+    check_open("create_task");
+    return detail::make_task(*this, std::move(body), nullptr, false);
+}
+
+template <class T, class Name>
+    requires std::is_convertible_v<Name&&, std::string>
+task<T> loop_base::create_task(coro<T> body, Name&& name) {
+    check_open("create_task");
+    return detail::make_task(*this, std::move(body), std::string(std::forward<Name>(name)), false);
+}
+
+template <class T>
+task<T> loop_base::create_task(coro<T> body, task_options options) {
+    check_open("create_task");
+    return detail::make_task(*this, std::move(body), options.name, options.eager_start);
 }
 
 // Schedules the coroutine on the running loop (asyncio.create_task).
 template <class T>
-task<T> create_task(coro<T> body, std::string name = {}) {
-    // The name is set afterwards: most tasks have none, and then no string moves at all.
-    task<T> t = detail::loop_access::running_or_throw("create_task").create_task(std::move(body));
-    if (!name.empty()) t.set_name(std::move(name));
-    return t;
+task<T> create_task(coro<T> body) {
+    return detail::loop_access::running_or_throw("create_task").create_task(std::move(body));
+}
+
+template <class T, class Name>
+    requires std::is_convertible_v<Name&&, std::string>
+task<T> create_task(coro<T> body, Name&& name) {
+    return detail::loop_access::running_or_throw("create_task")
+        .create_task(std::move(body), std::forward<Name>(name));
+}
+
+template <class T>
+task<T> create_task(coro<T> body, task_options options) {
+    return detail::loop_access::running_or_throw("create_task").create_task(std::move(body), options);
 }
 
 // The task running the caller; an empty any_task outside a task.
@@ -8283,28 +8512,85 @@ struct dependent {
 };
 }  // namespace detail
 
+// What asyncio.run and asyncio.Runner take besides the coroutine: {.debug = true} turns on
+// the loop's debug mode (loop.set_debug) from the start.
+struct run_options {
+    bool debug = false;
+};
+
+// asyncio.Runner: one event loop for several run() calls, made at the first of them (or at
+// get_loop()), closed by close() or the destructor as asyncio.run closes its own: the tasks
+// still unfinished are cancelled and given the chance to finish, then the loop closes (which
+// shuts its default executor down).
+//   ioloop::runner r({.debug = true});
+//   r.run(setup());
+//   int n = r.run(work());   // the same loop: what setup() left running still runs
+template <class Loop = event_loop>
+class basic_runner {
+public:
+    explicit basic_runner(run_options options = {}) noexcept : options_(options) {}
+    basic_runner(const basic_runner&) = delete;
+    basic_runner& operator=(const basic_runner&) = delete;
+    ~basic_runner() {
+        try {
+            close();
+        } catch (...) {  // destroyed while its loop runs: nothing can be closed from here
+        }
+    }
+
+    // Runs main to completion on the runner's loop; its result, or its exception.
+    template <class T>
+    T run(coro<T> main) {
+        if (detail::loop_access::running())
+            throw invalid_state_error("runner::run: cannot be called while an event loop is running");
+        return get_loop().run_until_complete(std::move(main));
+    }
+
+    // The runner's loop, made now if no run() made it yet.
+    Loop& get_loop() {
+        if (closed_) throw invalid_state_error("runner: the runner is closed");
+        if (!loop_) {
+            loop_ = new Loop();
+            loop_->set_debug(options_.debug);
+        }
+        return *loop_;
+    }
+
+    // Cancels what is left, closes the loop; a closed runner runs nothing more. Closing
+    // twice does nothing; closing from inside the runner's own run() is an error.
+    void close() {
+        if (loop_ && loop_->is_running())
+            throw invalid_state_error("runner::close: the runner's loop is running");
+        closed_ = true;
+        if (!loop_) return;
+        try {
+            detail::cancel_remaining_tasks(*loop_);
+        } catch (...) {  // the loop will abandon what is left
+        }
+        loop_->close();  // not running: cannot throw
+        delete std::exchange(loop_, nullptr);
+    }
+
+private:
+    Loop* loop_ = nullptr;
+    run_options options_;
+    bool closed_ = false;
+};
+
+// Named through T (below): the loop type is completed where run is used, after the
+// networking layer has defined its I/O engine (net/engines.hpp).
+using runner = basic_runner<>;
+
 // asyncio.run: a new event loop runs `main` to completion; the tasks still unfinished
 // are then cancelled and given the chance to finish, the default executor is shut down,
 // and the loop is closed. Returns main's result or throws its exception.
 template <class T>
-T run(coro<T> main) {
+T run(coro<T> main, run_options options = {}) {
     if (detail::loop_access::running())
         throw invalid_state_error("run: cannot be called while an event loop is running");
-    // Named through T: the loop type is completed where run is used, after the networking
-    // layer has defined its I/O engine (net/engines.hpp).
     using loop_type = typename detail::dependent<event_loop, T>::type;
-    loop_type loop;
-    struct shutdown {
-        loop_type& loop;
-        ~shutdown() {
-            try {
-                detail::cancel_remaining_tasks(loop);
-            } catch (...) {  // the loop will abandon what is left
-            }
-            loop.close();
-        }
-    } at_exit{loop};
-    return loop.run_until_complete(std::move(main));
+    basic_runner<loop_type> r(options);
+    return r.run(std::move(main));
 }
 
 // The loop running the caller (asyncio.get_running_loop()). Throws invalid_state_error

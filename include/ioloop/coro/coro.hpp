@@ -73,6 +73,10 @@ public:
         is_root_ = true;
     }
 
+    // The coroutine this one awaits now, if that is a coro (its task's stack, get_stack()).
+    const coro_promise_base* awaited_child() const noexcept { return child_; }
+    void set_awaited_child(const coro_promise_base* c) noexcept { child_ = c; }
+
 private:
     // A coroutine is awaited or made a task, never both: one word serves either.
     union {
@@ -80,8 +84,9 @@ private:
         task_base* root_;
     };
     std::exception_ptr error_;
+    const coro_promise_base* child_ = nullptr;
     // The origin's fields, not a coroutine_origin: so the flags, and coro_promise<void>'s
-    // result, fill the 4 bytes after the line and the promise is 40 bytes, not 48 (every
+    // result, fill the 4 bytes after the line and the promise is 48 bytes, not 56 (every
     // coroutine frame holds one).
     const char* function_;
     const char* file_;
@@ -162,8 +167,13 @@ public:
         // Runs the coroutine until it first suspends or finishes. Finished: the awaiting
         // coroutine goes on without suspending. Suspended: it resumes the awaiting one
         // when it finishes.
-        bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
+        template <class AwaitingPromise>
+        bool await_suspend(std::coroutine_handle<AwaitingPromise> awaiting) noexcept {
             promise_type& p = h_.promise();
+            if constexpr (std::is_base_of_v<detail::coro_promise_base, AwaitingPromise>) {
+                parent_ = &awaiting.promise();
+                parent_->set_awaited_child(&p);
+            }
             p.set_continuation(awaiting);
             p.set_inline(true);
             h_.resume();
@@ -171,6 +181,7 @@ public:
             return !h_.done();
         }
         T await_resume() {
+            if (parent_) parent_->set_awaited_child(nullptr);
             promise_type& p = h_.promise();
             if (p.error()) std::rethrow_exception(p.error());
             if constexpr (!std::is_void_v<T>) return std::move(p.value().get());
@@ -178,6 +189,7 @@ public:
 
     private:
         std::coroutine_handle<promise_type> h_;
+        detail::coro_promise_base* parent_ = nullptr;  // the awaiting coroutine's, if a coro
     };
 
     // Runs the coroutine inline, in the awaiting task; its result or exception comes out.

@@ -15,7 +15,10 @@
 #include "ioloop/loop_base.hpp"
 
 #include <coroutine>
+#include <cstddef>
+#include <cstdint>
 #include <exception>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -70,7 +73,16 @@ public:
     void on_done() noexcept override { task_->wake(); }
 
     void on_cancel(task_base& t) noexcept override {
-        if (state_->cancel()) t.cancel_passed_on();
+        // The task's cancel(msg) message goes on to what it awaits, as in asyncio.
+        // (Out of memory for the message's copy: the cancel goes on without it.)
+        const std::string* msg = t.cancel_message();
+        bool passed = false;
+        try {
+            passed = msg ? state_->cancel_with(*msg) : state_->cancel();
+        } catch (...) {
+            passed = state_->cancel();
+        }
+        if (passed) t.cancel_passed_on();
     }
 
 private:
@@ -88,11 +100,16 @@ private:
     task_base* task_ = nullptr;
 };
 
+// Numbers the done callbacks of this thread, from 1 (remove_done_callback tells them apart).
+inline thread_local std::uint64_t last_callback_number = 0;
+
 // A done callback: runs on the loop, like a call_soon made when the future finished.
 template <class Handle, class F>
 class callback_link final : public done_link {
 public:
-    explicit callback_link(F&& fn) : fn_(std::move(fn)) {}
+    explicit callback_link(F&& fn) : fn_(std::move(fn)), number_(++last_callback_number) {}
+
+    std::uint64_t callback_number() const noexcept override { return number_; }
 
     void on_done() noexcept override { post_or_delete(); }
     void on_future_destroyed() noexcept override { delete this; }
@@ -137,9 +154,22 @@ private:
 
     F fn_;
     future_base* state_ = nullptr;
+    std::uint64_t number_;
 };
 
 }  // namespace detail
+
+// What add_done_callback returns: names the callback to remove_done_callback.
+class done_callback {
+public:
+    done_callback() noexcept = default;
+
+private:
+    friend class any_future;
+    done_callback(const void* link, std::uint64_t number) noexcept : link_(link), number_(number) {}
+    const void* link_ = nullptr;
+    std::uint64_t number_ = 0;
+};
 
 class any_future {
 public:
@@ -164,7 +194,16 @@ public:
 
     // A future is cancelled at once; a task gets cancelled_error where it waits. False if
     // already done.
+    // Takes back a callback add_done_callback added, if it has not been scheduled yet
+    // (asyncio's remove_done_callback): 1 if it was, else 0. C++ callables have no identity
+    // to compare, so the callback is named by what add_done_callback returned.
+    std::size_t remove_done_callback(done_callback c) noexcept {
+        return state_->remove_callback(c.link_, c.number_) ? 1 : 0;
+    }
+
     bool cancel() noexcept { return state_->cancel(); }
+    // The same, and the cancelled_error carries msg (asyncio's cancel(msg)).
+    bool cancel(std::string msg) { return state_->cancel_with(std::move(msg)); }
 
     // The exception it failed with, or null; throws cancelled_error if it was cancelled
     // and invalid_state_error if it is not done.
@@ -183,15 +222,17 @@ public:
 protected:
     // fn() or fn(self) runs on the loop once the future is done (at once if it is).
     template <class Handle, class F>
-    void add_done_callback_as(F&& fn) {
+    done_callback add_done_callback_as(F&& fn) {
         using link = detail::callback_link<Handle, std::decay_t<F>>;
         auto* l = new link(std::decay_t<F>(std::forward<F>(fn)));
+        const done_callback added{l, l->callback_number()};
         if (state_->done()) {
             l->schedule_now(state_);
         } else {
             l->bind(state_);
             state_->add_link(l);
         }
+        return added;
     }
 
     detail::future_base* state_ = nullptr;
@@ -227,8 +268,8 @@ public:
 
     // fn() or fn(future<T>&) runs on the loop once the future is done.
     template <class F>
-    void add_done_callback(F&& fn) {
-        add_done_callback_as<future>(std::forward<F>(fn));
+    done_callback add_done_callback(F&& fn) {
+        return add_done_callback_as<future>(std::forward<F>(fn));
     }
 
     // Throws invalid_state_error if the future belongs to another loop than the running one.

@@ -31,6 +31,9 @@ public:
 
     bool linked() const noexcept { return linked_; }
 
+    // A done callback's number (remove_done_callback); 0 for every other link.
+    virtual std::uint64_t callback_number() const noexcept { return 0; }
+
 protected:
     ~done_link() = default;
 
@@ -120,6 +123,14 @@ public:
         return true;
     }
 
+    // cancel() whose cancelled_error carries msg (asyncio's cancel(msg)).
+    virtual bool cancel_with(std::string msg) {
+        if (done()) return false;
+        error_ = std::make_exception_ptr(cancelled_error(msg));
+        finish(status::cancelled);
+        return true;
+    }
+
     // Throws unless the future finished with a value: cancelled_error if cancelled, the
     // exception it failed with, invalid_state_error if it is still pending.
     void rethrow_if_not_finished(const char* what) {
@@ -183,6 +194,24 @@ public:
         l->prev_->next_ = l->next_;
         l->next_->prev_ = l->prev_;
         if (head_ == l) head_ = l->next_;
+    }
+
+    // Takes off, and destroys, the done callback `l` numbered `number`, if it is still on
+    // the list (not yet scheduled). The number tells it from a link made later at the same
+    // address.
+    bool remove_callback(const void* l, std::uint64_t number) noexcept {
+        done_link* first = head_;
+        if (!first || number == 0) return false;
+        done_link* at = first;
+        do {
+            if (at == l && at->callback_number() == number) {
+                remove_link(at);
+                at->on_future_destroyed();  // a callback link deletes itself
+                return true;
+            }
+            at = at->next_;
+        } while (at != first);
+        return false;
     }
 
     // How the exception handler names this future ("future", "task Task-3 (...)").

@@ -133,28 +133,85 @@ struct dependent {
 };
 }  // namespace detail
 
+// What asyncio.run and asyncio.Runner take besides the coroutine: {.debug = true} turns on
+// the loop's debug mode (loop.set_debug) from the start.
+struct run_options {
+    bool debug = false;
+};
+
+// asyncio.Runner: one event loop for several run() calls, made at the first of them (or at
+// get_loop()), closed by close() or the destructor as asyncio.run closes its own: the tasks
+// still unfinished are cancelled and given the chance to finish, then the loop closes (which
+// shuts its default executor down).
+//   ioloop::runner r({.debug = true});
+//   r.run(setup());
+//   int n = r.run(work());   // the same loop: what setup() left running still runs
+template <class Loop = event_loop>
+class basic_runner {
+public:
+    explicit basic_runner(run_options options = {}) noexcept : options_(options) {}
+    basic_runner(const basic_runner&) = delete;
+    basic_runner& operator=(const basic_runner&) = delete;
+    ~basic_runner() {
+        try {
+            close();
+        } catch (...) {  // destroyed while its loop runs: nothing can be closed from here
+        }
+    }
+
+    // Runs main to completion on the runner's loop; its result, or its exception.
+    template <class T>
+    T run(coro<T> main) {
+        if (detail::loop_access::running())
+            throw invalid_state_error("runner::run: cannot be called while an event loop is running");
+        return get_loop().run_until_complete(std::move(main));
+    }
+
+    // The runner's loop, made now if no run() made it yet.
+    Loop& get_loop() {
+        if (closed_) throw invalid_state_error("runner: the runner is closed");
+        if (!loop_) {
+            loop_ = new Loop();
+            loop_->set_debug(options_.debug);
+        }
+        return *loop_;
+    }
+
+    // Cancels what is left, closes the loop; a closed runner runs nothing more. Closing
+    // twice does nothing; closing from inside the runner's own run() is an error.
+    void close() {
+        if (loop_ && loop_->is_running())
+            throw invalid_state_error("runner::close: the runner's loop is running");
+        closed_ = true;
+        if (!loop_) return;
+        try {
+            detail::cancel_remaining_tasks(*loop_);
+        } catch (...) {  // the loop will abandon what is left
+        }
+        loop_->close();  // not running: cannot throw
+        delete std::exchange(loop_, nullptr);
+    }
+
+private:
+    Loop* loop_ = nullptr;
+    run_options options_;
+    bool closed_ = false;
+};
+
+// Named through T (below): the loop type is completed where run is used, after the
+// networking layer has defined its I/O engine (net/engines.hpp).
+using runner = basic_runner<>;
+
 // asyncio.run: a new event loop runs `main` to completion; the tasks still unfinished
 // are then cancelled and given the chance to finish, the default executor is shut down,
 // and the loop is closed. Returns main's result or throws its exception.
 template <class T>
-T run(coro<T> main) {
+T run(coro<T> main, run_options options = {}) {
     if (detail::loop_access::running())
         throw invalid_state_error("run: cannot be called while an event loop is running");
-    // Named through T: the loop type is completed where run is used, after the networking
-    // layer has defined its I/O engine (net/engines.hpp).
     using loop_type = typename detail::dependent<event_loop, T>::type;
-    loop_type loop;
-    struct shutdown {
-        loop_type& loop;
-        ~shutdown() {
-            try {
-                detail::cancel_remaining_tasks(loop);
-            } catch (...) {  // the loop will abandon what is left
-            }
-            loop.close();
-        }
-    } at_exit{loop};
-    return loop.run_until_complete(std::move(main));
+    basic_runner<loop_type> r(options);
+    return r.run(std::move(main));
 }
 
 // The loop running the caller (asyncio.get_running_loop()). Throws invalid_state_error

@@ -16,6 +16,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <cstdio>
 #include <exception>
 #include <string>
 #include <type_traits>
@@ -36,6 +37,10 @@ public:
 
     result_value<T>& value() noexcept { return value_; }
 
+    const coro_promise_base* body_promise() const noexcept override {
+        return body_ ? &body_handle::from_address(body_.address()).promise() : nullptr;
+    }
+
     void body_finished() noexcept override {
         coro_promise<T>& p = body_handle::from_address(body_.address()).promise();
         if (p.error()) {
@@ -46,7 +51,7 @@ public:
         if (take_cancel()) {
             // Cancelled while it ran, and it returned without suspending again: asyncio
             // marks such a task cancelled.
-            error_ = std::make_exception_ptr(cancelled_error());
+            error_ = std::make_exception_ptr(cancellation());
             complete(status::cancelled);
             return;
         }
@@ -70,6 +75,9 @@ private:
 
 }  // namespace detail
 
+// One coroutine of a task's stack: the coroutine function, and where it is defined.
+using stack_frame = detail::coroutine_origin;
+
 class any_task : public any_future {
 public:
     using any_future::any_future;
@@ -84,8 +92,34 @@ public:
 
     // fn() or fn(any_task&) runs on the loop once the task is done.
     template <class F>
-    void add_done_callback(F&& fn) {
-        add_done_callback_as<any_task>(std::forward<F>(fn));
+    done_callback add_done_callback(F&& fn) {
+        return add_done_callback_as<any_task>(std::forward<F>(fn));
+    }
+
+    // The coroutines the task is suspended in, its own first and the innermost last
+    // (asyncio's Task.get_stack(), oldest frame first): each coroutine awaited as a coro
+    // is one frame. Empty once the task is done, as asyncio's for a finished task.
+    std::vector<stack_frame> get_stack() const {
+        std::vector<stack_frame> frames;
+        for (const detail::coro_promise_base* p = base()->body_promise(); p; p = p->awaited_child())
+            frames.push_back(p->origin());
+        return frames;
+    }
+
+    // Prints get_stack() to `out`, one coroutine a line (asyncio's Task.print_stack()):
+    //   Stack for task Task-3 (coroutine fetch at app.cpp:12) (most recent call last):
+    //     coroutine fetch at app.cpp:12
+    //     coroutine read_reply at app.cpp:30
+    void print_stack(std::FILE* out = stderr) const {
+        const std::vector<stack_frame> frames = get_stack();
+        const std::string who = base()->describe();
+        if (frames.empty()) {
+            std::fprintf(out, "No stack for %s\n", who.c_str());
+            return;
+        }
+        std::fprintf(out, "Stack for %s (most recent call last):\n", who.c_str());
+        for (const stack_frame& f : frames)
+            std::fprintf(out, "  coroutine %s at %s:%u\n", f.function, f.file, static_cast<unsigned>(f.line));
     }
 
     // Waits for the task to be done, without its result (its exception still comes out).
@@ -113,8 +147,8 @@ public:
 
     // fn() or fn(task<T>&) runs on the loop once the task is done.
     template <class F>
-    void add_done_callback(F&& fn) {
-        add_done_callback_as<task>(std::forward<F>(fn));
+    done_callback add_done_callback(F&& fn) {
+        return add_done_callback_as<task>(std::forward<F>(fn));
     }
 
     auto operator co_await() & {
@@ -162,31 +196,69 @@ std::vector<H> checked_copy(const std::vector<H>& handles, const char* what) {
 
 }  // namespace detail
 
-template <class T>
-task<T> loop_base::create_task(coro<T> body, std::string name) {
-    check_open("create_task");
+namespace detail {
+
+// create_task's body; `name` is set before an eager start, which may finish the task.
+template <class T, class Name>
+task<T> make_task(loop_base& loop, coro<T> body, Name name, bool eager_start) {
     if (!body) throw invalid_state_error("create_task: the coro was already awaited or moved from");
     auto h = body.release();
-    detail::task_state<T>* t;
+    task_state<T>* t;
     try {
-        t = new detail::task_state<T>(*this, h);
+        t = new task_state<T>(loop, h);
     } catch (...) {
         h.destroy();
         throw;
     }
     task<T> result(t);  // adopts the first reference
-    if (!name.empty()) t->set_name(std::move(name));
-    t->start();
+    if constexpr (std::is_same_v<Name, std::string>) {
+        if (!name.empty()) t->set_name(std::move(name));
+    } else if constexpr (!std::is_null_pointer_v<Name>) {
+        if (name) t->set_name(name);
+    }
+    const bool eager = (eager_start || loop.get_task_factory() == task_factory::eager) &&
+                       loop_access::running() == &loop;
+    t->start(eager);
     return result;
+}
+
+}  // namespace detail
+
+template <class T>
+task<T> loop_base::create_task(coro<T> body) {
+    check_open("create_task");
+    return detail::make_task(*this, std::move(body), nullptr, false);
+}
+
+template <class T, class Name>
+    requires std::is_convertible_v<Name&&, std::string>
+task<T> loop_base::create_task(coro<T> body, Name&& name) {
+    check_open("create_task");
+    return detail::make_task(*this, std::move(body), std::string(std::forward<Name>(name)), false);
+}
+
+template <class T>
+task<T> loop_base::create_task(coro<T> body, task_options options) {
+    check_open("create_task");
+    return detail::make_task(*this, std::move(body), options.name, options.eager_start);
 }
 
 // Schedules the coroutine on the running loop (asyncio.create_task).
 template <class T>
-task<T> create_task(coro<T> body, std::string name = {}) {
-    // The name is set afterwards: most tasks have none, and then no string moves at all.
-    task<T> t = detail::loop_access::running_or_throw("create_task").create_task(std::move(body));
-    if (!name.empty()) t.set_name(std::move(name));
-    return t;
+task<T> create_task(coro<T> body) {
+    return detail::loop_access::running_or_throw("create_task").create_task(std::move(body));
+}
+
+template <class T, class Name>
+    requires std::is_convertible_v<Name&&, std::string>
+task<T> create_task(coro<T> body, Name&& name) {
+    return detail::loop_access::running_or_throw("create_task")
+        .create_task(std::move(body), std::forward<Name>(name));
+}
+
+template <class T>
+task<T> create_task(coro<T> body, task_options options) {
+    return detail::loop_access::running_or_throw("create_task").create_task(std::move(body), options);
 }
 
 // The task running the caller; an empty any_task outside a task.

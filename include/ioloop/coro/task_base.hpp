@@ -25,6 +25,7 @@ IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
 class task_base;
+class coro_promise_base;  // coro/coro.hpp
 
 // The task whose step runs on this thread now, if any.
 inline thread_local task_base* current_task = nullptr;
@@ -86,13 +87,18 @@ public:
           resume_at_(body),
           id_(loop_access::next_task_id(loop)) {}
 
-    // Links the task into its loop and schedules its first step. The loop's list keeps a
-    // reference until the task is done.
-    void start() {
+    // Links the task into its loop and schedules its first step, or (eager) takes it now,
+    // up to the coroutine's first suspension. The loop's list keeps a reference until the
+    // task is done.
+    void start(bool eager = false) {
         loop_base& l = *loop();
         add_ref();
         loop_access::tasks(l).link(
             this, [](registered_task* r) noexcept { static_cast<task_base*>(r)->abandon_now(); });
+        if (eager) {
+            step();
+            return;
+        }
         scheduled_ = true;
         loop_access::schedule(l, step_node());
     }
@@ -127,7 +133,7 @@ public:
     }
 
     void throw_if_cancelled() {
-        if (take_cancel()) throw cancelled_error();
+        if (take_cancel()) throw cancellation();
     }
 
     // For a wait_point that passed the cancellation on (see wait_point::on_cancel).
@@ -145,6 +151,25 @@ public:
         return true;
     }
 
+    // cancel() with a message, which the cancelled_error thrown where the task waits carries
+    // (asyncio's Task.cancel(msg)); the last message given wins.
+    bool cancel_with(std::string msg) override {
+        if (done()) return false;
+        extras().cancel_message = std::move(msg);
+        return cancel();
+    }
+
+    // The message of the last cancel(msg), or empty.
+    const std::string* cancel_message() const noexcept {
+        return extras_ && !extras_->cancel_message.empty() ? &extras_->cancel_message : nullptr;
+    }
+
+    // The cancelled_error a cancel of this task throws: with cancel(msg)'s message, if any.
+    cancelled_error cancellation() const {
+        const std::string* msg = cancel_message();
+        return msg ? cancelled_error(*msg) : cancelled_error();
+    }
+
     // Pending cancel requests (asyncio's Task.cancelling()).
     std::size_t cancelling() const noexcept { return cancel_requests_; }
 
@@ -157,14 +182,12 @@ public:
     }
 
     std::string get_name() const {
-        return name_ ? *name_ : concat({"Task-", decimal(static_cast<long long>(id_))});
+        return extras_ && extras_->named ? extras_->name
+                                         : concat({"Task-", decimal(static_cast<long long>(id_))});
     }
     void set_name(std::string name) {
-        if (name_) {
-            *name_ = std::move(name);
-        } else {
-            name_ = new std::string(std::move(name));
-        }
+        extras().name = std::move(name);
+        extras_->named = true;
     }
 
     // "task Task-3 (coroutine fetch at app.cpp:12)"
@@ -178,9 +201,12 @@ public:
     // suspension: takes the result, destroys the coroutine, finishes the task.
     virtual void body_finished() noexcept = 0;
 
+    // The promise of the task's own coroutine, until it finishes (the top of its stack).
+    virtual const coro_promise_base* body_promise() const noexcept = 0;
+
 protected:
     ~task_base() override {
-        delete name_;
+        delete extras_;
         if (body_) body_.destroy();
     }
 
@@ -222,7 +248,7 @@ private:
         if (!started_ && must_cancel_) {
             // Cancelled before its first step: nothing of the body runs.
             must_cancel_ = false;
-            error_ = std::make_exception_ptr(cancelled_error());
+            error_ = std::make_exception_ptr(cancellation());
             complete(status::cancelled);
         } else {
             started_ = true;
@@ -251,9 +277,20 @@ private:
         release();
     }
 
+    // What few tasks have, kept apart so that the others carry one pointer for it.
+    struct task_extras {
+        std::string name;            // set_name's
+        std::string cancel_message;  // cancel(msg)'s
+        bool named = false;
+    };
+    task_extras& extras() {
+        if (!extras_) extras_ = new task_extras();
+        return *extras_;
+    }
+
     std::coroutine_handle<> resume_at_;  // where the next step resumes
     wait_point* wait_ = nullptr;
-    std::string* name_ = nullptr;  // set_name's; most tasks have none, and no string
+    task_extras* extras_ = nullptr;
     std::uint64_t id_;
     bool must_cancel_ = false;  // a cancel to throw at the next suspension point
     bool interrupted_ = false;  // the current wait was ended by a cancel
