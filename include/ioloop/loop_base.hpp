@@ -42,6 +42,9 @@ class future;
 class loop_base;
 class endpoint;                // net/endpoint.hpp
 enum class socket_type : int;  // net/socket.hpp
+class socket;                  // net/socket.hpp
+struct connect_options;        // net/connect_options.hpp
+struct serve_options;          // net/serve_options.hpp
 class server;                  // net/server.hpp
 class transport;               // net/transport.hpp
 class datagram_transport;      // net/transport.hpp
@@ -226,22 +229,57 @@ public:
     // ioloop::protocol or ioloop::buffered_protocol (datagram_protocol for datagrams). The
     // transport owns it from then on.
 
-    // co_await loop.create_connection(factory, host, port) -> std::pair<transport*, P*>:
-    // tries host's addresses in order; the error of the last one if none connects.
+    // co_await loop.create_connection(factory, host, port, options) ->
+    // std::pair<transport*, P*>: tries host's addresses in order, or staggered with
+    // options.happy_eyeballs_delay (connect_options, net/connect_options.hpp); if none
+    // connects, the one error, "Multiple exceptions: ..." or connect_errors (all_errors).
+    // The addresses may be given already resolved. The sock= form takes a connected stream
+    // socket (asyncio's sock=); connect_accepted_socket takes one a listener accepted.
     template <class Factory>
     coro<std::pair<transport*, detail::protocol_of<Factory>*>> create_connection(
         Factory factory, std::string host, std::uint16_t port);
     template <class Factory>
+    coro<std::pair<transport*, detail::protocol_of<Factory>*>> create_connection(
+        Factory factory, std::string host, std::uint16_t port, const connect_options& options);
+    template <class Factory>
+    coro<std::pair<transport*, detail::protocol_of<Factory>*>> create_connection(
+        Factory factory, std::vector<endpoint> addresses, const connect_options& options);
+    template <class Factory>
+    coro<std::pair<transport*, detail::protocol_of<Factory>*>> create_connection(
+        Factory factory, socket sock);
+    template <class Factory>
+    coro<std::pair<transport*, detail::protocol_of<Factory>*>> create_connection(
+        Factory factory, socket sock, const connect_options& options);
+    template <class Factory>
+    coro<std::pair<transport*, detail::protocol_of<Factory>*>> connect_accepted_socket(
+        Factory factory, socket sock);
+    template <class Factory>
+    coro<std::pair<transport*, detail::protocol_of<Factory>*>> connect_accepted_socket(
+        Factory factory, socket sock, const serve_options& options);
+    template <class Factory>
     coro<std::pair<transport*, detail::protocol_of<Factory>*>> create_unix_connection(
         Factory factory, std::string path);
 
-    // co_await loop.create_server(factory, host, port) -> server, listening on every
-    // address of host (all interfaces when host is empty), serving at once.
+    // co_await loop.create_server(factory, host, port, options) -> server, listening on
+    // every address of host (all interfaces when host is empty) and of options.hosts,
+    // serving at once unless options.start_serving is false (serve_options,
+    // net/serve_options.hpp). The sock= form serves a socket already bound (systemd's
+    // socket activation hands one over as descriptor 3).
     template <class Factory>
     coro<server> create_server(Factory factory, std::string host, std::uint16_t port,
                                int backlog = 100);
     template <class Factory>
+    coro<server> create_server(Factory factory, std::string host, std::uint16_t port,
+                               const serve_options& options);
+    template <class Factory>
+    coro<server> create_server(Factory factory, socket sock);
+    template <class Factory>
+    coro<server> create_server(Factory factory, socket sock, const serve_options& options);
+    template <class Factory>
     coro<server> create_unix_server(Factory factory, std::string path, int backlog = 100);
+    template <class Factory>
+    coro<server> create_unix_server(Factory factory, std::string path,
+                                    const serve_options& options);
 
     // co_await loop.create_datagram_endpoint(factory, local, remote) ->
     // std::pair<datagram_transport*, P*>: bound to `local` if given, connected to `remote`

@@ -1,6 +1,7 @@
 // ioloop: loop.create_connection and loop.create_unix_connection (asyncio's): connect a
 // socket without blocking the loop, then hand it to a transport and the factory's
-// protocol. The connect part (detail::connect_any) serves the streams too.
+// protocol; and its sock= form and connect_accepted_socket, over a socket already connected.
+// The connect part (detail::connect_any, net/happy_eyeballs.hpp) serves the streams too.
 #ifndef IOLOOP_NET_CREATE_CONNECTION_HPP
 #define IOLOOP_NET_CREATE_CONNECTION_HPP
 
@@ -11,16 +12,20 @@
 #include "ioloop/detail/windows.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/loop_base.hpp"
+#include "ioloop/net/connect_options.hpp"
 #include "ioloop/net/endpoint.hpp"
-#include "ioloop/net/getaddrinfo.hpp"
 #include "ioloop/net/engines.hpp"
+#include "ioloop/net/getaddrinfo.hpp"
+#include "ioloop/net/happy_eyeballs.hpp"
 #include "ioloop/net/net_access.hpp"
 #include "ioloop/net/protocol.hpp"
+#include "ioloop/net/serve_options.hpp"
 #include "ioloop/net/socket.hpp"
 
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -37,50 +42,46 @@ constexpr void check_factory() {
                   "ioloop::datagram_protocol");
 }
 
-// A socket of to's family connected to `to` (TCP_NODELAY on for TCP), the way the loop's
-// backend family connects (the same path as loop.sock_connect).
-template <class = void>
-coro<socket> connect_socket(loop_base& loop, endpoint to) {
-    socket s = socket::open(to.family(), socket_type::stream);
-    if (to.family() != address_family::unix_domain) s.set_no_delay(true);
-    co_await with_family(loop, [&](auto ops) { return ops.connect(loop, s, to, "connect"); });
-    co_return s;
-}
-
-// The first of `addresses` that accepts a connection, tried in order (asyncio's
-// sequential attempts); if none does, the last attempt's error.
-template <class = void>
-coro<socket> connect_any(loop_base& loop, std::vector<endpoint> addresses) {
-    std::exception_ptr failure;
-    for (endpoint& to : addresses) {
-        try {
-            co_return co_await connect_socket(loop, std::move(to));
-        } catch (const std::system_error&) {
-            failure = std::current_exception();
-        }
-    }
-    if (failure) std::rethrow_exception(failure);
-    throw std::system_error(std::make_error_code(std::errc::host_unreachable),
-                            "connect: the host has no address");
-}
-
+// The transport and protocol over a connected socket.
 template <class P, class Factory>
-coro<std::pair<transport*, P*>> start_connection(loop_base& loop, Factory factory,
-                                                 std::vector<endpoint> addresses) {
-    socket s = co_await connect_any(loop, std::move(addresses));
+std::pair<transport*, P*> start_connected(loop_base& loop, Factory& factory, socket s) {
     std::unique_ptr<P> proto = factory();
     P* p = proto.get();
     transport& t = with_family(loop, [&](auto ops) -> transport& {
         return ops.start_stream(loop, std::move(s), std::move(proto), nullptr);
     });
-    co_return std::pair<transport*, P*>(&t, p);
+    return std::pair<transport*, P*>(&t, p);
+}
+
+template <class P, class Factory>
+coro<std::pair<transport*, P*>> start_connection(loop_base& loop, Factory factory,
+                                                 std::vector<endpoint> addresses,
+                                                 connect_options o, const char* what) {
+    socket s = co_await connect_any(loop, std::move(addresses), o, what);
+    co_return start_connected<P>(loop, factory, std::move(s));
 }
 
 template <class P, class Factory>
 coro<std::pair<transport*, P*>> create_connection(loop_base& loop, Factory factory,
-                                                  std::string host, std::uint16_t port) {
+                                                  std::string host, std::uint16_t port,
+                                                  connect_options o) {
     std::vector<endpoint> addresses = co_await loop.getaddrinfo(host, port, socket_type::stream);
-    co_return co_await start_connection<P>(loop, std::move(factory), std::move(addresses));
+    co_return co_await start_connection<P>(loop, std::move(factory), std::move(addresses), o,
+                                           "create_connection");
+}
+
+// An already connected stream socket (asyncio's sock=, connect_accepted_socket), checked
+// before the coroutine starts: the caller learns of a wrong socket at the call.
+inline void check_connected_stream(const socket& s, const char* what) {
+    if (!s.is_open()) throw std::invalid_argument(concat({what, ": the socket is not open"}));
+    if (s.type() != socket_type::stream) {
+        throw std::invalid_argument(concat({what, ": the socket is not a stream socket"}));
+    }
+}
+
+template <class P, class Factory>
+coro<std::pair<transport*, P*>> adopt_connection(loop_base& loop, Factory factory, socket s) {
+    co_return start_connected<P>(loop, factory, std::move(s));
 }
 
 }  // namespace detail
@@ -88,9 +89,64 @@ coro<std::pair<transport*, P*>> create_connection(loop_base& loop, Factory facto
 template <class Factory>
 coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
     Factory factory, std::string host, std::uint16_t port) {
+    return create_connection(std::move(factory), std::move(host), port, connect_options{});
+}
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
+    Factory factory, std::string host, std::uint16_t port, const connect_options& options) {
     check_open("create_connection");
+    detail::check_connect_options(options, "create_connection");
     using P = detail::protocol_of<Factory>;
-    return detail::create_connection<P>(*this, std::move(factory), std::move(host), port);
+    return detail::create_connection<P>(*this, std::move(factory), std::move(host), port,
+                                        options);
+}
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
+    Factory factory, std::vector<endpoint> addresses, const connect_options& options) {
+    check_open("create_connection");
+    detail::check_connect_options(options, "create_connection");
+    using P = detail::protocol_of<Factory>;
+    return detail::start_connection<P>(*this, std::move(factory), std::move(addresses), options,
+                                       "create_connection");
+}
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
+    Factory factory, socket sock, const connect_options& options) {
+    check_open("create_connection");
+    detail::check_connect_options(options, "create_connection");
+    // What chooses and connects an address has no part with a connected socket (asyncio
+    // refuses host and local_addr with sock).
+    if (options.local_addr.family() != address_family::unspecified) {
+        throw std::invalid_argument("create_connection: local_addr with sock= (already connected)");
+    }
+    detail::check_connected_stream(sock, "create_connection");
+    using P = detail::protocol_of<Factory>;
+    return detail::adopt_connection<P>(*this, std::move(factory), std::move(sock));
+}
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
+    Factory factory, socket sock) {
+    return create_connection(std::move(factory), std::move(sock), connect_options{});
+}
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::connect_accepted_socket(
+    Factory factory, socket sock) {
+    return connect_accepted_socket(std::move(factory), std::move(sock), serve_options{});
+}
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::connect_accepted_socket(
+    Factory factory, socket sock, const serve_options& options) {
+    check_open("connect_accepted_socket");
+    detail::check_serve_options(options, "connect_accepted_socket");
+    detail::check_connected_stream(sock, "connect_accepted_socket");
+    using P = detail::protocol_of<Factory>;
+    return detail::adopt_connection<P>(*this, std::move(factory), std::move(sock));
 }
 
 template <class Factory>
@@ -99,7 +155,8 @@ coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_uni
     check_open("create_unix_connection");
     using P = detail::protocol_of<Factory>;
     std::vector<endpoint> addresses{endpoint::unix_path(path)};
-    return detail::start_connection<P>(*this, std::move(factory), std::move(addresses));
+    return detail::start_connection<P>(*this, std::move(factory), std::move(addresses),
+                                       connect_options{}, "create_unix_connection");
 }
 
 IOLOOP_NAMESPACE_END

@@ -105,6 +105,8 @@ public:
     }
 
     bool is_serving() const noexcept { return serving_; }
+    // SO_KEEPALIVE on each accepted TCP connection (serve_options::keep_alive).
+    void set_keep_alive(bool on) noexcept { keep_alive_ = on; }
     const std::vector<socket>& sockets() const noexcept { return sockets_; }
     loop_base& loop() const noexcept { return loop_; }
     // Connections a listener takes per readiness report at most: asyncio takes up to
@@ -139,7 +141,10 @@ public:
     void accepted(socket conn, int family, start_stream_fn start) noexcept {
         out_of_fds_reported_ = false;
         try {
-            if (family == AF_INET || family == AF_INET6) conn.set_no_delay(true);
+            if (family == AF_INET || family == AF_INET6) {
+                conn.set_no_delay(true);
+                if (keep_alive_) conn.set_keep_alive(true);
+            }
             start(loop_, std::move(conn), factory_(), this);
         } catch (...) {
             report("server: could not set up an accepted connection");
@@ -234,6 +239,7 @@ private:
     bool closed_ = false;
     bool loop_closed_ = false;
     bool out_of_fds_reported_ = false;
+    bool keep_alive_ = false;
 };
 
 }  // namespace detail

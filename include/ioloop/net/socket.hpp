@@ -144,9 +144,36 @@ public:
     }
 
     void set_reuse_address(bool on) { set_flag(SOL_SOCKET, SO_REUSEADDR, on, "SO_REUSEADDR"); }
+    // SO_REUSEPORT: other sockets may bind the same address and port (the kernel spreads
+    // the connections among them); errc::operation_not_supported where the system has no
+    // such option (Windows).
+    void set_reuse_port(bool on) {
+#if defined(SO_REUSEPORT)
+        set_flag(SOL_SOCKET, SO_REUSEPORT, on, "SO_REUSEPORT");
+#else
+        (void)on;
+        throw std::system_error(std::make_error_code(std::errc::operation_not_supported),
+                                "setsockopt SO_REUSEPORT: this system has no SO_REUSEPORT");
+#endif
+    }
+    void set_keep_alive(bool on) { set_flag(SOL_SOCKET, SO_KEEPALIVE, on, "SO_KEEPALIVE"); }
     void set_no_delay(bool on) { set_flag(IPPROTO_TCP, TCP_NODELAY, on, "TCP_NODELAY"); }
     // An IPv6 socket that takes IPv6 only, so that "::" and "0.0.0.0" can both be bound.
     void set_v6_only(bool on) { set_flag(IPPROTO_IPV6, IPV6_V6ONLY, on, "IPV6_V6ONLY"); }
+
+    // stream or datagram (SO_TYPE); errc::protocol_not_supported for another type.
+    socket_type type() const {
+        int kind = 0;
+        if (detail::get_socket_option(fd_, SOL_SOCKET, SO_TYPE, kind) == -1)
+            detail::throw_system_error(
+                detail::last_socket_error(),
+                detail::concat({"getsockopt SO_TYPE on socket ", detail::decimal(fd_)}));
+        if (kind == SOCK_STREAM) return socket_type::stream;
+        if (kind == SOCK_DGRAM) return socket_type::datagram;
+        throw std::system_error(std::make_error_code(std::errc::protocol_not_supported),
+                                detail::concat({"socket ", detail::decimal(fd_),
+                                                " is neither a stream nor a datagram socket"}));
+    }
 
     endpoint local_endpoint() const {
         sockaddr_storage addr{};

@@ -16,8 +16,11 @@
 #include "ioloop/net/connect_pipe.hpp"
 #include "ioloop/net/create_connection.hpp"
 #include "ioloop/net/create_server.hpp"
+#include "ioloop/net/connect_options.hpp"
 #include "ioloop/net/pipe_transport.hpp"
+#include "ioloop/net/serve_options.hpp"
 #include "ioloop/net/server.hpp"
+#include "ioloop/net/socket.hpp"
 #include "ioloop/net/stream_reader.hpp"
 #include "ioloop/net/stream_writer.hpp"
 
@@ -28,6 +31,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
@@ -109,6 +113,26 @@ coro<std::pair<stream_reader, stream_writer>> open_stream(std::string host, std:
     co_return std::pair<stream_reader, stream_writer>(std::move(reader), std::move(writer));
 }
 
+// open_connection's coroutine with options: to host's addresses (`sock` closed), or over
+// `sock`, connected already (host empty).
+template <class = void>
+coro<std::pair<stream_reader, stream_writer>> open_stream_with(std::string host,
+                                                               std::uint16_t port, socket sock,
+                                                               connect_options o) {
+    loop_base& loop = loop_access::running_or_throw("open_connection");
+    stream_reader reader;
+    stream_writer writer;
+    const stream_client_factory factory{o.limit, &reader, &writer};
+    if (sock.is_open()) {
+        auto connecting = loop.create_connection(factory, std::move(sock), o);
+        co_await std::move(connecting);
+    } else {
+        auto connecting = loop.create_connection(factory, std::move(host), port, o);
+        co_await std::move(connecting);
+    }
+    co_return std::pair<stream_reader, stream_writer>(std::move(reader), std::move(writer));
+}
+
 // connect_read_pipe's and connect_write_pipe's coroutine: one handle of the pair, over the
 // descriptor, owned from the call (closed if the coroutine never runs or fails).
 template <class Handle>
@@ -132,14 +156,30 @@ coro<Handle> open_pipe_stream(owned_descriptor fd, std::size_t limit) {
 // start_server's coroutine, on the loop that runs it.
 template <class Callback>
 coro<server> serve_streams(stream_server_factory<Callback> factory, std::string where,
-                           std::uint16_t port, bool unix_path, int backlog) {
+                           std::uint16_t port, bool unix_path, serve_options o) {
     loop_base& loop = loop_access::running_or_throw(unix_path ? "start_unix_server"
                                                               : "start_server");
     if (unix_path) {
-        auto starting = loop.create_unix_server(std::move(factory), std::move(where), backlog);
+        auto starting = loop.create_unix_server(std::move(factory), std::move(where), o);
         co_return co_await std::move(starting);
     }
-    auto starting = loop.create_server(std::move(factory), std::move(where), port, backlog);
+    auto starting = loop.create_server(std::move(factory), std::move(where), port, o);
+    co_return co_await std::move(starting);
+}
+
+// start_server's coroutine with options: on the hosts (sock closed), or on `sock`. The
+// hosts are this frame's copy of the caller's options.hosts.
+template <class Callback>
+coro<server> serve_streams_with(stream_server_factory<Callback> factory,
+                                std::vector<std::string> hosts, std::uint16_t port, socket sock,
+                                serve_options o) {
+    loop_base& loop = loop_access::running_or_throw("start_server");
+    if (sock.is_open()) {
+        auto starting = loop.create_server(std::move(factory), std::move(sock), o);
+        co_return co_await std::move(starting);
+    }
+    o.hosts = &hosts;
+    auto starting = loop.create_server(std::move(factory), std::string(), port, o);
     co_return co_await std::move(starting);
 }
 
@@ -154,6 +194,27 @@ coro<std::pair<stream_reader, stream_writer>> open_connection(
     std::string host, std::uint16_t port, std::size_t limit = stream_default_limit) {
     detail::check_stream_limit(limit, "open_connection");
     return detail::open_stream(std::move(host), port, false, limit);
+}
+
+// With options (connect_options: limit, local_addr, happy_eyeballs_delay, interleave,
+// all_errors; ssl and server_hostname need <ioloop/ssl.hpp>).
+template <class = void>  // a template: compiled only where it is used
+coro<std::pair<stream_reader, stream_writer>> open_connection(std::string host,
+                                                              std::uint16_t port,
+                                                              const connect_options& options) {
+    detail::check_stream_limit(options.limit, "open_connection");
+    detail::check_connect_options(options, "open_connection");
+    return detail::open_stream_with(std::move(host), port, socket(), options);
+}
+
+// Over `sock`, a stream socket connected already (asyncio's sock=): the streams own it.
+template <class = void>  // a template: compiled only where it is used
+coro<std::pair<stream_reader, stream_writer>> open_connection(
+    socket sock, const connect_options& options = {}) {
+    detail::check_stream_limit(options.limit, "open_connection");
+    detail::check_connect_options(options, "open_connection");
+    detail::check_connected_stream(sock, "open_connection");
+    return detail::open_stream_with(std::string(), 0, std::move(sock), options);
 }
 
 // The same over a Unix stream socket at `path` (a leading '\0': an abstract name, Linux).
@@ -200,8 +261,36 @@ coro<server> start_server(Callback cb, std::string host, std::uint16_t port,
                           std::size_t limit = stream_default_limit, int backlog = 100) {
     detail::check_stream_callback<Callback>();
     detail::check_stream_limit(limit, "start_server");
+    serve_options o;
+    o.backlog = backlog;
     return detail::serve_streams(detail::stream_server_factory<Callback>{std::move(cb), limit},
-                                 std::move(host), port, false, backlog);
+                                 std::move(host), port, false, o);
+}
+
+// With options (serve_options: limit, backlog, reuse_address, reuse_port, keep_alive,
+// start_serving, hosts; ssl needs <ioloop/ssl.hpp>).
+template <class Callback>
+coro<server> start_server(Callback cb, std::string host, std::uint16_t port,
+                          const serve_options& options) {
+    detail::check_stream_callback<Callback>();
+    detail::check_stream_limit(options.limit, "start_server");
+    detail::check_serve_options(options, "start_server");
+    return detail::serve_streams_with(
+        detail::stream_server_factory<Callback>{std::move(cb), options.limit},
+        detail::hosts_of(std::move(host), options), port, socket(), options);
+}
+
+// On `sock`, a stream socket bound already, listening or not (asyncio's sock=; systemd's
+// socket activation passes one as descriptor 3: socket(3) adopts it). The server owns it.
+template <class Callback>
+coro<server> start_server(Callback cb, socket sock, const serve_options& options = {}) {
+    detail::check_stream_callback<Callback>();
+    detail::check_stream_limit(options.limit, "start_server");
+    detail::check_serve_options(options, "start_server");
+    detail::check_listening_socket(sock, options, "start_server");
+    return detail::serve_streams_with(
+        detail::stream_server_factory<Callback>{std::move(cb), options.limit}, {}, 0,
+        std::move(sock), options);
 }
 
 // The same on a Unix stream socket at `path`; a stale socket file there is replaced.
@@ -210,8 +299,25 @@ coro<server> start_unix_server(Callback cb, std::string path,
                                std::size_t limit = stream_default_limit, int backlog = 100) {
     detail::check_stream_callback<Callback>();
     detail::check_stream_limit(limit, "start_unix_server");
+    serve_options o;
+    o.backlog = backlog;
     return detail::serve_streams(detail::stream_server_factory<Callback>{std::move(cb), limit},
-                                 std::move(path), 0, true, backlog);
+                                 std::move(path), 0, true, o);
+}
+
+// With options (serve_options: limit, backlog, start_serving; the TCP ones, reuse_port,
+// keep_alive and hosts, do not apply to a Unix socket).
+template <class Callback>
+coro<server> start_unix_server(Callback cb, std::string path, const serve_options& options) {
+    detail::check_stream_callback<Callback>();
+    detail::check_stream_limit(options.limit, "start_unix_server");
+    detail::check_serve_options(options, "start_unix_server");
+    if (options.hosts && !options.hosts->empty()) {
+        throw std::invalid_argument("start_unix_server: hosts do not apply to a Unix socket");
+    }
+    return detail::serve_streams(
+        detail::stream_server_factory<Callback>{std::move(cb), options.limit}, std::move(path), 0,
+        true, options);
 }
 
 IOLOOP_NAMESPACE_END
