@@ -135,6 +135,15 @@ public:
     // Datagrams the socket cannot take now are queued and sent in order.
     virtual void sendto(std::string_view data, const endpoint& to = endpoint()) = 0;
 
+    // Multicast, which asyncio leaves to setsockopt on get_extra_info("socket"): here on
+    // the transport, so that the same call works on every backend and a closed transport
+    // says so. Joins `group` on the interface `where` (IPv4: the interface's address,
+    // unspecified for the routing table's choice; IPv6: an endpoint whose scope id names
+    // it); set_multicast_interface chooses the interface datagrams to a group leave by
+    // (loopback: endpoint "127.0.0.1").
+    virtual void join_multicast_group(const endpoint& group, const endpoint& where = endpoint()) = 0;
+    virtual void set_multicast_interface(const endpoint& where) = 0;
+
 protected:
     datagram_transport() = default;
     ~datagram_transport() override = default;
