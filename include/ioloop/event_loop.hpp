@@ -150,6 +150,12 @@ public:
     coro<std::pair<std::size_t, endpoint>> sock_recvfrom_into(socket& s, std::span<std::byte> buf);
     // One datagram to `to`; the bytes sent.
     coro<std::size_t> sock_sendto(socket& s, std::string_view data, endpoint to);
+    // A file's bytes to a connected stream socket (asyncio's loop.sock_sendfile): sendfile(2)
+    // on Linux's readiness backends, else (fallback) reads through the executor and sends;
+    // count < 0 to the end of the file. The count sent; the file's position offset + sent
+    // after. Defined in net/sendfile.hpp.
+    coro<std::size_t> sock_sendfile(socket& s, file& f, long long offset = 0,
+                                    long long count = -1, bool fallback = true);
 
     // ---- signals ----------------------------------------------------------------------
 

@@ -49,6 +49,8 @@
 #include "ioloop/net/pipe_transport.hpp"
 #include "ioloop/net/sock_ops.hpp"
 #include "ioloop/net/protocol.hpp"
+#include "ioloop/net/sendfile.hpp"
+#include "ioloop/net/sendfile_gate.hpp"
 #include "ioloop/net/server.hpp"
 #include "ioloop/net/socket.hpp"
 #include "ioloop/net/stream_core.hpp"

@@ -19,6 +19,7 @@
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/net_access.hpp"
 #include "ioloop/net/protocol.hpp"
+#include "ioloop/net/sendfile_gate.hpp"
 #include "ioloop/net/transport.hpp"
 #include "ioloop/net/transport_core.hpp"
 
@@ -77,6 +78,9 @@ public:
             throw invalid_state_error("transport::write: the transport is closed");
         }
         if (eof_requested_) throw invalid_state_error("transport::write: write_eof() was called");
+        if (sendfile_ && !sendfile_->own_write) {
+            throw invalid_state_error("transport::write: loop.sendfile is in progress");
+        }
         if (data.empty() || this->lost_) return;  // lost to an error: connection_lost reports it
         self().send_or_buffer(data);
     }
@@ -127,6 +131,24 @@ protected:
     }
     void ended() noexcept {
         if (server_) server_->connection_closed();
+        if (sendfile_) {
+            sendfile_->gone = true;
+            sendfile_->wake();
+        }
+    }
+
+    bool set_sendfile_gate(sendfile_gate* gate) noexcept final {
+        if (gate && sendfile_ && sendfile_ != gate) return false;
+        sendfile_ = gate;
+        this->update_watch();
+        return true;
+    }
+    // Derived's socket turned writable while a native sendfile waits for it.
+    bool sendfile_wants_writable() const noexcept { return sendfile_ && sendfile_->want_writable; }
+    void sendfile_writable() noexcept {
+        sendfile_->want_writable = false;
+        sendfile_->wake();
+        this->update_watch();
     }
 
     // transport_core's hook: the protocol hears of its transport.
@@ -185,6 +207,7 @@ protected:
     // may have written again (a new buffer), closed (connection_lost is then scheduled
     // already) or aborted: only an empty, live transport goes on.
     void writes_done() noexcept {
+        if (sendfile_) sendfile_->wake();  // it waits for an empty buffer
         this->maybe_resume_protocol();
         if (self().has_write_buffer() || this->lost_) return;
         if (this->closing_) {
@@ -240,6 +263,7 @@ private:
     }
 
     connection_counter* server_;  // the server that accepted it, if any
+    sendfile_gate* sendfile_ = nullptr;  // while loop.sendfile runs on this transport
     bool buffered_;               // the protocol is a buffered_protocol
     bool reading_paused_ = false;
     bool eof_received_ = false;

@@ -25,6 +25,11 @@
 
 IOLOOP_NAMESPACE_BEGIN
 
+namespace detail {
+struct sendfile_gate;    // net/sendfile_gate.hpp
+struct sendfile_access;  // net/sendfile.hpp
+}  // namespace detail
+
 // What get_extra_info returns: an address ("peername", "sockname"), a descriptor
 // ("socket": a SOCKET on Windows; "pipe": read it with pipe(), a HANDLE on Windows), or
 // nothing (an unknown name, or a transport already closed).
@@ -127,6 +132,15 @@ public:
 protected:
     transport() = default;
     ~transport() override = default;
+
+private:
+    friend struct detail::sendfile_access;
+    // loop.sendfile's hooks (net/sendfile.hpp). The socket sendfile(2) may write to: a
+    // plain socket's on a readiness backend, none otherwise (the fallback is used then).
+    virtual native_socket sendfile_socket() const noexcept { return invalid_socket; }
+    // The gate of the sendfile that runs, or nullptr when it ends; set again after a
+    // change of its want_writable. False: the transport cannot take one (another runs).
+    virtual bool set_sendfile_gate(detail::sendfile_gate* gate) noexcept = 0;
 };
 
 class datagram_transport : public base_transport {

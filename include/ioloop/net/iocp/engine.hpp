@@ -76,6 +76,9 @@ public:
     coro<std::pair<socket, endpoint>> sock_accept(loop_base& loop, socket& listener) {
         return overlapped_accept(loop, listener);
     }
+    // No TransmitFile: loop.sock_sendfile falls back to reads and sends here.
+    static constexpr bool native_sendfile = false;
+
     coro<std::pair<std::size_t, endpoint>> sock_recvfrom_into(loop_base& loop, socket& s,
                                                              std::span<std::byte> buf) {
         return overlapped_recvfrom_into(loop, s, buf);

@@ -10,6 +10,7 @@
 #include "ioloop/coro/coro.hpp"
 #include "ioloop/detail/callback_node.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/file_io.hpp"
 #include "ioloop/detail/message.hpp"
 #include "ioloop/detail/pod_vector.hpp"
 #include "ioloop/detail/posix.hpp"
@@ -172,6 +173,10 @@ public:
     }
 
     // ---- the sock_* operations ---------------------------------------------------------
+
+    // loop.sock_sendfile may use sendfile(2) (Linux): it writes to a non-blocking socket
+    // and says EAGAIN like a send.
+    static constexpr bool native_sendfile = native_sendfile_available;
 
     coro<void> sock_connect(loop_base& loop, socket& s, endpoint to) {
         return reactive_ops::connect(loop, s, std::move(to), "sock_connect");

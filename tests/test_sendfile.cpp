@@ -1,0 +1,280 @@
+// loop.sendfile(transport, file) and loop.sock_sendfile(sock, file) (asyncio's): a file's
+// bytes to a TCP peer over loopback, whole or a part, through sendfile(2) where the system
+// can (Linux's readiness backends) and by reads and writes elsewhere; the file's position
+// after; the transport's write refused meanwhile and its earlier bytes sent first;
+// fallback = false where sendfile(2) is impossible; bad arguments.
+#include <ioloop/ioloop.hpp>  // first: proves the header is self-contained
+
+#include "loop_helpers.hpp"
+#include "net_helpers.hpp"
+#include "platform.hpp"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstddef>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+using namespace std::chrono_literals;
+using ioloop::address_family;
+using ioloop::endpoint;
+using ioloop::socket_type;
+
+namespace {
+
+// sendfile(2) is used here: Linux, a readiness backend.
+#if defined(__linux__)
+constexpr bool native_sendfile = !ioloop::backend::completion_backend<ioloop::event_loop::backend_type>;
+#else
+constexpr bool native_sendfile = false;
+#endif
+
+void write_bytes(const std::string& path, const std::string& data) {
+    std::ofstream out(path, std::ios::binary);
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
+    REQUIRE(out.good());
+}
+
+ioloop::socket tcp_listener() {
+    ioloop::socket l = ioloop::socket::open(address_family::ipv4, socket_type::stream);
+    l.bind(endpoint::ip("127.0.0.1", 0));
+    l.listen();
+    return l;
+}
+
+// Accepts one connection and reads it to EOF.
+ioloop::coro<std::string> accept_and_read_all(ioloop::socket& listener) {
+    auto& loop = ioloop::get_running_loop();
+    auto [conn, peer] = co_await loop.sock_accept(listener);
+    std::string all;
+    for (;;) {
+        std::string chunk = co_await loop.sock_recv(conn, 65536);
+        if (chunk.empty()) co_return all;
+        all += chunk;
+    }
+}
+
+// A connected client socket and the task reading the other end to EOF.
+struct tcp_pair {
+    ioloop::socket listener = tcp_listener();
+    ioloop::socket client;
+};
+
+ioloop::coro<void> connect(tcp_pair& p) {
+    auto& loop = ioloop::get_running_loop();
+    p.client = ioloop::socket::open(address_family::ipv4, socket_type::stream);
+    co_await loop.sock_connect(p.client, p.listener.local_endpoint());
+}
+
+// A client protocol that keeps its transport and hears when it is lost.
+struct client_protocol : ioloop::protocol {
+    ioloop::transport* transport = nullptr;
+    std::shared_ptr<bool> lost = std::make_shared<bool>(false);
+    void connection_made(ioloop::transport& t) override { transport = &t; }
+    void connection_lost(std::error_code) override { *lost = true; }
+};
+
+}  // namespace
+
+TEST_CASE("sock_sendfile: 3 MiB to a TCP peer, every byte in order; the position after") {
+    test::scoped_temp_dir dir("sendfile");
+    const std::string data = nettest::random_bytes(3 << 20, 7);
+    write_bytes(dir.path("big"), data);
+    ioloop::run([&]() -> ioloop::coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        tcp_pair p;
+        auto reader = ioloop::create_task(accept_and_read_all(p.listener));
+        co_await connect(p);
+        ioloop::file f = co_await ioloop::open_file(dir.path("big"), "rb");
+        // fallback = false: sendfile(2) must do it where it can; elsewhere it may not.
+        if (native_sendfile) {
+            CHECK(co_await loop.sock_sendfile(p.client, f, 0, -1, false) == data.size());
+        } else {
+            CHECK(co_await loop.sock_sendfile(p.client, f) == data.size());
+        }
+        CHECK(co_await f.tell() == static_cast<long long>(data.size()));
+        p.client.close();
+        const std::string got = co_await reader;
+        CHECK(got.size() == data.size());
+        CHECK(got == data);
+    }());
+}
+
+TEST_CASE("sock_sendfile: an offset and a count send that part; the position is offset + count") {
+    test::scoped_temp_dir dir("sendfile");
+    const std::string data = nettest::random_bytes(200000, 8);
+    write_bytes(dir.path("part"), data);
+    ioloop::run([&]() -> ioloop::coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        tcp_pair p;
+        auto reader = ioloop::create_task(accept_and_read_all(p.listener));
+        co_await connect(p);
+        ioloop::file f = co_await ioloop::open_file(dir.path("part"), "rb");
+        // A read first: its buffered bytes must not confuse the position.
+        CHECK(co_await f.read(10) == data.substr(0, 10));
+        CHECK(co_await loop.sock_sendfile(p.client, f, 1000, 50000) == 50000);
+        CHECK(co_await f.tell() == 51000);
+        // A count past the end: what there is.
+        CHECK(co_await loop.sock_sendfile(p.client, f, 190000, 50000) == 10000);
+        CHECK(co_await f.tell() == 200000);
+        // The fallback path asked for explicitly is the same bytes.
+        p.client.close();
+        const std::string got = co_await reader;
+        CHECK(got == data.substr(1000, 50000) + data.substr(190000));
+    }());
+}
+
+TEST_CASE("sock_sendfile: bad arguments are refused at the call, naming it") {
+    test::scoped_temp_dir dir("sendfile");
+    write_bytes(dir.path("f"), "abc");
+    ioloop::run([&]() -> ioloop::coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        tcp_pair p;
+        auto reader = ioloop::create_task(accept_and_read_all(p.listener));
+        co_await connect(p);
+        ioloop::file f = co_await ioloop::open_file(dir.path("f"), "rb");
+        try {
+            (void)loop.sock_sendfile(p.client, f, -1);
+            FAIL("a negative offset accepted");
+        } catch (const std::invalid_argument& e) {
+            CHECK(std::string(e.what()).find("loop.sock_sendfile") != std::string::npos);
+        }
+        CHECK_THROWS_AS((void)loop.sock_sendfile(p.client, f, 0, 0), std::invalid_argument);
+        ioloop::file w = co_await ioloop::open_file(dir.path("w"), "wb");
+        CHECK_THROWS_AS(co_await loop.sock_sendfile(p.client, w), ioloop::invalid_state_error);
+        ioloop::file none;
+        CHECK_THROWS_AS((void)loop.sock_sendfile(p.client, none), ioloop::invalid_state_error);
+        p.client.close();
+        CHECK(co_await reader == "");
+    }());
+}
+
+// Reads a connected socket to EOF.
+ioloop::coro<std::string> read_all(ioloop::socket& conn) {
+    auto& loop = ioloop::get_running_loop();
+    std::string all;
+    for (;;) {
+        std::string chunk = co_await loop.sock_recv(conn, 65536);
+        if (chunk.empty()) co_return all;
+        all += chunk;
+    }
+}
+
+TEST_CASE("loop.sendfile: earlier writes go first, the file, then later writes") {
+    test::scoped_temp_dir dir("sendfile");
+    const std::string data = nettest::random_bytes(2 << 20, 9);
+    write_bytes(dir.path("big"), data);
+    ioloop::run([&]() -> ioloop::coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        ioloop::socket listener = tcp_listener();
+        auto [t, proto] = co_await loop.create_connection(
+            [] { return std::make_unique<client_protocol>(); }, "127.0.0.1",
+            listener.local_endpoint().port());
+        auto [conn, peer] = co_await loop.sock_accept(listener);
+        ioloop::file f = co_await ioloop::open_file(dir.path("big"), "rb");
+        // A header larger than the kernel's buffers while nobody reads: part of it waits in
+        // the transport's buffer, so the sendfile must wait for it.
+        const std::string header = nettest::random_bytes(16 << 20, 10);
+        t->write(header);
+        REQUIRE(t->get_write_buffer_size() > 0);
+        CHECK(t->is_reading());
+        auto sending = ioloop::create_task(loop.sendfile(*t, f, 0, -1, native_sendfile));
+        // The sendfile has begun once it paused reading.
+        while (t->is_reading()) co_await ioloop::sleep(0s);
+        // While the file goes, write() is a bug in the caller: refused, and nothing lost.
+        CHECK_FALSE(sending.done());
+        CHECK_THROWS_AS(t->write("too early"), ioloop::invalid_state_error);
+        auto reader = ioloop::create_task(read_all(conn));
+        CHECK(co_await sending == data.size());
+        CHECK(t->is_reading());  // resumed as it was
+        CHECK(co_await f.tell() == static_cast<long long>(data.size()));
+        t->write("trailer");
+        t->close();
+        const std::string got = co_await reader;
+        CHECK(got.size() == header.size() + data.size() + 7);
+        CHECK(got == header + data + "trailer");
+        co_await ioloop::sleep(0s);
+        CHECK(*proto->lost);
+    }());
+}
+
+TEST_CASE("loop.sendfile: bad arguments and a closing transport are refused") {
+    test::scoped_temp_dir dir("sendfile");
+    write_bytes(dir.path("f"), "abc");
+    ioloop::run([&]() -> ioloop::coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        ioloop::socket listener = tcp_listener();
+        auto reader = ioloop::create_task(accept_and_read_all(listener));
+        auto [t, proto] = co_await loop.create_connection(
+            [] { return std::make_unique<client_protocol>(); }, "127.0.0.1",
+            listener.local_endpoint().port());
+        ioloop::file f = co_await ioloop::open_file(dir.path("f"), "rb");
+        CHECK_THROWS_AS((void)loop.sendfile(*t, f, -5), std::invalid_argument);
+        CHECK_THROWS_AS((void)loop.sendfile(*t, f, 0, 0), std::invalid_argument);
+        CHECK(co_await loop.sendfile(*t, f, 1) == 2);
+        t->close();
+        CHECK_THROWS_AS(co_await loop.sendfile(*t, f), ioloop::invalid_state_error);
+        CHECK(co_await reader == "bc");
+        (void)proto;
+    }());
+}
+
+TEST_CASE("loop.sendfile: the peer going away fails the call; the position is offset + sent") {
+    test::scoped_temp_dir dir("sendfile");
+    const std::string data = nettest::random_bytes(16 << 20, 11);
+    write_bytes(dir.path("big"), data);
+    ioloop::run([&]() -> ioloop::coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        ioloop::socket listener = tcp_listener();
+        auto [t, proto] = co_await loop.create_connection(
+            [] { return std::make_unique<client_protocol>(); }, "127.0.0.1",
+            listener.local_endpoint().port());
+        auto [conn, peer] = co_await loop.sock_accept(listener);
+        ioloop::file f = co_await ioloop::open_file(dir.path("big"), "rb");
+        auto sending = ioloop::create_task(loop.sendfile(*t, f));
+        // The peer reads a little, then resets the connection.
+        std::string first = co_await loop.sock_recv(conn, 1000);
+        CHECK_FALSE(first.empty());
+        REQUIRE(test::set_linger_zero(conn.fd()));
+        conn.close();
+        CHECK_THROWS_AS(co_await sending, std::system_error);
+        const long long at = co_await f.tell();
+        CHECK(at > 0);
+        CHECK(at < static_cast<long long>(data.size()));
+        (void)proto;
+    }());
+}
+
+#if defined(TEST_PIPES) && defined(IOLOOP_POSIX)
+TEST_CASE("loop.sendfile on a pipe transport: not available without fallback; with it, sent") {
+    test::scoped_temp_dir dir("sendfile");
+    const std::string data = nettest::random_bytes(300000, 12);
+    write_bytes(dir.path("f"), data);
+    ioloop::run([&]() -> ioloop::coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        auto [t, proto] = co_await loop.connect_write_pipe(
+            [] { return std::make_unique<client_protocol>(); }, fds[1]);
+        ioloop::stream_reader r = co_await ioloop::connect_read_pipe(fds[0]);
+        ioloop::file f = co_await ioloop::open_file(dir.path("f"), "rb");
+        CHECK_THROWS_AS(co_await loop.sendfile(*t, f, 0, -1, false),
+                        ioloop::sendfile_not_available_error);
+        CHECK(co_await f.tell() == 0);
+        auto read_all = [](ioloop::stream_reader& from) -> ioloop::coro<std::string> {
+            co_return co_await from.read();
+        };
+        auto reading = ioloop::create_task(read_all(r));
+        CHECK(co_await loop.sendfile(*t, f) == data.size());
+        t->close();
+        CHECK(co_await reading == data);
+        (void)proto;
+    }());
+}
+#endif
