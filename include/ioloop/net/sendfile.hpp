@@ -207,7 +207,9 @@ coro<std::size_t> loop_sendfile(loop_base& loop, transport& t, file_ref ref, lon
     if (t.is_closing()) throw invalid_state_error("loop.sendfile: the transport is closing");
     sendfile_gate gate;
     if (!sendfile_access::set_gate(t, &gate)) {
-        throw invalid_state_error("loop.sendfile: another sendfile runs on this transport");
+        throw invalid_state_error(
+            "loop.sendfile: the transport cannot take a sendfile now (another sendfile runs "
+            "on it, or it is not one of ioloop's transports)");
     }
     // Takes the gate back from the transport however this frame ends (destroyed unfinished
     // when the loop closes, too), unless the transport went first.
