@@ -78,13 +78,17 @@ inline std::size_t sendfile_left(long long count, std::size_t sent, std::size_t 
     return left < chunk ? left : chunk;
 }
 
-// The file's position put at `to`, on the pool (the read buffer's bytes unread first).
-template <class = void>
-coro<void> sendfile_seek(file_core& f, long long to, const char* what) {
-    f.unread_buffer();
-    f.offset = to;
-    f.whence = seek_set;
-    co_await file_job_wait(f, file_job_kind::seek, what);
+// The file's position put at `to`, the read buffer dropped. On the loop's thread, not the
+// pool: an lseek(2) (SetFilePointerEx) of an absolute offset does not wait for the disk,
+// and holding the turn means no job of the file runs meanwhile. A hop to the pool here
+// would cost each sendfile a thread's wake-up at its end.
+inline void sendfile_seek(file_core& f, long long to, const char* what) {
+    f.drop_buffer();
+    long long at = 0;
+    if (const std::error_code ec = seek_native_file(f.handle, to, seek_set, at)) {
+        throw_file_error(ec, what, f.path);
+    }
+    f.os_position = at;
 }
 
 // The socket cannot take more now: wait for it, through the transport when there is one
@@ -179,7 +183,7 @@ coro<void> sendfile_to_transport(loop_base& loop, transport& t, file_core& f, lo
                     "backend and a plain socket's transport); fallback = true sends it by "
                     "reads and writes"}));
     }
-    co_await sendfile_seek(f, offset, what);
+    sendfile_seek(f, offset, what);
     for (;;) {
         std::string chunk = co_await sendfile_read_chunk(f, count, sent, what);
         if (gate.gone) throw_transport_gone(what);
@@ -235,7 +239,7 @@ coro<std::size_t> loop_sendfile(loop_base& loop, transport& t, file_ref ref, lon
         }
     }
     // As asyncio's finally: the position is offset + sent, whatever happened.
-    co_await sendfile_seek(f, offset + static_cast<long long>(sent), what);
+    sendfile_seek(f, offset + static_cast<long long>(sent), what);
     if (failure) std::rethrow_exception(failure);
     co_return sent;
 }
@@ -276,7 +280,7 @@ coro<std::size_t> loop_sock_sendfile(Loop& loop, socket& s, file_ref ref, long l
                             "\" itself here (sendfile(2) needs Linux and a readiness "
                             "backend); fallback = true sends it by reads and writes"}));
             }
-            co_await sendfile_seek(f, offset, what);
+            sendfile_seek(f, offset, what);
             for (;;) {
                 std::string chunk = co_await sendfile_read_chunk(f, count, sent, what);
                 if (chunk.empty()) break;
@@ -287,7 +291,7 @@ coro<std::size_t> loop_sock_sendfile(Loop& loop, socket& s, file_ref ref, long l
     } catch (...) {
         failure = std::current_exception();
     }
-    co_await sendfile_seek(f, offset + static_cast<long long>(sent), what);
+    sendfile_seek(f, offset + static_cast<long long>(sent), what);
     if (failure) std::rethrow_exception(failure);
     co_return sent;
 }
