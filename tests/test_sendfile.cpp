@@ -130,6 +130,33 @@ TEST_CASE("sock_sendfile: an offset and a count send that part; the position is 
     }());
 }
 
+TEST_CASE("sock_sendfile on a socket that cannot send: broken_pipe, never a SIGPIPE") {
+    test::scoped_temp_dir dir("sendfile");
+    write_bytes(dir.path("f"), nettest::random_bytes(100000, 13));
+    ioloop::run([&]() -> ioloop::coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        tcp_pair p;
+        auto reader = ioloop::create_task(accept_and_read_all(p.listener));
+        co_await connect(p);
+        ioloop::file f = co_await ioloop::open_file(dir.path("f"), "rb");
+        // Our own side shut for sending: the system's answer is EPIPE (and SIGPIPE, which
+        // would end this program at its default disposition).
+        REQUIRE(test::shutdown_send(p.client.fd()));
+        try {
+            co_await loop.sock_sendfile(p.client, f);
+            FAIL("a shut socket took the file");
+        } catch (const std::system_error& e) {
+#if defined(IOLOOP_POSIX)
+            CHECK(e.code() == std::errc::broken_pipe);
+#else
+            CHECK(e.code());  // WSAESHUTDOWN
+#endif
+        }
+        CHECK(co_await f.tell() == 0);
+        CHECK(co_await reader == "");
+    }());
+}
+
 TEST_CASE("sock_sendfile: bad arguments are refused at the call, naming it") {
     test::scoped_temp_dir dir("sendfile");
     write_bytes(dir.path("f"), "abc");

@@ -8,6 +8,7 @@
 #define IOLOOP_DETAIL_FILE_IO_HPP
 
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/pipe_io.hpp"
 #include "ioloop/detail/posix.hpp"
 #include "ioloop/detail/windows.hpp"
 
@@ -146,11 +147,13 @@ inline std::error_code close_native_file(native_file fd) noexcept {
 #if defined(__linux__)
 inline constexpr bool native_sendfile_available = true;
 // Up to count bytes of `in` from `offset` (advanced by what went) to the socket: the
-// count, 0 at the end of the file, or -1 (errno says why). The file's position is not used.
+// count, 0 at the end of the file, or -1 (errno says why: EPIPE, never a SIGPIPE, once the
+// socket cannot send). The file's position is not used.
 inline std::ptrdiff_t send_file_part(native_socket out, native_file in, long long& offset,
                                      std::size_t count) noexcept {
     off_t at = static_cast<off_t>(offset);
-    const ssize_t n = ::sendfile(out, in, &at, count);
+    const std::ptrdiff_t n =
+        call_without_sigpipe([&]() noexcept { return ::sendfile(out, in, &at, count); });
     offset = static_cast<long long>(at);
     return n;
 }
