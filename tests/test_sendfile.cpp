@@ -306,3 +306,47 @@ TEST_CASE("loop.sendfile on a pipe transport: not available without fallback; wi
     }());
 }
 #endif
+
+namespace {
+
+// A server's protocol that sends the file on each connection, then closes.
+struct file_sender : ioloop::protocol {
+    std::string path;
+    std::shared_ptr<std::size_t> sent;
+    file_sender(std::string p, std::shared_ptr<std::size_t> s) : path(std::move(p)), sent(std::move(s)) {}
+    void connection_made(ioloop::transport& t) override {
+        ioloop::create_task(send(t, path, sent));
+    }
+    static ioloop::coro<void> send(ioloop::transport& t, std::string path,
+                                   std::shared_ptr<std::size_t> sent) {
+        auto& loop = ioloop::get_running_loop();
+        ioloop::file f = co_await ioloop::open_file(path, "rb");
+        *sent = co_await loop.sendfile(t, f);
+        t.close();
+    }
+};
+
+}  // namespace
+
+TEST_CASE("loop.sendfile on a server's connection: the server still counts it to the end") {
+    test::scoped_temp_dir dir("sendfile");
+    const std::string data = nettest::random_bytes(1 << 20, 14);
+    write_bytes(dir.path("f"), data);
+    ioloop::run([&]() -> ioloop::coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        auto sent = std::make_shared<std::size_t>(0);
+        auto factory = [path = dir.path("f"), sent] {
+            return std::make_unique<file_sender>(path, sent);
+        };
+        ioloop::server server = co_await loop.create_server(std::move(factory), "127.0.0.1", 0);
+        const std::uint16_t port = server.sockets().at(0).local_endpoint().port();
+        auto [reader, writer] = co_await ioloop::open_connection("127.0.0.1", port);
+        const std::string got = co_await reader.read();
+        CHECK(got == data);
+        CHECK(*sent == data.size());
+        writer.close();
+        server.close();
+        // Returns once the server's connections are gone: the count survived the sendfile.
+        co_await ioloop::wait_for(server.wait_closed(), 10s);
+    }());
+}

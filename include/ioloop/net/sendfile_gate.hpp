@@ -12,11 +12,14 @@
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
+class connection_counter;  // net/stream_core.hpp
+
 struct sendfile_gate {
     event changed;
     bool want_writable = false;  // native sendfile: the socket was full, wake when writable
     bool own_write = false;      // the fallback's own write(), which the gate lets through
     bool gone = false;           // the transport is destroyed
+    connection_counter* server = nullptr;  // the transport's, kept here while the gate is set
 
     void wake() noexcept { changed.set(); }
 };
