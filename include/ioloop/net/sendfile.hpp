@@ -238,8 +238,10 @@ coro<std::size_t> loop_sendfile(loop_base& loop, transport& t, file_ref ref, lon
             failure = std::current_exception();
         }
     }
-    // As asyncio's finally: the position is offset + sent, whatever happened.
-    sendfile_seek(f, offset + static_cast<long long>(sent), what);
+    // As asyncio's finally: the position is offset + sent, whatever happened (unless a
+    // cancelled read of the fallback still runs on the pool: its bytes go to the file's
+    // buffer then, as any cancelled read's).
+    if (!f.pending) sendfile_seek(f, offset + static_cast<long long>(sent), what);
     if (failure) std::rethrow_exception(failure);
     co_return sent;
 }
@@ -291,7 +293,7 @@ coro<std::size_t> loop_sock_sendfile(Loop& loop, socket& s, file_ref ref, long l
     } catch (...) {
         failure = std::current_exception();
     }
-    sendfile_seek(f, offset + static_cast<long long>(sent), what);
+    if (!f.pending) sendfile_seek(f, offset + static_cast<long long>(sent), what);
     if (failure) std::rethrow_exception(failure);
     co_return sent;
 }
