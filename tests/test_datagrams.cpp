@@ -405,3 +405,187 @@ TEST_CASE("debug mode reports a protocol callback that blocks the loop, naming i
     REQUIRE(reports.size() == 1);
     CHECK(reports[0].find("executing " + name + " took") == 0);
 }
+
+// ---- datagram_options, host names, broadcast, multicast --------------------------------
+
+namespace {
+
+// Collects datagrams with their senders; stops the loop at `expected`.
+struct collector : ioloop::datagram_protocol {
+    ioloop::event_loop* loop = nullptr;
+    std::vector<std::pair<std::string, endpoint>> got;
+    std::size_t expected = 1;
+    std::vector<std::error_code> errors;
+    void datagram_received(std::string_view data, const endpoint& from) override {
+        got.emplace_back(std::string(data), from);
+        if (got.size() == expected && loop) loop->stop();
+    }
+    void error_received(std::error_code ec) override {
+        errors.push_back(ec);
+        if (loop) loop->stop();
+    }
+};
+
+template <class P>
+std::pair<ioloop::datagram_transport*, P*> open_with(ioloop::event_loop& loop, endpoint local,
+                                                      endpoint remote,
+                                                      ioloop::datagram_options options) {
+    return loop.run_until_complete(loop.create_datagram_endpoint(
+        [] { return std::make_unique<P>(); }, std::move(local), std::move(remote), options));
+}
+
+// Whether this system lets a socket join a group on the loopback interface at all; where
+// it does not, the multicast test is skipped (and says so), never passed.
+bool multicast_on_loopback() {
+    try {
+        ioloop::socket s = ioloop::socket::open(ioloop::address_family::ipv4,
+                                                ioloop::socket_type::datagram);
+        s.bind(endpoint::ip("0.0.0.0", 0));
+        s.join_multicast_group(endpoint::ip("239.255.42.99", 0), endpoint::ip("127.0.0.1", 0));
+        s.set_multicast_interface(endpoint::ip("127.0.0.1", 0));
+        return true;
+    } catch (const std::system_error&) {
+        return false;
+    }
+}
+
+}  // namespace
+
+TEST_CASE("create_datagram_endpoint by host names: resolved, bound and connected") {
+    ioloop::event_loop loop;
+    auto [server, sp] = loop.run_until_complete(loop.create_datagram_endpoint(
+        [] { return std::make_unique<collector>(); }, "localhost", 0, "", 0,
+        {.family = ioloop::address_family::ipv4}));
+    sp->loop = &loop;
+    const endpoint at = server->get_extra_info("sockname").address();
+    CHECK(at.host() == "127.0.0.1");
+    // The remote by name too, with its port; no local: the system binds on connect.
+    auto [client, cp] = loop.run_until_complete(loop.create_datagram_endpoint(
+        [] { return std::make_unique<collector>(); }, "", 0, "localhost", at.port(),
+        {.family = ioloop::address_family::ipv4}));
+    CHECK(client->get_extra_info("peername").address() == at);
+    client->sendto("by name");
+    test::run_with_watchdog(loop);
+    REQUIRE(sp->got.size() == 1);
+    CHECK(sp->got[0].first == "by name");
+    CHECK(sp->got[0].second == client->get_extra_info("sockname").address());
+    // Today's overloads unchanged, and the options with endpoints.
+    auto [plain, pp] = open<recorder>(loop, endpoint::ip("127.0.0.1", 0), {});
+    CHECK(plain->get_extra_info("sockname").address().host() == "127.0.0.1");
+    auto [unbound, up] = open_with<collector>(loop, {}, {}, {.family = ioloop::address_family::ipv4});
+    CHECK_FALSE(unbound->get_extra_info("peername"));
+    (void)cp;
+    (void)pp;
+    (void)up;
+    loop.close();
+}
+
+TEST_CASE("create_datagram_endpoint: bad names and families fail with the call's name") {
+    ioloop::event_loop loop;
+    auto factory = [] { return std::make_unique<collector>(); };
+    // Neither side nor a family.
+    try {
+        loop.run_until_complete(loop.create_datagram_endpoint(factory, "", 0, "", 0));
+        FAIL("nothing accepted");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::invalid_argument);
+        CHECK(std::string(e.what()).find("create_datagram_endpoint") != std::string::npos);
+    }
+    // A name that cannot exist: the resolver's error.
+    try {
+        loop.run_until_complete(
+            loop.create_datagram_endpoint(factory, "no-such-host.invalid", 0, "", 0));
+        FAIL("a missing host accepted");
+    } catch (const std::system_error& e) {
+        CHECK(e.code().category() == ioloop::resolver_category());
+    }
+    // The options' family against an endpoint of the other one.
+    CHECK_THROWS_AS(open_with<collector>(loop, endpoint::ip("127.0.0.1", 0), {},
+                                         {.family = ioloop::address_family::ipv6}),
+                    std::system_error);
+    // A local IPv4 name and a remote IPv6 one: no pair of one family.
+    try {
+        loop.run_until_complete(loop.create_datagram_endpoint(factory, "127.0.0.1", 0, "::1", 9));
+        FAIL("two families accepted");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::address_family_not_supported);
+    }
+    loop.close();
+}
+
+#if defined(IOLOOP_POSIX)
+TEST_CASE("reuse_port: two endpoints share one UDP port") {
+    ioloop::event_loop loop;
+    auto [a, ap] = open_with<collector>(loop, endpoint::ip("127.0.0.1", 0), {}, {.reuse_port = true});
+    const endpoint at = a->get_extra_info("sockname").address();
+    auto [b, bp] = open_with<collector>(loop, at, {}, {.reuse_port = true});
+    CHECK(b->get_extra_info("sockname").address() == at);
+    // Without the option the port is taken.
+    try {
+        open_with<collector>(loop, at, {}, {});
+        FAIL("a taken port bound twice");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::address_in_use);
+    }
+    (void)ap;
+    (void)bp;
+    loop.close();
+}
+#else
+TEST_CASE("reuse_port: Windows has no SO_REUSEPORT, and says so at the call") {
+    ioloop::event_loop loop;
+    try {
+        open_with<collector>(loop, endpoint::ip("127.0.0.1", 0), {}, {.reuse_port = true});
+        FAIL("reuse_port accepted");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::operation_not_supported);
+    }
+    loop.close();
+}
+#endif
+
+TEST_CASE("allow_broadcast: a datagram to 127.255.255.255 arrives; without it, refused") {
+    ioloop::event_loop loop;
+    auto [rx, rp] = open_with<collector>(loop, endpoint::ip("0.0.0.0", 0), {}, {});
+    rp->loop = &loop;
+    const std::uint16_t port = rx->get_extra_info("sockname").address().port();
+    auto [tx, tp] = open_with<collector>(loop, endpoint::ip("127.0.0.1", 0), {},
+                                         {.allow_broadcast = true});
+    tx->sendto("hello, everyone", endpoint::ip("127.255.255.255", port));
+    test::run_with_watchdog(loop);
+    REQUIRE(rp->got.size() == 1);
+    CHECK(rp->got[0].first == "hello, everyone");
+    // No SO_BROADCAST: the system refuses the send (EACCES), which reaches error_received.
+    auto [quiet, qp] = open_with<collector>(loop, endpoint::ip("127.0.0.1", 0), {}, {});
+    qp->loop = &loop;
+    quiet->sendto("not allowed", endpoint::ip("127.255.255.255", port));
+    test::run_with_watchdog(loop);
+    REQUIRE(qp->errors.size() == 1);
+    CHECK(qp->errors[0] == std::errc::permission_denied);
+    CHECK(rp->got.size() == 1);
+    (void)tp;
+    loop.close();
+}
+
+TEST_CASE("multicast on loopback: a member of the group receives what is sent to it" *
+          doctest::skip(!multicast_on_loopback())) {
+    ioloop::event_loop loop;
+    const endpoint group = endpoint::ip("239.255.42.99", 0);
+    auto [rx, rp] = open_with<collector>(loop, endpoint::ip("0.0.0.0", 0), {}, {});
+    rp->loop = &loop;
+    rx->join_multicast_group(group, endpoint::ip("127.0.0.1", 0));
+    const std::uint16_t port = rx->get_extra_info("sockname").address().port();
+    auto [tx, tp] = open_with<collector>(loop, endpoint::ip("127.0.0.1", 0), {}, {});
+    tx->set_multicast_interface(endpoint::ip("127.0.0.1", 0));
+    tx->sendto("to the group", endpoint::ip("239.255.42.99", port));
+    test::run_with_watchdog(loop);
+    REQUIRE(rp->got.size() == 1);
+    CHECK(rp->got[0].first == "to the group");
+    CHECK(rp->got[0].second == tx->get_extra_info("sockname").address());
+    // Not a group address: the system's refusal, named.
+    CHECK_THROWS_AS(rx->join_multicast_group(endpoint::ip("127.0.0.1", 0)), std::system_error);
+    (void)tp;
+    rx->close();
+    CHECK_THROWS_AS(rx->join_multicast_group(group), ioloop::invalid_state_error);
+    loop.close();
+}

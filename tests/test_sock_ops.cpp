@@ -126,6 +126,31 @@ TEST_CASE("UDP: sock_sendto and sock_recvfrom round trip, with the sender's endp
     }());
 }
 
+TEST_CASE("UDP: sock_recvfrom_into fills the caller's buffer and names the sender") {
+    ioloop::run([]() -> ioloop::coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        ioloop::socket a = ioloop::socket::open(address_family::ipv4, socket_type::datagram);
+        ioloop::socket b = ioloop::socket::open(address_family::ipv4, socket_type::datagram);
+        a.bind(endpoint::ip("127.0.0.1", 0));
+        b.bind(endpoint::ip("127.0.0.1", 0));
+        std::byte buf[64];
+        // b waits first: nothing is there, so it waits for readiness.
+        auto receiver = ioloop::create_task(loop.sock_recvfrom_into(b, buf));
+        co_await ioloop::sleep(0s);
+        CHECK(co_await loop.sock_sendto(a, "datagram", b.local_endpoint()) == 8);
+        auto [n, from] = co_await receiver;
+        CHECK(n == 8);
+        CHECK(std::string_view(reinterpret_cast<const char*>(buf), n) == "datagram");
+        CHECK(from == a.local_endpoint());
+        // Already there: returns at once.
+        CHECK(co_await loop.sock_sendto(a, "xy", b.local_endpoint()) == 2);
+        std::byte small[4];
+        auto [m, from2] = co_await loop.sock_recvfrom_into(b, small);
+        CHECK(m == 2);
+        CHECK(from2 == a.local_endpoint());
+    }());
+}
+
 TEST_CASE("sock_connect to a closed port: std::system_error, errc::connection_refused") {
     endpoint closed_port;
     {

@@ -113,6 +113,15 @@ public:
     using error::error;
 };
 
+// loop.sendfile / loop.sock_sendfile with fallback = false where the system cannot send
+// the file itself (asyncio's SendfileNotAvailableError): not Linux, a completion backend,
+// a transport that is not a plain socket's. With fallback = true the bytes go by reads and
+// writes instead, and this is never thrown.
+class sendfile_not_available_error : public error {
+public:
+    using error::error;
+};
+
 // Several failures at once: those of a task group's children and of its body, in the
 // order they happened (asyncio's ExceptionGroup, as TaskGroup raises it). A single
 // failure is a group of one too, so a caller handles one type whatever the count.

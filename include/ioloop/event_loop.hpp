@@ -145,8 +145,17 @@ public:
     coro<void> sock_connect(socket& s, endpoint to);
     // One datagram (up to max_bytes of it) and its sender.
     coro<std::pair<std::string, endpoint>> sock_recvfrom(socket& s, std::size_t max_bytes);
+    // One datagram into buf (what does not fit is lost, as recvfrom's) and its sender: the
+    // byte count and the address (asyncio's sock_recvfrom_into).
+    coro<std::pair<std::size_t, endpoint>> sock_recvfrom_into(socket& s, std::span<std::byte> buf);
     // One datagram to `to`; the bytes sent.
     coro<std::size_t> sock_sendto(socket& s, std::string_view data, endpoint to);
+    // A file's bytes to a connected stream socket (asyncio's loop.sock_sendfile): sendfile(2)
+    // on Linux's readiness backends, else (fallback) reads through the executor and sends;
+    // count < 0 to the end of the file. The count sent; the file's position offset + sent
+    // after. Defined in net/sendfile.hpp.
+    coro<std::size_t> sock_sendfile(socket& s, file& f, long long offset = 0,
+                                    long long count = -1, bool fallback = true);
 
     // ---- signals ----------------------------------------------------------------------
 

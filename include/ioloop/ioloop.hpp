@@ -53,6 +53,8 @@
 #include "ioloop/net/pipe_transport.hpp"
 #include "ioloop/net/sock_ops.hpp"
 #include "ioloop/net/protocol.hpp"
+#include "ioloop/net/sendfile.hpp"
+#include "ioloop/net/sendfile_gate.hpp"
 #include "ioloop/net/serve_options.hpp"
 #include "ioloop/net/server.hpp"
 #include "ioloop/net/socket.hpp"

@@ -41,6 +41,10 @@ template <class T>
 class future;
 class loop_base;
 class endpoint;                // net/endpoint.hpp
+enum class address_family;     // net/endpoint.hpp
+struct address_info;           // net/getaddrinfo.hpp
+struct datagram_options;       // net/create_datagram_endpoint.hpp
+class file;                    // fs/file.hpp
 enum class socket_type : int;  // net/socket.hpp
 class socket;                  // net/socket.hpp
 struct connect_options;        // net/connect_options.hpp
@@ -223,6 +227,17 @@ public:
     template <class = void>
     coro<std::vector<endpoint>> getaddrinfo(std::string host, std::uint16_t port,
                                             socket_type type = socket_type{});
+    // asyncio's full form: every hint (type and proto as the system's SOCK_* and IPPROTO_*
+    // numbers, 0 for any; flags AI_*), and every answer with its family, type, proto and
+    // canonical name. An empty host is the system's null host (the wildcard address with
+    // AI_PASSIVE, the loopback without).
+    template <class = void>
+    coro<std::vector<address_info>> getaddrinfo(std::string host, std::uint16_t port,
+                                                address_family family, int type = 0,
+                                                int proto = 0, int flags = 0);
+    // co_await loop.getnameinfo(address, flags) -> (host, service), flags NI_*.
+    template <class = void>
+    coro<std::pair<std::string, std::string>> getnameinfo(endpoint address, int flags = 0);
 
     // ---- transports and protocols (defined in net/) -----------------------------------
     // `factory()` makes the connection's protocol: a std::unique_ptr<P>, P derived from
@@ -287,6 +302,33 @@ public:
     template <class Factory>
     coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>> create_datagram_endpoint(
         Factory factory, endpoint local, endpoint remote);
+    // The same with options (reuse_port, allow_broadcast; family makes an unbound socket
+    // when neither address is given). Defined in net/create_datagram_endpoint.hpp.
+    template <class Factory>
+    coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>> create_datagram_endpoint(
+        Factory factory, endpoint local, endpoint remote, datagram_options options);
+    // asyncio's local_addr=(host, port), remote_addr=(host, port): names resolved through
+    // getaddrinfo (the options' family, proto and flags as hints); an empty host means that
+    // side is not given. The first local/remote pair of one family that works is used.
+    template <class Factory>
+    coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>> create_datagram_endpoint(
+        Factory factory, std::string local_host, std::uint16_t local_port, std::string remote_host,
+        std::uint16_t remote_port, datagram_options options);
+    template <class Factory>
+    coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>> create_datagram_endpoint(
+        Factory factory, std::string local_host, std::uint16_t local_port, std::string remote_host,
+        std::uint16_t remote_port);
+
+    // co_await loop.sendfile(transport, file, offset, count) -> bytes sent (asyncio's):
+    // count < 0 sends to the end of the file. sendfile(2) where the transport is a plain
+    // socket's on a readiness backend on Linux (its write buffer is flushed first, reading
+    // paused, and write() refused until it ends); elsewhere, with fallback, reads through
+    // the executor and writes with flow control; without fallback,
+    // sendfile_not_available_error. The file's position is offset + sent afterwards.
+    // Defined in net/sendfile.hpp.
+    template <class = void>
+    coro<std::size_t> sendfile(transport& t, file& f, long long offset = 0, long long count = -1,
+                               bool fallback = true);
 
     // co_await loop.connect_read_pipe(factory, fd) -> std::pair<transport*, P*>: a
     // descriptor that is not a socket (POSIX: a pipe, a FIFO, a terminal, a character

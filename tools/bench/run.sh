@@ -181,6 +181,37 @@ run_files() {
 echo
 run_files
 
+# Sendfile (i): a 100 MiB file (1 MiB with --quick) to a TCP peer over loopback, in turns:
+# ioloop's loop.sock_sendfile (sendfile(2) on epoll), a blocking read/write loop in C, and a
+# blocking sendfile(2) loop in C; the receiver is the same forked child for all three. The
+# ratio reported is the read/write loop's time over ioloop's (> 1: ioloop is faster).
+run_sendfile() {
+    local mib=100 data=$build/sendfile.data r out secs line
+    ((quick)) && mib=1
+    local io_times=() rw_times=() sf_times=()
+    if ! head -c $((mib << 20)) /dev/urandom >"$data"; then fail "sendfile: writing $data"; return; fi
+    for ((r = 1; r <= runs; r++)); do
+        if ! out=$("$build/sendfile_ioloop" "$data"); then fail "sendfile_ioloop: exited non-zero"; break; fi
+        read -r _ _ _ _ secs _ <<<"$out"; io_times+=("$secs")
+        if ! out=$("$build/sendfile_c" "$data"); then fail "sendfile_c: exited non-zero"; break; fi
+        read -r _ _ _ _ secs _ <<<"$out"; rw_times+=("$secs")
+        if ! out=$("$build/sendfile_c" "$data" sendfile); then fail "sendfile_c sendfile: exited non-zero"; break; fi
+        read -r _ _ _ _ secs _ <<<"$out"; sf_times+=("$secs")
+        echo "  sendfile round $r: ioloop ${io_times[-1]} s, C read/write ${rw_times[-1]} s, C sendfile(2) ${sf_times[-1]} s"
+    done
+    rm -f "$data"
+    ((${#sf_times[@]} == runs)) || return
+    local med='{ v[NR] = $1 } END { printf "%s", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+    local io rw sf
+    io=$(printf '%s\n' "${io_times[@]}" | sort -g | awk "$med")
+    rw=$(printf '%s\n' "${rw_times[@]}" | sort -g | awk "$med")
+    sf=$(printf '%s\n' "${sf_times[@]}" | sort -g | awk "$med")
+    printf 'sendfile %d MiB over loopback (median of %d): ioloop sendfile %s s, C read/write %s s (%sx ioloop), C sendfile(2) %s s (%sx ioloop)\n' \
+        "$mib" "$runs" "$io" "$rw" "$(ratio "$rw" "$io")" "$sf" "$(ratio "$sf" "$io")"
+}
+echo
+run_sendfile
+
 # Footprint: compile time of the timer hello and of the coroutine hello at -O0 against
 # asio's, and the timer hello's -Os -s size, dynamic and static, against a plain puts hello.
 echo

@@ -8,6 +8,7 @@
 #define IOLOOP_DETAIL_FILE_IO_HPP
 
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/pipe_io.hpp"
 #include "ioloop/detail/posix.hpp"
 #include "ioloop/detail/windows.hpp"
 
@@ -20,6 +21,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#endif
+#if defined(__linux__)
+#include <sys/sendfile.h>
 #endif
 
 IOLOOP_NAMESPACE_BEGIN
@@ -137,6 +141,30 @@ inline long long native_file_size(native_file fd) noexcept {
 inline std::error_code close_native_file(native_file fd) noexcept {
     return ::close(fd) == -1 && errno != EINTR ? errno_code() : std::error_code{};
 }
+
+// sendfile(2): the kernel copies a file to a socket. Linux only here (the BSDs' and macOS's
+// sendfile have other signatures and rules: loop.sendfile falls back there).
+#if defined(__linux__)
+inline constexpr bool native_sendfile_available = true;
+// Up to count bytes of `in` from `offset` (advanced by what went) to the socket: the
+// count, 0 at the end of the file, or -1 (errno says why: EPIPE, never a SIGPIPE, once the
+// socket cannot send). The file's position is not used.
+inline std::ptrdiff_t send_file_part(native_socket out, native_file in, long long& offset,
+                                     std::size_t count) noexcept {
+    off_t at = static_cast<off_t>(offset);
+    const std::ptrdiff_t n =
+        call_without_sigpipe([&]() noexcept { return ::sendfile(out, in, &at, count); });
+    offset = static_cast<long long>(at);
+    return n;
+}
+#else
+inline constexpr bool native_sendfile_available = false;
+inline std::ptrdiff_t send_file_part(native_socket, native_file, long long&,
+                                     std::size_t) noexcept {
+    errno = ENOSYS;
+    return -1;
+}
+#endif
 
 #elif defined(IOLOOP_WINDOWS)
 
@@ -268,6 +296,13 @@ inline long long native_file_size(native_file h) noexcept {
 
 inline std::error_code close_native_file(native_file h) noexcept {
     return ::CloseHandle(h) ? std::error_code{} : last_error_code();
+}
+
+// No sendfile here (TransmitFile is not used: loop.sendfile falls back to reads and writes).
+inline constexpr bool native_sendfile_available = false;
+inline std::ptrdiff_t send_file_part(native_socket, native_file, long long&,
+                                     std::size_t) noexcept {
+    return -1;
 }
 
 #endif

@@ -30,9 +30,11 @@
 IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 
-// One write(): the bytes written, or -1 (errno says why: EPIPE once the reader is gone).
-// No SIGPIPE reaches the process, and the thread's signal mask is as it was.
-inline std::ptrdiff_t write_without_sigpipe(int fd, const char* data, std::size_t size) noexcept {
+// call() (a system call returning -1 and errno on failure) with no SIGPIPE reaching the
+// process, and the thread's signal mask as it was after: a write to a pipe, sendfile(2) to
+// a socket (which has no MSG_NOSIGNAL).
+template <class Call>
+std::ptrdiff_t call_without_sigpipe(Call&& call) noexcept {
     sigset_t pipe_only;
     sigset_t before;
     sigemptyset(&pipe_only);
@@ -47,7 +49,7 @@ inline std::ptrdiff_t write_without_sigpipe(int fd, const char* data, std::size_
         sigset_t pending;
         was_pending = ::sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
     }
-    const ::ssize_t n = ::write(fd, data, size);
+    const std::ptrdiff_t n = call();
     const int err = errno;
     if (n == -1 && err == EPIPE && !was_pending) {
         // Our write generated it, directed at this thread, where it is blocked: take it.
@@ -58,6 +60,11 @@ inline std::ptrdiff_t write_without_sigpipe(int fd, const char* data, std::size_
     if (!was_blocked) ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
     errno = err;
     return n;
+}
+
+// One write(): the bytes written, or -1 (errno says why: EPIPE once the reader is gone).
+inline std::ptrdiff_t write_without_sigpipe(int fd, const char* data, std::size_t size) noexcept {
+    return call_without_sigpipe([&]() noexcept { return ::write(fd, data, size); });
 }
 
 // One read(): the bytes read, 0 at EOF, or -1 (errno says why). A pseudo-terminal's master

@@ -179,6 +179,11 @@ inline int get_socket_option(native_socket s, int level, int name, int& value) n
     socklen_t size = sizeof value;
     return ::getsockopt(s, level, name, &value, &size);
 }
+// An option whose value is a structure (a multicast membership).
+inline int set_socket_option_bytes(native_socket s, int level, int name, const void* value,
+                                   std::size_t size) noexcept {
+    return ::setsockopt(s, level, name, value, static_cast<socklen_t>(size));
+}
 
 // One send or receive: the bytes moved, or -1 (last_socket_error() says why). Sends never
 // raise SIGPIPE.

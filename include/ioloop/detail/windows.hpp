@@ -290,6 +290,10 @@ inline int get_socket_option(native_socket s, int level, int name, int& value) n
     int size = sizeof value;
     return ::getsockopt(s, level, name, reinterpret_cast<char*>(&value), &size);
 }
+inline int set_socket_option_bytes(native_socket s, int level, int name, const void* value,
+                                   std::size_t size) noexcept {
+    return ::setsockopt(s, level, name, static_cast<const char*>(value), static_cast<int>(size));
+}
 
 // One send or receive: the bytes moved, or -1 (last_socket_error() says why). Winsock
 // counts in int: a larger buffer is taken in part, as a short send or read would be.

@@ -548,6 +548,7 @@ struct open_in_pool {
 };
 
 struct file_factory;
+struct file_sendfile_access;  // net/sendfile.hpp: loop.sendfile reads the file's core
 
 }  // namespace detail
 
@@ -621,6 +622,7 @@ public:
 
 private:
     friend struct detail::file_factory;
+    friend struct detail::file_sendfile_access;
     explicit file(detail::file_core* c) noexcept : core_(c) {}
 
     // The file, for an operation called on its loop's thread while that loop runs: its

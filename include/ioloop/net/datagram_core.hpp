@@ -12,11 +12,13 @@
 #define IOLOOP_NET_DATAGRAM_CORE_HPP
 
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/message.hpp"
 #include "ioloop/detail/posix.hpp"
 #include "ioloop/detail/windows.hpp"
 #include "ioloop/errors.hpp"
 #include "ioloop/net/endpoint.hpp"
 #include "ioloop/net/protocol.hpp"
+#include "ioloop/net/socket.hpp"
 #include "ioloop/net/transport.hpp"
 #include "ioloop/net/transport_core.hpp"
 
@@ -93,9 +95,25 @@ public:
         this->maybe_pause_protocol();
     }
 
+    void join_multicast_group(const endpoint& group, const endpoint& where) final {
+        check_usable("join_multicast_group");
+        join_multicast(this->fd_, group, where);
+    }
+    void set_multicast_interface(const endpoint& where) final {
+        check_usable("set_multicast_interface");
+        detail::set_multicast_interface(this->fd_, where);
+    }
+
 protected:
     using core::core;
     ~datagram_core() override = default;
+
+    void check_usable(const char* what) const {
+        if (this->closing_) {
+            throw invalid_state_error(
+                concat({"datagram_transport::", what, ": the transport is closed"}));
+        }
+    }
 
     // transport_core's hook. A datagram the kernel owns (in flight on a completion
     // backend) is not the queue's: it stays until its send completes.

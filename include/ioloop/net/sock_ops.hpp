@@ -50,9 +50,18 @@ coro<void> basic_event_loop<Backend>::sock_connect(socket& s, endpoint to) {
 }
 
 template <class Backend>
+coro<std::pair<std::size_t, endpoint>> basic_event_loop<Backend>::sock_recvfrom_into(
+    socket& s, std::span<std::byte> buf) {
+    return engine_.sock_recvfrom_into(*this, s, buf);
+}
+
+template <class Backend>
 coro<std::pair<std::string, endpoint>> basic_event_loop<Backend>::sock_recvfrom(
     socket& s, std::size_t max_bytes) {
-    return engine_.sock_recvfrom(*this, s, max_bytes);
+    std::string data(max_bytes, '\0');
+    auto [n, from] = co_await sock_recvfrom_into(s, std::as_writable_bytes(std::span(data)));
+    data.resize(n);
+    co_return std::pair<std::string, endpoint>(std::move(data), std::move(from));
 }
 
 template <class Backend>

@@ -18,6 +18,92 @@ IOLOOP_NAMESPACE_BEGIN
 
 enum class socket_type : int { stream, datagram };
 
+namespace detail {
+
+[[noreturn]] inline void throw_option_error(native_socket fd, std::string_view option) {
+    throw_system_error(last_socket_error(),
+                       concat({"setsockopt ", option, " on socket ", decimal(fd)}));
+}
+
+// Joins the multicast group `group` (IPv4 or IPv6) on the interface `where`: for IPv4 the
+// interface's address (unspecified: the one the routing table picks), for IPv6 its scope
+// id ("::%lo"; none: the system's choice). Shared by socket and datagram_transport.
+inline void join_multicast(native_socket fd, const endpoint& group, const endpoint& where) {
+    const sockaddr* g = group.native();
+    if (group.family() == address_family::ipv4) {
+        if (where.family() != address_family::unspecified &&
+            where.family() != address_family::ipv4) {
+            throw std::system_error(
+                std::make_error_code(std::errc::address_family_not_supported),
+                concat({"join_multicast_group ", group.host(), ": the interface ", where.host(),
+                        " is not an IPv4 address"}));
+        }
+        ip_mreq m{};
+        m.imr_multiaddr = reinterpret_cast<const sockaddr_in*>(g)->sin_addr;
+        m.imr_interface.s_addr = htonl(INADDR_ANY);
+        if (where.family() == address_family::ipv4) {
+            m.imr_interface = reinterpret_cast<const sockaddr_in*>(where.native())->sin_addr;
+        }
+        if (set_socket_option_bytes(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m) == -1) {
+            throw_option_error(fd, concat({"IP_ADD_MEMBERSHIP ", group.host()}));
+        }
+        return;
+    }
+    if (group.family() == address_family::ipv6) {
+        ipv6_mreq m{};
+        m.ipv6mr_multiaddr = reinterpret_cast<const sockaddr_in6*>(g)->sin6_addr;
+        if (where.family() == address_family::ipv6) {
+            m.ipv6mr_interface = reinterpret_cast<const sockaddr_in6*>(where.native())->sin6_scope_id;
+        }
+        if (set_socket_option_bytes(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &m, sizeof m) == -1) {
+            throw_option_error(fd, concat({"IPV6_JOIN_GROUP ", group.host()}));
+        }
+        return;
+    }
+    throw std::system_error(std::make_error_code(std::errc::address_family_not_supported),
+                            concat({"join_multicast_group: ", group.to_string(),
+                                    " is not an IPv4 or IPv6 group address"}));
+}
+
+// The interface multicast datagrams leave by (IP_MULTICAST_IF): an IPv4 interface address,
+// or an IPv6 endpoint whose scope id names the interface.
+inline void set_multicast_interface(native_socket fd, const endpoint& where) {
+    if (where.family() == address_family::ipv4) {
+        const in_addr a = reinterpret_cast<const sockaddr_in*>(where.native())->sin_addr;
+        if (set_socket_option_bytes(fd, IPPROTO_IP, IP_MULTICAST_IF, &a, sizeof a) == -1) {
+            throw_option_error(fd, concat({"IP_MULTICAST_IF ", where.host()}));
+        }
+        return;
+    }
+    if (where.family() == address_family::ipv6) {
+        const int index =
+            static_cast<int>(reinterpret_cast<const sockaddr_in6*>(where.native())->sin6_scope_id);
+        if (set_socket_option(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, index) == -1) {
+            throw_option_error(fd, concat({"IPV6_MULTICAST_IF ", where.host()}));
+        }
+        return;
+    }
+    throw std::system_error(std::make_error_code(std::errc::address_family_not_supported),
+                            "set_multicast_interface: give an IPv4 or IPv6 interface address");
+}
+
+// SO_REUSEPORT where the system has it; Windows has none (SO_REUSEADDR there means
+// something else, which asyncio refuses too).
+inline void set_reuse_port(native_socket fd, bool on) {
+#if defined(SO_REUSEPORT)
+    if (set_socket_option(fd, SOL_SOCKET, SO_REUSEPORT, on ? 1 : 0) == -1) {
+        throw_option_error(fd, "SO_REUSEPORT");
+    }
+#else
+    (void)on;
+    throw std::system_error(std::make_error_code(std::errc::operation_not_supported),
+                            concat({"setsockopt SO_REUSEPORT on socket ", decimal(fd),
+                                    ": this system has no SO_REUSEPORT"}));
+#endif
+}
+
+}  // namespace detail
+
 class socket {
 public:
     // Owns nothing: is_open() is false.
@@ -144,19 +230,20 @@ public:
     }
 
     void set_reuse_address(bool on) { set_flag(SOL_SOCKET, SO_REUSEADDR, on, "SO_REUSEADDR"); }
-    // SO_REUSEPORT: other sockets may bind the same address and port (the kernel spreads
-    // the connections among them); errc::operation_not_supported where the system has no
-    // such option (Windows).
-    void set_reuse_port(bool on) {
-#if defined(SO_REUSEPORT)
-        set_flag(SOL_SOCKET, SO_REUSEPORT, on, "SO_REUSEPORT");
-#else
-        (void)on;
-        throw std::system_error(std::make_error_code(std::errc::operation_not_supported),
-                                "setsockopt SO_REUSEPORT: this system has no SO_REUSEPORT");
-#endif
-    }
+    // SO_REUSEPORT: several sockets bound to one port, the kernel spreading what comes in.
+    // Windows has no such option: std::system_error(errc::operation_not_supported).
+    void set_reuse_port(bool on) { detail::set_reuse_port(fd_, on); }
     void set_keep_alive(bool on) { set_flag(SOL_SOCKET, SO_KEEPALIVE, on, "SO_KEEPALIVE"); }
+    // SO_BROADCAST: datagrams to a broadcast address (refused with EACCES without it).
+    void set_broadcast(bool on) { set_flag(SOL_SOCKET, SO_BROADCAST, on, "SO_BROADCAST"); }
+    // Joins a multicast group; `where` (the interface) as detail::join_multicast says.
+    void join_multicast_group(const endpoint& group, const endpoint& where = endpoint()) {
+        detail::join_multicast(fd_, group, where);
+    }
+    // The interface this socket's multicast datagrams leave by.
+    void set_multicast_interface(const endpoint& where) {
+        detail::set_multicast_interface(fd_, where);
+    }
     void set_no_delay(bool on) { set_flag(IPPROTO_TCP, TCP_NODELAY, on, "TCP_NODELAY"); }
     // An IPv6 socket that takes IPv6 only, so that "::" and "0.0.0.0" can both be bound.
     void set_v6_only(bool on) { set_flag(IPPROTO_IPV6, IPV6_V6ONLY, on, "IPV6_V6ONLY"); }
@@ -210,9 +297,7 @@ public:
 private:
     void set_flag(int level, int name, bool on, std::string_view option) {
         if (detail::set_socket_option(fd_, level, name, on ? 1 : 0) == -1)
-            detail::throw_system_error(
-                detail::last_socket_error(),
-                detail::concat({"setsockopt ", option, " on socket ", detail::decimal(fd_)}));
+            detail::throw_option_error(fd_, option);
     }
 
     void close_quietly() noexcept {

@@ -19,6 +19,7 @@
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/net_access.hpp"
 #include "ioloop/net/protocol.hpp"
+#include "ioloop/net/sendfile_gate.hpp"
 #include "ioloop/net/transport.hpp"
 #include "ioloop/net/transport_core.hpp"
 
@@ -78,6 +79,9 @@ public:
             throw invalid_state_error("transport::write: the transport is closed");
         }
         if (eof_requested_) throw invalid_state_error("transport::write: write_eof() was called");
+        if (sendfile_active_ && !link_.gate->own_write) {
+            throw invalid_state_error("transport::write: loop.sendfile is in progress");
+        }
         if (data.empty() || this->lost_) return;  // lost to an error: connection_lost reports it
         self().send_or_buffer(data);
     }
@@ -110,7 +114,7 @@ public:
 protected:
     stream_core(loop_base& loop, native_socket fd, owned_stream_protocol p,
                 connection_counter* server) noexcept
-        : core(loop, fd, std::move(p.ptr)), server_(server), buffered_(p.buffered) {}
+        : core(loop, fd, std::move(p.ptr)), link_{server}, buffered_(p.buffered) {}
     ~stream_core() override = default;
 
     // Reading is wanted: not closing, not paused, and the peer has not ended its side.
@@ -124,10 +128,42 @@ protected:
 
     // transport_core's hooks: a server counts the connection from start to end.
     void opened() noexcept {
-        if (server_) server_->connection_opened();
+        if (connection_counter* s = server()) s->connection_opened();
     }
     void ended() noexcept {
-        if (server_) server_->connection_closed();
+        if (connection_counter* s = server()) s->connection_closed();
+        if (sendfile_active_) {
+            link_.gate->gone = true;
+            link_.gate->wake();
+        }
+    }
+
+    // loop.sendfile's gate takes the server's place in link_ while it runs, and keeps the
+    // server pointer meanwhile: so a transport is no larger for it (the flag lives in the
+    // padding beside the other flags).
+    bool set_sendfile_gate(sendfile_gate* gate) noexcept final {
+        if (gate) {
+            if (sendfile_active_ && link_.gate != gate) return false;
+            if (!sendfile_active_) {
+                gate->server = link_.server;
+                link_.gate = gate;
+                sendfile_active_ = true;
+            }
+        } else if (sendfile_active_) {
+            link_.server = link_.gate->server;
+            sendfile_active_ = false;
+        }
+        this->update_watch();
+        return true;
+    }
+    // Derived's socket turned writable while a native sendfile waits for it.
+    bool sendfile_wants_writable() const noexcept {
+        return sendfile_active_ && link_.gate->want_writable;
+    }
+    void sendfile_writable() noexcept {
+        link_.gate->want_writable = false;
+        link_.gate->wake();
+        this->update_watch();
     }
 
     // transport_core's hook: the protocol hears of its transport.
@@ -186,6 +222,7 @@ protected:
     // may have written again (a new buffer), closed (connection_lost is then scheduled
     // already) or aborted: only an empty, live transport goes on.
     void writes_done() noexcept {
+        if (sendfile_active_) link_.gate->wake();  // it waits for an empty buffer
         this->maybe_resume_protocol();
         if (self().has_write_buffer() || this->lost_) return;
         if (this->closing_) {
@@ -240,8 +277,18 @@ private:
         }
     }
 
-    connection_counter* server_;  // the server that accepted it, if any
+    connection_counter* server() const noexcept {
+        return sendfile_active_ ? link_.gate->server : link_.server;
+    }
+
+    // The server that accepted it (if any); while loop.sendfile runs, its gate instead,
+    // which holds the server's pointer (sendfile_active_ says which).
+    union link {
+        connection_counter* server;
+        sendfile_gate* gate;
+    } link_;
     bool buffered_;               // the protocol is a buffered_protocol
+    bool sendfile_active_ = false;
     bool reading_paused_ = false;
     bool eof_received_ = false;
     bool eof_requested_ = false;  // write_eof(): shut down once the buffer is sent

@@ -26,6 +26,11 @@
 
 IOLOOP_NAMESPACE_BEGIN
 
+namespace detail {
+struct sendfile_gate;    // net/sendfile_gate.hpp
+struct sendfile_access;  // net/sendfile.hpp
+}  // namespace detail
+
 // What get_extra_info returns: an address ("peername", "sockname"), a descriptor
 // ("socket": a SOCKET on Windows; "pipe": read it with pipe(), a HANDLE on Windows), or
 // nothing (an unknown name, or a transport already closed).
@@ -152,6 +157,19 @@ public:
 protected:
     transport() = default;
     ~transport() override = default;
+
+private:
+    friend struct detail::sendfile_access;
+    // loop.sendfile's hooks (net/sendfile.hpp). The socket sendfile(2) may write to: a
+    // plain socket's on a readiness backend, none otherwise (the fallback is used then).
+    virtual native_socket sendfile_socket() const noexcept { return invalid_socket; }
+    // The gate of the sendfile that runs, or nullptr when it ends; set again after a
+    // change of its want_writable. False: the transport cannot take one (another runs, or
+    // it is a transport of the program's own, which knows no gate: a test's fake).
+    virtual bool set_sendfile_gate(detail::sendfile_gate* gate) noexcept {
+        (void)gate;
+        return false;
+    }
 };
 
 class datagram_transport : public base_transport {
@@ -162,6 +180,15 @@ public:
     void sendto(std::span<const std::byte> data, const endpoint& to = endpoint()) {
         sendto(detail::as_chars(data), to);
     }
+
+    // Multicast, which asyncio leaves to setsockopt on get_extra_info("socket"): here on
+    // the transport, so that the same call works on every backend and a closed transport
+    // says so. Joins `group` on the interface `where` (IPv4: the interface's address,
+    // unspecified for the routing table's choice; IPv6: an endpoint whose scope id names
+    // it); set_multicast_interface chooses the interface datagrams to a group leave by
+    // (loopback: endpoint "127.0.0.1").
+    virtual void join_multicast_group(const endpoint& group, const endpoint& where = endpoint()) = 0;
+    virtual void set_multicast_interface(const endpoint& where) = 0;
 
 protected:
     datagram_transport() = default;

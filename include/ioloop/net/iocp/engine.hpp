@@ -76,9 +76,12 @@ public:
     coro<std::pair<socket, endpoint>> sock_accept(loop_base& loop, socket& listener) {
         return overlapped_accept(loop, listener);
     }
-    coro<std::pair<std::string, endpoint>> sock_recvfrom(loop_base& loop, socket& s,
-                                                         std::size_t max_bytes) {
-        return overlapped_recvfrom(loop, s, max_bytes);
+    // No TransmitFile: loop.sock_sendfile falls back to reads and sends here.
+    static constexpr bool native_sendfile = false;
+
+    coro<std::pair<std::size_t, endpoint>> sock_recvfrom_into(loop_base& loop, socket& s,
+                                                             std::span<std::byte> buf) {
+        return overlapped_recvfrom_into(loop, s, buf);
     }
     coro<std::size_t> sock_sendto(loop_base& loop, socket& s, std::string_view data,
                                   endpoint to) {

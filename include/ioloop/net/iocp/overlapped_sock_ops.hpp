@@ -152,21 +152,23 @@ coro<void> overlapped_connect(loop_base& loop, socket& s, endpoint to, const cha
         throw_overlapped_error(::WSAGetLastError(), "SO_UPDATE_CONNECT_CONTEXT", fd);
 }
 
+// One datagram into buf (the caller's: it outlives the operation, as sock_recvfrom_into
+// asks), and its sender.
 template <class = void>
-coro<std::pair<std::string, endpoint>> overlapped_recvfrom(loop_base& loop, socket& s,
-                                                           std::size_t max_bytes) {
+coro<std::pair<std::size_t, endpoint>> overlapped_recvfrom_into(loop_base& loop, socket& s,
+                                                               std::span<std::byte> buf) {
     const native_socket fd = s.fd();
-    std::string data(max_bytes, '\0');
+    char* into = reinterpret_cast<char*>(buf.data());
     sockaddr_storage addr{};
     int size = sizeof addr;
     auto* native = reinterpret_cast<sockaddr*>(&addr);
-    const int len = max_bytes > INT_MAX ? INT_MAX : static_cast<int>(max_bytes);
-    int n = ::recvfrom(fd, data.data(), len, 0, native, &size);
+    const int len = buf.size() > INT_MAX ? INT_MAX : static_cast<int>(buf.size());
+    int n = ::recvfrom(fd, into, len, 0, native, &size);
     if (n < 0) {
         const int err = ::WSAGetLastError();
         if (err != WSAEWOULDBLOCK) throw_overlapped_error(err, "sock_recvfrom", fd);
         associate_once(loop, s);
-        WSABUF b = wsa_buffer(data.data(), data.size());
+        WSABUF b = wsa_buffer(into, buf.size());
         size = sizeof addr;
         auto start = [fd, &b, native, &size](OVERLAPPED* o) {
             DWORD flags = 0;
@@ -176,9 +178,8 @@ coro<std::pair<std::string, endpoint>> overlapped_recvfrom(loop_base& loop, sock
         if (r.error != 0) throw_overlapped_error(r.error, "sock_recvfrom", fd);
         n = static_cast<int>(r.bytes);
     }
-    data.resize(static_cast<std::size_t>(n));
     endpoint from = size <= 0 ? endpoint() : endpoint::from_native(native, size);
-    co_return std::pair<std::string, endpoint>(std::move(data), std::move(from));
+    co_return std::pair<std::size_t, endpoint>(static_cast<std::size_t>(n), std::move(from));
 }
 
 template <class = void>

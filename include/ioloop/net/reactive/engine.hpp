@@ -10,6 +10,7 @@
 #include "ioloop/coro/coro.hpp"
 #include "ioloop/detail/callback_node.hpp"
 #include "ioloop/detail/config.hpp"
+#include "ioloop/detail/file_io.hpp"
 #include "ioloop/detail/message.hpp"
 #include "ioloop/detail/pod_vector.hpp"
 #include "ioloop/detail/posix.hpp"
@@ -173,6 +174,10 @@ public:
 
     // ---- the sock_* operations ---------------------------------------------------------
 
+    // loop.sock_sendfile may use sendfile(2) (Linux): it writes to a non-blocking socket
+    // and says EAGAIN like a send.
+    static constexpr bool native_sendfile = native_sendfile_available;
+
     coro<void> sock_connect(loop_base& loop, socket& s, endpoint to) {
         return reactive_ops::connect(loop, s, std::move(to), "sock_connect");
     }
@@ -226,21 +231,20 @@ public:
         }
     }
 
-    coro<std::pair<std::string, endpoint>> sock_recvfrom(loop_base& loop, socket& s,
-                                                         std::size_t max_bytes) {
-        std::string data(max_bytes, '\0');
+    coro<std::pair<std::size_t, endpoint>> sock_recvfrom_into(loop_base& loop, socket& s,
+                                                             std::span<std::byte> buf) {
         for (;;) {
             sockaddr_storage addr{};
             socklen_t size = sizeof addr;
             auto* native = reinterpret_cast<sockaddr*>(&addr);
-            const std::ptrdiff_t n =
-                socket_recvfrom(s.fd(), data.data(), data.size(), native, &size);
+            auto* into = reinterpret_cast<char*>(buf.data());
+            const std::ptrdiff_t n = socket_recvfrom(s.fd(), into, buf.size(), native, &size);
             if (n >= 0) {
-                data.resize(static_cast<std::size_t>(n));
                 // No address (a connected stream socket, an unnamed Unix peer on some
                 // systems): the sender is unspecified rather than an error.
                 endpoint from = size == 0 ? endpoint() : endpoint::from_native(native, size);
-                co_return std::pair<std::string, endpoint>(std::move(data), std::move(from));
+                co_return std::pair<std::size_t, endpoint>(static_cast<std::size_t>(n),
+                                                           std::move(from));
             }
             const int err = last_socket_error();
             if (interrupted(err)) continue;

@@ -82,8 +82,9 @@ private:
 
     unsigned wanted_events() const noexcept {
         const bool read = kind_ == descriptor_kind::write_pipe ? watch_hangup_ : wants_to_read();
+        const bool write = pending_ || sendfile_wants_writable();
         return (read ? unsigned(backend::io_read) : 0u) |
-               (pending_ ? unsigned(backend::io_write) : 0u);
+               (write ? unsigned(backend::io_write) : 0u);
     }
     std::size_t buffered() const noexcept { return pending_ ? pending_->size() : 0; }
     void drop_buffer() noexcept { pending_.reset(); }
@@ -132,6 +133,14 @@ private:
             read_ready();
         }
         if ((events & backend::io_write) && pending_ && !lost_) write_ready();
+        if ((events & backend::io_write) && !pending_ && !lost_ && sendfile_wants_writable()) {
+            sendfile_writable();
+        }
+    }
+
+    // A plain socket's descriptor, for sendfile(2); a pipe's is none.
+    native_socket sendfile_socket() const noexcept override {
+        return kind_ == descriptor_kind::socket ? fd_ : invalid_socket;
     }
 
     void read_ready() noexcept {
