@@ -50,16 +50,16 @@ inline const std::error_category& resolver_category() noexcept {
 
 namespace detail {
 
-// The blocking part, on an executor thread.
-inline std::vector<endpoint> resolve(const std::string& host, std::uint16_t port,
-                                     socket_type type) {
+// ::getaddrinfo's list for `name` (null: the system's null host), each entry of an IP
+// family handed to `each`; its errors as std::system_error naming `host`. Blocks: on an
+// executor thread.
+template <class Each>
+void for_each_address(const std::string& host, const char* name, std::uint16_t port,
+                      const addrinfo& hints, Each each) {
     start_sockets();
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = type == socket_type::stream ? SOCK_STREAM : SOCK_DGRAM;
     const std::string service{std::string_view(decimal(port))};
     addrinfo* found = nullptr;
-    const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found);
+    const int rc = ::getaddrinfo(name, service.c_str(), &hints, &found);
     if (resolver_uses_errno(rc)) throw_errno(errno, concat({"getaddrinfo ", host}));
     if (rc != 0) {
         throw std::system_error(rc, resolver_category(), concat({"getaddrinfo ", host}));
@@ -68,13 +68,22 @@ inline std::vector<endpoint> resolve(const std::string& host, std::uint16_t port
         addrinfo* list;
         ~release_list() { ::freeaddrinfo(list); }
     } release{found};
-    std::vector<endpoint> result;
     for (const addrinfo* a = found; a; a = a->ai_next) {
-        if (a->ai_family == AF_INET || a->ai_family == AF_INET6) {
-            const auto size = static_cast<socklen_t>(a->ai_addrlen);  // a size_t on Windows
-            result.push_back(endpoint::from_native(a->ai_addr, size));
-        }
+        if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
+        const auto size = static_cast<socklen_t>(a->ai_addrlen);  // a size_t on Windows
+        each(*a, endpoint::from_native(a->ai_addr, size));
     }
+}
+
+// The blocking part, on an executor thread.
+inline std::vector<endpoint> resolve(const std::string& host, std::uint16_t port,
+                                     socket_type type) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = type == socket_type::stream ? SOCK_STREAM : SOCK_DGRAM;
+    std::vector<endpoint> result;
+    for_each_address(host, host.c_str(), port, hints,
+                     [&](const addrinfo&, endpoint e) { result.push_back(std::move(e)); });
     return result;
 }
 
@@ -104,34 +113,20 @@ inline int native_family(address_family family) noexcept {
 inline std::vector<address_info> resolve_all(const std::string& host, std::uint16_t port,
                                              address_family family, int type, int proto,
                                              int flags) {
-    start_sockets();
     addrinfo hints{};
     hints.ai_family = native_family(family);
     hints.ai_socktype = type;
     hints.ai_protocol = proto;
     hints.ai_flags = flags;
-    const std::string service{std::string_view(decimal(port))};
-    const char* name = host.empty() ? nullptr : host.c_str();
-    addrinfo* found = nullptr;
-    const int rc = ::getaddrinfo(name, service.c_str(), &hints, &found);
-    if (resolver_uses_errno(rc)) throw_errno(errno, concat({"getaddrinfo ", host}));
-    if (rc != 0) {
-        throw std::system_error(rc, resolver_category(), concat({"getaddrinfo ", host}));
-    }
-    struct release_list {
-        addrinfo* list;
-        ~release_list() { ::freeaddrinfo(list); }
-    } release{found};
     std::vector<address_info> result;
-    for (const addrinfo* a = found; a; a = a->ai_next) {
-        if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
-        const auto size = static_cast<socklen_t>(a->ai_addrlen);  // a size_t on Windows
-        endpoint e = endpoint::from_native(a->ai_addr, size);
-        const address_family f = e.family();
-        result.push_back({f, a->ai_socktype, a->ai_protocol,
-                          a->ai_canonname ? std::string(a->ai_canonname) : std::string(),
-                          std::move(e)});
-    }
+    for_each_address(host, host.empty() ? nullptr : host.c_str(), port, hints,
+                     [&](const addrinfo& a, endpoint e) {
+                         const address_family f = e.family();
+                         result.push_back({f, a.ai_socktype, a.ai_protocol,
+                                           a.ai_canonname ? std::string(a.ai_canonname)
+                                                          : std::string(),
+                                           std::move(e)});
+                     });
     return result;
 }
 
