@@ -19035,6 +19035,15 @@ coro<std::string> sendfile_read_chunk(file_core& f, long long count, std::size_t
     co_return f.take(f.buffered());
 }
 
+// Both forms' end, as asyncio's finally: the file's position is offset + sent, whatever
+// happened (unless a cancelled read of the fallback still runs on the pool: its bytes go to
+// the file's buffer then, as any cancelled read's); then the failure, if any, goes on.
+inline void sendfile_finish(file_core& f, long long offset, std::size_t sent,
+                            const std::exception_ptr& failure, const char* what) {
+    if (!f.pending) sendfile_seek(f, offset + static_cast<long long>(sent), what);
+    if (failure) std::rethrow_exception(failure);
+}
+
 // The transport's write buffer empty (or the transport gone).
 template <class = void>
 coro<void> sendfile_flush(transport& t, sendfile_gate& gate) {
@@ -19119,11 +19128,7 @@ coro<std::size_t> loop_sendfile(loop_base& loop, transport& t, file_ref ref, lon
             failure = std::current_exception();
         }
     }
-    // As asyncio's finally: the position is offset + sent, whatever happened (unless a
-    // cancelled read of the fallback still runs on the pool: its bytes go to the file's
-    // buffer then, as any cancelled read's).
-    if (!f.pending) sendfile_seek(f, offset + static_cast<long long>(sent), what);
-    if (failure) std::rethrow_exception(failure);
+    sendfile_finish(f, offset, sent, failure, what);
     co_return sent;
 }
 
@@ -19174,8 +19179,7 @@ coro<std::size_t> loop_sock_sendfile(Loop& loop, socket& s, file_ref ref, long l
     } catch (...) {
         failure = std::current_exception();
     }
-    if (!f.pending) sendfile_seek(f, offset + static_cast<long long>(sent), what);
-    if (failure) std::rethrow_exception(failure);
+    sendfile_finish(f, offset, sent, failure, what);
     co_return sent;
 }
 
