@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds the ioloop benchmarks (Release, -O2), runs each workload --runs times (default 5),
 # and prints medians, ioloop's ratios against its target peers, and the footprint figures.
-#   bash tools/bench/run.sh [--runs R] [--quick] [--echo-only | --no-echo]
+#   bash tools/bench/run.sh [--runs R] [--quick] [--echo-only | --tls-echo-only | --no-echo]
 # --quick runs everything once with tiny counts: CI's smoke test. The exit status is
 # non-zero if anything fails to build or run, or a program reports a wrong count; a
 # target not met is reported in the table but is not a failure. The echo servers
-# (echo/run_echo.sh) run last; --echo-only runs just them, --no-echo all but them.
+# (echo/run_echo.sh, then tls_echo/run_tls_echo.sh) run last; --echo-only runs just them,
+# --tls-echo-only just the TLS ones, --no-echo all but them.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,8 +21,9 @@ while (($#)); do
         --runs=*) runs=${1#--runs=} ;;
         --quick) quick=1 ;;
         --echo-only) echo_mode=only ;;
+        --tls-echo-only) echo_mode=tls ;;
         --no-echo) echo_mode=none ;;
-        -h|--help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -55,8 +57,16 @@ run_echo() {
     echo
     bash "$here/echo/run_echo.sh" "${args[@]}" || fail "echo (see above)"
 }
-if [[ $echo_mode == only ]]; then
-    run_echo
+# run_tls_echo: workload (j), the TLS echo servers, likewise.
+run_tls_echo() {
+    local args=(--build "$build" --runs "$runs")
+    ((quick)) && args+=(--quick)
+    echo
+    bash "$here/tls_echo/run_tls_echo.sh" "${args[@]}" || fail "TLS echo (see above)"
+}
+if [[ $echo_mode == only || $echo_mode == tls ]]; then
+    [[ $echo_mode == only ]] && run_echo
+    run_tls_echo
     if ((failed)); then echo "run.sh: FAILED (see above)" >&2; exit 1; fi
     exit 0
 fi
@@ -273,7 +283,10 @@ else
     fail "footprint: building or running the hello programs"
 fi
 
-[[ $echo_mode == all ]] && run_echo
+if [[ $echo_mode == all ]]; then
+    run_echo
+    run_tls_echo
+fi
 
 if ((failed)); then echo "run.sh: FAILED (see above)" >&2; exit 1; fi
 echo "run.sh: all benchmark programs ran and verified their counts"
