@@ -5,8 +5,9 @@
 # every cell (conns 10, 100 x size 1024, 16384; TLS 1.3, TLS_AES_128_GCM_SHA256 on both
 # sides), stop it. Then, for each round, per server, the memory of idle TLS connections
 # (tls_idle_rss on a fresh server). Prints medians over the rounds: each server's
-# requests/s and CPU time per request against asio's in the same cell, how busy the client
-# and the server were, and the idle bytes per connection, with the ioloop servers' target.
+# requests/s and CPU time per request against asio's in the same cell, the client's CPU
+# time per request beside the server's, and the idle bytes per connection, with the ioloop
+# servers' target.
 #   bash tools/bench/tls_echo/run_tls_echo.sh [--build DIR] [--runs R] [--seconds T] [--quick]
 # --quick: one round, 200 requests per cell and 200 idle connections (CI's smoke test).
 # Exits non-zero if a program fails or misbehaves (a server that does not start or does
@@ -160,7 +161,7 @@ stop_server() {
 }
 
 # run_cell <name> <conns> <size>: one tls_loadgen run; appends
-# "tls <name> <conns> <size> <rps> <p50_us> <p99_us> <client %> <server %> <server us/req>".
+# "tls <name> <conns> <size> <rps> <p50_us> <p99_us> <client us/req> <server us/req>".
 run_cell() {
     local name=$1 c=$2 s=$3 out f
     if ! out=$("$build/tls_loadgen" 127.0.0.1 "$server_port" --ca "$cert" --conns "$c" --size "$s" \
@@ -169,9 +170,9 @@ run_cell() {
         return 1
     fi
     read -r -a f <<<"$out"
-    if [[ ${#f[@]} -ne 22 || ${f[0]} != tls_echo || ${f[1]} != "$name" || ${f[3]} != "$c" ||
-          ${f[5]} != "$s" || ${f[10]} != rps || ${f[16]} != client_cpu_pct ||
-          ${f[20]} != server_cpu_us_per_req ]]; then
+    if [[ ${#f[@]} -ne 24 || ${f[0]} != tls_echo || ${f[1]} != "$name" || ${f[3]} != "$c" ||
+          ${f[5]} != "$s" || ${f[10]} != rps || ${f[18]} != client_cpu_us_per_req ||
+          ${f[22]} != server_cpu_us_per_req ]]; then
         fail "tls_loadgen: unexpected output: $out"
         return 1
     fi
@@ -180,7 +181,7 @@ run_cell() {
         return 1
     fi
     echo "  $out"
-    echo "tls $name $c $s ${f[11]} ${f[13]} ${f[15]} ${f[17]} ${f[19]} ${f[21]}" >>"$results"
+    echo "tls $name $c $s ${f[11]} ${f[13]} ${f[15]} ${f[19]} ${f[23]}" >>"$results"
 }
 
 # run_idle <name>: tls_idle_rss against a fresh server; appends
@@ -238,28 +239,28 @@ if ((quick)); then
 else
     echo "TLS echo ping-pong: medians of $runs runs, ${seconds} s per cell after a 0.2 s warm-up"
 fi
-echo "  ratio: requests/s / asio's; cpu_us/req: the server's CPU time per round trip (all of it, kernel"
-echo "  included), cpu ratio: asio's / this one's (above 1: cheaper than asio); client% and server%:"
-echo "  each one's CPU time over the measured time (near 100%: that side was saturated)"
-printf '%5s %6s  %-12s %10s %9s %9s %7s %11s %9s %8s %8s %7s  %s\n' conns size server "requests/s" \
-    p50_us p99_us ratio cpu_us/req cpu_ratio client% server% target result
+echo "  ratio: requests/s / asio's; srv_us/req: the server's CPU time per round trip (kernel included),"
+echo "  cpu_ratio: asio's / this one's (above 1: cheaper than asio); cli_us/req: the client's. The side"
+echo "  that costs more per round trip bounds requests/s: where the client does, compare srv_us/req"
+printf '%5s %6s  %-12s %10s %9s %9s %7s %10s %9s %10s %7s  %s\n' conns size server "requests/s" \
+    p50_us p99_us ratio srv_us/req cpu_ratio cli_us/req target result
 for c in "${conns_list[@]}"; do
     for s in "${sizes[@]}"; do
         base_cond="\$1 == \"tls\" && \$2 == \"$base\" && \$3 == $c && \$4 == $s"
-        base_rps=$(median "$base_cond" 5) base_cpu=$(median "$base_cond" 10)
+        base_rps=$(median "$base_cond" 5) base_cpu=$(median "$base_cond" 9)
         for name in "${present[@]}"; do
             cond="\$1 == \"tls\" && \$2 == \"$name\" && \$3 == $c && \$4 == $s"
             rps=$(median "$cond" 5) p50=$(median "$cond" 6) p99=$(median "$cond" 7)
-            client=$(median "$cond" 8) server=$(median "$cond" 9) cpu=$(median "$cond" 10)
+            client=$(median "$cond" 8) cpu=$(median "$cond" 9)
             r="" cr="" target="" result=""
             if [[ $name != "$base" ]]; then r=$(ratio "$rps" "$base_rps") cr=$(ratio "$base_cpu" "$cpu"); fi
             if [[ -n ${rps_target[$name]:-} ]]; then
                 target=">=${rps_target[$name]}x"
                 result=$(awk -v r="$r" -v t="${rps_target[$name]}" 'BEGIN { print (r == "" ? "n/a" : r >= t ? "met" : "NOT met") }')
             fi
-            printf '%5s %6s  %-12s %10s %9s %9s %7s %11s %9s %8s %8s %7s  %s\n' "$c" "$s" "$name" \
+            printf '%5s %6s  %-12s %10s %9s %9s %7s %10s %9s %10s %7s  %s\n' "$c" "$s" "$name" \
                 "$(fmt "$rps" 0)" "$(fmt "$p50" 1)" "$(fmt "$p99" 1)" "${r:+${r}x}" "$(fmt "$cpu" 2)" \
-                "${cr:+${cr}x}" "$(fmt "$client" 0)" "$(fmt "$server" 0)" "$target" "$result"
+                "${cr:+${cr}x}" "$(fmt "$client" 2)" "$target" "$result"
         done
     done
 done
