@@ -183,7 +183,10 @@ int main(int argc, char** argv) {
         }
         for (int i = 0; i < n; ++i) {
             void* p = evs[i].data.ptr;
-            if (p == &signal_tag) return 0;
+            if (p == &signal_tag) {
+                SSL_CTX_free(ctx); /* the connections still open keep it until the exit */
+                return 0;
+            }
             if (p == &listener_tag) on_listener(lfd, ctx);
             else on_conn(p);
         }

@@ -235,6 +235,7 @@ int main(int argc, char** argv) {
         SSL_free(conns[i].ssl);
     }
     SSL_CTX_free(ctx);
+    free(conns);
     freeaddrinfo(ai);
     return 0;
 }

@@ -366,6 +366,9 @@ int main(int argc, char** argv) {
         close(conns[i].fd);
     }
     SSL_CTX_free(ctx);
+    free(conns);
+    free(buf);
+    free(pool);
 
     if (completed == 0) fail("no round trip completed");
     qsort(lat, lat_len, sizeof *lat, cmp_u32);
@@ -382,5 +385,6 @@ int main(int argc, char** argv) {
            label, n_conns, msg_size, (unsigned long long)completed, secs, (double)completed / secs,
            percentile_us(50), percentile_us(99), 100.0 * (double)(cpu_end - cpu_begin) / wall_us,
            (double)(cpu_end - cpu_begin) / (double)completed, server_pct, server_per_req);
+    free(lat);
     return 0;
 }
