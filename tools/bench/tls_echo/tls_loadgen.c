@@ -122,7 +122,7 @@ static int64_t server_cpu_us(void) {
     text[len] = '\0';
     /* The command name may hold spaces and parentheses: the fields start after the last ')'. */
     const char* p = strrchr(text, ')');
-    unsigned long long utime, stime;
+    unsigned long long utime = 0, stime = 0;
     if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
                      &stime) != 2)
         fail("%s: unexpected format", path);
