@@ -59,6 +59,19 @@ bool contains(std::string_view text, std::string_view part) {
     return text.find(part) != std::string_view::npos;
 }
 
+// The same, whatever the letters' case: OpenSSL's reasons changed case between versions
+// ("Hostname mismatch" in 1.1, "hostname mismatch" in 3.0).
+bool contains_nocase(std::string_view text, std::string_view part) {
+    auto lower = [](std::string_view s) {
+        std::string out(s);
+        for (char& c : out) {
+            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        }
+        return out;
+    };
+    return contains(lower(text), lower(part));
+}
+
 // An extra_info's text, or "" when there is none.
 std::string text_of(const ioloop::extra_info& info) {
     return info.has_value() ? std::string(info.text()) : std::string();
@@ -132,9 +145,9 @@ std::unique_ptr<ioloop::protocol> make_echo() { return std::make_unique<nettest:
 // The error of a failed TLS connection is in ssl_category, and its message carries the
 // reason.
 void check_ssl_failure(const std::system_error& e, std::string_view reason) {
-    INFO("what(): " << e.what());
+    INFO("what(): " << std::string(e.what()));
     CHECK(e.code().category() == ioloop::ssl_category());
-    CHECK(contains(e.what(), reason));
+    CHECK(contains_nocase(e.what(), reason));
 }
 
 // A certificate file as the peer shows it: its PEM text (make_certs.sh writes nothing
@@ -181,7 +194,7 @@ public:
     openssl_peer(const openssl_peer&) = delete;
     openssl_peer& operator=(const openssl_peer&) = delete;
     ~openssl_peer() {
-        thread_.join();
+        if (thread_.joinable()) thread_.join();
         ::close(listener_);
     }
 
@@ -363,6 +376,55 @@ TEST_CASE("protocols over TLS: create_server / create_connection with ssl, 1 MiB
     }());
 }
 
+TEST_CASE("drain over TLS waits at the high-water mark against a peer that does not read") {
+    nettest::run([]() -> coro<void> {
+        const ioloop::ssl_context server_ctx = ssltest::server_context();
+        const ioloop::ssl_context client_ctx = ssltest::client_context();
+        ioloop::event go;
+        std::string received;
+        auto stalling = [&go, &received](stream_reader r, stream_writer) -> coro<void> {
+            co_await go.wait();  // reads nothing until told
+            received = co_await r.read();
+        };
+        ioloop::server s =
+            co_await ioloop::start_server(stalling, "127.0.0.1", 0, {.ssl = server_ctx});
+        auto [r, w] = co_await ioloop::open_connection(
+            "127.0.0.1", nettest::port_of(s), {.ssl = client_ctx, .server_hostname = "localhost"});
+        const ioloop::write_buffer_limits limits = w.transport()->get_write_buffer_limits();
+        const std::string block(16384, 'z');
+        std::size_t written = 0;
+        auto writer_task = ioloop::create_task(
+            [](stream_writer& out, const std::string& b, std::size_t& n) -> coro<void> {
+                for (;;) {
+                    out.write(b);
+                    n += b.size();
+                    co_await out.drain();
+                }
+            }(w, block, written));
+        // The kernel's buffers fill, then the transport's up to the high mark, and there
+        // the writer task waits in drain.
+        std::size_t before = 0;
+        for (int i = 0; i < 400; ++i) {
+            co_await ioloop::sleep(5ms);
+            if (written == before && w.transport()->get_write_buffer_size() > limits.high) break;
+            before = written;
+        }
+        CHECK(w.transport()->get_write_buffer_size() > limits.high);
+        co_await ioloop::sleep(20ms);
+        CHECK(written == before);  // still waiting: no more writes went in
+        CHECK_FALSE(writer_task.done());
+        // Cancelled there, the connection goes on: the peer reads all that was written.
+        writer_task.cancel();
+        CHECK_THROWS_AS(co_await writer_task, ioloop::cancelled_error);
+        go.set();
+        w.close();
+        co_await w.wait_closed();
+        s.close();
+        co_await s.wait_closed();
+        CHECK(received.size() == written);
+    }());
+}
+
 TEST_CASE("get_extra_info over TLS: peercert, cipher, ssl_version, ssl_object, and the socket's") {
     nettest::run([]() -> coro<void> {
         const ioloop::ssl_context server_ctx = ssltest::server_context();
@@ -425,7 +487,8 @@ TEST_CASE("TLS 1.2 and TLS 1.3, each forced by the client or by the server, as s
         {ioloop::tls_version::tls1_3, "TLSv1.3", false},
     };
     for (const row& x : rows) {
-        INFO(x.name << " forced by the " << (x.client_forces ? "client" : "server"));
+        INFO(std::string(x.name) << " forced by the "
+                                 << std::string(x.client_forces ? "client" : "server"));
         nettest::run([](const row& x) -> coro<void> {
             ioloop::ssl_context server_ctx = ssltest::server_context();
             ioloop::ssl_context client_ctx = ssltest::client_context();
@@ -583,7 +646,7 @@ TEST_CASE("an untrusted, a wrong-host and an expired certificate fail with OpenS
         {"expired", "certificate has expired"},
     };
     for (const row& x : rows) {
-        INFO("the server presents " << x.cert << ".pem");
+        INFO("the server presents " << std::string(x.cert) << ".pem");
         nettest::run([](const row& x) -> coro<void> {
             auto& loop = ioloop::get_running_loop();
             const ioloop::ssl_context server_ctx = ssltest::server_context(x.cert);
@@ -1087,9 +1150,8 @@ TEST_CASE("ssl_handshake_timeout on a server: a client that never starts TLS is 
         std::string got = "(nothing)";
         try {
             got = co_await r.read();  // plain TCP: says nothing, waits
-        } catch (const std::system_error& e) {
+        } catch (const std::system_error&) {
             got = "";  // reset: the server aborted the connection
-            INFO(e.what());
         }
         const auto took = loop.time() - start;
         CHECK(got == "");
