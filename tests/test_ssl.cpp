@@ -431,6 +431,55 @@ TEST_CASE("drain over TLS waits at the high-water mark against a peer that does 
     }());
 }
 
+TEST_CASE("a reader that stops reading over TLS stops the writer; then every byte arrives") {
+    nettest::run([]() -> coro<void> {
+        const ioloop::ssl_context server_ctx = ssltest::server_context();
+        const ioloop::ssl_context client_ctx = ssltest::client_context();
+        const std::string payload = nettest::random_bytes(1 << 20, 18);
+        std::size_t written = 0;
+        bool done = false;
+        auto writing = [&](stream_reader, stream_writer w) -> coro<void> {
+            // Small kernel buffers: what the reader does not take must wait here.
+            const int small = 4096;
+            ::setsockopt(w.get_extra_info("socket").fd(), SOL_SOCKET, SO_SNDBUF, &small,
+                         sizeof small);
+            for (std::size_t at = 0; at < payload.size(); at += 16384) {
+                w.write(std::string_view(payload).substr(at, 16384));
+                written = at + 16384;
+                co_await w.drain();
+            }
+            done = true;
+        };
+        ioloop::server s =
+            co_await ioloop::start_server(writing, "127.0.0.1", 0, {.ssl = server_ctx});
+        auto [r, w] = co_await ioloop::open_connection(
+            "127.0.0.1", nettest::port_of(s),
+            {.limit = 16384, .ssl = client_ctx, .server_hostname = "localhost"});
+        const int small = 4096;
+        ::setsockopt(w.get_extra_info("socket").fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        // Nothing is read: the reader's buffer fills to its limit, the layer stops reading
+        // the socket, the kernel's buffers fill, and the server's drain waits.
+        std::size_t before = 0;
+        for (int i = 0; i < 400; ++i) {
+            co_await ioloop::sleep(5ms);
+            if (written == before && written > 0) break;
+            before = written;
+        }
+        co_await ioloop::sleep(20ms);
+        CHECK(written == before);  // stopped
+        CHECK(written < payload.size() / 2);
+        CHECK_FALSE(done);
+        // Reading again, every byte comes, in order.
+        const std::string got = co_await r.readexactly(payload.size());
+        CHECK(got == payload);
+        AWAIT_UNTIL(done);
+        w.close();
+        co_await w.wait_closed();
+        s.close();
+        co_await s.wait_closed();
+    }());
+}
+
 TEST_CASE("get_extra_info over TLS: peercert, cipher, ssl_version, ssl_object, and the socket's") {
     nettest::run([]() -> coro<void> {
         const ioloop::ssl_context server_ctx = ssltest::server_context();
