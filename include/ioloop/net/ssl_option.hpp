@@ -89,6 +89,17 @@ public:
     ssl_option(const Context& ctx) noexcept  // NOLINT: converts, so that `.ssl = ctx` reads
         : ctx_(&ctx), make_(&detail::tls_entry<Context>::make) {}
 
+    // A temporary context would be gone before the call uses it (the connect calls make
+    // their layers after they connect): refused at compile time.
+    template <class Context>
+        requires std::is_same_v<Context, ssl_context>
+    ssl_option(Context&& ctx) noexcept {  // NOLINT: only to refuse a temporary
+        static_assert(sizeof(Context*) == 0,
+                      "ssl= refers to the ssl_context, which must outlive the call: keep it in "
+                      "a variable, not a temporary");
+        (void)ctx;
+    }
+
     template <class Context>
         requires std::is_same_v<Context, ssl_context>
     ssl_option(const Context* ctx) noexcept  // NOLINT: converts, as the reference does

@@ -26,6 +26,8 @@
 #include "ioloop/loop_base.hpp"
 #include "ioloop/net/net_access.hpp"
 #include "ioloop/net/protocol.hpp"
+#include "ioloop/net/sendfile.hpp"
+#include "ioloop/net/sendfile_gate.hpp"
 #include "ioloop/net/ssl_option.hpp"
 #include "ioloop/net/start_tls.hpp"
 #include "ioloop/net/transport.hpp"
@@ -194,6 +196,9 @@ public:
     using transport::write;  // the std::span<const std::byte> form
     void write(std::string_view data) override {
         if (user_closed_) throw invalid_state_error("transport::write: the transport is closed");
+        if (gate_ && !gate_->own_write) {
+            throw invalid_state_error("transport::write: loop.sendfile is in progress");
+        }
         if (data.empty()) return;
         if (phase_ == phase::handshake) {
             early_.append(data);  // sent once the handshake is done
@@ -304,6 +309,16 @@ private:
 
     // Never a resource of the loop itself: the transport below is, and frees this layer.
     void on_loop_close() noexcept override {}
+
+    // loop.sendfile over TLS: always by reads and writes (the file's bytes must be
+    // encrypted), through the transport below's gate, which wakes the sendfile when that
+    // transport's buffer empties and tells it when the transport goes.
+    bool set_sendfile_gate(sendfile_gate* gate) noexcept override {
+        if (gate && (!raw_ || phase_ != phase::open)) return false;
+        if (!raw_ || !sendfile_access::set_gate(*raw_, gate)) return false;
+        gate_ = gate;
+        return true;
+    }
 
     bool has_input() const noexcept { return in_end_ > in_start_ || SSL_has_pending(ssl_); }
 
@@ -551,10 +566,15 @@ private:
 
     void write_below(std::string_view data) noexcept {
         if (!raw_ || raw_->is_closing()) return;  // closed below: nothing more can go out
+        // While loop.sendfile runs, the transport below lets only its writes through: every
+        // record of this layer is one (the file's, and what TLS itself sends meanwhile).
+        const bool own = gate_ && gate_->own_write;
+        if (gate_) gate_->own_write = true;
         try {
             raw_->write(data);
         } catch (...) {
         }
+        if (gate_) gate_->own_write = own;
     }
 
     static int bio_write(BIO* b, const char* data, std::size_t size, std::size_t* written) {
@@ -602,6 +622,7 @@ private:
     tls_handshake_link* link_;           // the connect call waiting for the handshake
     timer_handle timer_;                 // the handshake's or the close's time limit
     handle soon_;                        // delivery after resume_reading
+    sendfile_gate* gate_ = nullptr;      // the loop.sendfile that runs, if one does
     std::string early_;                  // written before the handshake was done
     char* in_ = nullptr;                 // ciphertext received: [in_start_, in_end_) unread
     std::size_t in_start_ = 0;
