@@ -5,7 +5,8 @@
 // an untrusted, a wrong-host and an expired certificate refused with OpenSSL's reason;
 // a peer that leaves without close_notify (an OpenSSL peer on a thread: the data, then
 // EOF, as asyncio 3.11 shows it, see asyncio_ssl_eof.py) or resets; nothing read lost
-// at shutdown; STARTTLS both ways (stream_writer::start_tls, loop.start_tls); the
+// at shutdown; flow control both ways (drain waits; a reader that stops reading stops
+// the writer); STARTTLS both ways (stream_writer::start_tls, loop.start_tls); the
 // handshake and shutdown timeouts; a cancelled open_connection; 1,000 concurrent
 // connections; mutual TLS; close + wait_closed on both sides; the ssl_context rules.
 // The certificates come from tests/make_certs.sh (CTest's ssl_certs fixture), in the
@@ -83,8 +84,8 @@ SSL* ssl_object_of(const stream_writer& w) {
 
 // What a server's connection handler saw of its connection.
 struct server_view {
-    int served = 0;   // handlers started (after the handshake)
-    int finished = 0; // handlers that saw EOF and returned
+    int served = 0;    // handlers started (after the handshake)
+    int finished = 0;  // handlers that saw EOF and returned
     std::string version;
     std::string cipher;
     std::string peercert;
@@ -267,8 +268,7 @@ TEST_CASE("ssl_context: asyncio's defaults and rules; copies share one SSL_CTX; 
     CHECK(client.get_check_hostname());
     CHECK(client.get_verify_mode() == ioloop::verify_mode::required);
     CHECK(SSL_CTX_get_min_proto_version(client.native_handle()) == TLS1_2_VERSION);
-    const ioloop::ssl_context server =
-        ioloop::create_default_context(ioloop::purpose::client_auth);
+    const ioloop::ssl_context server = ioloop::create_default_context(ioloop::purpose::client_auth);
     CHECK_FALSE(server.get_check_hostname());
     CHECK(server.get_verify_mode() == ioloop::verify_mode::none);
     const ioloop::ssl_context copy = client;  // NOLINT: the copy is the point
@@ -309,8 +309,7 @@ TEST_CASE("ssl_context: asyncio's defaults and rules; copies share one SSL_CTX; 
         CHECK(contains(what, missing));
     }
     // A key that is not the certificate's; a cipher list that selects nothing.
-    CHECK_THROWS_AS(ctx.load_cert_chain(cert("server.pem"), cert("client.key")),
-                    std::system_error);
+    CHECK_THROWS_AS(ctx.load_cert_chain(cert("server.pem"), cert("client.key")), std::system_error);
     CHECK_THROWS(ctx.set_ciphers("NO-SUCH-CIPHER"));
     // After those refusals, the context still works.
     ctx.load_cert_chain(cert("server.pem"), cert("server.key"));
@@ -354,9 +353,9 @@ TEST_CASE("protocols over TLS: create_server / create_connection with ssl, 1 MiB
             co_await loop.create_server(server_factory, "127.0.0.1", 0, {.ssl = &server_ctx});
         record c;
         auto factory = [&c] { return std::make_unique<probe>(c); };
-        auto [t, p] = co_await loop.create_connection(
-            factory, "127.0.0.1", nettest::port_of(s),
-            {.ssl = &client_ctx, .server_hostname = "localhost"});
+        auto [t, p] =
+            co_await loop.create_connection(factory, "127.0.0.1", nettest::port_of(s),
+                                            {.ssl = &client_ctx, .server_hostname = "localhost"});
         CHECK(c.made == 1);  // connection_made came after the handshake
         CHECK(t == c.t);
         CHECK(text_of(t->get_extra_info("ssl_version")).substr(0, 4) == "TLSv");
@@ -769,8 +768,9 @@ TEST_CASE("the switches act: without check_hostname a wrong host passes, with CE
         no_check.set_check_hostname(false);
         no_check.set_verify_mode(ioloop::verify_mode::none);
         {
-            auto [r, w] = co_await ioloop::open_connection(
-                "127.0.0.1", nettest::port_of(s2), {.ssl = no_check, .server_hostname = "localhost"});
+            auto [r, w] =
+                co_await ioloop::open_connection("127.0.0.1", nettest::port_of(s2),
+                                                 {.ssl = no_check, .server_hostname = "localhost"});
             w.write("anything accepted\n");
             CHECK(co_await r.readline() == "anything accepted\n");
             w.close();
@@ -1105,9 +1105,9 @@ TEST_CASE("STARTTLS with loop.start_tls on protocol transports, both sides") {
 
         // The client upgrades once it reads GO; the server right after writing it.
         const ioloop::tls_options client_side{.server_hostname = "localhost"};
-        auto client_upgrade = ioloop::create_task(
-            [](record& c, ioloop::transport* t, const ioloop::ssl_context& ctx,
-               const ioloop::tls_options& o) -> coro<ioloop::transport*> {
+        auto client_upgrade =
+            ioloop::create_task([](record& c, ioloop::transport* t, const ioloop::ssl_context& ctx,
+                                   const ioloop::tls_options& o) -> coro<ioloop::transport*> {
                 AWAIT_UNTIL(c.data == "GO\n");
                 co_return co_await ioloop::get_running_loop().start_tls(*t, ctx, o);
             }(c, t, client_ctx, client_side));
@@ -1242,12 +1242,12 @@ TEST_CASE("a cancelled open_connection with ssl (wait_for) leaves no descriptor 
         int n = 0;
         for (const auto timeout : timeouts) {
             INFO("timeout " << timeout.count() << " ms");
-            CHECK_THROWS_AS(co_await ioloop::wait_for(
-                                ioloop::open_connection(
-                                    "127.0.0.1", port,
-                                    {.ssl = client_ctx, .server_hostname = "localhost"}),
-                                timeout),
-                            ioloop::timeout_error);
+            CHECK_THROWS_AS(
+                co_await ioloop::wait_for(
+                    ioloop::open_connection("127.0.0.1", port,
+                                            {.ssl = client_ctx, .server_hostname = "localhost"}),
+                    timeout),
+                ioloop::timeout_error);
             ++n;
         }
         // Each connection that reached the server was closed by the cancelled client.
@@ -1359,7 +1359,8 @@ ioloop::coro<int> many_clients(std::uint16_t port) {
     for (int first = 0; first < many_connections; first += 100) {
         std::vector<ioloop::task<void>> connecting;
         for (int i = first; i < std::min(first + 100, many_connections); ++i) {
-            connecting.push_back(ioloop::create_task(connect_client(port, ctx, clients[i], totals)));
+            connecting.push_back(
+                ioloop::create_task(connect_client(port, ctx, clients[i], totals)));
         }
         for (auto& t : connecting) co_await t;
     }
@@ -1426,8 +1427,8 @@ TEST_CASE("1,000 concurrent TLS connections to one server each echo a message") 
             auto& loop = ioloop::get_running_loop();
             const ioloop::ssl_context server_ctx = ssltest::server_context();
             auto factory = [&state] { return std::make_unique<greet_echo>(state); };
-            ioloop::server s = co_await loop.create_server(
-                factory, "127.0.0.1", 0, {.backlog = 1024, .ssl = server_ctx});
+            ioloop::server s = co_await loop.create_server(factory, "127.0.0.1", 0,
+                                                           {.backlog = 1024, .ssl = server_ctx});
             const std::uint16_t port = nettest::port_of(s);
             ioloop::socket child_end(channel);
             co_await loop.sock_sendall(
