@@ -18,7 +18,7 @@
 namespace ssltest {
 
 // The directory of the certificates. Run outside CTest, the variable must be set by hand:
-//   sh tests/make_certs.sh /tmp/certs && IOLOOP_TEST_CERTS=/tmp/certs ./test_ssl_epoll
+//   bash tests/make_certs.sh /tmp/certs && IOLOOP_TEST_CERTS=/tmp/certs ./test_ssl_epoll
 inline std::string cert_dir() {
     const char* dir = std::getenv("IOLOOP_TEST_CERTS");
     REQUIRE_MESSAGE((dir != nullptr && *dir != '\0'),
