@@ -5,13 +5,12 @@
 // an untrusted, a wrong-host and an expired certificate refused with OpenSSL's reason;
 // a peer that leaves without close_notify (an OpenSSL peer on a thread: the data, then
 // EOF, as asyncio 3.11 shows it, see asyncio_ssl_eof.py) or resets; nothing read lost
-// at shutdown; flow control both ways (drain waits; a reader that stops reading stops
-// the writer); STARTTLS both ways (stream_writer::start_tls, loop.start_tls); the
-// handshake and shutdown timeouts; a cancelled open_connection; 1,000 concurrent
-// connections; mutual TLS; close + wait_closed on both sides; the ssl_context rules.
-// The certificates come from tests/make_certs.sh (CTest's ssl_certs fixture), in the
-// directory IOLOOP_TEST_CERTS names. Built on POSIX only (no mingw OpenSSL): the OpenSSL
-// peer uses POSIX sockets directly.
+// at shutdown; a buffered_protocol's reads; flow control both ways (drain waits; a reader that
+// stops reading stops the writer); STARTTLS both ways (stream_writer::start_tls, loop.start_tls);
+// the handshake and shutdown timeouts; a cancelled open_connection; 1,000 concurrent connections;
+// mutual TLS; close + wait_closed on both sides; the ssl_context rules. The certificates come from
+// tests/make_certs.sh (CTest's ssl_certs fixture), in the directory IOLOOP_TEST_CERTS names. Built
+// on POSIX only (no mingw OpenSSL): the OpenSSL peer uses POSIX sockets directly.
 #include <ioloop/ssl.hpp>  // first: proves the header is self-contained
 
 #include "net_helpers.hpp"
@@ -33,6 +32,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -376,6 +376,63 @@ TEST_CASE("protocols over TLS: create_server / create_connection with ssl, 1 MiB
         AWAIT_UNTIL(c.lost == 1);
         CHECK_FALSE(c.lost_code);
         CHECK(c.eofs == 0);  // we closed first
+        s.close();
+        co_await s.wait_closed();
+    }());
+}
+
+TEST_CASE("a buffered_protocol over TLS: 1 MiB through get_buffer / buffer_updated, then EOF") {
+    // Small buffers of its own, so that records are split across them.
+    class collector : public ioloop::buffered_protocol {
+    public:
+        explicit collector(record& r) : r_(r) {}
+        void connection_made(ioloop::transport& t) override {
+            r_.t = &t;
+            ++r_.made;
+        }
+        std::span<char> get_buffer(std::size_t) override { return std::span<char>(buf_, 1000); }
+        void buffer_updated(std::size_t n) override {
+            r_.data.append(buf_, n);
+            ++r_.received_calls;
+        }
+        bool eof_received() override {
+            ++r_.eofs;
+            return false;
+        }
+        void connection_lost(std::error_code ec) override {
+            ++r_.lost;
+            r_.lost_code = ec;
+            r_.t = nullptr;
+        }
+
+    private:
+        record& r_;
+        char buf_[1000];
+    };
+    nettest::run([]() -> coro<void> {
+        auto& loop = ioloop::get_running_loop();
+        const ioloop::ssl_context server_ctx = ssltest::server_context();
+        const ioloop::ssl_context client_ctx = ssltest::client_context();
+        const std::string payload = nettest::random_bytes(1 << 20, 19);
+        // The server writes the payload and closes.
+        auto sending = [&payload](stream_reader, stream_writer w) -> coro<void> {
+            w.write(payload);
+            w.close();
+            co_await w.wait_closed();
+        };
+        ioloop::server s =
+            co_await ioloop::start_server(sending, "127.0.0.1", 0, {.ssl = server_ctx});
+        record c;
+        auto factory = [&c] { return std::make_unique<collector>(c); };
+        (void)co_await loop.create_connection(factory, "127.0.0.1", nettest::port_of(s),
+                                              {.ssl = client_ctx, .server_hostname = "localhost"});
+        AWAIT_UNTIL(c.lost == 1);
+        CHECK(c.made == 1);
+        CHECK(c.data.size() == payload.size());
+        CHECK(c.data == payload);
+        CHECK(c.received_calls >= static_cast<int>(payload.size() / 1000));
+        CHECK(c.eofs == 1);
+        CHECK_FALSE(c.lost_code);
         s.close();
         co_await s.wait_closed();
     }());
