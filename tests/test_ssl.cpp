@@ -1,16 +1,17 @@
 // TLS (<ioloop/ssl.hpp>) in one process, on every backend: ioloop's client against
 // ioloop's server over streams (open_connection / start_server) and protocols
 // (create_connection / create_server): 1 MiB echoed byte for byte; TLS 1.2 and 1.3 each
-// forced and seen in "ssl_version"; SNI; ALPN; "peercert", "cipher", "ssl_object";
-// an untrusted, a wrong-host and an expired certificate refused with OpenSSL's reason;
-// a peer that leaves without close_notify (an OpenSSL peer on a thread: the data, then
-// EOF, as asyncio 3.11 shows it, see asyncio_ssl_eof.py) or resets; nothing read lost
-// at shutdown; a buffered_protocol's reads; flow control both ways (drain waits; a reader that
-// stops reading stops the writer); STARTTLS both ways (stream_writer::start_tls, loop.start_tls);
-// the handshake and shutdown timeouts; a cancelled open_connection; 1,000 concurrent connections;
-// mutual TLS; close + wait_closed on both sides; the ssl_context rules. The certificates come from
-// tests/make_certs.sh (CTest's ssl_certs fixture), in the directory IOLOOP_TEST_CERTS names. Built
-// on POSIX only (no mingw OpenSSL): the OpenSSL peer uses POSIX sockets directly.
+// forced and seen in "ssl_version"; SNI; ALPN; "peercert", "cipher", "ssl_object"; an
+// untrusted, a wrong-host and an expired certificate refused with OpenSSL's reason; a
+// peer that leaves without close_notify (an OpenSSL peer on a thread: the data, then EOF,
+// as asyncio 3.11 shows it, see asyncio_ssl_eof.py) or resets; nothing read lost at
+// shutdown; a buffered_protocol's reads; flow control both ways (drain waits; a reader
+// that stops reading stops the writer); STARTTLS both ways (stream_writer::start_tls,
+// loop.start_tls); the handshake and shutdown timeouts; a cancelled open_connection;
+// 1,000 concurrent connections; mutual TLS; close + wait_closed on both sides; the
+// ssl_context rules. The certificates come from tests/make_certs.sh (CTest's ssl_certs
+// fixture), in the directory IOLOOP_TEST_CERTS names. Built on POSIX only (no mingw
+// OpenSSL): the OpenSSL peer uses POSIX sockets directly.
 #include <ioloop/ssl.hpp>  // first: proves the header is self-contained
 
 #include "net_helpers.hpp"
