@@ -357,7 +357,7 @@ int main(int argc, char** argv) {
         if (!cert.empty()) {
             tls.load_cert_chain(cert, key);
             tls.set_alpn_protocols({"http/1.1"});  // a client offering h2 too gets HTTP/1.1
-            options.ssl = &tls;
+            options.ssl = tls;
             options.ssl_handshake_timeout =
                 std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
             std::printf("http_server: HTTPS with the certificate %s\n", cert.c_str());

@@ -107,7 +107,7 @@ ioloop::coro<int> get(const ioloop::ssl_context& ctx, std::string host, std::str
     // Returns once the handshake is done: the certificate verified for `host`, which was
     // also sent as SNI (server_hostname; it defaults to the host connected to).
     auto [reader, writer] = co_await ioloop::open_connection(
-        address, port, {.ssl = &ctx, .server_hostname = host.c_str()});
+        address, port, {.ssl = ctx, .server_hostname = host.c_str()});
     const ioloop::extra_info alpn = writer.get_extra_info("alpn_protocol");
     std::printf("* %s, %s, ALPN %s\n", writer.get_extra_info("ssl_version").text().c_str(),
                 writer.get_extra_info("cipher").text().c_str(),
@@ -177,7 +177,7 @@ ioloop::coro<int> demo(std::string cert, std::string key, std::string cafile) {
     server_ctx.load_cert_chain(cert, key);
     server_ctx.set_alpn_protocols({"http/1.1"});
     ioloop::server server =
-        co_await ioloop::start_server(demo_handler, "127.0.0.1", 0, {.ssl = &server_ctx});
+        co_await ioloop::start_server(demo_handler, "127.0.0.1", 0, {.ssl = server_ctx});
     const std::uint16_t port = server.sockets().at(0).local_endpoint().port();
     std::printf("https_get: demo server listening on 127.0.0.1:%u\n", port);
     const ioloop::ssl_context ctx = client_context(cafile.empty() ? cert : cafile, false);

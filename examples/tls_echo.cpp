@@ -78,7 +78,7 @@ ioloop::coro<void> send_all(ioloop::stream_writer& writer, std::string_view data
 ioloop::coro<std::string> echo_client(const ioloop::ssl_context& ctx, std::string host,
                                       std::uint16_t port, const char* name, std::string payload) {
     auto [reader, writer] =
-        co_await ioloop::open_connection(host, port, {.ssl = &ctx, .server_hostname = name});
+        co_await ioloop::open_connection(host, port, {.ssl = ctx, .server_hostname = name});
     // Sending is a task of its own: it waits in drain() while this one reads the echo.
     ioloop::task<void> sender = ioloop::create_task(send_all(writer, payload));
     std::string back = co_await reader.readexactly(payload.size());
@@ -109,7 +109,7 @@ ioloop::ssl_context client_context(const options& o) {
 ioloop::coro<int> demo(options o) {
     const ioloop::ssl_context server_ctx = server_context(o);
     ioloop::server server =
-        co_await ioloop::start_server(echo, "127.0.0.1", 0, {.ssl = &server_ctx});
+        co_await ioloop::start_server(echo, "127.0.0.1", 0, {.ssl = server_ctx});
     const std::uint16_t port = server.sockets().at(0).local_endpoint().port();
     std::printf("tls_echo: listening on 127.0.0.1:%u\n", port);
     if (o.cafile.empty()) o.cafile = o.cert;
@@ -131,7 +131,7 @@ ioloop::coro<int> serve(options o) {
     auto& loop = ioloop::get_running_loop();
     const ioloop::ssl_context ctx = server_context(o);
     ioloop::server server = co_await ioloop::start_server(
-        echo, o.host, static_cast<std::uint16_t>(o.port), {.ssl = &ctx});
+        echo, o.host, static_cast<std::uint16_t>(o.port), {.ssl = ctx});
     std::printf("tls_echo: listening on %s\n",
                 server.sockets().at(0).local_endpoint().to_string().c_str());
     const char* why = "the time given";
@@ -156,7 +156,7 @@ ioloop::coro<int> client(options o) {
     const ioloop::ssl_context ctx = client_context(o);
     const char* name = o.server_hostname.empty() ? nullptr : o.server_hostname.c_str();
     auto [reader, writer] = co_await ioloop::open_connection(
-        o.host, static_cast<std::uint16_t>(o.connect_port), {.ssl = &ctx, .server_hostname = name});
+        o.host, static_cast<std::uint16_t>(o.connect_port), {.ssl = ctx, .server_hostname = name});
     std::fprintf(stderr, "tls_echo: connected: %s\n", describe(writer).c_str());
     ioloop::task<void> sender = ioloop::create_task(send_all(writer, payload));
     const std::string back = co_await reader.readexactly(payload.size());
