@@ -7,7 +7,6 @@ ca.pem (the CA that signs the others), server.pem (localhost and 127.0.0.1),
 untrusted.pem (self-signed), wronghost.pem (other.example), expired.pem, each with its .key."""
 
 import asyncio
-import os
 import pathlib
 import re
 import tempfile
@@ -16,6 +15,7 @@ from interop import STEP_TIMEOUT, Failure, check
 
 MAKE_CERTS = pathlib.Path(__file__).resolve().parent.parent / "make_certs.sh"
 ACCEPT = re.compile(rb"ACCEPT [^\s]*:(\d+)")
+SANITIZER = re.compile(rb"ERROR: (Address|Leak|Thread|UndefinedBehavior)Sanitizer|runtime error: ")
 
 
 async def make_certs():
@@ -35,7 +35,8 @@ make_certs.keep = []
 
 async def run(cmd, stdin=b"", timeout=STEP_TIMEOUT):
     """Runs cmd to its end: (exit code, stdout, stderr). A program that outlives the time
-    limit is killed, and the test fails saying so."""
+    limit is killed, and the test fails saying so; so does one whose sanitizer reported
+    (an exit code of 1 could pass for the failure a test expects)."""
     proc = await asyncio.create_subprocess_exec(
         *[str(a) for a in cmd], stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -45,6 +46,7 @@ async def run(cmd, stdin=b"", timeout=STEP_TIMEOUT):
         proc.kill()
         await proc.wait()
         raise Failure(f"{pathlib.Path(str(cmd[0])).name} did not finish within {timeout} s: {cmd}")
+    check(not SANITIZER.search(err), f"{cmd[0]}: a sanitizer reported:\n{text(err)}")
     return proc.returncode, out, err
 
 
