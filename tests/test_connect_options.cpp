@@ -1,5 +1,5 @@
 // connect_options (loop.create_connection, open_connection) on every backend: the options'
-// checks (ssl without the TLS header, server_hostname without ssl), local_addr, the
+// checks (server_hostname without ssl, the TLS time limits), local_addr, the
 // errors when no address connects (one, "Multiple exceptions", connect_errors with
 // all_errors), interleave, happy eyeballs (a dead address loses to the next one after
 // the delay, its attempt closed), and the sock= forms: create_connection over a connected
@@ -52,15 +52,11 @@ bool invalid_argument_saying(Call call, std::string_view words) {
 
 }  // namespace
 
-TEST_CASE("the options are checked at the call: ssl needs the TLS header, server_hostname ssl") {
+// An ssl context without <ioloop/ssl.hpp> does not compile (tests/compile_fail).
+TEST_CASE("the options are checked at the call: server_hostname needs ssl, TLS time limits") {
     nettest::run([]() -> ioloop::coro<void> {
         auto& loop = ioloop::get_running_loop();
         auto factory = &make_echo;
-        // Any non-null pointer: without the TLS header nothing reads it.
-        const auto* ssl = reinterpret_cast<const ioloop::ssl_context*>(&loop);
-        CHECK(invalid_argument_saying(
-            [&] { return loop.create_connection(factory, "127.0.0.1", 1, {.ssl = ssl}); },
-            "create_connection: ssl= needs <ioloop/ssl.hpp>"));
         CHECK(invalid_argument_saying(
             [&] {
                 return loop.create_connection(factory, "127.0.0.1", 1,
@@ -68,8 +64,11 @@ TEST_CASE("the options are checked at the call: ssl needs the TLS header, server
             },
             "create_connection: server_hostname is only meaningful with ssl"));
         CHECK(invalid_argument_saying(
-            [&] { return ioloop::open_connection("127.0.0.1", 1, {.ssl = ssl}); },
-            "open_connection: ssl= needs <ioloop/ssl.hpp>"));
+            [&] {
+                return ioloop::open_connection("127.0.0.1", 1,
+                                               {.ssl_handshake_timeout = std::chrono::seconds(0)});
+            },
+            "open_connection: ssl_handshake_timeout must be positive"));
         CHECK(invalid_argument_saying(
             [&] { return ioloop::open_connection("127.0.0.1", 1, {.limit = 0}); },
             "open_connection: the limit"));
@@ -86,6 +85,8 @@ TEST_CASE("the defaults are asyncio's") {
     CHECK(c.happy_eyeballs_delay < std::chrono::steady_clock::duration::zero());  // None
     CHECK(c.interleave < 0);                                                       // None
     CHECK_FALSE(c.all_errors);
+    CHECK(c.ssl_handshake_timeout == std::chrono::seconds(60));
+    CHECK(c.ssl_shutdown_timeout == std::chrono::seconds(30));
 }
 
 TEST_CASE("create_connection with options connects as without, and local_addr binds first") {

@@ -58,6 +58,8 @@
 #include "ioloop/net/serve_options.hpp"
 #include "ioloop/net/server.hpp"
 #include "ioloop/net/socket.hpp"
+#include "ioloop/net/ssl_option.hpp"
+#include "ioloop/net/start_tls.hpp"
 #include "ioloop/net/stream_core.hpp"
 #include "ioloop/net/stream_reader.hpp"
 #include "ioloop/net/stream_writer.hpp"
@@ -69,14 +71,6 @@
 #include "ioloop/subprocess/stdio.hpp"
 #include "ioloop/subprocess/subprocess_transport.hpp"
 
-// Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
-#undef IOLOOP_NOINLINE
-#undef IOLOOP_ALWAYS_INLINE
-#undef IOLOOP_PREFETCH
-#undef IOLOOP_NAMESPACE_BEGIN
-#undef IOLOOP_NAMESPACE_END
-#undef IOLOOP_ABI_TAG
-#undef IOLOOP_ABI_CONCAT
-#undef IOLOOP_ABI_CONCAT_
+#include "ioloop/detail/macro_unscope.hpp"
 
 #endif

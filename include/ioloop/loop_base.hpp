@@ -51,6 +51,9 @@ struct connect_options;        // net/connect_options.hpp
 struct serve_options;          // net/serve_options.hpp
 class server;                  // net/server.hpp
 class transport;               // net/transport.hpp
+class base_protocol;           // net/protocol.hpp
+class ssl_option;              // net/ssl_option.hpp
+struct tls_options;            // net/ssl_option.hpp
 class datagram_transport;      // net/transport.hpp
 class subprocess_transport;    // subprocess/subprocess_transport.hpp
 struct subprocess_options;     // subprocess/stdio.hpp
@@ -318,6 +321,20 @@ public:
     coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>> create_datagram_endpoint(
         Factory factory, std::string local_host, std::uint16_t local_port, std::string remote_host,
         std::uint16_t remote_port);
+
+    // co_await loop.start_tls(transport, ssl, options) -> transport* (asyncio's STARTTLS
+    // upgrade): a TLS layer (an ssl_context of <ioloop/ssl.hpp>) goes between the transport
+    // and its protocol, which goes on over TLS through the transport returned once the
+    // handshake is done; use that one from then on. options.server_side: this end answers
+    // the handshake. asyncio's protocol argument may be given too: it must be the
+    // transport's own. Defined in net/start_tls.hpp.
+    template <class = void>
+    coro<transport*> start_tls(transport& t, ssl_option ssl);
+    template <class = void>
+    coro<transport*> start_tls(transport& t, ssl_option ssl, const tls_options& options);
+    template <class = void>
+    coro<transport*> start_tls(transport& t, base_protocol& p, ssl_option ssl,
+                               const tls_options& options);
 
     // co_await loop.sendfile(transport, file, offset, count) -> bytes sent (asyncio's):
     // count < 0 sends to the end of the file. sendfile(2) where the transport is a plain

@@ -141,6 +141,14 @@
 #error "ioloop: no backend is available on this platform"
 #endif
 
+// The internal macros (IOLOOP_NAMESPACE_BEGIN, IOLOOP_NOINLINE, ...): undefined again at
+// the end of <ioloop/ioloop.hpp>, and defined again by <ioloop/ssl.hpp> for its own part.
+// begin file ioloop/detail/macro_scope.hpp
+// ioloop: the internal macros, defined (nlohmann/json's macro_scope): included by
+// detail/config.hpp, and again by <ioloop/ssl.hpp> after <ioloop/ioloop.hpp>, whose end
+// undefines them (detail/macro_unscope.hpp). No include guard: it is meant to be included
+// again; defining a macro again with the same text is allowed.
+// IWYU pragma: private
 // Keeps a cold path (errors, slow-path frees) out of the hot function that calls it.
 #if defined(__GNUC__) || defined(__clang__)
 #define IOLOOP_NOINLINE __attribute__((noinline))
@@ -179,6 +187,8 @@
 #define IOLOOP_NAMESPACE_END \
     }                        \
     }
+
+// end file ioloop/detail/macro_scope.hpp
 
 #endif
 // end file ioloop/detail/config.hpp
@@ -2544,6 +2554,9 @@ struct connect_options;        // net/connect_options.hpp
 struct serve_options;          // net/serve_options.hpp
 class server;                  // net/server.hpp
 class transport;               // net/transport.hpp
+class base_protocol;           // net/protocol.hpp
+class ssl_option;              // net/ssl_option.hpp
+struct tls_options;            // net/ssl_option.hpp
 class datagram_transport;      // net/transport.hpp
 class subprocess_transport;    // subprocess/subprocess_transport.hpp
 struct subprocess_options;     // subprocess/stdio.hpp
@@ -2811,6 +2824,20 @@ public:
     coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>> create_datagram_endpoint(
         Factory factory, std::string local_host, std::uint16_t local_port, std::string remote_host,
         std::uint16_t remote_port);
+
+    // co_await loop.start_tls(transport, ssl, options) -> transport* (asyncio's STARTTLS
+    // upgrade): a TLS layer (an ssl_context of <ioloop/ssl.hpp>) goes between the transport
+    // and its protocol, which goes on over TLS through the transport returned once the
+    // handshake is done; use that one from then on. options.server_side: this end answers
+    // the handshake. asyncio's protocol argument may be given too: it must be the
+    // transport's own. Defined in net/start_tls.hpp.
+    template <class = void>
+    coro<transport*> start_tls(transport& t, ssl_option ssl);
+    template <class = void>
+    coro<transport*> start_tls(transport& t, ssl_option ssl, const tls_options& options);
+    template <class = void>
+    coro<transport*> start_tls(transport& t, base_protocol& p, ssl_option ssl,
+                               const tls_options& options);
 
     // co_await loop.sendfile(transport, file, offset, count) -> bytes sent (asyncio's):
     // count < 0 sends to the end of the file. sendfile(2) where the transport is a plain
@@ -12986,10 +13013,258 @@ IOLOOP_NAMESPACE_END
 //
 // It owns no memory: a braced temporary in a co_await expression is destroyed twice by
 // g++ 12, so a string in here would be freed twice. What it points to (server_hostname,
-// ssl) must outlive the call.
+// the ssl context) must outlive the call.
 #ifndef IOLOOP_NET_CONNECT_OPTIONS_HPP
 #define IOLOOP_NET_CONNECT_OPTIONS_HPP
 
+// begin file ioloop/net/ssl_option.hpp
+// ioloop: the `ssl` option of the connect and serve calls, and tls_options (loop.start_tls,
+// stream_writer::start_tls). TLS itself is the separate header <ioloop/ssl.hpp>, over
+// OpenSSL; this file is how the networking layer reaches it without knowing OpenSSL:
+//
+//     auto ctx = ioloop::create_default_context();                  // <ioloop/ssl.hpp>
+//     co_await ioloop::open_connection("example.org", 443, {.ssl = ctx});
+//
+// An ssl_option refers to an ssl_context (or to none) and carries, made where the context's
+// type is complete, the function that puts a TLS layer between a transport and its
+// protocol. A program that never includes <ioloop/ssl.hpp> has no ssl_context to refer
+// to, and one that names an incomplete one gets a compile error naming the header.
+#ifndef IOLOOP_NET_SSL_OPTION_HPP
+#define IOLOOP_NET_SSL_OPTION_HPP
+
+// begin file ioloop/net/protocol.hpp
+// ioloop: protocols, asyncio's callback networking interface. A protocol is told what
+// happens on its transport; derive from it and override the hooks you need. A transport
+// owns its protocol (made by the factory given to create_connection / create_server) and
+// destroys it right after connection_lost.
+#ifndef IOLOOP_NET_PROTOCOL_HPP
+#define IOLOOP_NET_PROTOCOL_HPP
+
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+
+class transport;
+class datagram_transport;
+class endpoint;
+
+// What every protocol hears about its connection and its flow control.
+class base_protocol {
+public:
+    virtual ~base_protocol() = default;
+
+    // The connection is gone; an empty code means it was closed cleanly (asyncio's None).
+    // The last call: the transport and this protocol are destroyed right after it.
+    virtual void connection_lost(std::error_code) {}
+
+    // The transport's write buffer went above its high-water mark: stop writing until
+    // resume_writing(). Writes made meanwhile are still buffered, not lost.
+    virtual void pause_writing() {}
+    // ... and drained down to its low-water mark.
+    virtual void resume_writing() {}
+};
+
+// A stream (TCP, Unix stream socket).
+class protocol : public base_protocol {
+public:
+    // The connection is up; `t` stays valid until connection_lost returns.
+    virtual void connection_made(transport& t) { (void)t; }
+
+    // Bytes that arrived. The view points into a buffer the loop reuses: copy what you keep.
+    virtual void data_received(std::string_view data) { (void)data; }
+
+    // The peer will send no more. Return false (the default) to close the transport, true
+    // to keep it open for writing (half-close).
+    virtual bool eof_received() { return false; }
+};
+
+// A stream whose protocol lends the buffer the bytes are received into (asyncio's
+// BufferedProtocol): the transport reads straight into it, with no copy through the loop's
+// shared buffer. Accepted wherever a `protocol` factory is.
+class buffered_protocol : public base_protocol {
+public:
+    // The connection is up; `t` stays valid until connection_lost returns.
+    virtual void connection_made(transport& t) { (void)t; }
+
+    // Where the next read goes. `size_hint` is what the transport would like (the size of
+    // its own reads, 64 KiB); a smaller span is fine. An empty span, or an exception, is a
+    // fatal error: the loop's exception handler hears of it and the transport is aborted
+    // (connection_lost gets errc::connection_aborted).
+    virtual std::span<char> get_buffer(std::size_t size_hint) = 0;
+
+    // The last span get_buffer gave now holds `n` new bytes at its start (0 < n <= its
+    // size). An exception is fatal, as from get_buffer.
+    virtual void buffer_updated(std::size_t n) = 0;
+
+    // The peer will send no more. Return false (the default) to close the transport, true
+    // to keep it open for writing (half-close).
+    virtual bool eof_received() { return false; }
+};
+
+// Datagrams (UDP, Unix datagram socket).
+class datagram_protocol : public base_protocol {
+public:
+    virtual void connection_made(datagram_transport& t) { (void)t; }
+
+    // One datagram and its sender. The view points into a buffer the loop reuses.
+    virtual void datagram_received(std::string_view data, const endpoint& from) {
+        (void)data;
+        (void)from;
+    }
+
+    // A send or receive failed (an ICMP port unreachable seen as ECONNREFUSED, ...); the
+    // transport stays open, as in asyncio.
+    virtual void error_received(std::error_code) {}
+};
+
+namespace detail {
+
+// What a stream transport accepts as its protocol: one derived from protocol or from
+// buffered_protocol (not both: the two hear the same events in different ways).
+template <class P>
+inline constexpr bool is_stream_protocol =
+    std::is_base_of_v<protocol, P> != std::is_base_of_v<buffered_protocol, P>;
+
+// A stream's protocol as its transport owns it: which kind it is, known from the factory's
+// type, is kept beside it, so no call needs a dynamic_cast.
+struct owned_stream_protocol {
+    template <class P>
+    owned_stream_protocol(std::unique_ptr<P> p) noexcept  // NOLINT: converts, as unique_ptr's
+        : ptr(std::move(p)), buffered(std::is_base_of_v<buffered_protocol, P>) {
+        static_assert(is_stream_protocol<P>,
+                      "the protocol factory must return std::unique_ptr<P>, with P derived from "
+                      "ioloop::protocol or from ioloop::buffered_protocol");
+    }
+
+    // One whose kind is known already (a protocol taken from a transport: loop.start_tls).
+    owned_stream_protocol(std::unique_ptr<base_protocol> p, bool is_buffered) noexcept
+        : ptr(std::move(p)), buffered(is_buffered) {}
+
+    std::unique_ptr<base_protocol> ptr;
+    bool buffered;
+};
+
+}  // namespace detail
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/protocol.hpp
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <type_traits>
+
+IOLOOP_NAMESPACE_BEGIN
+
+class loop_base;
+class transport;
+
+// A TLS configuration (asyncio's ssl.SSLContext): defined by <ioloop/ssl.hpp>.
+class ssl_context;
+
+// What loop.start_tls and stream_writer::start_tls take besides the context (asyncio's
+// keyword arguments). Owns nothing, as connect_options: server_hostname must outlive the
+// call.
+struct tls_options {
+    // This end is the server of the handshake (it presents the context's certificate).
+    bool server_side = false;
+    // The name the server's certificate is checked against, and sent as SNI; null: none
+    // (a client whose context checks host names then fails at the call).
+    const char* server_hostname = nullptr;
+    // The handshake is abandoned after this long: std::system_error(errc::timed_out).
+    std::chrono::steady_clock::duration ssl_handshake_timeout = std::chrono::seconds(60);
+    // After close(), how long to wait for the peer's close_notify before the connection is
+    // closed anyway.
+    std::chrono::steady_clock::duration ssl_shutdown_timeout = std::chrono::seconds(30);
+};
+
+namespace detail {
+
+struct tls_handshake_link;  // net/start_tls.hpp
+
+// A new TLS layer: the protocol to give the transport below, and the transport the
+// wrapped protocol writes to (one object).
+struct tls_layer_made {
+    owned_stream_protocol layer;
+    transport* upper;
+};
+
+// Makes the TLS layer of one connection over `app` (moved from only if it succeeds);
+// keeps its context alive (a server calls it for each connection it accepts). With a
+// link, the caller waits there for the handshake (net/start_tls.hpp); without one, the
+// protocol's connection_made follows the handshake, and a failed one just closes the
+// connection (a server's).
+using tls_layer_factory =
+    unique_function<tls_layer_made(loop_base&, owned_stream_protocol&, tls_handshake_link*)>;
+
+// <ioloop/ssl.hpp> specializes this for ssl_context: make(ctx, options) gives its
+// tls_layer_factory. Reached here only when ssl_context is not defined where an
+// ssl_option is made.
+template <class Context>
+struct tls_entry {
+    static_assert(sizeof(Context*) == 0,
+                  "the ssl option takes an ioloop::ssl_context: #include <ioloop/ssl.hpp> "
+                  "(TLS over OpenSSL; link -lssl -lcrypto)");
+};
+
+}  // namespace detail
+
+// The `ssl` member of connect_options and serve_options: an ssl_context (`.ssl = ctx`),
+// a pointer to one (`.ssl = &ctx`), or none (plain TCP). It refers to the context, which
+// must outlive the call (the layers the call makes share it from then on).
+class ssl_option {
+public:
+    ssl_option() noexcept = default;
+    ssl_option(std::nullptr_t) noexcept {}  // NOLINT: converts, as a null pointer does
+
+    template <class Context>
+        requires std::is_same_v<Context, ssl_context>
+    ssl_option(const Context& ctx) noexcept  // NOLINT: converts, so that `.ssl = ctx` reads
+        : ctx_(&ctx), make_(&detail::tls_entry<Context>::make) {}
+
+    // A temporary context would be gone before the call uses it (the connect calls make
+    // their layers after they connect): refused at compile time.
+    template <class Context>
+        requires std::is_same_v<Context, ssl_context>
+    ssl_option(Context&& ctx) noexcept {  // NOLINT: only to refuse a temporary
+        static_assert(sizeof(Context*) == 0,
+                      "ssl= refers to the ssl_context, which must outlive the call: keep it in "
+                      "a variable, not a temporary");
+        (void)ctx;
+    }
+
+    template <class Context>
+        requires std::is_same_v<Context, ssl_context>
+    ssl_option(const Context* ctx) noexcept  // NOLINT: converts, as the reference does
+        : ctx_(ctx), make_(ctx ? &detail::tls_entry<Context>::make : nullptr) {}
+
+    explicit operator bool() const noexcept { return ctx_ != nullptr; }
+    const ssl_context* get() const noexcept { return ctx_; }
+
+    friend bool operator==(const ssl_option& a, std::nullptr_t) noexcept { return !a.ctx_; }
+
+    // The layers' maker for these options (the context is not null).
+    detail::tls_layer_factory layer_factory(const tls_options& o) const {
+        return make_(*ctx_, o);
+    }
+
+private:
+    const ssl_context* ctx_ = nullptr;
+    detail::tls_layer_factory (*make_)(const ssl_context&, const tls_options&) = nullptr;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/ssl_option.hpp
 
 #include <chrono>
 #include <cstddef>
@@ -12998,16 +13273,14 @@ IOLOOP_NAMESPACE_END
 
 IOLOOP_NAMESPACE_BEGIN
 
-// A TLS configuration: defined by the TLS header (<ioloop/ssl.hpp>), which is separate
-// and optional. Without it, a non-null `ssl` option is refused (std::invalid_argument).
-class ssl_context;
-
 struct connect_options {
     // The stream_reader's limit (open_connection only; stream_default_limit).
     std::size_t limit = 64 * 1024;
-    // TLS over the connection (needs <ioloop/ssl.hpp>); null: plain TCP.
-    const ssl_context* ssl = nullptr;
-    // The name the server's certificate is checked against (with ssl only); null: the host.
+    // TLS over the connection: an ssl_context of <ioloop/ssl.hpp>; none: plain TCP. The
+    // call returns once the handshake is done.
+    ssl_option ssl{};
+    // The name the server's certificate is checked against and sent as SNI (with ssl only);
+    // null: the host.
     const char* server_hostname = nullptr;
     // Bind the socket here before connecting (asyncio's local_addr); unspecified: not bound.
     // Only addresses of its family are tried.
@@ -13025,6 +13298,10 @@ struct connect_options {
     // "Multiple exceptions: ..." naming each); true, an ioloop::connect_errors listing every
     // address's error (asyncio's ExceptionGroup).
     bool all_errors = false;
+    // With ssl: the handshake's time limit (std::system_error(errc::timed_out) after it),
+    // and how long close() waits for the peer's close_notify (asyncio's defaults).
+    std::chrono::steady_clock::duration ssl_handshake_timeout = std::chrono::seconds(60);
+    std::chrono::steady_clock::duration ssl_shutdown_timeout = std::chrono::seconds(30);
 };
 // What keeps it safe as a braced temporary in a co_await expression (see above).
 static_assert(std::is_trivially_copyable_v<connect_options> &&
@@ -13032,17 +13309,19 @@ static_assert(std::is_trivially_copyable_v<connect_options> &&
 
 namespace detail {
 
-// The TLS header, once included, takes the ssl option; without it, a call given one fails
-// here before anything is opened.
-inline void refuse_ssl_without_tls(const ssl_context* ssl, const char* what) {
-    if (ssl) {
-        throw std::invalid_argument(
-            concat({what, ": ssl= needs <ioloop/ssl.hpp> (TLS is not compiled in)"}));
+// A negative or zero time limit is refused at the call, as asyncio refuses it.
+inline void check_tls_timeouts(std::chrono::steady_clock::duration handshake,
+                               std::chrono::steady_clock::duration shutdown, const char* what) {
+    if (handshake.count() <= 0) {
+        throw std::invalid_argument(concat({what, ": ssl_handshake_timeout must be positive"}));
+    }
+    if (shutdown.count() <= 0) {
+        throw std::invalid_argument(concat({what, ": ssl_shutdown_timeout must be positive"}));
     }
 }
 
 inline void check_connect_options(const connect_options& o, const char* what) {
-    refuse_ssl_without_tls(o.ssl, what);
+    check_tls_timeouts(o.ssl_handshake_timeout, o.ssl_shutdown_timeout, what);
     if (o.server_hostname && !o.ssl) {
         throw std::invalid_argument(
             concat({what, ": server_hostname is only meaningful with ssl"}));
@@ -14365,99 +14644,6 @@ IOLOOP_NAMESPACE_END
 #ifndef IOLOOP_NET_SERVER_STATE_HPP
 #define IOLOOP_NET_SERVER_STATE_HPP
 
-// begin file ioloop/net/protocol.hpp
-// ioloop: protocols, asyncio's callback networking interface. A protocol is told what
-// happens on its transport; derive from it and override the hooks you need. A transport
-// owns its protocol (made by the factory given to create_connection / create_server) and
-// destroys it right after connection_lost.
-#ifndef IOLOOP_NET_PROTOCOL_HPP
-#define IOLOOP_NET_PROTOCOL_HPP
-
-
-#include <cstddef>
-#include <span>
-#include <string_view>
-#include <system_error>
-
-IOLOOP_NAMESPACE_BEGIN
-
-class transport;
-class datagram_transport;
-class endpoint;
-
-// What every protocol hears about its connection and its flow control.
-class base_protocol {
-public:
-    virtual ~base_protocol() = default;
-
-    // The connection is gone; an empty code means it was closed cleanly (asyncio's None).
-    // The last call: the transport and this protocol are destroyed right after it.
-    virtual void connection_lost(std::error_code) {}
-
-    // The transport's write buffer went above its high-water mark: stop writing until
-    // resume_writing(). Writes made meanwhile are still buffered, not lost.
-    virtual void pause_writing() {}
-    // ... and drained down to its low-water mark.
-    virtual void resume_writing() {}
-};
-
-// A stream (TCP, Unix stream socket).
-class protocol : public base_protocol {
-public:
-    // The connection is up; `t` stays valid until connection_lost returns.
-    virtual void connection_made(transport& t) { (void)t; }
-
-    // Bytes that arrived. The view points into a buffer the loop reuses: copy what you keep.
-    virtual void data_received(std::string_view data) { (void)data; }
-
-    // The peer will send no more. Return false (the default) to close the transport, true
-    // to keep it open for writing (half-close).
-    virtual bool eof_received() { return false; }
-};
-
-// A stream whose protocol lends the buffer the bytes are received into (asyncio's
-// BufferedProtocol): the transport reads straight into it, with no copy through the loop's
-// shared buffer. Accepted wherever a `protocol` factory is.
-class buffered_protocol : public base_protocol {
-public:
-    // The connection is up; `t` stays valid until connection_lost returns.
-    virtual void connection_made(transport& t) { (void)t; }
-
-    // Where the next read goes. `size_hint` is what the transport would like (the size of
-    // its own reads, 64 KiB); a smaller span is fine. An empty span, or an exception, is a
-    // fatal error: the loop's exception handler hears of it and the transport is aborted
-    // (connection_lost gets errc::connection_aborted).
-    virtual std::span<char> get_buffer(std::size_t size_hint) = 0;
-
-    // The last span get_buffer gave now holds `n` new bytes at its start (0 < n <= its
-    // size). An exception is fatal, as from get_buffer.
-    virtual void buffer_updated(std::size_t n) = 0;
-
-    // The peer will send no more. Return false (the default) to close the transport, true
-    // to keep it open for writing (half-close).
-    virtual bool eof_received() { return false; }
-};
-
-// Datagrams (UDP, Unix datagram socket).
-class datagram_protocol : public base_protocol {
-public:
-    virtual void connection_made(datagram_transport& t) { (void)t; }
-
-    // One datagram and its sender. The view points into a buffer the loop reuses.
-    virtual void datagram_received(std::string_view data, const endpoint& from) {
-        (void)data;
-        (void)from;
-    }
-
-    // A send or receive failed (an ICMP port unreachable seen as ECONNREFUSED, ...); the
-    // transport stays open, as in asyncio.
-    virtual void error_received(std::error_code) {}
-};
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/protocol.hpp
 // begin file ioloop/net/stream_core.hpp
 // ioloop: what every stream transport does the same way, whatever moves its bytes: the
 // checks of write(), write_eof and the half-close that waits for the buffer, pausing and
@@ -14530,21 +14716,29 @@ IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 struct sendfile_gate;    // net/sendfile_gate.hpp
 struct sendfile_access;  // net/sendfile.hpp
+struct tls_access;       // net/start_tls.hpp
+struct owned_stream_protocol;
 }  // namespace detail
 
 // What get_extra_info returns: an address ("peername", "sockname"), a descriptor
-// ("socket": a SOCKET on Windows; "pipe": read it with pipe(), a HANDLE on Windows), or
-// nothing (an unknown name, or a transport already closed).
+// ("socket": a SOCKET on Windows; "pipe": read it with pipe(), a HANDLE on Windows), text
+// (a TLS transport's "cipher", "ssl_version", "alpn_protocol", "peercert" as PEM), a
+// library's object ("ssl_object": OpenSSL's SSL*, as void*), or nothing (an unknown name,
+// or a transport already closed).
 class extra_info {
 public:
     extra_info() noexcept = default;
     explicit extra_info(endpoint address) : kind_(kind::address), address_(std::move(address)) {}
     explicit extra_info(native_socket fd) noexcept : kind_(kind::descriptor), fd_(fd) {}
+    explicit extra_info(std::string text) : kind_(kind::text), text_(std::move(text)) {}
+    explicit extra_info(void* object) noexcept : kind_(kind::object), object_(object) {}
 
     bool has_value() const noexcept { return kind_ != kind::none; }
     explicit operator bool() const noexcept { return has_value(); }
     bool is_address() const noexcept { return kind_ == kind::address; }
     bool is_descriptor() const noexcept { return kind_ == kind::descriptor; }
+    bool is_text() const noexcept { return kind_ == kind::text; }
+    bool is_handle() const noexcept { return kind_ == kind::object; }
 
     const endpoint& address() const {
         if (kind_ != kind::address) throw invalid_state_error("extra_info: not an address");
@@ -14554,15 +14748,26 @@ public:
         if (kind_ != kind::descriptor) throw invalid_state_error("extra_info: not a descriptor");
         return fd_;
     }
+    const std::string& text() const {
+        if (kind_ != kind::text) throw invalid_state_error("extra_info: not text");
+        return text_;
+    }
+    // A library's object, to be cast back to its type ("ssl_object": SSL*).
+    void* handle() const {
+        if (kind_ != kind::object) throw invalid_state_error("extra_info: not a handle");
+        return object_;
+    }
     // A pipe transport's descriptor ("pipe"), as connect_read_pipe / connect_write_pipe
     // took it: fd() on POSIX, the pipe's HANDLE on Windows.
     native_descriptor pipe() const { return detail::socket_as_descriptor(fd()); }
 
 private:
-    enum class kind : unsigned char { none, address, descriptor };
+    enum class kind : unsigned char { none, address, descriptor, text, object };
     kind kind_ = kind::none;
     endpoint address_;
     native_socket fd_ = invalid_socket;
+    std::string text_;
+    void* object_ = nullptr;
 };
 
 // asyncio's defaults: pause the protocol above 64 KiB buffered, resume at a quarter.
@@ -14661,6 +14866,14 @@ protected:
 
 private:
     friend struct detail::sendfile_access;
+    friend struct detail::tls_access;
+    // loop.start_tls's hook: puts `p` in the place of this transport's protocol and gives
+    // the one it had back (which a TLS layer over this transport then owns). False: this
+    // transport cannot (a TLS transport already, or one of the program's own).
+    virtual bool exchange_protocol(detail::owned_stream_protocol& p) noexcept {
+        (void)p;
+        return false;
+    }
     // loop.sendfile's hooks (net/sendfile.hpp). The socket sendfile(2) may write to: a
     // plain socket's on a readiness backend, none otherwise (the fallback is used then).
     virtual native_socket sendfile_socket() const noexcept { return invalid_socket; }
@@ -15004,27 +15217,6 @@ protected:
     ~connection_counter() = default;
 };
 
-// What a stream transport accepts as its protocol: one derived from protocol or from
-// buffered_protocol (not both: the two hear the same events in different ways).
-template <class P>
-inline constexpr bool is_stream_protocol =
-    std::is_base_of_v<protocol, P> != std::is_base_of_v<buffered_protocol, P>;
-
-// A stream's protocol as its transport owns it: which kind it is, known from the factory's
-// type, is kept beside it, so no call needs a dynamic_cast.
-struct owned_stream_protocol {
-    template <class P>
-    owned_stream_protocol(std::unique_ptr<P> p) noexcept  // NOLINT: converts, as unique_ptr's
-        : ptr(std::move(p)), buffered(std::is_base_of_v<buffered_protocol, P>) {
-        static_assert(is_stream_protocol<P>,
-                      "the protocol factory must return std::unique_ptr<P>, with P derived from "
-                      "ioloop::protocol or from ioloop::buffered_protocol");
-    }
-
-    std::unique_ptr<base_protocol> ptr;
-    bool buffered;
-};
-
 template <class Derived>
 class stream_core : public transport_core<Derived, transport, base_protocol> {
     using core = transport_core<Derived, transport, base_protocol>;
@@ -15114,6 +15306,15 @@ protected:
         this->update_watch();
         return true;
     }
+    // loop.start_tls: the TLS layer takes this transport's protocol and becomes its own.
+    // Refused while loop.sendfile runs, and once the connection is closing.
+    bool exchange_protocol(owned_stream_protocol& p) noexcept final {
+        if (sendfile_active_ || this->closing_) return false;
+        std::swap(this->protocol_, p.ptr);
+        std::swap(buffered_, p.buffered);
+        return true;
+    }
+
     // Derived's socket turned writable while a native sendfile waits for it.
     bool sendfile_wants_writable() const noexcept {
         return sendfile_active_ && link_.gate->want_writable;
@@ -18060,6 +18261,7 @@ IOLOOP_NAMESPACE_END
 #define IOLOOP_NET_SERVE_OPTIONS_HPP
 
 
+#include <chrono>
 #include <cstddef>
 #include <stdexcept>
 #include <string>
@@ -18073,8 +18275,10 @@ struct serve_options {
     std::size_t limit = 64 * 1024;
     // The listen() backlog; the kernel may cap it (somaxconn).
     int backlog = 100;
-    // TLS for every connection (needs <ioloop/ssl.hpp>); null: plain TCP.
-    const ssl_context* ssl = nullptr;
+    // TLS for every connection: an ssl_context of <ioloop/ssl.hpp> (its certificate
+    // loaded); none: plain TCP. A connection's protocol hears connection_made once its
+    // handshake is done; a failed handshake just closes that connection.
+    ssl_option ssl{};
     // SO_REUSEADDR on the listening sockets: bind a port whose old connections linger in
     // TIME_WAIT (POSIX's default; on Windows it would let another process steal the port).
     bool reuse_address = detail::listen_with_reuse_address;
@@ -18091,6 +18295,10 @@ struct serve_options {
     // given, an empty host argument adds nothing (instead of every interface). Null: the
     // host argument alone.
     const std::vector<std::string>* hosts = nullptr;
+    // With ssl: each handshake's time limit, and how long a close waits for the peer's
+    // close_notify (asyncio's defaults).
+    std::chrono::steady_clock::duration ssl_handshake_timeout = std::chrono::seconds(60);
+    std::chrono::steady_clock::duration ssl_shutdown_timeout = std::chrono::seconds(30);
 };
 // What keeps it safe as a braced temporary in a co_await expression (see above).
 static_assert(std::is_trivially_copyable_v<serve_options> &&
@@ -18099,7 +18307,7 @@ static_assert(std::is_trivially_copyable_v<serve_options> &&
 namespace detail {
 
 inline void check_serve_options(const serve_options& o, const char* what) {
-    refuse_ssl_without_tls(o.ssl, what);
+    check_tls_timeouts(o.ssl_handshake_timeout, o.ssl_shutdown_timeout, what);
     if (o.backlog < 0) {
         throw std::invalid_argument(concat({what, ": the backlog must not be negative"}));
     }
@@ -18110,1097 +18318,16 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/net/serve_options.hpp
+// begin file ioloop/net/start_tls.hpp
+// ioloop: where the networking layer puts a TLS layer (made by <ioloop/ssl.hpp>, reached
+// through an ssl_option) between a transport and its protocol: over a connection just made
+// (create_connection, connect_accepted_socket, each connection of create_server with the
+// ssl option), and over one that already carries plain bytes (loop.start_tls, asyncio's
+// STARTTLS). The layer is the transport's protocol, and the transport the protocol above
+// writes to; the transport owns it, and it owns that protocol.
+#ifndef IOLOOP_NET_START_TLS_HPP
+#define IOLOOP_NET_START_TLS_HPP
 
-#include <cstdint>
-#include <exception>
-#include <memory>
-#include <stdexcept>
-#include <string>
-#include <system_error>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-template <class Factory, class Base>
-constexpr void check_factory() {
-    static_assert(std::is_base_of_v<Base, protocol_of<Factory>>,
-                  "the protocol factory must return std::unique_ptr<P>, with P derived from "
-                  "ioloop::datagram_protocol");
-}
-
-// The transport and protocol over a connected socket.
-template <class P, class Factory>
-std::pair<transport*, P*> start_connected(loop_base& loop, Factory& factory, socket s) {
-    std::unique_ptr<P> proto = factory();
-    P* p = proto.get();
-    transport& t = with_family(loop, [&](auto ops) -> transport& {
-        return ops.start_stream(loop, std::move(s), std::move(proto), nullptr);
-    });
-    return std::pair<transport*, P*>(&t, p);
-}
-
-template <class P, class Factory>
-coro<std::pair<transport*, P*>> start_connection(loop_base& loop, Factory factory,
-                                                 std::vector<endpoint> addresses,
-                                                 connect_options o, const char* what) {
-    socket s = co_await connect_any(loop, std::move(addresses), o, what);
-    co_return start_connected<P>(loop, factory, std::move(s));
-}
-
-template <class P, class Factory>
-coro<std::pair<transport*, P*>> create_connection(loop_base& loop, Factory factory,
-                                                  std::string host, std::uint16_t port,
-                                                  connect_options o) {
-    std::vector<endpoint> addresses = co_await loop.getaddrinfo(host, port, socket_type::stream);
-    co_return co_await start_connection<P>(loop, std::move(factory), std::move(addresses), o,
-                                           "create_connection");
-}
-
-// An already connected stream socket (asyncio's sock=, connect_accepted_socket), checked
-// before the coroutine starts: the caller learns of a wrong socket at the call.
-inline void check_connected_stream(const socket& s, const char* what) {
-    if (!s.is_open()) throw std::invalid_argument(concat({what, ": the socket is not open"}));
-    if (s.type() != socket_type::stream) {
-        throw std::invalid_argument(concat({what, ": the socket is not a stream socket"}));
-    }
-}
-
-template <class P, class Factory>
-coro<std::pair<transport*, P*>> adopt_connection(loop_base& loop, Factory factory, socket s) {
-    co_return start_connected<P>(loop, factory, std::move(s));
-}
-
-}  // namespace detail
-
-template <class Factory>
-coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
-    Factory factory, std::string host, std::uint16_t port) {
-    return create_connection(std::move(factory), std::move(host), port, connect_options{});
-}
-
-template <class Factory>
-coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
-    Factory factory, std::string host, std::uint16_t port, const connect_options& options) {
-    check_open("create_connection");
-    detail::check_connect_options(options, "create_connection");
-    using P = detail::protocol_of<Factory>;
-    return detail::create_connection<P>(*this, std::move(factory), std::move(host), port,
-                                        options);
-}
-
-template <class Factory>
-coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
-    Factory factory, std::vector<endpoint> addresses, const connect_options& options) {
-    check_open("create_connection");
-    detail::check_connect_options(options, "create_connection");
-    using P = detail::protocol_of<Factory>;
-    return detail::start_connection<P>(*this, std::move(factory), std::move(addresses), options,
-                                       "create_connection");
-}
-
-template <class Factory>
-coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
-    Factory factory, socket sock, const connect_options& options) {
-    check_open("create_connection");
-    detail::check_connect_options(options, "create_connection");
-    // What chooses and connects an address has no part with a connected socket (asyncio
-    // refuses host and local_addr with sock).
-    if (options.local_addr.family() != address_family::unspecified) {
-        throw std::invalid_argument("create_connection: local_addr with sock= (already connected)");
-    }
-    detail::check_connected_stream(sock, "create_connection");
-    using P = detail::protocol_of<Factory>;
-    return detail::adopt_connection<P>(*this, std::move(factory), std::move(sock));
-}
-
-template <class Factory>
-coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
-    Factory factory, socket sock) {
-    return create_connection(std::move(factory), std::move(sock), connect_options{});
-}
-
-template <class Factory>
-coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::connect_accepted_socket(
-    Factory factory, socket sock) {
-    return connect_accepted_socket(std::move(factory), std::move(sock), serve_options{});
-}
-
-template <class Factory>
-coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::connect_accepted_socket(
-    Factory factory, socket sock, const serve_options& options) {
-    check_open("connect_accepted_socket");
-    detail::check_serve_options(options, "connect_accepted_socket");
-    detail::check_connected_stream(sock, "connect_accepted_socket");
-    using P = detail::protocol_of<Factory>;
-    return detail::adopt_connection<P>(*this, std::move(factory), std::move(sock));
-}
-
-template <class Factory>
-coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_unix_connection(
-    Factory factory, std::string path) {
-    check_open("create_unix_connection");
-    using P = detail::protocol_of<Factory>;
-    std::vector<endpoint> addresses{endpoint::unix_path(path)};
-    return detail::start_connection<P>(*this, std::move(factory), std::move(addresses),
-                                       connect_options{}, "create_unix_connection");
-}
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/create_connection.hpp
-
-#include <memory>
-#include <utility>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-// The coroutine owns the descriptor from its creation: destroyed unstarted, it closes it.
-template <class P, class Factory>
-coro<std::pair<transport*, P*>> connect_pipe(loop_base& loop, Factory factory,
-                                             owned_descriptor fd, descriptor_kind kind) {
-    std::unique_ptr<P> proto = factory();
-    P* p = proto.get();
-    transport& t = with_family(loop, [&](auto ops) -> transport& {
-        return ops.start_pipe(loop, std::move(fd), kind, std::move(proto));
-    });
-    co_return std::pair<transport*, P*>(&t, p);
-}
-
-// The checks made at the call, then the coroutine. The descriptor is owned at once.
-template <class Factory>
-coro<std::pair<transport*, protocol_of<Factory>*>> connect_pipe_call(loop_base& loop,
-                                                                     Factory factory,
-                                                                     native_descriptor fd,
-                                                                     descriptor_kind kind) {
-    owned_descriptor owned(fd);
-    net_access::check_open(loop, pipe_call(kind));
-    return connect_pipe<protocol_of<Factory>>(loop, std::move(factory), std::move(owned), kind);
-}
-
-}  // namespace detail
-
-template <class Factory>
-coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::connect_read_pipe(
-    Factory factory, native_descriptor fd) {
-    return detail::connect_pipe_call(*this, std::move(factory), fd,
-                                     detail::descriptor_kind::read_pipe);
-}
-
-template <class Factory>
-coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::connect_write_pipe(
-    Factory factory, native_descriptor fd) {
-    return detail::connect_pipe_call(*this, std::move(factory), fd,
-                                     detail::descriptor_kind::write_pipe);
-}
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/connect_pipe.hpp
-// begin file ioloop/net/create_datagram_endpoint.hpp
-// ioloop: loop.create_datagram_endpoint (asyncio's): a UDP or Unix datagram socket,
-// bound to a local address, connected to a remote one, or both, with a transport and the
-// factory's protocol. Addresses are endpoints, or host names resolved through
-// loop.getaddrinfo; datagram_options carries asyncio's other arguments.
-#ifndef IOLOOP_NET_CREATE_DATAGRAM_ENDPOINT_HPP
-#define IOLOOP_NET_CREATE_DATAGRAM_ENDPOINT_HPP
-
-
-#include <cstdint>
-#include <exception>
-#include <memory>
-#include <string>
-#include <system_error>
-#include <utility>
-#include <vector>
-
-IOLOOP_NAMESPACE_BEGIN
-
-// asyncio's create_datagram_endpoint arguments beyond the addresses, for designated
-// initializers: {.reuse_port = true, .allow_broadcast = true}. It owns nothing (so a
-// braced temporary in a co_await'ed call is safe with g++ 12, see subprocess_options).
-struct datagram_options {
-    // The family of the socket: with host names, a hint to the resolver; with neither
-    // address given, an unbound socket of this family (asyncio's family=).
-    address_family family = address_family::unspecified;
-    int proto = 0;  // the resolver's hint (IPPROTO_UDP ...), as asyncio's proto=
-    int flags = 0;  // the resolver's AI_* flags, as asyncio's flags=
-    // SO_REUSEPORT before bind: several endpoints share the port (not on Windows:
-    // std::system_error(errc::operation_not_supported), as asyncio's ValueError).
-    bool reuse_port = false;
-    // SO_BROADCAST: sendto a broadcast address (127.255.255.255, 255.255.255.255).
-    bool allow_broadcast = false;
-};
-
-namespace detail {
-
-// A datagram socket bound to `local` and connected to `remote`, where given.
-inline socket open_datagram_socket(const endpoint& local, const endpoint& remote,
-                                   const datagram_options& options = {}) {
-    const bool has_local = local.family() != address_family::unspecified;
-    const bool has_remote = remote.family() != address_family::unspecified;
-    if (!has_local && !has_remote) {
-        if (options.family != address_family::unspecified) {
-            socket s = socket::open(options.family, socket_type::datagram);
-            if (options.reuse_port) s.set_reuse_port(true);
-            if (options.allow_broadcast) s.set_broadcast(true);
-            return s;
-        }
-        throw std::system_error(std::make_error_code(std::errc::invalid_argument),
-                                "create_datagram_endpoint: give a local or a remote address, "
-                                "or a family");
-    }
-    if (has_local && has_remote && local.family() != remote.family()) {
-        throw std::system_error(
-            std::make_error_code(std::errc::address_family_not_supported),
-            concat({"create_datagram_endpoint: ", local.to_string(), " and ", remote.to_string(),
-                    " are of different families"}));
-    }
-    const address_family family = has_local ? local.family() : remote.family();
-    if (options.family != address_family::unspecified && options.family != family) {
-        throw std::system_error(
-            std::make_error_code(std::errc::address_family_not_supported),
-            concat({"create_datagram_endpoint: ",
-                    has_local ? local.to_string() : remote.to_string(),
-                    " is not of the family the options ask for"}));
-    }
-    socket s = socket::open(family, socket_type::datagram);
-    if (options.reuse_port) s.set_reuse_port(true);
-    if (options.allow_broadcast) s.set_broadcast(true);
-    if (has_local) s.bind(local);
-    // A datagram connect only records the peer: it does not wait for anything.
-    if (has_remote && ::connect(s.fd(), remote.native(), remote.native_size()) == -1) {
-        throw_system_error(last_socket_error(),
-                           concat({"create_datagram_endpoint: connect to ", remote.to_string()}));
-    }
-    return s;
-}
-
-// A host's addresses for one side: none when the host is empty (that side not given).
-template <class = void>
-coro<std::vector<address_info>> resolve_datagram_side(loop_base& loop, std::string host,
-                                                      std::uint16_t port,
-                                                      datagram_options options) {
-    if (host.empty()) co_return std::vector<address_info>{};
-    co_return co_await loop.getaddrinfo(std::move(host), port, options.family, SOCK_DGRAM,
-                                        options.proto, options.flags);
-}
-
-// asyncio's pairing: for each remote address in order (each local one when there is no
-// remote), a local address of its family; the first pair whose socket opens, binds and
-// connects wins, else the last failure is thrown.
-inline socket open_resolved_datagram_socket(const std::vector<address_info>& locals,
-                                            const std::vector<address_info>& remotes,
-                                            const datagram_options& options) {
-    std::exception_ptr last;
-    auto attempt = [&](const endpoint& l, const endpoint& r) -> socket {
-        try {
-            return open_datagram_socket(l, r, options);
-        } catch (const std::system_error&) {
-            last = std::current_exception();
-            return socket();
-        }
-    };
-    if (remotes.empty()) {
-        for (const address_info& l : locals) {
-            socket s = attempt(l.address, endpoint());
-            if (s.is_open()) return s;
-        }
-    } else {
-        for (const address_info& r : remotes) {
-            if (locals.empty()) {
-                socket s = attempt(endpoint(), r.address);
-                if (s.is_open()) return s;
-                continue;
-            }
-            for (const address_info& l : locals) {
-                if (l.family != r.family) continue;
-                socket s = attempt(l.address, r.address);
-                if (s.is_open()) return s;
-            }
-        }
-    }
-    if (last) std::rethrow_exception(last);
-    throw std::system_error(std::make_error_code(std::errc::address_family_not_supported),
-                            "create_datagram_endpoint: no local and remote address of one "
-                            "family");
-}
-
-template <class P, class Factory>
-coro<std::pair<datagram_transport*, P*>> start_datagram_endpoint(loop_base& loop,
-                                                                 Factory& factory, socket s) {
-    std::unique_ptr<P> proto = factory();
-    P* p = proto.get();
-    datagram_transport& t = with_family(loop, [&](auto ops) -> datagram_transport& {
-        return ops.start_datagram(loop, std::move(s), std::move(proto));
-    });
-    co_return std::pair<datagram_transport*, P*>(&t, p);
-}
-
-template <class P, class Factory>
-coro<std::pair<datagram_transport*, P*>> create_datagram_endpoint(loop_base& loop,
-                                                                  Factory factory,
-                                                                  endpoint local,
-                                                                  endpoint remote,
-                                                                  datagram_options options) {
-    socket s = open_datagram_socket(local, remote, options);
-    co_return co_await start_datagram_endpoint<P>(loop, factory, std::move(s));
-}
-
-template <class P, class Factory>
-coro<std::pair<datagram_transport*, P*>> create_datagram_endpoint_by_name(
-    loop_base& loop, Factory factory, std::string local_host, std::uint16_t local_port,
-    std::string remote_host, std::uint16_t remote_port, datagram_options options) {
-    if (local_host.empty() && remote_host.empty() &&
-        options.family == address_family::unspecified) {
-        throw std::system_error(std::make_error_code(std::errc::invalid_argument),
-                                "create_datagram_endpoint: give a local or a remote host, "
-                                "or a family");
-    }
-    std::vector<address_info> locals =
-        co_await resolve_datagram_side(loop, std::move(local_host), local_port, options);
-    std::vector<address_info> remotes =
-        co_await resolve_datagram_side(loop, std::move(remote_host), remote_port, options);
-    socket s = locals.empty() && remotes.empty()
-                   ? open_datagram_socket(endpoint(), endpoint(), options)
-                   : open_resolved_datagram_socket(locals, remotes, options);
-    co_return co_await start_datagram_endpoint<P>(loop, factory, std::move(s));
-}
-
-}  // namespace detail
-
-template <class Factory>
-coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>>
-loop_base::create_datagram_endpoint(Factory factory, endpoint local, endpoint remote) {
-    detail::check_factory<Factory, datagram_protocol>();
-    check_open("create_datagram_endpoint");
-    using P = detail::protocol_of<Factory>;
-    return detail::create_datagram_endpoint<P>(*this, std::move(factory), std::move(local),
-                                               std::move(remote), datagram_options{});
-}
-
-template <class Factory>
-coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>>
-loop_base::create_datagram_endpoint(Factory factory, endpoint local, endpoint remote,
-                                    datagram_options options) {
-    detail::check_factory<Factory, datagram_protocol>();
-    check_open("create_datagram_endpoint");
-    using P = detail::protocol_of<Factory>;
-    return detail::create_datagram_endpoint<P>(*this, std::move(factory), std::move(local),
-                                               std::move(remote), options);
-}
-
-template <class Factory>
-coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>>
-loop_base::create_datagram_endpoint(Factory factory, std::string local_host,
-                                    std::uint16_t local_port, std::string remote_host,
-                                    std::uint16_t remote_port, datagram_options options) {
-    detail::check_factory<Factory, datagram_protocol>();
-    check_open("create_datagram_endpoint");
-    detail::refuse_nul(local_host, "local host");
-    detail::refuse_nul(remote_host, "remote host");
-    using P = detail::protocol_of<Factory>;
-    return detail::create_datagram_endpoint_by_name<P>(*this, std::move(factory),
-                                                       std::move(local_host), local_port,
-                                                       std::move(remote_host), remote_port,
-                                                       options);
-}
-
-template <class Factory>
-coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>>
-loop_base::create_datagram_endpoint(Factory factory, std::string local_host,
-                                    std::uint16_t local_port, std::string remote_host,
-                                    std::uint16_t remote_port) {
-    return create_datagram_endpoint(std::move(factory), std::move(local_host), local_port,
-                                    std::move(remote_host), remote_port, datagram_options{});
-}
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/create_datagram_endpoint.hpp
-// begin file ioloop/net/create_server.hpp
-// ioloop: loop.create_server and loop.create_unix_server (asyncio's): listening sockets
-// with the defaults users expect (SO_REUSEADDR on POSIX, a backlog of 100), serving at once,
-// or as serve_options say; and the sock= form, serving a socket bound already.
-#ifndef IOLOOP_NET_CREATE_SERVER_HPP
-#define IOLOOP_NET_CREATE_SERVER_HPP
-
-// begin file ioloop/net/server.hpp
-// ioloop: server (asyncio's Server): listening sockets that accept connections and give
-// each a transport and a protocol from the server's factory. `server` is a move-only
-// handle on a detail::server_state (net/server_state.hpp); destroying it stops the
-// listening (the connections already made go on).
-#ifndef IOLOOP_NET_SERVER_HPP
-#define IOLOOP_NET_SERVER_HPP
-
-
-#include <utility>
-#include <vector>
-
-IOLOOP_NAMESPACE_BEGIN
-
-class server {
-public:
-    server() noexcept = default;
-    explicit server(detail::server_state* state) noexcept : state_(state) {}
-    server(server&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
-    server& operator=(server&& other) noexcept {
-        if (this != &other) {
-            reset();
-            state_ = std::exchange(other.state_, nullptr);
-        }
-        return *this;
-    }
-    server(const server&) = delete;
-    server& operator=(const server&) = delete;
-    // Stops listening; the connections it made go on.
-    ~server() { reset(); }
-
-    // Stops listening and closes the listening sockets; the connections go on (asyncio).
-    void close() noexcept {
-        if (state_) state_->close();
-    }
-
-    // co_await s.wait_closed(): until close() was called and every connection the server
-    // made is gone (asyncio 3.12).
-    template <class = void>
-    coro<void> wait_closed() {
-        if (!state_) co_return;
-        detail::server_state* st = state_;
-        st->add_ref();  // the handle may go while this waits
-        struct release_on_exit {
-            detail::server_state* st;
-            ~release_on_exit() { st->release(); }
-        } release{st};
-        co_await st->idle().wait();
-    }
-
-    // Serves until close() (then returns) or until the awaiting task is cancelled (then
-    // closes the server and lets cancelled_error through).
-    template <class = void>
-    coro<void> serve_forever() {
-        if (!state_) throw invalid_state_error("server::serve_forever: an empty server handle");
-        detail::server_state* st = state_;
-        st->start_serving();
-        st->add_ref();
-        struct close_on_exit {
-            detail::server_state* st;
-            ~close_on_exit() {
-                st->close();
-                st->release();
-            }
-        } closer{st};
-        co_await st->closed_event().wait();
-    }
-
-    void start_serving() {
-        if (!state_) throw invalid_state_error("server::start_serving: an empty server handle");
-        state_->start_serving();
-    }
-
-    bool is_serving() const noexcept { return state_ && state_->is_serving(); }
-
-    // The listening sockets; empty once closed. With port 0 asked for,
-    // sockets()[0].local_endpoint().port() is the port the system picked.
-    const std::vector<socket>& sockets() const noexcept {
-        static const std::vector<socket> none;
-        return state_ ? state_->sockets() : none;
-    }
-
-private:
-    void reset() noexcept {
-        if (!state_) return;
-        state_->close();
-        std::exchange(state_, nullptr)->release();
-    }
-
-    detail::server_state* state_ = nullptr;
-};
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/server.hpp
-
-#include <cstddef>
-#include <cstdint>
-#include <stdexcept>
-#include <string>
-#include <system_error>
-#include <utility>
-#include <vector>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-// A listening socket bound to `address`, with the options' socket options.
-inline socket listen_on(const endpoint& address, const serve_options& o) {
-    socket s = socket::open(address.family(), socket_type::stream);
-    if (address.family() != address_family::unix_domain) {
-        if (o.reuse_address) s.set_reuse_address(true);
-        if (o.reuse_port) s.set_reuse_port(true);
-    }
-    // Binding "::" must not take the IPv4 port too: "0.0.0.0" is bound separately.
-    if (address.family() == address_family::ipv6) s.set_v6_only(true);
-    s.bind(address);
-    s.listen(o.backlog);
-    return s;
-}
-
-// What makes a listener of loop's family.
-inline auto make_listener(loop_base& loop) {
-    return [&loop](server_state& state, socket& s) {
-        return with_family(loop, [&](auto ops) { return ops.listen(state, s); });
-    };
-}
-
-// Every address of the hosts, each once: an empty host is every interface, IPv4 and
-// IPv6 (where the system has IPv6), as asyncio. `any_host` says which are those.
-template <class = void>
-coro<std::vector<endpoint>> server_addresses(loop_base& loop, std::vector<std::string> hosts,
-                                             std::uint16_t port, std::vector<bool>& any_host) {
-    std::vector<endpoint> addresses;
-    const auto add = [&](const endpoint& a, bool any) {
-        for (const endpoint& b : addresses) {
-            if (a == b) return;
-        }
-        addresses.push_back(a);
-        any_host.push_back(any);
-    };
-    for (const std::string& host : hosts) {
-        if (host.empty()) {
-            add(endpoint::ip("0.0.0.0", port), true);
-            add(endpoint::ip("::", port), true);
-            continue;
-        }
-        const std::vector<endpoint> found =
-            co_await loop.getaddrinfo(host, port, socket_type::stream);
-        for (const endpoint& a : found) add(a, false);
-    }
-    co_return addresses;
-}
-
-template <class = void>
-coro<server> create_tcp_server(loop_base& loop, protocol_factory factory,
-                               std::vector<std::string> hosts, std::uint16_t port,
-                               serve_options o) {
-    std::vector<bool> any_host;
-    const std::vector<endpoint> addresses =
-        co_await server_addresses(loop, std::move(hosts), port, any_host);
-    auto& state = *new server_state(loop, std::move(factory), o.backlog);
-    server handle(&state);  // owns it from here: closes it if a bind fails
-    state.set_keep_alive(o.keep_alive);
-    for (std::size_t i = 0; i < addresses.size(); ++i) {
-        const endpoint& address = addresses[i];
-        try {
-            state.add_listener(listen_on(address, o), {}, make_listener(loop));
-        } catch (const std::system_error& e) {
-            const bool no_ipv6 = e.code() == std::errc::address_family_not_supported ||
-                                 e.code() == std::errc::address_not_available;
-            if (!(any_host[i] && address.family() == address_family::ipv6 && no_ipv6)) throw;
-        }
-    }
-    if (o.start_serving) state.start_serving();
-    co_return handle;
-}
-
-// A socket bound already (asyncio's sock=): listened on with the options' backlog, as
-// asyncio does (harmless on a socket listening already, such as systemd's).
-template <class = void>
-coro<server> serve_socket(loop_base& loop, protocol_factory factory, socket s, serve_options o) {
-    s.listen(o.backlog);
-    auto& state = *new server_state(loop, std::move(factory), o.backlog);
-    server handle(&state);
-    state.set_keep_alive(o.keep_alive);
-    state.add_listener(std::move(s), {}, make_listener(loop));
-    if (o.start_serving) state.start_serving();
-    co_return handle;
-}
-
-// What create_server(sock) refuses before it starts: a socket it cannot serve, and the
-// options that only apply to sockets it binds itself.
-inline void check_listening_socket(const socket& s, const serve_options& o, const char* what) {
-    if (!s.is_open()) throw std::invalid_argument(concat({what, ": the socket is not open"}));
-    if (s.type() != socket_type::stream) {
-        throw std::invalid_argument(concat({what, ": the socket is not a stream socket"}));
-    }
-    if (o.reuse_port || (o.hosts && !o.hosts->empty())) {
-        throw std::invalid_argument(
-            concat({what, ": reuse_port and hosts do not apply to sock= (bound already)"}));
-    }
-}
-
-// The hosts a create_server call listens on: host, unless it is empty and options.hosts
-// are given, then those. A copy: the options point to the caller's vector.
-inline std::vector<std::string> hosts_of(std::string host, const serve_options& o) {
-    std::vector<std::string> hosts;
-    if (!host.empty() || !o.hosts) hosts.push_back(std::move(host));
-    if (o.hosts) hosts.insert(hosts.end(), o.hosts->begin(), o.hosts->end());
-    return hosts;
-}
-
-template <class = void>
-coro<server> create_unix_server(loop_base& loop, protocol_factory factory, std::string path,
-                                serve_options o) {
-    const endpoint address = endpoint::unix_path(path);
-    // A socket file left by an earlier run would make bind fail: asyncio removes it. Only
-    // a socket is removed, never a regular file; an abstract name has no file.
-    const bool has_file = !path.empty() && path.front() != '\0';
-    if (has_file) remove_stale_socket_file(path.c_str());
-    auto& state = *new server_state(loop, std::move(factory), o.backlog);
-    server handle(&state);  // owns it from here: closes it if a bind fails
-    state.add_listener(listen_on(address, o), has_file ? path : std::string(),
-                       make_listener(loop));
-    if (o.start_serving) state.start_serving();
-    co_return handle;
-}
-
-}  // namespace detail
-
-template <class Factory>
-coro<server> loop_base::create_server(Factory factory, std::string host, std::uint16_t port,
-                                      int backlog) {
-    serve_options o;
-    o.backlog = backlog;
-    return create_server(std::move(factory), std::move(host), port, o);
-}
-
-template <class Factory>
-coro<server> loop_base::create_server(Factory factory, std::string host, std::uint16_t port,
-                                      const serve_options& options) {
-    check_open("create_server");
-    detail::check_serve_options(options, "create_server");
-    std::vector<std::string> hosts = detail::hosts_of(std::move(host), options);
-    serve_options o = options;
-    o.hosts = nullptr;  // copied into hosts
-    return detail::create_tcp_server(*this, detail::protocol_factory(std::move(factory)),
-                                     std::move(hosts), port, o);
-}
-
-template <class Factory>
-coro<server> loop_base::create_server(Factory factory, socket sock) {
-    return create_server(std::move(factory), std::move(sock), serve_options{});
-}
-
-template <class Factory>
-coro<server> loop_base::create_server(Factory factory, socket sock, const serve_options& options) {
-    check_open("create_server");
-    detail::check_serve_options(options, "create_server");
-    detail::check_listening_socket(sock, options, "create_server");
-    serve_options o = options;
-    o.hosts = nullptr;
-    return detail::serve_socket(*this, detail::protocol_factory(std::move(factory)),
-                                std::move(sock), o);
-}
-
-template <class Factory>
-coro<server> loop_base::create_unix_server(Factory factory, std::string path, int backlog) {
-    serve_options o;
-    o.backlog = backlog;
-    return create_unix_server(std::move(factory), std::move(path), o);
-}
-
-template <class Factory>
-coro<server> loop_base::create_unix_server(Factory factory, std::string path,
-                                           const serve_options& options) {
-    check_open("create_unix_server");
-    detail::check_serve_options(options, "create_unix_server");
-    if (options.hosts && !options.hosts->empty()) {
-        throw std::invalid_argument("create_unix_server: hosts do not apply to a Unix socket");
-    }
-    serve_options o = options;
-    o.hosts = nullptr;
-    return detail::create_unix_server(*this, detail::protocol_factory(std::move(factory)),
-                                      std::move(path), o);
-}
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/create_server.hpp
-// begin file ioloop/net/sock_ops.hpp
-// ioloop: the loop's awaitable socket operations (asyncio's loop.sock_recv, sock_sendall,
-// sock_accept, sock_connect, sock_recvfrom, sock_sendto). Each is its backend family's:
-// the loop's engine makes the calls (net/reactive/engine.hpp: try the syscall, wait for
-// readiness only on EAGAIN; net/iocp/engine.hpp: overlapped operations).
-#ifndef IOLOOP_NET_SOCK_OPS_HPP
-#define IOLOOP_NET_SOCK_OPS_HPP
-
-
-#include <cstddef>
-#include <span>
-#include <string>
-#include <string_view>
-#include <utility>
-
-IOLOOP_NAMESPACE_BEGIN
-
-template <class Backend>
-coro<std::size_t> basic_event_loop<Backend>::sock_recv_into(socket& s, std::span<std::byte> buf) {
-    return engine_.sock_recv_into(*this, s, buf);
-}
-
-template <class Backend>
-coro<std::string> basic_event_loop<Backend>::sock_recv(socket& s, std::size_t max_bytes) {
-    // Like asyncio, a buffer of the full size per call: the caller chose max_bytes.
-    std::string data(max_bytes, '\0');
-    const std::size_t n = co_await sock_recv_into(s, std::as_writable_bytes(std::span(data)));
-    data.resize(n);
-    co_return data;
-}
-
-template <class Backend>
-coro<void> basic_event_loop<Backend>::sock_sendall(socket& s, std::string_view data) {
-    return engine_.sock_sendall(*this, s, data);
-}
-
-template <class Backend>
-coro<std::pair<socket, endpoint>> basic_event_loop<Backend>::sock_accept(socket& listener) {
-    return engine_.sock_accept(*this, listener);
-}
-
-template <class Backend>
-coro<void> basic_event_loop<Backend>::sock_connect(socket& s, endpoint to) {
-    return engine_.sock_connect(*this, s, std::move(to));
-}
-
-template <class Backend>
-coro<std::pair<std::size_t, endpoint>> basic_event_loop<Backend>::sock_recvfrom_into(
-    socket& s, std::span<std::byte> buf) {
-    return engine_.sock_recvfrom_into(*this, s, buf);
-}
-
-template <class Backend>
-coro<std::pair<std::string, endpoint>> basic_event_loop<Backend>::sock_recvfrom(
-    socket& s, std::size_t max_bytes) {
-    std::string data(max_bytes, '\0');
-    auto [n, from] = co_await sock_recvfrom_into(s, std::as_writable_bytes(std::span(data)));
-    data.resize(n);
-    co_return std::pair<std::string, endpoint>(std::move(data), std::move(from));
-}
-
-template <class Backend>
-coro<std::size_t> basic_event_loop<Backend>::sock_sendto(socket& s, std::string_view data,
-                                                         endpoint to) {
-    return engine_.sock_sendto(*this, s, data, std::move(to));
-}
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/sock_ops.hpp
-// begin file ioloop/net/sendfile.hpp
-// ioloop: loop.sendfile(transport, file) and loop.sock_sendfile(sock, file) (asyncio's):
-// a file's bytes to a stream socket. Where the system can (Linux's sendfile(2), a plain
-// socket on a readiness backend) the kernel copies them, without passing through the
-// program; elsewhere, with fallback (the default), chunks are read through the executor
-// (the file's own operations) and written. Without fallback where sendfile(2) is not
-// possible: sendfile_not_available_error, as asyncio's SendfileNotAvailableError.
-//
-// asyncio's rules: offset >= 0; count > 0, or the whole rest of the file (count < 0 here,
-// asyncio's None); the count sent is returned, and the file's position is offset + sent
-// afterwards, also when the sending failed part way. On a transport, reading is paused
-// and its write buffer flushed first, write() is refused while the file goes (the bytes
-// would interleave), and reading resumes after if it was on before.
-//
-// sendfile(2) reads the file on the loop's thread, as asyncio's does: a file on a slow
-// disk stalls the loop meanwhile (the page cache usually has it).
-#ifndef IOLOOP_NET_SENDFILE_HPP
-#define IOLOOP_NET_SENDFILE_HPP
-
-
-#include <cstddef>
-#include <exception>
-#include <stdexcept>
-#include <string>
-#include <system_error>
-
-IOLOOP_NAMESPACE_BEGIN
-namespace detail {
-
-struct file_sendfile_access {
-    static file_ref ref(const file& f, const char* what) { return f.ref(what); }
-};
-
-struct sendfile_access {
-    static native_socket socket_of(const transport& t) noexcept { return t.sendfile_socket(); }
-    static bool set_gate(transport& t, sendfile_gate* g) noexcept {
-        return t.set_sendfile_gate(g);
-    }
-};
-
-// One fallback read: 256 KiB, so that the hop to the executor is paid rarely.
-inline constexpr std::size_t sendfile_chunk = std::size_t{256} << 10;
-// One sendfile(2) call moves at most this much (Linux stops at 0x7ffff000 anyway).
-inline constexpr std::size_t sendfile_call_max = std::size_t{0x7ffff000};
-
-inline void check_sendfile_args(const char* what, long long offset, long long count) {
-    if (offset < 0) {
-        throw std::invalid_argument(
-            concat({what, ": offset must be a non-negative integer (got ", decimal(offset), ")"}));
-    }
-    if (count == 0) {
-        throw std::invalid_argument(
-            concat({what, ": count must be a positive integer, or negative for the whole "
-                          "rest of the file (got 0)"}));
-    }
-}
-
-// What is left to send: count - sent, or a whole chunk for "to the end".
-inline std::size_t sendfile_left(long long count, std::size_t sent, std::size_t chunk) noexcept {
-    if (count < 0) return chunk;
-    const std::size_t left = static_cast<std::size_t>(count) - sent;
-    return left < chunk ? left : chunk;
-}
-
-// The file's position put at `to`, the read buffer dropped. On the loop's thread, not the
-// pool: an lseek(2) (SetFilePointerEx) of an absolute offset does not wait for the disk,
-// and holding the turn means no job of the file runs meanwhile. A hop to the pool here
-// would cost each sendfile a thread's wake-up at its end.
-inline void sendfile_seek(file_core& f, long long to, const char* what) {
-    f.drop_buffer();
-    long long at = 0;
-    if (const std::error_code ec = seek_native_file(f.handle, to, seek_set, at)) {
-        throw_file_error(ec, what, f.path);
-    }
-    f.os_position = at;
-}
-
-// The socket cannot take more now: wait for it, through the transport when there is one
-// (it watches its own descriptor; a second registration would be refused).
-template <class = void>
-coro<void> sendfile_wait_writable(loop_base& loop, native_socket out, transport* t,
-                                  sendfile_gate* gate, const char* what) {
-    if (!t) {
-        co_await fd_ready(loop, out, backend::io_write, what);
-        co_return;
-    }
-    gate->changed.clear();
-    gate->want_writable = true;
-    sendfile_access::set_gate(*t, gate);  // watches for writability now
-    co_await gate->changed.wait();
-}
-
-[[noreturn]] inline void throw_transport_gone(const char* what) {
-    throw std::system_error(std::make_error_code(std::errc::connection_aborted),
-                            concat({what, ": the transport was closed while the file was sent"}));
-}
-
-// sendfile(2) until count bytes (or the file's end), adding to `sent`. False if the system
-// refused the very first call as not possible for these descriptors (EINVAL, ENOSYS, ...):
-// the caller falls back then, or throws sendfile_not_available_error.
-template <class = void>
-coro<bool> sendfile_native(loop_base& loop, native_socket out, file_core& f, long long offset,
-                           long long count, std::size_t& sent, transport* t,
-                           sendfile_gate* gate, const char* what) {
-    for (;;) {
-        const std::size_t want = sendfile_left(count, sent, sendfile_call_max);
-        if (want == 0) co_return true;
-        long long at = offset + static_cast<long long>(sent);
-        const std::ptrdiff_t n = send_file_part(out, f.handle, at, want);
-        if (n > 0) {
-            sent += static_cast<std::size_t>(n);
-            continue;
-        }
-        if (n == 0) co_return true;  // the end of the file
-        const int err = errno;
-        if (interrupted(err)) continue;
-        if (would_block(err)) {
-            co_await sendfile_wait_writable(loop, out, t, gate, what);
-            if (gate && gate->gone) throw_transport_gone(what);
-            continue;
-        }
-        // asyncio's list: the descriptors are of kinds sendfile(2) does not join.
-        if (sent == 0 && (err == EINVAL || err == ENOSYS || err == ENOTSOCK || err == EOPNOTSUPP)) {
-            co_return false;
-        }
-        throw_system_error(err, concat({what, " \"", f.path, "\" to socket ", decimal(out)}));
-    }
-}
-
-// The fallback's next chunk of the file, read on the pool from where the last one ended;
-// empty at the end of the file.
-template <class = void>
-coro<std::string> sendfile_read_chunk(file_core& f, long long count, std::size_t sent,
-                                      const char* what) {
-    f.want = sendfile_left(count, sent, sendfile_chunk);
-    if (f.want == 0) co_return std::string();
-    co_await file_job_wait(f, file_job_kind::read, what);
-    co_return f.take(f.buffered());
-}
-
-// Both forms' end, as asyncio's finally: the file's position is offset + sent, whatever
-// happened (unless a cancelled read of the fallback still runs on the pool: its bytes go to
-// the file's buffer then, as any cancelled read's); then the failure, if any, goes on.
-inline void sendfile_finish(file_core& f, long long offset, std::size_t sent,
-                            const std::exception_ptr& failure, const char* what) {
-    if (!f.pending) sendfile_seek(f, offset + static_cast<long long>(sent), what);
-    if (failure) std::rethrow_exception(failure);
-}
-
-// The transport's write buffer empty (or the transport gone).
-template <class = void>
-coro<void> sendfile_flush(transport& t, sendfile_gate& gate) {
-    while (!gate.gone && t.get_write_buffer_size() != 0) {
-        gate.changed.clear();
-        co_await gate.changed.wait();
-    }
-}
-
-template <class = void>
-coro<void> sendfile_to_transport(loop_base& loop, transport& t, file_core& f, long long offset,
-                                 long long count, bool fallback, sendfile_gate& gate,
-                                 std::size_t& sent) {
-    const char* what = "loop.sendfile";
-    co_await sendfile_flush(t, gate);
-    if (gate.gone) throw_transport_gone(what);
-    const native_socket out = sendfile_access::socket_of(t);
-    bool done = false;
-    if (native_sendfile_available && out != invalid_socket) {
-        done = co_await sendfile_native(loop, out, f, offset, count, sent, &t, &gate, what);
-    }
-    if (done) co_return;
-    if (!fallback) {
-        throw sendfile_not_available_error(
-            concat({what, ": the system cannot send \"", f.path,
-                    "\" itself on this transport (sendfile(2) needs Linux, a readiness "
-                    "backend and a plain socket's transport); fallback = true sends it by "
-                    "reads and writes"}));
-    }
-    sendfile_seek(f, offset, what);
-    for (;;) {
-        std::string chunk = co_await sendfile_read_chunk(f, count, sent, what);
-        if (gate.gone) throw_transport_gone(what);
-        if (chunk.empty()) co_return;
-        gate.own_write = true;
-        t.write(chunk);
-        gate.own_write = false;
-        sent += chunk.size();
-        // Flow control: past the high-water mark, wait for the buffer to drain.
-        if (t.get_write_buffer_size() > t.get_write_buffer_limits().high) {
-            co_await sendfile_flush(t, gate);
-            if (gate.gone) throw_transport_gone(what);
-        }
-    }
-}
-
-template <class = void>
-coro<std::size_t> loop_sendfile(loop_base& loop, transport& t, file_ref ref, long long offset,
-                                long long count, bool fallback) {
-    const char* what = "loop.sendfile";
-    file_core& f = *ref;
-    co_await f.turn.acquire();
-    file_turn turn(f);
-    f.check_readable(what);
-    if (t.is_closing()) throw invalid_state_error("loop.sendfile: the transport is closing");
-    sendfile_gate gate;
-    if (!sendfile_access::set_gate(t, &gate)) {
-        throw invalid_state_error(
-            "loop.sendfile: the transport cannot take a sendfile now (another sendfile runs "
-            "on it, or it is not one of ioloop's transports)");
-    }
-    // Takes the gate back from the transport however this frame ends (destroyed unfinished
-    // when the loop closes, too), unless the transport went first.
-    struct gate_hold {
-        transport& t;
-        sendfile_gate& gate;
-        bool resume_reading;
-        ~gate_hold() {
-            if (gate.gone) return;
-            sendfile_access::set_gate(t, nullptr);
-            if (resume_reading && !t.is_closing()) t.resume_reading();
-        }
-    };
-    std::size_t sent = 0;
-    std::exception_ptr failure;
-    {
-        gate_hold hold{t, gate, t.is_reading()};
-        if (hold.resume_reading) t.pause_reading();
-        try {
-            co_await sendfile_to_transport(loop, t, f, offset, count, fallback, gate, sent);
-        } catch (...) {
-            failure = std::current_exception();
-        }
-    }
-    sendfile_finish(f, offset, sent, failure, what);
-    co_return sent;
-}
-
-}  // namespace detail
-
-template <class>
-coro<std::size_t> loop_base::sendfile(transport& t, file& f, long long offset, long long count,
-                                      bool fallback) {
-    detail::check_sendfile_args("loop.sendfile", offset, count);
-    check_open("loop.sendfile");
-    return detail::loop_sendfile(*this, t, detail::file_sendfile_access::ref(f, "loop.sendfile"),
-                                 offset, count, fallback);
-}
-
-namespace detail {
-
-template <class Loop>
-coro<std::size_t> loop_sock_sendfile(Loop& loop, socket& s, file_ref ref, long long offset,
-                                     long long count, bool fallback, bool native_possible) {
-    const char* what = "loop.sock_sendfile";
-    file_core& f = *ref;
-    co_await f.turn.acquire();
-    file_turn turn(f);
-    f.check_readable(what);
-    std::size_t sent = 0;
-    std::exception_ptr failure;
-    try {
-        bool done = false;
-        if (native_possible) {
-            done = co_await sendfile_native(loop, s.fd(), f, offset, count, sent, nullptr,
-                                            nullptr, what);
-        }
-        if (!done) {
-            if (!fallback) {
-                throw sendfile_not_available_error(
-                    concat({what, ": the system cannot send \"", f.path,
-                            "\" itself here (sendfile(2) needs Linux and a readiness "
-                            "backend); fallback = true sends it by reads and writes"}));
-            }
-            sendfile_seek(f, offset, what);
-            for (;;) {
-                std::string chunk = co_await sendfile_read_chunk(f, count, sent, what);
-                if (chunk.empty()) break;
-                co_await loop.sock_sendall(s, chunk);
-                sent += chunk.size();
-            }
-        }
-    } catch (...) {
-        failure = std::current_exception();
-    }
-    sendfile_finish(f, offset, sent, failure, what);
-    co_return sent;
-}
-
-}  // namespace detail
-
-template <class Backend>
-coro<std::size_t> basic_event_loop<Backend>::sock_sendfile(socket& s, file& f, long long offset,
-                                                           long long count, bool fallback) {
-    detail::check_sendfile_args("loop.sock_sendfile", offset, count);
-    check_open("loop.sock_sendfile");
-    // Whether the family can: sendfile(2) is the readiness engine's (on Linux).
-    constexpr bool native = decltype(engine_)::native_sendfile;
-    return detail::loop_sock_sendfile(*this, s,
-                                      detail::file_sendfile_access::ref(f, "loop.sock_sendfile"),
-                                      offset, count, fallback, native);
-}
-
-IOLOOP_NAMESPACE_END
-
-#endif
-// end file ioloop/net/sendfile.hpp
 // begin file ioloop/net/stream_reader.hpp
 // ioloop: the state of a stream connection (stream_reader_protocol, asyncio's
 // StreamReaderProtocol) and its reading end (stream_reader, asyncio's StreamReader).
@@ -19691,7 +18818,10 @@ private:
     std::error_code error_;       // what the connection was lost to
     std::uint32_t limit_;         // see stream_reader::readline
     std::uint32_t refs_ = 1;      // the transport's (or create()'s unique_ptr) + handles
-    std::uint16_t writers_ = 0;   // stream_writer handles: the last one closes
+    std::uint16_t writers_ : 15 = 0;  // stream_writer handles: the last one closes
+    // A start_server connection's (the server side of start_tls); a bit of writers_'s
+    // word, so that an idle connection is no larger for it.
+    std::uint16_t from_server_ : 1 = 0;
     bool eof_ = false;            // no more data will come
     bool lost_ = false;           // connection_lost ran, or the transport went
     bool read_paused_ = false;    // this reader stopped the transport's reading
@@ -20106,12 +19236,28 @@ public:
     endpoint peername() const { return s_ && s_->transport_ ? s_->transport_->peername() : endpoint(); }
     endpoint sockname() const { return s_ && s_->transport_ ? s_->transport_->sockname() : endpoint(); }
 
+    // co_await start_tls(ssl[, options]) (asyncio's StreamWriter.start_tls): after the
+    // buffered writes drain, the connection goes on over TLS (an ssl_context of
+    // <ioloop/ssl.hpp>), for this writer and its reader alike, once the handshake is done.
+    // The server side of the handshake is the stream of a start_server callback (as
+    // asyncio decides it), or options.server_side. Defined in net/start_tls.hpp.
+    template <class = void>
+    coro<void> start_tls(ssl_option ssl);
+    template <class = void>
+    coro<void> start_tls(ssl_option ssl, const tls_options& options);
+
     // The transport while the connection is up; null before it is made and once it is
     // gone (the transport destroys itself after connection_lost).
     transport_type* transport() const noexcept { return s_ ? s_->transport_ : nullptr; }
 
 private:
     friend struct detail::stream_access;
+
+    // start_tls's coroutine, over its own handle of the stream.
+    template <class = void>
+    static coro<void> upgrade_to_tls(stream_writer w, loop_base& loop,
+                                     detail::tls_layer_factory make);
+
     stream_reader_protocol& state(const char* what) const {
         if (!s_) throw invalid_state_error(detail::concat({what, ": the stream_writer is empty"}));
         return *s_;
@@ -20149,6 +19295,1328 @@ IOLOOP_NAMESPACE_END
 
 #endif
 // end file ioloop/net/stream_writer.hpp
+
+#include <memory>
+#include <stdexcept>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// What a connecting coroutine waits on, in its frame, while its layer does the handshake.
+// The layer and the link know each other until either goes: the layer finishes `done`
+// (with an error if the handshake fails or the connection is lost first) and forgets the
+// link when it is destroyed; a link destroyed first (its coroutine cancelled) unhooks
+// itself from the layer.
+struct tls_handshake_link {
+    explicit tls_handshake_link(future<void> f) noexcept : done(std::move(f)) {}
+    tls_handshake_link(const tls_handshake_link&) = delete;
+    tls_handshake_link& operator=(const tls_handshake_link&) = delete;
+    ~tls_handshake_link() {
+        if (back) *back = nullptr;
+    }
+
+    future<void> done;
+    transport* upper = nullptr;               // the layer's transport while the layer lives
+    tls_handshake_link** back = nullptr;      // where the layer keeps its pointer to this
+    bool call_connection_made = true;         // false for start_tls: the protocol has one
+};
+
+struct tls_access {
+    static bool exchange_protocol(transport& t, owned_stream_protocol& p) noexcept {
+        return t.exchange_protocol(p);
+    }
+    // Whether p is t's protocol: put in place of it, the same object comes back.
+    static bool has_protocol(transport& t, const base_protocol& p) noexcept {
+        owned_stream_protocol probe(std::unique_ptr<base_protocol>(), false);
+        if (!t.exchange_protocol(probe)) return false;
+        const bool same = probe.ptr.get() == &p;
+        (void)t.exchange_protocol(probe);
+        return same;
+    }
+};
+
+// Waits for the handshake. A caller that gives up (cancelled, a timeout around the call)
+// aborts the connection, whose layer is still alive then if it has not forgotten the link.
+template <class = void>
+coro<void> wait_handshake(tls_handshake_link& link) {
+    try {
+        co_await link.done;
+    } catch (...) {
+        if (link.upper) link.upper->abort();
+        throw;
+    }
+}
+
+// The TLS client (or, for connect_accepted_socket, server) over a connected socket: the
+// layer wraps the factory's protocol, which hears connection_made once the handshake is
+// done; the call returns then, as asyncio's does.
+template <class P, class Factory>
+coro<std::pair<transport*, P*>> start_tls_connected(loop_base& loop, Factory& factory, socket s,
+                                                    tls_layer_factory make) {
+    std::unique_ptr<P> proto = factory();
+    P* p = proto.get();
+    tls_handshake_link link(loop.create_future<void>());
+    owned_stream_protocol app(std::move(proto));
+    tls_layer_made made = make(loop, app, &link);
+    with_family(loop, [&](auto ops) -> transport& {
+        return ops.start_stream(loop, std::move(s), std::move(made.layer), nullptr);
+    });
+    co_await wait_handshake(link);
+    co_return std::pair<transport*, P*>(made.upper, p);
+}
+
+// What the connect calls give the layer: the host the call was given is the name checked
+// unless server_hostname says otherwise.
+inline tls_options client_tls_options(const connect_options& o, const char* host) {
+    return tls_options{false, o.server_hostname ? o.server_hostname : host,
+                       o.ssl_handshake_timeout, o.ssl_shutdown_timeout};
+}
+
+inline tls_options server_tls_options(const serve_options& o) {
+    return tls_options{true, nullptr, o.ssl_handshake_timeout, o.ssl_shutdown_timeout};
+}
+
+// A server's factory with TLS: each connection's protocol under a layer of its own.
+inline protocol_factory tls_server_factory(loop_base& loop, protocol_factory app,
+                                           const serve_options& o) {
+    return [&loop, app = std::move(app), make = o.ssl.layer_factory(server_tls_options(o))]() mutable
+           -> owned_stream_protocol {
+        owned_stream_protocol p = app();
+        return make(loop, p, nullptr).layer;
+    };
+}
+
+// Puts a new layer between t and its protocol, which the layer then owns, and starts the
+// handshake; gives the layer's transport. If it cannot, t is left as it was.
+inline transport& put_tls_layer(loop_base& loop, transport& t, tls_layer_factory& make,
+                                tls_handshake_link& link) {
+    owned_stream_protocol app(std::unique_ptr<base_protocol>(), false);
+    if (!tls_access::exchange_protocol(t, app)) {
+        throw invalid_state_error(
+            "start_tls: the transport cannot take TLS (it is closing, loop.sendfile runs on it, "
+            "or it is a TLS transport already)");
+    }
+    tls_layer_made made{owned_stream_protocol(std::unique_ptr<base_protocol>(), false), nullptr};
+    try {
+        made = make(loop, app, &link);
+    } catch (...) {
+        (void)tls_access::exchange_protocol(t, app);  // the protocol goes back
+        throw;
+    }
+    base_protocol* layer = made.layer.ptr.get();
+    const bool buffered = made.layer.buffered;
+    (void)tls_access::exchange_protocol(t, made.layer);
+    // The transport told its protocol of itself long ago: the layer hears it now.
+    if (buffered) {
+        static_cast<buffered_protocol*>(layer)->connection_made(t);
+    } else {
+        static_cast<protocol*>(layer)->connection_made(t);
+    }
+    return *made.upper;
+}
+
+// loop.start_tls's coroutine: the layer's transport is the result once the handshake is
+// done; the protocol, which has its connection already, hears nothing of it.
+template <class = void>
+coro<transport*> start_tls_over(loop_base& loop, transport& t, tls_layer_factory make) {
+    tls_handshake_link link(loop.create_future<void>());
+    link.call_connection_made = false;
+    transport& upper = put_tls_layer(loop, t, make, link);
+    co_await wait_handshake(link);
+    co_return &upper;
+}
+
+}  // namespace detail
+
+template <class>
+coro<transport*> loop_base::start_tls(transport& t, ssl_option ssl) {
+    return start_tls(t, ssl, tls_options{});
+}
+
+template <class>
+coro<transport*> loop_base::start_tls(transport& t, ssl_option ssl, const tls_options& options) {
+    check_open("start_tls");
+    if (!ssl) throw std::invalid_argument("start_tls: no ssl context");
+    detail::check_tls_timeouts(options.ssl_handshake_timeout, options.ssl_shutdown_timeout,
+                               "start_tls");
+    return detail::start_tls_over(*this, t, ssl.layer_factory(options));
+}
+
+template <class>
+coro<transport*> loop_base::start_tls(transport& t, base_protocol& p, ssl_option ssl,
+                                      const tls_options& options) {
+    if (!detail::tls_access::has_protocol(t, p)) {
+        throw std::invalid_argument("start_tls: the protocol is not the transport's own");
+    }
+    return start_tls(t, ssl, options);
+}
+
+template <class>
+coro<void> stream_writer::start_tls(ssl_option ssl) {
+    return start_tls(ssl, tls_options{});
+}
+
+template <class>
+coro<void> stream_writer::start_tls(ssl_option ssl, const tls_options& options) {
+    stream_reader_protocol& s = state("start_tls");
+    if (!ssl) throw std::invalid_argument("stream_writer::start_tls: no ssl context");
+    detail::check_tls_timeouts(options.ssl_handshake_timeout, options.ssl_shutdown_timeout,
+                               "stream_writer::start_tls");
+    transport_type* t = connected("start_tls");
+    if (!t || t->is_closing()) {
+        throw invalid_state_error("stream_writer::start_tls: the stream is closed");
+    }
+    loop_base& loop = detail::loop_access::running_or_throw("stream_writer::start_tls");
+    tls_options o = options;
+    if (s.from_server_) o.server_side = true;
+    return upgrade_to_tls(stream_writer(s), loop, ssl.layer_factory(o));
+}
+
+template <class>
+coro<void> stream_writer::upgrade_to_tls(stream_writer w, loop_base& loop,
+                                         detail::tls_layer_factory make) {
+    co_await w.drain();  // what was written before goes out in the clear
+    stream_reader_protocol& s = *w.s_;
+    if (!s.transport_ || s.transport_->is_closing()) {
+        throw invalid_state_error("stream_writer::start_tls: the stream is closed");
+    }
+    detail::tls_handshake_link link(loop.create_future<void>());
+    link.call_connection_made = false;
+    // The stream reads and writes through the layer from here on; writes made during the
+    // handshake wait in the layer until it is done.
+    s.transport_ = &detail::put_tls_layer(loop, *s.transport_, make, link);
+    co_await detail::wait_handshake(link);
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/start_tls.hpp
+
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+template <class Factory, class Base>
+constexpr void check_factory() {
+    static_assert(std::is_base_of_v<Base, protocol_of<Factory>>,
+                  "the protocol factory must return std::unique_ptr<P>, with P derived from "
+                  "ioloop::datagram_protocol");
+}
+
+// The transport and protocol over a connected socket.
+template <class P, class Factory>
+std::pair<transport*, P*> start_connected(loop_base& loop, Factory& factory, socket s) {
+    std::unique_ptr<P> proto = factory();
+    P* p = proto.get();
+    transport& t = with_family(loop, [&](auto ops) -> transport& {
+        return ops.start_stream(loop, std::move(s), std::move(proto), nullptr);
+    });
+    return std::pair<transport*, P*>(&t, p);
+}
+
+// The transport and protocol over a connected socket, with TLS between them if `tls`
+// makes layers (then once its handshake is done).
+template <class P, class Factory>
+coro<std::pair<transport*, P*>> start_over(loop_base& loop, Factory& factory, socket s,
+                                           tls_layer_factory tls) {
+    if (tls) co_return co_await start_tls_connected<P>(loop, factory, std::move(s), std::move(tls));
+    co_return start_connected<P>(loop, factory, std::move(s));
+}
+
+template <class P, class Factory>
+coro<std::pair<transport*, P*>> start_connection(loop_base& loop, Factory factory,
+                                                 std::vector<endpoint> addresses,
+                                                 connect_options o, const char* what,
+                                                 tls_layer_factory tls = {}) {
+    socket s = co_await connect_any(loop, std::move(addresses), o, what);
+    co_return co_await start_over<P>(loop, factory, std::move(s), std::move(tls));
+}
+
+template <class P, class Factory>
+coro<std::pair<transport*, P*>> create_connection(loop_base& loop, Factory factory,
+                                                  std::string host, std::uint16_t port,
+                                                  connect_options o, tls_layer_factory tls) {
+    std::vector<endpoint> addresses = co_await loop.getaddrinfo(host, port, socket_type::stream);
+    co_return co_await start_connection<P>(loop, std::move(factory), std::move(addresses), o,
+                                           "create_connection", std::move(tls));
+}
+
+// The layers' maker of a client's connection, made at the call so that options TLS cannot
+// work with are refused before anything is opened; empty without ssl. `host` is checked
+// against the server's certificate unless server_hostname names another.
+inline tls_layer_factory client_tls(const connect_options& o, const char* host) {
+    if (!o.ssl) return {};
+    return o.ssl.layer_factory(client_tls_options(o, host));
+}
+
+// An already connected stream socket (asyncio's sock=, connect_accepted_socket), checked
+// before the coroutine starts: the caller learns of a wrong socket at the call.
+inline void check_connected_stream(const socket& s, const char* what) {
+    if (!s.is_open()) throw std::invalid_argument(concat({what, ": the socket is not open"}));
+    if (s.type() != socket_type::stream) {
+        throw std::invalid_argument(concat({what, ": the socket is not a stream socket"}));
+    }
+}
+
+template <class P, class Factory>
+coro<std::pair<transport*, P*>> adopt_connection(loop_base& loop, Factory factory, socket s,
+                                                 tls_layer_factory tls) {
+    co_return co_await start_over<P>(loop, factory, std::move(s), std::move(tls));
+}
+
+}  // namespace detail
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
+    Factory factory, std::string host, std::uint16_t port) {
+    return create_connection(std::move(factory), std::move(host), port, connect_options{});
+}
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
+    Factory factory, std::string host, std::uint16_t port, const connect_options& options) {
+    check_open("create_connection");
+    detail::check_connect_options(options, "create_connection");
+    using P = detail::protocol_of<Factory>;
+    detail::tls_layer_factory tls = detail::client_tls(options, host.c_str());
+    return detail::create_connection<P>(*this, std::move(factory), std::move(host), port,
+                                        options, std::move(tls));
+}
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
+    Factory factory, std::vector<endpoint> addresses, const connect_options& options) {
+    check_open("create_connection");
+    detail::check_connect_options(options, "create_connection");
+    using P = detail::protocol_of<Factory>;
+    detail::tls_layer_factory tls = detail::client_tls(options, nullptr);
+    return detail::start_connection<P>(*this, std::move(factory), std::move(addresses), options,
+                                       "create_connection", std::move(tls));
+}
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
+    Factory factory, socket sock, const connect_options& options) {
+    check_open("create_connection");
+    detail::check_connect_options(options, "create_connection");
+    // What chooses and connects an address has no part with a connected socket (asyncio
+    // refuses host and local_addr with sock).
+    if (options.local_addr.family() != address_family::unspecified) {
+        throw std::invalid_argument("create_connection: local_addr with sock= (already connected)");
+    }
+    detail::check_connected_stream(sock, "create_connection");
+    using P = detail::protocol_of<Factory>;
+    detail::tls_layer_factory tls = detail::client_tls(options, nullptr);
+    return detail::adopt_connection<P>(*this, std::move(factory), std::move(sock), std::move(tls));
+}
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_connection(
+    Factory factory, socket sock) {
+    return create_connection(std::move(factory), std::move(sock), connect_options{});
+}
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::connect_accepted_socket(
+    Factory factory, socket sock) {
+    return connect_accepted_socket(std::move(factory), std::move(sock), serve_options{});
+}
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::connect_accepted_socket(
+    Factory factory, socket sock, const serve_options& options) {
+    check_open("connect_accepted_socket");
+    detail::check_serve_options(options, "connect_accepted_socket");
+    detail::check_connected_stream(sock, "connect_accepted_socket");
+    using P = detail::protocol_of<Factory>;
+    detail::tls_layer_factory tls;
+    if (options.ssl) tls = options.ssl.layer_factory(detail::server_tls_options(options));
+    return detail::adopt_connection<P>(*this, std::move(factory), std::move(sock), std::move(tls));
+}
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_unix_connection(
+    Factory factory, std::string path) {
+    check_open("create_unix_connection");
+    using P = detail::protocol_of<Factory>;
+    std::vector<endpoint> addresses{endpoint::unix_path(path)};
+    return detail::start_connection<P>(*this, std::move(factory), std::move(addresses),
+                                       connect_options{}, "create_unix_connection");
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/create_connection.hpp
+
+#include <memory>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// The coroutine owns the descriptor from its creation: destroyed unstarted, it closes it.
+template <class P, class Factory>
+coro<std::pair<transport*, P*>> connect_pipe(loop_base& loop, Factory factory,
+                                             owned_descriptor fd, descriptor_kind kind) {
+    std::unique_ptr<P> proto = factory();
+    P* p = proto.get();
+    transport& t = with_family(loop, [&](auto ops) -> transport& {
+        return ops.start_pipe(loop, std::move(fd), kind, std::move(proto));
+    });
+    co_return std::pair<transport*, P*>(&t, p);
+}
+
+// The checks made at the call, then the coroutine. The descriptor is owned at once.
+template <class Factory>
+coro<std::pair<transport*, protocol_of<Factory>*>> connect_pipe_call(loop_base& loop,
+                                                                     Factory factory,
+                                                                     native_descriptor fd,
+                                                                     descriptor_kind kind) {
+    owned_descriptor owned(fd);
+    net_access::check_open(loop, pipe_call(kind));
+    return connect_pipe<protocol_of<Factory>>(loop, std::move(factory), std::move(owned), kind);
+}
+
+}  // namespace detail
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::connect_read_pipe(
+    Factory factory, native_descriptor fd) {
+    return detail::connect_pipe_call(*this, std::move(factory), fd,
+                                     detail::descriptor_kind::read_pipe);
+}
+
+template <class Factory>
+coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::connect_write_pipe(
+    Factory factory, native_descriptor fd) {
+    return detail::connect_pipe_call(*this, std::move(factory), fd,
+                                     detail::descriptor_kind::write_pipe);
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/connect_pipe.hpp
+// begin file ioloop/net/create_datagram_endpoint.hpp
+// ioloop: loop.create_datagram_endpoint (asyncio's): a UDP or Unix datagram socket,
+// bound to a local address, connected to a remote one, or both, with a transport and the
+// factory's protocol. Addresses are endpoints, or host names resolved through
+// loop.getaddrinfo; datagram_options carries asyncio's other arguments.
+#ifndef IOLOOP_NET_CREATE_DATAGRAM_ENDPOINT_HPP
+#define IOLOOP_NET_CREATE_DATAGRAM_ENDPOINT_HPP
+
+
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+IOLOOP_NAMESPACE_BEGIN
+
+// asyncio's create_datagram_endpoint arguments beyond the addresses, for designated
+// initializers: {.reuse_port = true, .allow_broadcast = true}. It owns nothing (so a
+// braced temporary in a co_await'ed call is safe with g++ 12, see subprocess_options).
+struct datagram_options {
+    // The family of the socket: with host names, a hint to the resolver; with neither
+    // address given, an unbound socket of this family (asyncio's family=).
+    address_family family = address_family::unspecified;
+    int proto = 0;  // the resolver's hint (IPPROTO_UDP ...), as asyncio's proto=
+    int flags = 0;  // the resolver's AI_* flags, as asyncio's flags=
+    // SO_REUSEPORT before bind: several endpoints share the port (not on Windows:
+    // std::system_error(errc::operation_not_supported), as asyncio's ValueError).
+    bool reuse_port = false;
+    // SO_BROADCAST: sendto a broadcast address (127.255.255.255, 255.255.255.255).
+    bool allow_broadcast = false;
+};
+
+namespace detail {
+
+// A datagram socket bound to `local` and connected to `remote`, where given.
+inline socket open_datagram_socket(const endpoint& local, const endpoint& remote,
+                                   const datagram_options& options = {}) {
+    const bool has_local = local.family() != address_family::unspecified;
+    const bool has_remote = remote.family() != address_family::unspecified;
+    if (!has_local && !has_remote) {
+        if (options.family != address_family::unspecified) {
+            socket s = socket::open(options.family, socket_type::datagram);
+            if (options.reuse_port) s.set_reuse_port(true);
+            if (options.allow_broadcast) s.set_broadcast(true);
+            return s;
+        }
+        throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                "create_datagram_endpoint: give a local or a remote address, "
+                                "or a family");
+    }
+    if (has_local && has_remote && local.family() != remote.family()) {
+        throw std::system_error(
+            std::make_error_code(std::errc::address_family_not_supported),
+            concat({"create_datagram_endpoint: ", local.to_string(), " and ", remote.to_string(),
+                    " are of different families"}));
+    }
+    const address_family family = has_local ? local.family() : remote.family();
+    if (options.family != address_family::unspecified && options.family != family) {
+        throw std::system_error(
+            std::make_error_code(std::errc::address_family_not_supported),
+            concat({"create_datagram_endpoint: ",
+                    has_local ? local.to_string() : remote.to_string(),
+                    " is not of the family the options ask for"}));
+    }
+    socket s = socket::open(family, socket_type::datagram);
+    if (options.reuse_port) s.set_reuse_port(true);
+    if (options.allow_broadcast) s.set_broadcast(true);
+    if (has_local) s.bind(local);
+    // A datagram connect only records the peer: it does not wait for anything.
+    if (has_remote && ::connect(s.fd(), remote.native(), remote.native_size()) == -1) {
+        throw_system_error(last_socket_error(),
+                           concat({"create_datagram_endpoint: connect to ", remote.to_string()}));
+    }
+    return s;
+}
+
+// A host's addresses for one side: none when the host is empty (that side not given).
+template <class = void>
+coro<std::vector<address_info>> resolve_datagram_side(loop_base& loop, std::string host,
+                                                      std::uint16_t port,
+                                                      datagram_options options) {
+    if (host.empty()) co_return std::vector<address_info>{};
+    co_return co_await loop.getaddrinfo(std::move(host), port, options.family, SOCK_DGRAM,
+                                        options.proto, options.flags);
+}
+
+// asyncio's pairing: for each remote address in order (each local one when there is no
+// remote), a local address of its family; the first pair whose socket opens, binds and
+// connects wins, else the last failure is thrown.
+inline socket open_resolved_datagram_socket(const std::vector<address_info>& locals,
+                                            const std::vector<address_info>& remotes,
+                                            const datagram_options& options) {
+    std::exception_ptr last;
+    auto attempt = [&](const endpoint& l, const endpoint& r) -> socket {
+        try {
+            return open_datagram_socket(l, r, options);
+        } catch (const std::system_error&) {
+            last = std::current_exception();
+            return socket();
+        }
+    };
+    if (remotes.empty()) {
+        for (const address_info& l : locals) {
+            socket s = attempt(l.address, endpoint());
+            if (s.is_open()) return s;
+        }
+    } else {
+        for (const address_info& r : remotes) {
+            if (locals.empty()) {
+                socket s = attempt(endpoint(), r.address);
+                if (s.is_open()) return s;
+                continue;
+            }
+            for (const address_info& l : locals) {
+                if (l.family != r.family) continue;
+                socket s = attempt(l.address, r.address);
+                if (s.is_open()) return s;
+            }
+        }
+    }
+    if (last) std::rethrow_exception(last);
+    throw std::system_error(std::make_error_code(std::errc::address_family_not_supported),
+                            "create_datagram_endpoint: no local and remote address of one "
+                            "family");
+}
+
+template <class P, class Factory>
+coro<std::pair<datagram_transport*, P*>> start_datagram_endpoint(loop_base& loop,
+                                                                 Factory& factory, socket s) {
+    std::unique_ptr<P> proto = factory();
+    P* p = proto.get();
+    datagram_transport& t = with_family(loop, [&](auto ops) -> datagram_transport& {
+        return ops.start_datagram(loop, std::move(s), std::move(proto));
+    });
+    co_return std::pair<datagram_transport*, P*>(&t, p);
+}
+
+template <class P, class Factory>
+coro<std::pair<datagram_transport*, P*>> create_datagram_endpoint(loop_base& loop,
+                                                                  Factory factory,
+                                                                  endpoint local,
+                                                                  endpoint remote,
+                                                                  datagram_options options) {
+    socket s = open_datagram_socket(local, remote, options);
+    co_return co_await start_datagram_endpoint<P>(loop, factory, std::move(s));
+}
+
+template <class P, class Factory>
+coro<std::pair<datagram_transport*, P*>> create_datagram_endpoint_by_name(
+    loop_base& loop, Factory factory, std::string local_host, std::uint16_t local_port,
+    std::string remote_host, std::uint16_t remote_port, datagram_options options) {
+    if (local_host.empty() && remote_host.empty() &&
+        options.family == address_family::unspecified) {
+        throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                "create_datagram_endpoint: give a local or a remote host, "
+                                "or a family");
+    }
+    std::vector<address_info> locals =
+        co_await resolve_datagram_side(loop, std::move(local_host), local_port, options);
+    std::vector<address_info> remotes =
+        co_await resolve_datagram_side(loop, std::move(remote_host), remote_port, options);
+    socket s = locals.empty() && remotes.empty()
+                   ? open_datagram_socket(endpoint(), endpoint(), options)
+                   : open_resolved_datagram_socket(locals, remotes, options);
+    co_return co_await start_datagram_endpoint<P>(loop, factory, std::move(s));
+}
+
+}  // namespace detail
+
+template <class Factory>
+coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>>
+loop_base::create_datagram_endpoint(Factory factory, endpoint local, endpoint remote) {
+    detail::check_factory<Factory, datagram_protocol>();
+    check_open("create_datagram_endpoint");
+    using P = detail::protocol_of<Factory>;
+    return detail::create_datagram_endpoint<P>(*this, std::move(factory), std::move(local),
+                                               std::move(remote), datagram_options{});
+}
+
+template <class Factory>
+coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>>
+loop_base::create_datagram_endpoint(Factory factory, endpoint local, endpoint remote,
+                                    datagram_options options) {
+    detail::check_factory<Factory, datagram_protocol>();
+    check_open("create_datagram_endpoint");
+    using P = detail::protocol_of<Factory>;
+    return detail::create_datagram_endpoint<P>(*this, std::move(factory), std::move(local),
+                                               std::move(remote), options);
+}
+
+template <class Factory>
+coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>>
+loop_base::create_datagram_endpoint(Factory factory, std::string local_host,
+                                    std::uint16_t local_port, std::string remote_host,
+                                    std::uint16_t remote_port, datagram_options options) {
+    detail::check_factory<Factory, datagram_protocol>();
+    check_open("create_datagram_endpoint");
+    detail::refuse_nul(local_host, "local host");
+    detail::refuse_nul(remote_host, "remote host");
+    using P = detail::protocol_of<Factory>;
+    return detail::create_datagram_endpoint_by_name<P>(*this, std::move(factory),
+                                                       std::move(local_host), local_port,
+                                                       std::move(remote_host), remote_port,
+                                                       options);
+}
+
+template <class Factory>
+coro<std::pair<datagram_transport*, detail::protocol_of<Factory>*>>
+loop_base::create_datagram_endpoint(Factory factory, std::string local_host,
+                                    std::uint16_t local_port, std::string remote_host,
+                                    std::uint16_t remote_port) {
+    return create_datagram_endpoint(std::move(factory), std::move(local_host), local_port,
+                                    std::move(remote_host), remote_port, datagram_options{});
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/create_datagram_endpoint.hpp
+// begin file ioloop/net/create_server.hpp
+// ioloop: loop.create_server and loop.create_unix_server (asyncio's): listening sockets
+// with the defaults users expect (SO_REUSEADDR on POSIX, a backlog of 100), serving at once,
+// or as serve_options say; and the sock= form, serving a socket bound already.
+#ifndef IOLOOP_NET_CREATE_SERVER_HPP
+#define IOLOOP_NET_CREATE_SERVER_HPP
+
+// begin file ioloop/net/server.hpp
+// ioloop: server (asyncio's Server): listening sockets that accept connections and give
+// each a transport and a protocol from the server's factory. `server` is a move-only
+// handle on a detail::server_state (net/server_state.hpp); destroying it stops the
+// listening (the connections already made go on).
+#ifndef IOLOOP_NET_SERVER_HPP
+#define IOLOOP_NET_SERVER_HPP
+
+
+#include <utility>
+#include <vector>
+
+IOLOOP_NAMESPACE_BEGIN
+
+class server {
+public:
+    server() noexcept = default;
+    explicit server(detail::server_state* state) noexcept : state_(state) {}
+    server(server&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+    server& operator=(server&& other) noexcept {
+        if (this != &other) {
+            reset();
+            state_ = std::exchange(other.state_, nullptr);
+        }
+        return *this;
+    }
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+    // Stops listening; the connections it made go on.
+    ~server() { reset(); }
+
+    // Stops listening and closes the listening sockets; the connections go on (asyncio).
+    void close() noexcept {
+        if (state_) state_->close();
+    }
+
+    // co_await s.wait_closed(): until close() was called and every connection the server
+    // made is gone (asyncio 3.12).
+    template <class = void>
+    coro<void> wait_closed() {
+        if (!state_) co_return;
+        detail::server_state* st = state_;
+        st->add_ref();  // the handle may go while this waits
+        struct release_on_exit {
+            detail::server_state* st;
+            ~release_on_exit() { st->release(); }
+        } release{st};
+        co_await st->idle().wait();
+    }
+
+    // Serves until close() (then returns) or until the awaiting task is cancelled (then
+    // closes the server and lets cancelled_error through).
+    template <class = void>
+    coro<void> serve_forever() {
+        if (!state_) throw invalid_state_error("server::serve_forever: an empty server handle");
+        detail::server_state* st = state_;
+        st->start_serving();
+        st->add_ref();
+        struct close_on_exit {
+            detail::server_state* st;
+            ~close_on_exit() {
+                st->close();
+                st->release();
+            }
+        } closer{st};
+        co_await st->closed_event().wait();
+    }
+
+    void start_serving() {
+        if (!state_) throw invalid_state_error("server::start_serving: an empty server handle");
+        state_->start_serving();
+    }
+
+    bool is_serving() const noexcept { return state_ && state_->is_serving(); }
+
+    // The listening sockets; empty once closed. With port 0 asked for,
+    // sockets()[0].local_endpoint().port() is the port the system picked.
+    const std::vector<socket>& sockets() const noexcept {
+        static const std::vector<socket> none;
+        return state_ ? state_->sockets() : none;
+    }
+
+private:
+    void reset() noexcept {
+        if (!state_) return;
+        state_->close();
+        std::exchange(state_, nullptr)->release();
+    }
+
+    detail::server_state* state_ = nullptr;
+};
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/server.hpp
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+// A listening socket bound to `address`, with the options' socket options.
+inline socket listen_on(const endpoint& address, const serve_options& o) {
+    socket s = socket::open(address.family(), socket_type::stream);
+    if (address.family() != address_family::unix_domain) {
+        if (o.reuse_address) s.set_reuse_address(true);
+        if (o.reuse_port) s.set_reuse_port(true);
+    }
+    // Binding "::" must not take the IPv4 port too: "0.0.0.0" is bound separately.
+    if (address.family() == address_family::ipv6) s.set_v6_only(true);
+    s.bind(address);
+    s.listen(o.backlog);
+    return s;
+}
+
+// What makes a listener of loop's family.
+inline auto make_listener(loop_base& loop) {
+    return [&loop](server_state& state, socket& s) {
+        return with_family(loop, [&](auto ops) { return ops.listen(state, s); });
+    };
+}
+
+// Every address of the hosts, each once: an empty host is every interface, IPv4 and
+// IPv6 (where the system has IPv6), as asyncio. `any_host` says which are those.
+template <class = void>
+coro<std::vector<endpoint>> server_addresses(loop_base& loop, std::vector<std::string> hosts,
+                                             std::uint16_t port, std::vector<bool>& any_host) {
+    std::vector<endpoint> addresses;
+    const auto add = [&](const endpoint& a, bool any) {
+        for (const endpoint& b : addresses) {
+            if (a == b) return;
+        }
+        addresses.push_back(a);
+        any_host.push_back(any);
+    };
+    for (const std::string& host : hosts) {
+        if (host.empty()) {
+            add(endpoint::ip("0.0.0.0", port), true);
+            add(endpoint::ip("::", port), true);
+            continue;
+        }
+        const std::vector<endpoint> found =
+            co_await loop.getaddrinfo(host, port, socket_type::stream);
+        for (const endpoint& a : found) add(a, false);
+    }
+    co_return addresses;
+}
+
+// A server's factory: the protocol factory as it is, or each protocol under a TLS layer of
+// its own when the options have ssl.
+template <class Factory>
+protocol_factory serving_factory(loop_base& loop, Factory factory, const serve_options& o) {
+    protocol_factory plain(std::move(factory));
+    if (!o.ssl) return plain;
+    return tls_server_factory(loop, std::move(plain), o);
+}
+
+template <class = void>
+coro<server> create_tcp_server(loop_base& loop, protocol_factory factory,
+                               std::vector<std::string> hosts, std::uint16_t port,
+                               serve_options o) {
+    std::vector<bool> any_host;
+    const std::vector<endpoint> addresses =
+        co_await server_addresses(loop, std::move(hosts), port, any_host);
+    auto& state = *new server_state(loop, std::move(factory), o.backlog);
+    server handle(&state);  // owns it from here: closes it if a bind fails
+    state.set_keep_alive(o.keep_alive);
+    for (std::size_t i = 0; i < addresses.size(); ++i) {
+        const endpoint& address = addresses[i];
+        try {
+            state.add_listener(listen_on(address, o), {}, make_listener(loop));
+        } catch (const std::system_error& e) {
+            const bool no_ipv6 = e.code() == std::errc::address_family_not_supported ||
+                                 e.code() == std::errc::address_not_available;
+            if (!(any_host[i] && address.family() == address_family::ipv6 && no_ipv6)) throw;
+        }
+    }
+    if (o.start_serving) state.start_serving();
+    co_return handle;
+}
+
+// A socket bound already (asyncio's sock=): listened on with the options' backlog, as
+// asyncio does (harmless on a socket listening already, such as systemd's).
+template <class = void>
+coro<server> serve_socket(loop_base& loop, protocol_factory factory, socket s, serve_options o) {
+    s.listen(o.backlog);
+    auto& state = *new server_state(loop, std::move(factory), o.backlog);
+    server handle(&state);
+    state.set_keep_alive(o.keep_alive);
+    state.add_listener(std::move(s), {}, make_listener(loop));
+    if (o.start_serving) state.start_serving();
+    co_return handle;
+}
+
+// What create_server(sock) refuses before it starts: a socket it cannot serve, and the
+// options that only apply to sockets it binds itself.
+inline void check_listening_socket(const socket& s, const serve_options& o, const char* what) {
+    if (!s.is_open()) throw std::invalid_argument(concat({what, ": the socket is not open"}));
+    if (s.type() != socket_type::stream) {
+        throw std::invalid_argument(concat({what, ": the socket is not a stream socket"}));
+    }
+    if (o.reuse_port || (o.hosts && !o.hosts->empty())) {
+        throw std::invalid_argument(
+            concat({what, ": reuse_port and hosts do not apply to sock= (bound already)"}));
+    }
+}
+
+// The hosts a create_server call listens on: host, unless it is empty and options.hosts
+// are given, then those. A copy: the options point to the caller's vector.
+inline std::vector<std::string> hosts_of(std::string host, const serve_options& o) {
+    std::vector<std::string> hosts;
+    if (!host.empty() || !o.hosts) hosts.push_back(std::move(host));
+    if (o.hosts) hosts.insert(hosts.end(), o.hosts->begin(), o.hosts->end());
+    return hosts;
+}
+
+template <class = void>
+coro<server> create_unix_server(loop_base& loop, protocol_factory factory, std::string path,
+                                serve_options o) {
+    const endpoint address = endpoint::unix_path(path);
+    // A socket file left by an earlier run would make bind fail: asyncio removes it. Only
+    // a socket is removed, never a regular file; an abstract name has no file.
+    const bool has_file = !path.empty() && path.front() != '\0';
+    if (has_file) remove_stale_socket_file(path.c_str());
+    auto& state = *new server_state(loop, std::move(factory), o.backlog);
+    server handle(&state);  // owns it from here: closes it if a bind fails
+    state.add_listener(listen_on(address, o), has_file ? path : std::string(),
+                       make_listener(loop));
+    if (o.start_serving) state.start_serving();
+    co_return handle;
+}
+
+}  // namespace detail
+
+template <class Factory>
+coro<server> loop_base::create_server(Factory factory, std::string host, std::uint16_t port,
+                                      int backlog) {
+    serve_options o;
+    o.backlog = backlog;
+    return create_server(std::move(factory), std::move(host), port, o);
+}
+
+template <class Factory>
+coro<server> loop_base::create_server(Factory factory, std::string host, std::uint16_t port,
+                                      const serve_options& options) {
+    check_open("create_server");
+    detail::check_serve_options(options, "create_server");
+    std::vector<std::string> hosts = detail::hosts_of(std::move(host), options);
+    serve_options o = options;
+    o.hosts = nullptr;  // copied into hosts
+    return detail::create_tcp_server(*this, detail::serving_factory(*this, std::move(factory), o),
+                                     std::move(hosts), port, o);
+}
+
+template <class Factory>
+coro<server> loop_base::create_server(Factory factory, socket sock) {
+    return create_server(std::move(factory), std::move(sock), serve_options{});
+}
+
+template <class Factory>
+coro<server> loop_base::create_server(Factory factory, socket sock, const serve_options& options) {
+    check_open("create_server");
+    detail::check_serve_options(options, "create_server");
+    detail::check_listening_socket(sock, options, "create_server");
+    serve_options o = options;
+    o.hosts = nullptr;
+    return detail::serve_socket(*this, detail::serving_factory(*this, std::move(factory), o),
+                                std::move(sock), o);
+}
+
+template <class Factory>
+coro<server> loop_base::create_unix_server(Factory factory, std::string path, int backlog) {
+    serve_options o;
+    o.backlog = backlog;
+    return create_unix_server(std::move(factory), std::move(path), o);
+}
+
+template <class Factory>
+coro<server> loop_base::create_unix_server(Factory factory, std::string path,
+                                           const serve_options& options) {
+    check_open("create_unix_server");
+    detail::check_serve_options(options, "create_unix_server");
+    if (options.hosts && !options.hosts->empty()) {
+        throw std::invalid_argument("create_unix_server: hosts do not apply to a Unix socket");
+    }
+    serve_options o = options;
+    o.hosts = nullptr;
+    return detail::create_unix_server(*this, detail::serving_factory(*this, std::move(factory), o),
+                                      std::move(path), o);
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/create_server.hpp
+// begin file ioloop/net/sock_ops.hpp
+// ioloop: the loop's awaitable socket operations (asyncio's loop.sock_recv, sock_sendall,
+// sock_accept, sock_connect, sock_recvfrom, sock_sendto). Each is its backend family's:
+// the loop's engine makes the calls (net/reactive/engine.hpp: try the syscall, wait for
+// readiness only on EAGAIN; net/iocp/engine.hpp: overlapped operations).
+#ifndef IOLOOP_NET_SOCK_OPS_HPP
+#define IOLOOP_NET_SOCK_OPS_HPP
+
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+IOLOOP_NAMESPACE_BEGIN
+
+template <class Backend>
+coro<std::size_t> basic_event_loop<Backend>::sock_recv_into(socket& s, std::span<std::byte> buf) {
+    return engine_.sock_recv_into(*this, s, buf);
+}
+
+template <class Backend>
+coro<std::string> basic_event_loop<Backend>::sock_recv(socket& s, std::size_t max_bytes) {
+    // Like asyncio, a buffer of the full size per call: the caller chose max_bytes.
+    std::string data(max_bytes, '\0');
+    const std::size_t n = co_await sock_recv_into(s, std::as_writable_bytes(std::span(data)));
+    data.resize(n);
+    co_return data;
+}
+
+template <class Backend>
+coro<void> basic_event_loop<Backend>::sock_sendall(socket& s, std::string_view data) {
+    return engine_.sock_sendall(*this, s, data);
+}
+
+template <class Backend>
+coro<std::pair<socket, endpoint>> basic_event_loop<Backend>::sock_accept(socket& listener) {
+    return engine_.sock_accept(*this, listener);
+}
+
+template <class Backend>
+coro<void> basic_event_loop<Backend>::sock_connect(socket& s, endpoint to) {
+    return engine_.sock_connect(*this, s, std::move(to));
+}
+
+template <class Backend>
+coro<std::pair<std::size_t, endpoint>> basic_event_loop<Backend>::sock_recvfrom_into(
+    socket& s, std::span<std::byte> buf) {
+    return engine_.sock_recvfrom_into(*this, s, buf);
+}
+
+template <class Backend>
+coro<std::pair<std::string, endpoint>> basic_event_loop<Backend>::sock_recvfrom(
+    socket& s, std::size_t max_bytes) {
+    std::string data(max_bytes, '\0');
+    auto [n, from] = co_await sock_recvfrom_into(s, std::as_writable_bytes(std::span(data)));
+    data.resize(n);
+    co_return std::pair<std::string, endpoint>(std::move(data), std::move(from));
+}
+
+template <class Backend>
+coro<std::size_t> basic_event_loop<Backend>::sock_sendto(socket& s, std::string_view data,
+                                                         endpoint to) {
+    return engine_.sock_sendto(*this, s, data, std::move(to));
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/sock_ops.hpp
+// begin file ioloop/net/sendfile.hpp
+// ioloop: loop.sendfile(transport, file) and loop.sock_sendfile(sock, file) (asyncio's):
+// a file's bytes to a stream socket. Where the system can (Linux's sendfile(2), a plain
+// socket on a readiness backend) the kernel copies them, without passing through the
+// program; elsewhere, with fallback (the default), chunks are read through the executor
+// (the file's own operations) and written. Without fallback where sendfile(2) is not
+// possible: sendfile_not_available_error, as asyncio's SendfileNotAvailableError.
+//
+// asyncio's rules: offset >= 0; count > 0, or the whole rest of the file (count < 0 here,
+// asyncio's None); the count sent is returned, and the file's position is offset + sent
+// afterwards, also when the sending failed part way. On a transport, reading is paused
+// and its write buffer flushed first, write() is refused while the file goes (the bytes
+// would interleave), and reading resumes after if it was on before.
+//
+// sendfile(2) reads the file on the loop's thread, as asyncio's does: a file on a slow
+// disk stalls the loop meanwhile (the page cache usually has it).
+#ifndef IOLOOP_NET_SENDFILE_HPP
+#define IOLOOP_NET_SENDFILE_HPP
+
+
+#include <cstddef>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+IOLOOP_NAMESPACE_BEGIN
+namespace detail {
+
+struct file_sendfile_access {
+    static file_ref ref(const file& f, const char* what) { return f.ref(what); }
+};
+
+struct sendfile_access {
+    static native_socket socket_of(const transport& t) noexcept { return t.sendfile_socket(); }
+    static bool set_gate(transport& t, sendfile_gate* g) noexcept {
+        return t.set_sendfile_gate(g);
+    }
+};
+
+// One fallback read: 256 KiB, so that the hop to the executor is paid rarely.
+inline constexpr std::size_t sendfile_chunk = std::size_t{256} << 10;
+// One sendfile(2) call moves at most this much (Linux stops at 0x7ffff000 anyway).
+inline constexpr std::size_t sendfile_call_max = std::size_t{0x7ffff000};
+
+inline void check_sendfile_args(const char* what, long long offset, long long count) {
+    if (offset < 0) {
+        throw std::invalid_argument(
+            concat({what, ": offset must be a non-negative integer (got ", decimal(offset), ")"}));
+    }
+    if (count == 0) {
+        throw std::invalid_argument(
+            concat({what, ": count must be a positive integer, or negative for the whole "
+                          "rest of the file (got 0)"}));
+    }
+}
+
+// What is left to send: count - sent, or a whole chunk for "to the end".
+inline std::size_t sendfile_left(long long count, std::size_t sent, std::size_t chunk) noexcept {
+    if (count < 0) return chunk;
+    const std::size_t left = static_cast<std::size_t>(count) - sent;
+    return left < chunk ? left : chunk;
+}
+
+// The file's position put at `to`, the read buffer dropped. On the loop's thread, not the
+// pool: an lseek(2) (SetFilePointerEx) of an absolute offset does not wait for the disk,
+// and holding the turn means no job of the file runs meanwhile. A hop to the pool here
+// would cost each sendfile a thread's wake-up at its end.
+inline void sendfile_seek(file_core& f, long long to, const char* what) {
+    f.drop_buffer();
+    long long at = 0;
+    if (const std::error_code ec = seek_native_file(f.handle, to, seek_set, at)) {
+        throw_file_error(ec, what, f.path);
+    }
+    f.os_position = at;
+}
+
+// The socket cannot take more now: wait for it, through the transport when there is one
+// (it watches its own descriptor; a second registration would be refused).
+template <class = void>
+coro<void> sendfile_wait_writable(loop_base& loop, native_socket out, transport* t,
+                                  sendfile_gate* gate, const char* what) {
+    if (!t) {
+        co_await fd_ready(loop, out, backend::io_write, what);
+        co_return;
+    }
+    gate->changed.clear();
+    gate->want_writable = true;
+    sendfile_access::set_gate(*t, gate);  // watches for writability now
+    co_await gate->changed.wait();
+}
+
+[[noreturn]] inline void throw_transport_gone(const char* what) {
+    throw std::system_error(std::make_error_code(std::errc::connection_aborted),
+                            concat({what, ": the transport was closed while the file was sent"}));
+}
+
+// sendfile(2) until count bytes (or the file's end), adding to `sent`. False if the system
+// refused the very first call as not possible for these descriptors (EINVAL, ENOSYS, ...):
+// the caller falls back then, or throws sendfile_not_available_error.
+template <class = void>
+coro<bool> sendfile_native(loop_base& loop, native_socket out, file_core& f, long long offset,
+                           long long count, std::size_t& sent, transport* t,
+                           sendfile_gate* gate, const char* what) {
+    for (;;) {
+        const std::size_t want = sendfile_left(count, sent, sendfile_call_max);
+        if (want == 0) co_return true;
+        long long at = offset + static_cast<long long>(sent);
+        const std::ptrdiff_t n = send_file_part(out, f.handle, at, want);
+        if (n > 0) {
+            sent += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n == 0) co_return true;  // the end of the file
+        const int err = errno;
+        if (interrupted(err)) continue;
+        if (would_block(err)) {
+            co_await sendfile_wait_writable(loop, out, t, gate, what);
+            if (gate && gate->gone) throw_transport_gone(what);
+            continue;
+        }
+        // asyncio's list: the descriptors are of kinds sendfile(2) does not join.
+        if (sent == 0 && (err == EINVAL || err == ENOSYS || err == ENOTSOCK || err == EOPNOTSUPP)) {
+            co_return false;
+        }
+        throw_system_error(err, concat({what, " \"", f.path, "\" to socket ", decimal(out)}));
+    }
+}
+
+// The fallback's next chunk of the file, read on the pool from where the last one ended;
+// empty at the end of the file.
+template <class = void>
+coro<std::string> sendfile_read_chunk(file_core& f, long long count, std::size_t sent,
+                                      const char* what) {
+    f.want = sendfile_left(count, sent, sendfile_chunk);
+    if (f.want == 0) co_return std::string();
+    co_await file_job_wait(f, file_job_kind::read, what);
+    co_return f.take(f.buffered());
+}
+
+// Both forms' end, as asyncio's finally: the file's position is offset + sent, whatever
+// happened (unless a cancelled read of the fallback still runs on the pool: its bytes go to
+// the file's buffer then, as any cancelled read's); then the failure, if any, goes on.
+inline void sendfile_finish(file_core& f, long long offset, std::size_t sent,
+                            const std::exception_ptr& failure, const char* what) {
+    if (!f.pending) sendfile_seek(f, offset + static_cast<long long>(sent), what);
+    if (failure) std::rethrow_exception(failure);
+}
+
+// The transport's write buffer empty (or the transport gone).
+template <class = void>
+coro<void> sendfile_flush(transport& t, sendfile_gate& gate) {
+    while (!gate.gone && t.get_write_buffer_size() != 0) {
+        gate.changed.clear();
+        co_await gate.changed.wait();
+    }
+}
+
+template <class = void>
+coro<void> sendfile_to_transport(loop_base& loop, transport& t, file_core& f, long long offset,
+                                 long long count, bool fallback, sendfile_gate& gate,
+                                 std::size_t& sent) {
+    const char* what = "loop.sendfile";
+    co_await sendfile_flush(t, gate);
+    if (gate.gone) throw_transport_gone(what);
+    const native_socket out = sendfile_access::socket_of(t);
+    bool done = false;
+    if (native_sendfile_available && out != invalid_socket) {
+        done = co_await sendfile_native(loop, out, f, offset, count, sent, &t, &gate, what);
+    }
+    if (done) co_return;
+    if (!fallback) {
+        throw sendfile_not_available_error(
+            concat({what, ": the system cannot send \"", f.path,
+                    "\" itself on this transport (sendfile(2) needs Linux, a readiness "
+                    "backend and a plain socket's transport); fallback = true sends it by "
+                    "reads and writes"}));
+    }
+    sendfile_seek(f, offset, what);
+    for (;;) {
+        std::string chunk = co_await sendfile_read_chunk(f, count, sent, what);
+        if (gate.gone) throw_transport_gone(what);
+        if (chunk.empty()) co_return;
+        gate.own_write = true;
+        t.write(chunk);
+        gate.own_write = false;
+        sent += chunk.size();
+        // Flow control: past the high-water mark, wait for the buffer to drain.
+        if (t.get_write_buffer_size() > t.get_write_buffer_limits().high) {
+            co_await sendfile_flush(t, gate);
+            if (gate.gone) throw_transport_gone(what);
+        }
+    }
+}
+
+template <class = void>
+coro<std::size_t> loop_sendfile(loop_base& loop, transport& t, file_ref ref, long long offset,
+                                long long count, bool fallback) {
+    const char* what = "loop.sendfile";
+    file_core& f = *ref;
+    co_await f.turn.acquire();
+    file_turn turn(f);
+    f.check_readable(what);
+    if (t.is_closing()) throw invalid_state_error("loop.sendfile: the transport is closing");
+    sendfile_gate gate;
+    if (!sendfile_access::set_gate(t, &gate)) {
+        throw invalid_state_error(
+            "loop.sendfile: the transport cannot take a sendfile now (another sendfile runs "
+            "on it, or it is not one of ioloop's transports)");
+    }
+    // Takes the gate back from the transport however this frame ends (destroyed unfinished
+    // when the loop closes, too), unless the transport went first.
+    struct gate_hold {
+        transport& t;
+        sendfile_gate& gate;
+        bool resume_reading;
+        ~gate_hold() {
+            if (gate.gone) return;
+            sendfile_access::set_gate(t, nullptr);
+            if (resume_reading && !t.is_closing()) t.resume_reading();
+        }
+    };
+    std::size_t sent = 0;
+    std::exception_ptr failure;
+    {
+        gate_hold hold{t, gate, t.is_reading()};
+        if (hold.resume_reading) t.pause_reading();
+        try {
+            co_await sendfile_to_transport(loop, t, f, offset, count, fallback, gate, sent);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+    }
+    sendfile_finish(f, offset, sent, failure, what);
+    co_return sent;
+}
+
+}  // namespace detail
+
+template <class>
+coro<std::size_t> loop_base::sendfile(transport& t, file& f, long long offset, long long count,
+                                      bool fallback) {
+    detail::check_sendfile_args("loop.sendfile", offset, count);
+    check_open("loop.sendfile");
+    return detail::loop_sendfile(*this, t, detail::file_sendfile_access::ref(f, "loop.sendfile"),
+                                 offset, count, fallback);
+}
+
+namespace detail {
+
+template <class Loop>
+coro<std::size_t> loop_sock_sendfile(Loop& loop, socket& s, file_ref ref, long long offset,
+                                     long long count, bool fallback, bool native_possible) {
+    const char* what = "loop.sock_sendfile";
+    file_core& f = *ref;
+    co_await f.turn.acquire();
+    file_turn turn(f);
+    f.check_readable(what);
+    std::size_t sent = 0;
+    std::exception_ptr failure;
+    try {
+        bool done = false;
+        if (native_possible) {
+            done = co_await sendfile_native(loop, s.fd(), f, offset, count, sent, nullptr,
+                                            nullptr, what);
+        }
+        if (!done) {
+            if (!fallback) {
+                throw sendfile_not_available_error(
+                    concat({what, ": the system cannot send \"", f.path,
+                            "\" itself here (sendfile(2) needs Linux and a readiness "
+                            "backend); fallback = true sends it by reads and writes"}));
+            }
+            sendfile_seek(f, offset, what);
+            for (;;) {
+                std::string chunk = co_await sendfile_read_chunk(f, count, sent, what);
+                if (chunk.empty()) break;
+                co_await loop.sock_sendall(s, chunk);
+                sent += chunk.size();
+            }
+        }
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    sendfile_finish(f, offset, sent, failure, what);
+    co_return sent;
+}
+
+}  // namespace detail
+
+template <class Backend>
+coro<std::size_t> basic_event_loop<Backend>::sock_sendfile(socket& s, file& f, long long offset,
+                                                           long long count, bool fallback) {
+    detail::check_sendfile_args("loop.sock_sendfile", offset, count);
+    check_open("loop.sock_sendfile");
+    // Whether the family can: sendfile(2) is the readiness engine's (on Linux).
+    constexpr bool native = decltype(engine_)::native_sendfile;
+    return detail::loop_sock_sendfile(*this, s,
+                                      detail::file_sendfile_access::ref(f, "loop.sock_sendfile"),
+                                      offset, count, fallback, native);
+}
+
+IOLOOP_NAMESPACE_END
+
+#endif
+// end file ioloop/net/sendfile.hpp
 // begin file ioloop/net/streams.hpp
 // ioloop: asyncio's stream functions: open_connection / open_unix_connection give a
 // connected (stream_reader, stream_writer) pair; start_server / start_unix_server run a
@@ -20177,6 +20645,7 @@ namespace detail {
 struct stream_access {
     static void set_pending(stream_reader_protocol& p, coro<void> c) noexcept {
         p.pending_ = std::move(c);
+        p.from_server_ = 1;
     }
     // The stream a handle is of (the handle is not empty).
     template <class Handle>
@@ -22130,7 +22599,11 @@ IOLOOP_NAMESPACE_END
 #endif
 // end file ioloop/subprocess/subprocess_transport.hpp
 
-// Internal macros end here (nlohmann's macro_unscope); IOLOOP_HAS_* and the version stay.
+// begin file ioloop/detail/macro_unscope.hpp
+// ioloop: the internal macros end here (nlohmann/json's macro_unscope), at the end of
+// <ioloop/ioloop.hpp> and of <ioloop/ssl.hpp>; IOLOOP_HAS_*, IOLOOP_DEFAULT_BACKEND and the
+// version stay. No include guard: it is meant to be included again.
+// IWYU pragma: private
 #undef IOLOOP_NOINLINE
 #undef IOLOOP_ALWAYS_INLINE
 #undef IOLOOP_PREFETCH
@@ -22139,6 +22612,8 @@ IOLOOP_NAMESPACE_END
 #undef IOLOOP_ABI_TAG
 #undef IOLOOP_ABI_CONCAT
 #undef IOLOOP_ABI_CONCAT_
+
+// end file ioloop/detail/macro_unscope.hpp
 
 #endif
 // end file ioloop/ioloop.hpp

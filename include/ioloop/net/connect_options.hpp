@@ -7,7 +7,7 @@
 //
 // It owns no memory: a braced temporary in a co_await expression is destroyed twice by
 // g++ 12, so a string in here would be freed twice. What it points to (server_hostname,
-// ssl) must outlive the call.
+// the ssl context) must outlive the call.
 #ifndef IOLOOP_NET_CONNECT_OPTIONS_HPP
 #define IOLOOP_NET_CONNECT_OPTIONS_HPP
 
@@ -15,6 +15,7 @@
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/message.hpp"
 #include "ioloop/net/endpoint.hpp"
+#include "ioloop/net/ssl_option.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -23,16 +24,14 @@
 
 IOLOOP_NAMESPACE_BEGIN
 
-// A TLS configuration: defined by the TLS header (<ioloop/ssl.hpp>), which is separate
-// and optional. Without it, a non-null `ssl` option is refused (std::invalid_argument).
-class ssl_context;
-
 struct connect_options {
     // The stream_reader's limit (open_connection only; stream_default_limit).
     std::size_t limit = 64 * 1024;
-    // TLS over the connection (needs <ioloop/ssl.hpp>); null: plain TCP.
-    const ssl_context* ssl = nullptr;
-    // The name the server's certificate is checked against (with ssl only); null: the host.
+    // TLS over the connection: an ssl_context of <ioloop/ssl.hpp>; none: plain TCP. The
+    // call returns once the handshake is done.
+    ssl_option ssl{};
+    // The name the server's certificate is checked against and sent as SNI (with ssl only);
+    // null: the host.
     const char* server_hostname = nullptr;
     // Bind the socket here before connecting (asyncio's local_addr); unspecified: not bound.
     // Only addresses of its family are tried.
@@ -50,6 +49,10 @@ struct connect_options {
     // "Multiple exceptions: ..." naming each); true, an ioloop::connect_errors listing every
     // address's error (asyncio's ExceptionGroup).
     bool all_errors = false;
+    // With ssl: the handshake's time limit (std::system_error(errc::timed_out) after it),
+    // and how long close() waits for the peer's close_notify (asyncio's defaults).
+    std::chrono::steady_clock::duration ssl_handshake_timeout = std::chrono::seconds(60);
+    std::chrono::steady_clock::duration ssl_shutdown_timeout = std::chrono::seconds(30);
 };
 // What keeps it safe as a braced temporary in a co_await expression (see above).
 static_assert(std::is_trivially_copyable_v<connect_options> &&
@@ -57,17 +60,19 @@ static_assert(std::is_trivially_copyable_v<connect_options> &&
 
 namespace detail {
 
-// The TLS header, once included, takes the ssl option; without it, a call given one fails
-// here before anything is opened.
-inline void refuse_ssl_without_tls(const ssl_context* ssl, const char* what) {
-    if (ssl) {
-        throw std::invalid_argument(
-            concat({what, ": ssl= needs <ioloop/ssl.hpp> (TLS is not compiled in)"}));
+// A negative or zero time limit is refused at the call, as asyncio refuses it.
+inline void check_tls_timeouts(std::chrono::steady_clock::duration handshake,
+                               std::chrono::steady_clock::duration shutdown, const char* what) {
+    if (handshake.count() <= 0) {
+        throw std::invalid_argument(concat({what, ": ssl_handshake_timeout must be positive"}));
+    }
+    if (shutdown.count() <= 0) {
+        throw std::invalid_argument(concat({what, ": ssl_shutdown_timeout must be positive"}));
     }
 }
 
 inline void check_connect_options(const connect_options& o, const char* what) {
-    refuse_ssl_without_tls(o.ssl, what);
+    check_tls_timeouts(o.ssl_handshake_timeout, o.ssl_shutdown_timeout, what);
     if (o.server_hostname && !o.ssl) {
         throw std::invalid_argument(
             concat({what, ": server_hostname is only meaningful with ssl"}));

@@ -21,6 +21,7 @@
 #include "ioloop/net/protocol.hpp"
 #include "ioloop/net/serve_options.hpp"
 #include "ioloop/net/socket.hpp"
+#include "ioloop/net/start_tls.hpp"
 
 #include <cstdint>
 #include <exception>
@@ -53,21 +54,39 @@ std::pair<transport*, P*> start_connected(loop_base& loop, Factory& factory, soc
     return std::pair<transport*, P*>(&t, p);
 }
 
+// The transport and protocol over a connected socket, with TLS between them if `tls`
+// makes layers (then once its handshake is done).
+template <class P, class Factory>
+coro<std::pair<transport*, P*>> start_over(loop_base& loop, Factory& factory, socket s,
+                                           tls_layer_factory tls) {
+    if (tls) co_return co_await start_tls_connected<P>(loop, factory, std::move(s), std::move(tls));
+    co_return start_connected<P>(loop, factory, std::move(s));
+}
+
 template <class P, class Factory>
 coro<std::pair<transport*, P*>> start_connection(loop_base& loop, Factory factory,
                                                  std::vector<endpoint> addresses,
-                                                 connect_options o, const char* what) {
+                                                 connect_options o, const char* what,
+                                                 tls_layer_factory tls = {}) {
     socket s = co_await connect_any(loop, std::move(addresses), o, what);
-    co_return start_connected<P>(loop, factory, std::move(s));
+    co_return co_await start_over<P>(loop, factory, std::move(s), std::move(tls));
 }
 
 template <class P, class Factory>
 coro<std::pair<transport*, P*>> create_connection(loop_base& loop, Factory factory,
                                                   std::string host, std::uint16_t port,
-                                                  connect_options o) {
+                                                  connect_options o, tls_layer_factory tls) {
     std::vector<endpoint> addresses = co_await loop.getaddrinfo(host, port, socket_type::stream);
     co_return co_await start_connection<P>(loop, std::move(factory), std::move(addresses), o,
-                                           "create_connection");
+                                           "create_connection", std::move(tls));
+}
+
+// The layers' maker of a client's connection, made at the call so that options TLS cannot
+// work with are refused before anything is opened; empty without ssl. `host` is checked
+// against the server's certificate unless server_hostname names another.
+inline tls_layer_factory client_tls(const connect_options& o, const char* host) {
+    if (!o.ssl) return {};
+    return o.ssl.layer_factory(client_tls_options(o, host));
 }
 
 // An already connected stream socket (asyncio's sock=, connect_accepted_socket), checked
@@ -80,8 +99,9 @@ inline void check_connected_stream(const socket& s, const char* what) {
 }
 
 template <class P, class Factory>
-coro<std::pair<transport*, P*>> adopt_connection(loop_base& loop, Factory factory, socket s) {
-    co_return start_connected<P>(loop, factory, std::move(s));
+coro<std::pair<transport*, P*>> adopt_connection(loop_base& loop, Factory factory, socket s,
+                                                 tls_layer_factory tls) {
+    co_return co_await start_over<P>(loop, factory, std::move(s), std::move(tls));
 }
 
 }  // namespace detail
@@ -98,8 +118,9 @@ coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_con
     check_open("create_connection");
     detail::check_connect_options(options, "create_connection");
     using P = detail::protocol_of<Factory>;
+    detail::tls_layer_factory tls = detail::client_tls(options, host.c_str());
     return detail::create_connection<P>(*this, std::move(factory), std::move(host), port,
-                                        options);
+                                        options, std::move(tls));
 }
 
 template <class Factory>
@@ -108,8 +129,9 @@ coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_con
     check_open("create_connection");
     detail::check_connect_options(options, "create_connection");
     using P = detail::protocol_of<Factory>;
+    detail::tls_layer_factory tls = detail::client_tls(options, nullptr);
     return detail::start_connection<P>(*this, std::move(factory), std::move(addresses), options,
-                                       "create_connection");
+                                       "create_connection", std::move(tls));
 }
 
 template <class Factory>
@@ -124,7 +146,8 @@ coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::create_con
     }
     detail::check_connected_stream(sock, "create_connection");
     using P = detail::protocol_of<Factory>;
-    return detail::adopt_connection<P>(*this, std::move(factory), std::move(sock));
+    detail::tls_layer_factory tls = detail::client_tls(options, nullptr);
+    return detail::adopt_connection<P>(*this, std::move(factory), std::move(sock), std::move(tls));
 }
 
 template <class Factory>
@@ -146,7 +169,9 @@ coro<std::pair<transport*, detail::protocol_of<Factory>*>> loop_base::connect_ac
     detail::check_serve_options(options, "connect_accepted_socket");
     detail::check_connected_stream(sock, "connect_accepted_socket");
     using P = detail::protocol_of<Factory>;
-    return detail::adopt_connection<P>(*this, std::move(factory), std::move(sock));
+    detail::tls_layer_factory tls;
+    if (options.ssl) tls = options.ssl.layer_factory(detail::server_tls_options(options));
+    return detail::adopt_connection<P>(*this, std::move(factory), std::move(sock), std::move(tls));
 }
 
 template <class Factory>

@@ -17,6 +17,7 @@
 #include "ioloop/net/serve_options.hpp"
 #include "ioloop/net/server.hpp"
 #include "ioloop/net/socket.hpp"
+#include "ioloop/net/start_tls.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -74,6 +75,15 @@ coro<std::vector<endpoint>> server_addresses(loop_base& loop, std::vector<std::s
         for (const endpoint& a : found) add(a, false);
     }
     co_return addresses;
+}
+
+// A server's factory: the protocol factory as it is, or each protocol under a TLS layer of
+// its own when the options have ssl.
+template <class Factory>
+protocol_factory serving_factory(loop_base& loop, Factory factory, const serve_options& o) {
+    protocol_factory plain(std::move(factory));
+    if (!o.ssl) return plain;
+    return tls_server_factory(loop, std::move(plain), o);
 }
 
 template <class = void>
@@ -169,7 +179,7 @@ coro<server> loop_base::create_server(Factory factory, std::string host, std::ui
     std::vector<std::string> hosts = detail::hosts_of(std::move(host), options);
     serve_options o = options;
     o.hosts = nullptr;  // copied into hosts
-    return detail::create_tcp_server(*this, detail::protocol_factory(std::move(factory)),
+    return detail::create_tcp_server(*this, detail::serving_factory(*this, std::move(factory), o),
                                      std::move(hosts), port, o);
 }
 
@@ -185,7 +195,7 @@ coro<server> loop_base::create_server(Factory factory, socket sock, const serve_
     detail::check_listening_socket(sock, options, "create_server");
     serve_options o = options;
     o.hosts = nullptr;
-    return detail::serve_socket(*this, detail::protocol_factory(std::move(factory)),
+    return detail::serve_socket(*this, detail::serving_factory(*this, std::move(factory), o),
                                 std::move(sock), o);
 }
 
@@ -206,7 +216,7 @@ coro<server> loop_base::create_unix_server(Factory factory, std::string path,
     }
     serve_options o = options;
     o.hosts = nullptr;
-    return detail::create_unix_server(*this, detail::protocol_factory(std::move(factory)),
+    return detail::create_unix_server(*this, detail::serving_factory(*this, std::move(factory), o),
                                       std::move(path), o);
 }
 

@@ -8,9 +8,12 @@
 #include "ioloop/detail/config.hpp"
 
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
+#include <utility>
 
 IOLOOP_NAMESPACE_BEGIN
 
@@ -87,6 +90,34 @@ public:
     virtual void error_received(std::error_code) {}
 };
 
+namespace detail {
+
+// What a stream transport accepts as its protocol: one derived from protocol or from
+// buffered_protocol (not both: the two hear the same events in different ways).
+template <class P>
+inline constexpr bool is_stream_protocol =
+    std::is_base_of_v<protocol, P> != std::is_base_of_v<buffered_protocol, P>;
+
+// A stream's protocol as its transport owns it: which kind it is, known from the factory's
+// type, is kept beside it, so no call needs a dynamic_cast.
+struct owned_stream_protocol {
+    template <class P>
+    owned_stream_protocol(std::unique_ptr<P> p) noexcept  // NOLINT: converts, as unique_ptr's
+        : ptr(std::move(p)), buffered(std::is_base_of_v<buffered_protocol, P>) {
+        static_assert(is_stream_protocol<P>,
+                      "the protocol factory must return std::unique_ptr<P>, with P derived from "
+                      "ioloop::protocol or from ioloop::buffered_protocol");
+    }
+
+    // One whose kind is known already (a protocol taken from a transport: loop.start_tls).
+    owned_stream_protocol(std::unique_ptr<base_protocol> p, bool is_buffered) noexcept
+        : ptr(std::move(p)), buffered(is_buffered) {}
+
+    std::unique_ptr<base_protocol> ptr;
+    bool buffered;
+};
+
+}  // namespace detail
 IOLOOP_NAMESPACE_END
 
 #endif

@@ -15,6 +15,7 @@
 #include "ioloop/detail/windows.hpp"
 #include "ioloop/net/connect_options.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <stdexcept>
 #include <string>
@@ -28,8 +29,10 @@ struct serve_options {
     std::size_t limit = 64 * 1024;
     // The listen() backlog; the kernel may cap it (somaxconn).
     int backlog = 100;
-    // TLS for every connection (needs <ioloop/ssl.hpp>); null: plain TCP.
-    const ssl_context* ssl = nullptr;
+    // TLS for every connection: an ssl_context of <ioloop/ssl.hpp> (its certificate
+    // loaded); none: plain TCP. A connection's protocol hears connection_made once its
+    // handshake is done; a failed handshake just closes that connection.
+    ssl_option ssl{};
     // SO_REUSEADDR on the listening sockets: bind a port whose old connections linger in
     // TIME_WAIT (POSIX's default; on Windows it would let another process steal the port).
     bool reuse_address = detail::listen_with_reuse_address;
@@ -46,6 +49,10 @@ struct serve_options {
     // given, an empty host argument adds nothing (instead of every interface). Null: the
     // host argument alone.
     const std::vector<std::string>* hosts = nullptr;
+    // With ssl: each handshake's time limit, and how long a close waits for the peer's
+    // close_notify (asyncio's defaults).
+    std::chrono::steady_clock::duration ssl_handshake_timeout = std::chrono::seconds(60);
+    std::chrono::steady_clock::duration ssl_shutdown_timeout = std::chrono::seconds(30);
 };
 // What keeps it safe as a braced temporary in a co_await expression (see above).
 static_assert(std::is_trivially_copyable_v<serve_options> &&
@@ -54,7 +61,7 @@ static_assert(std::is_trivially_copyable_v<serve_options> &&
 namespace detail {
 
 inline void check_serve_options(const serve_options& o, const char* what) {
-    refuse_ssl_without_tls(o.ssl, what);
+    check_tls_timeouts(o.ssl_handshake_timeout, o.ssl_shutdown_timeout, what);
     if (o.backlog < 0) {
         throw std::invalid_argument(concat({what, ": the backlog must not be negative"}));
     }

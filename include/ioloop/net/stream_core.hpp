@@ -46,27 +46,6 @@ protected:
     ~connection_counter() = default;
 };
 
-// What a stream transport accepts as its protocol: one derived from protocol or from
-// buffered_protocol (not both: the two hear the same events in different ways).
-template <class P>
-inline constexpr bool is_stream_protocol =
-    std::is_base_of_v<protocol, P> != std::is_base_of_v<buffered_protocol, P>;
-
-// A stream's protocol as its transport owns it: which kind it is, known from the factory's
-// type, is kept beside it, so no call needs a dynamic_cast.
-struct owned_stream_protocol {
-    template <class P>
-    owned_stream_protocol(std::unique_ptr<P> p) noexcept  // NOLINT: converts, as unique_ptr's
-        : ptr(std::move(p)), buffered(std::is_base_of_v<buffered_protocol, P>) {
-        static_assert(is_stream_protocol<P>,
-                      "the protocol factory must return std::unique_ptr<P>, with P derived from "
-                      "ioloop::protocol or from ioloop::buffered_protocol");
-    }
-
-    std::unique_ptr<base_protocol> ptr;
-    bool buffered;
-};
-
 template <class Derived>
 class stream_core : public transport_core<Derived, transport, base_protocol> {
     using core = transport_core<Derived, transport, base_protocol>;
@@ -156,6 +135,15 @@ protected:
         this->update_watch();
         return true;
     }
+    // loop.start_tls: the TLS layer takes this transport's protocol and becomes its own.
+    // Refused while loop.sendfile runs, and once the connection is closing.
+    bool exchange_protocol(owned_stream_protocol& p) noexcept final {
+        if (sendfile_active_ || this->closing_) return false;
+        std::swap(this->protocol_, p.ptr);
+        std::swap(buffered_, p.buffered);
+        return true;
+    }
+
     // Derived's socket turned writable while a native sendfile waits for it.
     bool sendfile_wants_writable() const noexcept {
         return sendfile_active_ && link_.gate->want_writable;

@@ -497,7 +497,10 @@ private:
     std::error_code error_;       // what the connection was lost to
     std::uint32_t limit_;         // see stream_reader::readline
     std::uint32_t refs_ = 1;      // the transport's (or create()'s unique_ptr) + handles
-    std::uint16_t writers_ = 0;   // stream_writer handles: the last one closes
+    std::uint16_t writers_ : 15 = 0;  // stream_writer handles: the last one closes
+    // A start_server connection's (the server side of start_tls); a bit of writers_'s
+    // word, so that an idle connection is no larger for it.
+    std::uint16_t from_server_ : 1 = 0;
     bool eof_ = false;            // no more data will come
     bool lost_ = false;           // connection_lost ran, or the transport went
     bool read_paused_ = false;    // this reader stopped the transport's reading

@@ -6,6 +6,7 @@
 #include "ioloop/detail/config.hpp"
 #include "ioloop/detail/message.hpp"
 #include "ioloop/errors.hpp"
+#include "ioloop/net/ssl_option.hpp"
 #include "ioloop/net/stream_reader.hpp"
 #include "ioloop/net/transport.hpp"
 
@@ -107,12 +108,28 @@ public:
     endpoint peername() const { return s_ && s_->transport_ ? s_->transport_->peername() : endpoint(); }
     endpoint sockname() const { return s_ && s_->transport_ ? s_->transport_->sockname() : endpoint(); }
 
+    // co_await start_tls(ssl[, options]) (asyncio's StreamWriter.start_tls): after the
+    // buffered writes drain, the connection goes on over TLS (an ssl_context of
+    // <ioloop/ssl.hpp>), for this writer and its reader alike, once the handshake is done.
+    // The server side of the handshake is the stream of a start_server callback (as
+    // asyncio decides it), or options.server_side. Defined in net/start_tls.hpp.
+    template <class = void>
+    coro<void> start_tls(ssl_option ssl);
+    template <class = void>
+    coro<void> start_tls(ssl_option ssl, const tls_options& options);
+
     // The transport while the connection is up; null before it is made and once it is
     // gone (the transport destroys itself after connection_lost).
     transport_type* transport() const noexcept { return s_ ? s_->transport_ : nullptr; }
 
 private:
     friend struct detail::stream_access;
+
+    // start_tls's coroutine, over its own handle of the stream.
+    template <class = void>
+    static coro<void> upgrade_to_tls(stream_writer w, loop_base& loop,
+                                     detail::tls_layer_factory make);
+
     stream_reader_protocol& state(const char* what) const {
         if (!s_) throw invalid_state_error(detail::concat({what, ": the stream_writer is empty"}));
         return *s_;

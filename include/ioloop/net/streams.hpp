@@ -39,6 +39,7 @@ namespace detail {
 struct stream_access {
     static void set_pending(stream_reader_protocol& p, coro<void> c) noexcept {
         p.pending_ = std::move(c);
+        p.from_server_ = 1;
     }
     // The stream a handle is of (the handle is not empty).
     template <class Handle>

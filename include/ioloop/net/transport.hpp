@@ -29,21 +29,29 @@ IOLOOP_NAMESPACE_BEGIN
 namespace detail {
 struct sendfile_gate;    // net/sendfile_gate.hpp
 struct sendfile_access;  // net/sendfile.hpp
+struct tls_access;       // net/start_tls.hpp
+struct owned_stream_protocol;
 }  // namespace detail
 
 // What get_extra_info returns: an address ("peername", "sockname"), a descriptor
-// ("socket": a SOCKET on Windows; "pipe": read it with pipe(), a HANDLE on Windows), or
-// nothing (an unknown name, or a transport already closed).
+// ("socket": a SOCKET on Windows; "pipe": read it with pipe(), a HANDLE on Windows), text
+// (a TLS transport's "cipher", "ssl_version", "alpn_protocol", "peercert" as PEM), a
+// library's object ("ssl_object": OpenSSL's SSL*, as void*), or nothing (an unknown name,
+// or a transport already closed).
 class extra_info {
 public:
     extra_info() noexcept = default;
     explicit extra_info(endpoint address) : kind_(kind::address), address_(std::move(address)) {}
     explicit extra_info(native_socket fd) noexcept : kind_(kind::descriptor), fd_(fd) {}
+    explicit extra_info(std::string text) : kind_(kind::text), text_(std::move(text)) {}
+    explicit extra_info(void* object) noexcept : kind_(kind::object), object_(object) {}
 
     bool has_value() const noexcept { return kind_ != kind::none; }
     explicit operator bool() const noexcept { return has_value(); }
     bool is_address() const noexcept { return kind_ == kind::address; }
     bool is_descriptor() const noexcept { return kind_ == kind::descriptor; }
+    bool is_text() const noexcept { return kind_ == kind::text; }
+    bool is_handle() const noexcept { return kind_ == kind::object; }
 
     const endpoint& address() const {
         if (kind_ != kind::address) throw invalid_state_error("extra_info: not an address");
@@ -53,15 +61,26 @@ public:
         if (kind_ != kind::descriptor) throw invalid_state_error("extra_info: not a descriptor");
         return fd_;
     }
+    const std::string& text() const {
+        if (kind_ != kind::text) throw invalid_state_error("extra_info: not text");
+        return text_;
+    }
+    // A library's object, to be cast back to its type ("ssl_object": SSL*).
+    void* handle() const {
+        if (kind_ != kind::object) throw invalid_state_error("extra_info: not a handle");
+        return object_;
+    }
     // A pipe transport's descriptor ("pipe"), as connect_read_pipe / connect_write_pipe
     // took it: fd() on POSIX, the pipe's HANDLE on Windows.
     native_descriptor pipe() const { return detail::socket_as_descriptor(fd()); }
 
 private:
-    enum class kind : unsigned char { none, address, descriptor };
+    enum class kind : unsigned char { none, address, descriptor, text, object };
     kind kind_ = kind::none;
     endpoint address_;
     native_socket fd_ = invalid_socket;
+    std::string text_;
+    void* object_ = nullptr;
 };
 
 // asyncio's defaults: pause the protocol above 64 KiB buffered, resume at a quarter.
@@ -160,6 +179,14 @@ protected:
 
 private:
     friend struct detail::sendfile_access;
+    friend struct detail::tls_access;
+    // loop.start_tls's hook: puts `p` in the place of this transport's protocol and gives
+    // the one it had back (which a TLS layer over this transport then owns). False: this
+    // transport cannot (a TLS transport already, or one of the program's own).
+    virtual bool exchange_protocol(detail::owned_stream_protocol& p) noexcept {
+        (void)p;
+        return false;
+    }
     // loop.sendfile's hooks (net/sendfile.hpp). The socket sendfile(2) may write to: a
     // plain socket's on a readiness backend, none otherwise (the fallback is used then).
     virtual native_socket sendfile_socket() const noexcept { return invalid_socket; }
