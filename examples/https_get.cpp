@@ -82,11 +82,11 @@ ioloop::coro<std::size_t> read_body(ioloop::stream_reader& reader,
             if (end == line.c_str()) throw std::runtime_error("a malformed chunk size line");
             if (size == 0) break;
             total += co_await skip(reader, size);
-            if (!chomp(co_await reader.readline()).empty()) {
-                throw std::runtime_error("a chunk longer than its size");
-            }
+            const std::string crlf = co_await reader.readline();
+            if (!chomp(crlf).empty()) throw std::runtime_error("a chunk longer than its size");
         }
-        while (!chomp(co_await reader.readline()).empty()) {
+        for (std::string trailer = "-"; !chomp(trailer).empty();) {
+            trailer = co_await reader.readline();
         }
         co_return total;
     }
@@ -94,7 +94,9 @@ ioloop::coro<std::size_t> read_body(ioloop::stream_reader& reader,
         co_return co_await skip(reader, std::strtoull(length.c_str(), nullptr, 10));
     }
     std::size_t total = 0;  // neither: the body runs to the end of the connection
-    for (std::string piece; !(piece = co_await reader.read(64 * 1024)).empty();) {
+    for (;;) {
+        const std::string piece = co_await reader.read(64 * 1024);
+        if (piece.empty()) break;
         total += piece.size();
     }
     co_return total;
@@ -120,7 +122,8 @@ ioloop::coro<int> get(const ioloop::ssl_context& ctx, std::string host, std::str
                  "\r\nUser-Agent: ioloop-https_get\r\nAccept: */*\r\nConnection: close\r\n\r\n");
 
     // The status line, "HTTP/1.1 200 OK", then header lines up to an empty one.
-    const std::string status_line{chomp(co_await reader.readline())};
+    const std::string first = co_await reader.readline();
+    const std::string status_line{chomp(first)};
     if (status_line.size() < 12 || !status_line.starts_with("HTTP/") || status_line[8] != ' ') {
         throw std::runtime_error(status_line.empty() ? "the server closed without a response"
                                                      : "not an HTTP response: " + status_line);
@@ -159,7 +162,8 @@ ioloop::ssl_context client_context(const std::string& cafile, bool insecure) {
 
 // The demo's server: one response per connection, saying what the handshake agreed on.
 ioloop::coro<void> demo_handler(ioloop::stream_reader reader, ioloop::stream_writer writer) {
-    while (!chomp(co_await reader.readline()).empty()) {  // the request's head, ignored
+    for (std::string line = "-"; !chomp(line).empty();) {  // the request's head, ignored
+        line = co_await reader.readline();
     }
     const std::string body = "Hello over " + writer.get_extra_info("ssl_version").text() +
                              " with " + writer.get_extra_info("cipher").text() + "\n";

@@ -13,6 +13,8 @@
 //   ./tls_echo --connect 8443 --cafile ca.pem --server-hostname localhost < file
 //        the client alone: sends stdin, prints the echo (--insecure: no verification)
 //   --alpn PROTO on either side: the protocol offered (client) or accepted (server)
+//   --starttls on both sides: the connection starts in plain text; the client sends the line
+//        "STARTTLS", the server answers "OK", and both go on over TLS (as SMTP and IMAP do)
 // (https_get's comment says how to make a certificate with the openssl command.)
 #include <ioloop/ioloop.hpp>
 #include <ioloop/ssl.hpp>
@@ -22,15 +24,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 struct options {
     std::string host = "127.0.0.1", cert, key, cafile, server_hostname, alpn;
     long port = -1, connect_port = -1;
     double serve_for = 0;  // seconds; 0: until SIGINT or SIGTERM
-    bool demo = false, insecure = false;
+    bool demo = false, insecure = false, starttls = false;
 };
 
 // What the handshake agreed on, as get_extra_info tells it.
@@ -47,13 +51,33 @@ std::string describe(const ioloop::stream_writer& writer) {
     return out;
 }
 
-// The server's task for one connection: echoes until the client closes.
-ioloop::coro<void> echo(ioloop::stream_reader reader, ioloop::stream_writer writer) {
-    // Called after the handshake: a client that failed it never gets here.
+// STARTTLS, the server's side: the client's request in plain text, the answer, then the
+// handshake (as the server: the stream came from start_server). False: no request.
+ioloop::coro<bool> accept_starttls(ioloop::stream_reader& reader, ioloop::stream_writer& writer,
+                                   const ioloop::ssl_context& ctx) {
+    const std::string request = co_await reader.readline();
+    if (request != "STARTTLS\n") {
+        writer.write("ERR send STARTTLS first\n");
+        co_return false;
+    }
+    writer.write("OK\n");
+    co_await writer.start_tls(ctx);  // the reader and the writer go on over TLS
+    co_return true;
+}
+
+// The server's task for one connection: echoes until the client closes. Over TLS from the
+// start (the handshake is done when the task starts: a client that failed it never gets
+// here), or from the client's STARTTLS with `starttls`.
+ioloop::coro<void> echo(ioloop::stream_reader reader, ioloop::stream_writer writer,
+                        const ioloop::ssl_context* starttls) {
     const std::string peer = writer.get_extra_info("peername").address().to_string();
-    std::printf("tls_echo: %s connected: %s\n", peer.c_str(), describe(writer).c_str());
     std::size_t echoed = 0;
     try {
+        if (starttls && !co_await accept_starttls(reader, writer, *starttls)) {
+            writer.close();
+            co_return;
+        }
+        std::printf("tls_echo: %s connected: %s\n", peer.c_str(), describe(writer).c_str());
         for (;;) {
             std::string data = co_await reader.read(65536);  // "" at EOF: the client closed
             if (data.empty()) break;
@@ -61,7 +85,7 @@ ioloop::coro<void> echo(ioloop::stream_reader reader, ioloop::stream_writer writ
             writer.write(data);
             co_await writer.drain();  // waits while the client is behind
         }
-    } catch (const std::system_error& e) {  // reset, or a TLS error after the handshake
+    } catch (const std::system_error& e) {  // reset, a TLS error, a failed STARTTLS handshake
         std::printf("tls_echo: %s: %s\n", peer.c_str(), e.what());
     }
     std::printf("tls_echo: %s echoed %zu bytes\n", peer.c_str(), echoed);
@@ -108,8 +132,11 @@ ioloop::ssl_context client_context(const options& o) {
 
 ioloop::coro<int> demo(options o) {
     const ioloop::ssl_context server_ctx = server_context(o);
+    auto on_connection = [](ioloop::stream_reader reader, ioloop::stream_writer writer) {
+        return echo(std::move(reader), std::move(writer), nullptr);
+    };
     ioloop::server server =
-        co_await ioloop::start_server(echo, "127.0.0.1", 0, {.ssl = server_ctx});
+        co_await ioloop::start_server(on_connection, "127.0.0.1", 0, {.ssl = server_ctx});
     const std::uint16_t port = server.sockets().at(0).local_endpoint().port();
     std::printf("tls_echo: listening on 127.0.0.1:%u\n", port);
     if (o.cafile.empty()) o.cafile = o.cert;
@@ -130,8 +157,14 @@ ioloop::coro<int> demo(options o) {
 ioloop::coro<int> serve(options o) {
     auto& loop = ioloop::get_running_loop();
     const ioloop::ssl_context ctx = server_context(o);
-    ioloop::server server = co_await ioloop::start_server(
-        echo, o.host, static_cast<std::uint16_t>(o.port), {.ssl = ctx});
+    const ioloop::ssl_context* starttls = o.starttls ? &ctx : nullptr;
+    auto on_connection = [starttls](ioloop::stream_reader reader, ioloop::stream_writer writer) {
+        return echo(std::move(reader), std::move(writer), starttls);
+    };
+    ioloop::serve_options how{.ssl = ctx};
+    if (o.starttls) how.ssl = nullptr;  // plain at first: TLS comes after the request
+    ioloop::server server = co_await ioloop::start_server(on_connection, o.host,
+                                                          static_cast<std::uint16_t>(o.port), how);
     std::printf("tls_echo: listening on %s\n",
                 server.sockets().at(0).local_endpoint().to_string().c_str());
     const char* why = "the time given";
@@ -155,8 +188,18 @@ ioloop::coro<int> client(options o) {
     for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, stdin)) > 0;) payload.append(buf, n);
     const ioloop::ssl_context ctx = client_context(o);
     const char* name = o.server_hostname.empty() ? nullptr : o.server_hostname.c_str();
-    auto [reader, writer] = co_await ioloop::open_connection(
-        o.host, static_cast<std::uint16_t>(o.connect_port), {.ssl = ctx, .server_hostname = name});
+    ioloop::connect_options how{.ssl = ctx, .server_hostname = name};
+    if (o.starttls) how = {};  // plain at first: TLS comes after the request
+    auto [reader, writer] =
+        co_await ioloop::open_connection(o.host, static_cast<std::uint16_t>(o.connect_port), how);
+    if (o.starttls) {
+        writer.write("STARTTLS\n");
+        if (const std::string answer = co_await reader.readline(); answer != "OK\n") {
+            throw std::runtime_error("the server did not take STARTTLS: " + answer);
+        }
+        // The name to check and send as SNI: start_tls has no host to default to.
+        co_await writer.start_tls(ctx, {.server_hostname = name ? name : o.host.c_str()});
+    }
     std::fprintf(stderr, "tls_echo: connected: %s\n", describe(writer).c_str());
     ioloop::task<void> sender = ioloop::create_task(send_all(writer, payload));
     const std::string back = co_await reader.readexactly(payload.size());
@@ -177,6 +220,8 @@ int main(int argc, char** argv) {
             o.demo = true;
         } else if (opt == "--insecure") {
             o.insecure = true;
+        } else if (opt == "--starttls") {
+            o.starttls = true;
         } else if (!value) {
             usable = false;
         } else {
@@ -207,16 +252,18 @@ int main(int argc, char** argv) {
     const bool is_client = o.connect_port >= 0, serving = o.port >= 0;
     const bool has_cert = !o.cert.empty() && !o.key.empty();
     if (is_client ? o.demo || serving || !o.cert.empty()
-                  : !has_cert || o.demo == serving || !o.server_hostname.empty()) {
+                  : !has_cert || o.demo == serving || !o.server_hostname.empty() ||
+                        (o.demo && o.starttls)) {
         usable = false;
     }
     if (!usable) {
-        std::fprintf(stderr,
-                     "usage: tls_echo --demo --cert FILE --key FILE [--cafile FILE]\n"
-                     "       tls_echo --cert FILE --key FILE --port P [--host H] "
-                     "[--serve-for SECONDS] [--alpn PROTO]\n"
-                     "       tls_echo --connect PORT [--host H] [--cafile FILE] [--insecure]\n"
-                     "                [--server-hostname NAME] [--alpn PROTO] < payload\n");
+        std::fprintf(
+            stderr,
+            "usage: tls_echo --demo --cert FILE --key FILE [--cafile FILE]\n"
+            "       tls_echo --cert FILE --key FILE --port P [--host H] "
+            "[--serve-for SECONDS] [--alpn PROTO] [--starttls]\n"
+            "       tls_echo --connect PORT [--host H] [--cafile FILE] [--insecure]\n"
+            "                [--server-hostname NAME] [--alpn PROTO] [--starttls] < payload\n");
         return 2;
     }
     try {

@@ -6,6 +6,9 @@
                                                     asyncio + ssl echo server
   tls_echo_peers.py openssl_client TLS_ECHO_CMD...  openssl s_client against the server
   tls_echo_peers.py openssl_server TLS_ECHO_CMD...  the client against openssl s_server -rev
+  tls_echo_peers.py starttls_asyncio TLS_ECHO_CMD... STARTTLS both ways with asyncio: the
+                                                    example's server and client (--starttls)
+                                                    against StreamWriter.start_tls
 
 Every peer verifies the other's certificate (a test CA's, made for the run), sends SNI
 localhost and offers ALPN "echo". Payloads of random bytes up to 1 MiB, echoed byte for byte
@@ -13,7 +16,9 @@ localhost and offers ALPN "echo". Payloads of random bytes up to 1 MiB, echoed b
 handshake agreed on (the example prints it: version, SNI, ALPN). s_server has no echo: its
 -rev mode sends each line back reversed, so the client sends 1 MiB of text lines and gets
 each line reversed. The server also survives a client that resets in the middle, one that
-is killed without close_notify, and one that speaks no TLS."""
+is killed without close_notify, and one that speaks no TLS. STARTTLS: a plain "STARTTLS"
+line, "OK", then each side's start_tls (the example's writer.start_tls, asyncio's
+StreamWriter.start_tls) and a 1 MiB echo over the upgraded connection."""
 
 import asyncio
 import hashlib
@@ -231,9 +236,74 @@ async def test_openssl_server(tls_echo, certs, rng):
           "with ALPN echo; SNI localhost sent (s_server chose its certificate by it)")
 
 
+async def test_starttls_asyncio(tls_echo, certs, rng):
+    # The example's server, asyncio's client.
+    server = await Server([*server_command(tls_echo, certs), "--starttls"]).start()
+    try:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(b"STARTTLS\n")
+        answer = await asyncio.wait_for(reader.readline(), STEP_TIMEOUT)
+        check(answer == b"OK\n", f"the server answered STARTTLS with {answer!r}")
+        await writer.start_tls(client_context(certs), server_hostname="localhost")
+        ssl_object = writer.get_extra_info("ssl_object")
+        check(ssl_object.selected_alpn_protocol() == ALPN, "STARTTLS: no ALPN")
+        payload = rng.randbytes(1 << 20)
+        writer.write(payload)
+        got = await asyncio.wait_for(reader.readexactly(len(payload)), STEP_TIMEOUT)
+        writer.close()
+        await writer.wait_closed()
+        same_hash("STARTTLS to the example's server, 1 MiB", payload, got)
+        # One that asks nothing is refused in plain text, and the server goes on.
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(b"HELLO\n")
+        answer = await asyncio.wait_for(reader.read(), STEP_TIMEOUT)
+        check(answer.startswith(b"ERR"), f"a client without STARTTLS got {answer!r}")
+        writer.close()
+        await wait_output(server, f"SNI localhost, ALPN {ALPN}".encode())
+        await wait_output(server, b"echoed 1048576 bytes")
+        await server.stop()
+    finally:
+        await server.kill()
+
+    # asyncio's server, the example's client.
+    upgraded = []
+
+    async def serve(reader, writer):
+        if await reader.readline() != b"STARTTLS\n":
+            writer.close()
+            return
+        writer.write(b"OK\n")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(certs / "server.pem", certs / "server.key")
+        ctx.set_alpn_protocols([ALPN])
+        await writer.start_tls(ctx)
+        upgraded.append(writer.get_extra_info("ssl_object").selected_alpn_protocol())
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except (ConnectionError, ssl.SSLError):
+            pass
+
+    plain = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with plain:
+        port = plain.sockets[0].getsockname()[1]
+        payload = rng.randbytes(1 << 20)
+        rc, out, err = await run([*client_command(tls_echo, certs, port), "--starttls"], stdin=payload)
+        check(rc == 0, f"the example's STARTTLS client: exit code {rc}: {text(err)}")
+        same_hash("STARTTLS to asyncio's server, 1 MiB", payload, out)
+        expect_in("STARTTLS client: what it agreed on", f"SNI localhost, ALPN {ALPN}", text(err))
+    check(upgraded == [ALPN], f"asyncio's server upgraded {upgraded}")
+    print("ok: STARTTLS both ways with asyncio's StreamWriter.start_tls: 1 MiB echoed over the "
+          "upgraded connection each way (SNI, ALPN); no STARTTLS, no TLS")
+
+
 async def test(args, rng):
     modes = {"asyncio_client": test_asyncio_client, "asyncio_server": test_asyncio_server,
-             "openssl_client": test_openssl_client, "openssl_server": test_openssl_server}
+             "openssl_client": test_openssl_client, "openssl_server": test_openssl_server,
+             "starttls_asyncio": test_starttls_asyncio}
     check(len(args) >= 2 and args[0] in modes, __doc__)
     certs = await make_certs()
     await modes[args[0]](args[1:], certs, rng)
