@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # make_certs.sh DIR: the TLS tests' certificates, made at test time with the openssl
 # command (no key material is committed). In DIR:
 #   ca.pem ca.key                 a test CA

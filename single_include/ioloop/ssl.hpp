@@ -727,8 +727,9 @@ private:
                 char probe;
                 std::size_t got = 0;
                 const int r = SSL_peek_ex(ssl_, &probe, 1, &got);
+                const int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
                 flush_out();  // a post-handshake message may have an answer
-                if (r != 1) return read_failed(r);
+                if (r != 1) return read_failed(e);
             }
             std::span<char> buffer;
             try {
@@ -741,10 +742,16 @@ private:
             }
             std::size_t filled = 0;
             int r = 1;
+            int e = SSL_ERROR_NONE;
             while (filled < buffer.size()) {
                 std::size_t n = 0;
                 r = SSL_read_ex(ssl_, buffer.data() + filled, buffer.size() - filled, &n);
-                if (r != 1) break;
+                if (r != 1) {
+                    // Now: what the protocol writes from data_received (SSL_write) resets
+                    // the SSL's last error before read_failed would ask for it.
+                    e = SSL_get_error(ssl_, r);
+                    break;
+                }
                 filled += n;
             }
             if (filled > 0) {
@@ -759,14 +766,13 @@ private:
                     return protocol_failed(app_buffered_ ? "buffer_updated" : "data_received");
                 }
             }
-            if (r != 1) return read_failed(r);
+            if (r != 1) return read_failed(e);
         }
     }
 
-    // SSL_read or SSL_peek stopped: for more ciphertext, at the peer's close_notify, or
-    // on an error.
-    void read_failed(int r) noexcept {
-        const int e = SSL_get_error(ssl_, r);
+    // SSL_read or SSL_peek stopped (`e`: SSL_get_error's word, taken at once): for more
+    // ciphertext, at the peer's close_notify, or on an error.
+    void read_failed(int e) noexcept {
         if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
             ERR_clear_error();
             return;
