@@ -595,11 +595,7 @@ public:
         user_closed_ = true;
         if (closing_) return;
         closing_ = true;
-        if (phase_ == phase::handshake) {
-            phase_ = phase::done;
-            if (raw_) raw_->abort();
-            return;
-        }
+        if (phase_ == phase::handshake) return abort();
         if (phase_ != phase::open) return;
         phase_ = phase::shutdown;
         (void)SSL_shutdown(ssl_);
@@ -616,6 +612,11 @@ public:
     void abort() override {
         user_closed_ = true;
         closing_ = true;
+        // A start_tls waiting for the handshake fails now, not never.
+        if (phase_ == phase::handshake) {
+            tell_handshake_failed(std::make_error_code(std::errc::connection_aborted),
+                                  "TLS handshake: the transport was closed");
+        }
         phase_ = phase::done;
         early_.clear();
         if (raw_) raw_->abort();
