@@ -1324,81 +1324,14 @@ namespace {
 
 constexpr int many_connections = 1000;
 
+// The protocols and the counts: tests/net_helpers.hpp (both many-connection tests).
+using nettest::greet_echo;
+using nettest::many_client;
+using nettest::many_client_protocol;
+using nettest::many_client_totals;
+using nettest::many_server_state;
+
 std::string message_of(int i) { return "message " + std::to_string(i) + "\n"; }
-
-// Server side: greets with "+" once the handshake is done (the client then knows it is
-// served), then echoes; counts the connections open at once.
-struct many_server_state {
-    int active = 0;
-    int max_active = 0;
-    int total = 0;
-};
-
-class greet_echo : public ioloop::protocol {
-public:
-    explicit greet_echo(many_server_state& s) : s_(s) {}
-    void connection_made(ioloop::transport& t) override {
-        t_ = &t;
-        ++s_.total;
-        s_.max_active = std::max(s_.max_active, ++s_.active);
-        t.write("+");
-    }
-    void data_received(std::string_view d) override { t_->write(d); }
-    void connection_lost(std::error_code) override { --s_.active; }
-
-private:
-    many_server_state& s_;
-    ioloop::transport* t_ = nullptr;
-};
-
-// Client side (in the child process).
-struct many_client {
-    ioloop::transport* t = nullptr;
-    std::string expected;
-    std::string got;
-    bool greeted = false;
-    bool done = false;
-    bool ok = false;
-};
-
-struct many_client_totals {
-    int greeted = 0;
-    int done = 0;
-    int ok = 0;
-    int lost = 0;
-};
-
-class many_client_protocol : public ioloop::protocol {
-public:
-    many_client_protocol(many_client& c, many_client_totals& totals) : c_(c), totals_(totals) {}
-    void connection_made(ioloop::transport& t) override { c_.t = &t; }
-    void data_received(std::string_view d) override {
-        c_.got.append(d);
-        if (!c_.greeted && !c_.got.empty()) {
-            c_.greeted = true;
-            ++totals_.greeted;
-        }
-        if (!c_.done && !c_.expected.empty() && c_.got.size() >= c_.expected.size()) {
-            c_.done = true;
-            c_.ok = c_.got == c_.expected;
-            ++totals_.done;
-            if (c_.ok) ++totals_.ok;
-            c_.t->close();
-        }
-    }
-    void connection_lost(std::error_code) override {
-        if (!c_.done) {
-            c_.done = true;
-            ++totals_.done;
-        }
-        ++totals_.lost;
-        c_.t = nullptr;
-    }
-
-private:
-    many_client& c_;
-    many_client_totals& totals_;
-};
 
 ioloop::coro<void> connect_client(std::uint16_t port, const ioloop::ssl_context& ctx,
                                   many_client& c, many_client_totals& totals) {
